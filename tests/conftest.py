@@ -1,0 +1,37 @@
+"""Shared fixtures: offline environment, paths to the real data, tiny models built once per session."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_SESSION_TMP = Path(tempfile.mkdtemp(prefix="xlingual-tests-"))
+# No test may reach a hub; caches and compile artefacts go to a temp dir.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+os.environ["HF_HOME"] = str(_SESSION_TMP / "hf")
+os.environ["TORCH_HOME"] = str(_SESSION_TMP / "torch")
+os.environ["TMPDIR"] = str(_SESSION_TMP / "tmp")
+(_SESSION_TMP / "tmp").mkdir(exist_ok=True)
+tempfile.tempdir = None  # re-read TMPDIR
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real datasets beside the repository; tests that need them skip where they are absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real datasets not found at {SHARED_DATA} (../shared/data)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def sample_data_dir() -> Path:
+    """The small made-up data directory that ships with the package (the demo's default)."""
+    return REPO / "xlingual" / "samples" / "data"

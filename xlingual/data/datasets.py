@@ -1,0 +1,148 @@
+"""The datasets xlingual knows and where their files live in a data directory.
+
+The data directory layout (``--data-dir``, default ``./data``) is the one
+``xl data download`` creates::
+
+    data/twitter2015/{train,valid,test}.txt   data/twitter2015/images/
+    data/twitter2017/{train,valid,test}.txt   data/twitter2017/images/
+    data/cmner/text/{train,dev,test}.txt      data/cmner/images/
+    data/translated/<dataset>.<src>-<tgt>.<model>/   (xl translate)
+    data/features/<backbone>/                        (xl features extract)
+    data/embeddings/                                 (xl embeddings)
+
+Splits are called ``train``, ``dev`` and ``test`` everywhere in the library;
+the file names (Twitter's ``valid.txt``) are a detail of each dataset.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from xlingual.data.formats import read_samples
+from xlingual.data.images import attach_images
+from xlingual.data.sample import Sample
+from xlingual.errors import ConfigError, XlingualError
+
+SPLITS: tuple[str, ...] = ("train", "dev", "test")
+DEFAULT_DATA_DIR = Path("data")
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    url: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A known dataset: its language, format, split files and public sources."""
+
+    name: str
+    lang: str
+    format: str
+    text_subdir: str
+    split_files: dict[str, str]
+    images_subdir: str
+    remote: dict[str, RemoteFile]
+    images_hint: str
+
+    def text_dir(self, data_dir: str | Path) -> Path:
+        return Path(data_dir) / self.text_subdir
+
+    def split_path(self, data_dir: str | Path, split: str) -> Path:
+        if split not in self.split_files:
+            raise ConfigError(f"unknown split '{split}' for {self.name} (choose from {', '.join(self.split_files)})")
+        return self.text_dir(data_dir) / self.split_files[split]
+
+    def images_dir(self, data_dir: str | Path) -> Path:
+        return Path(data_dir) / self.images_subdir
+
+
+_UMT = "https://raw.githubusercontent.com/jefferyYu/UMT/master/data"
+_CMNER = "https://raw.githubusercontent.com/Jyz99/CMNER/main/text"
+
+DATASETS: dict[str, DatasetSpec] = {
+    "twitter2015": DatasetSpec(
+        name="twitter2015", lang="en", format="twitter", text_subdir="twitter2015",
+        split_files={"train": "train.txt", "dev": "valid.txt", "test": "test.txt"},
+        images_subdir="twitter2015/images",
+        remote={
+            "train.txt": RemoteFile(f"{_UMT}/twitter2015/train.txt", 670884, "a6246e37aa1c8acd738747fa8257e01775f2a1cc0d4f36f82f9d41d6246ad6fa"),
+            "valid.txt": RemoteFile(f"{_UMT}/twitter2015/valid.txt", 168308, "9dcc7f9df7331de3c9cdf67a3450e041c41c6254b5e43925c576e2dfaaabe2ad"),
+            "test.txt": RemoteFile(f"{_UMT}/twitter2015/test.txt", 550697, "edb2665b89bfe58bca06a2c10b9b31cbfa95456135b6a4cbf55c872e48d9b8f9"),
+        },
+        images_hint="Images: download 'twitter15_images' from the link in the jefferyYu/UMT README and unpack the .jpg files into {images}",
+    ),
+    "twitter2017": DatasetSpec(
+        name="twitter2017", lang="en", format="twitter", text_subdir="twitter2017",
+        split_files={"train": "train.txt", "dev": "valid.txt", "test": "test.txt"},
+        images_subdir="twitter2017/images",
+        remote={
+            "train.txt": RemoteFile(f"{_UMT}/twitter2017/train.txt", 474906, "801e149e8635b19d66b4ec1212c329be340ada501b35c5fa55455fb6f53633be"),
+            "valid.txt": RemoteFile(f"{_UMT}/twitter2017/valid.txt", 101346, "41b5db90cb32059c14c2c3ccd50845fb77f1e3d3e4f7d0c210a61bc507d8a73e"),
+            "test.txt": RemoteFile(f"{_UMT}/twitter2017/test.txt", 102522, "a7d9e172ae85bd3e35276eb2b01ce223321bdc92a47b234e24305d72e7a05243"),
+        },
+        images_hint="Images: download 'twitter17_images' from the link in the jefferyYu/UMT README and unpack the .jpg files into {images}",
+    ),
+    "cmner": DatasetSpec(
+        name="cmner", lang="zh", format="cmner", text_subdir="cmner/text",
+        split_files={"train": "train.txt", "dev": "dev.txt", "test": "test.txt"},
+        images_subdir="cmner/images",
+        remote={
+            "train.txt": RemoteFile(f"{_CMNER}/train.txt", 2520671, "a382775c2969e891c82f0c85a7a63dca19f019d6d4324f3b70424d5f447d50d5"),
+            "dev.txt": RemoteFile(f"{_CMNER}/dev.txt", 859418, "7c93b6ceee8f33868fefbbd1d104dbef3afe795009148f25155272cbfbce6990"),
+            "test.txt": RemoteFile(f"{_CMNER}/test.txt", 843689, "4fc1f132b5902d6e34fbb33a5637d04b45255a8003dbbe9306ca86bb1572c302"),
+        },
+        images_hint="Images: the Jyz99/CMNER README points to a cloud drive (images/weibo_images); unpack the <wid>_<id>.jpg files into {images}",
+    ),
+}
+
+SOURCE_DATASET_BY_LANG: dict[str, str] = {"en": "twitter2015", "zh": "cmner"}
+"""The dataset each language's experiments start from (CMNER paper, §5)."""
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    if name not in DATASETS:
+        raise ConfigError(f"unknown dataset '{name}' (choose from {', '.join(DATASETS)})")
+    return DATASETS[name]
+
+
+def load_split(data_dir: str | Path, dataset: str, split: str, with_images: bool = True) -> list[Sample]:
+    """Read one split of a known dataset from ``data_dir``; attach images when its image folder exists."""
+    spec = get_dataset(dataset)
+    path = spec.split_path(data_dir, split)
+    if not path.exists():
+        raise XlingualError(f"{path}: not found (run 'xl data download {dataset} --to {data_dir}' or pass --data-dir)")
+    samples = read_samples(path, spec.format)
+    images = spec.images_dir(data_dir)
+    if with_images and images.is_dir():
+        attach_images(samples, images)
+    return samples
+
+
+def model_tag(model: str) -> str:
+    """A folder-safe name for a model id or path (``Helsinki-NLP/opus-mt-en-zh`` -> ``opus-mt-en-zh``)."""
+    name = Path(str(model).rstrip("/")).name or str(model)
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name)
+
+
+def translated_dir(data_dir: str | Path, dataset: str, src: str, tgt: str, model: str) -> Path:
+    """Where ``xl translate`` writes the translation of ``dataset`` (file names kept from the source)."""
+    return Path(data_dir) / "translated" / f"{dataset}.{src}-{tgt}.{model_tag(model)}"
+
+
+def find_translated_dirs(data_dir: str | Path, dataset: str, src: str, tgt: str) -> list[Path]:
+    """Every translation of ``dataset`` from ``src`` to ``tgt`` under ``data_dir``, by any model."""
+    root = Path(data_dir) / "translated"
+    return sorted(p for p in root.glob(f"{dataset}.{src}-{tgt}.*") if p.is_dir())
+
+
+def features_dir(data_dir: str | Path, backbone: str) -> Path:
+    return Path(data_dir) / "features" / backbone
+
+
+def embeddings_dir(data_dir: str | Path) -> Path:
+    return Path(data_dir) / "embeddings"

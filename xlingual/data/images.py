@@ -1,0 +1,84 @@
+"""Finding each post's image files in an image folder.
+
+One rule serves both datasets and their translations: a post owns the files
+whose stem equals its id (Twitter: ``1015799.jpg``) or starts with its id and
+an underscore (CMNER: ``L364I3366_w0cl44p.jpg``). A bare prefix match would be
+wrong: 260 Twitter2015 ids are prefixes of other ids (``377`` vs ``37771``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xlingual.data.sample import Sample
+from xlingual.errors import ImageError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
+
+
+class ImageIndex:
+    """The image files of one folder, indexed by stem and by every ``<prefix>_`` of the stem."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise ImageError(f"{self.folder}: image folder does not exist")
+        self._by_key: dict[str, list[str]] = defaultdict(list)
+        count = 0
+        for entry in sorted(self.folder.iterdir()):
+            if entry.suffix.lower() not in IMAGE_SUFFIXES or not entry.is_file():
+                continue
+            count += 1
+            stem = entry.name[: -len(entry.suffix)]
+            self._by_key[stem].append(entry.name)
+            for i, char in enumerate(stem):
+                if char == "_" and i > 0:
+                    self._by_key[stem[:i]].append(entry.name)
+        self.size = count
+
+    def lookup(self, sample_id: str) -> list[str]:
+        """File names belonging to ``sample_id``, sorted; empty when it has none."""
+        return sorted(set(self._by_key.get(sample_id, [])))
+
+
+@dataclass
+class ImageReport:
+    """How many samples found their images, and which did not."""
+
+    samples: int = 0
+    with_images: int = 0
+    images: int = 0
+    missing_ids: list[str] = field(default_factory=list)
+
+    @property
+    def missing(self) -> int:
+        return len(self.missing_ids)
+
+    def summary(self, show: int = 5) -> str:
+        text = f"{self.with_images}/{self.samples} samples have images ({self.images} files)"
+        if self.missing_ids:
+            first = ", ".join(self.missing_ids[:show])
+            more = f", … ({self.missing} in all)" if self.missing > show else ""
+            text += f"; missing for {first}{more}"
+        return text
+
+
+def attach_images(samples: list[Sample], folder: str | Path | ImageIndex) -> ImageReport:
+    """Set each sample's ``images`` from the folder; samples without images get ``[]`` and are reported.
+
+    The key is ``meta['source_id']`` when a translated sample carries one, so
+    translations find the pictures of the post they came from.
+    """
+    index = folder if isinstance(folder, ImageIndex) else ImageIndex(folder)
+    report = ImageReport(samples=len(samples))
+    for sample in samples:
+        key = str(sample.meta.get("source_id", sample.id))
+        sample.images = index.lookup(key)
+        if sample.images:
+            report.with_images += 1
+            report.images += len(sample.images)
+        else:
+            report.missing_ids.append(sample.id)
+    return report

@@ -1,0 +1,133 @@
+"""Label schemas, the canonical tag set and BIO handling.
+
+Both datasets share one canonical type inventory, PER/LOC/ORG/MISC, so a model
+trained on mixed English and Chinese data sees one label set. A *schema* says
+how a file format spells those types: Twitter2015/2017 call MISC ``OTHER``.
+Mapping happens only in readers and writers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from enum import Enum
+
+from xlingual.data.sample import Span
+
+ENTITY_TYPES: tuple[str, ...] = ("PER", "LOC", "ORG", "MISC")
+"""The canonical entity types, in the order the paper's tables use."""
+
+CANONICAL_LABELS: tuple[str, ...] = ("O",) + tuple(f"{p}-{t}" for t in ENTITY_TYPES for p in ("B", "I"))
+
+
+@dataclass(frozen=True)
+class LabelSchema:
+    """How one file format names the canonical entity types."""
+
+    name: str
+    file_to_canonical: dict[str, str]
+
+    @property
+    def canonical_to_file(self) -> dict[str, str]:
+        return {v: k for k, v in self.file_to_canonical.items()}
+
+    @property
+    def file_labels(self) -> tuple[str, ...]:
+        return ("O",) + tuple(f"{p}-{t}" for t in self.file_to_canonical for p in ("B", "I"))
+
+    def to_canonical(self, label: str) -> str | None:
+        """Canonical label for a label as written in a file; ``None`` if the schema has no such label."""
+        if label == "O":
+            return "O"
+        prefix, sep, etype = label.partition("-")
+        if not sep or prefix not in ("B", "I") or etype not in self.file_to_canonical:
+            return None
+        return f"{prefix}-{self.file_to_canonical[etype]}"
+
+    def to_file(self, label: str) -> str:
+        """The label as this schema writes it; ``label`` must be canonical."""
+        if label == "O":
+            return label
+        prefix, _, etype = label.partition("-")
+        return f"{prefix}-{self.canonical_to_file[etype]}"
+
+
+TWITTER_SCHEMA = LabelSchema("twitter", {"PER": "PER", "LOC": "LOC", "ORG": "ORG", "OTHER": "MISC"})
+CMNER_SCHEMA = LabelSchema("cmner", {"PER": "PER", "LOC": "LOC", "ORG": "ORG", "MISC": "MISC"})
+CANONICAL_SCHEMA = LabelSchema("canonical", {t: t for t in ENTITY_TYPES})
+SCHEMAS: dict[str, LabelSchema] = {s.name: s for s in (TWITTER_SCHEMA, CMNER_SCHEMA, CANONICAL_SCHEMA)}
+
+
+class BioPolicy(str, Enum):
+    """What to do with an ``I-X`` that follows ``O`` or a different type (an "orphan").
+
+    ``repair`` rewrites it to ``B-X`` (the entity count is unchanged: conlleval
+    and seqeval's default mode already start an entity there); ``reject``
+    raises; ``keep`` leaves it as written, which byte-exact round trips need.
+    """
+
+    repair = "repair"
+    reject = "reject"
+    keep = "keep"
+
+
+def orphan_positions(labels: list[str]) -> list[int]:
+    """Indices of ``I-X`` tags not preceded by ``B-X`` or ``I-X``."""
+    found = []
+    prev_type = None
+    for i, label in enumerate(labels):
+        if label.startswith("I-"):
+            if prev_type != label[2:]:
+                found.append(i)
+            prev_type = label[2:]
+        elif label.startswith("B-"):
+            prev_type = label[2:]
+        else:
+            prev_type = None
+    return found
+
+
+def repair_bio(labels: list[str]) -> tuple[list[str], int]:
+    """``labels`` with every orphan ``I-X`` turned into ``B-X``, and how many were repaired."""
+    fixed = list(labels)
+    positions = orphan_positions(labels)
+    for i in positions:
+        fixed[i] = "B-" + labels[i][2:]
+    return fixed, len(positions)
+
+
+def spans(labels: list[str]) -> list[Span]:
+    """Entity spans, conlleval-style: an ``I-X`` after ``O`` or another type starts a new entity.
+
+    This is seqeval's default mode and what the published UMT/CMNER numbers count.
+    """
+    found: list[Span] = []
+    start: int | None = None
+    etype: str | None = None
+    for i, label in enumerate(list(labels) + ["O"]):
+        prefix, _, ltype = label.partition("-")
+        continues = prefix == "I" and ltype == etype
+        if start is not None and not continues:
+            found.append(Span(start, i, etype or ""))
+            start, etype = None, None
+        if prefix in ("B", "I") and not continues:
+            start, etype = i, ltype
+    return found
+
+
+def count_entities(label_sequences: list[list[str]]) -> Counter[str]:
+    """Entities per type over many sequences (conlleval-style)."""
+    counts: Counter[str] = Counter()
+    for labels in label_sequences:
+        counts.update(span.type for span in spans(labels))
+    return counts
+
+
+def labels_from_spans(length: int, entity_spans: list[Span]) -> list[str]:
+    """BIO labels of a sequence of ``length`` tokens holding ``entity_spans`` (non-overlapping)."""
+    labels = ["O"] * length
+    for span in entity_spans:
+        labels[span.start] = f"B-{span.type}"
+        for i in range(span.start + 1, span.end):
+            labels[i] = f"I-{span.type}"
+    return labels

@@ -1,0 +1,78 @@
+"""Dataset statistics in the shape of the CMNER paper's Table 1.
+
+Entities are counted conlleval-style (an orphan ``I-X`` starts an entity), the
+way seqeval's default mode and the published UMT/CMNER scores count them, so
+the figures can be compared with those papers directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from xlingual.data.labels import ENTITY_TYPES, count_entities
+from xlingual.data.sample import Sample
+
+
+@dataclass
+class SplitStats:
+    """Counts for one dataset file."""
+
+    name: str
+    posts: int
+    tokens: int
+    min_tokens: int
+    max_tokens: int
+    entities: dict[str, int] = field(default_factory=dict)
+    posts_without_entities: int = 0
+    images: int | None = None
+    posts_with_images: int | None = None
+    repaired_orphans: int = 0
+
+    @property
+    def total_entities(self) -> int:
+        return sum(self.entities.values())
+
+    @property
+    def mean_tokens(self) -> float:
+        return self.tokens / self.posts if self.posts else 0.0
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["total_entities"] = self.total_entities
+        out["mean_tokens"] = round(self.mean_tokens, 2)
+        return out
+
+
+def compute_stats(name: str, samples: list[Sample], images_known: bool = False, repaired_orphans: int = 0) -> SplitStats:
+    """Statistics of one split; image counts only when images were looked up in a folder."""
+    lengths = [len(s) for s in samples]
+    counts = count_entities([s.labels for s in samples])
+    return SplitStats(
+        name=name,
+        posts=len(samples),
+        tokens=sum(lengths),
+        min_tokens=min(lengths, default=0),
+        max_tokens=max(lengths, default=0),
+        entities={t: counts.get(t, 0) for t in ENTITY_TYPES},
+        posts_without_entities=sum(1 for s in samples if not s.entities()),
+        images=sum(len(s.images) for s in samples) if images_known else None,
+        posts_with_images=sum(1 for s in samples if s.images) if images_known else None,
+        repaired_orphans=repaired_orphans,
+    )
+
+
+def table_rows(stats: list[SplitStats]) -> list[tuple[str, list[str]]]:
+    """Rows of Table 1 (one row per entity type, then totals and sizes), one column per split."""
+    rows: list[tuple[str, list[str]]] = []
+    for etype in ENTITY_TYPES:
+        rows.append((etype, [f"{s.entities.get(etype, 0):,}" for s in stats]))
+    rows.append(("Total entities", [f"{s.total_entities:,}" for s in stats]))
+    rows.append(("Posts", [f"{s.posts:,}" for s in stats]))
+    rows.append(("Tokens", [f"{s.tokens:,}" for s in stats]))
+    rows.append(("Tokens/post (min/mean/max)", [f"{s.min_tokens}/{s.mean_tokens:.1f}/{s.max_tokens}" for s in stats]))
+    rows.append(("Posts without entity", [f"{s.posts_without_entities:,}" for s in stats]))
+    if any(s.images is not None for s in stats):
+        rows.append(("Images", ["-" if s.images is None else f"{s.images:,}" for s in stats]))
+        rows.append(("Posts with images", ["-" if s.posts_with_images is None else f"{s.posts_with_images:,}" for s in stats]))
+    rows.append(("Orphan I- repaired", [f"{s.repaired_orphans:,}" for s in stats]))
+    return rows

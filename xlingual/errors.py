@@ -1,0 +1,58 @@
+"""One exception family for everything the library reports to users.
+
+The CLI catches :class:`XlingualError` (and only it), prints ``str(err)`` on one
+line and exits with status 2. Any other exception is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class XlingualError(Exception):
+    """Base class of every error a user can cause and fix (bad input, bad option, missing model)."""
+
+
+class DataFormatError(XlingualError):
+    """A dataset file that does not follow its format; ``str()`` is ``path:line: message``."""
+
+    def __init__(self, path: str | Path | None, line: int | None, message: str) -> None:
+        self.path = str(path) if path is not None else None
+        self.line = line
+        self.message = message
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = self.path or "<input>"
+        if self.line is not None:
+            where = f"{where}:{self.line}"
+        return f"{where}: {self.message}"
+
+
+class DataValidationError(XlingualError):
+    """Several format errors in one file, collected so a user can fix them in one pass."""
+
+    def __init__(self, errors: list[DataFormatError], total: int | None = None) -> None:
+        self.errors = errors
+        self.total = total if total is not None else len(errors)
+        first = errors[0] if errors else None
+        more = self.total - 1
+        suffix = f" (and {more} more error{'s' if more != 1 else ''})" if more > 0 else ""
+        super().__init__(f"{first}{suffix}" if first else "invalid data")
+
+
+class ModelNotFoundError(XlingualError):
+    """A model (hub id or local path) that cannot be loaded here."""
+
+
+class ConfigError(XlingualError):
+    """A configuration value or command-line option that is invalid."""
+
+
+class ImageError(XlingualError):
+    """An image folder or image file that cannot be used."""
+
+
+class NetworkError(XlingualError):
+    """A download that failed (no network, bad checksum, HTTP error)."""
