@@ -1,1 +1,33 @@
-"""models stage."""
+"""The MNER models (ACN, UMT) behind one interface, :class:`~xlingual.models.base.MnerModel`."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from xlingual.errors import ConfigError
+from xlingual.models.base import MnerModel, VisualLookup
+from xlingual.models.serialization import read_model_config
+
+MODEL_CLASSES: dict[str, str] = {
+    "acn": "xlingual.models.acn:AcnModel",
+    "umt": "xlingual.models.umt:UmtModel",
+}
+
+
+def model_class(model_type: str) -> type[MnerModel]:
+    """The class implementing ``model_type`` (imported on demand: UMT pulls in transformers)."""
+    if model_type not in MODEL_CLASSES:
+        raise ConfigError(f"unknown model '{model_type}' (choose from {', '.join(MODEL_CLASSES)})")
+    module, _, name = MODEL_CLASSES[model_type].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def load_model(directory: str | Path, **overrides: Any) -> MnerModel:
+    """Rebuild any saved model from its folder; the folder's ``config.json`` says which class."""
+    model_type = read_model_config(directory)["model_type"]
+    return model_class(model_type).from_pretrained(directory, **overrides)
+
+
+__all__ = ["MODEL_CLASSES", "MnerModel", "VisualLookup", "load_model", "model_class"]
