@@ -70,6 +70,8 @@ class ReadResult:
     error_count: int = 0
     repaired_orphans: int = 0
     kept_orphans: int = 0
+    type_spellings: dict[str, str] = field(default_factory=dict)
+    """How the file spelled each canonical type (Twitter2015 ``OTHER`` vs Twitter2017 ``MISC``), to write it back the same way."""
 
     def add_error(self, line: int | None, message: str) -> None:
         self.error_count += 1
@@ -199,6 +201,11 @@ def parse_text_format(path: Path, fmt: TextFormat, bio: BioPolicy = BioPolicy.re
         if canonical is None:
             result.add_error(number, f"label '{label}' is not in the {fmt.schema.name} schema ({', '.join(fmt.schema.file_labels)})")
             canonical = "O"
+        elif canonical != "O":
+            spelled, ctype = label[2:], canonical[2:]
+            first = result.type_spellings.setdefault(ctype, spelled)
+            if first != spelled:
+                result.add_error(number, f"label '{label}' mixes spellings of one type ('{first}' used earlier in the file)")
         tokens.append(token)
         labels.append(canonical)
         label_lines.append(number)
@@ -263,13 +270,16 @@ def read_samples(path: str | Path, format: str | None = None, bio: BioPolicy | s
     return result.samples
 
 
-def format_text(samples: Iterable[Sample], format: str) -> str:
-    """Render samples in a text format (``twitter`` or ``cmner``), LF line endings, one final newline."""
+def format_text(samples: Iterable[Sample], format: str, spelling: dict[str, str] | None = None) -> str:
+    """Render samples in a text format (``twitter`` or ``cmner``), LF line endings, one final newline.
+
+    ``spelling`` overrides how a type is written (e.g. ``{"MISC": "MISC"}`` for Twitter2017 files).
+    """
     fmt = TEXT_FORMATS[format]
     blocks = []
     for sample in samples:
         lines = [f"{fmt.header}{sample.id}"]
-        lines.extend(f"{tok}\t{fmt.schema.to_file(lab)}" for tok, lab in zip(sample.tokens, sample.labels))
+        lines.extend(f"{tok}\t{fmt.schema.to_file(lab, spelling)}" for tok, lab in zip(sample.tokens, sample.labels))
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n" if blocks else ""
 
@@ -278,7 +288,7 @@ def format_jsonl(samples: Iterable[Sample]) -> str:
     return "".join(json.dumps(s.to_dict(), ensure_ascii=False) + "\n" for s in samples)
 
 
-def write_samples(path: str | Path, samples: Iterable[Sample], format: str | None = None) -> None:
+def write_samples(path: str | Path, samples: Iterable[Sample], format: str | None = None, spelling: dict[str, str] | None = None) -> None:
     """Write samples atomically; the format defaults from the suffix (``.jsonl``) or the samples' language."""
     path = Path(path)
     samples = list(samples)
@@ -287,7 +297,7 @@ def write_samples(path: str | Path, samples: Iterable[Sample], format: str | Non
             format = "jsonl"
         else:
             format = "cmner" if samples and samples[0].lang == "zh" else "twitter"
-    text = format_jsonl(samples) if format == "jsonl" else format_text(samples, format)
+    text = format_jsonl(samples) if format == "jsonl" else format_text(samples, format, spelling)
     with atomic_open(path, "w", newline="") as handle:
         handle.write(text)
 

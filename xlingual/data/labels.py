@@ -9,7 +9,7 @@ Mapping happens only in readers and writers.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from xlingual.data.sample import Span
@@ -26,6 +26,8 @@ class LabelSchema:
 
     name: str
     file_to_canonical: dict[str, str]
+    read_aliases: dict[str, str] = field(default_factory=dict)
+    """Other spellings accepted when reading (Twitter2017 writes ``MISC`` where Twitter2015 writes ``OTHER``)."""
 
     @property
     def canonical_to_file(self) -> dict[str, str]:
@@ -40,19 +42,24 @@ class LabelSchema:
         if label == "O":
             return "O"
         prefix, sep, etype = label.partition("-")
-        if not sep or prefix not in ("B", "I") or etype not in self.file_to_canonical:
+        canonical = self.file_to_canonical.get(etype) or self.read_aliases.get(etype)
+        if not sep or prefix not in ("B", "I") or canonical is None:
             return None
-        return f"{prefix}-{self.file_to_canonical[etype]}"
+        return f"{prefix}-{canonical}"
 
-    def to_file(self, label: str) -> str:
-        """The label as this schema writes it; ``label`` must be canonical."""
+    def to_file(self, label: str, spelling: dict[str, str] | None = None) -> str:
+        """The label as this schema writes it; ``label`` must be canonical.
+
+        ``spelling`` overrides the file name of a type (``{"MISC": "MISC"}`` writes Twitter2017 style).
+        """
         if label == "O":
             return label
         prefix, _, etype = label.partition("-")
-        return f"{prefix}-{self.canonical_to_file[etype]}"
+        name = (spelling or {}).get(etype) or self.canonical_to_file[etype]
+        return f"{prefix}-{name}"
 
 
-TWITTER_SCHEMA = LabelSchema("twitter", {"PER": "PER", "LOC": "LOC", "ORG": "ORG", "OTHER": "MISC"})
+TWITTER_SCHEMA = LabelSchema("twitter", {"PER": "PER", "LOC": "LOC", "ORG": "ORG", "OTHER": "MISC"}, read_aliases={"MISC": "MISC"})
 CMNER_SCHEMA = LabelSchema("cmner", {"PER": "PER", "LOC": "LOC", "ORG": "ORG", "MISC": "MISC"})
 CANONICAL_SCHEMA = LabelSchema("canonical", {t: t for t in ENTITY_TYPES})
 SCHEMAS: dict[str, LabelSchema] = {s.name: s for s in (TWITTER_SCHEMA, CMNER_SCHEMA, CANONICAL_SCHEMA)}

@@ -1,0 +1,117 @@
+"""`xl data` end to end: every bad input is one line with file:line and exit status 2."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from xlingual.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+BAD_INPUTS = {
+    "empty": (b"", r"empty.txt: file is empty"),
+    "binary": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", r"binary.txt:3: binary content"),
+    "latin1": ("IMGID:1\ncaf\xe9\tO\n".encode("latin-1"), r"latin1.txt:2: not valid UTF-8"),
+    "no_tab": (b"IMGID:1\nhello O\n", r"no_tab.txt:2: no TAB between token and label"),
+    "bad_label": (b"IMGID:1\nhello\tB-FOO\n", r"bad_label.txt:2: label 'B-FOO' is not in the twitter schema"),
+    "no_header": (b"IMGID:1\nhello\tO\n\nworld\tO\n", r"no_header.txt:4: token line before any 'IMGID:' header"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
+def test_bad_input_exits_2_with_file_and_line(tmp_path: Path, name: str) -> None:
+    content, message = BAD_INPUTS[name]
+    path = tmp_path / f"{name}.txt"
+    path.write_bytes(content)
+    fmt = ["--format", "twitter"] if name in ("empty", "binary", "latin1") else []
+    for command in (["data", "validate"], ["data", "stats"]):
+        result = run(*command, str(path), *fmt)
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output
+        assert re.search(message, result.output), result.output
+
+
+def test_missing_path_and_directory_exit_2(tmp_path: Path) -> None:
+    result = run("data", "validate", str(tmp_path / "nope.txt"))
+    assert result.exit_code == 2 and "nope.txt: no such file" in result.output
+    result = run("data", "stats", str(tmp_path))
+    assert result.exit_code == 2 and "is a directory" in result.output
+
+
+def test_validate_lists_all_errors(tmp_path: Path) -> None:
+    path = tmp_path / "many.txt"
+    path.write_text("IMGID:1\n" + "".join(f"w{i}\tB-BAD\n" for i in range(30)))
+    result = run("data", "validate", str(path))
+    assert result.exit_code == 2
+    assert "many.txt:2:" in result.output and "many.txt:21:" in result.output
+    assert "10 more errors" in result.output
+
+
+def test_validate_ok_summary_and_orphan_policy(shared_data: Path) -> None:
+    path = shared_data / "twitter2015" / "valid.txt"
+    result = run("data", "validate", str(path))
+    assert result.exit_code == 0
+    assert "ok (twitter, 1000 posts" in result.output and "53 orphan I- tags repaired" in result.output
+    result = run("data", "validate", str(path), "--bio", "reject")
+    assert result.exit_code == 2 and "orphan I- tag" in result.output
+
+
+def test_stats_prints_table_1_for_cmner(shared_data: Path) -> None:
+    files = [str(shared_data / "cmner" / "text" / f"{s}.txt") for s in ("train", "dev", "test")]
+    result = run("data", "stats", *files)
+    assert result.exit_code == 0, result.output
+    per_line = next(line for line in result.output.splitlines() if "PER" in line)
+    assert "3,814" in per_line and "1,313" in per_line and "1,287" in per_line
+    result = run("data", "stats", *files, "--json")
+    splits = json.loads(result.output)["splits"]
+    assert [s["entities"]["ORG"] for s in splits] == [6045, 1942, 1863]
+    assert [s["total_entities"] for s in splits] == [16373, 5395, 5277]
+
+
+def test_stats_on_the_embedded_sample(sample_data_dir: Path) -> None:
+    files = sorted(str(p) for p in sample_data_dir.rglob("*.txt"))
+    result = run("data", "stats", *files, "--json")
+    assert result.exit_code == 0, result.output
+    totals = [s["entities"] for s in json.loads(result.output)["splits"]]
+    for etype in ("PER", "LOC", "ORG", "MISC"):
+        assert sum(t[etype] for t in totals) > 0
+
+
+def test_download_without_network_exits_2_quickly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib.error
+
+    from xlingual.data import download
+
+    monkeypatch.setattr(download.urllib.request, "urlopen", lambda *a, **k: (_ for _ in ()).throw(urllib.error.URLError("offline")))
+    result = run("data", "download", "twitter2015", "--to", str(tmp_path))
+    assert result.exit_code == 2 and "cannot download" in result.output
+    result = run("data", "download", "imagenet", "--to", str(tmp_path))
+    assert result.exit_code == 2 and "unknown dataset 'imagenet'" in result.output
+
+
+def test_console_script_has_no_traceback_on_errors(tmp_path: Path) -> None:
+    path = tmp_path / "bad.txt"
+    path.write_text("IMGID:1\nx\tB-FOO\n")
+    proc = subprocess.run([sys.executable, "-m", "xlingual", "data", "validate", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[0] == f"{path}:2: label 'B-FOO' is not in the twitter schema (O, B-PER, I-PER, B-LOC, I-LOC, B-ORG, I-ORG, B-OTHER, I-OTHER)"
+    assert "Traceback" not in proc.stderr
+
+
+def test_help_lists_commands() -> None:
+    result = run("--help")
+    assert result.exit_code == 0 and "data" in result.output
+    result = run("data", "validate", "--help")
+    assert result.exit_code == 0 and "Examples" in result.output
