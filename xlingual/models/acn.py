@@ -1,0 +1,360 @@
+"""ACN (AdaCAN-CNN-BiLSTM-CRF, Zhang et al. 2018) as the CMNER paper trains it.
+
+CharCNN + word embeddings -> BiLSTM -> word-guided visual attention ->
+image-guided textual attention -> gated multimodal fusion -> filtration gate
+-> CRF (models.md §3). The text-only variant (``use_image: false``) runs the
+same code minus the visual branch and has exactly the text weights of the
+multimodal model, so checkpoints move between the two.
+
+Decisions (see docs/models.md, section ACN, for the reasons):
+
+* the CRF runs over the nine canonical labels only; ``[pad]`` is label id 0 in
+  the saved label map but is never a CRF state, so decoding can only return
+  real labels. Labels are canonical by the ``Sample`` contract, so there is no
+  ``[unk]`` label;
+* ``mask_padding`` (default on) packs the BiLSTM and masks padding keys in the
+  textual attention, so a post's predictions do not depend on its batch;
+  ``mask_padding: false`` reproduces the reference (fixed padding to
+  ``max_length``, unpacked BiLSTM, unmasked attention);
+* a post without a usable image contributes no visual signal (its filtration
+  gate output is zeroed) instead of attending over zero features.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torchcrf import CRF
+
+from xlingual.data.labels import CANONICAL_LABELS
+from xlingual.data.sample import Sample
+from xlingual.errors import ConfigError, DataFormatError, ModelNotFoundError
+from xlingual.models.acn_layers import CharCnn, FiltrationGate, GatedMultimodalFusion, SplitTanhAttention
+from xlingual.models.acn_text import PAD, TokenVocab, build_vocabularies, normalise_token
+from xlingual.models.base import MnerModel, VisualLookup
+from xlingual.models.labels import LabelVocab
+from xlingual.models.serialization import load_model_weights, read_model_config, save_model_folder
+
+logger = logging.getLogger(__name__)
+
+ACN_LABELS: tuple[str, ...] = (PAD, *CANONICAL_LABELS)
+"""Saved label map: ``[pad]`` at 0, then the nine canonical labels (the CRF's states are ids 1..9)."""
+
+DEFAULT_MAX_LENGTH = {"zh": 250, "en": 35}
+_ENGINE_KEYS = frozenset({"type", "model_type", "name", "images", "backbone"})
+"""Keys of a training config's model section that concern the engine, not the network."""
+
+
+@dataclass
+class AcnConfig:
+    """ACN's hyper-parameters (defaults: the CMNER reference, models.md §3.11).
+
+    ``max_length`` of ``None`` is resolved at build time: 250 when any sample
+    is Chinese (CMNER posts are counted in characters), else 35. ``word_dim``
+    is taken from the vectors file when one is given.
+    """
+
+    word_vectors: str | None = None
+    freeze_embeddings: bool = True
+    word_dim: int = 300
+    char_dim: int = 30
+    char_filters: int = 32
+    char_kernels: list[int] = field(default_factory=lambda: [2, 3, 4])
+    char_out: int = 50
+    max_word_len: int = 30
+    hidden: int = 200
+    max_length: int | None = None
+    dropout: float = 0.25
+    use_image: bool = True
+    visual_dim: int = 512
+    mask_padding: bool = True
+    max_words: int | None = None
+    max_chars: int | None = None
+    seed: int = 444
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "AcnConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known - _ENGINE_KEYS)
+        if unknown:
+            raise ConfigError(f"model.{unknown[0]}: unknown ACN option (known: {', '.join(sorted(known))})")
+        config = cls(**{k: v for k, v in values.items() if k in known})
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        positive = ("word_dim", "char_dim", "char_filters", "char_out", "max_word_len", "hidden", "visual_dim")
+        for name in positive:
+            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
+                raise ConfigError(f"model.{name}: must be a positive integer, got {getattr(self, name)!r}")
+        if self.hidden % 2:
+            raise ConfigError(f"model.hidden: must be even (two LSTM directions), got {self.hidden}")
+        if self.max_length is not None and self.max_length <= 0:
+            raise ConfigError(f"model.max_length: must be positive, got {self.max_length}")
+        if not self.char_kernels or any(k <= 0 for k in self.char_kernels):
+            raise ConfigError(f"model.char_kernels: must be positive widths, got {self.char_kernels}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model.dropout: must be in [0, 1), got {self.dropout}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class AcnOutputs:
+    """Everything one pass computes; the gates and attentions are kept for inspection and tests.
+
+    Shapes: ``emissions`` (B, L, 9); ``visual_attention`` (B, L, R);
+    ``textual_attention`` (B, L, L); ``fusion_gate`` and ``filtration_gate``
+    (B, L, 1). The visual fields are ``None`` for the text-only variant.
+    """
+
+    emissions: torch.Tensor
+    visual_attention: torch.Tensor | None = None
+    textual_attention: torch.Tensor | None = None
+    fusion_gate: torch.Tensor | None = None
+    filtration_gate: torch.Tensor | None = None
+
+
+class AcnModel(MnerModel):
+    """ACN behind the :class:`~xlingual.models.base.MnerModel` interface."""
+
+    model_type = "acn"
+
+    def __init__(self, config: AcnConfig, words: TokenVocab, chars: TokenVocab, word_matrix: torch.Tensor | None = None, embedding_coverage: float | None = None) -> None:
+        super().__init__()
+        if config.max_length is None:
+            raise ConfigError("model.max_length: must be set (build() resolves it from the samples)")
+        self.config = config
+        self.words = words
+        self.chars = chars
+        self.labels = LabelVocab(ACN_LABELS)
+        self.embedding_coverage = embedding_coverage
+        k = config.hidden
+        torch.manual_seed(config.seed)
+        # Text modules first, visual ones after: the same seed gives the text-only and the
+        # multimodal variant identical text weights.
+        self.word_embedding = nn.Embedding(len(words), config.word_dim)
+        if word_matrix is None:
+            nn.init.uniform_(self.word_embedding.weight, -0.25, 0.25)
+        else:
+            if tuple(word_matrix.shape) != (len(words), config.word_dim):
+                raise ConfigError(f"model.word_vectors: matrix shape {tuple(word_matrix.shape)} does not match vocabulary ({len(words)}, {config.word_dim})")
+            self.word_embedding.weight.data.copy_(torch.as_tensor(word_matrix, dtype=torch.float32))
+        # Frozen only over pre-trained vectors: random rows with nothing to learn from would stay noise.
+        self.word_embedding.weight.requires_grad_(not (config.freeze_embeddings and config.word_vectors is not None))
+        self.char_cnn = CharCnn(len(chars), config.char_dim, config.char_filters, list(config.char_kernels), config.char_out, config.dropout)
+        self.lstm = nn.LSTM(config.word_dim + config.char_out, k // 2, batch_first=True, bidirectional=True)
+        self.output = nn.Linear(2 * k, len(CANONICAL_LABELS))
+        self.crf = CRF(len(CANONICAL_LABELS), batch_first=True)
+        if config.use_image:
+            self.visual_projection = nn.Linear(config.visual_dim, k)
+            self.visual_attention = SplitTanhAttention(k)
+            self.textual_attention = SplitTanhAttention(k)
+            self.fusion = GatedMultimodalFusion(k)
+            self.filtration = FiltrationGate(k)
+
+    # ------------------------------------------------------------------ building
+
+    @classmethod
+    def build(cls, config: dict[str, Any], vocab_samples: Sequence[Sample]) -> "AcnModel":
+        """A new model whose vocabularies cover ``vocab_samples`` (all stages and splits of a run)."""
+        acn = AcnConfig.from_dict(dict(config))
+        if not vocab_samples:
+            raise ConfigError("ACN needs the run's samples to build its vocabularies; none were given")
+        words, chars = build_vocabularies((s.tokens for s in vocab_samples), acn.max_words, acn.max_chars)
+        if acn.max_length is None:
+            acn.max_length = DEFAULT_MAX_LENGTH["zh"] if any(s.lang == "zh" for s in vocab_samples) else DEFAULT_MAX_LENGTH["en"]
+        matrix, coverage = None, None
+        if acn.word_vectors is not None:
+            matrix, coverage, acn.word_dim = _pretrained_matrix(acn.word_vectors, words, acn.seed)
+        logger.info("ACN vocabularies: %d words, %d characters; max length %d%s", len(words), len(chars), acn.max_length, "" if coverage is None else f"; {coverage:.1%} of words have pre-trained vectors")
+        return cls(acn, words, chars, matrix, coverage)
+
+    # ------------------------------------------------------------------ data
+
+    def encode(self, samples: Sequence[Sample], visual: VisualLookup | None = None) -> list[dict[str, Any]]:
+        """Vocabulary ids, character ids, label ids and (multimodal) region features per sample."""
+        if self.config.use_image and visual is None and samples:
+            logger.warning("ACN is multimodal but no image features were given: %d posts are treated as having no image", len(samples))
+        items = []
+        for sample in samples:
+            item = self._encode_text(sample)
+            if self.config.use_image:
+                item["regions"], item["has_image"] = self._regions(sample, visual)
+            items.append(item)
+        return items
+
+    def _encode_text(self, sample: Sample) -> dict[str, Any]:
+        tokens = sample.tokens[: self.config.max_length]
+        normalised = [normalise_token(t) for t in tokens]
+        width = self.config.max_word_len
+        char_ids = np.zeros((len(tokens), width), dtype=np.int64)
+        for i, word in enumerate(normalised):
+            ids = [self.chars.id(c) for c in word[:width]]
+            char_ids[i, : len(ids)] = ids
+        label_ids = []
+        for position, label in enumerate(sample.labels[: self.config.max_length]):
+            if label not in self.labels or label == PAD:
+                raise DataFormatError(None, None, f"sample {sample.id}, token {position + 1}: label '{label}' is not canonical BIO ({', '.join(CANONICAL_LABELS)})")
+            label_ids.append(self.labels.id(label))
+        return {
+            "word_ids": np.array([self.words.id(w) for w in normalised], dtype=np.int64),
+            "char_ids": char_ids,
+            "label_ids": np.array(label_ids, dtype=np.int64),
+            "num_tokens": len(sample.tokens),
+        }
+
+    def _regions(self, sample: Sample, visual: VisualLookup | None) -> tuple[np.ndarray | None, bool]:
+        if visual is None:
+            return None, False
+        regions, has_image = visual(sample)
+        regions = np.asarray(regions, dtype=np.float32)
+        if regions.ndim != 2 or regions.shape[1] != self.config.visual_dim:
+            raise ConfigError(f"model.visual_dim: sample {sample.id} has visual features of shape {regions.shape}, expected (regions, {self.config.visual_dim}); extract VGG16 features for ACN")
+        return regions, bool(has_image)
+
+    def collate(self, items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """Pad to the longest post (or to ``max_length`` when reproducing the reference, which always pads)."""
+        lengths = [len(item["word_ids"]) for item in items]
+        width = self.config.max_length if not self.config.mask_padding else max([1, *lengths])
+        batch = len(items)
+        word_ids = np.zeros((batch, width), dtype=np.int64)
+        char_ids = np.zeros((batch, width, self.config.max_word_len), dtype=np.int64)
+        label_ids = np.zeros((batch, width), dtype=np.int64)
+        for row, (item, n) in enumerate(zip(items, lengths)):
+            word_ids[row, :n] = item["word_ids"]
+            char_ids[row, :n] = item["char_ids"]
+            label_ids[row, :n] = item["label_ids"]
+        out = {
+            "word_ids": torch.from_numpy(word_ids),
+            "char_ids": torch.from_numpy(char_ids),
+            "labels": torch.from_numpy(label_ids),
+            # At least one position stays on: the CRF needs it, and an empty post decodes to [].
+            "lengths": torch.tensor([max(1, n) for n in lengths]),
+            "num_tokens": torch.tensor([item["num_tokens"] for item in items]),
+        }
+        if self.config.use_image:
+            out["regions"], out["has_image"] = self._collate_regions(items)
+        return out
+
+    def _collate_regions(self, items: Sequence[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
+        shapes = {item["regions"].shape for item in items if item["regions"] is not None}
+        if len(shapes) > 1:
+            raise ConfigError(f"model.visual_dim: posts in one batch have visual features of different shapes {sorted(shapes)}")
+        shape = shapes.pop() if shapes else (1, self.config.visual_dim)
+        regions = np.zeros((len(items), *shape), dtype=np.float32)
+        for row, item in enumerate(items):
+            if item["regions"] is not None:
+                regions[row] = item["regions"]
+        has_image = torch.tensor([bool(item["has_image"]) for item in items], dtype=torch.bool)
+        return torch.from_numpy(regions), has_image
+
+    # ------------------------------------------------------------------ network
+
+    def compute(self, batch: dict[str, torch.Tensor]) -> AcnOutputs:
+        """Emissions (and gates/attentions) for a collated batch."""
+        mask = self._mask(batch)
+        text = torch.cat([self.word_embedding(batch["word_ids"]), self.char_cnn(batch["char_ids"])], dim=-1)
+        states = self._run_lstm(text, batch["lengths"])
+        if not self.config.use_image:
+            return AcnOutputs(self.output(torch.cat([states, torch.zeros_like(states)], dim=-1)))
+        regions = torch.tanh(self.visual_projection(batch["regions"]))
+        visual_weights, attended_visual = self.visual_attention(states, regions, regions)
+        key_mask = mask if self.config.mask_padding else None
+        textual_weights, attended_text = self.textual_attention(attended_visual, states, states, key_mask)
+        fused, fusion_gate = self.fusion(attended_visual, attended_text)
+        filtered, filtration_gate = self.filtration(states, fused)
+        # A post without a usable image gets no visual signal rather than attention over zeros.
+        filtered = filtered * batch["has_image"].to(filtered.dtype)[:, None, None]
+        emissions = self.output(torch.cat([states, filtered], dim=-1))
+        return AcnOutputs(emissions, visual_weights, textual_weights, fusion_gate, filtration_gate)
+
+    def _mask(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        width = batch["word_ids"].shape[1]
+        return torch.arange(width, device=batch["word_ids"].device)[None, :] < batch["lengths"][:, None]
+
+    def _run_lstm(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if not self.config.mask_padding:
+            return self.lstm(inputs)[0]
+        packed = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        return pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=inputs.shape[1])[0]
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``loss`` = batch mean of the CRF negative log-likelihood, plus the emissions."""
+        outputs = self.compute(batch)
+        result = {"emissions": outputs.emissions}
+        if "labels" in batch:
+            mask = self._mask(batch)
+            tags = (batch["labels"] - 1).clamp(min=0)  # CRF states are label ids 1..9; padding is masked
+            result["loss"] = -self.crf(outputs.emissions, tags, mask=mask, reduction="mean")
+        return result
+
+    def decode(self, batch: dict[str, torch.Tensor]) -> list[list[str]]:
+        """Viterbi labels per original token; tokens beyond ``max_length`` are ``O``."""
+        emissions = self.compute(batch).emissions
+        paths = self.crf.decode(emissions, mask=self._mask(batch))
+        out = []
+        for path, length, total in zip(paths, batch["lengths"].tolist(), batch["num_tokens"].tolist()):
+            labels = [self.labels.label(tag + 1) for tag in path[: min(length, total)]]
+            out.append(labels + ["O"] * (total - len(labels)))
+        return out
+
+    # ------------------------------------------------------------------ persistence
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Config, weights (embedding matrix included) and vocabularies: reloading needs no vectors file."""
+        extras = {
+            "labels": self.labels.to_list(),
+            "words": self.words.to_list(),
+            "chars": self.chars.to_list(),
+            "embedding_coverage": self.embedding_coverage,
+        }
+        save_model_folder(directory, self.model_type, self.config.to_dict(), self.state_dict(), extras)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, **overrides: Any) -> "AcnModel":
+        """Rebuild a saved ACN; ``overrides`` change config fields that do not alter weight shapes (e.g. ``dropout``)."""
+        saved = read_model_config(directory)
+        if saved.get("model_type") != cls.model_type:
+            raise ModelNotFoundError(f"{directory}: holds a '{saved.get('model_type')}' model, not ACN")
+        shape_fields = {"word_dim", "char_dim", "char_filters", "char_kernels", "char_out", "hidden", "visual_dim", "max_words", "max_chars"}
+        changed = sorted(set(overrides) & shape_fields)
+        if changed:
+            raise ConfigError(f"model.{changed[0]}: cannot be changed when loading a trained ACN (it fixes weight shapes)")
+        config = AcnConfig.from_dict({**saved["config"], **overrides})
+        extras = saved["extras"]
+        if extras.get("labels") != list(ACN_LABELS):
+            raise ModelNotFoundError(f"{directory}: label map {extras.get('labels')} is not ACN's {list(ACN_LABELS)}")
+        model = cls(config, TokenVocab(extras["words"]), TokenVocab(extras["chars"]), embedding_coverage=extras.get("embedding_coverage"))
+        state = load_model_weights(directory)
+        if saved["config"].get("use_image", True) and not config.use_image:
+            state = {name: tensor for name, tensor in state.items() if name in model.state_dict()}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ModelNotFoundError(f"{directory}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        # Loading copies values into the parameters; requires_grad was set from the config.
+        return model
+
+
+def _pretrained_matrix(path: str, words: TokenVocab, seed: int) -> tuple[torch.Tensor, float, int]:
+    """The word-embedding matrix for ``words`` from a ``.vec`` file, its coverage and its dimension."""
+    from xlingual.embeddings import build_embedding_matrix, load_vectors
+
+    vectors = load_vectors(path)
+    built = build_embedding_matrix(words.to_list(), vectors, seed=seed, init_range=0.25)
+    matrix = torch.as_tensor(np.asarray(built.matrix), dtype=torch.float32)
+    logger.info("word vectors %s: %d of %d vocabulary entries found (%.1f%%)", path, len(built.found) if hasattr(built.found, "__len__") else built.found, len(words), 100 * built.coverage)
+    return matrix, float(built.coverage), int(matrix.shape[1])
+
+
+__all__ = ["ACN_LABELS", "AcnConfig", "AcnModel", "AcnOutputs"]
