@@ -1,0 +1,226 @@
+"""Train monolingual fastText skipgram vectors on raw text or on our dataset files.
+
+Chinese is trained at the unit ACN reads: one character per token for
+CMNER-style data (``unit="char"``, the default for ``zh``), or jieba words
+(``unit="word"``). English is split on whitespace. Tokens are lower-cased by
+default because ACN lower-cases every token before looking it up.
+
+The fastText ``bucket`` (hashed character n-grams) defaults to 100,000 rather
+than fastText's 2,000,000: corpora of this size gain nothing from more and the
+``.bin`` would be ~820 MB. Character units get no sub-word n-grams at all.
+
+A finished run leaves ``<out>.json`` beside the ``.vec`` with the options and
+corpus checksums; running the same command again returns at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from xlingual.data.formats import read_samples
+from xlingual.embeddings.vectors import Vectors, save_vectors
+from xlingual.errors import ConfigError, DataFormatError
+from xlingual.io import atomic_write_json
+from xlingual.progress import progress_enabled
+
+logger = logging.getLogger(__name__)
+
+LANGS = ("en", "zh")
+UNITS = ("auto", "char", "word")
+CORPUS_FORMATS = ("auto", "raw", "twitter", "cmner", "jsonl")
+_HEADERS = {"IMGID:": "twitter", "WID:": "cmner"}
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """fastText skipgram settings; defaults follow the CMNER paper's 300-d vectors."""
+
+    dim: int = 300
+    epoch: int = 5
+    min_count: int = 2
+    window: int = 5
+    neg: int = 5
+    lr: float = 0.05
+    minn: int = 3
+    maxn: int = 6
+    bucket: int = 100_000
+    threads: int = 2
+
+
+def resolve_unit(lang: str, unit: str) -> str:
+    if lang not in LANGS:
+        raise ConfigError(f"--lang must be one of {', '.join(LANGS)}, got '{lang}'")
+    if unit not in UNITS:
+        raise ConfigError(f"--unit must be one of {', '.join(UNITS)}, got '{unit}'")
+    if unit == "auto":
+        return "char" if lang == "zh" else "word"
+    if unit == "char" and lang == "en":
+        raise ConfigError("--unit char is for Chinese; English is trained on words")
+    return unit
+
+
+def sniff_corpus_format(path: Path) -> str:
+    """``twitter``/``cmner``/``jsonl`` for our dataset files, ``raw`` for plain text (one post per line)."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            stripped = line.lstrip("\ufeff").strip()
+            if not stripped:
+                continue
+            for header, name in _HEADERS.items():
+                if stripped.startswith(header):
+                    return name
+            if stripped.startswith("{") and stripped.endswith("}"):
+                return "jsonl"
+            return "raw"
+    return "raw"
+
+
+def _jieba_cut(text: str) -> list[str]:
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    return [w for w in jieba.lcut(text) if w.strip()]
+
+
+def tokenize_text(text: str, lang: str, unit: str) -> list[str]:
+    """Split one post into training units (``unit`` already resolved)."""
+    if lang == "zh":
+        if unit == "char":
+            return [ch for ch in text if not ch.isspace()]
+        return _jieba_cut(text)
+    return text.split()
+
+
+def _posts(path: Path, corpus_format: str) -> Iterator[tuple[str, list[str] | None]]:
+    """(text, tokens) per post; tokens are the dataset's own tokens when the file is a dataset."""
+    fmt = sniff_corpus_format(path) if corpus_format == "auto" else corpus_format
+    if fmt == "raw":
+        try:
+            with open(path, encoding="utf-8") as handle:
+                for line in handle:
+                    if line.strip():
+                        yield line.strip(), None
+        except UnicodeDecodeError as err:
+            raise DataFormatError(path, None, f"not valid UTF-8 text ({err.reason})") from None
+        return
+    for sample in read_samples(path, fmt):
+        yield "".join(sample.tokens) if sample.lang == "zh" else " ".join(sample.tokens), list(sample.tokens)
+
+
+def corpus_lines(paths: Sequence[Path], lang: str, unit: str, lowercase: bool = True, corpus_format: str = "auto") -> Iterator[str]:
+    """One training line per post: units joined by single spaces."""
+    if corpus_format not in CORPUS_FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(CORPUS_FORMATS)}, got '{corpus_format}'")
+    for path in paths:
+        for text, tokens in _posts(path, corpus_format):
+            if tokens is not None and not (lang == "zh" and unit == "word"):
+                units = [u for tok in tokens for u in (tokenize_text(tok, lang, unit) if lang == "zh" else [tok])]
+            else:
+                units = tokenize_text(text, lang, unit)
+            units = [u for u in (u.strip() for u in units) if u and " " not in u]
+            if lowercase:
+                units = [u.lower() for u in units]
+            if units:
+                yield " ".join(units)
+
+
+def _fingerprint(paths: Sequence[Path]) -> list[dict[str, str | int]]:
+    prints = []
+    for path in paths:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        prints.append({"path": str(path), "size": path.stat().st_size, "sha256": digest.hexdigest()})
+    return prints
+
+
+def _train_with_retry(text_path: Path, options: TrainOptions, attempts: int = 3):
+    """Run fastText; on a NaN divergence (small vocabularies, e.g. ~4k characters, with hogwild threads) halve lr and retry."""
+    import fasttext
+
+    lr = options.lr
+    for attempt in range(1, attempts + 1):
+        try:
+            return fasttext.train_unsupervised(
+                str(text_path), model="skipgram", dim=options.dim, epoch=options.epoch, minCount=options.min_count,
+                ws=options.window, neg=options.neg, lr=lr, minn=options.minn, maxn=options.maxn,
+                bucket=options.bucket, thread=options.threads, verbose=2 if progress_enabled() else 0,
+            )
+        except RuntimeError as err:
+            if "NaN" not in str(err) or attempt == attempts:
+                raise ConfigError(f"fastText training diverged ({err}) even with lr={lr:g}; lower --lr") from None
+            logger.warning("fastText training diverged at lr=%g; retrying with lr=%g", lr, lr / 2)
+            lr /= 2
+    raise AssertionError("unreachable")
+
+
+def train_vectors(
+    corpus: Sequence[str | Path],
+    out: str | Path,
+    lang: str,
+    unit: str = "auto",
+    options: TrainOptions | None = None,
+    lowercase: bool = True,
+    corpus_format: str = "auto",
+    save_bin: bool = False,
+    force: bool = False,
+) -> Path:
+    """Train skipgram vectors on ``corpus`` files and write them to ``out`` (a ``.vec``); return ``out``.
+
+    Skips training when ``out`` was already made from the same corpus and
+    options (see ``<out>.json``) unless ``force``.
+    """
+    options = options or TrainOptions()
+    unit = resolve_unit(lang, unit)
+    paths = [Path(p) for p in corpus]
+    if not paths:
+        raise ConfigError("--corpus: give at least one file")
+    for path in paths:
+        if not path.is_file():
+            raise DataFormatError(path, None, "corpus file not found")
+    out = Path(out)
+    sidecar = out.with_name(out.name + ".json")
+    # Character units carry no sub-word information: switch n-grams off so unknown characters stay unknown.
+    effective = TrainOptions(**{**asdict(options), **({"minn": 0, "maxn": 0, "bucket": 0} if unit == "char" else {})})
+    record = {"lang": lang, "unit": unit, "lowercase": lowercase, "options": asdict(effective), "corpus": _fingerprint(paths)}
+    if not force and out.is_file() and sidecar.is_file():
+        try:
+            if json.loads(sidecar.read_text(encoding="utf-8")).get("training") == record:
+                logger.info("%s: already trained from the same corpus and options; skipping", out)
+                return out
+        except json.JSONDecodeError:
+            pass
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="xl-train-", dir=out.parent) as tmp:
+        text_path = Path(tmp) / "corpus.txt"
+        n_lines = n_tokens = 0
+        with open(text_path, "w", encoding="utf-8", newline="\n") as handle:
+            for line in corpus_lines(paths, lang, unit, lowercase, corpus_format):
+                handle.write(line + "\n")
+                n_lines += 1
+                n_tokens += line.count(" ") + 1
+        if n_tokens == 0:
+            raise DataFormatError(paths[0], None, "corpus holds no text to train on")
+        logger.info("training %d-d skipgram vectors on %d posts, %d %s tokens (%s)", effective.dim, n_lines, n_tokens, unit, lang)
+        started = time.perf_counter()
+        model = _train_with_retry(text_path, effective)
+        seconds = time.perf_counter() - started
+    words = [w for w in model.get_words() if w != "</s>"]
+    matrix = np.vstack([model.get_word_vector(w) for w in words]) if words else np.zeros((0, effective.dim), np.float32)
+    save_vectors(out, Vectors(words, matrix))
+    if save_bin:
+        model.save_model(str(out.with_suffix(".bin")))
+    atomic_write_json(sidecar, {"training": record, "words": len(words), "posts": n_lines, "tokens": n_tokens, "seconds": round(seconds, 2)})
+    logger.info("%s: %d vectors written (trained in %.1f s)", out, len(words), seconds)
+    return out
