@@ -1,0 +1,204 @@
+"""The frozen CNNs that turn an image into a 7x7 grid of region features.
+
+ACN reads VGG16's last pooling layer (pool5, 512 channels); UMT reads
+ResNet-152's last convolutional block (layer4, 2048 channels). Both give a
+(C, 7, 7) map on a 224x224 input, stored as (49, C) with region r = 7*row + col.
+
+Weights come from one of three places, and the cache records which
+(:func:`weights_identity`), so features of different weights never mix:
+
+* ``"default"``: torchvision's ImageNet weights, the ones the original code
+  used (``IMAGENET1K_V1`` for both: ``vgg16-397923af.pth``,
+  ``resnet152-b121ed2d.pth``). Read from ``TORCH_HOME`` when present,
+  downloaded once otherwise; without a network this fails at once with a
+  message naming the alternatives.
+* a path to a local ``.pth`` state dict of the full torchvision model;
+* ``"random"``: random initialisation under the seed, for smoke runs and speed
+  measurements.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+
+from xlingual.errors import ConfigError, ModelNotFoundError
+
+logger = logging.getLogger(__name__)
+
+GRID = 7
+REGIONS = GRID * GRID
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What the cache and the models need to know about one backbone."""
+
+    name: str
+    channels: int
+    default_weights_url: str
+    build_full: Callable[[], nn.Module]
+    """Builds the whole torchvision classifier (random weights), so full state dicts load strictly."""
+    truncate: Callable[[nn.Module], nn.Module]
+    """Keeps the part that outputs the (C, 7, 7) map."""
+    summary: str
+
+    @property
+    def region_shape(self) -> tuple[int, int]:
+        return (REGIONS, self.channels)
+
+
+def _vgg16() -> nn.Module:
+    from torchvision.models import vgg16
+
+    return vgg16(weights=None)
+
+
+def _resnet152() -> nn.Module:
+    from torchvision.models import resnet152
+
+    return resnet152(weights=None)
+
+
+def _vgg_pool5(model: nn.Module) -> nn.Module:
+    # ``features`` ends with the fifth max-pool: (512, 7, 7) for a 224 input.
+    return nn.Sequential(model.features, nn.AdaptiveAvgPool2d(GRID))
+
+
+def _resnet_layer4(model: nn.Module) -> nn.Module:
+    # Everything up to layer4; the adaptive pool is an identity for 224 inputs (as in UMT).
+    body = [model.conv1, model.bn1, model.relu, model.maxpool, model.layer1, model.layer2, model.layer3, model.layer4]
+    return nn.Sequential(*body, nn.AdaptiveAvgPool2d(GRID))
+
+
+BACKBONES: dict[str, BackboneSpec] = {
+    "vgg16": BackboneSpec(
+        name="vgg16",
+        channels=512,
+        default_weights_url="https://download.pytorch.org/models/vgg16-397923af.pth",
+        build_full=_vgg16,
+        truncate=_vgg_pool5,
+        summary="VGG16 pool5, 49x512 (ACN)",
+    ),
+    "resnet152": BackboneSpec(
+        name="resnet152",
+        channels=2048,
+        default_weights_url="https://download.pytorch.org/models/resnet152-b121ed2d.pth",
+        build_full=_resnet152,
+        truncate=_resnet_layer4,
+        summary="ResNet-152 layer4, 49x2048 (UMT)",
+    ),
+}
+
+
+def get_backbone(name: str) -> BackboneSpec:
+    if name not in BACKBONES:
+        raise ConfigError(f"unknown backbone '{name}' (choose from {', '.join(BACKBONES)})")
+    return BACKBONES[name]
+
+
+def _offline() -> bool:
+    return any(os.environ.get(var, "") not in ("", "0", "false") for var in ("XLINGUAL_OFFLINE", "HF_HUB_OFFLINE"))
+
+
+def default_weights_path(spec: BackboneSpec) -> Path:
+    """Where torchvision keeps the downloaded file (``$TORCH_HOME/hub/checkpoints/<file>``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(spec.default_weights_url).path).name
+
+
+def _unreachable(spec: BackboneSpec, why: str) -> ModelNotFoundError:
+    return ModelNotFoundError(
+        f"--weights default: torchvision's {spec.name} weights are not in {default_weights_path(spec)} and cannot be "
+        f"downloaded ({why}); copy the file there, pass --weights PATH (a local .pth), or --weights random for a smoke run"
+    )
+
+
+def _fetch_default_weights(spec: BackboneSpec) -> Path:
+    """The cached torchvision file, downloading it once when a network is reachable; fails fast otherwise."""
+    target = default_weights_path(spec)
+    if target.is_file():
+        return target
+    if _offline():
+        raise _unreachable(spec, "offline mode is set")
+    host = urlparse(spec.default_weights_url).hostname or ""
+    try:  # a cheap reachability probe, so a machine without network fails in seconds, not minutes
+        socket.create_connection((host, 443), timeout=5).close()
+    except OSError as err:
+        raise _unreachable(spec, f"{host} unreachable: {err}") from None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    logger.info("downloading %s to %s", spec.default_weights_url, target)
+    try:
+        torch.hub.download_url_to_file(spec.default_weights_url, str(target), progress=True)
+    except Exception as err:  # urllib raises many kinds; all mean the same to the user
+        raise _unreachable(spec, f"download failed: {err}") from None
+    return target
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def weights_identity(backbone: str, weights: str, seed: int) -> str:
+    """A string that differs whenever the weights differ; stored in the cache to refuse mixing."""
+    spec = get_backbone(backbone)
+    if weights == "random":
+        return f"random:seed={seed}"
+    if weights == "default":
+        return f"torchvision:{Path(urlparse(spec.default_weights_url).path).name}"
+    path = Path(weights)
+    if not path.is_file():
+        raise ConfigError(f"--weights {weights}: no such file (use 'default', 'random' or a path to a .pth state dict)")
+    return f"file:sha256={_file_digest(path)}"
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ModelNotFoundError(f"--weights {path}: cannot read as a PyTorch state dict ({type(err).__name__}: {err})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ModelNotFoundError(f"--weights {path}: expected a state dict, found {type(state).__name__}")
+    return state
+
+
+def load_backbone(backbone: str, weights: str = "default", seed: int = 0) -> nn.Module:
+    """The frozen feature extractor in eval mode: input (B, 3, 224, 224), output (B, C, 7, 7)."""
+    spec = get_backbone(backbone)
+    if weights == "default":
+        path: Path | None = _fetch_default_weights(spec)
+    elif weights == "random":
+        path = None
+    else:
+        path = Path(weights)
+        if not path.is_file():
+            raise ConfigError(f"--weights {weights}: no such file (use 'default', 'random' or a path to a .pth state dict)")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # random weights are a function of the seed, so caches can name them
+        model = spec.build_full()
+    if path is not None:
+        state = _read_state_dict(path)
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as err:
+            first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
+            raise ModelNotFoundError(f"--weights {path}: not a torchvision {spec.name} state dict ({first})") from None
+    extractor = spec.truncate(model)
+    extractor.eval()
+    for parameter in extractor.parameters():
+        parameter.requires_grad_(False)
+    return extractor

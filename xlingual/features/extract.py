@@ -1,0 +1,231 @@
+"""Extracting image features once, into the cache every training run reads.
+
+Work is skipped at three levels: an image already in the cache (same file
+fingerprint) is not decoded, a run with nothing to extract does not even load
+the backbone, and an interrupted run keeps every shard it finished (plus the
+pending entries, written on Ctrl-C) and resumes from there.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from xlingual.data.formats import read_samples
+from xlingual.data.images import ImageIndex, attach_images
+from xlingual.data.sample import Sample
+from xlingual.errors import ConfigError, ImageError
+from xlingual.features.backbones import get_backbone, load_backbone, weights_identity
+from xlingual.features.cache import DTYPES, CacheProducer, CacheWriter, FeatureCache, file_fingerprint
+from xlingual.features.preprocess import check_crop, preprocess_image
+from xlingual.progress import progress_bar
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SHARD_SIZE = 512
+"""Images per shard: bounds the work a hard kill (no chance to flush) can lose, and the number of files."""
+
+
+@dataclass
+class ExtractionReport:
+    """What one extraction did; ``to_dict()`` is what ``xl features extract --json`` prints."""
+
+    cache_dir: str
+    backbone: str
+    weights: str
+    crop: str
+    device: str = "none"
+    named: int = 0
+    """Distinct image names asked for."""
+    extracted: int = 0
+    """Images run through the CNN now."""
+    cached: int = 0
+    """Images found in the cache (same file contents), no work done."""
+    failed: dict[str, str] = field(default_factory=dict)
+    """Image name -> why it has no features (missing file, unreadable, too small for the crop)."""
+    forward_batches: int = 0
+    seconds: float = 0.0
+    samples: int | None = None
+    """Samples read from dataset files (None when names were given directly)."""
+    samples_without_image: int | None = None
+    """Samples that end up with no usable image: a zero feature with ``has_image=False``."""
+
+    @property
+    def images_per_second(self) -> float:
+        return self.extracted / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["images_per_second"] = round(self.images_per_second, 3)
+        out["seconds"] = round(self.seconds, 3)
+        return out
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as err:
+        raise ConfigError(f"--device {device}: {err}") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: CUDA is not available here (use --device cpu or auto)")
+    return resolved
+
+
+def _unique(names: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(names))
+
+
+def _producer(backbone: str, weights: str, crop: str, seed: int, dtype: str) -> CacheProducer:
+    spec = get_backbone(backbone)
+    return CacheProducer(
+        backbone=backbone, region_shape=spec.region_shape, weights_id=weights_identity(backbone, weights, seed),
+        crop=crop, crop_seed=seed if crop == "faithful" and backbone == "resnet152" else None, dtype=dtype,
+    )
+
+
+def _load_inputs(paths: Sequence[Path], backbone: str, crop: str, seed: int, pool: ThreadPoolExecutor) -> list[np.ndarray | ImageError]:
+    def one(path: Path) -> np.ndarray | ImageError:
+        try:
+            return preprocess_image(path, backbone, crop, seed)
+        except ImageError as err:
+            return err
+        except MemoryError:
+            return ImageError(f"{path.name}: out of memory while decoding")
+
+    return list(pool.map(one, paths))
+
+
+@torch.no_grad()
+def regions_of(model: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """(B, C, 7, 7) maps as (B, 49, C), region r = 7*row + col (the transpose, not UMT-CMNER's scrambled reshape)."""
+    maps = model(inputs)
+    return maps.flatten(2).transpose(1, 2)
+
+
+def extract_features(
+    images_dir: str | Path,
+    image_names: Iterable[str],
+    cache_dir: str | Path,
+    backbone: str = "vgg16",
+    weights: str = "default",
+    batch_size: int = 16,
+    device: str = "auto",
+    crop: str = "clean",
+    seed: int = 0,
+    dtype: str = "float16",
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    decode_workers: int = 2,
+) -> ExtractionReport:
+    """Make sure ``cache_dir`` holds features for every named image in ``images_dir``; return what was done.
+
+    Each name is read once however often it is given. Failed images are
+    reported in ``failed`` (never raised); bad options raise ConfigError.
+    """
+    started = time.perf_counter()
+    get_backbone(backbone)
+    check_crop(crop)
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size {batch_size}: must be at least 1")
+    if dtype not in DTYPES:
+        raise ConfigError(f"--dtype {dtype}: choose from {', '.join(DTYPES)}")
+    images_dir = Path(images_dir)
+    if not images_dir.is_dir():
+        raise ImageError(f"--images {images_dir}: image folder does not exist")
+    names = _unique(image_names)
+    writer = CacheWriter.open(cache_dir, _producer(backbone, weights, crop, seed, dtype), weights)
+    report = ExtractionReport(cache_dir=str(cache_dir), backbone=backbone, weights=weights, crop=crop, named=len(names))
+
+    todo: list[tuple[str, str]] = []
+    for name in names:
+        path = images_dir / name
+        if not path.is_file():
+            report.failed[name] = "file not found"
+            continue
+        fingerprint = file_fingerprint(path)
+        if writer.is_current(name, fingerprint):
+            report.cached += 1
+        else:
+            todo.append((name, fingerprint))
+    if todo:
+        _run_backbone(todo, images_dir, writer, report, weights, batch_size, device, seed, shard_size, decode_workers)
+    report.seconds = time.perf_counter() - started
+    if report.failed:
+        logger.warning("%d of %d images have no features (first: %s: %s)", len(report.failed), len(names), *next(iter(report.failed.items())))
+    return report
+
+
+def _run_backbone(
+    todo: list[tuple[str, str]], images_dir: Path, writer: CacheWriter, report: ExtractionReport,
+    weights: str, batch_size: int, device: str, seed: int, shard_size: int, decode_workers: int,
+) -> None:
+    torch_device = resolve_device(device)
+    report.device = str(torch_device)
+    model = load_backbone(report.backbone, weights, seed).to(torch_device)
+    logger.info("extracting %d images with %s (%s weights, %s crop) on %s", len(todo), report.backbone, weights, report.crop, torch_device)
+    bar = progress_bar(total=len(todo), desc=f"{report.backbone} features", unit="img")
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, decode_workers)) as pool:
+            for start in range(0, len(todo), batch_size):
+                chunk = todo[start : start + batch_size]
+                inputs = _load_inputs([images_dir / name for name, _ in chunk], report.backbone, report.crop, seed, pool)
+                good = [(name, fp, x) for (name, fp), x in zip(chunk, inputs) if isinstance(x, np.ndarray)]
+                for (name, _), x in zip(chunk, inputs):
+                    if isinstance(x, ImageError):
+                        report.failed[name] = str(x).split(": ", 1)[-1]
+                if good:
+                    batch = torch.from_numpy(np.stack([x for _, _, x in good])).to(torch_device)
+                    regions = regions_of(model, batch).float().cpu().numpy()
+                    report.forward_batches += 1
+                    for (name, fp, _), features in zip(good, regions):
+                        writer.add(name, features, fp)
+                    report.extracted += len(good)
+                if writer.pending >= shard_size:
+                    writer.flush()
+                bar.update(len(chunk))
+    finally:
+        writer.flush()  # also on Ctrl-C: finished batches are kept, the next run resumes after them
+        bar.close()
+
+
+def collect_samples(dataset_files: Sequence[str | Path], images_dir: str | Path) -> list[Sample]:
+    """Samples of every dataset file, with ``images`` set from the folder (source ids for translations)."""
+    index = ImageIndex(images_dir)
+    samples: list[Sample] = []
+    for path in dataset_files:
+        part = read_samples(path)
+        attach_images(part, index)
+        samples.extend(part)
+    return samples
+
+
+def extract_for_datasets(
+    images_dir: str | Path, dataset_files: Sequence[str | Path], cache_dir: str | Path, **options: Any
+) -> ExtractionReport:
+    """Extract the images that the samples of ``dataset_files`` own; also count samples left without an image."""
+    samples = collect_samples(dataset_files, images_dir)
+    report = extract_features(images_dir, (name for s in samples for name in s.images), cache_dir, **options)
+    cache = FeatureCache.open(cache_dir)
+    report.samples = len(samples)
+    report.samples_without_image = sum(1 for s in samples if not any(name in cache for name in s.images))
+    return report
+
+
+def extract_folder(images_dir: str | Path, cache_dir: str | Path, **options: Any) -> ExtractionReport:
+    """Extract every image file in the folder (when no dataset files are given)."""
+    from xlingual.data.images import IMAGE_SUFFIXES
+
+    folder = Path(images_dir)
+    if not folder.is_dir():
+        raise ImageError(f"--images {folder}: image folder does not exist")
+    names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return extract_features(folder, names, cache_dir, **options)

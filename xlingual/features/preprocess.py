@@ -1,0 +1,148 @@
+"""Turning an image file into the 3x224x224 array a backbone reads.
+
+Two crop policies per backbone (../shared/docs/models.md §2.4 and §3.6):
+
+* ``"clean"`` (default): the image is converted to RGB properly (alpha
+  composited on white, CMYK and grey-scale converted), then
+  ResNet-152: shorter side resized to 256, centre crop 224;
+  VGG16: resized to 224x224 ignoring the aspect ratio (bicubic, as ACN's script);
+  both normalised with the ImageNet mean/std torchvision's weights expect.
+* ``"faithful"``: the original scripts' preprocessing.
+  ResNet-152 (UMT ``save_resnet_feat.py``): one random 224x224 crop of the raw,
+  unresized image plus a random horizontal flip, deterministic per (seed, file
+  name); images smaller than 224 on a side cannot be cropped and are reported.
+  VGG16 (ACN ``save_vgg_feature.py``): resize 224x224 of the image in its own
+  mode (palette as indices, CMYK as its first three ink channels, grey-scale
+  replicated, alpha dropped), then the Caffe BGR means subtracted from R, G, B
+  in 8-bit unsigned arithmetic: truncated, negative values wrapping modulo 256.
+
+Any problem with one file raises :class:`~xlingual.errors.ImageError`; the
+extractor reports it and goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from xlingual.errors import ConfigError, ImageError
+
+CROP_POLICIES = ("clean", "faithful")
+INPUT_SIZE = 224
+RESIZE_SHORTER = 256
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+CAFFE_BGR_MEANS = (103.939, 116.779, 123.68)
+DRAFT_ABOVE_PIXELS = 40_000_000
+"""JPEGs larger than this are decoded at a reduced scale (clean policy only) to bound memory and time."""
+
+
+def check_crop(crop: str) -> str:
+    if crop not in CROP_POLICIES:
+        raise ConfigError(f"--crop {crop}: choose from {', '.join(CROP_POLICIES)}")
+    return crop
+
+
+def open_image(path: Path, draft_to: int | None = None) -> Image.Image:
+    """The fully decoded image; truncated, unreadable and oversized files raise ImageError."""
+    if not path.is_file():
+        raise ImageError(f"{path.name}: file not found")
+    ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is reported, never half-read silently
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+            if draft_to is not None and image.format == "JPEG" and image.width * image.height > DRAFT_ABOVE_PIXELS:
+                image.draft("RGB", (draft_to, draft_to))
+            image.load()
+    except UnidentifiedImageError:
+        raise ImageError(f"{path.name}: not an image Pillow can read") from None
+    except Image.DecompressionBombError as err:
+        raise ImageError(f"{path.name}: too large ({err})") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ImageError(f"{path.name}: cannot decode ({err})") from None
+    if image.width < 1 or image.height < 1:
+        raise ImageError(f"{path.name}: empty image")
+    return image
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB without surprises: transparency over white, 16-bit and float grey rescaled to 8 bits."""
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if image.mode in ("I", "F") or image.mode.startswith("I;"):
+        values = np.asarray(image, dtype=np.float64)
+        low, high = float(values.min()), float(values.max())
+        scaled = np.zeros_like(values) if high <= low else (values - low) / (high - low) * 255.0
+        return Image.fromarray(scaled.round().astype(np.uint8), mode="L").convert("RGB")
+    return image.convert("RGB")
+
+
+def _normalise(rgb: Image.Image) -> np.ndarray:
+    array = np.asarray(rgb, dtype=np.float32) / 255.0
+    return ((array - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1).copy()
+
+
+def _resize_shorter_then_centre_crop(rgb: Image.Image) -> Image.Image:
+    width, height = rgb.size
+    scale = RESIZE_SHORTER / min(width, height)
+    size = (max(INPUT_SIZE, round(width * scale)), max(INPUT_SIZE, round(height * scale)))
+    resized = rgb.resize(size, Image.Resampling.BILINEAR)
+    left = (size[0] - INPUT_SIZE) // 2
+    top = (size[1] - INPUT_SIZE) // 2
+    return resized.crop((left, top, left + INPUT_SIZE, top + INPUT_SIZE))
+
+
+def crop_rng(seed: int, image_name: str) -> random.Random:
+    """The random source of one image's faithful crop: independent of order, batch size and resume."""
+    digest = hashlib.sha256(f"{seed}\0{image_name}".encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def _random_crop_and_flip(rgb: Image.Image, rng: random.Random, name: str) -> Image.Image:
+    width, height = rgb.size
+    if width < INPUT_SIZE or height < INPUT_SIZE:
+        raise ImageError(f"{name}: {width}x{height} is smaller than {INPUT_SIZE}x{INPUT_SIZE}; the faithful crop needs the raw image (use --crop clean)")
+    left = rng.randint(0, width - INPUT_SIZE)
+    top = rng.randint(0, height - INPUT_SIZE)
+    patch = rgb.crop((left, top, left + INPUT_SIZE, top + INPUT_SIZE))
+    if rng.random() < 0.5:
+        patch = patch.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return patch
+
+
+def _vgg_faithful(image: Image.Image) -> np.ndarray:
+    resized = image.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BICUBIC)
+    array = np.asarray(resized)
+    if array.ndim == 2:
+        array = np.stack([array] * 3, axis=-1)
+    elif array.shape[2] < 3:
+        array = np.repeat(array[:, :, :1], 3, axis=2)
+    array = array[:, :, :3].astype(np.float64)
+    if array.max() > 255:  # 16-bit modes: the original would have overflowed differently; keep 8 bits
+        array = array / array.max() * 255.0
+    means = np.array(CAFFE_BGR_MEANS)
+    wrapped = np.mod(np.trunc(np.floor(array) - means), 256.0)
+    return wrapped.astype(np.float32).transpose(2, 0, 1).copy()
+
+
+def preprocess_image(path: Path, backbone: str, crop: str = "clean", seed: int = 0) -> np.ndarray:
+    """The (3, 224, 224) float32 input of ``backbone`` for one file, under the crop policy."""
+    check_crop(crop)
+    if backbone == "vgg16":
+        if crop == "faithful":
+            return _vgg_faithful(open_image(path))
+        rgb = to_rgb(open_image(path, draft_to=INPUT_SIZE))
+        return _normalise(rgb.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BICUBIC))
+    if backbone == "resnet152":
+        if crop == "faithful":
+            return _normalise(_random_crop_and_flip(to_rgb(open_image(path)), crop_rng(seed, path.name), path.name))
+        return _normalise(_resize_shorter_then_centre_crop(to_rgb(open_image(path, draft_to=RESIZE_SHORTER))))
+    raise ConfigError(f"unknown backbone '{backbone}'")
