@@ -1,0 +1,355 @@
+"""UMT-BERT-CRF (Yu et al. 2020), as adapted by the CMNER paper (Ji et al. 2024); models.md §2.
+
+Data flow of one batch (B posts, T word pieces, R = 49 image regions, H hidden)::
+
+    T   = dropout(encoder(ids))                       (B, T, H)   [+ Linear(H,H) first: extra_linear]
+    Ta  = layer_aux(T);   E_aux = Linear(H,7)(Ta)     span (ESD) emissions
+    S   = layer_main(T)
+    V1, V2 = Linear_1(V), Linear_2(V)                 (B, R, H), V = regions (B, R, 2048)
+    Bv  = CMT_1(S  -> V1)    word-aware visual representation
+    Q   = CMT_2(V2 -> S)     text-aware regions
+    A   = CMT_3(S  -> Q)     image-aware word representation
+    g   = sigmoid(Linear(2H,H)([A; Bv]))              visual gate (B, T, H)
+    E_main  = Linear(2H,13)([A; g * Bv])
+    E_final = alpha * E_main + (1 - alpha) * E_aux @ W_tr
+    loss = NLL_CRF13(E_final) + aux_weight * NLL_CRF7(E_aux)
+
+The text-only variant (``use_image: false``) is the same path minus the visual
+branch: ``A = S`` and the visual half of the fused vector is zero, so the main
+head reads only its first H columns. Every text weight has the same name and
+shape in both variants, and a text-only checkpoint loads into a multimodal
+model (and back) with only the visual branch missing.
+
+A post without a usable image (the lookup says so, or no lookup is given)
+gets zero region features and a closed visual gate (``g = 0``), so the
+word-aware visual representation contributes nothing for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from xlingual.data.labels import repair_bio
+from xlingual.data.sample import Sample
+from xlingual.errors import ConfigError
+from xlingual.models.base import MnerModel, VisualLookup
+from xlingual.models.crf import REDUCTIONS, MaskedCrf
+from xlingual.models.serialization import load_model_weights, read_model_config, save_model_folder
+from xlingual.models.umt_encoder import ENCODER_SUBDIR, encoder_from_folder, load_encoder, save_encoder_files
+from xlingual.models.umt_layers import CrossModalLayer, init_bert_style
+from xlingual.models.umt_text import SPAN_LABELS, TYPED_LABELS, align, labels_for_tokens, pieces_per_token, span_to_typed_matrix
+
+logger = logging.getLogger(__name__)
+
+VISUAL_BRANCH = ("visual_proj_text", "visual_proj_image", "cmt_text_to_image", "cmt_image_to_text", "cmt_text_to_regions", "visual_gate")
+"""Names of the modules the text-only variant leaves out."""
+
+IGNORED_CONFIG_KEYS = frozenset({"type", "model_type", "name"})
+
+
+@dataclass
+class UmtConfig:
+    """UMT's settings (the ``model`` section of a training config); defaults follow models.md §2.8."""
+
+    encoder: str = "bert-base-cased"
+    """Hub id or local folder of any ``AutoModel`` encoder (bert-base-chinese, bert-base-multilingual-cased…)."""
+    max_length: int = 128
+    """Word pieces per post including [CLS]/[SEP]: 128 for Twitter, 250 for CMNER."""
+    use_image: bool = True
+    freeze_bottom_layers: int = 0
+    """Freeze the embeddings and the bottom N encoder layers (3 for mBERT cross-lingual runs); 0 freezes nothing."""
+    cross_heads: int = 12
+    visual_dim: int = 2048
+    num_visual_regions: int = 49
+    extra_linear: bool = False
+    """The CMNER copy's Linear(H, H) on the encoder output (models.md §2.12 item 4)."""
+    scrambled_regions: bool = False
+    """Reproduce the CMNER copy's reshape of (2048, 7, 7) maps straight to (49, 2048) (§2.12 item 3)."""
+    loss_reduction: str = "mean"
+    """CRF loss over the batch: "mean" (original UMT) or "sum" (CMNER copy)."""
+    aux_weight: float = 0.5
+    """lambda: weight of the span-detection CRF loss."""
+    alpha: float = 0.5
+    """Weight of the main emissions against the converted span emissions."""
+    dropout: float = 0.1
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "UmtConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known - IGNORED_CONFIG_KEYS)
+        if unknown:
+            raise ConfigError(f"unknown UMT option(s) model.{', model.'.join(unknown)} (known: {', '.join(sorted(known))})")
+        config = cls(**{k: v for k, v in values.items() if k in known})
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        if self.max_length < 3:
+            raise ConfigError(f"model.max_length must be at least 3, not {self.max_length}")
+        if self.loss_reduction not in ("mean", "sum"):
+            raise ConfigError(f"model.loss_reduction must be 'mean' or 'sum', not {self.loss_reduction!r}")
+        if self.freeze_bottom_layers < 0:
+            raise ConfigError(f"model.freeze_bottom_layers must be >= 0, not {self.freeze_bottom_layers}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError(f"model.alpha must be in [0, 1], not {self.alpha}")
+        if self.scrambled_regions and self.num_visual_regions * self.visual_dim % self.visual_dim:
+            raise ConfigError("model.scrambled_regions needs a (regions, channels) layout")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class UmtModel(MnerModel):
+    """UMT-BERT-CRF; build with :meth:`build`, reload with :meth:`from_pretrained`."""
+
+    model_type = "umt"
+
+    def __init__(self, config: UmtConfig, encoder: nn.Module, tokenizer: Any) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        encoder_config = encoder.config
+        hidden = encoder_config.hidden_size
+        if hidden % config.cross_heads:
+            raise ConfigError(f"model.cross_heads={config.cross_heads} does not divide the encoder's hidden size {hidden}")
+        ffn = getattr(encoder_config, "intermediate_size", 4 * hidden)
+        eps = getattr(encoder_config, "layer_norm_eps", 1e-12)
+
+        def block() -> CrossModalLayer:
+            return CrossModalLayer(hidden, config.cross_heads, ffn, config.dropout, eps)
+
+        self.extra_linear = nn.Linear(hidden, hidden) if config.extra_linear else None
+        self.dropout = nn.Dropout(config.dropout)
+        self.layer_aux = block()
+        self.layer_main = block()
+        self.span_head = nn.Linear(hidden, len(SPAN_LABELS))
+        if config.use_image:
+            self.visual_proj_text = nn.Linear(config.visual_dim, hidden)
+            self.visual_proj_image = nn.Linear(config.visual_dim, hidden)
+            self.cmt_text_to_image = block()
+            self.cmt_image_to_text = block()
+            self.cmt_text_to_regions = block()
+            self.visual_gate = nn.Linear(2 * hidden, hidden)
+        self.typed_head = nn.Linear(2 * hidden, len(TYPED_LABELS))
+        for name, module in self.named_children():
+            if name != "encoder":
+                init_bert_style(module, getattr(encoder_config, "initializer_range", 0.02))
+        self.crf = MaskedCrf(len(TYPED_LABELS))
+        self.span_crf = MaskedCrf(len(SPAN_LABELS))
+        self.register_buffer("span_to_typed", span_to_typed_matrix(), persistent=False)
+        self._freeze_bottom(config.freeze_bottom_layers)
+
+    # ------------------------------------------------------------------ building and saving
+
+    @classmethod
+    def build(cls, config: dict[str, Any], vocab_samples: Sequence[Sample] = ()) -> "UmtModel":
+        """A new model with pre-trained encoder weights; the label spaces are fixed, so samples are not needed."""
+        umt_config = UmtConfig.from_dict(config)
+        encoder, tokenizer = load_encoder(umt_config.encoder)
+        return cls(umt_config, encoder, tokenizer)
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Config, weights, label maps, and the encoder's config + tokenizer (``encoder/``): no network needed to reload."""
+        directory = Path(directory)
+        save_encoder_files(self.encoder, self.tokenizer, directory / ENCODER_SUBDIR)
+        save_model_folder(
+            directory, self.model_type, self.config.to_dict(), self.state_dict(),
+            extras={"typed_labels": TYPED_LABELS.to_list(), "span_labels": SPAN_LABELS.to_list()},
+        )
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, **overrides: Any) -> "UmtModel":
+        """Rebuild a saved model; ``overrides`` change config fields (e.g. ``freeze_bottom_layers``, ``use_image``)."""
+        directory = Path(directory)
+        saved = read_model_config(directory)
+        if saved.get("model_type") != cls.model_type:
+            raise ConfigError(f"{directory}: holds a '{saved.get('model_type')}' model, not UMT")
+        for key, expected in (("typed_labels", TYPED_LABELS), ("span_labels", SPAN_LABELS)):
+            if saved.get("extras", {}).get(key, expected.to_list()) != expected.to_list():
+                raise ConfigError(f"{directory}: saved {key} differ from this version's label space")
+        config = UmtConfig.from_dict({**saved["config"], **overrides})
+        encoder, tokenizer = encoder_from_folder(directory / ENCODER_SUBDIR)
+        model = cls(config, encoder, tokenizer)
+        model._load_weights(load_model_weights(directory), directory)
+        return model
+
+    def _load_weights(self, state: dict[str, torch.Tensor], directory: Path) -> None:
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        visual = tuple(f"{name}." for name in VISUAL_BRANCH)
+        bad = [k for k in missing if not k.startswith(visual)] + [k for k in unexpected if not k.startswith(visual)]
+        if bad:
+            raise ConfigError(f"{directory}: weights do not fit the config (e.g. {bad[0]}); was model.extra_linear changed?")
+        if missing:
+            logger.warning("%s: text-only weights; the visual branch starts from random initialisation", directory)
+        if unexpected:
+            logger.info("%s: visual branch weights ignored (use_image is off)", directory)
+
+    def _freeze_bottom(self, layers: int) -> None:
+        if not layers:
+            return
+        stack = getattr(getattr(self.encoder, "encoder", None), "layer", None)
+        embeddings = getattr(self.encoder, "embeddings", None)
+        if stack is None or embeddings is None:
+            raise ConfigError(f"model.freeze_bottom_layers: encoder {type(self.encoder).__name__} has no embeddings/encoder.layer to freeze")
+        if layers > len(stack):
+            raise ConfigError(f"model.freeze_bottom_layers={layers} but the encoder has only {len(stack)} layers")
+        for module in [embeddings, *stack[:layers]]:
+            for parameter in module.parameters():
+                parameter.requires_grad_(False)
+
+    # ------------------------------------------------------------------ data
+
+    def encode(self, samples: Sequence[Sample], visual: VisualLookup | None = None) -> list[dict[str, Any]]:
+        """Word pieces, aligned labels and (multimodal) region features per sample.
+
+        With ``use_image`` and no ``visual`` lookup, every post gets zero
+        features and a closed gate. Region arrays are kept as the lookup
+        returns them (a memory-mapped cache stays on disk until collation).
+        """
+        all_pieces = pieces_per_token(self.tokenizer, [s.tokens for s in samples])
+        cls_id, sep_id = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
+        if cls_id is None or sep_id is None:
+            raise ConfigError(f"encoder '{self.config.encoder}': its tokenizer has no [CLS]/[SEP] tokens")
+        items = []
+        for sample, pieces in zip(samples, all_pieces):
+            aligned = align(pieces, sample.labels, self.config.max_length, cls_id, sep_id)
+            item: dict[str, Any] = dataclasses.asdict(aligned)
+            if self.config.use_image:
+                item["regions"], item["has_image"] = self._regions(sample, visual)
+            items.append(item)
+        return items
+
+    def _regions(self, sample: Sample, visual: VisualLookup | None) -> tuple[np.ndarray | None, bool]:
+        if visual is None:
+            return None, False
+        regions, has_image = visual(sample)
+        expected = (self.config.num_visual_regions, self.config.visual_dim)
+        if tuple(regions.shape) != expected:
+            raise ConfigError(
+                f"sample {sample.id}: image features of shape {tuple(regions.shape)}, UMT expects {expected} "
+                "(ResNet-152 grid features; check --features / model.visual_dim)"
+            )
+        return regions, bool(has_image)
+
+    def collate(self, items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """Pad to the longest post of the batch (the CRF and attention masks make this equal to padding to max_length)."""
+        batch_size = len(items)
+        length = max(len(item["input_ids"]) for item in items)
+        n_tokens = max(1, max(len(item["token_positions"]) for item in items))
+        input_ids = torch.zeros(batch_size, length, dtype=torch.long)
+        typed = torch.zeros(batch_size, length, dtype=torch.long)
+        span = torch.zeros(batch_size, length, dtype=torch.long)
+        positions = torch.full((batch_size, n_tokens), -1, dtype=torch.long)
+        token_counts = torch.zeros(batch_size, dtype=torch.long)
+        for row, item in enumerate(items):
+            size = len(item["input_ids"])
+            input_ids[row, :size] = torch.tensor(item["input_ids"])
+            typed[row, :size] = torch.tensor(item["typed_label_ids"])
+            span[row, :size] = torch.tensor(item["span_label_ids"])
+            token_counts[row] = len(item["token_positions"])
+            positions[row, : len(item["token_positions"])] = torch.tensor(item["token_positions"], dtype=torch.long)
+        batch = {
+            "input_ids": input_ids,
+            "labels": typed,
+            "span_labels": span,
+            "token_positions": positions,
+            "token_counts": token_counts,
+        }
+        # From lengths, not from id 0: a real piece may have id 0 in some vocabularies.
+        lengths = torch.tensor([len(item["input_ids"]) for item in items])
+        batch["attention_mask"] = torch.arange(length)[None, :] < lengths[:, None]
+        if self.config.use_image:
+            shape = (self.config.num_visual_regions, self.config.visual_dim)
+            regions = np.zeros((batch_size, *shape), dtype=np.float32)
+            for row, item in enumerate(items):
+                if item["regions"] is not None:
+                    regions[row] = item["regions"]
+            batch["regions"] = torch.from_numpy(regions)
+            batch["has_image"] = torch.tensor([bool(item["has_image"]) for item in items])
+        return batch
+
+    # ------------------------------------------------------------------ model
+
+    def emissions(self, batch: dict[str, torch.Tensor], return_attention: bool = False) -> dict[str, torch.Tensor]:
+        """Span emissions ``span_emissions`` (B, T, 7), final typed ``emissions`` (B, T, 13), and with
+        ``return_attention`` the visual ``gate`` (B, T, H) and the three CMT attention maps."""
+        mask = batch["attention_mask"].bool()
+        text = self.encoder(input_ids=batch["input_ids"], attention_mask=mask.long()).last_hidden_state
+        if self.extra_linear is not None:
+            text = self.extra_linear(text)
+        text = self.dropout(text)
+        span_emissions = self.span_head(self.layer_aux(text, text, mask)[0])
+        words = self.layer_main(text, text, mask)[0]
+        out: dict[str, torch.Tensor] = {"span_emissions": span_emissions}
+        if self.config.use_image:
+            fused, details = self._fuse_visual(words, mask, batch)
+            main = self.typed_head(fused)
+            if return_attention:
+                out.update(details)
+        else:
+            hidden = words.shape[-1]
+            main = F.linear(words, self.typed_head.weight[:, :hidden], self.typed_head.bias)
+        converted = span_emissions @ self.span_to_typed
+        out["emissions"] = self.config.alpha * main + (1.0 - self.config.alpha) * converted
+        return out
+
+    def _fuse_visual(self, words: torch.Tensor, mask: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        regions = batch["regions"].to(words.dtype)
+        if self.config.scrambled_regions:
+            # The CMNER copy viewed the channel-major (2048, 7, 7) buffer directly as (49, 2048).
+            regions = regions.transpose(1, 2).reshape(regions.shape)
+        visual_for_text = self.visual_proj_text(regions)
+        visual_for_image = self.visual_proj_image(regions)
+        # All regions are always attended (the original "added" mask is all ones over the image).
+        word_aware_visual, attn_text_to_image = self.cmt_text_to_image(words, visual_for_text, None)
+        text_aware_regions, attn_image_to_text = self.cmt_image_to_text(visual_for_image, words, mask)
+        image_aware_words, attn_text_to_regions = self.cmt_text_to_regions(words, text_aware_regions, None)
+        gate = torch.sigmoid(self.visual_gate(torch.cat([image_aware_words, word_aware_visual], dim=-1)))
+        gate = gate * batch["has_image"].to(gate.dtype)[:, None, None]
+        fused = torch.cat([image_aware_words, gate * word_aware_visual], dim=-1)
+        details = {
+            "gate": gate,
+            "attention_text_to_image": attn_text_to_image,
+            "attention_image_to_text": attn_image_to_text,
+            "attention_text_to_regions": attn_text_to_regions,
+        }
+        return fused, details
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Emissions, and ``loss`` (with ``typed_loss``/``span_loss``) when the batch has labels."""
+        out = self.emissions(batch)
+        if "labels" in batch:
+            mask = batch["attention_mask"].bool()
+            reduction = self.config.loss_reduction
+            typed_loss = self.crf.nll(out["emissions"], batch["labels"], mask, reduction)
+            span_loss = self.span_crf.nll(out["span_emissions"], batch["span_labels"], mask, reduction)
+            out["typed_loss"], out["span_loss"] = typed_loss, span_loss
+            out["loss"] = typed_loss + self.config.aux_weight * span_loss
+        return out
+
+    @torch.no_grad()
+    def decode(self, batch: dict[str, torch.Tensor]) -> list[list[str]]:
+        """Viterbi on the typed CRF, mapped back to each post's original tokens as valid BIO.
+
+        The CRF may put an ``I-`` after ``O`` (nothing forbids it); such an
+        orphan becomes ``B-``, which is how conlleval counts it anyway.
+        """
+        out = self.emissions(batch)
+        paths = self.crf.viterbi(out["emissions"], batch["attention_mask"])
+        positions = batch["token_positions"].tolist()
+        counts = batch["token_counts"].tolist()
+        return [repair_bio(labels_for_tokens(path, pos[:count]))[0] for path, pos, count in zip(paths, positions, counts)]
+
+
+__all__ = ["UmtConfig", "UmtModel", "VISUAL_BRANCH"]

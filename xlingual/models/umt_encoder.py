@@ -1,0 +1,103 @@
+"""Loading UMT's text encoder (any ``AutoModel`` checkpoint) offline-first, with one clear error.
+
+``from_pretrained`` with a hub id and no network retries for tens of seconds
+per file before failing; a user with a typo or no cache deserves the answer
+at once. So: a local folder is used as is; a hub id is first looked up in the
+local cache (``local_files_only=True``), and the network is tried only when
+the hub is not switched off (``HF_HUB_OFFLINE``). Every failure becomes a
+:class:`~xlingual.errors.ModelNotFoundError` that names the model and the
+option to change.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from xlingual.errors import ModelNotFoundError
+
+logger = logging.getLogger(__name__)
+
+ENCODER_SUBDIR = "encoder"
+"""Where a saved UMT folder keeps its encoder's config and tokenizer files."""
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+
+
+def _looks_like_path(name: str) -> bool:
+    """Hub ids are ``name`` or ``org/name``; anything else that is not a folder is a mistyped path."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+
+
+def _not_found(name: str, reason: str) -> ModelNotFoundError:
+    return ModelNotFoundError(
+        f"encoder '{name}' cannot be loaded ({reason}); download it once with network access, "
+        f"or pass a local copy with --set model.encoder=PATH"
+    )
+
+
+def resolve_encoder(name: str) -> tuple[str, bool]:
+    """``(name_or_path, local_files_only)`` to load ``name`` with; raises when it is not available."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise _not_found(name, "the folder has no config.json")
+        return str(path), True
+    if path.exists() or _looks_like_path(name):
+        raise _not_found(name, "no such folder")
+    try:
+        AutoConfig.from_pretrained(name, local_files_only=True)
+        return name, True
+    except (OSError, ValueError) as err:
+        if _hub_offline():
+            raise _not_found(name, "not in the local cache and HF_HUB_OFFLINE is set") from err
+    logger.info("encoder %s is not cached; trying the hub once", name)
+    try:
+        AutoConfig.from_pretrained(name)
+    except (OSError, ValueError) as err:
+        raise _not_found(name, f"not cached and the hub failed: {type(err).__name__}") from err
+    return name, False
+
+
+def load_encoder(name: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Pre-trained encoder weights and tokenizer for ``name`` (hub id or folder)."""
+    source, local_only = resolve_encoder(name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+        encoder = AutoModel.from_pretrained(source, local_files_only=local_only)
+    except (OSError, ValueError) as err:
+        raise _not_found(name, f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from err
+    return drop_pooler(encoder), tokenizer
+
+
+def encoder_from_folder(folder: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """An encoder with the architecture saved in ``folder`` (weights left random, to be loaded after)."""
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise ModelNotFoundError(f"{folder}: the model folder has no {ENCODER_SUBDIR}/config.json; re-save the model")
+    config = AutoConfig.from_pretrained(folder, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    return drop_pooler(AutoModel.from_config(config)), tokenizer
+
+
+def save_encoder_files(encoder: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: str | Path) -> None:
+    """Config and tokenizer files (no weights: those live in the model's own safetensors file)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    encoder.config.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def drop_pooler(encoder: PreTrainedModel) -> PreTrainedModel:
+    """Remove BERT's pooler: UMT never uses it, and unused parameters would get no gradient."""
+    if getattr(encoder, "pooler", None) is not None:
+        encoder.pooler = None
+    return encoder
+
+
+__all__ = ["ENCODER_SUBDIR", "drop_pooler", "encoder_from_folder", "load_encoder", "resolve_encoder", "save_encoder_files"]

@@ -1,0 +1,111 @@
+"""UMT's text side: the two label spaces and word-piece alignment (models.md §2.2-2.3).
+
+Every token is split into word pieces; its FIRST piece carries the token's
+label and the rest carry the pseudo-label ``X``. ``[CLS]`` and ``[SEP]`` have
+labels of their own and sit inside the CRF mask, so the CRF learns to emit
+them. The span (auxiliary) labels are the first letter of the typed ones.
+A token with zero pieces (e.g. U+00A0) has no position; tokens beyond the
+length limit are cut. Both get ``O`` back when predictions are mapped to
+tokens (``token_positions`` is -1 for them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from xlingual.data.labels import ENTITY_TYPES
+from xlingual.models.labels import LabelVocab
+
+PAD, CONTINUATION, CLS, SEP = "<pad>", "X", "[CLS]", "[SEP]"
+
+TYPED_LABELS = LabelVocab([PAD, "O", "B-MISC", "I-MISC", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", CONTINUATION, CLS, SEP])
+"""The 13 typed labels in the order of the original code (index 0 is padding)."""
+
+SPAN_LABELS = LabelVocab([PAD, "O", "B", "I", CONTINUATION, CLS, SEP])
+"""The 7 span labels of the auxiliary entity-span-detection task."""
+
+PSEUDO_LABELS = frozenset({PAD, CONTINUATION, CLS, SEP})
+
+
+def span_label(typed: str) -> str:
+    """``B-PER`` -> ``B``; ``O``, ``X``, ``[CLS]``, ``[SEP]`` and padding map to themselves."""
+    return typed[0] if typed[:2] in ("B-", "I-") else typed
+
+
+def span_to_typed_matrix() -> torch.Tensor:
+    """The fixed (7, 13) conversion W_tr: a span score is spread evenly over the entity types."""
+    matrix = torch.zeros(len(SPAN_LABELS), len(TYPED_LABELS))
+    for label in (PAD, "O", CONTINUATION, CLS, SEP):
+        matrix[SPAN_LABELS.id(label), TYPED_LABELS.id(label)] = 1.0
+    for prefix in ("B", "I"):
+        for entity_type in ENTITY_TYPES:
+            matrix[SPAN_LABELS.id(prefix), TYPED_LABELS.id(f"{prefix}-{entity_type}")] = 1.0 / len(ENTITY_TYPES)
+    return matrix
+
+
+@dataclass
+class AlignedText:
+    """One post as word pieces: ids with [CLS]/[SEP], labels per piece, each token's first piece."""
+
+    input_ids: list[int]
+    typed_label_ids: list[int]
+    span_label_ids: list[int]
+    token_positions: list[int]
+    """Position of each original token's first piece, or -1 (no pieces, or cut by truncation)."""
+
+
+def pieces_per_token(tokenizer: PreTrainedTokenizerBase, token_lists: Sequence[Sequence[str]]) -> list[list[list[int]]]:
+    """Word-piece ids of every token of every post (batched through a fast tokenizer when there is one)."""
+    if getattr(tokenizer, "is_fast", False):
+        encoded = tokenizer([list(tokens) for tokens in token_lists], is_split_into_words=True, add_special_tokens=False)
+        result = []
+        for index, tokens in enumerate(token_lists):
+            per_token: list[list[int]] = [[] for _ in tokens]
+            for piece_id, word in zip(encoded["input_ids"][index], encoded.word_ids(index)):
+                if word is not None:
+                    per_token[word].append(piece_id)
+            result.append(per_token)
+        return result
+    return [[tokenizer.convert_tokens_to_ids(tokenizer.tokenize(token)) for token in tokens] for tokens in token_lists]
+
+
+def align(pieces: Sequence[Sequence[int]], labels: Sequence[str], max_length: int, cls_id: int, sep_id: int) -> AlignedText:
+    """Lay out one post's pieces as ``[CLS] pieces… [SEP]``, at most ``max_length`` positions."""
+    budget = max_length - 2
+    input_ids, typed = [cls_id], [CLS]
+    positions: list[int] = []
+    for token_pieces, label in zip(pieces, labels):
+        if not token_pieces or len(input_ids) - 1 >= budget:
+            positions.append(-1)
+            continue
+        positions.append(len(input_ids))
+        kept = list(token_pieces[: budget - (len(input_ids) - 1)])
+        input_ids.extend(kept)
+        typed.extend([label] + [CONTINUATION] * (len(kept) - 1))
+    input_ids.append(sep_id)
+    typed.append(SEP)
+    return AlignedText(
+        input_ids=input_ids,
+        typed_label_ids=TYPED_LABELS.ids(typed),
+        span_label_ids=SPAN_LABELS.ids([span_label(label) for label in typed]),
+        token_positions=positions,
+    )
+
+
+def labels_for_tokens(tag_ids: Sequence[int], token_positions: Sequence[int]) -> list[str]:
+    """Canonical labels per original token from decoded piece tags; pseudo-labels and lost tokens become ``O``."""
+    labels = []
+    for position in token_positions:
+        label = TYPED_LABELS.label(tag_ids[position]) if 0 <= position < len(tag_ids) else "O"
+        labels.append("O" if label in PSEUDO_LABELS else label)
+    return labels
+
+
+__all__ = [
+    "AlignedText", "PSEUDO_LABELS", "SPAN_LABELS", "TYPED_LABELS", "align", "labels_for_tokens",
+    "pieces_per_token", "span_label", "span_to_typed_matrix",
+]
