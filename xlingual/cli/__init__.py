@@ -76,3 +76,9 @@ def main(
 from xlingual.cli import data as _data  # noqa: E402
 
 _data.register(app)
+from xlingual.cli import features as _features  # noqa: E402
+
+_features.register(app)
+from xlingual.cli import predict as _predict  # noqa: E402
+
+_predict.register(app)
