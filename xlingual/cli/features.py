@@ -1,0 +1,121 @@
+"""``xl features``: extract and inspect the cached image features."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from xlingual.data.datasets import DEFAULT_DATA_DIR, features_dir
+from xlingual.features import BACKBONES, CROP_POLICIES, ExtractionReport, FeatureCache, extract_folder, extract_for_datasets
+
+features_app = typer.Typer(no_args_is_help=True, help="Extract and inspect cached image features (VGG16 for ACN, ResNet-152 for UMT).")
+
+
+def _check_choice(choices) -> callable:
+    def check(value: str) -> str:
+        if value not in choices:
+            raise typer.BadParameter(f"choose from {', '.join(choices)}")
+        return value
+
+    return check
+
+
+def _print_report(report: ExtractionReport, show_failed: int = 10) -> None:
+    table = Table(title=f"{report.backbone} features in {report.cache_dir}")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    rows = [
+        ("weights / crop", f"{report.weights} / {report.crop}"),
+        ("images named", str(report.named)),
+        ("extracted now", str(report.extracted)),
+        ("taken from cache", str(report.cached)),
+        ("failed", str(len(report.failed))),
+    ]
+    if report.samples is not None:
+        rows += [("samples", str(report.samples)), ("samples with no image", str(report.samples_without_image))]
+    if report.extracted:
+        rows += [("device", report.device), ("images/s", f"{report.images_per_second:.2f}")]
+    for name, value in rows:
+        table.add_row(name, value)
+    console = Console()
+    console.print(table)
+    for name, reason in list(report.failed.items())[:show_failed]:
+        typer.echo(f"failed: {name}: {reason}", err=True)
+    if len(report.failed) > show_failed:
+        typer.echo(f"failed: … {len(report.failed) - show_failed} more (see --json)", err=True)
+
+
+@features_app.command("extract")
+def extract(
+    images: Path = typer.Option(..., "--images", help="Folder holding the image files."),
+    dataset: Optional[list[Path]] = typer.Option(None, "--dataset", "-d", help="Dataset file whose posts' images to extract (repeat for several; translations find their source post's images). Without it, every image in the folder."),
+    backbone: str = typer.Option("vgg16", "--backbone", "-b", callback=_check_choice(list(BACKBONES)), help="vgg16 (ACN, 49x512) or resnet152 (UMT, 49x2048)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Cache folder [default: data/features/<backbone>]."),
+    weights: str = typer.Option("default", "--weights", help="'default' (torchvision ImageNet weights), a local .pth state dict, or 'random' (smoke runs)."),
+    crop: str = typer.Option("clean", "--crop", callback=_check_choice(CROP_POLICIES), help="clean (resize + centre crop, ImageNet normalisation) or faithful (the original scripts' preprocessing)."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per forward pass."),
+    device: str = typer.Option("auto", "--device", help="auto (GPU when present), cpu, cuda, cuda:1, …"),
+    seed: int = typer.Option(0, "--seed", help="Seed of random weights and of the faithful ResNet crop."),
+    dtype: str = typer.Option("float16", "--dtype", callback=_check_choice(["float16", "float32"]), help="Storage type of the cache."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+) -> None:
+    """Run a frozen CNN over the images once and cache their 7x7 region features.
+
+    Images already in the cache are not read again; an interrupted run resumes. A cache
+    never mixes features of different weights or crop policies.
+
+    Examples:
+
+        xl features extract --images data/cmner/images -d data/cmner/text/train.txt -d data/cmner/text/dev.txt -d data/cmner/text/test.txt --backbone resnet152
+
+        xl features extract --images data/twitter2015/images -d data/twitter2015/train.txt --backbone vgg16 --json
+
+        xl features extract --images data/cmner/images --weights random --out /tmp/smoke
+    """
+    cache_dir = out or features_dir(DEFAULT_DATA_DIR, backbone)
+    options = dict(backbone=backbone, weights=weights, crop=crop, batch_size=batch_size, device=device, seed=seed, dtype=dtype)
+    if dataset:
+        report = extract_for_datasets(images, dataset, cache_dir, **options)
+    else:
+        report = extract_folder(images, cache_dir, **options)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        _print_report(report)
+
+
+@features_app.command("info")
+def info(
+    cache: Path = typer.Argument(..., help="A feature cache folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Describe a feature cache: backbone, what produced it, how many images it holds.
+
+    Examples:
+
+        xl features info data/features/resnet152
+    """
+    opened = FeatureCache.open(cache)
+    summary = {
+        "cache_dir": str(cache), "backbone": opened.backbone, "region_shape": list(opened.region_shape),
+        "weights": opened.weights, **{k: v for k, v in opened.producer.to_dict().items() if k not in ("backbone", "region_shape")},
+        "images": len(opened),
+    }
+    if as_json:
+        typer.echo(json.dumps(summary, ensure_ascii=False))
+        return
+    table = Table(title=f"feature cache {cache}")
+    table.add_column("")
+    table.add_column("value")
+    for key, value in summary.items():
+        table.add_row(key, str(value))
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(features_app, name="features", help="Extract and inspect cached image features.")
