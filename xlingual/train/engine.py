@@ -1,0 +1,312 @@
+"""The training loop of one stage, on ``accelerate``.
+
+``accelerate`` gives mixed precision, gradient accumulation, multi-GPU /
+multi-node (``accelerate launch`` / ``torchrun``), TensorBoard logging and
+the saving of the full training state (model, optimiser, scheduler, every
+RNG). What this module adds is what makes a resumed run *identical* to an
+uninterrupted one under a fixed seed:
+
+* the shuffle order of epoch ``e`` depends only on ``(seed, e)`` (a sampler
+  with ``set_epoch``), so a resumed epoch sees the same batches and skips the
+  ones already done;
+* checkpoints are taken only at optimiser-step boundaries, together with a
+  small JSON of loop counters (epoch, batch, best dev F1, patience), into a
+  temporary folder that is renamed into place;
+* model selection is on dev micro-F1 (conlleval), strictly improving, with the
+  best model kept as a ``save_pretrained`` folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from xlingual.data.sample import Sample
+from xlingual.io import atomic_write_json
+from xlingual.models.base import MnerModel, VisualLookup
+from xlingual.progress import progress_bar
+from xlingual.train.config import StageConfig, TrainConfig
+from xlingual.train.metrics import score
+
+logger = logging.getLogger(__name__)
+
+STATE_DIR = "state"
+LOOP_STATE = "loop_state.json"
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """A permutation that depends only on (seed, epoch): resumable without saving the sampler."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size = size
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.size
+
+
+@dataclass
+class LoopState:
+    """Counters of a stage's loop, saved with every checkpoint."""
+
+    stage: str
+    epoch: int = 0
+    batches_done_in_epoch: int = 0
+    global_step: int = 0
+    best_dev_f1: float = -1.0
+    best_epoch: int = -1
+    best_step: int = -1
+    evals_without_improvement: int = 0
+    finished: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+StepHook = Callable[[LoopState], None]
+"""Called after every optimiser step (and after any checkpoint of that step)."""
+
+
+def new_accelerator(config: TrainConfig, run_dir: Path):
+    """A fresh Accelerator per stage (each stage has its own model, optimiser and scheduler)."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state()  # several runs in one process (experiments, tests) re-create it
+    log_with = None
+    if config.tensorboard:
+        try:
+            import tensorboard  # noqa: F401
+
+            log_with = "tensorboard"
+        except ImportError:
+            logger.warning("tensorboard is not installed: pip install tensorboard (logging to run.log only)")
+    return Accelerator(
+        mixed_precision=config.mixed_precision,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        log_with=log_with,
+        project_dir=str(run_dir),
+    )
+
+
+def build_optimizer(model: torch.nn.Module, stage: StageConfig) -> torch.optim.Optimizer:
+    """Adam (ACN) or AdamW with no decay on biases and LayerNorm weights (UMT/BERT convention)."""
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if stage.optimizer == "adam":
+        return torch.optim.Adam([p for _, p in params], lr=stage.lr, weight_decay=stage.weight_decay)
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+    groups = [
+        {"params": [p for n, p in params if not any(k in n for k in no_decay)], "weight_decay": stage.weight_decay},
+        {"params": [p for n, p in params if any(k in n for k in no_decay)], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=stage.lr)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, stage: StageConfig, total_steps: int):
+    """Linear warm-up and decay over the true number of steps when warm-up is set; constant otherwise."""
+    if stage.warmup_ratio > 0:
+        from transformers import get_linear_schedule_with_warmup
+
+        return get_linear_schedule_with_warmup(optimizer, int(stage.warmup_ratio * total_steps), total_steps)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+
+
+def evaluate_model(model: MnerModel, samples: Sequence[Sample], visual: VisualLookup | None, batch_size: int) -> tuple[float, list[list[str]]]:
+    """Dev micro-F1 (conlleval) and the predictions."""
+    predictions = model.predict(list(samples), visual, batch_size=batch_size)
+    return score([s.labels for s in samples], predictions).f1, predictions
+
+
+class StageTrainer:
+    """Trains one stage with dev-based model selection and resumable checkpoints."""
+
+    def __init__(self, config: TrainConfig, stage_config: StageConfig, stage_name: str, run_dir: Path,
+                 best_dir: Path, hooks: Sequence[StepHook] = ()) -> None:
+        self.config = config
+        self.stage = stage_config
+        self.name = stage_name
+        self.run_dir = run_dir
+        self.state_dir = run_dir / STATE_DIR / stage_name
+        self.best_dir = best_dir
+        self.hooks = list(hooks)
+
+    # -- checkpoints ---------------------------------------------------
+    def has_checkpoint(self) -> bool:
+        return self.read_loop_state() is not None
+
+    def read_loop_state(self) -> LoopState | None:
+        """The saved loop counters, if any (also from a checkpoint interrupted while being swapped in)."""
+        for folder in (self.state_dir, self.state_dir.with_name(self.name + ".old")):
+            if (folder / LOOP_STATE).is_file():
+                return LoopState(**json.loads((folder / LOOP_STATE).read_text(encoding="utf-8")))
+        return None
+
+    def _save_checkpoint(self, accelerator, loop: LoopState) -> None:
+        accelerator.wait_for_everyone()
+        tmp = self.state_dir.with_name(self.name + ".tmp")
+        old = self.state_dir.with_name(self.name + ".old")
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        accelerator.save_state(str(tmp))
+        if accelerator.is_main_process:
+            atomic_write_json(tmp / LOOP_STATE, loop.to_dict())
+            if self.state_dir.exists():
+                shutil.rmtree(old, ignore_errors=True)
+                self.state_dir.rename(old)
+            tmp.rename(self.state_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        accelerator.wait_for_everyone()
+
+    def _load_checkpoint(self, accelerator) -> LoopState:
+        folder = self.state_dir
+        if not (folder / LOOP_STATE).is_file():
+            folder = self.state_dir.with_name(self.name + ".old")  # interrupted during the swap
+        accelerator.load_state(str(folder))
+        values = json.loads((folder / LOOP_STATE).read_text(encoding="utf-8"))
+        logger.info("resuming stage %s at epoch %d, batch %d (step %d)", self.name, values["epoch"], values["batches_done_in_epoch"], values["global_step"])
+        return LoopState(**values)
+
+    # -- the loop ------------------------------------------------------
+    def train(self, model: MnerModel, train: Sequence[Sample], dev: Sequence[Sample], visual: VisualLookup | None,
+              resume: bool = False) -> LoopState:
+        """Train ``model`` in place; the best dev model ends up in ``best_dir``."""
+        saved = self.read_loop_state() if resume else None
+        if saved is not None and saved.finished:
+            logger.info("stage %s already finished (best dev F1 %.2f)", self.name, saved.best_dev_f1)
+            return saved
+        accelerator = new_accelerator(self.config, self.run_dir)
+        stage = self.stage
+        items = model.encode(list(train), visual)
+        sampler = EpochShuffleSampler(len(items), self.config.seed)
+        loader = DataLoader(items, batch_size=stage.batch_size, sampler=sampler, collate_fn=model.collate)
+        batches_per_epoch = len(loader)
+        steps_per_epoch = math.ceil(batches_per_epoch / self.config.gradient_accumulation_steps)
+        total_steps = steps_per_epoch * stage.epochs
+        if stage.max_steps:
+            total_steps = min(total_steps, stage.max_steps)
+        optimizer = build_optimizer(model, stage)
+        scheduler = build_scheduler(optimizer, stage, total_steps)
+        wrapped, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+        if accelerator.log_with:
+            accelerator.init_trackers(f"tensorboard-{self.name}")
+
+        loop = self._load_checkpoint(accelerator) if resume and self.has_checkpoint() else LoopState(stage=self.name)
+        if loop.finished:
+            return loop
+        logger.info("stage %s: %d samples, %d steps per epoch, up to %d epochs (%d steps)", self.name, len(items), steps_per_epoch, stage.epochs, total_steps)
+        unwrapped = accelerator.unwrap_model(wrapped)
+        started = time.time()
+        early_stop = budget_done = False
+        bar = progress_bar(total=total_steps, initial=loop.global_step, desc=f"train {self.name}", unit="step")
+        try:
+            while loop.epoch < stage.epochs:
+                loader.set_epoch(loop.epoch)
+                epoch_loader = accelerator.skip_first_batches(loader, loop.batches_done_in_epoch) if loop.batches_done_in_epoch else loader
+                wrapped.train()
+                for batch in epoch_loader:
+                    with accelerator.accumulate(wrapped):
+                        loss = wrapped(batch)["loss"]
+                        accelerator.backward(loss)
+                        if accelerator.sync_gradients and stage.max_grad_norm:
+                            accelerator.clip_grad_norm_(wrapped.parameters(), stage.max_grad_norm)
+                        optimizer.step()
+                        scheduler.step()
+                        optimizer.zero_grad()
+                    loop.batches_done_in_epoch += 1
+                    if not accelerator.sync_gradients:
+                        continue
+                    loop.global_step += 1
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss.item():.3f}")
+                    if accelerator.log_with:
+                        accelerator.log({f"{self.name}/loss": loss.item(), f"{self.name}/lr": scheduler.get_last_lr()[0]}, step=loop.global_step)
+                    budget_done = loop.global_step >= total_steps
+                    if budget_done:
+                        break
+                    if stage.eval_every_steps and loop.global_step % stage.eval_every_steps == 0:
+                        early_stop = self._evaluate(accelerator, unwrapped, dev, visual, loop)
+                        wrapped.train()
+                        if early_stop:
+                            break
+                    if self.config.save_every_steps and loop.global_step % self.config.save_every_steps == 0:
+                        self._save_checkpoint(accelerator, loop)
+                    for hook in self.hooks:
+                        hook(loop)
+                if early_stop:
+                    break
+                # end of an epoch (or of the step budget): evaluate, then checkpoint the next position
+                early_stop = self._evaluate(accelerator, unwrapped, dev, visual, loop)
+                loop.epoch += 1
+                loop.batches_done_in_epoch = 0
+                if budget_done or early_stop:
+                    break
+                self._save_checkpoint(accelerator, loop)
+                for hook in self.hooks:
+                    hook(loop)
+        finally:
+            bar.close()
+        loop.finished = True
+        self._save_loop_only(accelerator, loop)
+        if accelerator.log_with:
+            accelerator.end_training()
+        logger.info("stage %s done in %.1fs: best dev F1 %.2f at epoch %d", self.name, time.time() - started, loop.best_dev_f1, loop.best_epoch)
+        return loop
+
+    def _save_loop_only(self, accelerator, loop: LoopState) -> None:
+        """Mark the stage finished without keeping the (large) optimiser state."""
+        if accelerator.is_main_process:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            for child in self.state_dir.iterdir():
+                if child.name != LOOP_STATE:
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+            atomic_write_json(self.state_dir / LOOP_STATE, loop.to_dict())
+
+    def _evaluate(self, accelerator, model: MnerModel, dev: Sequence[Sample], visual: VisualLookup | None, loop: LoopState) -> bool:
+        """Score dev, keep the best model; True when early stopping says stop."""
+        f1, _ = evaluate_model(model, dev, visual, self.stage.eval_batch_size)
+        improved = f1 > loop.best_dev_f1
+        loop.history.append({"epoch": loop.epoch, "step": loop.global_step, "dev_f1": round(f1, 4), "improved": improved})
+        logger.info("stage %s epoch %d step %d: dev F1 %.2f%s", self.name, loop.epoch, loop.global_step, f1, " (best)" if improved else "")
+        if accelerator.log_with:
+            accelerator.log({f"{self.name}/dev_f1": f1}, step=loop.global_step)
+        if improved:
+            loop.best_dev_f1, loop.best_epoch, loop.best_step = f1, loop.epoch, loop.global_step
+            loop.evals_without_improvement = 0
+            if accelerator.is_main_process:
+                save_best(model, self.best_dir)
+            accelerator.wait_for_everyone()
+            return False
+        loop.evals_without_improvement += 1
+        return self.stage.patience is not None and loop.evals_without_improvement >= self.stage.patience
+
+
+def save_best(model: MnerModel, folder: Path) -> None:
+    """Write the model atomically (to a sibling temp folder, then rename)."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+
+
+__all__ = ["EpochShuffleSampler", "LoopState", "StageTrainer", "build_optimizer", "build_scheduler", "evaluate_model"]

@@ -1,0 +1,262 @@
+"""Finding everything a run reads: datasets, translated corpora, word vectors, image features.
+
+A run names only a direction, a setting and a data directory; this module
+turns that into the samples of each training stage and the visual/word-vector
+inputs, or fails with one line that says which command builds what is
+missing (``xl translate``, ``xl features extract``, ``xl embeddings``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xlingual.data.datasets import (
+    embeddings_dir,
+    features_dir,
+    find_translated_dirs,
+    get_dataset,
+    load_split,
+    translated_dir,
+)
+from xlingual.data.formats import format_for_lang, read_samples
+from xlingual.data.images import attach_images
+from xlingual.data.sample import Sample
+from xlingual.errors import ConfigError
+from xlingual.io import atomic_open
+from xlingual.models.base import VisualLookup
+from xlingual.train.config import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StageData:
+    """The train and dev samples of one training stage."""
+
+    name: str  # "pretrain" or "target"
+    train: list[Sample]
+    dev: list[Sample]
+    description: str = ""
+
+
+@dataclass
+class RunInputs:
+    """Everything a run trains and evaluates on."""
+
+    stages: list[StageData]
+    test: list[Sample]
+    visual: VisualLookup | None = None
+    model_config: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def target(self) -> StageData:
+        return self.stages[-1]
+
+    def vocab_samples(self) -> list[Sample]:
+        """Every sample the run will ever see (all stages, all splits): ACN's vocabulary covers them."""
+        seen: list[Sample] = []
+        for stage in self.stages:
+            seen.extend(stage.train)
+            seen.extend(stage.dev)
+        seen.extend(self.test)
+        return seen
+
+
+def _limit(samples: list[Sample], max_samples: int | None) -> list[Sample]:
+    return samples[:max_samples] if max_samples else samples
+
+
+def locate_translation(config: TrainConfig) -> Path:
+    """The folder holding the source dataset translated into the target language."""
+    data_dir = config.data.data_dir
+    src, tgt, dataset = config.source_lang, config.target_lang, config.source_dataset
+    build_hint = f"xl translate --src {src} --tgt {tgt} --data-dir {data_dir}"
+    if config.data.translation_model:
+        candidate = Path(config.data.translation_model)
+        folder = candidate if candidate.is_dir() and (candidate / get_dataset(dataset).split_files["train"]).is_file() else translated_dir(data_dir, dataset, src, tgt, config.data.translation_model)
+        if not folder.is_dir():
+            raise ConfigError(f"data.translation_model: no translation at {folder} (build it with '{build_hint} --model {config.data.translation_model}')")
+        return folder
+    found = find_translated_dirs(data_dir, dataset, src, tgt)
+    if not found:
+        raise ConfigError(f"setting '{config.setting}' needs {dataset} translated {src}->{tgt}, none under {Path(data_dir) / 'translated'} (build it with '{build_hint}' or pass --build-missing)")
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        raise ConfigError(f"several translations of {dataset} {src}->{tgt} ({names}): choose one with --set data.translation_model=<model>")
+    return found[0]
+
+
+def build_translation(config: TrainConfig) -> Path:
+    """Translate the source dataset with the configured (or default) MT model."""
+    from xlingual import translate as translate_pkg
+
+    builder = getattr(translate_pkg, "translate_dataset", None)
+    if builder is None:
+        raise ConfigError(f"building translations is not available here; run 'xl translate --src {config.source_lang} --tgt {config.target_lang} --data-dir {config.data.data_dir}'")
+    kwargs = {"data_dir": config.data.data_dir, "src": config.source_lang, "tgt": config.target_lang}
+    if config.data.translation_model:
+        kwargs["model"] = config.data.translation_model
+    result = builder(**kwargs)
+    return Path(getattr(result, "output_dir", result))
+
+
+def read_translated_split(folder: Path, config: TrainConfig, split: str) -> list[Sample]:
+    spec = get_dataset(config.source_dataset)
+    path = folder / spec.split_files[split]
+    if not path.is_file():
+        raise ConfigError(f"{path}: translated split missing (re-run 'xl translate --src {config.source_lang} --tgt {config.target_lang}')")
+    samples = read_samples(path, format_for_lang(config.target_lang))
+    source_images = spec.images_dir(config.data.data_dir)
+    if source_images.is_dir():
+        attach_images(samples, source_images)  # translated samples keep meta["source_id"]
+    return samples
+
+
+def pretrain_stage(config: TrainConfig) -> StageData | None:
+    """Source-side data of the first stage (SRC, TGT or SRC&TGT); None for tgt_only."""
+    if config.setting == "tgt_only":
+        return None
+    limit = config.data.max_samples
+    train: list[Sample] = []
+    dev: list[Sample] = []
+    parts = []
+    if config.setting in ("src", "src_tgt"):
+        train += _limit(load_split(config.data.data_dir, config.source_dataset, "train"), limit)
+        dev += _limit(load_split(config.data.data_dir, config.source_dataset, "dev"), limit)
+        parts.append(f"{config.source_dataset} ({config.source_lang})")
+    if config.setting in ("tgt", "src_tgt"):
+        try:
+            folder = locate_translation(config)
+        except ConfigError:
+            if not config.data.build_missing:
+                raise
+            folder = build_translation(config)
+        train += _limit(read_translated_split(folder, config, "train"), limit)
+        dev += _limit(read_translated_split(folder, config, "dev"), limit)
+        parts.append(f"{folder.name} ({config.target_lang})")
+    return StageData("pretrain", train, dev, " + ".join(parts))
+
+
+def target_data(config: TrainConfig) -> tuple[StageData, list[Sample]]:
+    limit = config.data.max_samples
+    data_dir, dataset = config.data.data_dir, config.target_dataset
+    train = _limit(load_split(data_dir, dataset, "train"), limit)
+    dev = _limit(load_split(data_dir, dataset, "dev"), limit)
+    test = _limit(load_split(data_dir, dataset, "test"), limit)
+    return StageData("target", train, dev, f"{dataset} ({config.target_lang})"), test
+
+
+def merge_vector_files(paths: list[Path], out: Path) -> Path:
+    """One ``.vec`` holding the words of every file (later files win on shared words).
+
+    ACN takes one vector file; cross-lingual runs need both languages'
+    aligned vectors in one vocabulary.
+    """
+    vectors: dict[str, str] = {}
+    dim = None
+    for path in paths:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            first = handle.readline().split()
+            if len(first) == 2 and all(x.isdigit() for x in first):
+                file_dim = int(first[1])
+            else:
+                file_dim = len(first) - 1
+                vectors[first[0]] = " ".join(first[1:])
+            if dim is not None and file_dim != dim:
+                raise ConfigError(f"{path}: vectors of dimension {file_dim}, but {paths[0]} has {dim}")
+            dim = file_dim
+            for line in handle:
+                word, _, rest = line.rstrip("\n").partition(" ")
+                if word and rest:
+                    vectors[word] = rest
+    with atomic_open(out) as handle:
+        handle.write(f"{len(vectors)} {dim}\n")
+        for word, rest in vectors.items():
+            handle.write(f"{word} {rest}\n")
+    return out
+
+
+def aligned_vector_files(config: TrainConfig) -> list[Path]:
+    """The aligned ``.vec`` files of the run's languages (target last, so it wins on shared words)."""
+    root = embeddings_dir(config.data.data_dir)
+    src, tgt = config.source_lang, config.target_lang
+    for folder, order in ((root / f"aligned.{src}-{tgt}", ("src", "tgt")), (root / f"aligned.{tgt}-{src}", ("tgt", "src"))):
+        if folder.is_dir():
+            by_lang = dict(zip((src, tgt) if order == ("src", "tgt") else (tgt, src), (folder / "vectors-src.vec", folder / "vectors-tgt.vec")))
+            wanted = [by_lang[tgt]] if config.setting == "tgt_only" else [by_lang[src], by_lang[tgt]]
+            missing = [p for p in wanted if not p.is_file()]
+            if missing:
+                raise ConfigError(f"{missing[0]}: aligned vectors missing (re-run 'xl embeddings align')")
+            return wanted
+    raise ConfigError(
+        f"model.word_vectors=auto: no aligned vectors under {root} (aligned.{src}-{tgt}/); build them with 'xl embeddings' "
+        "(see docs/embeddings.md), pass --set model.word_vectors=PATH.vec, or --set model.word_vectors=null for random embeddings"
+    )
+
+
+def resolve_word_vectors(config: TrainConfig, run_dir: Path) -> str | None:
+    value = config.model.get("word_vectors")
+    if value in (None, "", "none", "null"):
+        return None
+    if value != "auto":
+        if not Path(value).is_file():
+            raise ConfigError(f"model.word_vectors: {value} does not exist")
+        return str(value)
+    files = aligned_vector_files(config)
+    if len(files) == 1:
+        return str(files[0])
+    return str(merge_vector_files(files, run_dir / "word_vectors.vec"))
+
+
+def build_visual(config: TrainConfig, samples: list[Sample]) -> VisualLookup | None:
+    """The image-feature lookup of the run, or None for text-only runs (``images: none``)."""
+    if config.images == "none":
+        return None
+    from xlingual.features import FeatureCache, visual_lookup
+
+    folder = features_dir(config.data.data_dir, config.feature_backbone)
+    if not folder.exists():
+        if not config.data.build_missing:
+            raise ConfigError(
+                f"images={config.images} needs cached {config.feature_backbone} features at {folder}; build them with "
+                f"'xl features extract --data-dir {config.data.data_dir} --backbone {config.feature_backbone}', "
+                "pass --build-missing, or --set images=none for text only"
+            )
+        extract_missing_features(config, samples, folder)
+    cache = FeatureCache.open(folder)
+    return visual_lookup(cache, mode=config.images, seed=config.seed)
+
+
+def extract_missing_features(config: TrainConfig, samples: list[Sample], folder: Path) -> None:
+    from xlingual.features import extract_features
+
+    for dataset in {config.source_dataset, config.target_dataset}:
+        images_dir = get_dataset(dataset).images_dir(config.data.data_dir)
+        if not images_dir.is_dir():
+            continue
+        names = sorted({name for s in samples for name in s.images if (images_dir / name).is_file()})
+        if names:
+            logger.info("extracting %s features of %d images from %s", config.feature_backbone, len(names), images_dir)
+            extract_features(images_dir, names, folder, config.feature_backbone, weights="default")
+
+
+def resolve_inputs(config: TrainConfig, run_dir: Path) -> RunInputs:
+    """Read every split the run needs and prepare its visual and word-vector inputs."""
+    stages = []
+    pre = pretrain_stage(config)
+    if pre is not None:
+        stages.append(pre)
+    target, test = target_data(config)
+    stages.append(target)
+    inputs = RunInputs(stages=stages, test=test, model_config=dict(config.model))
+    inputs.model_config["use_image"] = config.images != "none" and bool(config.model.get("use_image", True))
+    if config.model_type == "acn" and "word_vectors" in config.model:
+        inputs.model_config["word_vectors"] = resolve_word_vectors(config, run_dir)
+    if inputs.model_config["use_image"]:
+        inputs.visual = build_visual(config, inputs.vocab_samples())
+    for stage in stages:
+        logger.info("stage %s: %d train / %d dev samples from %s", stage.name, len(stage.train), len(stage.dev), stage.description)
+    return inputs

@@ -1,0 +1,193 @@
+"""One training run end to end: stages, model selection, test evaluation and the run folder.
+
+Run folder layout (``xl report`` and ``xl evaluate`` read only this)::
+
+    config.yaml          resolved config (re-run with: xl train --config config.yaml)
+    environment.json     package versions, device, git revision, seed, command line
+    run.log              the log of the run (appended on resume)
+    pretrain-model/      best pre-training model (SRC / TGT / SRC&TGT only)
+    model/               best target model (save_pretrained folder; xl evaluate --model)
+    predictions/{dev,test}.txt    predictions in the target dataset's format
+    predictions/{dev,test}.jsonl  the same with gold labels (meta.gold), for re-scoring
+    metrics.json         dev/test scores (conlleval and strict), best epochs, timings
+    state/               resumable training state (removed parts once a stage is done)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from xlingual.data.formats import format_for_lang, write_samples
+from xlingual.data.sample import Sample
+from xlingual.errors import ConfigError
+from xlingual.io import atomic_write_json
+from xlingual.models import load_model, model_class
+from xlingual.models.base import MnerModel, VisualLookup
+from xlingual.train.config import TrainConfig, save_config
+from xlingual.train.engine import StageTrainer, StepHook
+from xlingual.train.inputs import RunInputs, resolve_inputs
+from xlingual.train.metrics import evaluate
+
+logger = logging.getLogger(__name__)
+
+METRICS_NAME = "metrics.json"
+CONFIG_NAME = "config.yaml"
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    metrics: dict[str, Any]
+    skipped: bool = False
+
+    @property
+    def test_f1(self) -> float:
+        return self.metrics["test"]["conlleval"]["f1"]
+
+
+def environment_record(config: TrainConfig) -> dict[str, Any]:
+    """What a reader needs to reproduce the numbers: versions, device, code revision, seed."""
+    import importlib.metadata as md
+
+    import torch
+
+    versions = {}
+    for name in ("xlingual", "torch", "transformers", "accelerate", "numpy", "seqeval", "pytorch-crf", "fasttext-numpy2", "torchvision"):
+        try:
+            versions[name] = md.version(name)
+        except md.PackageNotFoundError:
+            versions[name] = None
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    try:
+        revision = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        revision = None
+    return {
+        "versions": versions, "python": sys.version.split()[0], "platform": platform.platform(),
+        "device": device, "cuda_devices": torch.cuda.device_count(), "cpu_threads": torch.get_num_threads(),
+        "git_revision": revision, "seed": config.seed, "command": sys.argv,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+class _RunLog:
+    """Copies the library's log records into ``run.log`` for the duration of a run."""
+
+    def __init__(self, path: Path) -> None:
+        self.handler = logging.FileHandler(path, encoding="utf-8")
+        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self.handler.setLevel(logging.INFO)
+        self.logger = logging.getLogger("xlingual")
+
+    def __enter__(self) -> "_RunLog":
+        self.previous_level = self.logger.level
+        if self.logger.getEffectiveLevel() > logging.INFO:
+            self.logger.setLevel(logging.INFO)
+        self.logger.addHandler(self.handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.removeHandler(self.handler)
+        self.logger.setLevel(self.previous_level)
+        self.handler.close()
+
+
+def _seed_everything(seed: int) -> None:
+    from accelerate.utils import set_seed
+
+    set_seed(seed)
+
+
+def _prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> bool:
+    """Create or check the run folder; True when a finished run is found (nothing to do)."""
+    if (run_dir / METRICS_NAME).is_file():
+        if resume:
+            return True
+        raise ConfigError(f"{run_dir}: a finished run is already there (pass --resume to keep it, or another --output)")
+    if (run_dir / CONFIG_NAME).is_file() and not resume:
+        raise ConfigError(f"{run_dir}: an unfinished run is there; pass --resume to continue it, or choose another --output")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if resume and (run_dir / CONFIG_NAME).is_file():
+        from xlingual.train.config import config_from_dict, read_yaml
+
+        saved = config_from_dict(read_yaml(run_dir / CONFIG_NAME), where=str(run_dir / CONFIG_NAME))
+        if saved.to_dict() != config.to_dict():
+            raise ConfigError(f"{run_dir / CONFIG_NAME}: the saved config differs from this one; resume with the same options or use another --output")
+    save_config(config, run_dir / CONFIG_NAME)
+    atomic_write_json(run_dir / "environment.json", environment_record(config))
+    return False
+
+
+def predict_and_write(model: MnerModel, samples: Sequence[Sample], visual: VisualLookup | None, batch_size: int,
+                      out_dir: Path, split: str, lang: str) -> dict[str, Any]:
+    """Predict a split, write it in the dataset's format (+ JSONL with gold), return its scores."""
+    predictions = model.predict(list(samples), visual, batch_size=batch_size)
+    predicted = [Sample(s.id, list(s.tokens), list(p), list(s.images), s.lang, {**s.meta, "gold": list(s.labels)}) for s, p in zip(samples, predictions)]
+    write_samples(out_dir / f"{split}.txt", predicted, format_for_lang(lang))
+    write_samples(out_dir / f"{split}.jsonl", predicted, "jsonl")
+    return {mode: scores.to_dict() for mode, scores in evaluate([s.labels for s in samples], predictions).items()}
+
+
+def train_run(config: TrainConfig, run_dir: str | Path, resume: bool = False, hooks: Sequence[StepHook] = ()) -> RunResult:
+    """Train, select on dev, evaluate on test; everything lands in ``run_dir``.
+
+    With ``resume`` a finished run is returned as is, and an interrupted one
+    continues from its last checkpoint to the same result it would have had.
+    """
+    run_dir = Path(run_dir)
+    if _prepare_run_dir(run_dir, config, resume):
+        logger.info("%s: finished run found, skipping", run_dir)
+        return RunResult(run_dir, json.loads((run_dir / METRICS_NAME).read_text(encoding="utf-8")), skipped=True)
+    started = time.time()
+    with _RunLog(run_dir / "run.log"):
+        logger.info("run %s -> %s", config.run_name, run_dir)
+        inputs = resolve_inputs(config, run_dir)
+        _seed_everything(config.seed)
+        model = model_class(config.model_type).build(inputs.model_config, inputs.vocab_samples())
+        stage_summaries = {}
+        for stage_data in inputs.stages:
+            stage_config = config.pretrain if stage_data.name == "pretrain" else config.target
+            best_dir = run_dir / ("pretrain-model" if stage_data.name == "pretrain" else "model")
+            trainer = StageTrainer(config, stage_config, stage_data.name, run_dir, best_dir, hooks)
+            if stage_data.name == "target" and (run_dir / "pretrain-model").is_dir():
+                model = load_model(run_dir / "pretrain-model")  # fine-tune the best pre-trained model
+                _seed_everything(config.seed + 1)
+            loop = trainer.train(model, stage_data.train, stage_data.dev, inputs.visual, resume=resume)
+            stage_summaries[stage_data.name] = {
+                "data": stage_data.description, "train_samples": len(stage_data.train), "dev_samples": len(stage_data.dev),
+                "best_dev_f1": loop.best_dev_f1, "best_epoch": loop.best_epoch, "best_step": loop.best_step,
+                "steps": loop.global_step, "epochs_run": loop.epoch, "history": loop.history,
+            }
+        metrics = _final_evaluation(config, inputs, run_dir)
+        metrics["stages"] = stage_summaries
+        metrics["train_seconds"] = round(time.time() - started, 2)
+        atomic_write_json(run_dir / METRICS_NAME, metrics)
+        logger.info("test F1 %.2f (P %.2f R %.2f), conlleval; strict F1 %.2f -> %s", metrics["test"]["conlleval"]["f1"],
+                    metrics["test"]["conlleval"]["precision"], metrics["test"]["conlleval"]["recall"], metrics["test"]["strict"]["f1"], run_dir)
+    return RunResult(run_dir, metrics)
+
+
+def _final_evaluation(config: TrainConfig, inputs: RunInputs, run_dir: Path) -> dict[str, Any]:
+    best = load_model(run_dir / "model")
+    batch = config.target.eval_batch_size
+    lang = config.target_lang
+    out = run_dir / "predictions"
+    return {
+        "run": config.run_name, "model_type": config.model_type, "direction": config.direction,
+        "setting": config.setting, "images": config.images, "seed": config.seed,
+        "target_dataset": config.target_dataset, "test_samples": len(inputs.test),
+        "dev": predict_and_write(best, inputs.target.dev, inputs.visual, batch, out, "dev", lang),
+        "test": predict_and_write(best, inputs.test, inputs.visual, batch, out, "test", lang),
+    }
+
+
+__all__ = ["METRICS_NAME", "RunResult", "environment_record", "predict_and_write", "train_run"]
