@@ -1,0 +1,283 @@
+"""Tables 2-4 of the CMNER paper from run folders: Markdown, LaTeX, CSV and a bar chart.
+
+Runs are grouped by (model, direction, setting, images); each row shows the
+mean ± standard deviation over seeds, the paper's number and our difference
+from it, and for SRC / TGT / SRC&TGT a paired bootstrap against ``tgt_only``
+with a plain verdict on whether the gain exceeds seed noise.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xlingual.data.formats import read_samples
+from xlingual.data.labels import ENTITY_TYPES
+from xlingual.errors import ConfigError
+from xlingual.io import atomic_write_text
+from xlingual.train.config import SETTINGS
+from xlingual.train.metrics import sentence_counts
+from xlingual.train.paper import CROSS_LINGUAL, IMAGE_LABELS, SETTING_LABELS, TABLE2, PaperRow
+from xlingual.train.run import METRICS_NAME
+from xlingual.train.significance import paired_bootstrap
+
+logger = logging.getLogger(__name__)
+
+GroupKey = tuple[str, str, str, str]  # model, direction, setting, images
+
+
+@dataclass
+class RunRecord:
+    """What the report needs from one run folder."""
+
+    run_dir: Path
+    metrics: dict[str, Any]
+
+    @property
+    def key(self) -> GroupKey:
+        m = self.metrics
+        return (m["model_type"], m["direction"], m["setting"], m["images"])
+
+    def test(self, mode: str = "conlleval") -> dict[str, Any]:
+        return self.metrics["test"][mode]
+
+    def sentence_counts(self) -> tuple[list[str], np.ndarray]:
+        """Sample ids and per-sentence entity counts from the saved test predictions."""
+        samples = read_samples(self.run_dir / "predictions" / "test.jsonl", "jsonl", bio="keep")
+        gold = [s.meta["gold"] for s in samples]
+        return [s.id for s in samples], sentence_counts(gold, [s.labels for s in samples])
+
+
+@dataclass
+class Row:
+    """One table row: our mean ± std over seeds and the paper's number."""
+
+    key: GroupKey
+    runs: list[RunRecord]
+    paper: PaperRow | None
+    values: dict[str, tuple[float, float]] = field(default_factory=dict)  # name -> (mean, std)
+    delta_vs_baseline: float | None = None
+    p_value: float | None = None
+    verdict: str = ""
+
+    @property
+    def seeds(self) -> int:
+        return len(self.runs)
+
+
+def find_runs(paths: list[str | Path]) -> list[RunRecord]:
+    """Every finished run folder at or below ``paths`` (a folder with metrics.json)."""
+    found: dict[Path, RunRecord] = {}
+    for path in map(Path, paths):
+        if not path.exists():
+            raise ConfigError(f"{path}: no such run folder")
+        candidates = [path / METRICS_NAME] if (path / METRICS_NAME).is_file() else sorted(path.rglob(METRICS_NAME))
+        for metrics_path in candidates:
+            try:
+                metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as err:
+                raise ConfigError(f"{metrics_path}:{err.lineno}: not valid JSON ({err.msg})") from None
+            found[metrics_path.parent.resolve()] = RunRecord(metrics_path.parent, metrics)
+    if not found:
+        raise ConfigError(f"no finished runs (folders with {METRICS_NAME}) under {', '.join(map(str, paths))}")
+    return list(found.values())
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def build_rows(runs: list[RunRecord], bootstrap: int = 1000) -> dict[GroupKey, Row]:
+    groups: dict[GroupKey, list[RunRecord]] = defaultdict(list)
+    for run in runs:
+        groups[run.key].append(run)
+    rows: dict[GroupKey, Row] = {}
+    for key, members in groups.items():
+        model, direction, setting, images = key
+        paper = TABLE2.get((model, images)) if (direction == "en-zh" and setting == "tgt_only") else None
+        if images == "all" or paper is None:
+            paper = CROSS_LINGUAL.get((model, direction, setting)) if images == "all" else paper
+        row = Row(key, sorted(members, key=lambda r: r.metrics["seed"]), paper)
+        for name in ("precision", "recall", "f1"):
+            row.values[name] = _mean_std([r.test()[name] for r in members])
+        row.values["strict_f1"] = _mean_std([r.test("strict")["f1"] for r in members])
+        for etype in ENTITY_TYPES:
+            row.values[etype] = _mean_std([r.test()["per_type_f1"].get(etype, 0.0) for r in members])
+        rows[key] = row
+    for key, row in rows.items():
+        model, direction, setting, images = key
+        baseline = rows.get((model, direction, "tgt_only", images))
+        if setting == "tgt_only" or baseline is None or bootstrap <= 0:
+            continue
+        _compare(row, baseline, bootstrap)
+    return rows
+
+
+def _compare(row: Row, baseline: Row, resamples: int) -> None:
+    system_ids, system = zip(*(r.sentence_counts() for r in row.runs))
+    base_ids, base = zip(*(r.sentence_counts() for r in baseline.runs))
+    if any(ids != base_ids[0] for ids in system_ids + base_ids):
+        logger.warning("%s: test sentences differ from tgt_only's; no significance test", "-".join(row.key))
+        return
+    row.delta_vs_baseline, row.p_value = paired_bootstrap(list(system), list(base), resamples)
+    noise = max(row.values["f1"][1], baseline.values["f1"][1])
+    if row.seeds < 2 or baseline.seeds < 2:
+        row.verdict = "one seed: seed noise unknown"
+    elif row.delta_vs_baseline > 2 * noise and row.p_value < 0.05:
+        row.verdict = "gain exceeds seed noise"
+    elif row.delta_vs_baseline > 0:
+        row.verdict = "gain within seed noise"
+    else:
+        row.verdict = "no gain"
+
+
+# -- tables ----------------------------------------------------------------
+
+@dataclass
+class Table:
+    """A rendered-agnostic table: a title, column headers, and rows of cell strings."""
+
+    name: str
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+
+    def markdown(self) -> str:
+        lines = [f"### {self.title}", "", "| " + " | ".join(self.header) + " |", "|" + "---|" * len(self.header)]
+        lines += ["| " + " | ".join(r) + " |" for r in self.rows]
+        return "\n".join(lines) + "\n"
+
+    def latex(self) -> str:
+        def esc(text: str) -> str:
+            return text.replace("&", r"\&").replace("±", r"$\pm$").replace("−", "--").replace("_", r"\_").replace("%", r"\%")
+
+        cols = "l" * 2 + "r" * (len(self.header) - 2)
+        out = [r"\begin{table}[t]", r"\centering", rf"\caption{{{esc(self.title)}}}", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
+               " & ".join(esc(h) for h in self.header) + r" \\", r"\midrule"]
+        out += [" & ".join(esc(c) for c in r) + r" \\" for r in self.rows]
+        out += [r"\bottomrule", r"\end{tabular}", rf"\label{{tab:{self.name}}}", r"\end{table}"]
+        return "\n".join(out) + "\n"
+
+    def csv(self) -> str:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(self.header)
+        writer.writerows(self.rows)
+        return buffer.getvalue()
+
+
+def _pm(value: tuple[float, float]) -> str:
+    return f"{value[0]:.2f} ± {value[1]:.2f}"
+
+
+def _paper_cells(row: Row) -> list[str]:
+    if row.paper is None:
+        return ["", ""]
+    return [f"{row.paper.f1:.2f}", f"{row.values['f1'][0] - row.paper.f1:+.2f}"]
+
+
+def _significance_cells(row: Row) -> list[str]:
+    if row.delta_vs_baseline is None:
+        return ["", "", ""]
+    return [f"{row.delta_vs_baseline:+.2f}", f"{row.p_value:.3f}", row.verdict]
+
+
+def table2(rows: dict[GroupKey, Row]) -> Table:
+    header = ["model", "input", "seeds", *ENTITY_TYPES, "P", "R", "F1", "strict F1", "paper F1", "Δ paper"]
+    body = []
+    for model in ("acn", "umt"):
+        for images in ("none", "one", "all"):
+            row = rows.get((model, "en-zh", "tgt_only", images))
+            if row is None:
+                continue
+            body.append([model.upper(), IMAGE_LABELS[images], str(row.seeds), *(_pm(row.values[t]) for t in ENTITY_TYPES),
+                         _pm(row.values["precision"]), _pm(row.values["recall"]), _pm(row.values["f1"]), _pm(row.values["strict_f1"]),
+                         *_paper_cells(row)])
+    return Table("table2", "Table 2: CMNER test, target-only (entity F1, conlleval; mean ± std over seeds)", header, body)
+
+
+def cross_lingual_table(rows: dict[GroupKey, Row], direction: str) -> Table:
+    number, target = ("3", "CMNER") if direction == "en-zh" else ("4", "Twitter2015")
+    header = ["model", "train", "seeds", "P", "R", "F1", "strict F1", "paper F1", "Δ paper", "Δ vs −", "p (bootstrap)", "verdict"]
+    body = []
+    for model in ("acn", "umt"):
+        for setting in SETTINGS:
+            row = rows.get((model, direction, setting, "all")) or rows.get((model, direction, setting, "none"))
+            if row is None:
+                continue
+            label = SETTING_LABELS[setting] + ("" if row.key[3] == "all" else f" ({IMAGE_LABELS[row.key[3]]})")
+            body.append([model.upper(), label, str(row.seeds), _pm(row.values["precision"]), _pm(row.values["recall"]),
+                         _pm(row.values["f1"]), _pm(row.values["strict_f1"]), *_paper_cells(row), *_significance_cells(row)])
+    title = f"Table {number}: {direction.replace('-', '→')} (test on {target}; mean ± std over seeds; p: paired bootstrap vs −)"
+    return Table(f"table{number}", title, header, body)
+
+
+def bar_chart(rows: dict[GroupKey, Row], path: Path) -> Path | None:
+    """F1 per configuration with seed standard deviations as error bars (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted(rows, key=lambda k: (k[1], k[0], SETTINGS.index(k[2]), k[3]))
+    if not keys:
+        return None
+    labels = [f"{m.upper()} {d}\n{SETTING_LABELS[s]}{'' if i == 'all' else ' ' + i}" for m, d, s, i in keys]
+    means = [rows[k].values["f1"][0] for k in keys]
+    stds = [rows[k].values["f1"][1] for k in keys]
+    paper = [rows[k].paper.f1 if rows[k].paper else np.nan for k in keys]
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(keys) + 2), 4.5))
+    x = np.arange(len(keys))
+    ax.bar(x - 0.2, means, 0.4, yerr=stds, capsize=3, label="ours (mean ± std over seeds)")
+    ax.bar(x + 0.2, paper, 0.4, alpha=0.6, label="paper")
+    ax.set_xticks(x)
+    ax.set_xticklabels(labels, fontsize=7)
+    ax.set_ylabel("test F1 (conlleval)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+@dataclass
+class Report:
+    tables: list[Table]
+    files: list[Path]
+    runs: int
+
+
+def write_report(run_paths: list[str | Path], out_dir: str | Path, bootstrap: int = 1000) -> Report:
+    """Find runs, build Tables 2-4 and the chart, write them under ``out_dir``."""
+    runs = find_runs(run_paths)
+    rows = build_rows(runs, bootstrap)
+    out = Path(out_dir)
+    tables = [table2(rows), cross_lingual_table(rows, "en-zh"), cross_lingual_table(rows, "zh-en")]
+    files: list[Path] = []
+    for table in tables:
+        for suffix, text in (("md", table.markdown()), ("tex", table.latex()), ("csv", table.csv())):
+            path = out / f"{table.name}.{suffix}"
+            atomic_write_text(path, text)
+            files.append(path)
+    summary = "\n".join(t.markdown() for t in tables if t.rows)
+    atomic_write_text(out / "report.md", f"# Results ({len(runs)} runs)\n\n{summary}")
+    files.append(out / "report.md")
+    chart = bar_chart(rows, out / "f1_by_config.png")
+    if chart:
+        files.append(chart)
+    return Report(tables, files, len(runs))
+
+
+__all__ = ["Report", "RunRecord", "Table", "build_rows", "find_runs", "write_report"]
