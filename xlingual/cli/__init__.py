@@ -82,3 +82,9 @@ _features.register(app)
 from xlingual.cli import predict as _predict  # noqa: E402
 
 _predict.register(app)
+from xlingual.cli import train as _train  # noqa: E402
+
+_train.register(app)
+from xlingual.cli import translate as _translate  # noqa: E402
+
+_translate.register(app)
