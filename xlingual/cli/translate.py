@@ -1,0 +1,123 @@
+"""``xl translate``: translate an annotated dataset and project its labels (SPAN-placeholder method)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from xlingual.data.datasets import DEFAULT_DATA_DIR
+from xlingual.errors import ConfigError
+from xlingual.projection.corpus import (
+    CACHE_NAME, ProjectionSettings, default_output_dir, read_input_files, read_source_dataset, translate_corpus,
+)
+from xlingual.projection.project import STRATEGIES
+from xlingual.translate.base import DecodingOptions
+from xlingual.translate.factory import BACKENDS, check_direction, default_model, load_translator
+
+EPILOG = """
+Examples:
+
+    xl translate --src en --tgt zh                      # writes data/translated/twitter2015.en-zh.opus-mt-en-zh/
+
+    xl translate --src zh --tgt en --model facebook/nllb-200-distilled-600M
+
+    xl translate --src en --tgt zh --input data/twitter2015/train.txt --output out/tw15-zh/
+
+    xl translate --src en --tgt zh --model ./my-marian --backend ctranslate2
+
+    xl translate --src en --tgt zh --translator my_mt:make_translator --output out/tw15-zh-mine/
+"""
+
+
+def _strategies(value: str) -> list[str]:
+    names = [s.strip() for s in value.split(",") if s.strip()]
+    bad = [s for s in names if s not in STRATEGIES]
+    if bad or not names:
+        raise typer.BadParameter(f"choose a comma-separated list from {', '.join(STRATEGIES)}")
+    return names
+
+
+def _print_report(report: dict, output_dir: Path) -> None:
+    table = Table(title=f"Projection {report['src']} -> {report['tgt']} ({output_dir})")
+    table.add_column("")
+    names = list(report["files"])
+    for name in names:
+        table.add_column(name, justify="right")
+    table.add_column("total", justify="right")
+    columns = [report["files"][n] for n in names] + [report]
+
+    def row(label: str, get) -> None:
+        table.add_row(label, *[str(get(c)) for c in columns])
+
+    row("samples in", lambda c: c["samples_in"])
+    row("samples out", lambda c: c["samples_out"])
+    row("projection rate", lambda c: c["projection_rate"])
+    for etype in report["entities"]:
+        row(f"{etype} before -> after", lambda c, t=etype: f"{c['entities'][t]['before']} -> {c['entities'][t]['after']}")
+    for strategy in report["success_by_strategy"]:
+        row(f"ok by {strategy}", lambda c, s=strategy: c["success_by_strategy"].get(s, 0))
+    for reason in report["failures_by_reason"]:
+        row(f"failed: {reason}", lambda c, r=reason: c["failures_by_reason"].get(reason, 0))
+    row("MT calls", lambda c: c["mt"].get("mt_calls", 0))
+    row("cache hits", lambda c: c["mt"].get("cache_hits", 0))
+    row("sentences/s", lambda c: c["sentences_per_s"])
+    Console(stderr=False).print(table)
+
+
+def translate(
+    src: str = typer.Option(..., "--src", help="Source language: en or zh."),
+    tgt: str = typer.Option(..., "--tgt", help="Target language: en or zh."),
+    input: Optional[list[Path]] = typer.Option(None, "--input", "-i", help="Dataset file(s) to translate (repeatable). Default: all splits of the source dataset in --data-dir."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder. Default with no --input: DATA_DIR/translated/DATASET.SRC-TGT.MODEL/."),
+    data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir", help="Data directory (layout of 'xl data download')."),
+    input_format: Optional[str] = typer.Option(None, "--format", "-f", help="Format of --input files: twitter, cmner or jsonl (guessed when omitted)."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Image folder for --input files: attach each post's image names."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Hub id or local folder. Default: Helsinki-NLP/opus-mt-SRC-TGT."),
+    backend: str = typer.Option("transformers", "--backend", help=f"One of: {', '.join(BACKENDS)}."),
+    translator_spec: Optional[str] = typer.Option(None, "--translator", help="Your own MT: MODULE:NAME, an object with translate(texts) or a zero-argument factory."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (half precision on GPU)."),
+    beam_size: int = typer.Option(4, "--beam-size", min=1, help="Beam size (1 = greedy)."),
+    max_length: int = typer.Option(256, "--max-length", min=1, help="Most new tokens per sentence (also bounded by 2 x input length + 10)."),
+    max_tokens: int = typer.Option(4096, "--max-tokens", min=1, help="Padded token budget of one MT batch."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Most sentences in one MT batch."),
+    quantization: str = typer.Option("int8", "--quantization", help="CTranslate2 compute type when converting (int8, float32, ...)."),
+    strategies: str = typer.Option(",".join(STRATEGIES), "--strategies", help="Placeholder strategies to try, in order."),
+    entity_context: bool = typer.Option(False, "--entity-context", help="Translate each entity inside its sentence (bracketed), stand-alone as fallback."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help=f"Translation cache file (default: OUTPUT/{CACHE_NAME})."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the translation cache (no resume)."),
+    as_json: bool = typer.Option(False, "--json", help="Print report.json instead of the table."),
+) -> None:
+    """Translate an annotated dataset and project its entity labels (SPAN-placeholder method).
+
+    Writes NAME.txt (target language's native format), NAME.jsonl (with provenance),
+    NAME.failures.jsonl and report.json. Interrupted runs resume from the translation cache.
+    """
+    check_direction(src, tgt)
+    strategy_list = _strategies(strategies)
+    model_name = translator_spec or model or default_model(src, tgt)
+    if input:
+        if output is None:
+            raise ConfigError("--input needs --output DIR (where the translated files go)")
+        inputs = read_input_files(input, input_format, images)
+    else:
+        inputs = read_source_dataset(data_dir, src)
+        output = output or default_output_dir(data_dir, src, tgt, model_name)
+    options = DecodingOptions(beam_size=beam_size, max_length=max_length, max_tokens=max_tokens, max_batch_size=batch_size)
+    translator = load_translator(src, tgt, model, backend, translator_spec, options, device, quantization, work_dir=output / ".cache")
+    settings = ProjectionSettings(src, tgt, strategy_list, entity_context, cache_path=cache, use_cache=not no_cache, model_name=model_name)
+    result = translate_corpus(inputs, output, translator, settings)
+    if as_json:
+        typer.echo(json.dumps(result.report, indent=2, ensure_ascii=False))
+    else:
+        _print_report(result.report, output)
+        for path in result.files.values():
+            typer.echo(f"wrote {path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("translate", epilog=EPILOG, help=(translate.__doc__ or "").strip())(translate)

@@ -1,0 +1,150 @@
+"""Translating whole dataset files into an output folder: ``xl translate``'s library side.
+
+For every input file ``NAME.txt`` the output folder gets
+
+* ``NAME.txt``: the projected samples in the target language's native format
+  (CMNER-style for zh, Twitter-style for en), ids kept;
+* ``NAME.jsonl``: the same samples with provenance in ``meta`` (source id and
+  text, MT input and raw output, strategy, entity translations);
+* ``NAME.failures.jsonl``: each left-out sample with its reason and attempts;
+
+and ``report.json`` sums them up (per file under ``files``). Translations go
+through a persistent cache (``.cache/translations.sqlite`` in the output
+folder unless told otherwise), so an interrupted run resumes where it stopped
+and produces byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xlingual.data.datasets import SOURCE_DATASET_BY_LANG, get_dataset, load_split, translated_dir
+from xlingual.data.formats import format_for_lang, read_samples, write_samples
+from xlingual.data.images import attach_images
+from xlingual.data.sample import Sample
+from xlingual.errors import ConfigError
+from xlingual.io import atomic_write_json, atomic_write_text
+from xlingual.progress import progress_bar
+from xlingual.projection.project import STRATEGIES, Projector, ProjectionResult, project_samples
+from xlingual.projection.report import ProjectionReport
+from xlingual.translate.base import Translator
+from xlingual.translate.cache import CachedTranslator, TranslationCache
+
+logger = logging.getLogger(__name__)
+
+CACHE_NAME = Path(".cache") / "translations.sqlite"
+
+
+@dataclass
+class ProjectionSettings:
+    """How to project: direction, strategies, entity handling, chunking, where the cache lives."""
+
+    src: str
+    tgt: str
+    strategies: Sequence[str] = STRATEGIES
+    entity_context: bool = False
+    chunk_size: int = 256
+    cache_path: Path | None = None  # None: <output>/.cache/translations.sqlite
+    use_cache: bool = True
+    model_name: str | None = None
+
+
+@dataclass
+class CorpusInput:
+    """One file to translate: the name its outputs take and its samples."""
+
+    name: str
+    samples: list[Sample]
+
+
+@dataclass
+class CorpusResult:
+    output_dir: Path
+    report: dict[str, Any]
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def write_outputs(output_dir: Path, name: str, results: list[ProjectionResult], tgt: str) -> Path:
+    """Write ``name``.txt / .jsonl / .failures.jsonl for one input file; returns the dataset file."""
+    projected = [r.sample for r in results if r.sample is not None]
+    dataset_path = output_dir / f"{name}.txt"
+    write_samples(dataset_path, projected, format_for_lang(tgt))
+    write_samples(output_dir / f"{name}.jsonl", projected, "jsonl")
+    failures = "".join(json.dumps(r.failure_record(), ensure_ascii=False) + "\n" for r in results if not r.ok)
+    atomic_write_text(output_dir / f"{name}.failures.jsonl", failures)
+    return dataset_path
+
+
+def translate_corpus(inputs: list[CorpusInput], output_dir: str | Path, translator: Translator, settings: ProjectionSettings) -> CorpusResult:
+    """Project every input into ``output_dir`` (see the module docstring for what is written)."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for item in inputs:
+        wrong = next((s for s in item.samples if s.lang != settings.src), None)
+        if wrong is not None:
+            raise ConfigError(f"{item.name}: sample '{wrong.id}' is in '{wrong.lang}' but --src is '{settings.src}'")
+    cache = None
+    if settings.use_cache:
+        cache = TranslationCache(settings.cache_path or output_dir / CACHE_NAME)
+    cached = CachedTranslator(translator, cache)
+    projector = Projector(cached, settings.src, settings.tgt, settings.strategies, settings.entity_context, settings.model_name)
+    total = ProjectionReport()
+    per_file: dict[str, Any] = {}
+    result = CorpusResult(output_dir, {})
+    try:
+        for item in inputs:
+            before_mt, before_proj = cached.stats.to_dict(), projector.stats.to_dict()
+            started = time.perf_counter()
+            with progress_bar(total=len(item.samples), desc=f"{item.name} {settings.src}->{settings.tgt}", unit="sent") as bar:
+                results = project_samples(item.samples, cached, settings.src, settings.tgt, chunk_size=settings.chunk_size,
+                                          on_progress=bar.update, projector=projector)
+            report = ProjectionReport.from_results(results)
+            report.seconds = time.perf_counter() - started
+            after_mt, after_proj = cached.stats.to_dict(), projector.stats.to_dict()
+            report.mt.update({k: after_mt[k] - before_mt[k] for k in after_mt})
+            report.mt.update({k: after_proj[k] - before_proj[k] for k in after_proj})
+            result.files[item.name] = write_outputs(output_dir, item.name, results, settings.tgt)
+            per_file[item.name] = report.to_dict()
+            total.add(report)
+            logger.info("%s: %d/%d samples projected", item.name, report.samples_out, report.samples_in)
+    finally:
+        if cache is not None:
+            cache.close()
+    result.report = {
+        **total.to_dict(), "files": per_file, "src": settings.src, "tgt": settings.tgt, "model": settings.model_name,
+        "strategies": list(settings.strategies), "entity_context": settings.entity_context,
+        "output_format": format_for_lang(settings.tgt),
+    }
+    atomic_write_json(output_dir / "report.json", result.report)
+    return result
+
+
+def read_input_files(paths: Sequence[str | Path], input_format: str | None = None, images_dir: str | Path | None = None) -> list[CorpusInput]:
+    """Inputs from dataset files (format guessed unless given); images attached from ``images_dir`` when given."""
+    inputs = []
+    for path in map(Path, paths):
+        samples = read_samples(path, input_format)
+        if images_dir is not None:
+            attach_images(samples, images_dir)
+        inputs.append(CorpusInput(path.stem, samples))
+    names = [i.name for i in inputs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"--input: two files share the name stem '{next(n for n in names if names.count(n) > 1)}'; outputs would collide")
+    return inputs
+
+
+def read_source_dataset(data_dir: str | Path, src: str) -> list[CorpusInput]:
+    """All splits of the direction's source dataset (en: twitter2015, zh: cmner), named after their files."""
+    spec = get_dataset(SOURCE_DATASET_BY_LANG[src])
+    return [CorpusInput(Path(file_name).stem, load_split(data_dir, spec.name, split)) for split, file_name in spec.split_files.items()]
+
+
+def default_output_dir(data_dir: str | Path, src: str, tgt: str, model_name: str) -> Path:
+    """``data/translated/<dataset>.<src>-<tgt>.<model>/``, where training looks for translated corpora."""
+    return translated_dir(data_dir, SOURCE_DATASET_BY_LANG[src], src, tgt, model_name)

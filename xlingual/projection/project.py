@@ -1,0 +1,431 @@
+"""Projecting annotated samples into another language with the SPAN-placeholder method.
+
+The method of the CMNER paper (§5.2, after Zhou et al. 2022): each entity is
+replaced by a placeholder, the sentence is translated with the placeholders
+kept, each entity is translated on its own, every placeholder is replaced by
+its entity's translation, and the labels follow (B-/I- of the entity's type on
+the translated entity, O elsewhere).
+
+Safety comes first: every translation is verified (each placeholder exactly
+once, no unknown placeholder, the entity types unchanged, no empty entity) and
+a sample that fails is retried with the next *strategy*; one that fails them
+all is returned as a failure with its reason, never emitted with labels that
+may be wrong. Strategies, in default order:
+
+1. ``numbered``: placeholders ``X1``, ``X2`` …
+2. ``bracketed``: placeholders ``[1]``, ``[2]`` …
+3. ``markers``: the entities stay in the sentence between ``[`` and ``]``
+   (EasyProject style); the marked parts of the translation become the
+   entities, matched to their types by fuzzy similarity with the separately
+   translated entities when the types differ.
+
+Work is done in chunks, and each chunk sends all its texts to the translator
+in one call per pass, so a batching backend sees large batches and a cache
+commits progress chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+from typing import TYPE_CHECKING, Any
+
+from xlingual.data.labels import labels_from_spans, spans
+from xlingual.data.sample import Sample, Span
+from xlingual.projection.artifacts import find_artifacts, is_artifact
+from xlingual.projection.placeholders import FORMS, NUMBERED, PlaceholderForm, find_marked, normalise
+from xlingual.projection.tokenization import join_tokens, tidy_spacing, tokenize_target
+
+if TYPE_CHECKING:
+    from xlingual.translate.base import Translator
+
+logger = logging.getLogger(__name__)
+
+STRATEGIES: tuple[str, ...] = ("numbered", "bracketed", "markers")
+MIN_MARKER_SIMILARITY = 0.5
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A part of the source sentence replaced before MT: an entity (with its type) or a protected artefact."""
+
+    number: int
+    text: str
+    type: str | None  # None for artefacts
+
+    @property
+    def is_entity(self) -> bool:
+        return self.type is not None
+
+
+@dataclass
+class PreparedSample:
+    """A source sample cut into plain text pieces and slots, ready to be rendered for MT."""
+
+    sample: Sample
+    pieces: list[str | Slot]
+    slots: list[Slot]
+
+    @property
+    def entity_slots(self) -> list[Slot]:
+        return [s for s in self.slots if s.is_entity]
+
+
+@dataclass
+class Attempt:
+    strategy: str
+    reason: str | None
+    detail: str = ""
+    mt_input: str | None = None
+    translation: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"strategy": self.strategy, "reason": self.reason, "detail": self.detail, "mt_input": self.mt_input, "translation": self.translation}
+
+
+@dataclass
+class ProjectionResult:
+    """The outcome for one input sample: the projected sample, or the reason it was left out.
+
+    ``attempts`` lists every strategy tried, in order, with the MT input and
+    raw output, so a failure can be inspected and a success traced.
+    """
+
+    source: Sample
+    sample: Sample | None = None
+    strategy: str | None = None
+    failure: str | None = None
+    detail: str = ""
+    attempts: list[Attempt] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.sample is not None
+
+    def failure_record(self) -> dict[str, Any]:
+        return {
+            "id": self.source.id, "reason": self.failure, "detail": self.detail,
+            "source_text": self.source.text, "entities": [[s.type, " ".join(self.source.tokens[s.start:s.end])] for s in self.source.entities()],
+            "attempts": [a.to_dict() for a in self.attempts],
+        }
+
+
+@dataclass
+class ProjectionStats:
+    """MT work per pass, for the report (``--entity-context`` costs one call per entity occurrence)."""
+
+    sentence_texts: int = 0
+    entity_texts: int = 0
+    context_texts: int = 0
+    context_used: int = 0
+    context_fallbacks: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+class _Failure(Exception):
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def prepare_sample(sample: Sample, src_lang: str) -> PreparedSample:
+    """Cut ``sample`` into text pieces, entity slots and artefact slots (numbered in sentence order)."""
+    pieces: list[str | Slot] = []
+    slots: list[Slot] = []
+
+    def add_slot(text: str, etype: str | None) -> None:
+        slot = Slot(len(slots) + 1, text, etype)
+        slots.append(slot)
+        pieces.append(slot)
+
+    def add_plain(tokens: list[str]) -> None:
+        text = join_tokens(tokens, src_lang)
+        position = 0
+        for start, end in find_artifacts(text, src_lang):
+            if text[position:start].strip():
+                pieces.append(text[position:start])
+            add_slot(text[start:end], None)
+            position = end
+        if text[position:].strip():
+            pieces.append(text[position:])
+
+    position = 0
+    for span in spans(sample.labels):
+        if span.start > position:
+            add_plain(sample.tokens[position:span.start])
+        add_slot(join_tokens(sample.tokens[span.start:span.end], src_lang), span.type)
+        position = span.end
+    if position < len(sample.tokens):
+        add_plain(sample.tokens[position:])
+    return PreparedSample(sample, pieces, slots)
+
+
+def _render(prepared: PreparedSample, src_lang: str, render_slot: Callable[[Slot], str]) -> str:
+    parts = [p.strip() if isinstance(p, str) else render_slot(p) for p in prepared.pieces]
+    return tidy_spacing(" ".join(p for p in parts if p), src_lang)
+
+
+def render_placeholders(prepared: PreparedSample, form: PlaceholderForm, src_lang: str) -> str:
+    return _render(prepared, src_lang, lambda s: form.render(s.number, len(prepared.slots)))
+
+
+def render_markers(prepared: PreparedSample, src_lang: str, only: Slot | None = None) -> str:
+    """Entities between ``[ ]`` (only ``only`` when given, the others as plain text); artefacts as ``X`` placeholders."""
+    def slot_text(slot: Slot) -> str:
+        if slot.is_entity:
+            return f"[{slot.text}]" if only is None or slot is only else slot.text
+        return slot.text if only is not None else NUMBERED.render(slot.number, len(prepared.slots))
+
+    return _render(prepared, src_lang, slot_text)
+
+
+def _segments_to_sample(source: Sample, segments: list[tuple[str, str | None]], tgt_lang: str) -> tuple[list[str], list[str]]:
+    tokens: list[str] = []
+    entity_spans: list[Span] = []
+    for text, etype in segments:
+        pieces = tokenize_target(text, tgt_lang)
+        if etype is not None:
+            if not pieces:
+                raise _Failure("entity_translation_empty", f"entity rendered as {text!r}")
+            entity_spans.append(Span(len(tokens), len(tokens) + len(pieces), etype))
+        tokens.extend(pieces)
+    if not tokens:
+        raise _Failure("empty_translation")
+    labels = labels_from_spans(len(tokens), entity_spans)
+    before = Counter(s.type for s in spans(source.labels))
+    after = Counter(s.type for s in spans(labels))
+    if before != after:
+        raise _Failure("entity_types_changed", f"{dict(before)} became {dict(after)}")
+    return tokens, labels
+
+
+def _check_numbers(found: list[tuple[int, int, int]], expected: set[int]) -> None:
+    counts = Counter(number for _, _, number in found)
+    invented = sorted(set(counts) - expected)
+    if invented:
+        raise _Failure("placeholder_invented", f"unknown placeholder number(s) {invented}")
+    missing = sorted(expected - set(counts))
+    if missing:
+        raise _Failure("placeholder_missing", f"placeholder number(s) {missing} not in the translation")
+    repeated = sorted(n for n, c in counts.items() if c > 1)
+    if repeated:
+        raise _Failure("placeholder_duplicated", f"placeholder number(s) {repeated} appear more than once")
+
+
+def _fill(translation: str, items: list[tuple[int, int, str, str | None]]) -> list[tuple[str, str | None]]:
+    """Segments of ``translation`` with each ``(start, end)`` replaced by ``(text, type)``."""
+    segments: list[tuple[str, str | None]] = []
+    position = 0
+    for start, end, text, etype in sorted(items):
+        if start < position:
+            raise _Failure("placeholder_overlap")
+        segments.append((translation[position:start], None))
+        segments.append((text, etype))
+        position = end
+    segments.append((translation[position:], None))
+    return segments
+
+
+def assemble_placeholders(prepared: PreparedSample, translation: str, form: PlaceholderForm, entity_text: dict[int, str]) -> list[tuple[str, str | None]]:
+    """Verify a placeholder translation and put entity translations and artefacts back in."""
+    found = form.find(translation)
+    by_number = {s.number: s for s in prepared.slots}
+    _check_numbers(found, set(by_number))
+    items = []
+    for start, end, number in found:
+        slot = by_number[number]
+        items.append((start, end, entity_text[number] if slot.is_entity else slot.text, slot.type))
+    return _fill(translation, items)
+
+
+def _best_assignment(contents: list[str], slots: list[Slot], entity_text: dict[int, str]) -> list[Slot]:
+    """The slot for each marked part: in order when all types agree, else the most similar assignment."""
+    if len({s.type for s in slots}) == 1:
+        return list(slots)
+    scores = [[SequenceMatcher(None, normalise(c).text.lower(), normalise(entity_text[s.number]).text.lower()).ratio() for s in slots] for c in contents]
+    if len(slots) > 7:
+        raise _Failure("markers_ambiguous", f"{len(slots)} entities of mixed types are too many to match")
+    best = max(itertools.permutations(range(len(slots))), key=lambda perm: (sum(scores[i][j] for i, j in enumerate(perm)), [-j for j in perm]))
+    worst = min(scores[i][j] for i, j in enumerate(best))
+    if worst < MIN_MARKER_SIMILARITY:
+        raise _Failure("markers_unmatched", f"a marked part matches its entity translation only {worst:.2f}")
+    return [slots[j] for j in best]
+
+
+def assemble_markers(prepared: PreparedSample, translation: str, entity_text: dict[int, str]) -> list[tuple[str, str | None]]:
+    """Verify a marker translation; the marked parts become the entities, artefacts are put back."""
+    artefacts = {s.number: s for s in prepared.slots if not s.is_entity}
+    found = NUMBERED.find(translation) if artefacts else []
+    _check_numbers(found, set(artefacts))
+    marked = find_marked(translation)
+    entity_slots = prepared.entity_slots
+    if len(marked) != len(entity_slots):
+        raise _Failure("markers_mismatch", f"{len(marked)} marked part(s) for {len(entity_slots)} entities")
+    if any(not content.strip() for _, _, content in marked):
+        raise _Failure("entity_translation_empty", "an empty marked part")
+    leftover = normalise(translation).text
+    if leftover.count("[") != len(marked) or leftover.count("]") != len(marked):
+        raise _Failure("markers_unbalanced", "unpaired [ or ] in the translation")
+    assigned = _best_assignment([c for _, _, c in marked], entity_slots, entity_text)
+    items = [(start, end, artefacts[n].text, None) for start, end, n in found]
+    items += [(start, end, content.strip(), slot.type) for (start, end, content), slot in zip(marked, assigned)]
+    return _fill(translation, items)
+
+
+def _read_context(translation: str) -> str | None:
+    marked = find_marked(translation)
+    if len(marked) == 1 and marked[0][2].strip():
+        return marked[0][2].strip()
+    return None
+
+
+class Projector:
+    """Projects samples from ``src_lang`` to ``tgt_lang`` with one translator, remembering entity translations.
+
+    One instance per corpus: each distinct entity string is translated once and
+    rendered the same way everywhere.
+    """
+
+    def __init__(self, translator: "Translator", src_lang: str, tgt_lang: str, strategies: Sequence[str] = STRATEGIES,
+                 entity_context: bool = False, model_name: str | None = None) -> None:
+        unknown = [s for s in strategies if s not in STRATEGIES]
+        if unknown or not strategies:
+            from xlingual.errors import ConfigError
+
+            raise ConfigError(f"--strategies: unknown strategy {unknown[0] if unknown else '(none)'} (choose from {', '.join(STRATEGIES)})")
+        self.translator = translator
+        self.src_lang = src_lang
+        self.tgt_lang = tgt_lang
+        self.strategies = tuple(strategies)
+        self.entity_context = entity_context
+        self.model_name = model_name
+        self.entity_translations: dict[str, str] = {}
+        self.stats = ProjectionStats()
+
+    def _translate(self, texts: list[str], kind: str) -> list[str]:
+        if not texts:
+            return []
+        setattr(self.stats, kind, getattr(self.stats, kind) + len(texts))
+        outputs = self.translator.translate(list(texts))
+        if len(outputs) != len(texts):
+            from xlingual.errors import XlingualError
+
+            raise XlingualError(f"the translator returned {len(outputs)} translations for {len(texts)} texts")
+        return [str(o) for o in outputs]
+
+    def _standalone(self, texts: list[str]) -> None:
+        """Translate entity strings not seen before; artefact-like entities (``@Nike``) are copied."""
+        new = [t for t in dict.fromkeys(texts) if t not in self.entity_translations]
+        for text in [t for t in new if is_artifact(t, self.src_lang)]:
+            self.entity_translations[text] = text
+        todo = [t for t in new if t not in self.entity_translations]
+        for text, out in zip(todo, self._translate(todo, "entity_texts")):
+            self.entity_translations[text] = out.strip()
+
+    def _entity_texts(self, prepared: list[PreparedSample]) -> list[dict[int, str]]:
+        """For each sample, slot number -> the entity's translation (in context when asked, else stand-alone)."""
+        chosen: list[dict[int, str]] = [{} for _ in prepared]
+        if self.entity_context:
+            jobs = [(i, slot) for i, p in enumerate(prepared) for slot in p.entity_slots if not is_artifact(slot.text, self.src_lang)]
+            outputs = self._translate([render_markers(prepared[i], self.src_lang, only=slot) for i, slot in jobs], "context_texts")
+            for (i, slot), out in zip(jobs, outputs):
+                read = _read_context(out)
+                if read is not None:
+                    chosen[i][slot.number] = read
+                    self.stats.context_used += 1
+                else:
+                    self.stats.context_fallbacks += 1
+        self._standalone([s.text for i, p in enumerate(prepared) for s in p.entity_slots if s.number not in chosen[i]])
+        for i, p in enumerate(prepared):
+            for slot in p.entity_slots:
+                chosen[i].setdefault(slot.number, self.entity_translations[slot.text])
+        return chosen
+
+    def _render(self, prepared: PreparedSample, strategy: str) -> str:
+        if strategy == "markers":
+            text = render_markers(prepared, self.src_lang)
+            clash = len(find_marked(text)) != len(prepared.entity_slots) or (
+                len(NUMBERED.find(text)) != len(prepared.slots) - len(prepared.entity_slots))
+        else:
+            form = FORMS[strategy]
+            text = render_placeholders(prepared, form, self.src_lang)
+            clash = len(form.find(text)) != len(prepared.slots)
+        if clash:
+            raise _Failure("placeholder_in_source", f"the source already contains text that reads as a {strategy} placeholder")
+        return text
+
+    def _emit(self, result: ProjectionResult, prepared: PreparedSample, attempt: Attempt,
+              segments: list[tuple[str, str | None]], entity_text: dict[int, str]) -> None:
+        source = prepared.sample
+        tokens, labels = _segments_to_sample(source, segments, self.tgt_lang)
+        meta = {
+            "source_id": source.id, "source_lang": self.src_lang, "source_text": source.text,
+            "mt_input": attempt.mt_input, "translation": attempt.translation, "strategy": attempt.strategy,
+            "entities": [{"type": s.type, "source": s.text, "target": entity_text[s.number]} for s in prepared.entity_slots],
+        }
+        if self.model_name:
+            meta["model"] = self.model_name
+        result.sample = Sample(source.id, tokens, labels, images=list(source.images), lang=self.tgt_lang, meta=meta)
+        result.strategy = attempt.strategy
+
+    def project(self, samples: Sequence[Sample]) -> list[ProjectionResult]:
+        """Project one chunk of samples; see :func:`project_samples`."""
+        prepared = [prepare_sample(s, self.src_lang) for s in samples]
+        results = [ProjectionResult(source=s) for s in samples]
+        entity_texts = self._entity_texts(prepared)
+        pending = list(range(len(samples)))
+        for strategy in self.strategies:
+            rendered: list[tuple[int, str]] = []
+            for i in pending:
+                try:
+                    rendered.append((i, self._render(prepared[i], strategy)))
+                except _Failure as failure:
+                    results[i].attempts.append(Attempt(strategy, failure.reason, failure.detail))
+            outputs = self._translate([text for _, text in rendered], "sentence_texts")
+            for (i, text), translation in zip(rendered, outputs):
+                attempt = Attempt(strategy, None, mt_input=text, translation=translation)
+                results[i].attempts.append(attempt)
+                try:
+                    if strategy == "markers":
+                        segments = assemble_markers(prepared[i], translation, entity_texts[i])
+                    else:
+                        segments = assemble_placeholders(prepared[i], translation, FORMS[strategy], entity_texts[i])
+                    self._emit(results[i], prepared[i], attempt, segments, entity_texts[i])
+                except _Failure as failure:
+                    attempt.reason, attempt.detail = failure.reason, failure.detail
+            pending = [i for i in pending if not results[i].ok]
+            if not pending:
+                break
+        for i in pending:
+            last = results[i].attempts[-1]
+            results[i].failure, results[i].detail = last.reason, last.detail
+        return results
+
+
+def project_samples(samples: Sequence[Sample], translator: "Translator", src_lang: str, tgt_lang: str, *,
+                    strategies: Sequence[str] = STRATEGIES, entity_context: bool = False, chunk_size: int = 256,
+                    on_progress: Callable[[int], None] | None = None, projector: Projector | None = None) -> list[ProjectionResult]:
+    """Project ``samples`` into ``tgt_lang``: one :class:`ProjectionResult` per input sample, in input order.
+
+    Each result holds either ``sample`` (the projected sample: same id and
+    images, ``lang=tgt_lang``, provenance in ``meta`` including
+    ``meta["source_id"]``) or ``failure``, a reason code such as
+    ``placeholder_missing``, with every attempt recorded. ``translator`` is
+    anything with ``translate(texts) -> texts``. ``on_progress`` is called with
+    the number of samples finished after each chunk.
+    """
+    projector = projector or Projector(translator, src_lang, tgt_lang, strategies, entity_context)
+    results: list[ProjectionResult] = []
+    for start in range(0, len(samples), chunk_size):
+        chunk = samples[start:start + chunk_size]
+        results.extend(projector.project(chunk))
+        if on_progress is not None:
+            on_progress(len(chunk))
+    return results

@@ -1,0 +1,88 @@
+"""What a machine translator is, as far as the rest of xlingual cares.
+
+Projection depends only on :class:`Translator` (one method), so any MT system
+can be plugged in: the transformers backends here, CTranslate2, an API client
+or a test double. Backends that want their output cached across runs also
+expose ``cache_key``: a string that changes whenever the output could change
+(model, direction, decoding options).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Protocol, runtime_checkable
+
+LANGUAGES: tuple[str, ...] = ("en", "zh")
+
+DEFAULT_MODELS: dict[tuple[str, str], str] = {
+    ("en", "zh"): "Helsinki-NLP/opus-mt-en-zh",
+    ("zh", "en"): "Helsinki-NLP/opus-mt-zh-en",
+}
+DEFAULT_NLLB_MODEL = "facebook/nllb-200-distilled-600M"
+
+
+@runtime_checkable
+class Translator(Protocol):
+    """Anything that translates a list of texts, returning a list of the same length and order."""
+
+    def translate(self, texts: list[str]) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    """Generation settings shared by every backend; part of the translation cache key.
+
+    ``max_length`` caps new tokens; ``length_ratio`` bounds them further by the
+    longest input of a batch (``ratio * input + 10``), which keeps a model that
+    never emits end-of-sentence from running to ``max_length`` on short posts.
+    ``max_tokens`` is the padded token budget of one batch, ``max_batch_size``
+    a cap on sentences per batch.
+    """
+
+    beam_size: int = 4
+    max_length: int = 256
+    length_ratio: float = 2.0
+    max_tokens: int = 4096
+    max_batch_size: int = 64
+
+    def new_token_limit(self, longest_input: int) -> int:
+        return max(1, min(self.max_length, int(self.length_ratio * longest_input) + 10))
+
+    def output_key(self) -> str:
+        """The options that change output (batching does not), as stable JSON."""
+        fields = asdict(self)
+        fields.pop("max_tokens")
+        fields.pop("max_batch_size")
+        return json.dumps(fields, sort_keys=True)
+
+
+def translator_cache_key(translator: Translator) -> str:
+    """The translator's own ``cache_key`` if it has one, else its class path (user plug-ins)."""
+    key = getattr(translator, "cache_key", None)
+    if isinstance(key, str) and key:
+        return key
+    cls = type(translator)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def length_sorted_batches(lengths: list[int], max_tokens: int, max_batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length whose padded size fits ``max_tokens``.
+
+    Longest first, so an out-of-memory error shows up in the first batch rather
+    than after an hour. A single text longer than the budget gets a batch of its own.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    current_max = 0
+    for index in order:
+        longest = max(current_max, lengths[index], 1)
+        if current and (longest * (len(current) + 1) > max_tokens or len(current) >= max_batch_size):
+            batches.append(current)
+            current, longest = [], max(lengths[index], 1)
+        current.append(index)
+        current_max = longest
+    if current:
+        batches.append(current)
+    return batches

@@ -1,0 +1,136 @@
+"""Marian and NLLB (M2M100) translation through transformers, with real batching.
+
+Texts are sorted by token length and grouped under a padded-token budget
+(:func:`~xlingual.translate.base.length_sorted_batches`), generated without
+sampling, and put back in input order. On a GPU the model runs in half
+precision. NLLB needs its language codes on the tokenizer and the target code
+forced as the first generated token; multi-target Marian models such as
+``opus-mt-en-zh`` need a ``>>cmn_Hans<<`` style token in front of every input,
+which is found in the vocabulary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+from xlingual.errors import ConfigError, ModelNotFoundError
+from xlingual.progress import progress_bar
+from xlingual.translate.base import DecodingOptions, length_sorted_batches
+from xlingual.translate.resolve import ModelSource, resolve_model
+
+logger = logging.getLogger(__name__)
+
+NLLB_CODES: dict[str, str] = {"en": "eng_Latn", "zh": "zho_Hans"}
+MARIAN_TARGET_TOKENS: dict[str, tuple[str, ...]] = {
+    "zh": (">>cmn_Hans<<", ">>zho_Hans<<", ">>cmn<<", ">>zho<<", ">>zh<<"),
+    "en": (">>eng<<", ">>en<<"),
+}
+
+
+def pick_device(device: str) -> str:
+    """``auto`` means CUDA when present, else CPU; an explicit ``cuda`` without a GPU is a user error."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available here (use --device auto or cpu)")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise ConfigError(f"--device {device}: choose auto, cpu or cuda")
+    return device
+
+
+def model_fingerprint(source: ModelSource) -> str:
+    """Identifies the weights: the hub id, or for a folder its path plus the size and time of its files."""
+    if not source.is_local_dir:
+        return source.name
+    folder = Path(source.location)
+    digest = hashlib.sha256()
+    for entry in sorted(folder.iterdir()):
+        if entry.is_file():
+            stat = entry.stat()
+            digest.update(f"{entry.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return f"{folder}#{digest.hexdigest()[:16]}"
+
+
+class HFTranslator:
+    """A seq2seq translation model from transformers (Marian or NLLB) behind the Translator protocol."""
+
+    def __init__(self, model, tokenizer, src_lang: str, tgt_lang: str, options: DecodingOptions, device: str, fingerprint: str) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.src_lang = src_lang
+        self.tgt_lang = tgt_lang
+        self.options = options
+        self.device = device
+        self.model_type = getattr(model.config, "model_type", "")
+        self.prefix = ""
+        self.generate_kwargs: dict = {}
+        if self.model_type == "m2m_100":
+            src_code, tgt_code = NLLB_CODES[src_lang], NLLB_CODES[tgt_lang]
+            tokenizer.src_lang = src_code
+            forced = tokenizer.convert_tokens_to_ids(tgt_code)
+            if forced is None or forced == tokenizer.unk_token_id:
+                raise ModelNotFoundError(f"tokenizer of {fingerprint} has no language code {tgt_code}")
+            self.generate_kwargs["forced_bos_token_id"] = forced
+        else:
+            vocab = tokenizer.get_vocab()
+            self.prefix = next((t + " " for t in MARIAN_TARGET_TOKENS.get(tgt_lang, ()) if t in vocab), "")
+            if self.prefix:
+                logger.info("multi-target Marian model: prefixing inputs with %s", self.prefix.strip())
+        self.cache_key = json.dumps(
+            {"backend": "transformers", "model": fingerprint, "src": src_lang, "tgt": tgt_lang, "options": options.output_key()},
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, src_lang: str, tgt_lang: str, options: DecodingOptions | None = None, device: str = "auto") -> "HFTranslator":
+        """Load a Marian or NLLB model from a hub id or folder (fails fast when it is nowhere to be found)."""
+        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+        options = options or DecodingOptions()
+        source = resolve_model(name_or_path)
+        device = pick_device(device)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source.location, local_files_only=source.local_files_only)
+            dtype = None
+            if device.startswith("cuda"):
+                import torch
+
+                dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            model = AutoModelForSeq2SeqLM.from_pretrained(source.location, local_files_only=source.local_files_only, dtype=dtype)
+        except (OSError, ValueError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ModelNotFoundError(f"cannot load translation model '{name_or_path}': {first}") from None
+        model.to(device).eval()
+        return cls(model, tokenizer, src_lang, tgt_lang, options, device, model_fingerprint(source))
+
+    def translate(self, texts: list[str]) -> list[str]:
+        import torch
+
+        if not texts:
+            return []
+        inputs = [self.prefix + t for t in texts]
+        lengths = [len(ids) for ids in self.tokenizer(inputs, truncation=True, max_length=self.options.max_length)["input_ids"]]
+        batches = length_sorted_batches(lengths, self.options.max_tokens, self.options.max_batch_size)
+        outputs: list[str] = [""] * len(texts)
+        with torch.inference_mode(), progress_bar(total=len(texts), desc="translating", unit="sent", leave=False) as bar:
+            for batch in batches:
+                encoded = self.tokenizer(
+                    [inputs[i] for i in batch], return_tensors="pt", padding=True, truncation=True, max_length=self.options.max_length
+                ).to(self.device)
+                generated = self.model.generate(
+                    **encoded,
+                    num_beams=self.options.beam_size,
+                    do_sample=False,
+                    max_new_tokens=self.options.new_token_limit(max(lengths[i] for i in batch)),
+                    **self.generate_kwargs,
+                )
+                decoded = self.tokenizer.batch_decode(generated, skip_special_tokens=True)
+                for index, text in zip(batch, decoded):
+                    outputs[index] = text.strip()
+                bar.update(len(batch))
+        return outputs
