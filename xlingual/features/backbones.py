@@ -176,6 +176,33 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+def _init_random(extractor: nn.Module, seed: int) -> None:
+    """torchvision's initialisation of the kept layers, under ``seed``; residual branches start at zero.
+
+    Zeroing each ResNet block's last BatchNorm scale (torchvision's
+    ``zero_init_residual``) keeps random ResNet-152 activations finite: without
+    it they grow through the 50 blocks past float16's range.
+    """
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        for module in extractor.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+                module.reset_running_stats()
+        for module in extractor.modules():
+            last_norm = getattr(module, "bn3", None)
+            if isinstance(last_norm, nn.BatchNorm2d):
+                nn.init.zeros_(last_norm.weight)
+    finally:
+        torch.random.set_rng_state(generator_state)
+
+
 def load_backbone(backbone: str, weights: str = "default", seed: int = 0) -> nn.Module:
     """The frozen feature extractor in eval mode: input (B, 3, 224, 224), output (B, C, 7, 7)."""
     spec = get_backbone(backbone)
@@ -187,17 +214,20 @@ def load_backbone(backbone: str, weights: str = "default", seed: int = 0) -> nn.
         path = Path(weights)
         if not path.is_file():
             raise ConfigError(f"--weights {weights}: no such file (use 'default', 'random' or a path to a .pth state dict)")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # random weights are a function of the seed, so caches can name them
+    with torch.device("meta"):  # no time spent initialising layers (VGG's classifier alone is 120M) that are replaced or cut
         model = spec.build_full()
-    if path is not None:
+    if path is None:
+        extractor = spec.truncate(model).to_empty(device="cpu")
+        _init_random(extractor, seed)
+    else:
         state = _read_state_dict(path)
         try:
-            model.load_state_dict(state, strict=True)
+            model.load_state_dict(state, strict=True, assign=True)
         except RuntimeError as err:
-            first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
-            raise ModelNotFoundError(f"--weights {path}: not a torchvision {spec.name} state dict ({first})") from None
-    extractor = spec.truncate(model)
+            lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+            detail = lines[1] if len(lines) > 1 else lines[0]
+            raise ModelNotFoundError(f"--weights {path}: not a torchvision {spec.name} state dict ({detail[:200]})") from None
+        extractor = spec.truncate(model).float()
     extractor.eval()
     for parameter in extractor.parameters():
         parameter.requires_grad_(False)

@@ -186,9 +186,13 @@ def _run_backbone(
                     batch = torch.from_numpy(np.stack([x for _, _, x in good])).to(torch_device)
                     regions = regions_of(model, batch).float().cpu().numpy()
                     report.forward_batches += 1
+                    limit = float(np.finfo(DTYPES[writer.cache.producer.dtype]).max)
                     for (name, fp, _), features in zip(good, regions):
+                        if not np.isfinite(features).all() or np.abs(features).max() > limit:
+                            report.failed[name] = f"features not finite in {writer.cache.producer.dtype} (try --dtype float32 or other weights)"
+                            continue
                         writer.add(name, features, fp)
-                    report.extracted += len(good)
+                        report.extracted += 1
                 if writer.pending >= shard_size:
                     writer.flush()
                 bar.update(len(chunk))
