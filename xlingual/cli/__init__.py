@@ -88,3 +88,6 @@ _train.register(app)
 from xlingual.cli import translate as _translate  # noqa: E402
 
 _translate.register(app)
+from xlingual.cli import embeddings as _embeddings  # noqa: E402
+
+_embeddings.register(app)

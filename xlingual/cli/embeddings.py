@@ -1,0 +1,135 @@
+"""``xl embeddings``: train fastText vectors, align two languages MUSE-style, evaluate word translation."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from xlingual.data.datasets import DEFAULT_DATA_DIR
+from xlingual.embeddings.adversarial import AdversarialOptions
+from xlingual.embeddings.align import AlignOptions, align
+from xlingual.embeddings.evaluate import evaluate_files
+from xlingual.embeddings.normalize import DEFAULT_NORMALIZE
+from xlingual.embeddings.paths import aligned_dir, monolingual_vectors_path
+from xlingual.embeddings.train import TrainOptions, train_vectors
+from xlingual.errors import ConfigError
+
+embeddings_app = typer.Typer(no_args_is_help=True, help="Train, align and evaluate cross-lingual word embeddings.")
+
+
+@embeddings_app.command("train")
+def train(
+    corpus: list[Path] = typer.Option(..., "--corpus", help="Raw text (one post per line) or dataset files (Twitter/CMNER/JSONL); repeat for several."),
+    lang: str = typer.Option(..., "--lang", help="zh or en."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output .vec (default: <data-dir>/embeddings/fasttext.<lang>.vec)."),
+    data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir", help="Data directory for the default --out."),
+    unit: str = typer.Option("auto", "--unit", help="auto (zh: characters, en: words), char, or word (jieba for zh)."),
+    dim: int = typer.Option(300, "--dim", help="Vector dimension."),
+    epoch: int = typer.Option(5, "--epoch", help="Training epochs."),
+    min_count: int = typer.Option(2, "--min-count", help="Ignore units seen fewer times."),
+    lr: float = typer.Option(0.05, "--lr", help="Learning rate."),
+    bucket: int = typer.Option(100_000, "--bucket", help="Hashed character n-gram rows (word units only)."),
+    threads: int = typer.Option(2, "--threads", help="Training threads."),
+    keep_case: bool = typer.Option(False, "--keep-case", help="Do not lower-case tokens (ACN lower-cases, so the default does too)."),
+    save_bin: bool = typer.Option(False, "--save-bin", help="Also keep fastText's .bin model beside the .vec."),
+    force: bool = typer.Option(False, "--force", help="Retrain even when the output was made from the same corpus and options."),
+) -> None:
+    """Train fastText skipgram vectors.
+
+    Examples:
+
+        xl embeddings train --corpus data/cmner/text/train.txt --lang zh
+
+        xl embeddings train --corpus data/twitter2015/train.txt --lang en --out data/embeddings/fasttext.en.vec
+
+        xl embeddings train --corpus weibo.txt --lang zh --unit word --dim 300
+    """
+    target = out or monolingual_vectors_path(data_dir, lang)
+    options = TrainOptions(dim=dim, epoch=epoch, min_count=min_count, lr=lr, bucket=bucket, threads=threads)
+    path = train_vectors(corpus, target, lang, unit=unit, options=options, lowercase=not keep_case, save_bin=save_bin, force=force)
+    typer.echo(f"{path}: written")
+
+
+@embeddings_app.command("align")
+def align_command(
+    src_emb: Path = typer.Option(..., "--src-emb", help="Source-language vectors (.vec or .bin)."),
+    tgt_emb: Path = typer.Option(..., "--tgt-emb", help="Target-language vectors (.vec or .bin)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default with --src-lang/--tgt-lang: <data-dir>/embeddings/aligned.<src>-<tgt>)."),
+    dico: Optional[str] = typer.Option(None, "--dico", help="Seed dictionary ('src tgt' per line) for the supervised method, or 'identical'; omit for unsupervised."),
+    src_lang: Optional[str] = typer.Option(None, "--src-lang", help="Source language, for the default --out."),
+    tgt_lang: Optional[str] = typer.Option(None, "--tgt-lang", help="Target language, for the default --out."),
+    data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir", help="Data directory for the default --out."),
+    normalize: str = typer.Option(DEFAULT_NORMALIZE, "--normalize", help="Comma-separated center/renorm steps ('' for none)."),
+    refinement: int = typer.Option(5, "--refinement", help="Procrustes refinement rounds."),
+    max_vocab: int = typer.Option(200_000, "--max-vocab", help="Read only the most frequent words."),
+    dico_max_rank: int = typer.Option(15000, "--dico-max-rank", help="Induced dictionaries use only this many frequent words."),
+    adv_epochs: int = typer.Option(5, "--adv-epochs", help="Adversarial epochs (unsupervised)."),
+    adv_epoch_size: int = typer.Option(1_000_000, "--adv-epoch-size", help="Samples per adversarial epoch."),
+    adv_most_frequent: int = typer.Option(75000, "--adv-most-frequent", help="Discriminator sees only these frequent words."),
+    seed: int = typer.Option(0, "--seed", help="Random seed of the adversarial training."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Map source vectors into the target space (MUSE: Procrustes + refinement, or adversarial + refinement).
+
+    Examples:
+
+        xl embeddings align --src-emb data/embeddings/fasttext.en.vec --tgt-emb data/embeddings/fasttext.zh.vec --src-lang en --tgt-lang zh --dico en-zh.txt
+
+        xl embeddings align --src-emb en.vec --tgt-emb zh.vec --out aligned/ --dico identical
+
+        xl embeddings align --src-emb en.vec --tgt-emb zh.vec --out aligned/   # unsupervised
+    """
+    if out is None:
+        if not (src_lang and tgt_lang):
+            raise ConfigError("--out: give an output folder, or --src-lang and --tgt-lang for <data-dir>/embeddings/aligned.<src>-<tgt>")
+        out = aligned_dir(data_dir, src_lang, tgt_lang)
+    adversarial = replace(AdversarialOptions(), epochs=adv_epochs, epoch_size=adv_epoch_size, most_frequent=adv_most_frequent, seed=seed)
+    options = AlignOptions(normalize=normalize, refinement=refinement, dico_max_rank=dico_max_rank, adversarial=adversarial)
+    result = align(src_emb, tgt_emb, out, dico=dico, options=options, max_vocab=max_vocab)
+    summary = {"out": str(out), "method": result.method, "criterion": round(result.criterion, 4),
+               "initial_criterion": round(result.initial_criterion, 4), "suspect": result.suspect}
+    if as_json:
+        typer.echo(json.dumps(summary))
+    else:
+        typer.echo(f"{out}: {result.method} alignment, criterion {result.initial_criterion:.4f} -> {result.criterion:.4f}")
+    if result.suspect:
+        typer.echo("WARNING: the alignment looks failed (criterion barely moved); see alignment.json", err=True)
+
+
+@embeddings_app.command("evaluate")
+def evaluate(
+    src_emb: Path = typer.Option(..., "--src-emb", help="Aligned source vectors (e.g. vectors-src.vec)."),
+    tgt_emb: Path = typer.Option(..., "--tgt-emb", help="Aligned target vectors (e.g. vectors-tgt.vec)."),
+    dico: Path = typer.Option(..., "--dico", help="Test dictionary, one 'src tgt' pair per line (MUSE format)."),
+    max_vocab: int = typer.Option(200_000, "--max-vocab", help="Read only the most frequent words."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (keys nn.p@1 ... csls.p@10, queries)."),
+) -> None:
+    """Word-translation precision@1/5/10 by nearest neighbour and CSLS (k=10), in percent.
+
+    Examples:
+
+        xl embeddings evaluate --src-emb data/embeddings/aligned.en-zh/vectors-src.vec --tgt-emb data/embeddings/aligned.en-zh/vectors-tgt.vec --dico en-zh.test.txt
+
+        xl embeddings evaluate --src-emb a.vec --tgt-emb b.vec --dico test.txt --json
+    """
+    scores = evaluate_files(src_emb, tgt_emb, dico, max_vocab)
+    if as_json:
+        typer.echo(json.dumps(scores.to_dict()))
+        return
+    table = Table(title=f"Word translation ({scores.queries} queries, {scores.skipped_pairs} pairs without vectors)")
+    table.add_column("retrieval")
+    for k in (1, 5, 10):
+        table.add_column(f"P@{k}", justify="right")
+    for name in ("nn", "csls"):
+        table.add_row(name.upper(), *(f"{scores.precision[f'{name}.p@{k}']:.2f}" for k in (1, 5, 10)))
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(embeddings_app, name="embeddings", help="Train, align and evaluate cross-lingual word embeddings.")
