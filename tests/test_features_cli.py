@@ -1,0 +1,113 @@
+"""`xl features` end to end on a few real CMNER images: --json summary, reuse, one-line errors with exit 2."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from xlingual.cli import app
+from xlingual.data.formats import write_samples
+from xlingual.data.sample import Sample
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+@pytest.fixture(scope="module")
+def small_dataset(shared_data: Path, tmp_path_factory) -> tuple[Path, Path]:
+    """Two real one-image posts (plus a broken file of a third post) and a CMNER file naming them and a post without images."""
+    source = shared_data / "cmner" / "images"
+    if not source.is_dir():
+        pytest.skip(f"CMNER sample images not found at {source}")
+    root = tmp_path_factory.mktemp("cli")
+    images = root / "images"
+    images.mkdir()
+    for name in ("L4x7aaJ4n_00gv0wr.jpg", "L5SRzy4Ez_u0dfta3.jpg"):
+        shutil.copy(source / name, images / name)
+    (images / "Lbroken000_abc.jpg").write_text("not a picture")
+    samples = [
+        Sample(id=post, tokens=list("北京"), labels=["B-LOC", "I-LOC"], lang="zh")
+        for post in ("L4x7aaJ4n", "L5SRzy4Ez", "Lbroken000", "Lnoimage00")
+    ]
+    text = root / "dev.txt"
+    write_samples(text, samples, "cmner")
+    return images, text
+
+
+def test_extract_json_then_reuse(small_dataset: tuple[Path, Path], tmp_path: Path) -> None:
+    images, text = small_dataset
+    args = ["features", "extract", "--images", str(images), "-d", str(text), "-d", str(text), "--backbone", "vgg16",
+            "--weights", "random", "--out", str(tmp_path / "cache"), "--batch-size", "2", "--json"]
+    first = run(*args)
+    assert first.exit_code == 0, first.output
+    summary = json.loads(first.stdout)
+    assert summary["named"] == 3 and summary["extracted"] == 2 and summary["cached"] == 0
+    assert list(summary["failed"]) == ["Lbroken000_abc.jpg"]
+    assert summary["samples"] == 8 and summary["samples_without_image"] == 4
+    assert summary["weights"] == "random" and summary["backbone"] == "vgg16"
+
+    again = json.loads(run(*args).stdout)
+    assert (again["extracted"], again["cached"], again["forward_batches"]) == (0, 2, 0)
+
+    table = run(*args[:-1])
+    assert table.exit_code == 0 and "taken from cache" in table.stdout and "samples with no image" in table.stdout
+
+    info = run("features", "info", str(tmp_path / "cache"), "--json")
+    assert info.exit_code == 0
+    described = json.loads(info.stdout)
+    assert described["images"] == 2 and described["region_shape"] == [49, 512] and described["weights"] == "random"
+
+
+def test_whole_folder_without_dataset_files(small_dataset: tuple[Path, Path], tmp_path: Path) -> None:
+    images, _ = small_dataset
+    result = run("features", "extract", "--images", str(images), "--backbone", "vgg16", "--weights", "random",
+                 "--out", str(tmp_path / "r"), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["named"] == 3 and summary["extracted"] == 2 and summary["samples"] is None
+    assert json.loads(run("features", "info", str(tmp_path / "r"), "--json").stdout)["region_shape"] == [49, 512]
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--weights", "default"], r"--weights PATH .*--weights random"),
+        (["--weights", "nowhere.pth"], r"--weights nowhere.pth: no such file"),
+        (["--images", "/nonexistent/images"], r"--images /nonexistent/images: image folder does not exist"),
+        (["--device", "cuda:7"], r"--device cuda:7"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(small_dataset: tuple[Path, Path], tmp_path: Path, extra: list[str], message: str) -> None:
+    images, _ = small_dataset
+    base = {"--images": str(images), "--weights": "random", "--out": str(tmp_path / "c"), "--backbone": "resnet152"}
+    for key, value in zip(extra[::2], extra[1::2]):
+        base[key] = value
+    result = run("features", "extract", *[part for pair in base.items() for part in pair])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in result.output
+    import re
+
+    assert re.search(message, lines[0]), lines[0]
+
+
+def test_mixing_weights_in_one_cache_is_refused(small_dataset: tuple[Path, Path], tmp_path: Path) -> None:
+    images, text = small_dataset
+    common = ["features", "extract", "--images", str(images), "-d", str(text), "--out", str(tmp_path / "c"), "--backbone", "vgg16"]
+    assert run(*common, "--weights", "random").exit_code == 0
+    refused = run(*common, "--weights", "random", "--crop", "faithful")
+    assert refused.exit_code == 2 and "never mixed" in refused.stderr
+
+
+def test_help_has_examples() -> None:
+    for command in (["features", "extract", "--help"], ["features", "info", "--help"]):
+        result = run(*command)
+        assert result.exit_code == 0 and "Examples" in result.stdout and "xl features" in result.stdout
+    assert "not a feature cache" in run("features", "info", "/nonexistent").stderr
