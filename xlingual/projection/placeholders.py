@@ -86,7 +86,7 @@ class PlaceholderForm:
         return found
 
 
-NUMBERED = PlaceholderForm("numbered", "X{}", re.compile(r"(?<![A-Za-z0-9])X\s*-?\s*(\d+)(?![0-9])", re.IGNORECASE))
+NUMBERED = PlaceholderForm("numbered", "X{}", re.compile(r"(?<![A-Za-z])X\s*-?\s*(\d+)(?![0-9])", re.IGNORECASE))
 BRACKETED = PlaceholderForm("bracketed", "[{}]", re.compile(r"[\[(]\s*(\d+)\s*[\])]"))
 FORMS: dict[str, PlaceholderForm] = {f.name: f for f in (NUMBERED, BRACKETED)}
 

@@ -345,7 +345,8 @@ class Projector:
         self._standalone([s.text for i, p in enumerate(prepared) for s in p.entity_slots if s.number not in chosen[i]])
         for i, p in enumerate(prepared):
             for slot in p.entity_slots:
-                chosen[i].setdefault(slot.number, self.entity_translations[slot.text])
+                if slot.number not in chosen[i]:
+                    chosen[i][slot.number] = self.entity_translations[slot.text]
         return chosen
 
     def _render(self, prepared: PreparedSample, strategy: str) -> str:
