@@ -1,0 +1,96 @@
+"""``xl predict`` end to end: a saved tiny UMT labels Twitter and CMNER files in their own formats."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+from umt_helpers import CHANNELS, REGIONS, build_umt, random_visual, single_threaded, tiny_encoder, train_steps
+
+from xlingual.cli import app
+from xlingual.data.datasets import load_split
+from xlingual.data.formats import read_samples, write_samples
+from xlingual.models import load_model
+
+_one_thread = pytest.fixture(scope="module", autouse=True)(single_threaded)
+
+
+@pytest.fixture(scope="module")
+def posts(shared_data):
+    twitter = read_samples(shared_data / "twitter2015" / "test.txt")[:12]
+    cmner = [s for split in ("train", "dev", "test") for s in load_split(shared_data, "cmner", split) if s.images][:4]
+    assert cmner, "the shared CMNER images belong to no post"
+    return twitter, cmner
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, posts):
+    twitter, cmner = posts
+    root = tmp_path_factory.mktemp("predict")
+    umt = build_umt(tiny_encoder(root / "bert", twitter + cmner), max_length=64)
+    train_steps(umt, umt.encode(twitter, random_visual()), steps=3, lr=5e-3, batch_size=12)
+    umt.save_pretrained(root / "model")
+    return root / "model"
+
+
+def run(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def test_predict_twitter_file_writes_twitter_format(tmp_path, model_dir, posts):
+    twitter, _ = posts
+    source = tmp_path / "in.txt"
+    write_samples(source, twitter, "twitter")
+    result = run("predict", "--model", str(model_dir), "--input", str(source), "--output", str(tmp_path / "out.txt"))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out.txt").read_text(encoding="utf-8").startswith("IMGID:")
+    predicted = read_samples(tmp_path / "out.txt", "twitter")
+    assert [(s.id, s.tokens) for s in predicted] == [(s.id, s.tokens) for s in twitter]
+    expected = load_model(model_dir).predict(twitter)
+    assert [s.labels for s in predicted] == expected
+
+
+def test_predict_cmner_with_feature_cache_to_stdout(tmp_path, model_dir, posts, shared_data):
+    from xlingual.features import FeatureCache, visual_lookup
+    from xlingual.features.cache import CacheProducer, CacheWriter
+
+    _, cmner = posts
+    producer = CacheProducer(backbone="resnet152", region_shape=(REGIONS, CHANNELS), weights_id="random-test", crop="clean", crop_seed=None, dtype="float32")
+    writer = CacheWriter.open(tmp_path / "cache", producer, "random")
+    rng = np.random.default_rng(0)
+    for name in sorted({name for s in cmner for name in s.images}):
+        writer.add(name, rng.standard_normal((REGIONS, CHANNELS)).astype(np.float32), f"test:{name}")
+    writer.flush()
+    source = tmp_path / "in.txt"
+    write_samples(source, cmner, "cmner")
+    images = shared_data / "cmner" / "images"
+    result = run("predict", "-m", str(model_dir), "-i", str(source), "--features", str(tmp_path / "cache"), "--image-dir", str(images), "--images", "one", "--seed", "3")
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out.txt"
+    out.write_text(result.stdout, encoding="utf-8")
+    predicted = read_samples(out, "cmner")
+    lookup = visual_lookup(FeatureCache.open(tmp_path / "cache"), mode="one", seed=3)
+    model = load_model(model_dir)
+    assert [s.labels for s in predicted] == model.predict(cmner, lookup)
+    # The features reach the model: without them the emissions differ.
+    batch_with = model.collate(model.encode(cmner, lookup))
+    batch_without = model.collate(model.encode(cmner))
+    model.eval()
+    assert not np.allclose(model.emissions(batch_with)["emissions"].detach(), model.emissions(batch_without)["emissions"].detach())
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--model", "{tmp}/missing"], "not a model folder"),
+        (["--images", "some"], "--images must be 'one' or 'all'"),
+        (["--features", "{tmp}"], "not a feature cache"),
+    ],
+)
+def test_user_errors_are_one_line_with_exit_2(tmp_path, model_dir, posts, extra, message):
+    source = tmp_path / "in.txt"
+    write_samples(source, posts[0][:2], "twitter")
+    args = ["predict", "--model", str(model_dir), "--input", str(source)] + [a.replace("{tmp}", str(tmp_path)) for a in extra]
+    result = run(*args)
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and result.output.startswith("error:") and message in result.output
