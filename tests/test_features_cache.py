@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 from collections import defaultdict
@@ -272,6 +273,9 @@ def test_a_replaced_image_is_extracted_again(tmp_path: Path, cmner_images: Path,
     shutil.copy(cmner_images / name, folder / name)
     extract_features(folder, [name], tmp_path / "c", backbone="vgg16", weights="random", batch_size=1)
     before = FeatureCache.open(tmp_path / "c").get(name)
+    os.utime(folder / name, ns=(1, 1))  # same bytes, other time (e.g. a copied folder): hashed, still cached
+    report = extract_features(folder, [name], tmp_path / "c", backbone="vgg16", weights="random", batch_size=1)
+    assert report.cached == 1 and report.extracted == 0
     shutil.copy(cmner_images / image_names[-1], folder / name)
     report = extract_features(folder, [name], tmp_path / "c", backbone="vgg16", weights="random", batch_size=1)
     assert report.extracted == 1 and report.cached == 0

@@ -16,6 +16,8 @@ Why this shape:
   keep their source post's image names).
 * Each entry carries its file's fingerprint (size + BLAKE2 of the bytes): an
   image replaced under the same name is extracted again; the later shard wins.
+  Its size and modification time are kept too, so an unchanged file is
+  recognised without reading it; a copied folder (new times) is hashed once.
 * ``cache.json`` names the producer. A cache is never extended with features of
   other weights or another crop policy: :meth:`CacheWriter.open` refuses, and
   the user picks another folder. Random-weight features therefore can never be
@@ -79,6 +81,12 @@ class CacheProducer:
         return [f"{key}={mine[key]} (this run: {theirs[key]})" for key in mine if mine[key] != theirs[key]]
 
 
+def file_stat_key(path: Path) -> str:
+    """Size and modification time: the cheap check that a file is the one the cache saw."""
+    stat = path.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
 def file_fingerprint(path: Path) -> str:
     """Size and content hash of an image file, so a replaced image is never read from the cache."""
     digest = hashlib.blake2b(digest_size=12)
@@ -125,6 +133,7 @@ class FeatureCache:
         """What the user asked for: ``"default"``, ``"random"`` or a path."""
         self._location: dict[str, Path] = {}
         self._fingerprints: dict[str, str] = {}
+        self._stat_keys: dict[str, str] = {}
         self._handles: dict[Path, Any] = {}
         for shard in _shard_paths(cache_dir):
             self._index_shard(shard)
@@ -138,13 +147,16 @@ class FeatureCache:
         try:
             with safe_open(str(shard), framework="np") as handle:
                 names = list(handle.keys())
-                fingerprints = json.loads((handle.metadata() or {}).get("fingerprints", "{}"))
+                metadata = handle.metadata() or {}
+                fingerprints = json.loads(metadata.get("fingerprints", "{}"))
+                stat_keys = json.loads(metadata.get("stats", "{}"))
         except Exception as err:  # a damaged shard costs its entries, not the whole cache
             logger.warning("%s: unreadable shard skipped (%s); its images will be extracted again", shard, err)
             return
         for name in names:
             self._location[name] = shard
             self._fingerprints[name] = fingerprints.get(name, "")
+            self._stat_keys[name] = stat_keys.get(name, "")
 
     @property
     def backbone(self) -> str:
@@ -169,6 +181,9 @@ class FeatureCache:
 
     def fingerprint(self, image_name: str) -> str | None:
         return self._fingerprints.get(image_name)
+
+    def stat_key(self, image_name: str) -> str | None:
+        return self._stat_keys.get(image_name)
 
     def get(self, image_name: str) -> np.ndarray | None:
         """The image's (49, C) float32 features, or None when it is not cached."""
@@ -216,6 +231,7 @@ class CacheWriter:
         self.cache = cache
         self._pending: dict[str, np.ndarray] = {}
         self._pending_fingerprints: dict[str, str] = {}
+        self._pending_stat_keys: dict[str, str] = {}
         existing = [int(SHARD_PATTERN.match(p.name).group(1)) for p in _shard_paths(cache.cache_dir)]
         self._next_shard = max(existing, default=0) + 1
         self.shards_written = 0
@@ -242,16 +258,26 @@ class CacheWriter:
             atomic_write_json(meta_path, {"format": CACHE_FORMAT, "producer": producer.to_dict(), "weights": weights})
         return cls(FeatureCache.open(cache_dir))
 
-    def is_current(self, image_name: str, fingerprint: str) -> bool:
-        """True when the cache holds this exact file's features."""
-        return self.cache.fingerprint(image_name) == fingerprint or self._pending_fingerprints.get(image_name) == fingerprint
+    def is_current(self, path: Path) -> tuple[bool, str, str]:
+        """Whether the cache holds this exact file's features, with the file's (fingerprint, stat key).
 
-    def add(self, image_name: str, regions: np.ndarray, fingerprint: str) -> None:
+        An unchanged size and modification time settle it without reading the
+        file; otherwise the content hash decides.
+        """
+        name, stat_key = path.name, file_stat_key(path)
+        known = self.cache.fingerprint(name) or self._pending_fingerprints.get(name)
+        if known and stat_key == (self.cache.stat_key(name) or self._pending_stat_keys.get(name)):
+            return True, known, stat_key
+        fingerprint = file_fingerprint(path)
+        return fingerprint == known, fingerprint, stat_key
+
+    def add(self, image_name: str, regions: np.ndarray, fingerprint: str, stat_key: str = "") -> None:
         expected = self.cache.region_shape
         if tuple(regions.shape) != tuple(expected):
             raise ValueError(f"{image_name}: features of shape {regions.shape}, cache holds {expected}")
         self._pending[image_name] = np.ascontiguousarray(regions, dtype=DTYPES[self.cache.producer.dtype])
         self._pending_fingerprints[image_name] = fingerprint
+        self._pending_stat_keys[image_name] = stat_key
 
     @property
     def pending(self) -> int:
@@ -262,13 +288,17 @@ class CacheWriter:
         if not self._pending:
             return None
         shard = self.cache.cache_dir / f"shard-{self._next_shard:06d}.safetensors"
-        payload = save_safetensors(self._pending, metadata={"fingerprints": json.dumps(self._pending_fingerprints, ensure_ascii=False)})
+        payload = save_safetensors(self._pending, metadata={
+            "fingerprints": json.dumps(self._pending_fingerprints, ensure_ascii=False),
+            "stats": json.dumps(self._pending_stat_keys, ensure_ascii=False),
+        })
         with atomic_open(shard, "wb") as handle:
             handle.write(payload)
         self._next_shard += 1
         self.shards_written += 1
         self._pending.clear()
         self._pending_fingerprints.clear()
+        self._pending_stat_keys.clear()
         self.cache._index_shard(shard)
         logger.debug("wrote %s", shard)
         return shard

@@ -9,6 +9,7 @@ pending entries, written on Ctrl-C) and resumes from there.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +25,7 @@ from xlingual.data.images import ImageIndex, attach_images
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError, ImageError
 from xlingual.features.backbones import get_backbone, load_backbone, weights_identity
-from xlingual.features.cache import DTYPES, CacheProducer, CacheWriter, FeatureCache, file_fingerprint
+from xlingual.features.cache import DTYPES, CacheProducer, CacheWriter, FeatureCache
 from xlingual.features.preprocess import check_crop, preprocess_image
 from xlingual.progress import progress_bar
 
@@ -124,7 +125,7 @@ def extract_features(
     seed: int = 0,
     dtype: str = "float16",
     shard_size: int = DEFAULT_SHARD_SIZE,
-    decode_workers: int = 2,
+    decode_workers: int | None = None,
 ) -> ExtractionReport:
     """Make sure ``cache_dir`` holds features for every named image in ``images_dir``; return what was done.
 
@@ -145,17 +146,17 @@ def extract_features(
     writer = CacheWriter.open(cache_dir, _producer(backbone, weights, crop, seed, dtype), weights)
     report = ExtractionReport(cache_dir=str(cache_dir), backbone=backbone, weights=weights, crop=crop, named=len(names))
 
-    todo: list[tuple[str, str]] = []
+    todo: list[tuple[str, str, str]] = []
     for name in names:
         path = images_dir / name
         if not path.is_file():
             report.failed[name] = "file not found"
             continue
-        fingerprint = file_fingerprint(path)
-        if writer.is_current(name, fingerprint):
+        current, fingerprint, stat_key = writer.is_current(path)
+        if current:
             report.cached += 1
         else:
-            todo.append((name, fingerprint))
+            todo.append((name, fingerprint, stat_key))
     if todo:
         _run_backbone(todo, images_dir, writer, report, weights, batch_size, device, seed, shard_size, decode_workers)
     report.seconds = time.perf_counter() - started
@@ -165,33 +166,34 @@ def extract_features(
 
 
 def _run_backbone(
-    todo: list[tuple[str, str]], images_dir: Path, writer: CacheWriter, report: ExtractionReport,
-    weights: str, batch_size: int, device: str, seed: int, shard_size: int, decode_workers: int,
+    todo: list[tuple[str, str, str]], images_dir: Path, writer: CacheWriter, report: ExtractionReport,
+    weights: str, batch_size: int, device: str, seed: int, shard_size: int, decode_workers: int | None,
 ) -> None:
     torch_device = resolve_device(device)
     report.device = str(torch_device)
     model = load_backbone(report.backbone, weights, seed).to(torch_device)
     logger.info("extracting %d images with %s (%s weights, %s crop) on %s", len(todo), report.backbone, weights, report.crop, torch_device)
     bar = progress_bar(total=len(todo), desc=f"{report.backbone} features", unit="img")
+    workers = decode_workers or min(8, os.cpu_count() or 1)
     try:
-        with ThreadPoolExecutor(max_workers=max(1, decode_workers)) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             for start in range(0, len(todo), batch_size):
                 chunk = todo[start : start + batch_size]
-                inputs = _load_inputs([images_dir / name for name, _ in chunk], report.backbone, report.crop, seed, pool)
-                good = [(name, fp, x) for (name, fp), x in zip(chunk, inputs) if isinstance(x, np.ndarray)]
-                for (name, _), x in zip(chunk, inputs):
+                inputs = _load_inputs([images_dir / name for name, _, _ in chunk], report.backbone, report.crop, seed, pool)
+                good = [(name, fp, key, x) for (name, fp, key), x in zip(chunk, inputs) if isinstance(x, np.ndarray)]
+                for (name, _, _), x in zip(chunk, inputs):
                     if isinstance(x, ImageError):
                         report.failed[name] = str(x).split(": ", 1)[-1]
                 if good:
-                    batch = torch.from_numpy(np.stack([x for _, _, x in good])).to(torch_device)
+                    batch = torch.from_numpy(np.stack([x for *_, x in good])).to(torch_device)
                     regions = regions_of(model, batch).float().cpu().numpy()
                     report.forward_batches += 1
                     limit = float(np.finfo(DTYPES[writer.cache.producer.dtype]).max)
-                    for (name, fp, _), features in zip(good, regions):
+                    for (name, fp, key, _), features in zip(good, regions):
                         if not np.isfinite(features).all() or np.abs(features).max() > limit:
                             report.failed[name] = f"features not finite in {writer.cache.producer.dtype} (try --dtype float32 or other weights)"
                             continue
-                        writer.add(name, features, fp)
+                        writer.add(name, features, fp, key)
                         report.extracted += 1
                 if writer.pending >= shard_size:
                     writer.flush()
