@@ -43,7 +43,8 @@ TRAIN_SETS = {"cmner (train 3,000 posts x 3.67 images)": (3000, 3.67), "twitter2
 
 def machine() -> str:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), {gpu}"
+    load = ", load average %.1f" % os.getloadavg()[0] if hasattr(os, "getloadavg") else ""
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores{load}, torch {torch.__version__} ({torch.get_num_threads()} threads), {gpu}"
 
 
 def prepare_images(folder: Path, count: int) -> list[str]:
@@ -123,6 +124,7 @@ def main() -> None:
                     f"(extract {images_total / best / 60:.1f} min + reads {args.epochs * posts * lookup:.1f} s; "
                     f"{lookup * 1e3:.2f} ms/post) -> {recompute / cached:.1f}x"
                 )
+    print(f"\nmachine at the end: {machine()}")
 
 
 if __name__ == "__main__":

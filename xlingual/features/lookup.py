@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 
 import numpy as np
 
@@ -18,7 +19,7 @@ def sample_rng(seed: int, sample_id: str) -> random.Random:
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
-def visual_lookup(cache: FeatureCache, mode: str = "all", seed: int = 0):
+def visual_lookup(cache: FeatureCache, mode: str = "all", seed: int = 0) -> Callable[[Sample], tuple[np.ndarray, bool]]:
     """A ``VisualLookup`` (xlingual.models.base): sample -> ((49, C) float32, has_image).
 
     ``mode="all"`` averages the features of the sample's images (the CMNER
