@@ -75,6 +75,8 @@ class LoopState:
     best_epoch: int = -1
     best_step: int = -1
     evals_without_improvement: int = 0
+    epoch_loss_sum: float = 0.0
+    epoch_loss_steps: int = 0
     finished: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -197,7 +199,10 @@ class StageTrainer:
         stage = self.stage
         items = model.encode(list(train), visual)
         sampler = EpochShuffleSampler(len(items), self.config.seed)
-        loader = DataLoader(items, batch_size=stage.batch_size, sampler=sampler, collate_fn=model.collate)
+        # A private generator: creating an iterator must not draw from the global RNG, or a resumed
+        # epoch (iterator created after the RNG restore) would see different dropout masks.
+        loader = DataLoader(items, batch_size=stage.batch_size, sampler=sampler, collate_fn=model.collate,
+                            generator=torch.Generator().manual_seed(self.config.seed))
         batches_per_epoch = len(loader)
         steps_per_epoch = math.ceil(batches_per_epoch / self.config.gradient_accumulation_steps)
         total_steps = steps_per_epoch * stage.epochs
@@ -235,6 +240,8 @@ class StageTrainer:
                     if not accelerator.sync_gradients:
                         continue
                     loop.global_step += 1
+                    loop.epoch_loss_sum += float(loss.item())
+                    loop.epoch_loss_steps += 1
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss.item():.3f}")
                     if accelerator.log_with:
@@ -284,8 +291,11 @@ class StageTrainer:
         """Score dev, keep the best model; True when early stopping says stop."""
         f1, _ = evaluate_model(model, dev, visual, self.stage.eval_batch_size)
         improved = f1 > loop.best_dev_f1
-        loop.history.append({"epoch": loop.epoch, "step": loop.global_step, "dev_f1": round(f1, 4), "improved": improved})
-        logger.info("stage %s epoch %d step %d: dev F1 %.2f%s", self.name, loop.epoch, loop.global_step, f1, " (best)" if improved else "")
+        train_loss = loop.epoch_loss_sum / loop.epoch_loss_steps if loop.epoch_loss_steps else None
+        loop.epoch_loss_sum, loop.epoch_loss_steps = 0.0, 0
+        loop.history.append({"epoch": loop.epoch, "step": loop.global_step, "train_loss": train_loss, "dev_f1": round(f1, 4), "improved": improved})
+        logger.info("stage %s epoch %d step %d: train loss %s, dev F1 %.2f%s", self.name, loop.epoch, loop.global_step,
+                    f"{train_loss:.4f}" if train_loss is not None else "-", f1, " (best)" if improved else "")
         if accelerator.log_with:
             accelerator.log({f"{self.name}/dev_f1": f1}, step=loop.global_step)
         if improved:

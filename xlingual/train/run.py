@@ -33,7 +33,7 @@ from xlingual.io import atomic_write_json
 from xlingual.models import load_model, model_class
 from xlingual.models.base import MnerModel, VisualLookup
 from xlingual.train.config import TrainConfig, save_config
-from xlingual.train.engine import StageTrainer, StepHook
+from xlingual.train.engine import STATE_DIR, StageTrainer, StepHook
 from xlingual.train.inputs import RunInputs, resolve_inputs
 from xlingual.train.metrics import evaluate
 
@@ -113,7 +113,7 @@ def _prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> bool:
         if resume:
             return True
         raise ConfigError(f"{run_dir}: a finished run is already there (pass --resume to keep it, or another --output)")
-    if (run_dir / CONFIG_NAME).is_file() and not resume:
+    if (run_dir / STATE_DIR).is_dir() and not resume:
         raise ConfigError(f"{run_dir}: an unfinished run is there; pass --resume to continue it, or choose another --output")
     run_dir.mkdir(parents=True, exist_ok=True)
     if resume and (run_dir / CONFIG_NAME).is_file():

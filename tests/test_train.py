@@ -1,0 +1,274 @@
+"""Training: configs, the four settings end to end on tiny models, resume, run folders, CLI."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from xlingual.cli import app
+from xlingual.data.datasets import DATASETS, translated_dir
+from xlingual.data.formats import format_for_lang, read_samples, write_samples
+from xlingual.data.sample import Sample
+from xlingual.errors import ConfigError
+from xlingual.train.config import SETTINGS, apply_overrides, load_config, packaged_config_names
+from xlingual.train.engine import EpochShuffleSampler
+from xlingual.train.inputs import merge_vector_files
+from xlingual.train.run import train_run
+
+TINY_ACN = [
+    "images=none", "model.word_vectors=null", "model.word_dim=8", "model.char_dim=4", "model.char_filters=2",
+    "model.char_kernels=[2]", "model.char_out=4", "model.hidden=8", "epochs=2", "batch_size=4",
+]
+
+
+def fake_translate(sample: Sample, tgt: str) -> Sample:
+    """A word-by-word stand-in for MT: every English word becomes one CJK character, every character one word."""
+    tokens: list[str] = []
+    labels: list[str] = []
+    for token, label in zip(sample.tokens, sample.labels):
+        if tgt == "zh":
+            tokens.append(chr(0x4E00 + sum(map(ord, token)) % 2000))
+        else:
+            tokens.append(f"w{ord(token[0]) % 500}")
+        labels.append(label)
+    return Sample(sample.id, tokens, labels, list(sample.images), tgt, {"source_id": sample.id})
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory, sample_data_dir) -> Path:
+    """The shipped sample data plus a fake en->zh and zh->en translation in the data-dir layout."""
+    root = tmp_path_factory.mktemp("data") / "data"
+    shutil.copytree(sample_data_dir, root)
+    for dataset, src, tgt in (("twitter2015", "en", "zh"), ("cmner", "zh", "en")):
+        spec = DATASETS[dataset]
+        out = translated_dir(root, dataset, src, tgt, "fake-mt")
+        for split, name in spec.split_files.items():
+            samples = read_samples(spec.split_path(root, split), spec.format)
+            write_samples(out / name, [fake_translate(s, tgt) for s in samples], format_for_lang(tgt))
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """The CLI points logging at CliRunner's stream, which closes after the call; put the handlers back."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def tiny(data_dir: Path, *extra: str) -> list[str]:
+    return [*TINY_ACN, f"data.data_dir={data_dir}", *extra]
+
+
+# -- configs ------------------------------------------------------------------
+
+def test_every_packaged_config_loads_and_names_itself():
+    names = packaged_config_names()
+    assert len(names) == 16
+    for name in names:
+        model, direction, setting = name.split("-", 1)[0], "-".join(name.split("-")[1:3]), name.split("-", 3)[3]
+        config = load_config(setting, model, direction)
+        assert (config.model_type, config.direction, config.setting, config.name) == (model, direction, setting, name)
+    umt = load_config("src_tgt", "umt", "en-zh")
+    assert umt.model["freeze_bottom_layers"] == 3 and umt.target.lr == pytest.approx(5e-5)
+    acn = load_config("src", "acn", "zh-en")
+    assert acn.source_dataset == "cmner" and acn.target_dataset == "twitter2015"
+    assert acn.pretrain.lr == pytest.approx(1e-3) and acn.target.lr == pytest.approx(1e-4)
+
+
+def test_overrides_reach_both_stages_nested_sections_and_lists():
+    config = load_config("src_tgt", "acn", "en-zh", ["lr=3e-5", "target.epochs=7", "model.hidden=64", "model.char_kernels=[2,3]", "images=one"])
+    assert config.pretrain.lr == pytest.approx(3e-5) and config.target.lr == pytest.approx(3e-5)
+    assert config.target.epochs == 7 and config.pretrain.epochs == 24
+    assert config.model["hidden"] == 64 and config.model["char_kernels"] == [2, 3] and config.images == "one"
+    assert apply_overrides({"a": 1}, ["b.c=x"]) == {"a": 1, "b": {"c": "x"}}
+
+
+@pytest.mark.parametrize("override, message", [
+    (["bogus=1"], "unknown key(s) bogus"),
+    (["target.lr=abc"], "lr: 'abc' is not a number"),
+    (["setting=mixed"], "setting: 'mixed' is not one of"),
+    (["target.epochs=0"], "must be positive"),
+    (["noequals"], "expected key=value"),
+])
+def test_bad_overrides_are_config_errors(override, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_config("tgt_only", "acn", "en-zh", override)
+
+
+def test_yaml_file_config_and_its_errors(tmp_path):
+    path = tmp_path / "mine.yaml"
+    values = yaml.safe_load(Path(load_config.__globals__["packaged_config_path"]("acn", "en-zh", "tgt").as_posix()).read_text())
+    values["seed"] = 7
+    path.write_text(yaml.safe_dump(values))
+    assert load_config(path).seed == 7
+    assert load_config(path, direction="zh-en").direction == "zh-en"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seed: 1\nmodel: [1,\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml:\d+: not valid YAML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="also pass --model"):
+        load_config("src")
+
+
+def test_shuffle_depends_only_on_seed_and_epoch():
+    a, b = EpochShuffleSampler(50, 3), EpochShuffleSampler(50, 3)
+    a.set_epoch(2)
+    b.set_epoch(2)
+    assert list(a) == list(b) and sorted(a) == list(range(50))
+    b.set_epoch(3)
+    assert list(a) != list(b)
+
+
+def test_merged_vectors_keep_both_languages_and_prefer_the_later_file(tmp_path):
+    (tmp_path / "en.vec").write_text("2 2\nhello 1 0\n@ 0 1\n")
+    (tmp_path / "zh.vec").write_text("2 2\n你 0.5 0.5\n@ 1 1\n")
+    merged = merge_vector_files([tmp_path / "en.vec", tmp_path / "zh.vec"], tmp_path / "m.vec").read_text().splitlines()
+    assert merged[0] == "3 2" and "@ 1 1" in merged and "hello 1 0" in merged and "你 0.5 0.5" in merged
+
+
+# -- the four settings end to end ------------------------------------------------
+
+@pytest.mark.parametrize("setting", SETTINGS)
+def test_each_setting_trains_end_to_end_through_the_cli(setting, data_dir, tmp_path):
+    run_dir = tmp_path / setting
+    args = ["train", "--config", setting, "--model", "acn", "--direction", "en-zh", "--output", str(run_dir), "--json"]
+    for item in tiny(data_dir):
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["setting"] == setting and metrics["target_dataset"] == "cmner"
+    stages = metrics["stages"]
+    assert list(stages) == (["target"] if setting == "tgt_only" else ["pretrain", "target"])
+    if setting != "tgt_only":
+        assert (run_dir / "pretrain-model" / "config.json").is_file()
+        described = stages["pretrain"]["data"]
+        assert ("twitter2015 (en)" in described) == (setting in ("src", "src_tgt"))
+        assert ("fake-mt" in described) == (setting in ("tgt", "src_tgt"))
+        pre_train = len(read_samples(data_dir / "twitter2015" / "train.txt"))
+        assert stages["pretrain"]["train_samples"] == pre_train * (2 if setting == "src_tgt" else 1)
+    # the run folder holds everything a reader needs
+    for name in ("config.yaml", "environment.json", "run.log", "model/config.json", "model/model.safetensors",
+                 "predictions/test.txt", "predictions/dev.jsonl"):
+        assert (run_dir / name).is_file(), name
+    env = json.loads((run_dir / "environment.json").read_text())
+    assert env["seed"] == 444 and env["versions"]["torch"] == torch.__version__.split("+")[0] or env["versions"]["torch"]
+    assert "dev F1" in (run_dir / "run.log").read_text()
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["model"]["hidden"] == 8 and saved["data"]["data_dir"] == str(data_dir)
+    # predictions in the target dataset's own format, one per test post
+    predicted = read_samples(run_dir / "predictions" / "test.txt", "cmner", bio="keep")
+    gold = read_samples(data_dir / "cmner" / "text" / "test.txt")
+    assert [s.tokens for s in predicted] == [s.tokens for s in gold]
+    assert metrics["test"]["conlleval"]["gold"] == sum(len(s.entities()) for s in gold)
+
+
+def test_zh_en_direction_evaluates_on_twitter(data_dir, tmp_path):
+    config = load_config("tgt", "acn", "zh-en", tiny(data_dir, "epochs=1"))
+    result = train_run(config, tmp_path / "run")
+    assert result.metrics["target_dataset"] == "twitter2015"
+    assert "cmner.zh-en.fake-mt" in result.metrics["stages"]["pretrain"]["data"]
+    assert (tmp_path / "run" / "predictions" / "test.txt").read_text().startswith("IMGID:")
+
+
+def test_training_lowers_the_loss_and_records_it(data_dir, tmp_path):
+    """Not a smoke test only: the engine really optimises (mean train loss per epoch falls)."""
+    config = load_config("tgt_only", "acn", "en-zh", tiny(data_dir, "epochs=8", "patience=null", "lr=1e-2", "batch_size=3"))
+    history = train_run(config, tmp_path / "fit").metrics["stages"]["target"]["history"]
+    losses = [h["train_loss"] for h in history]
+    assert len(losses) == 8 and losses[-1] < 0.75 * losses[0]
+    assert sum(h["improved"] for h in history) >= 1
+
+
+# -- resume -----------------------------------------------------------------
+
+class Interrupt(KeyboardInterrupt):
+    pass
+
+
+def _stop_at(step: int, stage: str = "target"):
+    def hook(loop):
+        if loop.stage == stage and loop.global_step == step:
+            raise Interrupt()
+    return hook
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run_dir / "model" / "model.safetensors"))
+
+
+@pytest.mark.parametrize("stage, stop_step, save_every", [("pretrain", 8, None), ("target", 5, 2)])
+def test_resume_reaches_the_same_result_as_an_uninterrupted_run(data_dir, tmp_path, stage, stop_step, save_every):
+    """Pre-training: 6 steps per epoch, checkpoint at epoch ends; target: 3 per epoch, checkpoint every 2 steps."""
+    overrides = tiny(data_dir, "epochs=2", "batch_size=2", "model.dropout=0.5", "patience=null")
+    if save_every:
+        overrides.append(f"save_every_steps={save_every}")
+    config = load_config("src", "acn", "en-zh", overrides)
+    reference = train_run(config, tmp_path / "whole")
+
+    with pytest.raises(Interrupt):
+        train_run(config, tmp_path / "cut", hooks=[_stop_at(stop_step, stage)])
+    assert not (tmp_path / "cut" / "metrics.json").exists()
+    with pytest.raises(ConfigError, match="pass --resume"):
+        train_run(config, tmp_path / "cut")
+    resumed = train_run(config, tmp_path / "cut", resume=True)
+    assert f"resuming stage {stage}" in (tmp_path / "cut" / "run.log").read_text()
+
+    assert resumed.metrics["test"] == reference.metrics["test"]
+    assert resumed.metrics["stages"]["pretrain"]["history"] == reference.metrics["stages"]["pretrain"]["history"]
+    a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "cut")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # a finished run is kept as is
+    again = train_run(config, tmp_path / "cut", resume=True)
+    assert again.skipped and again.metrics == resumed.metrics
+
+
+def test_resume_refuses_a_different_config(data_dir, tmp_path):
+    config = load_config("tgt_only", "acn", "en-zh", tiny(data_dir, "epochs=1"))
+    with pytest.raises(Interrupt):
+        train_run(config, tmp_path / "r", hooks=[_stop_at(1, "target")])
+    other = load_config("tgt_only", "acn", "en-zh", tiny(data_dir, "epochs=2"))
+    with pytest.raises(ConfigError, match="saved config differs"):
+        train_run(other, tmp_path / "r", resume=True)
+
+
+# -- missing inputs say how to build them ---------------------------------------
+
+def test_missing_inputs_name_the_command_that_builds_them(sample_data_dir, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(sample_data_dir, root)
+    runner = CliRunner()
+    base = ["train", "--model", "acn", "--direction", "en-zh", "--data-dir", str(root), "--output", str(tmp_path / "x")]
+    result = runner.invoke(app, [*base, "--config", "tgt", "--set", "images=none", "--set", "model.word_vectors=null"])
+    assert result.exit_code == 2 and "xl translate --src en --tgt zh" in result.output
+    result = runner.invoke(app, [*base, "--config", "tgt_only", "--set", "model.word_vectors=null"])
+    assert result.exit_code == 2 and "xl features extract" in result.output
+    result = runner.invoke(app, [*base, "--config", "tgt_only", "--set", "images=none"])
+    assert result.exit_code == 2 and "xl embeddings" in result.output and "Traceback" not in result.output
+
+
+def test_aligned_vectors_are_found_and_merged_for_cross_lingual_runs(data_dir, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(data_dir, root)
+    aligned = root / "embeddings" / "aligned.en-zh"
+    aligned.mkdir(parents=True)
+    en = {t for s in read_samples(root / "twitter2015" / "train.txt") for t in s.tokens}
+    zh = {t for s in read_samples(root / "cmner" / "text" / "train.txt") for t in s.tokens}
+    (aligned / "vectors-src.vec").write_text(f"{len(en)} 4\n" + "".join(f"{w} 0.1 0.2 0.3 0.4\n" for w in en if " " not in w))
+    (aligned / "vectors-tgt.vec").write_text(f"{len(zh)} 4\n" + "".join(f"{w} 0.4 0.3 0.2 0.1\n" for w in zh if " " not in w))
+    overrides = [o for o in tiny(root, "epochs=1") if not o.startswith(("model.word_vectors", "model.word_dim"))]
+    result = train_run(load_config("src_tgt", "acn", "en-zh", overrides), tmp_path / "run")
+    merged = (tmp_path / "run" / "word_vectors.vec").read_text().splitlines()
+    assert merged[0].split()[1] == "4" and len(merged) > len(zh)
+    assert result.metrics["setting"] == "src_tgt"
