@@ -1,0 +1,129 @@
+"""Evaluation: seqeval in conlleval and strict IOB2 modes, cross-checked by an independent count."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+
+import pytest
+from typer.testing import CliRunner
+
+from xlingual.cli import app
+from xlingual.data.labels import ENTITY_TYPES, spans
+from xlingual.data.sample import Sample
+from xlingual.data.formats import write_samples
+from xlingual.train.evaluate import evaluate_run
+from xlingual.train.metrics import evaluate, f1_from_counts, score, sentence_counts
+
+LABELS = ["O"] + [f"{p}-{t}" for t in ENTITY_TYPES for p in "BI"]
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """The CLI points logging at CliRunner's stream, which closes after the call; put the handlers back."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def strict_spans(labels: list[str]) -> set[tuple[int, int, str]]:
+    """IOB2 strict chunks, written independently of seqeval: an entity must open with B-X."""
+    found, start, etype = set(), None, None
+    for i, label in enumerate(list(labels) + ["O"]):
+        prefix, _, ltype = label.partition("-")
+        if start is not None and not (prefix == "I" and ltype == etype):
+            found.add((start, i, etype))
+            start = etype = None
+        if prefix == "B":
+            start, etype = i, ltype
+    return found
+
+
+def reference_scores(gold, pred, chunker):
+    tp = n_pred = n_gold = 0
+    per_type = {t: [0, 0, 0] for t in ENTITY_TYPES}
+    for g, p in zip(gold, pred):
+        gs, ps = chunker(g), chunker(p)
+        tp += len(gs & ps)
+        n_pred += len(ps)
+        n_gold += len(gs)
+        for t in ENTITY_TYPES:
+            per_type[t][0] += len({e for e in gs & ps if e[2] == t})
+            per_type[t][1] += len({e for e in ps if e[2] == t})
+            per_type[t][2] += len({e for e in gs if e[2] == t})
+
+    def f1(a, b, c):
+        p = a / b if b else 0.0
+        r = a / c if c else 0.0
+        return 100 * 2 * p * r / (p + r) if p + r else 0.0
+
+    return f1(tp, n_pred, n_gold), tp, n_pred, n_gold, {t: f1(*v) for t, v in per_type.items() if v[2] or v[1]}
+
+
+def conlleval_spans(labels):
+    return {(s.start, s.end, s.type) for s in spans(labels)}
+
+
+def random_sequences(seed: int, n: int = 300):
+    rng = random.Random(seed)
+    gold, pred = [], []
+    for _ in range(n):
+        length = rng.randint(1, 25)
+        g = [rng.choice(LABELS) if rng.random() < 0.35 else "O" for _ in range(length)]
+        # predictions: mostly the gold, with ill-formed I- tags and type swaps mixed in
+        p = [label if rng.random() < 0.7 else rng.choice(LABELS) for label in g]
+        gold.append(g)
+        pred.append(p)
+    return gold, pred
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("mode, chunker", [("conlleval", conlleval_spans), ("strict", strict_spans)])
+def test_seqeval_agrees_with_an_independent_count(seed, mode, chunker):
+    gold, pred = random_sequences(seed)
+    ours = score(gold, pred, mode)
+    f1, tp, n_pred, n_gold, per_type = reference_scores(gold, pred, chunker)
+    assert (ours.true_positives, ours.predicted, ours.gold) == (tp, n_pred, n_gold)
+    assert ours.f1 == pytest.approx(f1, abs=1e-6)
+    for etype, value in per_type.items():
+        assert ours.per_type_f1[etype] == pytest.approx(value, abs=1e-6)
+
+
+def test_modes_differ_exactly_on_ill_formed_entities():
+    gold = [["B-PER", "I-PER", "O", "B-LOC"]]
+    pred = [["B-PER", "I-PER", "O", "I-LOC"]]
+    both = evaluate(gold, pred)
+    assert both["conlleval"].f1 == pytest.approx(100.0)  # I-LOC after O opens an entity
+    assert both["strict"].recall == pytest.approx(50.0) and both["strict"].precision == pytest.approx(100.0)
+
+
+def test_sentence_counts_sum_to_the_corpus_score():
+    gold, pred = random_sequences(5, 100)
+    counts = sentence_counts(gold, pred)
+    assert f1_from_counts(counts) == pytest.approx(score(gold, pred).f1, abs=1e-6)
+
+
+def test_misaligned_predictions_are_a_user_error():
+    from xlingual.errors import DataValidationError
+
+    with pytest.raises(DataValidationError, match="2 gold labels but 1 predicted"):
+        score([["O", "O"]], [["O"]])
+
+
+def test_evaluate_run_recomputes_from_saved_predictions(tmp_path):
+    gold, pred = random_sequences(7, 40)
+    folder = tmp_path / "run" / "predictions"
+    for split in ("dev", "test"):
+        samples = [Sample(str(i), [f"w{j}" for j in range(len(g))], p, [], "en", {"gold": g}) for i, (g, p) in enumerate(zip(gold, pred))]
+        write_samples(folder / f"{split}.jsonl", samples, "jsonl")
+    result = evaluate_run(tmp_path / "run")
+    expected = evaluate(gold, pred)
+    assert result["test"]["strict"]["f1"] == pytest.approx(expected["strict"].f1)  # orphans were kept, not repaired
+    assert result["dev"]["conlleval"]["f1"] == pytest.approx(expected["conlleval"].f1)
+    out = CliRunner().invoke(app, ["evaluate", "--run", str(tmp_path / "run"), "--json"])
+    assert out.exit_code == 0 and json.loads(out.output)["test"]["conlleval"]["gold"] == expected["conlleval"].gold
+    missing = CliRunner().invoke(app, ["evaluate", "--run", str(tmp_path)])
+    assert missing.exit_code == 2 and "no saved predictions" in missing.output

@@ -1,0 +1,175 @@
+"""Reports: Tables 2-4 from run folders, numbers checked against the metrics files, bootstrap, chart."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import random
+import statistics
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from xlingual.cli import app
+from xlingual.data.sample import Sample
+from xlingual.io import atomic_write_json
+from xlingual.train.report import build_rows, find_runs, write_report
+from xlingual.train.run import predict_and_write
+from xlingual.train.significance import paired_bootstrap
+
+TYPES = ["PER", "LOC", "ORG", "MISC"]
+
+
+class FixedPredictions:
+    """Stands in for a model: returns predictions decided by the test."""
+
+    def __init__(self, labels):
+        self.labels = labels
+
+    def predict(self, samples, visual=None, batch_size=32):
+        return self.labels
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """The CLI points logging at CliRunner's stream, which closes after the call; put the handlers back."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def make_test_set(n: int = 120, seed: int = 0) -> list[Sample]:
+    rng = random.Random(seed)
+    samples = []
+    for i in range(n):
+        labels = []
+        for _ in range(rng.randint(3, 12)):
+            labels += [f"B-{rng.choice(TYPES)}", "O"] if rng.random() < 0.3 else ["O"]
+        samples.append(Sample(f"p{i}", [f"t{j}" for j in range(len(labels))], labels, [], "zh"))
+    return samples
+
+
+def corrupt(samples: list[Sample], rate: float, seed: int) -> list[list[str]]:
+    rng = random.Random(seed)
+    return [[("O" if label != "O" else label) if rng.random() < rate else label for label in s.labels] for s in samples]
+
+
+def make_run(root: Path, model: str, direction: str, setting: str, images: str, seed: int, test: list[Sample], error_rate: float) -> Path:
+    run_dir = root / f"{model}-{direction}-{setting}-{images}-seed{seed}"
+    fake = FixedPredictions(corrupt(test, error_rate, seed))
+    scores = predict_and_write(fake, test, None, 32, run_dir / "predictions", "test", "zh")
+    atomic_write_json(run_dir / "metrics.json", {
+        "run": run_dir.name, "model_type": model, "direction": direction, "setting": setting, "images": images,
+        "seed": seed, "target_dataset": "cmner", "test": scores, "dev": scores,
+    })
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def runs_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    test = make_test_set()
+    for seed in (1, 2, 3):
+        make_run(root, "acn", "en-zh", "tgt_only", "all", seed, test, 0.45)
+        make_run(root, "acn", "en-zh", "src_tgt", "all", seed, test, 0.05)   # clearly better
+        make_run(root, "acn", "en-zh", "src", "all", seed, test, 0.45 - 0.01 * seed)  # about the same
+        make_run(root, "acn", "en-zh", "tgt_only", "none", seed, test, 0.5)
+    make_run(root, "umt", "zh-en", "tgt_only", "all", 1, test, 0.2)
+    make_run(root, "umt", "zh-en", "tgt", "all", 1, test, 0.1)
+    return root
+
+
+def _metrics(root: Path, pattern: str) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(root.glob(f"{pattern}/metrics.json"))]
+
+
+def _cell(mean: float, std: float) -> str:
+    return f"{mean:.2f} ± {std:.2f}"
+
+
+def test_tables_show_mean_and_std_of_the_metrics_files(runs_root, tmp_path):
+    report = write_report([runs_root], tmp_path / "out", bootstrap=300)
+    assert report.runs == 14
+    table3 = {t.name: t for t in report.tables}["table3"]
+    rows = {(r[0], r[1]): dict(zip(table3.header, r)) for r in table3.rows}
+    for setting, label, paper in (("src_tgt", "SRC&TGT", 76.73), ("tgt_only", "−", 74.52), ("src", "SRC", 75.60)):
+        metrics = _metrics(runs_root, f"acn-en-zh-{setting}-all-seed*")
+        assert len(metrics) == 3
+        row = rows[("ACN", label)]
+        for column, key in (("P", "precision"), ("R", "recall"), ("F1", "f1")):
+            values = [m["test"]["conlleval"][key] for m in metrics]
+            assert row[column] == _cell(statistics.fmean(values), statistics.stdev(values))
+        strict = [m["test"]["strict"]["f1"] for m in metrics]
+        assert row["strict F1"] == _cell(statistics.fmean(strict), statistics.stdev(strict))
+        assert row["paper F1"] == f"{paper:.2f}"
+        f1 = statistics.fmean(m["test"]["conlleval"]["f1"] for m in metrics)
+        assert row["Δ paper"] == f"{f1 - paper:+.2f}"
+        assert row["seeds"] == "3"
+    assert rows[("ACN", "SRC&TGT")]["verdict"] == "gain exceeds seed noise"
+    assert float(rows[("ACN", "SRC&TGT")]["p (bootstrap)"]) < 0.01
+    assert rows[("ACN", "SRC")]["verdict"] in ("gain within seed noise", "no gain")
+    assert rows[("ACN", "−")]["verdict"] == ""
+
+    table2 = {t.name: t for t in report.tables}["table2"]
+    text_row = dict(zip(table2.header, next(r for r in table2.rows if r[1] == "text")))
+    metrics = _metrics(runs_root, "acn-en-zh-tgt_only-none-seed*")
+    per = [m["test"]["conlleval"]["per_type_f1"]["PER"] for m in metrics]
+    assert text_row["PER"] == _cell(statistics.fmean(per), statistics.stdev(per)) and text_row["paper F1"] == "72.93"
+
+    table4 = {t.name: t for t in report.tables}["table4"]
+    umt = {r[1]: dict(zip(table4.header, r)) for r in table4.rows}
+    assert umt["TGT"]["verdict"] == "one seed: seed noise unknown" and umt["TGT"]["paper F1"] == "74.90"
+
+
+def test_every_format_is_written_and_consistent(runs_root, tmp_path):
+    out = tmp_path / "out"
+    report = write_report([runs_root], out, bootstrap=0)
+    for name in ("table2", "table3", "table4"):
+        for suffix in ("md", "tex", "csv"):
+            assert (out / f"{name}.{suffix}").is_file()
+    table3 = {t.name: t for t in report.tables}["table3"]
+    parsed = list(csv.reader(io.StringIO((out / "table3.csv").read_text())))
+    assert parsed[0] == table3.header and parsed[1:] == table3.rows
+    tex = (out / "table3.tex").read_text()
+    assert r"\begin{tabular}" in tex and r"$\pm$" in tex and r"SRC\&TGT" in tex
+    assert (out / "f1_by_config.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Table 3" in (out / "report.md").read_text()
+
+
+def test_bootstrap_detects_a_real_gain_and_not_a_null_one():
+    test = make_test_set(200, seed=3)
+    from xlingual.train.metrics import sentence_counts
+
+    gold = [s.labels for s in test]
+    good = [sentence_counts(gold, corrupt(test, 0.05, s)) for s in (1, 2)]
+    bad = [sentence_counts(gold, corrupt(test, 0.4, s)) for s in (1, 2)]
+    delta, p = paired_bootstrap(good, bad, resamples=300)
+    assert delta > 10 and p < 0.01
+    delta, p = paired_bootstrap(bad, bad, resamples=300)
+    assert delta == 0 and p == 1.0
+
+
+def test_report_cli_and_its_errors(runs_root, tmp_path):
+    result = CliRunner().invoke(app, ["report", str(runs_root), "--output", str(tmp_path / "r"), "--bootstrap", "50"])
+    assert result.exit_code == 0, result.output
+    assert "Table 3" in result.output and "14 runs" in result.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = CliRunner().invoke(app, ["report", str(empty)])
+    assert result.exit_code == 2 and "no finished runs" in result.output
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "metrics.json").write_text("{\n  oops")
+    result = CliRunner().invoke(app, ["report", str(broken)])
+    assert result.exit_code == 2 and "metrics.json:2: not valid JSON" in result.output
+
+
+def test_runs_are_grouped_by_configuration(runs_root):
+    rows = build_rows(find_runs([runs_root]), bootstrap=0)
+    assert rows[("acn", "en-zh", "src_tgt", "all")].seeds == 3
+    assert rows[("umt", "zh-en", "tgt", "all")].seeds == 1
