@@ -60,8 +60,11 @@ class AlignedText:
 
 def pieces_per_token(tokenizer: PreTrainedTokenizerBase, token_lists: Sequence[Sequence[str]]) -> list[list[list[int]]]:
     """Word-piece ids of every token of every post (batched through a fast tokenizer when there is one)."""
+    if not token_lists:
+        return []
     if getattr(tokenizer, "is_fast", False):
-        encoded = tokenizer([list(tokens) for tokens in token_lists], is_split_into_words=True, add_special_tokens=False)
+        # verbose=False: posts longer than the encoder's limit are cut later, by align(), not warned about here.
+        encoded = tokenizer([list(tokens) for tokens in token_lists], is_split_into_words=True, add_special_tokens=False, verbose=False)
         result = []
         for index, tokens in enumerate(token_lists):
             per_token: list[list[int]] = [[] for _ in tokens]
