@@ -66,7 +66,10 @@ class CTranslate2Translator:
         self.translator = ctranslate2.Translator(str(self.folder), device=device, compute_type=compute_type)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder), local_files_only=True)
         config_path = self.folder / "hf_config.json"
-        model_type = json.loads(config_path.read_text())["model_type"] if config_path.exists() else ""
+        hf_config = json.loads(config_path.read_text()) if config_path.exists() else {}
+        model_type = hf_config.get("model_type", "")
+        # transformers spends the last step on a forced </s> when the config asks for one: match its length
+        self.eos_reserved = 1 if hf_config.get("forced_eos_token_id") is not None else 0
         self.target_prefix: list[str] | None = None
         self.prefix = ""
         if model_type == "m2m_100":
@@ -110,7 +113,7 @@ class CTranslate2Translator:
                 [pieces[i] for i in batch],
                 target_prefix=[self.target_prefix] * len(batch) if self.target_prefix else None,
                 beam_size=self.options.beam_size,
-                max_decoding_length=self.options.new_token_limit(max(len(pieces[i]) for i in batch)),
+                max_decoding_length=self.options.new_token_limit(max(len(pieces[i]) for i in batch)) - self.eos_reserved,
             )
             for index, result in zip(batch, results):
                 tokens = result.hypotheses[0]

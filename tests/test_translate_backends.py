@@ -1,0 +1,144 @@
+"""Translation backends on tiny models built in the test: Marian, NLLB, CTranslate2; cache and batching."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from xlingual.cli import app
+from xlingual.data.formats import read_samples
+from xlingual.data.labels import spans
+from xlingual.errors import ConfigError, ModelNotFoundError
+from xlingual.testing.tiny_mt import build_tiny_marian, build_tiny_nllb
+from xlingual.translate import CachedTranslator, DecodingOptions, TranslationCache, load_translator
+from xlingual.translate.base import length_sorted_batches
+from xlingual.translate.hf import HFTranslator
+from xlingual.translate.plugin import load_plugin_translator
+from xlingual.translate.resolve import resolve_model
+
+runner = CliRunner()
+GREEDY = DecodingOptions(beam_size=1, max_length=12)
+
+
+@pytest.fixture(scope="module")
+def marian(tmp_path_factory) -> Path:
+    return build_tiny_marian(tmp_path_factory.mktemp("marian") / "en-zh", "en", "zh")
+
+
+@pytest.fixture(scope="module")
+def nllb(tmp_path_factory) -> Path:
+    return build_tiny_nllb(tmp_path_factory.mktemp("nllb") / "nllb", "zh", "en")
+
+
+def test_tiny_marian_loads_by_path_and_keeps_order_across_batches(marian: Path) -> None:
+    texts = ["X1 loves X2 .", "we met X2 in X1 today and it was good .", "John"]
+    translator = HFTranslator.from_pretrained(str(marian), "en", "zh", GREEDY, device="cpu")
+    together = translator.translate(texts)
+    assert len(together) == len(texts) and all(isinstance(t, str) for t in together)
+    tiny_batches = HFTranslator.from_pretrained(str(marian), "en", "zh", DecodingOptions(beam_size=1, max_length=12, max_batch_size=1))
+    assert tiny_batches.translate(texts) == [tiny_batches.translate([t])[0] for t in texts]
+    assert translator.translate([]) == []
+
+
+def test_nllb_forces_the_target_language_code(nllb: Path) -> None:
+    translator = HFTranslator.from_pretrained(str(nllb), "zh", "en", GREEDY)
+    assert translator.generate_kwargs["forced_bos_token_id"] == translator.tokenizer.convert_tokens_to_ids("eng_Latn")
+    assert translator.tokenizer.src_lang == "zho_Hans"
+    assert len(translator.translate(["X1爱X2。", "巴黎"])) == 2
+
+
+@pytest.mark.parametrize("fixture, src, tgt, input_file, fmt", [
+    ("marian", "en", "zh", "twitter2015/train.txt", "cmner"),
+    ("nllb", "zh", "en", "cmner/text/dev.txt", "twitter"),
+])
+def test_cli_runs_end_to_end_with_a_local_model(request, tmp_path, sample_data_dir, fixture, src, tgt, input_file, fmt) -> None:
+    model = request.getfixturevalue(fixture)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["translate", "--src", src, "--tgt", tgt, "--model", str(model), "--input", str(sample_data_dir / input_file),
+                                 "--output", str(out), "--beam-size", "1", "--max-length", "8", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    stem = Path(input_file).stem
+    assert report["samples_in"] == len(read_samples(sample_data_dir / input_file))
+    assert report["samples_in"] == report["samples_out"] + sum(report["failures_by_reason"].values())
+    assert report["mt"]["mt_calls"] > 0
+    if report["samples_out"] == 0:  # random weights rarely keep placeholders: every sample reported, none emitted
+        assert (out / f"{stem}.txt").read_text() == ""
+    else:
+        for sample in read_samples(out / f"{stem}.jsonl", "jsonl"):
+            assert sorted(s.type for s in spans(sample.labels)) == sorted(e["type"] for e in sample.meta["entities"])
+        assert len(read_samples(out / f"{stem}.txt", fmt)) == report["samples_out"]
+    failures = [json.loads(line) for line in (out / f"{stem}.failures.jsonl").read_text().splitlines()]
+    assert len(failures) == report["samples_in"] - report["samples_out"]
+    assert all(f["reason"] and f["attempts"] for f in failures)
+    assert (out / ".cache" / "translations.sqlite").exists()
+
+
+def test_ctranslate2_matches_transformers_greedy(marian: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ctranslate2")
+    texts = ["X1 loves X2 .", "Paris", "I see X3 ."]
+    reference = HFTranslator.from_pretrained(str(marian), "en", "zh", GREEDY).translate(texts)
+    ct2 = load_translator("en", "zh", str(marian), backend="ctranslate2", options=GREEDY, quantization="float32", work_dir=tmp_path)
+    assert ct2.translate(texts) == reference
+    assert list(tmp_path.glob("ct2-*-float32/model.bin"))
+    assert ct2.cache_key != HFTranslator.from_pretrained(str(marian), "en", "zh", GREEDY).cache_key
+
+
+def test_cache_translates_each_text_once_and_persists(tmp_path: Path) -> None:
+    class Counting:
+        cache_key = "counting-v1"
+
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        def translate(self, texts: list[str]) -> list[str]:
+            self.seen.extend(texts)
+            return [t[::-1] for t in texts]
+
+    inner = Counting()
+    cache = TranslationCache(tmp_path / "c.sqlite")
+    cached = CachedTranslator(inner, cache)
+    assert cached.translate(["ab", "cd", "ab"]) == ["ba", "dc", "ba"]
+    assert inner.seen == ["ab", "cd"] and cached.stats.mt_calls == 2 and cached.stats.cache_hits == 1
+    cache.close()
+    again = CachedTranslator(inner, TranslationCache(tmp_path / "c.sqlite"))
+    assert again.translate(["cd", "ef"]) == ["dc", "fe"]
+    assert inner.seen == ["ab", "cd", "ef"] and again.stats.cache_hits == 1
+    inner.cache_key = "counting-v2"  # another model or option never reads the old entries
+    assert CachedTranslator(inner, TranslationCache(tmp_path / "c.sqlite")).translate(["ab"]) == ["ba"]
+    assert inner.seen[-1] == "ab"
+
+
+def test_length_sorted_batches_respect_the_token_budget() -> None:
+    lengths = [5, 50, 3, 40, 7, 1, 100]
+    batches = length_sorted_batches(lengths, max_tokens=100, max_batch_size=3)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        assert len(batch) <= 3
+        assert len(batch) == 1 or max(lengths[i] for i in batch) * len(batch) <= 100
+    assert batches[0] == [6]
+
+
+def test_model_resolution_errors_are_model_not_found(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="not in the local Hugging Face cache"):
+        resolve_model("Helsinki-NLP/opus-mt-en-zh")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelNotFoundError, match="not a model folder"):
+        resolve_model(str(tmp_path / "empty"))
+
+
+def test_plugin_loader_accepts_objects_and_factories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "my_mt_plugin.py").write_text(
+        "class Upper:\n    def translate(self, texts):\n        return [t.upper() for t in texts]\n"
+        "instance = Upper()\n\ndef factory():\n    return Upper()\n\nnot_a_translator = 3\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("instance", "factory", "Upper"):
+        assert load_plugin_translator(f"my_mt_plugin:{name}").translate(["a"]) == ["A"]
+    with pytest.raises(ConfigError, match="no translate"):
+        load_plugin_translator("my_mt_plugin:not_a_translator")
+    with pytest.raises(ConfigError, match="has no attribute"):
+        load_plugin_translator("my_mt_plugin:missing")
