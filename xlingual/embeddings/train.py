@@ -7,7 +7,7 @@ default because ACN lower-cases every token before looking it up.
 
 The fastText ``bucket`` (hashed character n-grams) defaults to 100,000 rather
 than fastText's 2,000,000: corpora of this size gain nothing from more and the
-``.bin`` would be ~820 MB. Character units get no sub-word n-grams at all.
+``.bin`` would be ~820 MB. Character units use only 1-grams (see train_vectors).
 
 A finished run leaves ``<out>.json`` beside the ``.vec`` with the options and
 corpus checksums; running the same command again returns at once.
@@ -144,23 +144,26 @@ def _fingerprint(paths: Sequence[Path]) -> list[dict[str, str | int]]:
     return prints
 
 
-def _train_with_retry(text_path: Path, options: TrainOptions, attempts: int = 3):
-    """Run fastText; on a NaN divergence (small vocabularies, e.g. ~4k characters, with hogwild threads) halve lr and retry."""
+def _train_with_retry(text_path: Path, options: TrainOptions):
+    """Run fastText; retry once on one thread, then with half the lr, when it reports a NaN loss.
+
+    fastText 0.9 raises "Encountered NaN" on small corpora with several threads
+    (a thread's loss average can be 0/0), not only on real divergence.
+    """
     import fasttext
 
-    lr = options.lr
-    for attempt in range(1, attempts + 1):
+    attempts = [(options.threads, options.lr), (1, options.lr), (1, options.lr / 2)]
+    for number, (threads, lr) in enumerate(attempts, start=1):
         try:
             return fasttext.train_unsupervised(
                 str(text_path), model="skipgram", dim=options.dim, epoch=options.epoch, minCount=options.min_count,
                 ws=options.window, neg=options.neg, lr=lr, minn=options.minn, maxn=options.maxn,
-                bucket=options.bucket, thread=options.threads, verbose=2 if progress_enabled() else 0,
+                bucket=options.bucket, thread=threads, verbose=2 if progress_enabled() else 0,
             )
         except RuntimeError as err:
-            if "NaN" not in str(err) or attempt == attempts:
-                raise ConfigError(f"fastText training diverged ({err}) even with lr={lr:g}; lower --lr") from None
-            logger.warning("fastText training diverged at lr=%g; retrying with lr=%g", lr, lr / 2)
-            lr /= 2
+            if "NaN" not in str(err) or number == len(attempts):
+                raise ConfigError(f"fastText training diverged ({err}) even with lr={lr:g} on one thread; lower --lr") from None
+            logger.warning("fastText reported a NaN loss (threads=%d, lr=%g); retrying with threads=%d, lr=%g", threads, lr, *attempts[number])
     raise AssertionError("unreachable")
 
 
@@ -190,8 +193,10 @@ def train_vectors(
             raise DataFormatError(path, None, "corpus file not found")
     out = Path(out)
     sidecar = out.with_name(out.name + ".json")
-    # Character units carry no sub-word information: switch n-grams off so unknown characters stay unknown.
-    effective = TrainOptions(**{**asdict(options), **({"minn": 0, "maxn": 0, "bucket": 0} if unit == "char" else {})})
+    # Character units have no sub-words worth hashing. maxn=0 would be the natural choice, but fastText 0.9
+    # then reports "Encountered NaN" on most runs; single-character n-grams (the char itself plus the
+    # boundary markers) in a tiny bucket table train reliably.
+    effective = TrainOptions(**{**asdict(options), **({"minn": 1, "maxn": 1, "bucket": 10_000} if unit == "char" else {})})
     record = {"lang": lang, "unit": unit, "lowercase": lowercase, "options": asdict(effective), "corpus": _fingerprint(paths)}
     if not force and out.is_file() and sidecar.is_file():
         try:

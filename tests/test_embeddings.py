@@ -1,0 +1,215 @@
+"""xlingual.embeddings: vector files, ACN matrices, Procrustes/CSLS alignment, evaluation, fastText training, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from xlingual.cli import app
+from xlingual.embeddings import TrainOptions, Vectors, build_embedding_matrix, load_vectors, save_vectors, train_vectors
+from xlingual.embeddings.align import AlignOptions, align, align_embeddings
+from xlingual.embeddings.adversarial import AdversarialOptions
+from xlingual.embeddings.dictionary import Dictionary
+from xlingual.embeddings.evaluate import word_translation_scores
+from xlingual.embeddings.paths import AlignedPaths, find_aligned_vectors
+from xlingual.embeddings.similarity import topk_scores
+from xlingual.errors import DataFormatError
+
+runner = CliRunner()
+
+
+def _rotated_pair(n: int = 1500, d: int = 24, noise: float = 0.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    src = rng.normal(size=(n, d)).astype(np.float32)
+    rotation, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    tgt = (src @ rotation.T + noise * rng.normal(size=(n, d))).astype(np.float32)
+    return src, tgt, rotation
+
+
+def _identity_dictionary(rows: range) -> Dictionary:
+    index = torch.tensor(list(rows))
+    return Dictionary(torch.stack([index, index], dim=1))
+
+
+# --- files ---------------------------------------------------------------------------------
+
+def test_save_and_load_round_trip_keeps_words_and_values(tmp_path):
+    words = ["the", "\u00a0", "北京", "x"]
+    matrix = np.random.default_rng(1).normal(size=(4, 5)).astype(np.float32)
+    path = save_vectors(tmp_path / "v.vec", Vectors(words, matrix))
+    assert path.read_text(encoding="utf-8").splitlines()[0] == "4 5"
+    loaded = load_vectors(path)
+    assert loaded.words == words and loaded.dim == 5
+    np.testing.assert_allclose(loaded.matrix, matrix, rtol=1e-5, atol=1e-6)
+    assert load_vectors(path, max_vocab=2).words == ["the", "\u00a0"]
+
+
+def test_load_accepts_files_without_header(tmp_path):
+    path = tmp_path / "nohead.vec"
+    path.write_text("a 1 2 3\nb 4 5 6\n", encoding="utf-8")
+    vectors = load_vectors(path)
+    assert vectors.words == ["a", "b"] and vectors.matrix[1].tolist() == [4, 5, 6]
+
+
+@pytest.mark.parametrize(
+    "text, line, message",
+    [
+        ("3 3\na 1 2 3\nb 1 2\nc 1 2 3\n", 3, "expected 3 values"),
+        ("3 x\na 1 2 3\n", 1, "bad header"),
+        ("2 3\na 1 2 3\nb 1 two 3\n", 3, "non-numeric value 'two'"),
+        ("lonely\n", 1, "bad header"),
+    ],
+)
+def test_malformed_vectors_name_the_line(tmp_path, text, line, message):
+    path = tmp_path / "bad.vec"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(DataFormatError) as info:
+        load_vectors(path)
+    assert info.value.line == line and message in str(info.value)
+
+
+def test_cli_malformed_vectors_exit_2_with_line_number(tmp_path):
+    bad = tmp_path / "bad.vec"
+    bad.write_text("2 3\na 1 2 3\nb 1 2\n", encoding="utf-8")
+    good = save_vectors(tmp_path / "good.vec", Vectors(["a"], np.ones((1, 3), np.float32)))
+    dico = tmp_path / "d.txt"
+    dico.write_text("a a\n", encoding="utf-8")
+    result = runner.invoke(app, ["embeddings", "evaluate", "--src-emb", str(bad), "--tgt-emb", str(good), "--dico", str(dico)])
+    assert result.exit_code == 2
+    assert f"{bad}:3: expected 3 values after the word, found 2" in result.output
+    assert "Traceback" not in result.output
+
+
+# --- ACN matrix ----------------------------------------------------------------------------
+
+def test_embedding_matrix_copies_known_words_and_draws_unknown_ones():
+    vectors = Vectors(["obama", "Paris"], np.array([[1, 2], [3, 4]], np.float32))
+    vocab = ["[pad]", "[unk]", "obama", "Obama", "paris", "Paris"]
+    built = build_embedding_matrix(vocab, vectors, seed=3)
+    assert (built.found, built.missing) == (3, 3) and built.coverage == pytest.approx(0.5)
+    assert built.matrix[3].tolist() == [1, 2]  # lower-cased fallback
+    assert built.matrix[5].tolist() == [3, 4]
+    assert built.matrix[4].tolist() != [3, 4]  # exact lookup only: 'paris' is not 'Paris'
+    assert np.all(np.abs(built.matrix[[0, 1, 4]]) <= 0.25)
+    np.testing.assert_array_equal(built.matrix, build_embedding_matrix(vocab, vectors, seed=3).matrix)
+
+
+# --- search, alignment ---------------------------------------------------------------------
+
+def _at(degrees: list[float]) -> torch.Tensor:
+    radians = torch.tensor(degrees) * torch.pi / 180
+    return torch.stack([radians.cos(), radians.sin()], dim=1)
+
+
+def test_csls_picks_the_right_neighbour_where_nn_picks_the_hub():
+    # Query 0 (0 deg) translates to target 1 (-25 deg); target 0 (20 deg) is a hub near queries 1-3 (30-50 deg).
+    queries = _at([0, 30, 40, 50])
+    keys = _at([20, -25])
+    _, nn_top = topk_scores(queries[:1], keys, 1)
+    scores = word_translation_scores(queries, keys, Dictionary(torch.tensor([[0, 1]])), knn=2)
+    assert nn_top[0, 0].item() == 0  # NN picks the hub
+    assert scores.precision["nn.p@1"] == 0.0 and scores.precision["csls.p@1"] == 100.0
+
+
+def test_procrustes_recovers_a_hidden_rotation_exactly():
+    src, tgt, rotation = _rotated_pair()
+    src_t, tgt_t = torch.from_numpy(src), torch.from_numpy(tgt)
+    test = _identity_dictionary(range(1000, 1500))
+    before = word_translation_scores(src_t, tgt_t, test).precision["nn.p@1"]
+    result = align_embeddings(src_t, tgt_t, _identity_dictionary(range(0, 50)), AlignOptions(refinement=0))
+    np.testing.assert_allclose(result.mapping.numpy(), rotation, atol=1e-4)
+    after = word_translation_scores(src_t @ result.mapping.T, tgt_t, test).precision
+    assert before < 2.0
+    assert after["nn.p@1"] == 100.0 and after["csls.p@1"] == 100.0
+
+
+def test_refinement_turns_a_tiny_noisy_seed_into_a_good_mapping():
+    src, tgt, _ = _rotated_pair(noise=0.05, seed=1)
+    src_t, tgt_t = torch.from_numpy(src), torch.from_numpy(tgt)
+    seed = Dictionary(torch.tensor([[i, i] for i in range(30)] + [[i, i + 1] for i in range(30, 40)]))  # 10 wrong pairs
+    test = _identity_dictionary(range(1000, 1500))
+    unrefined = align_embeddings(src_t, tgt_t, seed, AlignOptions(refinement=0, normalize=""))
+    refined = align_embeddings(src_t, tgt_t, seed, AlignOptions(refinement=3, normalize=""))
+    p_unrefined = word_translation_scores(src_t @ unrefined.mapping.T, tgt_t, test).precision["csls.p@1"]
+    p_refined = word_translation_scores(src_t @ refined.mapping.T, tgt_t, test).precision["csls.p@1"]
+    assert p_refined == 100.0 and p_refined > p_unrefined
+    assert [h["step"] for h in refined.history][-3:] == ["refinement 1", "refinement 2", "refinement 3"]
+
+
+def test_unsupervised_alignment_of_unrelated_spaces_is_flagged_as_suspect(caplog):
+    rng = np.random.default_rng(5)
+    src = torch.from_numpy(rng.normal(size=(400, 8)).astype(np.float32))
+    tgt = torch.from_numpy(rng.normal(size=(400, 8)).astype(np.float32))
+    options = AlignOptions(refinement=1, dico_max_rank=400,
+                           adversarial=AdversarialOptions(epochs=1, epoch_size=32 * 20, dis_hidden=32, most_frequent=400))
+    with caplog.at_level("WARNING"):
+        result = align_embeddings(src, tgt, None, options)
+    assert result.method == "unsupervised" and result.suspect
+    assert "ALIGNMENT LOOKS FAILED" in caplog.text
+    assert abs(float(torch.linalg.det(result.mapping.double()))) == pytest.approx(1.0, abs=0.05)
+
+
+def test_align_writes_the_documented_files_and_evaluate_reads_them(tmp_path):
+    src, tgt, _ = _rotated_pair(n=600, d=12, noise=0.01, seed=2)
+    words = [f"w{i}" for i in range(600)]
+    src_path = save_vectors(tmp_path / "a.vec", Vectors(words, src))
+    tgt_path = save_vectors(tmp_path / "b.vec", Vectors(words, tgt))
+    out = tmp_path / "data" / "embeddings" / "aligned.en-zh"
+    result = runner.invoke(app, ["embeddings", "align", "--src-emb", str(src_path), "--tgt-emb", str(tgt_path),
+                                 "--src-lang", "en", "--tgt-lang", "zh", "--data-dir", str(tmp_path / "data"), "--dico", "identical", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["method"] == "supervised" and not summary["suspect"]
+    paths = AlignedPaths(out)
+    assert paths.mapping.is_file() and json.loads(paths.summary.read_text())["seed_pairs"] == 600
+    assert find_aligned_vectors(tmp_path / "data", "en") == paths.src_vectors
+    assert find_aligned_vectors(tmp_path / "data", "zh") == paths.tgt_vectors
+    dico = tmp_path / "test.txt"
+    dico.write_text("".join(f"w{i} w{i}\n" for i in range(300, 400)) + "unknown w1\n", encoding="utf-8")
+    result = runner.invoke(app, ["embeddings", "evaluate", "--src-emb", str(paths.src_vectors), "--tgt-emb", str(paths.tgt_vectors),
+                                 "--dico", str(dico), "--json"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.stdout.strip().splitlines()[-1])
+    assert scores["csls.p@1"] == 100.0 and scores["queries"] == 100 and scores["skipped_pairs"] == 1
+    aligned = load_vectors(paths.src_vectors)
+    built = build_embedding_matrix(["[pad]", "w3"], aligned)
+    assert built.found == 1 and built.matrix.shape == (2, 12)
+
+
+def test_align_without_out_or_languages_is_an_option_error(tmp_path):
+    vec = save_vectors(tmp_path / "a.vec", Vectors(["a"], np.ones((1, 2), np.float32)))
+    result = runner.invoke(app, ["embeddings", "align", "--src-emb", str(vec), "--tgt-emb", str(vec)])
+    assert result.exit_code == 2 and "--out" in result.output
+
+
+# --- fastText on the real data -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cmner_char_vectors(shared_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ft") / "cmner.zh.vec"
+    train_vectors([shared_data / "cmner" / "text" / "train.txt"], out, "zh", options=TrainOptions(dim=50, epoch=5, window=2))
+    return out
+
+
+def test_fasttext_on_cmner_characters_puts_co_occurring_characters_together(cmner_char_vectors):
+    vectors = load_vectors(cmner_char_vectors)
+    assert all(len(w) == 1 for w in vectors.words) and "</s>" not in vectors
+    unit = vectors.matrix / np.linalg.norm(vectors.matrix, axis=1, keepdims=True)
+
+    def neighbours(char: str, k: int = 5) -> list[str]:
+        scores = unit @ unit[vectors.index()[char]]
+        return [vectors.words[i] for i in np.argsort(-scores)[1:k + 1]]
+
+    # 旅游 (travel) is among the corpus' most frequent bigrams; the two characters rarely occur apart.
+    assert "游" in neighbours("旅")
+    assert "旅" in neighbours("游")
+
+
+def test_training_again_with_the_same_corpus_is_skipped(cmner_char_vectors, shared_data):
+    stamp = cmner_char_vectors.stat().st_mtime_ns
+    train_vectors([shared_data / "cmner" / "text" / "train.txt"], cmner_char_vectors, "zh", options=TrainOptions(dim=50, epoch=5, window=2))
+    assert cmner_char_vectors.stat().st_mtime_ns == stamp
