@@ -12,7 +12,7 @@ Decisions (see docs/models.md, section ACN, for the reasons):
   the saved label map but is never a CRF state, so decoding can only return
   real labels. Labels are canonical by the ``Sample`` contract, so there is no
   ``[unk]`` label;
-* ``mask_padding`` (default on) packs the BiLSTM and masks padding keys in the
+* ``mask_padding`` (default on) keeps padding out of both BiLSTM directions and masks padding keys in the
   textual attention, so a post's predictions do not depend on its batch;
   ``mask_padding: false`` reproduces the reference (fixed padding to
   ``max_length``, unpacked BiLSTM, unmasked attention);
@@ -32,15 +32,14 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
-from torchcrf import CRF
 
 from xlingual.data.labels import CANONICAL_LABELS
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError, DataFormatError, ModelNotFoundError
-from xlingual.models.acn_layers import CharCnn, FiltrationGate, GatedMultimodalFusion, SplitTanhAttention
+from xlingual.models.acn_layers import BiLstm, CharCnn, FiltrationGate, GatedMultimodalFusion, SplitTanhAttention
 from xlingual.models.acn_text import PAD, TokenVocab, build_vocabularies, normalise_token
 from xlingual.models.base import MnerModel, VisualLookup
+from xlingual.models.crf import MaskedCrf
 from xlingual.models.labels import LabelVocab
 from xlingual.models.serialization import load_model_weights, read_model_config, save_model_folder
 
@@ -153,9 +152,9 @@ class AcnModel(MnerModel):
         # Frozen only over pre-trained vectors: random rows with nothing to learn from would stay noise.
         self.word_embedding.weight.requires_grad_(not (config.freeze_embeddings and config.word_vectors is not None))
         self.char_cnn = CharCnn(len(chars), config.char_dim, config.char_filters, list(config.char_kernels), config.char_out, config.dropout)
-        self.lstm = nn.LSTM(config.word_dim + config.char_out, k // 2, batch_first=True, bidirectional=True)
+        self.lstm = BiLstm(config.word_dim + config.char_out, k // 2)
         self.output = nn.Linear(2 * k, len(CANONICAL_LABELS))
-        self.crf = CRF(len(CANONICAL_LABELS), batch_first=True)
+        self.crf = MaskedCrf(len(CANONICAL_LABELS))
         if config.use_image:
             self.visual_projection = nn.Linear(config.visual_dim, k)
             self.visual_attention = SplitTanhAttention(k)
@@ -265,7 +264,7 @@ class AcnModel(MnerModel):
         """Emissions (and gates/attentions) for a collated batch."""
         mask = self._mask(batch)
         text = torch.cat([self.word_embedding(batch["word_ids"]), self.char_cnn(batch["char_ids"])], dim=-1)
-        states = self._run_lstm(text, batch["lengths"])
+        states = self.lstm(text, batch["lengths"], respect_lengths=self.config.mask_padding)
         if not self.config.use_image:
             return AcnOutputs(self.output(torch.cat([states, torch.zeros_like(states)], dim=-1)))
         regions = torch.tanh(self.visual_projection(batch["regions"]))
@@ -283,12 +282,6 @@ class AcnModel(MnerModel):
         width = batch["word_ids"].shape[1]
         return torch.arange(width, device=batch["word_ids"].device)[None, :] < batch["lengths"][:, None]
 
-    def _run_lstm(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        if not self.config.mask_padding:
-            return self.lstm(inputs)[0]
-        packed = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        return pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=inputs.shape[1])[0]
-
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``loss`` = batch mean of the CRF negative log-likelihood, plus the emissions."""
         outputs = self.compute(batch)
@@ -296,13 +289,13 @@ class AcnModel(MnerModel):
         if "labels" in batch:
             mask = self._mask(batch)
             tags = (batch["labels"] - 1).clamp(min=0)  # CRF states are label ids 1..9; padding is masked
-            result["loss"] = -self.crf(outputs.emissions, tags, mask=mask, reduction="mean")
+            result["loss"] = self.crf.nll(outputs.emissions, tags, mask, reduction="mean")
         return result
 
     def decode(self, batch: dict[str, torch.Tensor]) -> list[list[str]]:
         """Viterbi labels per original token; tokens beyond ``max_length`` are ``O``."""
         emissions = self.compute(batch).emissions
-        paths = self.crf.decode(emissions, mask=self._mask(batch))
+        paths = self.crf.viterbi(emissions, self._mask(batch))
         out = []
         for path, length, total in zip(paths, batch["lengths"].tolist(), batch["num_tokens"].tolist()):
             labels = [self.labels.label(tag + 1) for tag in path[: min(length, total)]]
@@ -343,7 +336,7 @@ class AcnModel(MnerModel):
         if missing or unexpected:
             raise ModelNotFoundError(f"{directory}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
         # Loading copies values into the parameters; requires_grad was set from the config.
-        return model
+        return model.eval()  # as transformers does: a loaded model predicts deterministically until train() is called
 
 
 def _pretrained_matrix(path: str, words: TokenVocab, seed: int) -> tuple[torch.Tensor, float, int]:
@@ -353,7 +346,7 @@ def _pretrained_matrix(path: str, words: TokenVocab, seed: int) -> tuple[torch.T
     vectors = load_vectors(path)
     built = build_embedding_matrix(words.to_list(), vectors, seed=seed, init_range=0.25)
     matrix = torch.as_tensor(np.asarray(built.matrix), dtype=torch.float32)
-    logger.info("word vectors %s: %d of %d vocabulary entries found (%.1f%%)", path, len(built.found) if hasattr(built.found, "__len__") else built.found, len(words), 100 * built.coverage)
+    logger.info("word vectors %s: %s", path, built.summary())
     return matrix, float(built.coverage), int(matrix.shape[1])
 
 
