@@ -238,30 +238,30 @@ def test_weights_from_a_local_state_dict(tmp_path: Path, cmner_images: Path, ima
 
 
 def test_resume_after_interruption_keeps_finished_batches(tmp_path: Path, cmner_images: Path, image_names: list[str], vgg_cache, monkeypatch) -> None:
-    names = image_names[:6]
+    names = image_names[:4]
     cache_dir = tmp_path / "resume"
     calls = {"n": 0}
     real_regions_of = extract_module.regions_of
 
     def interrupted(model, inputs):
         calls["n"] += 1
-        if calls["n"] == 3:
+        if calls["n"] == 2:
             raise KeyboardInterrupt
         return real_regions_of(model, inputs)
 
     monkeypatch.setattr(extract_module, "regions_of", interrupted)
     with pytest.raises(KeyboardInterrupt):
         extract_features(cmner_images, names, cache_dir, backbone="vgg16", weights="random", batch_size=2, shard_size=2)
-    assert len(FeatureCache.open(cache_dir)) == 4
+    assert len(FeatureCache.open(cache_dir)) == 2
     # a hard kill in the middle of a shard write leaves only a temporary file, which is ignored
     (cache_dir / ".shard-000099.safetensors.abc.tmp").write_bytes(b"half a shard")
     monkeypatch.setattr(extract_module, "regions_of", real_regions_of)
     counter = ForwardCounter()
     monkeypatch.setattr(extract_module, "load_backbone", counter)
     report = extract_features(cmner_images, names, cache_dir, backbone="vgg16", weights="random", batch_size=2, shard_size=2)
-    assert (report.cached, report.extracted, counter.images) == (4, 2, 2)
+    assert (report.cached, report.extracted, counter.images) == (2, 2, 2)
     resumed, uninterrupted = FeatureCache.open(cache_dir), FeatureCache.open(vgg_cache[0])
-    assert len(resumed) == 6
+    assert len(resumed) == 4
     for name in names:  # same seed, same weights: resuming changes nothing
         np.testing.assert_allclose(resumed.get(name), uninterrupted.get(name), rtol=1e-2, atol=1e-3)
 
@@ -284,13 +284,14 @@ def test_a_replaced_image_is_extracted_again(tmp_path: Path, cmner_images: Path,
 
 
 def test_resnet152_grid_is_49_by_2048(tmp_path: Path, cmner_images: Path, image_names: list[str]) -> None:
-    report = extract_features(cmner_images, image_names[:2], tmp_path / "r", backbone="resnet152", weights="random", batch_size=2)
-    assert report.extracted == 2 and report.forward_batches == 1
+    report = extract_features(cmner_images, image_names[:1], tmp_path / "r", backbone="resnet152", weights="random", batch_size=2)
+    assert report.extracted == 1 and report.forward_batches == 1 and report.failed == {}
     cache = FeatureCache.open(tmp_path / "r")
     assert cache.backbone == "resnet152" and cache.region_shape == (49, 2048)
-    assert cache.get(image_names[0]).shape == (49, 2048)
-    feature = cache.post_feature(image_names[:2])
-    np.testing.assert_allclose(feature.array, (cache.get(image_names[0]) + cache.get(image_names[1])) / 2, rtol=1e-6, atol=1e-6)
+    feature = cache.get(image_names[0])
+    assert feature.shape == (49, 2048) and np.isfinite(feature).all() and feature.std() > 0
+    post = cache.post_feature(image_names[:3])  # only the cached one counts
+    assert post.n_images == 1 and post.array.shape == (49, 2048)
 
 
 def test_dataset_files_name_each_posts_images(shared_data: Path, vgg_cache, cmner_images: Path) -> None:
