@@ -69,6 +69,9 @@ class HFTranslator:
         self.model_type = getattr(model.config, "model_type", "")
         self.prefix = ""
         self.generate_kwargs: dict = {}
+        # new tokens are bounded per batch (max_new_tokens); a max_length from the model's
+        # generation config would only trigger a warning on every batch
+        model.generation_config.max_length = None
         if self.model_type == "m2m_100":
             src_code, tgt_code = NLLB_CODES[src_lang], NLLB_CODES[tgt_lang]
             tokenizer.src_lang = src_code
