@@ -41,13 +41,19 @@ def small_dataset(shared_data: Path, tmp_path_factory) -> tuple[Path, Path]:
     return images, text
 
 
-def test_extract_json_then_reuse(small_dataset: tuple[Path, Path], tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def first_run(small_dataset: tuple[Path, Path], tmp_path_factory) -> tuple[list[str], Path, dict]:
     images, text = small_dataset
+    cache = tmp_path_factory.mktemp("cli_cache") / "cache"
     args = ["features", "extract", "--images", str(images), "-d", str(text), "-d", str(text), "--backbone", "vgg16",
-            "--weights", "random", "--out", str(tmp_path / "cache"), "--batch-size", "2", "--json"]
-    first = run(*args)
-    assert first.exit_code == 0, first.output
-    summary = json.loads(first.stdout)
+            "--weights", "random", "--out", str(cache), "--batch-size", "2", "--json"]
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    return args, cache, json.loads(result.stdout)
+
+
+def test_extract_json_then_reuse(first_run: tuple[list[str], Path, dict]) -> None:
+    args, cache, summary = first_run
     assert summary["named"] == 3 and summary["extracted"] == 2 and summary["cached"] == 0
     assert list(summary["failed"]) == ["Lbroken000_abc.jpg"]
     assert summary["samples"] == 8 and summary["samples_without_image"] == 4
@@ -59,10 +65,25 @@ def test_extract_json_then_reuse(small_dataset: tuple[Path, Path], tmp_path: Pat
     table = run(*args[:-1])
     assert table.exit_code == 0 and "taken from cache" in table.stdout and "samples with no image" in table.stdout
 
-    info = run("features", "info", str(tmp_path / "cache"), "--json")
+    info = run("features", "info", str(cache), "--json")
     assert info.exit_code == 0
     described = json.loads(info.stdout)
     assert described["images"] == 2 and described["region_shape"] == [49, 512] and described["weights"] == "random"
+
+
+def test_data_dir_finds_datasets_and_the_default_cache(first_run, small_dataset: tuple[Path, Path], tmp_path: Path) -> None:
+    _, cache, _ = first_run
+    images, text = small_dataset
+    data = tmp_path / "data"
+    shutil.copytree(images, data / "cmner" / "images")
+    (data / "cmner" / "text").mkdir(parents=True)
+    shutil.copy(text, data / "cmner" / "text" / "dev.txt")
+    shutil.copytree(cache, data / "features" / "vgg16")  # a moved cache; the copied images have new times
+    result = run("features", "extract", "--data-dir", str(data), "--weights", "random", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["named"], summary["cached"], summary["extracted"], summary["forward_batches"]) == (3, 2, 0, 0)
+    assert summary["samples"] == 4 and summary["cache_dir"] == str(data / "features" / "vgg16")
 
 
 def test_whole_folder_without_dataset_files(small_dataset: tuple[Path, Path], tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from xlingual.data.datasets import DEFAULT_DATA_DIR, features_dir
-from xlingual.features import BACKBONES, CROP_POLICIES, ExtractionReport, FeatureCache, extract_folder, extract_for_datasets
+from xlingual.errors import ConfigError
+from xlingual.features import BACKBONES, CROP_POLICIES, ExtractionReport, FeatureCache, extract_folder, extract_for_data_dir, extract_for_datasets
 
 features_app = typer.Typer(no_args_is_help=True, help="Extract and inspect cached image features (VGG16 for ACN, ResNet-152 for UMT).")
 
@@ -52,10 +53,11 @@ def _print_report(report: ExtractionReport, show_failed: int = 10) -> None:
 
 @features_app.command("extract")
 def extract(
-    images: Path = typer.Option(..., "--images", help="Folder holding the image files."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Folder holding the image files. Without it, every dataset under --data-dir that has an image folder."),
+    data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir", help="Data directory in the 'xl data download' layout; the default cache is DATA_DIR/features/BACKBONE."),
     dataset: Optional[list[Path]] = typer.Option(None, "--dataset", "-d", help="Dataset file whose posts' images to extract (repeat for several; translations find their source post's images). Without it, every image in the folder."),
     backbone: str = typer.Option("vgg16", "--backbone", "-b", callback=_check_choice(list(BACKBONES)), help="vgg16 (ACN, 49x512) or resnet152 (UMT, 49x2048)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Cache folder [default: data/features/<backbone>]."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Cache folder [default: DATA_DIR/features/BACKBONE]."),
     weights: str = typer.Option("default", "--weights", help="'default' (torchvision ImageNet weights), a local .pth state dict, or 'random' (smoke runs)."),
     crop: str = typer.Option("clean", "--crop", callback=_check_choice(CROP_POLICIES), help="clean (resize + centre crop, ImageNet normalisation) or faithful (the original scripts' preprocessing)."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per forward pass."),
@@ -71,15 +73,21 @@ def extract(
 
     Examples:
 
+        xl features extract --data-dir data --backbone resnet152
+
         xl features extract --images data/cmner/images -d data/cmner/text/train.txt -d data/cmner/text/dev.txt -d data/cmner/text/test.txt --backbone resnet152
 
         xl features extract --images data/twitter2015/images -d data/twitter2015/train.txt --backbone vgg16 --json
 
         xl features extract --images data/cmner/images --weights random --out /tmp/smoke
     """
-    cache_dir = out or features_dir(DEFAULT_DATA_DIR, backbone)
+    cache_dir = out or features_dir(data_dir, backbone)
     options = dict(backbone=backbone, weights=weights, crop=crop, batch_size=batch_size, device=device, seed=seed, dtype=dtype)
-    if dataset:
+    if images is None:
+        if dataset:
+            raise ConfigError("--dataset needs --images (the folder holding those posts' images)")
+        report = extract_for_data_dir(data_dir, cache_dir=cache_dir, **options)
+    elif dataset:
         report = extract_for_datasets(images, dataset, cache_dir, **options)
     else:
         report = extract_folder(images, cache_dir, **options)

@@ -7,7 +7,13 @@ models each sample's (49, C) input and a has-image flag.
 
 from xlingual.features.backbones import BACKBONES, BackboneSpec, load_backbone
 from xlingual.features.cache import FeatureCache, PostFeature
-from xlingual.features.extract import ExtractionReport, extract_features, extract_folder, extract_for_datasets
+from xlingual.features.extract import (
+    ExtractionReport,
+    extract_features,
+    extract_folder,
+    extract_for_data_dir,
+    extract_for_datasets,
+)
 from xlingual.features.lookup import visual_lookup
 from xlingual.features.preprocess import CROP_POLICIES, preprocess_image
 
@@ -20,6 +26,7 @@ __all__ = [
     "PostFeature",
     "extract_features",
     "extract_folder",
+    "extract_for_data_dir",
     "extract_for_datasets",
     "load_backbone",
     "preprocess_image",

@@ -235,3 +235,49 @@ def extract_folder(images_dir: str | Path, cache_dir: str | Path, **options: Any
         raise ImageError(f"--images {folder}: image folder does not exist")
     names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     return extract_features(folder, names, cache_dir, **options)
+
+
+def merge_reports(reports: Sequence[ExtractionReport]) -> ExtractionReport:
+    """One summary of several extractions into the same cache (e.g. one per dataset)."""
+    first = reports[0]
+    merged = ExtractionReport(cache_dir=first.cache_dir, backbone=first.backbone, weights=first.weights, crop=first.crop)
+    for report in reports:
+        if report.device != "none":
+            merged.device = report.device
+        merged.named += report.named
+        merged.extracted += report.extracted
+        merged.cached += report.cached
+        merged.failed.update(report.failed)
+        merged.forward_batches += report.forward_batches
+        merged.seconds += report.seconds
+        if report.samples is not None:
+            merged.samples = (merged.samples or 0) + report.samples
+            merged.samples_without_image = (merged.samples_without_image or 0) + (report.samples_without_image or 0)
+    return merged
+
+
+def extract_for_data_dir(
+    data_dir: str | Path, backbone: str = "vgg16", datasets: Sequence[str] | None = None, cache_dir: str | Path | None = None, **options: Any
+) -> ExtractionReport:
+    """Every known dataset under ``data_dir`` that has an image folder, all its splits, into one cache.
+
+    The default cache is ``features_dir(data_dir, backbone)``, where training
+    runs look. Translations need nothing extra: their samples name the source
+    posts' images.
+    """
+    from xlingual.data.datasets import DATASETS, features_dir, get_dataset
+
+    cache_dir = cache_dir or features_dir(data_dir, backbone)
+    reports = []
+    for name in datasets or list(DATASETS):
+        spec = get_dataset(name)
+        images_dir = spec.images_dir(data_dir)
+        files = [path for split in spec.split_files if (path := spec.split_path(data_dir, split)).is_file()]
+        if not images_dir.is_dir() or not files:
+            logger.info("%s: skipped (no image folder %s or no split files)", name, images_dir)
+            continue
+        logger.info("%s: images of %d split files from %s", name, len(files), images_dir)
+        reports.append(extract_for_datasets(images_dir, files, cache_dir, backbone=backbone, **options))
+    if not reports:
+        raise ImageError(f"--data-dir {data_dir}: no dataset with both split files and an image folder (e.g. {get_dataset('cmner').images_dir(data_dir)}); pass --images and --dataset")
+    return merge_reports(reports)
