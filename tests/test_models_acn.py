@@ -11,6 +11,7 @@ import torch
 from seqeval.metrics import f1_score
 
 from xlingual.data.datasets import load_split
+from xlingual.data.labels import orphan_positions
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError, DataFormatError, ModelNotFoundError
 from xlingual.models import load_model
@@ -179,6 +180,21 @@ def test_output_lengths_equal_token_counts_even_when_truncated(mixed: list[Sampl
     assert [len(p) for p in predictions] == [len(s) for s in posts]
     assert set(predictions[0][64:]) == {"O"}
     assert all(label in ACN_LABELS[1:] for p in predictions for label in p)
+
+
+def test_decoded_labels_are_valid_bio_even_when_the_crf_prefers_orphans(mixed: list[Sample]) -> None:
+    model = AcnModel.build({**TINY, "use_image": False}, mixed).eval()
+    i_per = ACN_LABELS.index("I-PER") - 1  # CRF state of I-PER
+    with torch.no_grad():
+        model.output.weight.zero_()
+        model.output.bias.zero_()
+        model.output.bias[i_per] = 10.0
+        model.crf.transitions.zero_()
+        model.crf.start_transitions.zero_()
+    predictions = model.predict(mixed[50:53])
+    for prediction in predictions:
+        assert prediction[0] == "B-PER" and set(prediction[1:]) == {"I-PER"}
+    assert orphan_positions(predictions[0]) == []
 
 
 def test_empty_post_decodes_to_empty_list(mixed: list[Sample]) -> None:
