@@ -224,6 +224,11 @@ def test_text_only_and_multimodal_variants_share_text_weights(mixed: list[Sample
         c = multimodal.compute(multimodal.collate(multimodal.encode(mixed[:3], regions_of))).emissions
     torch.testing.assert_close(a, b)
     assert not torch.allclose(a, c)
+    # And a text-only checkpoint starts a multimodal model with the same text weights.
+    text_only.save_pretrained(tmp_path / "text")
+    grown = AcnModel.from_pretrained(tmp_path / "text", use_image=True)
+    assert grown.config.use_image and hasattr(grown, "fusion")
+    torch.testing.assert_close(grown.lstm.forward_lstm.weight_ih_l0, text_only.lstm.forward_lstm.weight_ih_l0)
 
 
 def test_vectors_file_fills_known_rows_and_reports_coverage(mixed: list[Sample], tmp_path: Path) -> None:

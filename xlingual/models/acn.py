@@ -51,6 +51,8 @@ ACN_LABELS: tuple[str, ...] = (PAD, *CANONICAL_LABELS)
 DEFAULT_MAX_LENGTH = {"zh": 250, "en": 35}
 _ENGINE_KEYS = frozenset({"type", "model_type", "name", "images", "backbone"})
 """Keys of a training config's model section that concern the engine, not the network."""
+_VISUAL_MODULES = ("visual_projection.", "visual_attention.", "textual_attention.", "fusion.", "filtration.")
+"""The multimodal model's extra modules: everything else is shared with the text-only variant."""
 
 
 @dataclass
@@ -338,6 +340,10 @@ class AcnModel(MnerModel):
         if saved["config"].get("use_image", True) and not config.use_image:
             state = {name: tensor for name, tensor in state.items() if name in model.state_dict()}
         missing, unexpected = model.load_state_dict(state, strict=False)
+        if not saved["config"].get("use_image", True) and config.use_image:
+            # A text-only checkpoint starting a multimodal model: the visual branch starts untrained.
+            logger.warning("%s: text-only ACN loaded as multimodal; the visual branch starts from random weights", directory)
+            missing = [name for name in missing if not name.startswith(_VISUAL_MODULES)]
         if missing or unexpected:
             raise ModelNotFoundError(f"{directory}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
         # Loading copies values into the parameters; requires_grad was set from the config.
