@@ -312,3 +312,19 @@ def test_bad_options_are_config_errors(tmp_path: Path, cmner_images: Path) -> No
         extract_features(tmp_path / "nowhere", [], tmp_path / "c", weights="random")
     with pytest.raises(ImageError, match="not a feature cache"):
         FeatureCache.open(tmp_path)
+
+
+def test_a_complete_default_weights_cache_needs_no_weights_file(tmp_path: Path, cmner_images: Path, image_names: list[str]) -> None:
+    """A cache moved to an offline machine is used as is; the weights are only needed for missing images."""
+    from xlingual.errors import ModelNotFoundError
+    from xlingual.features.cache import CacheWriter, file_fingerprint
+    from xlingual.features.extract import _producer
+
+    writer = CacheWriter.open(tmp_path / "c", _producer("vgg16", "default", "clean", 0, "float16"), "default")
+    for name in image_names[:2]:
+        writer.add(name, np.ones((49, 512), dtype=np.float32), file_fingerprint(cmner_images / name))
+    writer.flush()
+    report = extract_features(cmner_images, image_names[:2], tmp_path / "c", backbone="vgg16", weights="default")
+    assert (report.cached, report.extracted, report.failed) == (2, 0, {})
+    with pytest.raises(ModelNotFoundError, match="--weights random"):
+        extract_features(cmner_images, image_names[:3], tmp_path / "c", backbone="vgg16", weights="default")

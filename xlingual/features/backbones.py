@@ -122,7 +122,7 @@ def _unreachable(spec: BackboneSpec, why: str) -> ModelNotFoundError:
     )
 
 
-def _fetch_default_weights(spec: BackboneSpec) -> Path:
+def fetch_default_weights(spec: BackboneSpec) -> Path:
     """The cached torchvision file, downloading it once when a network is reachable; fails fast otherwise."""
     target = default_weights_path(spec)
     if target.is_file():
@@ -207,7 +207,7 @@ def load_backbone(backbone: str, weights: str = "default", seed: int = 0) -> nn.
     """The frozen feature extractor in eval mode: input (B, 3, 224, 224), output (B, C, 7, 7)."""
     spec = get_backbone(backbone)
     if weights == "default":
-        path: Path | None = _fetch_default_weights(spec)
+        path: Path | None = fetch_default_weights(spec)
     elif weights == "random":
         path = None
     else:

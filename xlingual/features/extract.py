@@ -24,7 +24,7 @@ from xlingual.data.formats import read_samples
 from xlingual.data.images import ImageIndex, attach_images
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError, ImageError
-from xlingual.features.backbones import get_backbone, load_backbone, weights_identity
+from xlingual.features.backbones import fetch_default_weights, get_backbone, load_backbone, weights_identity
 from xlingual.features.cache import DTYPES, CacheProducer, CacheWriter, FeatureCache
 from xlingual.features.preprocess import check_crop, preprocess_image
 from xlingual.progress import progress_bar
@@ -146,6 +146,8 @@ def extract_features(
     writer = CacheWriter.open(cache_dir, _producer(backbone, weights, crop, seed, dtype), weights)
     report = ExtractionReport(cache_dir=str(cache_dir), backbone=backbone, weights=weights, crop=crop, named=len(names))
 
+    if weights == "default" and any(name not in writer.cache for name in names):
+        fetch_default_weights(get_backbone(backbone))  # fail before hashing thousands of files, not after
     todo: list[tuple[str, str, str]] = []
     for name in names:
         path = images_dir / name
