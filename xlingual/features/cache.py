@@ -258,13 +258,13 @@ class CacheWriter:
             atomic_write_json(meta_path, {"format": CACHE_FORMAT, "producer": producer.to_dict(), "weights": weights})
         return cls(FeatureCache.open(cache_dir))
 
-    def is_current(self, path: Path) -> tuple[bool, str, str]:
+    def is_current(self, image_name: str, path: Path) -> tuple[bool, str, str]:
         """Whether the cache holds this exact file's features, with the file's (fingerprint, stat key).
 
         An unchanged size and modification time settle it without reading the
         file; otherwise the content hash decides.
         """
-        name, stat_key = path.name, file_stat_key(path)
+        name, stat_key = image_name, file_stat_key(path)
         known = self.cache.fingerprint(name) or self._pending_fingerprints.get(name)
         if known and stat_key == (self.cache.stat_key(name) or self._pending_stat_keys.get(name)):
             return True, known, stat_key

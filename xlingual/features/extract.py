@@ -146,7 +146,8 @@ def extract_features(
     writer = CacheWriter.open(cache_dir, _producer(backbone, weights, crop, seed, dtype), weights)
     report = ExtractionReport(cache_dir=str(cache_dir), backbone=backbone, weights=weights, crop=crop, named=len(names))
 
-    if weights == "default" and any(name not in writer.cache for name in names):
+    torch_device = resolve_device(device)
+    if weights == "default" and any(name not in writer.cache and (images_dir / name).is_file() for name in names):
         fetch_default_weights(get_backbone(backbone))  # fail before hashing thousands of files, not after
     todo: list[tuple[str, str, str]] = []
     for name in names:
@@ -154,13 +155,13 @@ def extract_features(
         if not path.is_file():
             report.failed[name] = "file not found"
             continue
-        current, fingerprint, stat_key = writer.is_current(path)
+        current, fingerprint, stat_key = writer.is_current(name, path)
         if current:
             report.cached += 1
         else:
             todo.append((name, fingerprint, stat_key))
     if todo:
-        _run_backbone(todo, images_dir, writer, report, weights, batch_size, device, seed, shard_size, decode_workers)
+        _run_backbone(todo, images_dir, writer, report, weights, batch_size, torch_device, seed, shard_size, decode_workers)
     report.seconds = time.perf_counter() - started
     if report.failed:
         logger.warning("%d of %d images have no features (first: %s: %s)", len(report.failed), len(names), *next(iter(report.failed.items())))
@@ -169,9 +170,8 @@ def extract_features(
 
 def _run_backbone(
     todo: list[tuple[str, str, str]], images_dir: Path, writer: CacheWriter, report: ExtractionReport,
-    weights: str, batch_size: int, device: str, seed: int, shard_size: int, decode_workers: int | None,
+    weights: str, batch_size: int, torch_device: torch.device, seed: int, shard_size: int, decode_workers: int | None,
 ) -> None:
-    torch_device = resolve_device(device)
     report.device = str(torch_device)
     model = load_backbone(report.backbone, weights, seed).to(torch_device)
     logger.info("extracting %d images with %s (%s weights, %s crop) on %s", len(todo), report.backbone, weights, report.crop, torch_device)
