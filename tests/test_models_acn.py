@@ -250,6 +250,18 @@ def test_vectors_file_fills_known_rows_and_reports_coverage(mixed: list[Sample],
     assert reloaded.embedding_coverage == model.embedding_coverage
 
 
+def test_aligned_source_and_target_files_fill_one_vocabulary(mixed: list[Sample], tmp_path: Path) -> None:
+    english = write_vec(tmp_path / "vectors-src.vec", {"rt": [1.0] * 4, "a": [2.0] * 4})
+    chinese = write_vec(tmp_path / "vectors-tgt.vec", {"的": [3.0] * 4, "a": [9.0] * 4})
+    model = AcnModel.build({**TINY, "word_vectors": [str(english), str(chinese)]}, mixed)
+    rows = {word: model.word_embedding.weight[model.words.id(word)].tolist() for word in ("rt", "a", "的")}
+    assert rows == {"rt": [1.0] * 4, "a": [2.0] * 4, "的": [3.0] * 4}  # first file wins for "a"
+    assert model.embedding_coverage == pytest.approx(3 / len(model.words))
+    narrow = write_vec(tmp_path / "narrow.vec", {"x": [1.0] * 3})
+    with pytest.raises(ConfigError, match="different dimensions"):
+        AcnModel.build({**TINY, "word_vectors": [str(english), str(narrow)]}, mixed)
+
+
 @pytest.mark.parametrize("freeze", [True, False])
 def test_frozen_embeddings_receive_no_gradient(mixed: list[Sample], tmp_path: Path, freeze: bool) -> None:
     vec = write_vec(tmp_path / "v.vec", {"rt": [0.1] * 8, "的": [0.2] * 8})
@@ -268,7 +280,7 @@ def test_frozen_embeddings_receive_no_gradient(mixed: list[Sample], tmp_path: Pa
 def test_without_vectors_the_embedding_is_trainable_uniform(mixed: list[Sample]) -> None:
     model = AcnModel.build(TINY, mixed)
     weight = model.word_embedding.weight
-    assert weight.requires_grad and float(weight.abs().max()) <= 0.25
+    assert weight.requires_grad and float(weight.detach().abs().max()) <= 0.25
 
 
 # ---------------------------------------------------------------- training, persistence, determinism

@@ -64,7 +64,7 @@ class AcnConfig:
     is taken from the vectors file when one is given.
     """
 
-    word_vectors: str | None = None
+    word_vectors: str | list[str] | None = None
     freeze_embeddings: bool = True
     word_dim: int = 300
     char_dim: int = 30
@@ -350,14 +350,28 @@ class AcnModel(MnerModel):
         return model.eval()  # as transformers does: a loaded model predicts deterministically until train() is called
 
 
-def _pretrained_matrix(path: str, words: TokenVocab, seed: int) -> tuple[torch.Tensor, float, int]:
-    """The word-embedding matrix for ``words`` from a ``.vec`` file, its coverage and its dimension."""
-    from xlingual.embeddings import build_embedding_matrix, load_vectors
+def _pretrained_matrix(paths: str | list[str], words: TokenVocab, seed: int) -> tuple[torch.Tensor, float, int]:
+    """The word-embedding matrix for ``words`` from one or more ``.vec`` files, its coverage and dimension.
 
-    vectors = load_vectors(path)
-    built = build_embedding_matrix(words.to_list(), vectors, seed=seed, init_range=0.25)
+    Several files are the cross-lingual case: MUSE-aligned source and target
+    vectors live in one space but in two files. A word present in several
+    files takes its vector from the first one listed.
+    """
+    from xlingual.embeddings import Vectors, build_embedding_matrix, load_vectors
+
+    files = [paths] if isinstance(paths, str) else list(paths)
+    loaded = [load_vectors(path) for path in files]
+    dims = {vectors.dim for vectors in loaded}
+    if len(dims) != 1:
+        raise ConfigError(f"model.word_vectors: files have different dimensions ({', '.join(f'{p}: {v.dim}' for p, v in zip(files, loaded))})")
+    merged, seen = loaded[0], set(loaded[0].words)
+    for vectors in loaded[1:]:
+        rows = [row for row, word in enumerate(vectors.words) if word not in seen]
+        seen.update(vectors.words[row] for row in rows)
+        merged = Vectors(merged.words + [vectors.words[row] for row in rows], np.concatenate([merged.matrix, vectors.matrix[rows]]))
+    built = build_embedding_matrix(words.to_list(), merged, seed=seed, init_range=0.25)
+    logger.info("word vectors %s: %s", ", ".join(map(str, files)), built.summary())
     matrix = torch.as_tensor(np.asarray(built.matrix), dtype=torch.float32)
-    logger.info("word vectors %s: %s", path, built.summary())
     return matrix, float(built.coverage), int(matrix.shape[1])
 
 
