@@ -70,6 +70,11 @@ def write_vectors(path: str, posts: list[Sample], dim: int = 300) -> None:
             handle.write(c + " " + " ".join(f"{x:.4f}" for x in rng.uniform(-1, 1, dim)) + "\n")
 
 
+def current_rss_mib() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -123,6 +128,7 @@ def main() -> None:
     write_vectors(vectors, posts)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}")
     print(f"ACN, CMNER paper configuration: L=250, batch {args.batch_size}, 300-d frozen words, 49x512 regions; {'real' if args.data_dir else 'synthetic'} posts; {args.steps} measured steps per mode")
+    print(f"resident memory before any model is built: {current_rss_mib():.0f} MiB (torch, posts, vectors file)")
     results = {}
     for mask_padding in (True, False):
         name = "mask_padding=on (dynamic padding)" if mask_padding else "mask_padding=off (reference, pad to 250)"

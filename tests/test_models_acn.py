@@ -153,7 +153,8 @@ def test_reference_mode_pads_to_max_length_and_attends_to_padding(mixed: list[Sa
     model = AcnModel.build({**TINY, "mask_padding": False}, mixed).eval()
     batch = model.collate(model.encode([mixed[0], mixed[50]], regions_of))
     assert batch["word_ids"].shape == (2, 64)
-    out = model.compute(batch)
+    with torch.no_grad():
+        out = model.compute(batch)
     n = int(batch["lengths"].min())
     assert n < 64 and float(out.textual_attention[int(batch["lengths"].argmin()), :, n:].sum()) > 0
 
