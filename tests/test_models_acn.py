@@ -327,6 +327,11 @@ def test_building_and_training_are_deterministic_under_a_seed(mixed: list[Sample
         assert torch.equal(a, b), name
     items = first.encode(mixed[:20], regions_of)
     assert train_steps(first, items, steps=3, batch_size=10) == train_steps(second, items, steps=3, batch_size=10)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    AcnModel.build(TINY, mixed)  # building leaves the caller's random stream alone
+    assert torch.equal(torch.rand(3), expected)
     other_seed = AcnModel.build({**TINY, "seed": 8}, mixed)
     assert not torch.equal(other_seed.output.weight, AcnModel.build(TINY, mixed).output.weight)
 

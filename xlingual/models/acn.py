@@ -140,20 +140,25 @@ class AcnModel(MnerModel):
         self.chars = chars
         self.labels = LabelVocab(ACN_LABELS)
         self.embedding_coverage = embedding_coverage
-        k = config.hidden
-        torch.manual_seed(config.seed)
+        # Initialisation draws from its own seeded stream, leaving the caller's RNG untouched.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self._create_modules(word_matrix)
+
+    def _create_modules(self, word_matrix: torch.Tensor | None) -> None:
+        config, k = self.config, self.config.hidden
         # Text modules first, visual ones after: the same seed gives the text-only and the
         # multimodal variant identical text weights.
-        self.word_embedding = nn.Embedding(len(words), config.word_dim)
+        self.word_embedding = nn.Embedding(len(self.words), config.word_dim)
         if word_matrix is None:
             nn.init.uniform_(self.word_embedding.weight, -0.25, 0.25)
         else:
-            if tuple(word_matrix.shape) != (len(words), config.word_dim):
-                raise ConfigError(f"model.word_vectors: matrix shape {tuple(word_matrix.shape)} does not match vocabulary ({len(words)}, {config.word_dim})")
+            if tuple(word_matrix.shape) != (len(self.words), config.word_dim):
+                raise ConfigError(f"model.word_vectors: matrix shape {tuple(word_matrix.shape)} does not match vocabulary ({len(self.words)}, {config.word_dim})")
             self.word_embedding.weight.data.copy_(torch.as_tensor(word_matrix, dtype=torch.float32))
         # Frozen only over pre-trained vectors: random rows with nothing to learn from would stay noise.
         self.word_embedding.weight.requires_grad_(not (config.freeze_embeddings and config.word_vectors is not None))
-        self.char_cnn = CharCnn(len(chars), config.char_dim, config.char_filters, list(config.char_kernels), config.char_out, config.dropout)
+        self.char_cnn = CharCnn(len(self.chars), config.char_dim, config.char_filters, list(config.char_kernels), config.char_out, config.dropout)
         self.lstm = BiLstm(config.word_dim + config.char_out, k // 2)
         self.output = nn.Linear(2 * k, len(CANONICAL_LABELS))
         self.crf = MaskedCrf(len(CANONICAL_LABELS))
