@@ -38,7 +38,7 @@ def test_tiny_marian_loads_by_path_and_keeps_order_across_batches(marian: Path) 
     translator = HFTranslator.from_pretrained(str(marian), "en", "zh", GREEDY, device="cpu")
     together = translator.translate(texts)
     assert len(together) == len(texts) and all(isinstance(t, str) for t in together)
-    tiny_batches = HFTranslator.from_pretrained(str(marian), "en", "zh", DecodingOptions(beam_size=1, max_length=12, max_batch_size=1))
+    tiny_batches = HFTranslator(translator.model, translator.tokenizer, "en", "zh", DecodingOptions(beam_size=1, max_length=12, max_batch_size=1), "cpu", "same")
     assert tiny_batches.translate(texts) == [tiny_batches.translate([t])[0] for t in texts]
     assert translator.translate([]) == []
 

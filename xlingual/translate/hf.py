@@ -92,11 +92,11 @@ class HFTranslator:
     @classmethod
     def from_pretrained(cls, name_or_path: str, src_lang: str, tgt_lang: str, options: DecodingOptions | None = None, device: str = "auto") -> "HFTranslator":
         """Load a Marian or NLLB model from a hub id or folder (fails fast when it is nowhere to be found)."""
+        options = options or DecodingOptions()
+        source = resolve_model(name_or_path)  # before importing transformers: a missing model fails in a second
+        device = pick_device(device)
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-        options = options or DecodingOptions()
-        source = resolve_model(name_or_path)
-        device = pick_device(device)
         try:
             tokenizer = AutoTokenizer.from_pretrained(source.location, local_files_only=source.local_files_only)
             dtype = None
