@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
@@ -17,7 +18,7 @@ from xlingual.features import BACKBONES, CROP_POLICIES, ExtractionReport, Featur
 features_app = typer.Typer(no_args_is_help=True, help="Extract and inspect cached image features (VGG16 for ACN, ResNet-152 for UMT).")
 
 
-def _check_choice(choices) -> callable:
+def _check_choice(choices: list[str] | tuple[str, ...]) -> Callable[[str], str]:
     def check(value: str) -> str:
         if value not in choices:
             raise typer.BadParameter(f"choose from {', '.join(choices)}")
