@@ -67,9 +67,13 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=500)
     parser.add_argument("--loop-sentences", type=int, default=100, help="sentences for the one-at-a-time loop (scaled)")
     parser.add_argument("--all-strategies", action="store_true", help="also time all strategies (every random-weight sample runs 3 passes)")
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default); 1 is steadier on a busy machine")
     args = parser.parse_args()
 
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from xlingual.data.formats import read_samples
     from xlingual.projection import ProjectionSettings, translate_corpus
