@@ -219,7 +219,7 @@ class StageTrainer:
             return loop
         logger.info("stage %s: %d samples, %d steps per epoch, up to %d epochs (%d steps)", self.name, len(items), steps_per_epoch, stage.epochs, total_steps)
         unwrapped = accelerator.unwrap_model(wrapped)
-        started = time.time()
+        started = self.started = time.time()
         early_stop = budget_done = False
         bar = progress_bar(total=total_steps, initial=loop.global_step, desc=f"train {self.name}", unit="step")
         try:
@@ -293,7 +293,8 @@ class StageTrainer:
         improved = f1 > loop.best_dev_f1
         train_loss = loop.epoch_loss_sum / loop.epoch_loss_steps if loop.epoch_loss_steps else None
         loop.epoch_loss_sum, loop.epoch_loss_steps = 0.0, 0
-        loop.history.append({"epoch": loop.epoch, "step": loop.global_step, "train_loss": train_loss, "dev_f1": round(f1, 4), "improved": improved})
+        loop.history.append({"epoch": loop.epoch, "step": loop.global_step, "train_loss": train_loss, "dev_f1": round(f1, 4),
+                             "improved": improved, "seconds": round(time.time() - self.started, 2)})
         logger.info("stage %s epoch %d step %d: train loss %s, dev F1 %.2f%s", self.name, loop.epoch, loop.global_step,
                     f"{train_loss:.4f}" if train_loss is not None else "-", f1, " (best)" if improved else "")
         if accelerator.log_with:

@@ -1,0 +1,45 @@
+"""``xl demo``: the whole pipeline on the shipped sample with tiny models (what ``make demo`` runs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+NOTICE = ("NOTE: every model in this demo is tiny, built here with random weights and trained for a few steps. "
+          "The scores show that the pipeline runs, not how well the methods work.")
+
+
+def demo(
+    output: Path = typer.Option(Path("demo-output"), "--output", "-o", help="Work folder (re-running reuses finished stages)."),
+) -> None:
+    """Translate -> project -> embeddings -> features -> train -> report on the sample data, offline.
+
+    Examples:
+
+        xl demo
+
+        xl demo --output /tmp/xl-demo
+    """
+    from xlingual.demo import REAL_RUN_COMMANDS, run_demo
+
+    typer.echo(NOTICE)
+    typer.echo(f"work folder: {output} (sample data copied to {output / 'data'})\n")
+
+    def show(stage) -> None:
+        typer.echo(f"[{stage.name}] {stage.summary} ({stage.seconds:.1f} s)")
+        for path in stage.outputs:
+            typer.echo(f"    -> {path}")
+
+    result = run_demo(output, on_stage=show)
+    report_md = result.report_dir / "report.md" if result.report_dir else None
+    if report_md and report_md.is_file():
+        typer.echo("\n" + report_md.read_text(encoding="utf-8"))
+    typer.echo(NOTICE)
+    typer.echo("\nA real run, with real models and data (GPU recommended):")
+    for command in REAL_RUN_COMMANDS:
+        typer.echo(f"  {command}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
