@@ -91,3 +91,6 @@ _translate.register(app)
 from xlingual.cli import embeddings as _embeddings  # noqa: E402
 
 _embeddings.register(app)
+from xlingual.cli import demo as _demo  # noqa: E402
+
+_demo.register(app)
