@@ -47,6 +47,8 @@ def build_full_size_marian(folder: Path, sentences: list[str]) -> Path:
     vocab = {"</s>": 0, "<unk>": 1}
     for i in range(processor.get_piece_size()):
         vocab.setdefault(processor.id_to_piece(i), len(vocab))
+    while len(vocab) < 65000:  # opus-mt-en-zh's vocabulary size: the output layer costs what it costs there
+        vocab[f"▁filler{len(vocab)}"] = len(vocab)
     vocab["<pad>"] = 65000
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     tokenizer = MarianTokenizer(source_spm=str(folder / "source.spm"), target_spm=str(folder / "target.spm"), vocab=str(folder / "vocab.json"))
