@@ -90,17 +90,17 @@ def locate_translation(config: TrainConfig) -> Path:
 
 
 def build_translation(config: TrainConfig) -> Path:
-    """Translate the source dataset with the configured (or default) MT model."""
-    from xlingual import translate as translate_pkg
+    """Translate and project the source dataset as ``xl translate`` does (default MT model unless configured)."""
+    from xlingual.projection.corpus import ProjectionSettings, default_output_dir, read_source_dataset, translate_corpus
+    from xlingual.translate import default_model, load_translator
 
-    builder = getattr(translate_pkg, "translate_dataset", None)
-    if builder is None:
-        raise ConfigError(f"building translations is not available here; run 'xl translate --src {config.source_lang} --tgt {config.target_lang} --data-dir {config.data.data_dir}'")
-    kwargs = {"data_dir": config.data.data_dir, "src": config.source_lang, "tgt": config.target_lang}
-    if config.data.translation_model:
-        kwargs["model"] = config.data.translation_model
-    result = builder(**kwargs)
-    return Path(getattr(result, "output_dir", result))
+    src, tgt, data_dir = config.source_lang, config.target_lang, config.data.data_dir
+    model = config.data.translation_model or default_model(src, tgt)
+    out = default_output_dir(data_dir, src, tgt, model)
+    logger.info("building the %s->%s translation of %s with %s into %s", src, tgt, config.source_dataset, model, out)
+    translator = load_translator(src, tgt, model, work_dir=out / ".cache")
+    translate_corpus(read_source_dataset(data_dir, src), out, translator, ProjectionSettings(src, tgt, model_name=model))
+    return out
 
 
 def read_translated_split(folder: Path, config: TrainConfig, split: str) -> list[Sample]:
@@ -108,6 +108,9 @@ def read_translated_split(folder: Path, config: TrainConfig, split: str) -> list
     path = folder / spec.split_files[split]
     if not path.is_file():
         raise ConfigError(f"{path}: translated split missing (re-run 'xl translate --src {config.source_lang} --tgt {config.target_lang}')")
+    if path.stat().st_size == 0:  # projection kept no post of this split (see the folder's report.json)
+        logger.warning("%s: empty (no post survived projection; see %s)", path, folder / "report.json")
+        return []
     samples = read_samples(path, format_for_lang(config.target_lang))
     source_images = spec.images_dir(config.data.data_dir)
     if source_images.is_dir():
@@ -137,6 +140,8 @@ def pretrain_stage(config: TrainConfig) -> StageData | None:
         train += _limit(read_translated_split(folder, config, "train"), limit)
         dev += _limit(read_translated_split(folder, config, "dev"), limit)
         parts.append(f"{folder.name} ({config.target_lang})")
+    if not train or not dev:
+        raise ConfigError(f"setting '{config.setting}': the pre-training data ({' + '.join(parts)}) has no {'train' if not train else 'dev'} posts; check the translation's report.json")
     return StageData("pretrain", train, dev, " + ".join(parts))
 
 

@@ -179,10 +179,11 @@ def _pm(value: tuple[float, float]) -> str:
     return f"{value[0]:.2f} ± {value[1]:.2f}"
 
 
-def _paper_cells(row: Row) -> list[str]:
-    if row.paper is None:
+def _paper_cells(row: Row, paper: PaperRow | None = None) -> list[str]:
+    paper = paper or row.paper
+    if paper is None:
         return ["", ""]
-    return [f"{row.paper.f1:.2f}", f"{row.values['f1'][0] - row.paper.f1:+.2f}"]
+    return [f"{paper.f1:.2f}", f"{row.values['f1'][0] - paper.f1:+.2f}"]
 
 
 def _significance_cells(row: Row) -> list[str]:
@@ -201,7 +202,7 @@ def table2(rows: dict[GroupKey, Row]) -> Table:
                 continue
             body.append([model.upper(), IMAGE_LABELS[images], str(row.seeds), *(_pm(row.values[t]) for t in ENTITY_TYPES),
                          _pm(row.values["precision"]), _pm(row.values["recall"]), _pm(row.values["f1"]), _pm(row.values["strict_f1"]),
-                         *_paper_cells(row)])
+                         *_paper_cells(row, TABLE2.get((model, images)))])
     return Table("table2", "Table 2: CMNER test, target-only (entity F1, conlleval; mean ± std over seeds)", header, body)
 
 

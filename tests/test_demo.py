@@ -1,0 +1,52 @@
+"""``xl demo`` (what ``make demo`` runs): every stage, offline, on the shipped sample."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from typer.testing import CliRunner
+
+from xlingual.cli import app
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """The CLI points logging at CliRunner's stream, which closes after the call; put the handlers back."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.mark.slow
+def test_demo_runs_every_stage_and_says_the_models_are_tiny(tmp_path):
+    work = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", "--output", str(work)])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    for stage in ("[translate + project]", "[embeddings]", "[features]", "[train]", "[report]"):
+        assert stage in out
+    assert "tiny" in out and "random weights" in out
+    assert "xl experiment --direction en-zh" in out and "xl translate --src en --tgt zh" in out
+    # each stage left its artefacts in the data-dir layout real runs read
+    data = work / "data"
+    assert (data / "translated" / "twitter2015.en-zh.tiny-marian-en-zh" / "report.json").is_file()
+    assert (data / "embeddings" / "aligned.en-zh" / "vectors-src.vec").is_file()
+    assert any((data / "features" / "vgg16").iterdir())
+    runs = sorted(p.name for p in (work / "runs").iterdir())
+    assert runs == ["acn-en-zh-src_tgt-seed444", "acn-en-zh-tgt_only-seed444", "umt-en-zh-tgt_only-img_none-seed460"]
+    for run in runs:
+        metrics = json.loads((work / "runs" / run / "metrics.json").read_text())
+        assert metrics["test"]["conlleval"]["gold"] > 0
+    src_tgt = json.loads((work / "runs" / "acn-en-zh-src_tgt-seed444" / "metrics.json").read_text())
+    assert src_tgt["stages"]["pretrain"]["train_samples"] > 0
+    assert (work / "runs" / "acn-en-zh-src_tgt-seed444" / "word_vectors.vec").is_file()  # both languages merged
+    assert (work / "report" / "table3.md").is_file() and (work / "report" / "f1_by_config.png").is_file()
+    # a second run reuses every finished stage: the runs are kept, not retrained
+    before = {run: (work / "runs" / run / "metrics.json").read_text() for run in runs}
+    again = CliRunner().invoke(app, ["demo", "--output", str(work)])
+    assert again.exit_code == 0, again.output
+    assert {run: (work / "runs" / run / "metrics.json").read_text() for run in runs} == before
