@@ -25,7 +25,7 @@ from xlingual.train.run import train_run
 
 TINY_ACN = [
     "images=none", "model.word_vectors=null", "model.word_dim=8", "model.char_dim=4", "model.char_filters=2",
-    "model.char_kernels=[2]", "model.char_out=4", "model.hidden=8", "epochs=2", "batch_size=4",
+    "model.char_kernels=[2]", "model.char_out=4", "model.hidden=8", "epochs=1", "batch_size=4",
 ]
 
 
@@ -208,10 +208,10 @@ def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run_dir / "model" / "model.safetensors"))
 
 
-@pytest.mark.parametrize("stage, stop_step, save_every", [("pretrain", 8, None), ("target", 5, 2)])
+@pytest.mark.parametrize("stage, stop_step, save_every", [("pretrain", 4, None), ("target", 5, 2)])
 def test_resume_reaches_the_same_result_as_an_uninterrupted_run(data_dir, tmp_path, stage, stop_step, save_every):
-    """Pre-training: 6 steps per epoch, checkpoint at epoch ends; target: 3 per epoch, checkpoint every 2 steps."""
-    overrides = tiny(data_dir, "epochs=2", "batch_size=2", "model.dropout=0.5", "patience=null")
+    """6 posts per split, batch 2: 3 steps per epoch; checkpoints at epoch ends (+ every 2 steps in the second case)."""
+    overrides = tiny(data_dir, "epochs=2", "batch_size=2", "model.dropout=0.5", "patience=null", "data.max_samples=6")
     if save_every:
         overrides.append(f"save_every_steps={save_every}")
     config = load_config("src", "acn", "en-zh", overrides)

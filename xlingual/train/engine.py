@@ -244,6 +244,9 @@ class StageTrainer:
                     loop.epoch_loss_steps += 1
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss.item():.3f}")
+                    if loop.global_step % max(1, steps_per_epoch // 10) == 0:  # visible progress in non-tty logs
+                        logger.info("stage %s epoch %d: step %d/%d, loss %.4f, %.1f s", self.name, loop.epoch, loop.global_step,
+                                    total_steps, loss.item(), time.time() - started)
                     if accelerator.log_with:
                         accelerator.log({f"{self.name}/loss": loss.item(), f"{self.name}/lr": scheduler.get_last_lr()[0]}, step=loop.global_step)
                     budget_done = loop.global_step >= total_steps
