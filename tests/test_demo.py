@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import json
-import logging
 
 import pytest
 from typer.testing import CliRunner
 
 from xlingual.cli import app
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """The CLI points logging at CliRunner's stream, which closes after the call; put the handlers back."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from xlingual.cli import app
 from xlingual.embeddings import TrainOptions, Vectors, build_embedding_matrix, load_vectors, save_vectors, train_vectors
-from xlingual.embeddings.align import AlignOptions, align, align_embeddings
+from xlingual.embeddings.align import AlignOptions, align_embeddings
 from xlingual.embeddings.adversarial import AdversarialOptions
 from xlingual.embeddings.dictionary import Dictionary
 from xlingual.embeddings.evaluate import word_translation_scores
@@ -213,3 +213,19 @@ def test_training_again_with_the_same_corpus_is_skipped(cmner_char_vectors, shar
     stamp = cmner_char_vectors.stat().st_mtime_ns
     train_vectors([shared_data / "cmner" / "text" / "train.txt"], cmner_char_vectors, "zh", options=TrainOptions(dim=50, epoch=5, window=2))
     assert cmner_char_vectors.stat().st_mtime_ns == stamp
+
+
+def test_sub_sampling_is_relaxed_on_tiny_corpora_only() -> None:
+    from xlingual.embeddings.train import effective_sampling
+
+    assert effective_sampling(1e-4, 118) == pytest.approx(10 / 118)
+    assert effective_sampling(1e-4, 332_649) == 1e-4
+
+
+def test_tiny_corpus_trains_without_nan(tmp_path, sample_data_dir) -> None:
+    from xlingual.embeddings import TrainOptions, load_vectors, train_vectors
+
+    options = TrainOptions(dim=8, epoch=5, min_count=1, bucket=1000, threads=1)
+    out = train_vectors([sample_data_dir / "cmner" / "text" / "train.txt"], tmp_path / "zh.vec", "zh", options=options)
+    vectors = load_vectors(out)
+    assert len(vectors.words) > 50 and np.isfinite(vectors.matrix).all()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import random
 
 import pytest
@@ -18,15 +17,6 @@ from xlingual.train.metrics import evaluate, f1_from_counts, score, sentence_cou
 
 LABELS = ["O"] + [f"{p}-{t}" for t in ENTITY_TYPES for p in "BI"]
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """The CLI points logging at CliRunner's stream, which closes after the call; put the handlers back."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def strict_spans(labels: list[str]) -> set[tuple[int, int, str]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import logging
 import random
 import statistics
 from pathlib import Path
@@ -32,15 +31,6 @@ class FixedPredictions:
     def predict(self, samples, visual=None, batch_size=32):
         return self.labels
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """The CLI points logging at CliRunner's stream, which closes after the call; put the handlers back."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def make_test_set(n: int = 120, seed: int = 0) -> list[Sample]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 from pathlib import Path
 
@@ -55,15 +54,6 @@ def data_dir(tmp_path_factory, sample_data_dir) -> Path:
             write_samples(out / name, [fake_translate(s, tgt) for s in samples], format_for_lang(tgt))
     return root
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """The CLI points logging at CliRunner's stream, which closes after the call; put the handlers back."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def tiny(data_dir: Path, *extra: str) -> list[str]:

@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 
 from xlingual.data.datasets import DATASETS, features_dir, load_split
-from xlingual.data.sample import Sample
 
 logger = logging.getLogger(__name__)
 

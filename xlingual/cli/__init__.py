@@ -49,10 +49,31 @@ app = typer.Typer(
 )
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at emit time, not the stream current at set-up.
+
+    Test runners and notebooks swap ``sys.stderr`` (and close their stand-in
+    afterwards); a handler holding the old object would then fail on every log call.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def setup_logging(verbose: int) -> None:
     """INFO from xlingual by default, DEBUG with -v, DEBUG everywhere with -vv."""
     level = logging.DEBUG if verbose else logging.INFO
-    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, level=logging.DEBUG if verbose > 1 else logging.WARNING, force=True)
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(handlers=[handler], level=logging.DEBUG if verbose > 1 else logging.WARNING, force=True)
     logging.getLogger("xlingual").setLevel(level)
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 

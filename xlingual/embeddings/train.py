@@ -54,6 +54,21 @@ class TrainOptions:
     maxn: int = 6
     bucket: int = 100_000
     threads: int = 2
+    sampling: float = 1e-4
+    """fastText's sub-sampling threshold ``t``; raised on tiny corpora (see :func:`effective_sampling`)."""
+
+
+def effective_sampling(threshold: float, n_tokens: int) -> float:
+    """The sub-sampling threshold actually used: never below ``10 / n_tokens``.
+
+    fastText drops an occurrence of a word of relative frequency f with
+    probability 1 - sqrt(t/f) - t/f. On a corpus of a few hundred tokens every
+    word is "frequent" at t = 1e-4, so almost every occurrence is dropped, a
+    training thread may see no example at all and fastText stops with
+    "Encountered NaN" (0/0 loss). With t >= 10/N a word seen at most ten times
+    is never dropped; for corpora above 100,000 tokens the default is unchanged.
+    """
+    return max(threshold, 10.0 / max(n_tokens, 1))
 
 
 def resolve_unit(lang: str, unit: str) -> str:
@@ -144,7 +159,7 @@ def _fingerprint(paths: Sequence[Path]) -> list[dict[str, str | int]]:
     return prints
 
 
-def _train_with_retry(text_path: Path, options: TrainOptions):
+def _train_with_retry(text_path: Path, options: TrainOptions, n_tokens: int):
     """Run fastText; retry once on one thread, then with half the lr, when it reports a NaN loss.
 
     fastText 0.9 raises "Encountered NaN" on small corpora with several threads
@@ -158,7 +173,8 @@ def _train_with_retry(text_path: Path, options: TrainOptions):
             return fasttext.train_unsupervised(
                 str(text_path), model="skipgram", dim=options.dim, epoch=options.epoch, minCount=options.min_count,
                 ws=options.window, neg=options.neg, lr=lr, minn=options.minn, maxn=options.maxn,
-                bucket=options.bucket, thread=threads, verbose=2 if progress_enabled() else 0,
+                bucket=options.bucket, thread=threads, t=effective_sampling(options.sampling, n_tokens),
+                verbose=2 if progress_enabled() else 0,
             )
         except RuntimeError as err:
             if "NaN" not in str(err) or number == len(attempts):
@@ -219,7 +235,7 @@ def train_vectors(
             raise DataFormatError(paths[0], None, "corpus holds no text to train on")
         logger.info("training %d-d skipgram vectors on %d posts, %d %s tokens (%s)", effective.dim, n_lines, n_tokens, unit, lang)
         started = time.perf_counter()
-        model = _train_with_retry(text_path, effective)
+        model = _train_with_retry(text_path, effective, n_tokens)
         seconds = time.perf_counter() - started
     words = [w for w in model.get_words() if w != "</s>"]
     matrix = np.vstack([model.get_word_vector(w) for w in words]) if words else np.zeros((0, effective.dim), np.float32)

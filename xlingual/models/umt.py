@@ -43,7 +43,7 @@ from xlingual.data.labels import repair_bio
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
 from xlingual.models.base import MnerModel, VisualLookup
-from xlingual.models.crf import REDUCTIONS, MaskedCrf
+from xlingual.models.crf import MaskedCrf
 from xlingual.models.serialization import load_model_weights, read_model_config, save_model_folder
 from xlingual.models.umt_encoder import ENCODER_SUBDIR, encoder_from_folder, load_encoder, save_encoder_files
 from xlingual.models.umt_layers import CrossModalLayer, init_bert_style
