@@ -38,7 +38,7 @@ from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError, DataFormatError, ModelNotFoundError
 from xlingual.models.acn_layers import BiLstm, CharCnn, FiltrationGate, GatedMultimodalFusion, SplitTanhAttention
 from xlingual.models.acn_text import PAD, TokenVocab, build_vocabularies, normalise_token
-from xlingual.models.base import MnerModel, VisualLookup
+from xlingual.models.base import MnerModel, VisualLookup, config_from_dict
 from xlingual.models.crf import MaskedCrf
 from xlingual.models.labels import LabelVocab
 from xlingual.models.serialization import load_model_weights, read_model_config, save_model_folder
@@ -49,8 +49,6 @@ ACN_LABELS: tuple[str, ...] = (PAD, *CANONICAL_LABELS)
 """Saved label map: ``[pad]`` at 0, then the nine canonical labels (the CRF's states are ids 1..9)."""
 
 DEFAULT_MAX_LENGTH = {"zh": 250, "en": 35}
-_ENGINE_KEYS = frozenset({"type", "model_type", "name", "images", "backbone"})
-"""Keys of a training config's model section that concern the engine, not the network."""
 _VISUAL_MODULES = ("visual_projection.", "visual_attention.", "textual_attention.", "fusion.", "filtration.")
 """The multimodal model's extra modules: everything else is shared with the text-only variant."""
 
@@ -84,13 +82,7 @@ class AcnConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "AcnConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known - _ENGINE_KEYS)
-        if unknown:
-            raise ConfigError(f"model.{unknown[0]}: unknown ACN option (known: {', '.join(sorted(known))})")
-        config = cls(**{k: v for k, v in values.items() if k in known})
-        config.validate()
-        return config
+        return config_from_dict(cls, values, "ACN")
 
     def validate(self) -> None:
         positive = ("word_dim", "char_dim", "char_filters", "char_out", "max_word_len", "hidden", "visual_dim")

@@ -17,19 +17,47 @@ and future models train, evaluate, save and predict through one code path:
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
 from xlingual.data.sample import Sample
+from xlingual.errors import ConfigError
 
 VisualLookup = Callable[[Sample], tuple[np.ndarray, bool]]
 """Returns a sample's visual input, (regions, channels) float32, and whether it had a usable image."""
+
+
+NON_MODEL_KEYS = frozenset({"type", "model_type", "name", "images", "backbone"})
+"""Keys a training config may carry beside a model's own options; model configs ignore them."""
+
+
+class _ValidatedConfig(Protocol):
+    def validate(self) -> None: ...
+
+
+ConfigT = TypeVar("ConfigT", bound=_ValidatedConfig)
+
+
+def config_from_dict(cls: type[ConfigT], values: Mapping[str, Any], model_name: str) -> ConfigT:
+    """Build and validate a model config dataclass; an unknown key is a one-line ``model.<key>`` error.
+
+    Rejecting unknown keys (instead of ignoring them) is what makes a typo in
+    ``--set model.max_lenght=128`` fail loudly rather than train the wrong model.
+    """
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - known - NON_MODEL_KEYS)
+    if unknown:
+        raise ConfigError(f"model.{unknown[0]}: unknown {model_name} option (known: {', '.join(sorted(known))})")
+    config = cls(**{k: v for k, v in values.items() if k in known})
+    config.validate()
+    return config
 
 
 class MnerModel(nn.Module, ABC):

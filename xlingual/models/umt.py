@@ -42,7 +42,7 @@ from torch.nn import functional as F
 from xlingual.data.labels import repair_bio
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
-from xlingual.models.base import MnerModel, VisualLookup
+from xlingual.models.base import MnerModel, VisualLookup, config_from_dict
 from xlingual.models.crf import MaskedCrf
 from xlingual.models.serialization import load_model_weights, read_model_config, save_model_folder
 from xlingual.models.umt_encoder import ENCODER_SUBDIR, encoder_from_folder, load_encoder, save_encoder_files
@@ -53,8 +53,6 @@ logger = logging.getLogger(__name__)
 
 VISUAL_BRANCH = ("visual_proj_text", "visual_proj_image", "cmt_text_to_image", "cmt_image_to_text", "cmt_text_to_regions", "visual_gate")
 """Names of the modules the text-only variant leaves out."""
-
-IGNORED_CONFIG_KEYS = frozenset({"type", "model_type", "name"})
 
 
 @dataclass
@@ -85,13 +83,7 @@ class UmtConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "UmtConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known - IGNORED_CONFIG_KEYS)
-        if unknown:
-            raise ConfigError(f"unknown UMT option(s) model.{', model.'.join(unknown)} (known: {', '.join(sorted(known))})")
-        config = cls(**{k: v for k, v in values.items() if k in known})
-        config.validate()
-        return config
+        return config_from_dict(cls, values, "UMT")
 
     def validate(self) -> None:
         if self.max_length < 3:
