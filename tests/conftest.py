@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
 _SESSION_TMP = Path(tempfile.mkdtemp(prefix="xlingual-tests-"))
+atexit.register(shutil.rmtree, _SESSION_TMP, ignore_errors=True)
 # No test may reach a hub; caches and compile artefacts go to a temp dir.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
