@@ -229,3 +229,19 @@ def test_tiny_corpus_trains_without_nan(tmp_path, sample_data_dir) -> None:
     out = train_vectors([sample_data_dir / "cmner" / "text" / "train.txt"], tmp_path / "zh.vec", "zh", options=options)
     vectors = load_vectors(out)
     assert len(vectors.words) > 50 and np.isfinite(vectors.matrix).all()
+
+
+def test_training_survives_a_dirty_heap(tmp_path, sample_data_dir) -> None:
+    """fastText reads uninitialised memory; in a process whose heap holds garbage it reports NaN.
+
+    Training runs in a child process, so the caller's heap cannot matter.
+    """
+    import ctypes
+
+    from xlingual.embeddings import TrainOptions, load_vectors, train_vectors
+
+    garbage = [ctypes.create_string_buffer(b"\xff" * n) for n in (64, 256, 1024, 4096, 16384, 65536) * 200]
+    del garbage
+    options = TrainOptions(dim=16, epoch=5, min_count=1, bucket=1000, threads=1)
+    out = train_vectors([sample_data_dir / "cmner" / "text" / "train.txt"], tmp_path / "zh.vec", "zh", options=options)
+    assert np.isfinite(load_vectors(out).matrix).all()

@@ -24,10 +24,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 
 from xlingual.data.formats import read_samples
-from xlingual.embeddings.vectors import Vectors, save_vectors
+from xlingual.embeddings.fasttext_worker import FastTextJob, train_in_child
+from xlingual.embeddings.vectors import load_vectors, save_vectors
 from xlingual.errors import ConfigError, DataFormatError
 from xlingual.io import atomic_write_json
 from xlingual.progress import progress_enabled
@@ -159,28 +159,22 @@ def _fingerprint(paths: Sequence[Path]) -> list[dict[str, str | int]]:
     return prints
 
 
-def _train_with_retry(text_path: Path, options: TrainOptions, n_tokens: int):
-    """Run fastText; retry once on one thread, then with half the lr, when it reports a NaN loss.
-
-    fastText 0.9 raises "Encountered NaN" on small corpora with several threads
-    (a thread's loss average can be 0/0), not only on real divergence.
-    """
-    import fasttext
-
+def _train_with_retry(text_path: Path, options: TrainOptions, n_tokens: int, vec_path: Path, bin_path: Path | None) -> None:
+    """Train in a child process (see :mod:`fasttext_worker`); retry on one thread, then at half the lr, on a NaN loss."""
     attempts = [(options.threads, options.lr), (1, options.lr), (1, options.lr / 2)]
     for number, (threads, lr) in enumerate(attempts, start=1):
+        kwargs = {
+            "dim": options.dim, "epoch": options.epoch, "minCount": options.min_count, "ws": options.window,
+            "neg": options.neg, "lr": lr, "minn": options.minn, "maxn": options.maxn, "bucket": options.bucket,
+            "thread": threads, "t": effective_sampling(options.sampling, n_tokens), "verbose": 2 if progress_enabled() else 0,
+        }
         try:
-            return fasttext.train_unsupervised(
-                str(text_path), model="skipgram", dim=options.dim, epoch=options.epoch, minCount=options.min_count,
-                ws=options.window, neg=options.neg, lr=lr, minn=options.minn, maxn=options.maxn,
-                bucket=options.bucket, thread=threads, t=effective_sampling(options.sampling, n_tokens),
-                verbose=2 if progress_enabled() else 0,
-            )
-        except RuntimeError as err:
-            if "NaN" not in str(err) or number == len(attempts):
+            train_in_child(FastTextJob(str(text_path), kwargs, str(vec_path), str(bin_path) if bin_path else None))
+            return
+        except FloatingPointError as err:
+            if number == len(attempts):
                 raise ConfigError(f"fastText training diverged ({err}) even with lr={lr:g} on one thread; lower --lr") from None
             logger.warning("fastText reported a NaN loss (threads=%d, lr=%g); retrying with threads=%d, lr=%g", threads, lr, *attempts[number])
-    raise AssertionError("unreachable")
 
 
 def train_vectors(
@@ -209,9 +203,8 @@ def train_vectors(
             raise DataFormatError(path, None, "corpus file not found")
     out = Path(out)
     sidecar = out.with_name(out.name + ".json")
-    # Character units have no sub-words worth hashing. maxn=0 would be the natural choice, but fastText 0.9
-    # then reports "Encountered NaN" on most runs; single-character n-grams (the char itself plus the
-    # boundary markers) in a tiny bucket table train reliably.
+    # Character units have no sub-words worth hashing: single-character n-grams (the char itself plus the
+    # boundary markers) in a tiny bucket table.
     effective = TrainOptions(**{**asdict(options), **({"minn": 1, "maxn": 1, "bucket": 10_000} if unit == "char" else {})})
     record = {"lang": lang, "unit": unit, "lowercase": lowercase, "options": asdict(effective), "corpus": _fingerprint(paths)}
     if not force and out.is_file() and sidecar.is_file():
@@ -235,13 +228,12 @@ def train_vectors(
             raise DataFormatError(paths[0], None, "corpus holds no text to train on")
         logger.info("training %d-d skipgram vectors on %d posts, %d %s tokens (%s)", effective.dim, n_lines, n_tokens, unit, lang)
         started = time.perf_counter()
-        model = _train_with_retry(text_path, effective, n_tokens)
+        vec_tmp = Path(tmp) / "vectors.vec"
+        _train_with_retry(text_path, effective, n_tokens, vec_tmp, out.with_suffix(".bin") if save_bin else None)
         seconds = time.perf_counter() - started
-    words = [w for w in model.get_words() if w != "</s>"]
-    matrix = np.vstack([model.get_word_vector(w) for w in words]) if words else np.zeros((0, effective.dim), np.float32)
-    save_vectors(out, Vectors(words, matrix))
-    if save_bin:
-        model.save_model(str(out.with_suffix(".bin")))
+        vectors = load_vectors(vec_tmp)
+    save_vectors(out, vectors)
+    words = vectors.words
     atomic_write_json(sidecar, {"training": record, "words": len(words), "posts": n_lines, "tokens": n_tokens, "seconds": round(seconds, 2)})
     logger.info("%s: %d vectors written (trained in %.1f s)", out, len(words), seconds)
     return out
