@@ -225,7 +225,7 @@ def test_sub_sampling_is_relaxed_on_tiny_corpora_only() -> None:
 def test_tiny_corpus_trains_without_nan(tmp_path, sample_data_dir) -> None:
     from xlingual.embeddings import TrainOptions, load_vectors, train_vectors
 
-    options = TrainOptions(dim=8, epoch=5, min_count=1, bucket=1000, threads=1)
+    options = TrainOptions(dim=8, epoch=5, min_count=1, threads=1)
     out = train_vectors([sample_data_dir / "cmner" / "text" / "train.txt"], tmp_path / "zh.vec", "zh", options=options)
     vectors = load_vectors(out)
     assert len(vectors.words) > 50 and np.isfinite(vectors.matrix).all()
@@ -242,6 +242,6 @@ def test_training_survives_a_dirty_heap(tmp_path, sample_data_dir) -> None:
 
     garbage = [ctypes.create_string_buffer(b"\xff" * n) for n in (64, 256, 1024, 4096, 16384, 65536) * 200]
     del garbage
-    options = TrainOptions(dim=16, epoch=5, min_count=1, bucket=1000, threads=1)
+    options = TrainOptions(dim=16, epoch=5, min_count=1, threads=1)
     out = train_vectors([sample_data_dir / "cmner" / "text" / "train.txt"], tmp_path / "zh.vec", "zh", options=options)
     assert np.isfinite(load_vectors(out).matrix).all()

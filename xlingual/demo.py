@@ -71,8 +71,19 @@ def copy_sample_data(work_dir: Path) -> Path:
 
 # -- stages -------------------------------------------------------------------
 
+GLOSSARY_MODEL = "glossary-en-zh"
+"""The translation the demo trains on: the sample's glossary, word by word (see stage_translate)."""
+
+
 def stage_translate(work_dir: Path, data_dir: Path) -> StageOutcome:
-    """Build a tiny Marian en->zh model and translate + project Twitter2015's sample through xl translate's code."""
+    """Translate + project Twitter2015's sample en->zh twice, through xl translate's code.
+
+    Once with a tiny Marian model (the real transformers backend, random
+    weights: it shows the mechanics and reports why nearly every post fails
+    verification), once with the sample's word-by-word glossary plug-in, whose
+    output keeps the placeholders and so gives the training stage a real
+    projected corpus.
+    """
     from xlingual.projection.corpus import ProjectionSettings, default_output_dir, read_source_dataset, translate_corpus
     from xlingual.testing.tiny_mt import build_tiny_marian
     from xlingual.translate import DecodingOptions, load_translator
@@ -81,13 +92,17 @@ def stage_translate(work_dir: Path, data_dir: Path) -> StageOutcome:
     model_dir = work_dir / "models" / "tiny-marian-en-zh"
     if not (model_dir / "config.json").is_file():
         build_tiny_marian(model_dir, src, tgt, train_steps=0)  # untrained: training it costs minutes on 2 CPUs
-    out = default_output_dir(data_dir, src, tgt, str(model_dir))
-    translator = load_translator(src, tgt, str(model_dir), "transformers", None, DecodingOptions(beam_size=1, max_length=24), "cpu", work_dir=out / ".cache")
-    result = translate_corpus(read_source_dataset(data_dir, src), out, translator, ProjectionSettings(src, tgt, model_name=str(model_dir)))
-    report = result.report
-    summary = (f"translated {report.get('samples_in', '?')} Twitter2015 sample posts en->zh with a tiny Marian model, "
-               f"projected labels onto {report.get('samples_out', '?')} (SPAN placeholders; failures listed in report.json)")
-    return StageOutcome("translate + project", summary, [model_dir, out])
+    marian_out = default_output_dir(data_dir, src, tgt, str(model_dir))
+    translator = load_translator(src, tgt, str(model_dir), "transformers", None, DecodingOptions(beam_size=1, max_length=24), "cpu", work_dir=marian_out / ".cache")
+    marian = translate_corpus(read_source_dataset(data_dir, src), marian_out, translator, ProjectionSettings(src, tgt, model_name=str(model_dir))).report
+
+    glossary_out = default_output_dir(data_dir, src, tgt, GLOSSARY_MODEL)
+    glossary = load_translator(src, tgt, plugin="xlingual.translate.glossary:sample_en_zh")
+    kept = translate_corpus(read_source_dataset(data_dir, src), glossary_out, glossary, ProjectionSettings(src, tgt, model_name=GLOSSARY_MODEL)).report
+    summary = (f"translated the {marian.get('samples_in', '?')} Twitter2015 sample posts en->zh; the tiny random Marian model's output "
+               f"verified for {marian.get('samples_out', '?')} (failures and reasons in report.json), the glossary plug-in's "
+               f"(--translator xlingual.translate.glossary:sample_en_zh) for {kept.get('samples_out', '?')}: training uses the latter")
+    return StageOutcome("translate + project", summary, [model_dir, marian_out, glossary_out])
 
 
 def stage_embeddings(work_dir: Path, data_dir: Path) -> StageOutcome:
@@ -95,7 +110,7 @@ def stage_embeddings(work_dir: Path, data_dir: Path) -> StageOutcome:
     from xlingual.embeddings import TrainOptions, aligned_dir, monolingual_vectors_path, train_vectors
     from xlingual.embeddings.align import align
 
-    options = TrainOptions(dim=16, epoch=5, min_count=1, bucket=1000)
+    options = TrainOptions(dim=16, epoch=5, min_count=1)
     vec_en = train_vectors([DATASETS["twitter2015"].split_path(data_dir, "train")], monolingual_vectors_path(data_dir, "en"), "en", options=options)
     vec_zh = train_vectors([DATASETS["cmner"].split_path(data_dir, "train")], monolingual_vectors_path(data_dir, "zh"), "zh", unit="char", options=options)
     out = aligned_dir(data_dir, *DIRECTION)
@@ -162,7 +177,7 @@ def stage_train(work_dir: Path, data_dir: Path, runs_dir: Path) -> StageOutcome:
 
     outputs = []
     lines = []
-    base = [f"data.data_dir={data_dir}"]
+    base = [f"data.data_dir={data_dir}", f"data.translation_model={GLOSSARY_MODEL}"]
     for setting in ("tgt_only", "src_tgt"):
         config = load_config(setting, "acn", "en-zh", base + DEMO_ACN)
         result = train_run(config, runs_dir / config.run_name, resume=True)

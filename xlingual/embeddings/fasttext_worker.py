@@ -49,7 +49,8 @@ def run_job(job: FastTextJob) -> None:
 def train_in_child(job: FastTextJob) -> None:
     """Run ``job`` in a new Python process; raise ``FloatingPointError`` if fastText reported NaN."""
     proc = subprocess.run(
-        [sys.executable, "-m", "xlingual.embeddings.fasttext_worker", json.dumps(asdict(job))],
+        # -c rather than -m: the package imports this module, and runpy warns when re-running an imported module
+        [sys.executable, "-c", "import sys; from xlingual.embeddings.fasttext_worker import main; sys.exit(main(sys.argv))", json.dumps(asdict(job))],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     if proc.returncode == NAN_EXIT_CODE:
@@ -60,7 +61,8 @@ def train_in_child(job: FastTextJob) -> None:
         sys.stderr.write(proc.stderr)
 
 
-def _main(argv: list[str]) -> int:
+def main(argv: list[str]) -> int:
+    """Entry point of the child: ``argv[1]`` is the job as JSON."""
     job = FastTextJob(**json.loads(argv[1]))
     try:
         run_job(job)
@@ -73,4 +75,4 @@ def _main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_main(sys.argv))
+    sys.exit(main(sys.argv))
