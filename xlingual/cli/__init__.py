@@ -93,25 +93,14 @@ def main(
     setup_logging(verbose)
 
 
-# One line per stage; each module adds its commands to ``app``.
+# One line per stage, in pipeline order; each module adds its commands to ``app``.
 from xlingual.cli import data as _data  # noqa: E402
-
-_data.register(app)
+from xlingual.cli import demo as _demo  # noqa: E402
+from xlingual.cli import embeddings as _embeddings  # noqa: E402
 from xlingual.cli import features as _features  # noqa: E402
-
-_features.register(app)
 from xlingual.cli import predict as _predict  # noqa: E402
-
-_predict.register(app)
 from xlingual.cli import train as _train  # noqa: E402
-
-_train.register(app)
 from xlingual.cli import translate as _translate  # noqa: E402
 
-_translate.register(app)
-from xlingual.cli import embeddings as _embeddings  # noqa: E402
-
-_embeddings.register(app)
-from xlingual.cli import demo as _demo  # noqa: E402
-
-_demo.register(app)
+for _stage in (_data, _translate, _embeddings, _features, _train, _predict, _demo):
+    _stage.register(app)

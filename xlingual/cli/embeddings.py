@@ -12,10 +12,6 @@ from rich.console import Console
 from rich.table import Table
 
 from xlingual.data.datasets import DEFAULT_DATA_DIR
-from xlingual.embeddings.adversarial import AdversarialOptions
-from xlingual.embeddings.align import AlignOptions, align
-from xlingual.embeddings.evaluate import evaluate_files
-from xlingual.embeddings.normalize import DEFAULT_NORMALIZE
 from xlingual.embeddings.paths import aligned_dir, monolingual_vectors_path
 from xlingual.embeddings.train import TrainOptions, train_vectors
 from xlingual.errors import ConfigError
@@ -65,7 +61,7 @@ def align_command(
     src_lang: Optional[str] = typer.Option(None, "--src-lang", help="Source language, for the default --out."),
     tgt_lang: Optional[str] = typer.Option(None, "--tgt-lang", help="Target language, for the default --out."),
     data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir", help="Data directory for the default --out."),
-    normalize: str = typer.Option(DEFAULT_NORMALIZE, "--normalize", help="Comma-separated center/renorm steps ('' for none)."),
+    normalize: str = typer.Option(None, "--normalize", help="Comma-separated center/renorm steps ('' for none). [default: renorm,center,renorm]"),
     refinement: int = typer.Option(5, "--refinement", help="Procrustes refinement rounds."),
     max_vocab: int = typer.Option(200_000, "--max-vocab", help="Read only the most frequent words."),
     dico_max_rank: int = typer.Option(15000, "--dico-max-rank", help="Induced dictionaries use only this many frequent words."),
@@ -89,6 +85,13 @@ def align_command(
         if not (src_lang and tgt_lang):
             raise ConfigError("--out: give an output folder, or --src-lang and --tgt-lang for <data-dir>/embeddings/aligned.<src>-<tgt>")
         out = aligned_dir(data_dir, src_lang, tgt_lang)
+    from xlingual.embeddings.adversarial import AdversarialOptions  # torch: imported only when aligning
+    from xlingual.embeddings.align import AlignOptions, align
+    from xlingual.embeddings.normalize import DEFAULT_NORMALIZE
+
+    if normalize is None:
+        normalize = DEFAULT_NORMALIZE
+
     adversarial = replace(AdversarialOptions(), epochs=adv_epochs, epoch_size=adv_epoch_size, most_frequent=adv_most_frequent, seed=seed)
     options = AlignOptions(normalize=normalize, refinement=refinement, dico_max_rank=dico_max_rank, adversarial=adversarial)
     result = align(src_emb, tgt_emb, out, dico=dico, options=options, max_vocab=max_vocab)
@@ -118,6 +121,8 @@ def evaluate(
 
         xl embeddings evaluate --src-emb a.vec --tgt-emb b.vec --dico test.txt --json
     """
+    from xlingual.embeddings.evaluate import evaluate_files  # torch: imported only when evaluating
+
     scores = evaluate_files(src_emb, tgt_emb, dico, max_vocab)
     if as_json:
         typer.echo(json.dumps(scores.to_dict()))
