@@ -245,3 +245,63 @@ def test_training_survives_a_dirty_heap(tmp_path, sample_data_dir) -> None:
     options = TrainOptions(dim=16, epoch=5, min_count=1, threads=1)
     out = train_vectors([sample_data_dir / "cmner" / "text" / "train.txt"], tmp_path / "zh.vec", "zh", options=options)
     assert np.isfinite(load_vectors(out).matrix).all()
+
+
+def _zipfian_clustered_pair(n: int = 3000, d: int = 16, clusters: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two vocabularies that are one hidden rotation apart, with structure an adversary can lock onto.
+
+    Why not an isotropic Gaussian cloud: it is rotation-invariant, so every
+    rotation fools the discriminator equally and none is identifiable. Real
+    embeddings have a decaying spectrum and topical clusters of unequal size;
+    here cluster centres have geometrically decaying scales per axis (distinct
+    variances pin the rotation down to sign flips), Zipf-sized clusters with
+    their own anisotropic spread break the remaining symmetries. Rows are in
+    frequency order; the target's order is the source rank jittered
+    multiplicatively, as translations have similar but not equal frequencies.
+    Returns source, target and, for every source row, its translation's target row.
+    """
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, d)) * np.geomspace(3.0, 0.3, d)
+    sizes = 1.0 / np.arange(1, clusters + 1)
+    assign = rng.choice(clusters, size=n, p=sizes / sizes.sum())
+    spread = rng.uniform(0.2, 0.5, size=(clusters, d))
+    src = centres[assign] + rng.normal(size=(n, d)) * spread[assign]
+    rotation, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    order = np.argsort(np.arange(n) * np.exp(0.3 * rng.normal(size=n)), kind="stable")
+    tgt = src[order] @ rotation.T + 0.02 * rng.normal(size=(n, d))
+    translation = np.empty(n, dtype=np.int64)
+    translation[order] = np.arange(n)
+    return src.astype(np.float32), tgt.astype(np.float32), translation
+
+
+def test_unsupervised_alignment_recovers_a_hidden_rotation():
+    """Adversarial training + Procrustes refinement, selected by the unsupervised criterion, no dictionary.
+
+    3,000 words, 16-d. Chance P@1 is 1/3000 = 0.03%. Measured with these
+    settings: CSLS P@1 0.0% before (identity), 100.0% after; criterion 0.63 ->
+    1.00; about 12 s on one CPU core. The adversarial options are scaled down
+    from MUSE's 300-d / 200k-word defaults (5 epochs of 750 batches of 128, a
+    64-unit discriminator, 2 discriminator steps, mapping lr 0.5); refinement
+    runs 10 rounds over the whole vocabulary. The adversarial stage alone lands
+    near, not on, the rotation; refinement takes it the rest of the way. Not
+    every draw of data and seed succeeds (about half did in a sweep of data
+    seeds, the failures staying at criterion ~0.88 with P@1 near 0 and no
+    "suspect" flag), which is why the run is pinned to seeds.
+    """
+    from xlingual.embeddings.normalize import DEFAULT_NORMALIZE, normalize_embeddings
+
+    src, tgt, translation = _zipfian_clustered_pair()
+    src_t = normalize_embeddings(torch.from_numpy(src), DEFAULT_NORMALIZE)
+    tgt_t = normalize_embeddings(torch.from_numpy(tgt), DEFAULT_NORMALIZE)
+    queries = torch.arange(1500)
+    test = Dictionary(torch.stack([queries, torch.from_numpy(translation)[queries]], dim=1))
+    adversarial = AdversarialOptions(epochs=5, epoch_size=96_000, batch_size=128, most_frequent=1000, dis_hidden=64,
+                                     dis_steps=2, map_lr=0.5, seed=0)
+    options = AlignOptions(refinement=10, dico_max_rank=3000, adversarial=adversarial)
+    before = word_translation_scores(src_t, tgt_t, test).precision["csls.p@1"]
+    result = align_embeddings(src_t, tgt_t, None, options)
+    after = word_translation_scores(src_t @ result.mapping.T, tgt_t, test).precision["csls.p@1"]
+    assert result.method == "unsupervised" and not result.suspect
+    assert before < 1.0
+    assert after > 90.0  # chance: 0.03%
+    assert result.criterion > result.initial_criterion + 0.3

@@ -91,8 +91,8 @@ def adversarial_mapping(src: torch.Tensor, tgt: torch.Tensor, options: Adversari
     logger.info("adversarial training: criterion at start %.4f", initial)
     iterations = max(1, options.epoch_size // batch)
     for epoch in range(options.epochs):
-        discriminator.train()
         for _ in progress_bar(range(iterations), desc=f"adversarial epoch {epoch + 1}/{options.epochs}", unit="it", leave=False):
+            discriminator.train()
             for _ in range(options.dis_steps):
                 src_ids, tgt_ids = sample()
                 with torch.no_grad():
@@ -104,6 +104,8 @@ def adversarial_mapping(src: torch.Tensor, tgt: torch.Tensor, options: Adversari
                     for p in discriminator.parameters():
                         p.data.clamp_(-options.dis_clip, options.dis_clip)
                 dis_optim.step()
+            # As MUSE's mapping_step: the mapping is trained against the discriminator without its dropout.
+            discriminator.eval()
             src_ids, tgt_ids = sample()
             x = torch.cat([mapping(src[src_ids]), tgt[tgt_ids]])
             loss = loss_fn(discriminator(x).squeeze(1), 1 - labels)
@@ -121,7 +123,7 @@ def adversarial_mapping(src: torch.Tensor, tgt: torch.Tensor, options: Adversari
         elif epoch > 0:
             for group in map_optim.param_groups:
                 group["lr"] = max(options.min_lr, group["lr"] * options.lr_shrink)
-        for optim in (dis_optim, map_optim):
-            for group in optim.param_groups:
-                group["lr"] = max(options.min_lr, group["lr"] * options.lr_decay)
+        # MUSE's update_lr decays the mapping's learning rate only; the discriminator keeps dis_lr.
+        for group in map_optim.param_groups:
+            group["lr"] = max(options.min_lr, group["lr"] * options.lr_decay)
     return AdversarialResult(best_weight, best, initial, history)
