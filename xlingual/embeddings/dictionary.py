@@ -71,6 +71,28 @@ def identical_dictionary(src: Vectors, tgt: Vectors) -> Dictionary:
     return Dictionary(torch.tensor(pairs, dtype=torch.long), 0, IDENTICAL)
 
 
+def csls_best(src: torch.Tensor, tgt: torch.Tensor, knn: int = 10, backward: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Best CSLS target of every source row and (when ``backward``) best CSLS source of every target row.
+
+    ``src`` and ``tgt`` are unit rows, already cut to the words that count. One
+    set of hubness terms serves both directions, so callers that need the
+    criterion and a mutual dictionary of the same mapping pay for them once.
+    """
+    r_src = mean_topk_similarity(src, tgt, knn)
+    r_tgt = mean_topk_similarity(tgt, src, knn)
+    _, forward = topk_scores(src, tgt, 1, key_penalty=r_tgt, query_penalty=r_src)
+    if not backward:
+        return forward[:, 0], None
+    _, back = topk_scores(tgt, src, 1, key_penalty=r_src, query_penalty=r_tgt)
+    return forward[:, 0], back[:, 0]
+
+
+def mutual_pairs(forward: torch.Tensor, backward: torch.Tensor) -> torch.Tensor:
+    """Pairs (i, forward[i]) whose target's best source is i again."""
+    keep = backward[forward] == torch.arange(forward.shape[0], device=forward.device)
+    return torch.stack([torch.arange(forward.shape[0], device=forward.device)[keep], forward[keep]], dim=1)
+
+
 def induce_dictionary(src: torch.Tensor, tgt: torch.Tensor, max_rank: int = 15000, knn: int = 10, mode: str = "S2T&T2S") -> torch.Tensor:
     """Translation pairs among the ``max_rank`` most frequent words by CSLS: ``S2T``, ``T2S`` or mutual (``S2T&T2S``).
 
@@ -78,21 +100,13 @@ def induce_dictionary(src: torch.Tensor, tgt: torch.Tensor, max_rank: int = 1500
     estimated within the same frequent words (MUSE uses the whole vocabulary),
     which keeps every refinement round at max_rank x max_rank.
     """
+    if mode not in ("S2T", "T2S", "S2T&T2S"):
+        raise ValueError(f"unknown mode {mode}")
     src, tgt = src[:max_rank], tgt[:max_rank]
-    r_src = mean_topk_similarity(src, tgt, knn)
-    r_tgt = mean_topk_similarity(tgt, src, knn)
-    forward = backward = None
-    if "S2T" in mode:
-        _, best = topk_scores(src, tgt, 1, key_penalty=r_tgt, query_penalty=r_src)
-        forward = torch.stack([torch.arange(src.shape[0], device=src.device), best[:, 0]], dim=1)
-    if "T2S" in mode:
-        _, best = topk_scores(tgt, src, 1, key_penalty=r_src, query_penalty=r_tgt)
-        backward = torch.stack([best[:, 0], torch.arange(tgt.shape[0], device=tgt.device)], dim=1)
-    if forward is not None and backward is not None:
-        # mutual: the pair (i, j) is kept when j's best source is i as well
-        back_of_tgt = backward[:, 0]
-        keep = back_of_tgt[forward[:, 1]] == forward[:, 0]
-        return forward[keep]
-    pairs = forward if forward is not None else backward
-    assert pairs is not None, f"unknown mode {mode}"
-    return pairs
+    if mode == "T2S":
+        best, _ = csls_best(tgt, src, knn, backward=False)
+        return torch.stack([best, torch.arange(tgt.shape[0], device=tgt.device)], dim=1)
+    forward, backward = csls_best(src, tgt, knn, backward=mode != "S2T")
+    if backward is None:
+        return torch.stack([torch.arange(src.shape[0], device=src.device), forward], dim=1)
+    return mutual_pairs(forward, backward)
