@@ -305,3 +305,27 @@ def test_unsupervised_alignment_recovers_a_hidden_rotation():
     assert before < 1.0
     assert after > 90.0  # chance: 0.03%
     assert result.criterion > result.initial_criterion + 0.3
+
+
+def test_restarts_keep_the_adversarial_run_with_the_best_criterion(monkeypatch) -> None:
+    """A failed adversarial run (seed 0 here) is outvoted by a good one (seed 1) through MUSE's criterion alone."""
+    import xlingual.embeddings.align as align_module
+    from xlingual.embeddings.adversarial import AdversarialResult
+
+    generator = torch.Generator().manual_seed(0)
+    src = torch.nn.functional.normalize(torch.randn(400, 8, generator=generator), dim=1)
+    rotation, _ = torch.linalg.qr(torch.randn(8, 8, generator=generator))
+    tgt = src @ rotation.T
+    wrong, _ = torch.linalg.qr(torch.randn(8, 8, generator=generator))
+    seeds = []
+
+    def fake_adversarial(src_, tgt_, options):
+        seeds.append(options.seed)
+        return AdversarialResult(wrong if options.seed == 0 else rotation, 0.0, 0.0, [])
+
+    monkeypatch.setattr(align_module, "adversarial_mapping", fake_adversarial)
+    one = align_module.align_embeddings(src, tgt, options=AlignOptions(normalize="", refinement=0, restarts=1))
+    three = align_module.align_embeddings(src, tgt, options=AlignOptions(normalize="", refinement=0, restarts=3))
+    assert seeds == [0, 0, 1, 2]
+    assert torch.allclose(three.mapping, rotation) and not torch.allclose(one.mapping, rotation)
+    assert three.criterion > one.criterion

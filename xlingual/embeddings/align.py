@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +63,13 @@ class AlignOptions:
     dico_max_rank: int = 15000
     csls_knn: int = 10
     adversarial: AdversarialOptions = field(default_factory=AdversarialOptions)
+    restarts: int = 1
+    """Unsupervised only: adversarial runs with seeds ``seed``, ``seed + 1``, …; the criterion picks one.
+
+    Adversarial training fails on some seeds (the criterion then stays clearly
+    below a successful run's); restarts trade time for reliability without
+    looking at any dictionary.
+    """
 
 
 @dataclass
@@ -129,6 +136,26 @@ def _refine(
     return best_weight, best
 
 
+def _best_adversarial_restart(src: torch.Tensor, tgt: torch.Tensor, options: AlignOptions, history: list) -> tuple[torch.Tensor, float]:
+    """Adversarial training + refinement ``options.restarts`` times; the mapping with the best criterion wins."""
+    if options.restarts < 1:
+        raise ConfigError(f"--restarts must be at least 1, got {options.restarts}")
+    best_mapping: torch.Tensor | None = None
+    best = float("-inf")
+    for restart in range(options.restarts):
+        seed = options.adversarial.seed + restart
+        adv = adversarial_mapping(src, tgt, replace(options.adversarial, seed=seed))
+        tag = f"seed {seed}: " if options.restarts > 1 else ""
+        history += [{"step": f"{tag}adversarial {i + 1}", "criterion": round(s, 5)} for i, s in enumerate(adv.history)]
+        mapping, score = _refine(src, tgt, adv.mapping, options, history, None)
+        if options.restarts > 1:
+            logger.info("restart with seed %d: criterion %.4f", seed, score)
+        if score > best:
+            best_mapping, best = mapping, score
+    assert best_mapping is not None
+    return best_mapping, best
+
+
 def align_embeddings(
     src: torch.Tensor, tgt: torch.Tensor, dictionary: Dictionary | None = None, options: AlignOptions | None = None,
 ) -> AlignResult:
@@ -136,26 +163,20 @@ def align_embeddings(
     options = options or AlignOptions()
     if src.shape[1] != tgt.shape[1]:
         raise ConfigError(f"source vectors have dimension {src.shape[1]} but target vectors {tgt.shape[1]}")
-    dim = src.shape[1]
-    identity = torch.eye(dim, device=src.device)
     initial = mean_cosine_criterion(src[:CRITERION_RANK], tgt[:CRITERION_RANK], knn=options.csls_knn)
     history: list[dict[str, float | int | str]] = [{"step": "identity", "criterion": round(initial, 5)}]
     if dictionary is not None:
-        mapping = procrustes(src, tgt, dictionary.pairs.to(src.device))
-        start: dict[str, float | int | str] | None = {"step": "procrustes", "pairs": len(dictionary)}
+        start = procrustes(src, tgt, dictionary.pairs.to(src.device))
+        mapping, best = _refine(src, tgt, start, options, history, {"step": "procrustes", "pairs": len(dictionary)})
         method = "supervised"
     else:
-        adv = adversarial_mapping(src, tgt, options.adversarial)
-        mapping = adv.mapping
-        history += [{"step": f"adversarial {i + 1}", "criterion": round(s, 5)} for i, s in enumerate(adv.history)]
-        start = None
+        mapping, best = _best_adversarial_restart(src, tgt, options, history)
         method = "unsupervised"
-    mapping, best = _refine(src, tgt, mapping if mapping is not None else identity, options, history, start)
     result = AlignResult(mapping, method, best, initial, history, len(dictionary) if dictionary is not None else 0)
     if result.suspect:
         logger.warning(
             "ALIGNMENT LOOKS FAILED: the unsupervised criterion went from %.4f (identity) to only %.4f. "
-            "Try --normalize renorm,center,renorm, a seed dictionary (--dico FILE or --dico identical), or more data.",
+            "Try --normalize renorm,center,renorm, --restarts 5, a seed dictionary (--dico FILE or --dico identical), or more data.",
             initial, best,
         )
     return result
