@@ -107,8 +107,12 @@ def test_yaml_file_config_and_its_errors(tmp_path):
     bad.write_text("seed: 1\nmodel: [1,\n")
     with pytest.raises(ConfigError, match=r"bad.yaml:\d+: not valid YAML"):
         load_config(bad)
-    with pytest.raises(ConfigError, match="also pass --model"):
-        load_config("src")
+    # the design card's `xl train --config src_tgt`: a setting alone is the paper's headline run
+    headline = load_config("src_tgt")
+    assert (headline.model_type, headline.direction, headline.setting) == ("umt", "en-zh", "src_tgt")
+    assert load_config("src", model_type="acn").direction == "en-zh"
+    with pytest.raises(ConfigError, match="--model: 'bert'"):
+        load_config("src", model_type="bert")
 
 
 def test_shuffle_depends_only_on_seed_and_epoch():

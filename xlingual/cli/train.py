@@ -38,9 +38,9 @@ def _with_data_dir(overrides: list[str], data_dir: Optional[Path], build_missing
 
 
 def train(
-    config: str = typer.Option(..., "--config", "-c", help="A setting (tgt_only, src, tgt, src_tgt) with --model and --direction, or a YAML file."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="acn or umt."),
-    direction: Optional[str] = typer.Option(None, "--direction", "-d", help="en-zh (target CMNER) or zh-en (target Twitter2015)."),
+    config: str = typer.Option(..., "--config", "-c", help="A setting (tgt_only, src, tgt, src_tgt), or a YAML file."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="acn or umt [default with a setting name: umt]."),
+    direction: Optional[str] = typer.Option(None, "--direction", "-d", help="en-zh (target CMNER) or zh-en (target Twitter2015) [default with a setting name: en-zh]."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data directory (default: the config's, ./data)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run folder (default: runs/MODEL-DIRECTION-SETTING-seedN)."),
     set_: list[str] = typer.Option([], "--set", help=_SET_HELP),

@@ -10,6 +10,7 @@ config is saved in the run folder, so a run can always be repeated.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -19,6 +20,8 @@ import yaml
 
 from xlingual.data.datasets import SOURCE_DATASET_BY_LANG
 from xlingual.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 CONFIG_VERSION = 1
 DIRECTIONS: tuple[str, ...] = ("en-zh", "zh-en")
@@ -262,9 +265,15 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return values
 
 
+DEFAULT_MODEL_TYPE = "umt"
+DEFAULT_DIRECTION = "en-zh"
+"""With a setting name alone (``xl train --config src_tgt``): the paper's headline run, UMT en->zh,
+the direction ``xl translate --src en --tgt zh`` prepares."""
+
+
 def load_config(config: str | Path, model_type: str | None = None, direction: str | None = None,
                 overrides: list[str] | None = None) -> TrainConfig:
-    """Resolve ``--config``: a setting name (with ``model_type`` and ``direction``) or a YAML path.
+    """Resolve ``--config``: a setting name (model and direction default to UMT, en-zh) or a YAML path.
 
     ``xl train --config src_tgt --model umt --direction en-zh`` reads the
     packaged ``umt-en-zh-src_tgt.yaml``; ``--config my.yaml`` reads that file
@@ -273,7 +282,9 @@ def load_config(config: str | Path, model_type: str | None = None, direction: st
     text = str(config)
     if text in SETTINGS:
         if model_type is None or direction is None:
-            raise ConfigError(f"--config {text}: also pass --model ({'|'.join(MODEL_TYPES)}) and --direction ({'|'.join(DIRECTIONS)})")
+            model_type = model_type or DEFAULT_MODEL_TYPE
+            direction = direction or DEFAULT_DIRECTION
+            logger.info("--config %s: using --model %s --direction %s (pass them to choose)", text, model_type, direction)
         if model_type not in MODEL_TYPES:
             raise ConfigError(f"--model: '{model_type}' is not one of {', '.join(MODEL_TYPES)}")
         if direction not in DIRECTIONS:
