@@ -36,5 +36,7 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def sample_data_dir() -> Path:
-    """The small made-up data directory that ships with the package (the demo's default)."""
-    return REPO / "xlingual" / "samples" / "data"
+    """The small made-up sample that ships with the package, laid out as a data directory (the demo's input)."""
+    from xlingual.data.sample_data import write_sample_data_dir
+
+    return write_sample_data_dir(_SESSION_TMP / "sample-data")

@@ -14,7 +14,6 @@ Stages reuse what an earlier (interrupted) demo in the same folder finished.
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,10 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from xlingual.data.datasets import DATASETS, features_dir, load_split
+from xlingual.data.sample_data import write_sample_data_dir
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_DATA = Path(__file__).parent / "samples" / "data"
 DIRECTION = ("en", "zh")
 
 REAL_RUN_COMMANDS = [
@@ -63,10 +62,7 @@ class DemoResult:
 
 
 def copy_sample_data(work_dir: Path) -> Path:
-    data_dir = work_dir / "data"
-    if not data_dir.is_dir():
-        shutil.copytree(SAMPLE_DATA, data_dir)
-    return data_dir
+    return write_sample_data_dir(work_dir / "data")
 
 
 # -- stages -------------------------------------------------------------------
