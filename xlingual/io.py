@@ -7,6 +7,7 @@ into place, so an interruption leaves either the old file or the new one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -38,6 +39,18 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
         except FileNotFoundError:
             pass
         raise
+
+
+def file_digest(path: str | Path, algorithm: str = "sha256", **params: Any) -> str:
+    """Hex digest of a file's bytes, read in 1 MiB blocks (datasets, weights and images can be large).
+
+    ``params`` go to the hash constructor (e.g. ``digest_size=12`` for blake2b).
+    """
+    digest = hashlib.new(algorithm, **params)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def atomic_write_text(path: str | Path, text: str, newline: str | None = "") -> None:

@@ -15,23 +15,15 @@ from pathlib import Path
 
 from xlingual.data.datasets import DatasetSpec, RemoteFile, get_dataset
 from xlingual.errors import NetworkError
-from xlingual.io import atomic_open
+from xlingual.io import atomic_open, file_digest
 
 logger = logging.getLogger(__name__)
 
 TIMEOUT_S = 10.0
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def is_valid_copy(path: Path, remote: RemoteFile) -> bool:
-    return path.is_file() and path.stat().st_size == remote.size and sha256_of(path) == remote.sha256
+    return path.is_file() and path.stat().st_size == remote.size and file_digest(path) == remote.sha256
 
 
 def fetch_file(remote: RemoteFile, dest: Path, timeout: float = TIMEOUT_S) -> None:

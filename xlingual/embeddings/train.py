@@ -15,7 +15,6 @@ corpus checksums; running the same command again returns at once.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import tempfile
@@ -29,7 +28,7 @@ from xlingual.data.formats import read_samples
 from xlingual.embeddings.fasttext_worker import FastTextJob, train_in_child
 from xlingual.embeddings.vectors import load_vectors, save_vectors
 from xlingual.errors import ConfigError, DataFormatError
-from xlingual.io import atomic_write_json
+from xlingual.io import atomic_write_json, file_digest
 from xlingual.progress import progress_enabled
 
 logger = logging.getLogger(__name__)
@@ -149,14 +148,7 @@ def corpus_lines(paths: Sequence[Path], lang: str, unit: str, lowercase: bool = 
 
 
 def _fingerprint(paths: Sequence[Path]) -> list[dict[str, str | int]]:
-    prints = []
-    for path in paths:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        prints.append({"path": str(path), "size": path.stat().st_size, "sha256": digest.hexdigest()})
-    return prints
+    return [{"path": str(path), "size": path.stat().st_size, "sha256": file_digest(path)} for path in paths]
 
 
 def _train_with_retry(text_path: Path, options: TrainOptions, n_tokens: int, vec_path: Path, bin_path: Path | None) -> None:

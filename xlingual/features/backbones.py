@@ -19,7 +19,6 @@ Weights come from one of three places, and the cache records which
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import socket
@@ -32,6 +31,7 @@ import torch
 from torch import nn
 
 from xlingual.errors import ConfigError, ModelNotFoundError
+from xlingual.io import file_digest
 
 logger = logging.getLogger(__name__)
 
@@ -143,14 +143,6 @@ def fetch_default_weights(spec: BackboneSpec) -> Path:
     return target
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
 def weights_identity(backbone: str, weights: str, seed: int) -> str:
     """A string that differs whenever the weights differ; stored in the cache to refuse mixing."""
     spec = get_backbone(backbone)
@@ -161,7 +153,7 @@ def weights_identity(backbone: str, weights: str, seed: int) -> str:
     path = Path(weights)
     if not path.is_file():
         raise ConfigError(f"--weights {weights}: no such file (use 'default', 'random' or a path to a .pth state dict)")
-    return f"file:sha256={_file_digest(path)}"
+    return f"file:sha256={file_digest(path)[:16]}"
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:

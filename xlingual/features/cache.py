@@ -28,7 +28,6 @@ Why this shape:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import random
@@ -43,7 +42,7 @@ from safetensors import safe_open
 from safetensors.numpy import save as save_safetensors
 
 from xlingual.errors import ConfigError, ImageError
-from xlingual.io import atomic_open, atomic_write_json
+from xlingual.io import atomic_open, atomic_write_json, file_digest
 
 logger = logging.getLogger(__name__)
 
@@ -89,11 +88,7 @@ def file_stat_key(path: Path) -> str:
 
 def file_fingerprint(path: Path) -> str:
     """Size and content hash of an image file, so a replaced image is never read from the cache."""
-    digest = hashlib.blake2b(digest_size=12)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return f"{path.stat().st_size}:{digest.hexdigest()}"
+    return f"{path.stat().st_size}:{file_digest(path, 'blake2b', digest_size=12)}"
 
 
 @dataclass

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import random
 from collections.abc import Callable
 
 import numpy as np
@@ -11,12 +9,7 @@ import numpy as np
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
 from xlingual.features.cache import FeatureCache
-
-
-def sample_rng(seed: int, sample_id: str) -> random.Random:
-    """A per-sample random source: the same image is chosen whatever the order or subset of samples."""
-    digest = hashlib.sha256(f"{seed}\0{sample_id}".encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
+from xlingual.features.preprocess import keyed_rng
 
 
 def visual_lookup(cache: FeatureCache, mode: str = "all", seed: int = 0) -> Callable[[Sample], tuple[np.ndarray, bool]]:
@@ -32,7 +25,7 @@ def visual_lookup(cache: FeatureCache, mode: str = "all", seed: int = 0) -> Call
         raise ConfigError(f"image mode '{mode}': choose 'all' (mean of the post's images) or 'one' (one random image)")
 
     def lookup(sample: Sample) -> tuple[np.ndarray, bool]:
-        rng = sample_rng(seed, sample.id) if mode == "one" else None
+        rng = keyed_rng(seed, sample.id) if mode == "one" else None
         feature = cache.post_feature(sample.images, mode=mode, rng=rng)
         return feature.array, feature.has_image
 

@@ -100,9 +100,10 @@ def _resize_shorter_then_centre_crop(rgb: Image.Image) -> Image.Image:
     return resized.crop((left, top, left + INPUT_SIZE, top + INPUT_SIZE))
 
 
-def crop_rng(seed: int, image_name: str) -> random.Random:
-    """The random source of one image's faithful crop: independent of order, batch size and resume."""
-    digest = hashlib.sha256(f"{seed}\0{image_name}".encode()).digest()
+def keyed_rng(seed: int, key: str) -> random.Random:
+    """A random source that depends only on (seed, key): an image's faithful crop or a post's
+    "one image" choice is the same whatever the order, batch size, subset or resume."""
+    digest = hashlib.sha256(f"{seed}\0{key}".encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
@@ -143,6 +144,6 @@ def preprocess_image(path: Path, backbone: str, crop: str = "clean", seed: int =
         return _normalise(rgb.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BICUBIC))
     if backbone == "resnet152":
         if crop == "faithful":
-            return _normalise(_random_crop_and_flip(to_rgb(open_image(path)), crop_rng(seed, path.name), path.name))
+            return _normalise(_random_crop_and_flip(to_rgb(open_image(path)), keyed_rng(seed, path.name), path.name))
         return _normalise(_resize_shorter_then_centre_crop(to_rgb(open_image(path, draft_to=RESIZE_SHORTER))))
     raise ConfigError(f"unknown backbone '{backbone}'")
