@@ -98,7 +98,7 @@ def stage_translate(work_dir: Path, data_dir: Path) -> StageOutcome:
     summary = (f"translated the {marian.get('samples_in', '?')} Twitter2015 sample posts en->zh; the tiny random Marian model's output "
                f"verified for {marian.get('samples_out', '?')} (failures and reasons in report.json), the glossary plug-in's "
                f"(--translator xlingual.translate.glossary:sample_en_zh) for {kept.get('samples_out', '?')}: training uses the latter")
-    return StageOutcome("translate + project", summary, [model_dir, marian_out, glossary_out])
+    return StageOutcome("translate + project", summary, [model_dir, marian_out, glossary_out, glossary_out / "preview.html"])
 
 
 def stage_embeddings(work_dir: Path, data_dir: Path) -> StageOutcome:

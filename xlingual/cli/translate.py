@@ -15,6 +15,7 @@ from xlingual.errors import ConfigError
 from xlingual.projection.corpus import (
     CACHE_NAME, ProjectionSettings, default_output_dir, read_input_files, read_source_dataset, translate_corpus,
 )
+from xlingual.projection.preview import DEFAULT_PREVIEW_POSTS
 from xlingual.projection.project import STRATEGIES
 from xlingual.translate.base import DecodingOptions
 from xlingual.translate.factory import BACKENDS, check_direction, default_model, load_translator
@@ -91,11 +92,12 @@ def translate(
     cache: Optional[Path] = typer.Option(None, "--cache", help=f"Translation cache file (default: OUTPUT/{CACHE_NAME})."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the translation cache (no resume)."),
     as_json: bool = typer.Option(False, "--json", help="Print report.json instead of the table."),
+    preview: int = typer.Option(DEFAULT_PREVIEW_POSTS, "--preview", min=0, help="Projected posts (and left-out posts) shown in OUTPUT/preview.html, chosen reproducibly."),
 ) -> None:
     """Translate an annotated dataset and project its entity labels (SPAN-placeholder method).
 
     Writes NAME.txt (target language's native format), NAME.jsonl (with provenance),
-    NAME.failures.jsonl and report.json. Interrupted runs resume from the translation cache.
+    NAME.failures.jsonl, report.json and preview.html (open it in a browser). Interrupted runs resume from the translation cache.
     """
     check_direction(src, tgt)
     strategy_list = _strategies(strategies)
@@ -109,7 +111,8 @@ def translate(
         output = output or default_output_dir(data_dir, src, tgt, model_name)
     options = DecodingOptions(beam_size=beam_size, max_length=max_length, max_tokens=max_tokens, max_batch_size=batch_size)
     translator = load_translator(src, tgt, model, backend, translator_spec, options, device, quantization, work_dir=output / ".cache")
-    settings = ProjectionSettings(src, tgt, strategy_list, entity_context, cache_path=cache, use_cache=not no_cache, model_name=model_name)
+    settings = ProjectionSettings(src, tgt, strategy_list, entity_context, cache_path=cache, use_cache=not no_cache, model_name=model_name,
+                                  preview_posts=preview)
     result = translate_corpus(inputs, output, translator, settings)
     if as_json:
         typer.echo(json.dumps(result.report, indent=2, ensure_ascii=False))
@@ -117,6 +120,7 @@ def translate(
         _print_report(result.report, output)
         for path in result.files.values():
             typer.echo(f"wrote {path}")
+        typer.echo(f"preview: {output / 'preview.html'}")
 
 
 def register(app: typer.Typer) -> None:

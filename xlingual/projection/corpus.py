@@ -8,8 +8,9 @@ For every input file ``NAME.txt`` the output folder gets
   text, MT input and raw output, strategy, entity translations);
 * ``NAME.failures.jsonl``: each left-out sample with its reason and attempts;
 
-and ``report.json`` sums them up (per file under ``files``). Translations go
-through a persistent cache (``.cache/translations.sqlite`` in the output
+and ``report.json`` sums them up (per file under ``files``); ``preview.html``
+shows it with a sample of posts (see :mod:`xlingual.projection.preview`).
+Translations go through a persistent cache (``.cache/translations.sqlite`` in the output
 folder unless told otherwise), so an interrupted run resumes where it stopped
 and produces byte-identical files.
 """
@@ -31,6 +32,7 @@ from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
 from xlingual.io import atomic_write_json, atomic_write_text
 from xlingual.progress import progress_bar
+from xlingual.projection.preview import DEFAULT_PREVIEW_POSTS, write_preview
 from xlingual.projection.project import STRATEGIES, Projector, ProjectionResult, project_samples
 from xlingual.projection.report import ProjectionReport
 from xlingual.translate.base import Translator
@@ -53,6 +55,7 @@ class ProjectionSettings:
     cache_path: Path | None = None  # None: <output>/.cache/translations.sqlite
     use_cache: bool = True
     model_name: str | None = None
+    preview_posts: int = DEFAULT_PREVIEW_POSTS  # posts shown in preview.html (and as many left-out ones)
 
 
 @dataclass
@@ -96,6 +99,7 @@ def translate_corpus(inputs: list[CorpusInput], output_dir: str | Path, translat
     projector = Projector(cached, settings.src, settings.tgt, settings.strategies, settings.entity_context, settings.model_name)
     total = ProjectionReport()
     per_file: dict[str, Any] = {}
+    shown: dict[str, list[ProjectionResult]] = {}
     result = CorpusResult(output_dir, {})
     try:
         for item in inputs:
@@ -111,6 +115,7 @@ def translate_corpus(inputs: list[CorpusInput], output_dir: str | Path, translat
             report.mt.update({k: after_proj[k] - before_proj[k] for k in after_proj})
             result.files[item.name] = write_outputs(output_dir, item.name, results, settings.tgt)
             per_file[item.name] = report.to_dict()
+            shown[item.name] = results
             total.add(report)
             logger.info("%s: %d/%d samples projected", item.name, report.samples_out, report.samples_in)
     finally:
@@ -122,6 +127,7 @@ def translate_corpus(inputs: list[CorpusInput], output_dir: str | Path, translat
         "output_format": format_for_lang(settings.tgt),
     }
     atomic_write_json(output_dir / "report.json", result.report)
+    write_preview(output_dir, result.report, shown, settings.preview_posts)
     return result
 
 
