@@ -248,7 +248,7 @@ def _failure_rows(shown: Sequence[Shown], src: str) -> str:
             for a in result.attempts
         )
         rows.append(
-            f'<div class="failure" id="{escape(item.file)}-{item.index}"><p><b>{escape(item.file)} {escape(result.source.id)}</b>: '
+            f'<div class="failure" id="{escape(item.file)}-{item.index}"><p><strong>{escape(item.file)} {escape(result.source.id)}</strong>: '
             f'<span class="reason">{escape(result.failure or "")}</span> <small>{escape(result.detail)}</small></p>'
             f'<p class="text" lang="{escape(src)}">{render_tokens(result.source.tokens, result.source.labels, src)}</p>'
             f'<table class="attempts"><thead><tr><th>strategy</th><th>why it failed</th><th>MT input</th><th>MT output</th></tr></thead>'
