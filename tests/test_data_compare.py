@@ -1,0 +1,112 @@
+"""`xl data compare`: its counts agree with `xl data stats`, on real data and on a translated corpus."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from xlingual.cli import app
+from xlingual.data.compare import compare, profile
+from xlingual.data.sample import Sample
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def stats_totals(paths: list[Path]) -> dict:
+    """What `xl data stats --json` says about the files taken together."""
+    result = run("data", "stats", *map(str, paths), "--json")
+    assert result.exit_code == 0, result.output
+    splits = json.loads(result.output)["splits"]
+    total: dict = {"posts": 0, "tokens": 0, "posts_without_entities": 0, "total_entities": 0, "entities": {}}
+    for split in splits:
+        for key in ("posts", "tokens", "posts_without_entities", "total_entities"):
+            total[key] += split[key]
+        for etype, count in split["entities"].items():
+            total["entities"][etype] = total["entities"].get(etype, 0) + count
+    return total
+
+
+def assert_agrees_with_stats(side: dict, paths: list[Path]) -> None:
+    expected = stats_totals(paths)
+    for key in ("posts", "tokens", "posts_without_entities", "total_entities", "entities"):
+        assert side[key] == expected[key], key
+    assert side["entity_length_tokens"]["count"] == expected["total_entities"]
+    assert sum(side["entity_length_chars"]["histogram"].values()) == expected["total_entities"]
+    assert sum(side["transitions"].values()) == expected["tokens"] - expected["posts"]
+
+
+def test_compare_agrees_with_stats_on_real_datasets(shared_data: Path, tmp_path: Path) -> None:
+    first = shared_data / "twitter2015" / "valid.txt"
+    cmner = shared_data / "cmner" / "text"
+    second = [cmner / "dev.txt", cmner / "test.txt"]
+    result = run("data", "compare", str(first), ",".join(map(str, second)), "--json", "--output", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert_agrees_with_stats(data["a"], [first])
+    assert_agrees_with_stats(data["b"], second)
+    assert data["b"]["total_entities"] == 5395 + 5277  # Table 1 (README): CMNER dev + test
+    for chart in ("type_shares.png", "entity_length_tokens.png", "entity_length_characters.png"):
+        assert (tmp_path / "out" / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((tmp_path / "out" / "compare.json").read_text(encoding="utf-8")) == data
+    # Chinese is one character per token: lengths in characters and tokens coincide.
+    assert data["b"]["entity_length_chars"]["histogram"] == data["b"]["entity_length_tokens"]["histogram"]
+
+
+def test_compare_on_a_translated_corpus_and_its_markdown(sample_data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "translated"
+    translated = run("translate", "--src", "en", "--tgt", "zh", "--data-dir", str(sample_data_dir), "--output", str(out),
+                     "--translator", "xlingual.translate.glossary:sample_en_zh", "--json")
+    assert translated.exit_code == 0, translated.output
+    report = json.loads(translated.stdout)
+    assert (out / "preview.html").is_file()
+    source = sample_data_dir / "twitter2015"
+    result = run("data", "compare", str(source), str(out), "--json", "--names", "source,translated")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["b"]["name"] == "translated" and len(data["b"]["files"]) == 3  # the three splits, not the JSONL copies
+    assert_agrees_with_stats(data["a"], sorted(source.glob("*.txt")))
+    assert_agrees_with_stats(data["b"], sorted(out.glob("*.txt")))
+    assert data["a"]["entities"] == {t: v["before"] for t, v in report["entities"].items()}
+    assert data["b"]["entities"] == {t: v["after"] for t, v in report["entities"].items()}
+    markdown = run("data", "compare", str(source), str(out), "--names", "source,translated").stdout
+    assert "| PER entities (share) |" in markdown and "| posts | 20 | 20 | +0 |" in markdown
+
+
+def test_bad_inputs_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    good = tmp_path / "a.txt"
+    good.write_text("IMGID:1\nParis\tB-LOC\n", encoding="utf-8")
+    bad = tmp_path / "bad.txt"
+    bad.write_text("IMGID:1\nParis B-LOC\n", encoding="utf-8")
+    for args, message in (([str(good), str(tmp_path / "nope.txt")], "nope.txt: no such file"),
+                          ([str(good), str(tmp_path / "empty")], "no dataset files"),
+                          ([str(good), str(bad)], "bad.txt:2:"),
+                          ([str(good), str(good), "--names", "one"], "--names")):
+        result = run("data", "compare", *args)
+        assert result.exit_code == 2, result.output
+        assert message in result.output and "Traceback" not in result.output
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.text(alphabet="ab中文", min_size=1, max_size=3), st.sampled_from(["O", "B-PER", "I-PER", "B-LOC", "I-ORG"])),
+                         max_size=8), max_size=6),
+       st.sampled_from(["en", "zh"]))
+def test_profile_invariants(posts, lang) -> None:
+    samples = [Sample(str(i), [t for t, _ in p], [lab for _, lab in p], lang=lang) for i, p in enumerate(posts)]
+    measured = profile("x", [], samples)
+    total = measured.total_entities
+    assert sum(measured.entity_tokens.histogram.values()) == total == sum(measured.entity_chars.histogram.values())
+    assert sum(sum(h.histogram.values()) for h in measured.type_tokens.values()) == total
+    assert measured.posts_without_entities == sum(1 for s in samples if not s.entities())
+    assert sum(measured.transitions.values()) == sum(max(len(s) - 1, 0) for s in samples)
+    shares = [measured.share(t) for t in measured.entities]
+    assert not shares or abs(sum(shares) - 1) < 1e-9
+    assert compare(measured, measured).markdown().count("+0.0 pp") >= len(measured.entities)
