@@ -195,3 +195,23 @@ def test_choice_is_reproducible_covers_every_strategy_and_respects_n(sample_data
     assert choose_posts(results, 0, ok=True) == []
     everything = choose_posts(results, 1000, ok=False)
     assert len(everything) == sum(not r.ok for r in results["a"])
+
+
+def test_report_links_a_run_to_the_preview_of_the_corpus_it_trained_on(sample_data_dir, tmp_path) -> None:
+    from xlingual.train.config import load_config, save_config
+    from xlingual.train.report import RunRecord, translation_preview
+
+    data_dir = tmp_path / "data"
+    folder = data_dir / "translated" / "twitter2015.en-zh.glossary-en-zh"
+    translate_corpus([CorpusInput("train", load_split(sample_data_dir, "twitter2015", "train", with_images=False))], folder,
+                     FakeTranslator("zh"), ProjectionSettings("en", "zh"))
+
+    def run(setting: str, recorded: str) -> RunRecord:
+        run_dir = tmp_path / "runs" / f"{setting}-{len(recorded)}"
+        run_dir.mkdir(parents=True)
+        save_config(load_config(setting, "acn", "en-zh", [f"data.data_dir={data_dir}", "data.translation_model=glossary-en-zh"]), run_dir / "config.yaml")
+        return RunRecord(run_dir, {"setting": setting, "stages": {"pretrain": {"data": recorded}}})
+
+    assert translation_preview(run("src_tgt", f"twitter2015 (en) + {folder.name} (zh)")) == folder / PREVIEW_NAME
+    assert translation_preview(run("tgt", "twitter2015.en-zh.other-model (zh)")) is None, "not the corpus the run recorded"
+    assert translation_preview(run("tgt_only", "")) is None

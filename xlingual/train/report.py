@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import logging
+import os
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from xlingual.io import atomic_write_text
 from xlingual.train.config import SETTINGS
 from xlingual.train.metrics import sentence_counts
 from xlingual.train.paper import CROSS_LINGUAL, IMAGE_LABELS, SETTING_LABELS, TABLE2, PaperRow
-from xlingual.train.run import METRICS_NAME
+from xlingual.train.run import CONFIG_NAME, METRICS_NAME
 from xlingual.train.significance import paired_bootstrap
 
 logger = logging.getLogger(__name__)
@@ -253,6 +254,27 @@ def bar_chart(rows: dict[GroupKey, Row], path: Path) -> Path | None:
     return path
 
 
+def translation_preview(run: RunRecord) -> Path | None:
+    """The ``preview.html`` of the translated corpus a run pre-trained on, if it is still where the run found it.
+
+    Resolved from the run's saved config as training resolved it, and kept only
+    when the folder is the one the run recorded in ``metrics.json``.
+    """
+    from xlingual.projection.preview import PREVIEW_NAME
+    from xlingual.train.config import config_from_dict, read_yaml
+    from xlingual.train.inputs import locate_translation
+
+    recorded = run.metrics.get("stages", {}).get("pretrain", {}).get("data", "")
+    if run.metrics.get("setting") not in ("tgt", "src_tgt") or not (run.run_dir / CONFIG_NAME).is_file():
+        return None
+    try:
+        folder = locate_translation(config_from_dict(read_yaml(run.run_dir / CONFIG_NAME), where=str(run.run_dir / CONFIG_NAME)))
+    except (ConfigError, OSError):
+        return None
+    preview = folder / PREVIEW_NAME
+    return preview if f"{folder.name} (" in recorded and preview.is_file() else None
+
+
 @dataclass
 class Report:
     tables: list[Table]
@@ -273,6 +295,9 @@ def write_report(run_paths: list[str | Path], out_dir: str | Path, bootstrap: in
             atomic_write_text(path, text)
             files.append(path)
     summary = "\n".join(t.markdown() for t in tables if t.rows)
+    previews = {r.metrics.get("run", r.run_dir.name): translation_preview(r) for r in sorted(runs, key=lambda r: str(r.run_dir))}
+    links = "".join(f"- {name}: [{p.parent.name}/{p.name}]({os.path.relpath(p.resolve(), out.resolve())})\n" for name, p in previews.items() if p)
+    summary += f"\n### Translated corpora the runs trained on\n\n{links}" if links else ""
     atomic_write_text(out / "report.md", f"# Results ({len(runs)} runs)\n\n{summary}")
     files.append(out / "report.md")
     chart = bar_chart(rows, out / "f1_by_config.png")
