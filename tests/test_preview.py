@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from test_projection_fakes import FAULTS, FakeTranslator
 
 from xlingual.data.datasets import load_split
+from xlingual.data.formats import read_samples
 from xlingual.data.labels import spans
 from xlingual.data.sample import Sample
 from xlingual.projection import project_samples
@@ -106,6 +107,7 @@ def test_preview_is_written_by_translate_corpus_and_shows_each_post_faithfully(s
     rows = root.find_all("section", id="posts")[0].find_all("tbody")[0].find_all("tr")
     assert len(rows) == min(5, report["samples_out"])
     by_row = {f"train-{i}": s for i, s in enumerate(samples)}
+    projected = {s.id: s for s in read_samples(tmp_path / "train.jsonl", "jsonl")}
     shown_strategies = set()
     for row in rows:
         source = by_row[row.attrs["id"]]
@@ -114,8 +116,9 @@ def test_preview_is_written_by_translate_corpus_and_shows_each_post_faithfully(s
         shown_strategies.add(cells[0].find_all("span")[0].text())
         assert [(t, x) for t, x, _ in shown_entities(cells[1])] == [(s.type, " ".join(source.tokens[s.start:s.end])) for s in spans(source.labels)]
         assert cells[1].text(skip=("sup", "ty")) == " ".join(source.tokens)
-        target_text = cells[2].text(skip=("sup", "ty", "ol"))
-        assert " " not in target_text.strip() or " " in "".join(source.tokens), "Chinese is joined without spaces"
+        target = projected[source.id]
+        assert cells[2].text(skip=("sup", "ty", "ol")) == "".join(target.tokens), "Chinese is joined without spaces"
+        assert [(t, x) for t, x, _ in shown_entities(cells[2])] == [(s.type, "".join(target.tokens[s.start:s.end])) for s in spans(target.labels)]
     assert shown_strategies == set(report["success_by_strategy"]), "every successful strategy is shown"
     failures = root.find_all("section", id="failures")[0].find_all("div", class_="failure")
     assert len(failures) == min(5, report["samples_failed"])
