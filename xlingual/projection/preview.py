@@ -278,6 +278,9 @@ td.mt{font-family:monospace;font-size:12px;max-width:30em;word-break:break-word}
 """
 
 
+_NOTHING = '<tr><td colspan="3">no post to show</td></tr>'
+
+
 def _type_css(types: Iterable[str]) -> str:
     return "".join(f".{_type_class(t)}{{background:{_COLOURS.get(t, _OTHER_COLOUR)}}}" for t in types)
 
@@ -304,7 +307,7 @@ def render_preview(report: Mapping[str, Any], results: Mapping[str, Sequence[Pro
         + _summary(report)
         + f'<section id="posts"><h2>Projected posts ({len(ok)} of {n_ok}, chosen reproducibly, every successful strategy included)</h2>'
         f'<table class="posts"><thead><tr><th>file / id / strategy</th><th>source ({escape(src)})</th><th>projected ({escape(tgt)})</th></tr></thead>'
-        f"<tbody>{_post_rows(ok, src, tgt)}</tbody></table></section>"
+        f"<tbody>{_post_rows(ok, src, tgt) or _NOTHING}</tbody></table></section>"
         + f'<section id="failures"><h2>Left-out posts ({len(failed)} of {n_failed}, every reason included)</h2>'
         f"{_failure_rows(failed, src)}</section>"
         "</body></html>\n"
