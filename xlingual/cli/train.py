@@ -47,6 +47,7 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --output from its last checkpoint (a finished run is kept)."),
     build_missing: bool = typer.Option(False, "--build-missing", help="Build a missing translation or feature cache instead of failing."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics.json instead of the table."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved configuration as YAML and exit without training or writing anything."),
 ) -> None:
     """Train one configuration end to end and evaluate it on the target test set.
 
@@ -59,11 +60,17 @@ def train(
         xl train --config tgt_only --model acn --direction en-zh --set images=none --set model.word_vectors=null
 
         xl train --config my.yaml --output runs/mine --resume
+
+        xl train --config src_tgt --set patience=5 --dry-run
     """
-    from xlingual.train.config import load_config
-    from xlingual.train.run import train_run
+    from xlingual.train.config import config_yaml, load_config
 
     cfg = load_config(config, model, direction, _with_data_dir(set_, data_dir, build_missing))
+    if dry_run:
+        typer.echo(config_yaml(cfg), nl=False)
+        return
+    from xlingual.train.run import train_run
+
     run_dir = output or Path("runs") / cfg.run_name
     result = train_run(cfg, run_dir, resume=resume)
     if as_json:
