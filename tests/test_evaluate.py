@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from xlingual.cli import app
 from xlingual.data.labels import ENTITY_TYPES, spans
 from xlingual.data.sample import Sample
-from xlingual.data.formats import write_samples
+from xlingual.data.formats import read_samples, write_samples
 from xlingual.train.evaluate import evaluate_run
 from xlingual.train.metrics import evaluate, f1_from_counts, score, sentence_counts
 
@@ -93,7 +93,7 @@ def test_modes_differ_exactly_on_ill_formed_entities():
 def test_sentence_counts_sum_to_the_corpus_score():
     gold, pred = random_sequences(5, 100)
     counts = sentence_counts(gold, pred)
-    assert f1_from_counts(counts) == pytest.approx(score(gold, pred).f1, abs=1e-6)
+    assert f1_from_counts(counts.sum(axis=0)) == pytest.approx(score(gold, pred).f1, abs=1e-6)
 
 
 def test_misaligned_predictions_are_a_user_error():
@@ -117,3 +117,32 @@ def test_evaluate_run_recomputes_from_saved_predictions(tmp_path):
     assert out.exit_code == 0 and json.loads(out.output)["test"]["conlleval"]["gold"] == expected["conlleval"].gold
     missing = CliRunner().invoke(app, ["evaluate", "--run", str(tmp_path)])
     assert missing.exit_code == 2 and "no saved predictions" in missing.output
+
+
+class OrphanModel:
+    """A stand-in model whose decoder emits an orphan ``I-PER`` on every post's first token."""
+
+    def predict(self, samples, visual=None, batch_size=32):
+        return [["I-PER"] + ["O"] * (len(s) - 1) for s in samples]
+
+
+def test_run_scores_raw_predictions_and_stores_them_unrepaired(tmp_path):
+    from xlingual.train.run import predict_and_write
+
+    samples = [Sample(f"p{i}", ["a", "b", "c"], ["B-PER", "O", "O"], [], "zh") for i in range(4)]
+    scores = predict_and_write(OrphanModel(), samples, None, 8, tmp_path, "test", "zh")
+    assert scores["conlleval"]["f1"] == pytest.approx(100.0)  # conlleval opens an entity at the orphan
+    assert scores["strict"]["f1"] == pytest.approx(0.0) and scores["strict"]["predicted"] == 0
+    stored = read_samples(tmp_path / "test.txt", "cmner", bio="keep")
+    assert all(s.labels[0] == "I-PER" for s in stored)
+    jsonl = read_samples(tmp_path / "test.jsonl", "jsonl", bio="keep")
+    assert all(s.labels[0] == "I-PER" and s.meta["gold"][0] == "B-PER" for s in jsonl)
+
+
+def test_gold_with_orphans_is_scored_as_written(tmp_path):
+    """A gold orphan I- is no entity in strict mode; predicting it as B- is a false positive there."""
+    gold = [["O", "I-LOC", "I-LOC", "O"]]
+    pred = [["O", "B-LOC", "I-LOC", "O"]]
+    both = evaluate(gold, pred)
+    assert both["conlleval"].f1 == pytest.approx(100.0)
+    assert (both["strict"].gold, both["strict"].predicted, both["strict"].true_positives) == (0, 1, 0)

@@ -183,7 +183,7 @@ def test_output_lengths_equal_token_counts_even_when_truncated(mixed: list[Sampl
     assert all(label in ACN_LABELS[1:] for p in predictions for label in p)
 
 
-def test_decoded_labels_are_valid_bio_even_when_the_crf_prefers_orphans(mixed: list[Sample]) -> None:
+def test_decoded_labels_keep_the_crfs_orphan_tags_as_produced(mixed: list[Sample]) -> None:
     model = AcnModel.build({**TINY, "use_image": False}, mixed).eval()
     i_per = ACN_LABELS.index("I-PER") - 1  # CRF state of I-PER
     with torch.no_grad():
@@ -193,9 +193,9 @@ def test_decoded_labels_are_valid_bio_even_when_the_crf_prefers_orphans(mixed: l
         model.crf.transitions.zero_()
         model.crf.start_transitions.zero_()
     predictions = model.predict(mixed[50:53])
-    for prediction in predictions:
-        assert prediction[0] == "B-PER" and set(prediction[1:]) == {"I-PER"}
-    assert orphan_positions(predictions[0]) == []
+    for prediction in predictions:  # not repaired: strict IOB2 scoring must see what the model produced
+        assert set(prediction) == {"I-PER"}
+    assert orphan_positions(predictions[0]) == [0]
 
 
 def test_empty_post_decodes_to_empty_list(mixed: list[Sample]) -> None:

@@ -125,10 +125,8 @@ def test_decode_is_per_token_and_padding_free(model, twitter50):
     alone = [model.predict([s], visual)[0] for s in samples]
     assert batched == alone
     assert [len(p) for p in batched] == [len(s) for s in samples]
-    for labels in batched:
+    for labels in batched:  # BIO tags as decoded (orphan I- tags are kept for strict scoring)
         assert all(label == "O" or label[:2] in ("B-", "I-") for label in labels)
-        for prev, label in zip(["O", *labels], labels):
-            assert not (label.startswith("I-") and prev[2:] != label[2:])
 
 
 def test_truncated_tokens_are_predicted_o(encoder_dir, twitter50):
@@ -254,14 +252,11 @@ def test_multimodal_model_without_lookup_uses_zero_features(model, twitter50):
     assert batch["regions"].shape == (2, REGIONS, CHANNELS)
 
 
-def test_orphan_inside_tags_from_the_crf_become_valid_bio(encoder_dir, twitter50):
+def test_orphan_inside_tags_from_the_crf_are_kept_as_produced(encoder_dir, twitter50):
     umt = build_umt(encoder_dir, use_image=False)
     with torch.no_grad():
         umt.typed_head.bias[TYPED_LABELS.id("I-PER")] = 1000.0  # every piece now decodes as I-PER
     sample = twitter50[0]
     labels = umt.predict([sample])[0]
     kept = [p >= 0 for p in umt.encode([sample])[0]["token_positions"]]
-    expected = []
-    for is_kept in kept:
-        expected.append(("I-PER" if expected and expected[-1] != "O" else "B-PER") if is_kept else "O")
-    assert labels == expected
+    assert labels == ["I-PER" if is_kept else "O" for is_kept in kept]  # not repaired: strict scoring sees them

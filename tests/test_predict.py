@@ -44,7 +44,7 @@ def test_predict_twitter_file_writes_twitter_format(tmp_path, model_dir, posts):
     result = run("predict", "--model", str(model_dir), "--input", str(source), "--output", str(tmp_path / "out.txt"))
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out.txt").read_text(encoding="utf-8").startswith("IMGID:")
-    predicted = read_samples(tmp_path / "out.txt", "twitter")
+    predicted = read_samples(tmp_path / "out.txt", "twitter", bio="keep")
     assert [(s.id, s.tokens) for s in predicted] == [(s.id, s.tokens) for s in twitter]
     expected = load_model(model_dir).predict(twitter)
     assert [s.labels for s in predicted] == expected
@@ -68,7 +68,7 @@ def test_predict_cmner_with_feature_cache_to_stdout(tmp_path, model_dir, posts, 
     assert result.exit_code == 0, result.output
     out = tmp_path / "out.txt"
     out.write_text(result.stdout, encoding="utf-8")
-    predicted = read_samples(out, "cmner")
+    predicted = read_samples(out, "cmner", bio="keep")
     lookup = visual_lookup(FeatureCache.open(tmp_path / "cache"), mode="one", seed=3)
     model = load_model(model_dir)
     assert [s.labels for s in predicted] == model.predict(cmner, lookup)
@@ -94,3 +94,63 @@ def test_user_errors_are_one_line_with_exit_2(tmp_path, model_dir, posts, extra,
     result = run(*args)
     assert result.exit_code == 2
     assert result.output.count("\n") == 1 and result.output.startswith("error:") and message in result.output
+
+
+@pytest.fixture
+def cmner_cache(tmp_path, posts):
+    from xlingual.features.cache import CacheProducer, CacheWriter
+
+    _, cmner = posts
+    producer = CacheProducer(backbone="resnet152", region_shape=(REGIONS, CHANNELS), weights_id="random-test", crop="clean", crop_seed=None, dtype="float32")
+    writer = CacheWriter.open(tmp_path / "cache", producer, "random")
+    rng = np.random.default_rng(1)
+    for name in sorted({name for s in cmner for name in s.images}):
+        writer.add(name, rng.standard_normal((REGIONS, CHANNELS)).astype(np.float32), f"test:{name}")
+    writer.flush()
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def seen_images(monkeypatch):
+    """Records, per post id, whether the model's visual lookup found an image for it."""
+    import xlingual.features
+
+    seen: dict[str, bool] = {}
+    real = xlingual.features.visual_lookup
+
+    def spy(*args, **kwargs):
+        lookup = real(*args, **kwargs)
+
+        def recorded(sample):
+            array, has_image = lookup(sample)
+            seen[sample.id] = bool(has_image)
+            return array, has_image
+
+        return recorded
+
+    monkeypatch.setattr(xlingual.features, "visual_lookup", spy)
+    return seen
+
+
+def test_evaluate_with_features_uses_the_cmner_posts_images(tmp_path, model_dir, posts, shared_data, cmner_cache, seen_images):
+    """Regression: xl evaluate --model --features once scored CMNER posts text-only without a word."""
+    import json
+
+    _, cmner = posts
+    layout = tmp_path / "data" / "cmner"
+    write_samples(layout / "text" / "test.txt", cmner, "cmner")
+    (layout / "images").symlink_to(shared_data / "cmner" / "images", target_is_directory=True)
+    elsewhere = tmp_path / "posts.txt"
+    write_samples(elsewhere, cmner, "cmner")
+    base = ["evaluate", "--model", str(model_dir), "--features", str(cmner_cache), "--json"]
+    # outside the data-directory layout and without --image-dir: refused, as xl predict refuses it
+    refused = run(*base, "--data", str(elsewhere))
+    assert refused.exit_code == 2 and "--image-dir" in refused.output and not seen_images
+    # with --image-dir, and found from the layout: every post's images reach the model
+    for extra in (["--data", str(elsewhere), "--image-dir", str(shared_data / "cmner" / "images")], ["--data", str(layout / "text" / "test.txt")]):
+        seen_images.clear()
+        result = run(*base, *extra)
+        assert result.exit_code == 0, result.output
+        assert seen_images == {s.id: True for s in cmner}
+        scores = json.loads(result.stdout)["data"]
+        assert scores["conlleval"]["gold"] == sum(len(s.entities()) for s in cmner)

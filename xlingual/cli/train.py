@@ -47,6 +47,7 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --output from its last checkpoint (a finished run is kept)."),
     build_missing: bool = typer.Option(False, "--build-missing", help="Build a missing translation or feature cache instead of failing."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics.json instead of the table."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved configuration as YAML and exit without training or writing anything."),
 ) -> None:
     """Train one configuration end to end and evaluate it on the target test set.
 
@@ -59,11 +60,17 @@ def train(
         xl train --config tgt_only --model acn --direction en-zh --set images=none --set model.word_vectors=null
 
         xl train --config my.yaml --output runs/mine --resume
+
+        xl train --config src_tgt --set patience=5 --dry-run
     """
-    from xlingual.train.config import load_config
-    from xlingual.train.run import train_run
+    from xlingual.train.config import config_yaml, load_config
 
     cfg = load_config(config, model, direction, _with_data_dir(set_, data_dir, build_missing))
+    if dry_run:
+        typer.echo(config_yaml(cfg), nl=False)
+        return
+    from xlingual.train.run import train_run
+
     run_dir = output or Path("runs") / cfg.run_name
     result = train_run(cfg, run_dir, resume=resume)
     if as_json:
@@ -76,34 +83,52 @@ def train(
 
 def evaluate(
     run: Optional[Path] = typer.Option(None, "--run", help="A run folder: re-score its saved predictions."),
+    gold: Optional[Path] = typer.Option(None, "--gold", help="Gold dataset file, scored against --pred (labels as written)."),
+    pred: Optional[Path] = typer.Option(None, "--pred", help="Predicted dataset file with the same posts and tokens as --gold."),
     model: Optional[Path] = typer.Option(None, "--model", help="A model folder (a run's model/): predict --data and score it."),
     data: Optional[Path] = typer.Option(None, "--data", help="Dataset file to predict with --model."),
-    format: Optional[str] = typer.Option(None, "--format", "-f", help="twitter, cmner or jsonl (guessed when omitted)."),
+    format: Optional[str] = typer.Option(None, "--format", "-f", help="twitter, cmner or jsonl (guessed per file when omitted)."),
     features: Optional[Path] = typer.Option(None, "--features", help="Feature cache folder for models that use images."),
+    image_dir: Optional[Path] = typer.Option(None, "--image-dir", help="The dataset's image folder (default: found from --data's data-directory layout)."),
+    images: str = typer.Option("all", "--images", help="'all': mean over a post's images (the paper's method); 'one': one random image."),
+    seed: int = typer.Option(0, "--seed", help="Seed for '--images one'."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of the table."),
 ) -> None:
-    """Entity-level P/R/F1 (conlleval and strict IOB2) from saved predictions or a saved model.
+    """Entity-level P/R/F1 (conlleval and strict IOB2) from saved predictions, a saved model, or two files.
 
     Examples:
 
         xl evaluate --run runs/acn-en-zh-tgt_only-seed444
 
-        xl evaluate --model runs/acn-en-zh-tgt_only-seed444/model --data data/cmner/text/test.txt
-    """
-    from xlingual.train.evaluate import evaluate_model_on_file, evaluate_run
+        xl evaluate --gold data/cmner/text/test.txt --pred pred.txt --json
 
-    if (run is None) == (model is None):
-        raise ConfigError("pass either --run DIR or --model DIR --data FILE")
+        xl evaluate --model runs/acn-en-zh-tgt_only-seed444/model --data data/cmner/text/test.txt --features data/features/vgg16
+    """
+    from xlingual.train.evaluate import evaluate_files, evaluate_model_on_file, evaluate_run
+
+    chosen = [name for name, given in (("--run", run is not None), ("--gold/--pred", gold is not None or pred is not None), ("--model", model is not None)) if given]
+    if len(chosen) != 1:
+        raise ConfigError("pass one of --run DIR, --gold FILE --pred FILE, or --model DIR --data FILE")
     if run is not None:
-        scores = evaluate_run(run)
-    else:
+        scores, title = evaluate_run(run), str(run)
+    elif model is not None:
         if data is None:
             raise ConfigError("--model needs --data FILE")
-        scores = evaluate_model_on_file(model, data, format, features)
+        if images not in ("one", "all"):
+            raise ConfigError(f"--images must be 'one' or 'all', not '{images}'")
+        scores, title = evaluate_model_on_file(model, data, format, features, images=images, seed=seed, image_dir=image_dir), str(data)
+    else:
+        if gold is None or pred is None:
+            raise ConfigError("--gold and --pred go together: pass both files")
+        scores = evaluate_files(gold, pred, format)
+        if as_json:
+            typer.echo(json.dumps(scores, indent=2))
+            return
+        scores, title = {"pred": scores}, f"{pred} against {gold}"
     if as_json:
         typer.echo(json.dumps(scores, indent=2))
     else:
-        _print_scores(str(run or data), scores)
+        _print_scores(title, scores)
 
 
 def experiment(

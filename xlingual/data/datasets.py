@@ -110,13 +110,16 @@ def get_dataset(name: str) -> DatasetSpec:
     return DATASETS[name]
 
 
-def load_split(data_dir: str | Path, dataset: str, split: str, with_images: bool = True) -> list[Sample]:
-    """Read one split of a known dataset from ``data_dir``; attach images when its image folder exists."""
+def load_split(data_dir: str | Path, dataset: str, split: str, with_images: bool = True, bio: str = "repair") -> list[Sample]:
+    """Read one split of a known dataset from ``data_dir``; attach images when its image folder exists.
+
+    ``bio="keep"`` reads the labels as written (scoring); the default repairs orphan ``I-`` tags (training).
+    """
     spec = get_dataset(dataset)
     path = spec.split_path(data_dir, split)
     if not path.exists():
         raise XlingualError(f"{path}: not found (run 'xl data download {dataset} --to {data_dir}' or pass --data-dir)")
-    samples = read_samples(path, spec.format)
+    samples = read_samples(path, spec.format, bio)
     images = spec.images_dir(data_dir)
     if with_images and images.is_dir():
         attach_images(samples, images)

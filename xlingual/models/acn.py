@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from xlingual.data.labels import CANONICAL_LABELS, repair_bio
+from xlingual.data.labels import CANONICAL_LABELS
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError, DataFormatError, ModelNotFoundError
 from xlingual.models.acn_layers import BiLstm, CharCnn, FiltrationGate, GatedMultimodalFusion, SplitTanhAttention
@@ -295,14 +295,14 @@ class AcnModel(MnerModel):
         """Viterbi labels per original token; tokens beyond ``max_length`` are ``O``.
 
         The CRF may still choose ``O -> I-X`` (its transitions are learnt, not
-        constrained); such an orphan becomes ``B-X``, which is how conlleval and
-        seqeval count it anyway, so outputs are valid BIO at no change in score.
+        constrained); the tag is kept as produced, so strict IOB2 scoring sees
+        it (conlleval counts it as an entity start anyway).
         """
         emissions = self.compute(batch).emissions
         paths = self.crf.viterbi(emissions, self._mask(batch))
         out = []
         for path, length, total in zip(paths, batch["lengths"].tolist(), batch["num_tokens"].tolist()):
-            labels = repair_bio([self.labels.label(tag + 1) for tag in path[: min(length, total)]])[0]
+            labels = [self.labels.label(tag + 1) for tag in path[: min(length, total)]]
             out.append(labels + ["O"] * (total - len(labels)))
         return out
 

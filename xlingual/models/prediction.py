@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xlingual.data.formats import detect_format, read_samples, write_samples
-from xlingual.data.images import attach_images
 from xlingual.data.labels import count_entities
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
 from xlingual.models import load_model
 from xlingual.models.base import MnerModel, VisualLookup
+from xlingual.models.visual_inputs import build_visual_inputs, dataset_image_dir
 from xlingual.progress import progress_bar
 
 logger = logging.getLogger(__name__)
@@ -42,8 +42,13 @@ class PredictionReport:
     model_type: str
 
 
-def visual_for_model(model: MnerModel, samples: list[Sample], features: str | Path | None, image_dir: str | Path | None, images: str, seed: int) -> tuple[VisualLookup | None, int]:
-    """The visual lookup a model needs for ``samples`` and how many samples have an image."""
+def visual_for_model(model: MnerModel, samples: list[Sample], features: str | Path | None, image_dir: str | Path | None, images: str, seed: int,
+                     data_file: str | Path | None = None) -> tuple[VisualLookup | None, int]:
+    """The visual lookup a model needs for ``samples`` and how many samples have an image.
+
+    ``image_dir`` defaults to the dataset's image folder when ``data_file``
+    sits in the ``xl data download`` layout (``data/cmner/text/test.txt``).
+    """
     uses_images = bool(getattr(getattr(model, "config", None), "use_image", False))
     if not uses_images:
         if features is not None:
@@ -52,16 +57,10 @@ def visual_for_model(model: MnerModel, samples: list[Sample], features: str | Pa
     if features is None:
         logger.warning("multimodal model without --features: every post is treated as having no image")
         return None, 0
-    from xlingual.features import FeatureCache, visual_lookup
-
-    if image_dir is not None:
-        report = attach_images(samples, image_dir)
-        if report.missing:
-            logger.warning("%s", report.summary())
-    elif not any(sample.images for sample in samples):
-        raise ConfigError("--features needs to know each post's images: pass --image-dir (the dataset's image folder)")
-    lookup = visual_lookup(FeatureCache.open(features), mode=images, seed=seed)
-    return lookup, sum(1 for sample in samples if sample.images)
+    if image_dir is None and data_file is not None:
+        image_dir = dataset_image_dir(data_file)
+    inputs = build_visual_inputs(samples, features, image_dir=image_dir, mode=images, seed=seed)
+    return inputs.lookup, inputs.with_images
 
 
 def predict_samples(model: MnerModel, samples: list[Sample], visual: VisualLookup | None = None, batch_size: int = 32) -> list[Sample]:
@@ -95,7 +94,7 @@ def predict_file(
     samples = read_samples(input_path, fmt)
     model = load_model(model_dir)
     model.to(device)
-    visual, with_images = visual_for_model(model, samples, features, image_dir, images, seed)
+    visual, with_images = visual_for_model(model, samples, features, image_dir, images, seed, data_file=input_path)
     predicted = predict_samples(model, samples, visual, batch_size)
     if output_path is not None:
         write_samples(output_path, predicted, fmt)

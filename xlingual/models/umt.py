@@ -39,7 +39,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from xlingual.data.labels import repair_bio
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
 from xlingual.models.base import MnerModel, VisualLookup, config_from_dict
@@ -332,16 +331,17 @@ class UmtModel(MnerModel):
 
     @torch.no_grad()
     def decode(self, batch: dict[str, torch.Tensor]) -> list[list[str]]:
-        """Viterbi on the typed CRF, mapped back to each post's original tokens as valid BIO.
+        """Viterbi on the typed CRF, mapped back to each post's original tokens, tags as decoded.
 
-        The CRF may put an ``I-`` after ``O`` (nothing forbids it); such an
-        orphan becomes ``B-``, which is how conlleval counts it anyway.
+        The CRF may put an ``I-`` after ``O`` (nothing forbids it); the tag is
+        kept as produced so that strict IOB2 scoring sees it (conlleval counts
+        it as an entity start anyway).
         """
         out = self.emissions(batch)
         paths = self.crf.viterbi(out["emissions"], batch["attention_mask"])
         positions = batch["token_positions"].tolist()
         counts = batch["token_counts"].tolist()
-        return [repair_bio(labels_for_tokens(path, pos[:count]))[0] for path, pos, count in zip(paths, positions, counts)]
+        return [labels_for_tokens(path, pos[:count]) for path, pos, count in zip(paths, positions, counts)]
 
 
 __all__ = ["UmtConfig", "UmtModel", "VISUAL_BRANCH"]

@@ -46,7 +46,12 @@ class StageConfig:
     warmup_ratio: float = 0.0
     max_grad_norm: float | None = None
     patience: int | None = None
-    """Stop after this many evaluations without a dev improvement (None: run all epochs)."""
+    """Stop after this many evaluations without a dev improvement; None or 0: run every epoch.
+
+    The reference code (UMT and the CMNER copy of UMT and ACN) has no early
+    stopping: it runs all epochs and keeps the best dev checkpoint, so the
+    shipped configs leave this off. It stays available as a switch
+    (``--set patience=5``)."""
     max_steps: int | None = None
     """Stop the stage after this many optimiser steps (smoke tests, demos)."""
     eval_every_steps: int | None = None
@@ -135,6 +140,8 @@ class TrainConfig:
             stage = getattr(self, stage_name)
             if stage.epochs < 1 or stage.batch_size < 1 or stage.lr <= 0:
                 raise ConfigError(f"{stage_name}: epochs, batch_size and lr must be positive")
+            if stage.patience is not None and stage.patience < 0:
+                raise ConfigError(f"{stage_name}.patience: must be a positive number of evaluations, or null/0 to run every epoch")
             if stage.optimizer not in ("adam", "adamw"):
                 raise ConfigError(f"{stage_name}.optimizer: '{stage.optimizer}' is not one of adam, adamw")
         if self.gradient_accumulation_steps < 1:
@@ -175,6 +182,8 @@ def _coerce(config: TrainConfig) -> TrainConfig:
         for name in ("patience", "max_steps", "eval_every_steps"):
             if getattr(stage, name) is not None:
                 setattr(stage, name, _as_number(getattr(stage, name), int, name))
+        if stage.patience == 0:
+            stage.patience = None  # 0 reads as "no early stopping", the same as null
     config.seed = _as_number(config.seed, int, "seed")
     config.gradient_accumulation_steps = _as_number(config.gradient_accumulation_steps, int, "gradient_accumulation_steps")
     if config.data.max_samples is not None:
@@ -304,13 +313,18 @@ def load_config(config: str | Path, model_type: str | None = None, direction: st
     return config_from_dict(values, where=str(path.name))
 
 
+def config_yaml(config: TrainConfig) -> str:
+    """The resolved config as YAML: what ``save_config`` writes and ``xl train --dry-run`` prints."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True)
+
+
 def save_config(config: TrainConfig, path: str | Path) -> None:
     from xlingual.io import atomic_write_text
 
-    atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True))
+    atomic_write_text(path, config_yaml(config))
 
 
 __all__ = [
     "DIRECTIONS", "IMAGE_MODES", "MODEL_TYPES", "SETTINGS", "DataConfig", "StageConfig", "TrainConfig",
-    "apply_overrides", "config_from_dict", "load_config", "packaged_config_names", "parse_override", "save_config",
+    "apply_overrides", "config_from_dict", "config_yaml", "load_config", "packaged_config_names", "parse_override", "save_config",
 ]

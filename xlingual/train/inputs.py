@@ -26,6 +26,7 @@ from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
 from xlingual.io import atomic_open
 from xlingual.models.base import VisualLookup
+from xlingual.models.visual_inputs import build_visual_inputs
 from xlingual.train.config import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -146,11 +147,16 @@ def pretrain_stage(config: TrainConfig) -> StageData | None:
 
 
 def target_data(config: TrainConfig) -> tuple[StageData, list[Sample]]:
+    """The target dataset's splits; dev and test keep their labels as written, since they are scored.
+
+    Training labels have orphan ``I-`` tags repaired; scoring against
+    repaired gold would make strict IOB2 equal to conlleval by construction.
+    """
     limit = config.data.max_samples
     data_dir, dataset = config.data.data_dir, config.target_dataset
     train = _limit(load_split(data_dir, dataset, "train"), limit)
-    dev = _limit(load_split(data_dir, dataset, "dev"), limit)
-    test = _limit(load_split(data_dir, dataset, "test"), limit)
+    dev = _limit(load_split(data_dir, dataset, "dev", bio="keep"), limit)
+    test = _limit(load_split(data_dir, dataset, "test", bio="keep"), limit)
     return StageData("target", train, dev, f"{dataset} ({config.target_lang})"), test
 
 
@@ -217,11 +223,13 @@ def resolve_word_vectors(config: TrainConfig, run_dir: Path) -> str | None:
 
 
 def build_visual(config: TrainConfig, samples: list[Sample]) -> VisualLookup | None:
-    """The image-feature lookup of the run, or None for text-only runs (``images: none``)."""
+    """The image-feature lookup of the run, or None for text-only runs (``images: none``).
+
+    The samples carry their images already (``load_split`` and the translated
+    splits attach them from the datasets' image folders).
+    """
     if config.images == "none":
         return None
-    from xlingual.features import FeatureCache, visual_lookup
-
     folder = features_dir(config.data.data_dir, config.feature_backbone)
     if not folder.exists():
         if not config.data.build_missing:
@@ -231,8 +239,7 @@ def build_visual(config: TrainConfig, samples: list[Sample]) -> VisualLookup | N
                 "pass --build-missing, or --set images=none for text only"
             )
         extract_missing_features(config, samples, folder)
-    cache = FeatureCache.open(folder)
-    return visual_lookup(cache, mode=config.images, seed=config.seed)
+    return build_visual_inputs(samples, folder, mode=config.images, seed=config.seed).lookup
 
 
 def extract_missing_features(config: TrainConfig, samples: list[Sample], folder: Path) -> None:

@@ -14,12 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-
-def _f1(sums: np.ndarray) -> np.ndarray:
-    tp, n_pred, n_gold = sums[..., 0], sums[..., 1], sums[..., 2]
-    p = np.divide(tp, n_pred, out=np.zeros_like(tp, dtype=float), where=n_pred > 0)
-    r = np.divide(tp, n_gold, out=np.zeros_like(tp, dtype=float), where=n_gold > 0)
-    return 100 * np.divide(2 * p * r, p + r, out=np.zeros_like(p), where=(p + r) > 0)
+from xlingual.train.metrics import f1_from_counts
 
 
 def paired_bootstrap(system: Sequence[np.ndarray], baseline: Sequence[np.ndarray], resamples: int = 1000,
@@ -34,7 +29,7 @@ def paired_bootstrap(system: Sequence[np.ndarray], baseline: Sequence[np.ndarray
     if sys_counts.shape[1] != base_counts.shape[1]:
         raise ValueError("the two systems were scored on different test sets")
     n = sys_counts.shape[1]
-    observed = float(_f1(sys_counts.sum(axis=1)).mean() - _f1(base_counts.sum(axis=1)).mean())
+    observed = float(f1_from_counts(sys_counts.sum(axis=1)).mean() - f1_from_counts(base_counts.sum(axis=1)).mean())
     rng = np.random.default_rng(seed)
     not_better = 0
     done = 0
@@ -42,8 +37,8 @@ def paired_bootstrap(system: Sequence[np.ndarray], baseline: Sequence[np.ndarray
         size = min(chunk, resamples - done)
         idx = rng.integers(0, n, size=(size, n))
         weights = np.stack([np.bincount(row, minlength=n) for row in idx])  # (size, n)
-        sys_f1 = _f1(np.einsum("bn,snk->bsk", weights, sys_counts)).mean(axis=1)
-        base_f1 = _f1(np.einsum("bn,snk->bsk", weights, base_counts)).mean(axis=1)
+        sys_f1 = f1_from_counts(np.einsum("bn,snk->bsk", weights, sys_counts)).mean(axis=1)
+        base_f1 = f1_from_counts(np.einsum("bn,snk->bsk", weights, base_counts)).mean(axis=1)
         not_better += int(np.sum(sys_f1 - base_f1 <= 0))
         done += size
     return observed, (not_better + 1) / (resamples + 1)
