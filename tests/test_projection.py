@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from test_projection_fakes import FAULTS, RECOVERABLE, FakeTranslator
+from projection_fakes import FAULTS, RECOVERABLE, FakeTranslator
 
 from xlingual.data.datasets import load_split
 from xlingual.data.labels import spans
