@@ -87,6 +87,41 @@ def test_ctranslate2_matches_transformers_greedy(marian: Path, tmp_path: Path) -
     assert ct2.cache_key != HFTranslator.from_pretrained(str(marian), "en", "zh", GREEDY).cache_key
 
 
+@pytest.fixture(scope="module")
+def short_marian(tmp_path_factory) -> Path:
+    """A Marian whose position table has 16 rows: ordinary tweets run off its end."""
+    return build_tiny_marian(tmp_path_factory.mktemp("marian16") / "en-zh", "en", "zh", max_positions=16)
+
+
+LONG = "we met X2 in X1 today and it was good and then we went to X3 with John and Mary ."
+
+
+@pytest.mark.parametrize("backend", ["transformers", "ctranslate2"])
+def test_short_position_table_clamps_inputs_and_generation(short_marian: Path, tmp_path: Path, backend: str) -> None:
+    if backend == "ctranslate2":
+        pytest.importorskip("ctranslate2")
+    options = DecodingOptions(beam_size=1, max_length=64)  # asks for more new tokens than the table holds
+    translator = load_translator("en", "zh", str(short_marian), backend=backend, options=options, quantization="float32", work_dir=tmp_path)
+    assert translator.limits.max_input_tokens == 16 and translator.limits.max_new_tokens == 15
+    assert translator.too_long(["X1 loves X2 .", LONG]) == [False, True]
+    outputs = translator.translate(["X1 loves X2 .", LONG])  # random weights never stop early: generation hits the cap
+    assert len(outputs) == 2 and all(isinstance(o, str) for o in outputs)
+
+
+def test_cli_reports_sentences_too_long_for_the_model_instead_of_crashing(short_marian: Path, tmp_path: Path, sample_data_dir: Path) -> None:
+    source = sample_data_dir / "twitter2015" / "train.txt"
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["translate", "--src", "en", "--tgt", "zh", "--model", str(short_marian), "--input", str(source),
+                                 "--output", str(out), "--beam-size", "1", "--max-length", "64", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["failures_by_reason"].get("too_long", 0) > 0 and report["mt"]["too_long"] > 0
+    assert report["samples_in"] == report["samples_out"] + sum(report["failures_by_reason"].values())
+    failures = [json.loads(line) for line in (out / "train.failures.jsonl").read_text().splitlines()]
+    cut = [f for f in failures if f["reason"] == "too_long"]
+    assert cut and all(a["translation"] is None for f in cut for a in f["attempts"] if a["reason"] == "too_long")  # never sent
+
+
 def test_cache_translates_each_text_once_and_persists(tmp_path: Path) -> None:
     class Counting:
         cache_key = "counting-v1"

@@ -3,7 +3,9 @@
 ``--backend ctranslate2 --model X`` accepts either a converted folder
 (``model.bin`` plus the tokenizer files) or a transformers folder / hub id,
 which is converted once into ``cache_dir`` and reused. Tokenisation stays with
-the transformers tokenizer so both backends see identical input pieces.
+the transformers tokenizer so both backends see identical input pieces, and
+the same limits apply (the original config's ``max_position_embeddings`` and
+the tokenizer's ``model_max_length``).
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import shutil
 from pathlib import Path
 
 from xlingual.errors import ConfigError, ModelNotFoundError
-from xlingual.translate.base import DecodingOptions, length_sorted_batches
-from xlingual.translate.hf import MARIAN_TARGET_TOKENS, NLLB_CODES, model_fingerprint
+from xlingual.translate.base import DecodingOptions, ModelLimits, length_sorted_batches
+from xlingual.translate.hf import MARIAN_TARGET_TOKENS, NLLB_CODES, model_fingerprint, source_lengths
 from xlingual.translate.resolve import resolve_model
 
 logger = logging.getLogger(__name__)
@@ -70,6 +72,7 @@ class CTranslate2Translator:
         model_type = hf_config.get("model_type", "")
         # transformers spends the last step on a forced </s> when the config asks for one: match its length
         self.eos_reserved = 1 if hf_config.get("forced_eos_token_id") is not None else 0
+        self.limits = ModelLimits.from_model(hf_config.get("max_position_embeddings"), getattr(self.tokenizer, "model_max_length", None))
         self.target_prefix: list[str] | None = None
         self.prefix = ""
         if model_type == "m2m_100":
@@ -103,17 +106,23 @@ class CTranslate2Translator:
         converted = convert_to_ctranslate2(location, Path(cache_dir) / f"ct2-{tag}-{quantization}", quantization)
         return cls(converted, src_lang, tgt_lang, options, device, compute_type=quantization)
 
+    def too_long(self, texts: list[str]) -> list[bool]:
+        """Which texts exceed the model's input limit (they would be cut)."""
+        return self.limits.over(source_lengths(self.tokenizer, [self.prefix + t for t in texts])) if texts else []
+
     def translate(self, texts: list[str]) -> list[str]:
         if not texts:
             return []
-        pieces = [self.tokenizer.convert_ids_to_tokens(self.tokenizer(self.prefix + t, truncation=True, max_length=self.options.max_length).input_ids) for t in texts]
+        limit = self.limits.max_input_tokens
+        pieces = [self.tokenizer.convert_ids_to_tokens(self.tokenizer(self.prefix + t, truncation=True, max_length=limit).input_ids) for t in texts]
         outputs: list[str] = [""] * len(texts)
         for batch in length_sorted_batches([len(p) for p in pieces], self.options.max_tokens, self.options.max_batch_size):
             results = self.translator.translate_batch(
                 [pieces[i] for i in batch],
                 target_prefix=[self.target_prefix] * len(batch) if self.target_prefix else None,
                 beam_size=self.options.beam_size,
-                max_decoding_length=self.options.new_token_limit(max(len(pieces[i]) for i in batch)) - self.eos_reserved,
+                max_input_length=limit,
+                max_decoding_length=max(1, min(self.options.new_token_limit(max(len(pieces[i]) for i in batch)), self.limits.max_new_tokens) - self.eos_reserved),
             )
             for index, result in zip(batch, results):
                 tokens = result.hypotheses[0]
