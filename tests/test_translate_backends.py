@@ -122,6 +122,23 @@ def test_cli_reports_sentences_too_long_for_the_model_instead_of_crashing(short_
     assert cut and all(a["translation"] is None for f in cut for a in f["attempts"] if a["reason"] == "too_long")  # never sent
 
 
+def test_ctranslate2_threads_follow_the_cores_given_and_whole_list_batching_keeps_order(marian: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ctranslate2")
+    from xlingual.translate.base import available_cores
+    from xlingual.translate.ct2 import CTranslate2Translator
+
+    fixed_cap = DecodingOptions(beam_size=1, max_length=8, length_ratio=1e6, max_tokens=24)
+    ours = load_translator("en", "zh", str(marian), backend="ctranslate2", options=fixed_cap, quantization="float32", work_dir=tmp_path)
+    assert ours.threads == available_cores()
+    converted = next(tmp_path.glob("ct2-*-float32"))
+    whole = CTranslate2Translator(converted, "en", "zh", fixed_cap, device="cpu", compute_type="float32", threads=1, whole_list=True)
+    assert whole.threads == 1 and whole.cache_key != ours.cache_key
+    texts = ["X1 loves X2 .", "Paris", "we met X2 in X1 today .", "I see X3 .", "John"]
+    forward = whole.translate(texts)
+    assert len(forward) == len(texts)
+    assert whole.translate(texts[::-1]) == forward[::-1]  # CTranslate2 batches the same texts alike: results follow input order
+
+
 def test_cache_translates_each_text_once_and_persists(tmp_path: Path) -> None:
     class Counting:
         cache_key = "counting-v1"

@@ -58,6 +58,16 @@ class DecodingOptions:
         return json.dumps(fields, sort_keys=True)
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. a container's or taskset's share), not the machine's."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def too_long(translator: Translator, texts: list[str]) -> list[bool]:
     """Which ``texts`` the translator would have to cut (its optional ``too_long`` method; none without one).
 

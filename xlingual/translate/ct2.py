@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 
 from xlingual.errors import ConfigError, ModelNotFoundError
-from xlingual.translate.base import DecodingOptions, ModelLimits, length_sorted_batches
+from xlingual.translate.base import DecodingOptions, ModelLimits, available_cores, length_sorted_batches
 from xlingual.translate.hf import MARIAN_TARGET_TOKENS, NLLB_CODES, model_fingerprint, source_lengths
 from xlingual.translate.resolve import resolve_model
 
@@ -53,10 +53,17 @@ def convert_to_ctranslate2(model_dir: str | Path, output_dir: str | Path, quanti
 
 
 class CTranslate2Translator:
-    """Translation with ``ctranslate2.Translator`` on a converted model folder."""
+    """Translation with ``ctranslate2.Translator`` on a converted model folder.
+
+    ``threads`` sets CTranslate2's ``intra_threads`` (0: the cores this process
+    is given, not every core of the machine). ``whole_list`` hands every text of
+    a call to one ``translate_batch`` with a token budget (``batch_type="tokens"``)
+    and lets CTranslate2 sort and batch; then the new-token cap follows the
+    longest text of the call instead of the longest of each batch.
+    """
 
     def __init__(self, folder: str | Path, src_lang: str, tgt_lang: str, options: DecodingOptions | None = None,
-                 device: str = "auto", compute_type: str = "default") -> None:
+                 device: str = "auto", compute_type: str = "default", threads: int = 0, whole_list: bool = False) -> None:
         ctranslate2 = _require_ctranslate2()
         from transformers import AutoTokenizer
 
@@ -65,7 +72,10 @@ class CTranslate2Translator:
         if device == "auto":
             device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
         self.device = device
-        self.translator = ctranslate2.Translator(str(self.folder), device=device, compute_type=compute_type)
+        self.threads = threads if threads > 0 else available_cores()
+        self.whole_list = whole_list
+        self.translator = ctranslate2.Translator(str(self.folder), device=device, compute_type=compute_type, inter_threads=1,
+                                                 intra_threads=self.threads if device == "cpu" else 0)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder), local_files_only=True)
         config_path = self.folder / "hf_config.json"
         hf_config = json.loads(config_path.read_text()) if config_path.exists() else {}
@@ -83,17 +93,19 @@ class CTranslate2Translator:
             self.prefix = next((t + " " for t in MARIAN_TARGET_TOKENS.get(tgt_lang, ()) if t in vocab), "")
         self.cache_key = json.dumps(
             {"backend": "ctranslate2", "model": model_fingerprint(resolve_model(str(self.folder), "model.bin")),
-             "compute_type": compute_type, "src": src_lang, "tgt": tgt_lang, "options": self.options.output_key()},
+             "compute_type": compute_type, "src": src_lang, "tgt": tgt_lang, "options": self.options.output_key(),
+             **({"whole_list": True} if whole_list else {})},
             sort_keys=True,
         )
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, src_lang: str, tgt_lang: str, options: DecodingOptions | None = None,
-                        device: str = "auto", quantization: str = "int8", cache_dir: str | Path | None = None) -> "CTranslate2Translator":
+                        device: str = "auto", quantization: str = "int8", cache_dir: str | Path | None = None,
+                        threads: int = 0, whole_list: bool = False) -> "CTranslate2Translator":
         """Open a converted folder, or convert a transformers model (folder or cached hub id) first."""
         path = Path(name_or_path).expanduser()
         if path.is_dir() and (path / "model.bin").exists():
-            return cls(path, src_lang, tgt_lang, options, device, compute_type=quantization)
+            return cls(path, src_lang, tgt_lang, options, device, compute_type=quantization, threads=threads, whole_list=whole_list)
         source = resolve_model(name_or_path)
         location = Path(source.location)
         if not source.is_local_dir:
@@ -104,7 +116,7 @@ class CTranslate2Translator:
             raise ModelNotFoundError(f"{name_or_path}: not a CTranslate2 folder (no model.bin) and no folder to convert it into")
         tag = model_fingerprint(source).replace("/", "_").replace("#", "_").strip("_")[-80:]
         converted = convert_to_ctranslate2(location, Path(cache_dir) / f"ct2-{tag}-{quantization}", quantization)
-        return cls(converted, src_lang, tgt_lang, options, device, compute_type=quantization)
+        return cls(converted, src_lang, tgt_lang, options, device, compute_type=quantization, threads=threads, whole_list=whole_list)
 
     def too_long(self, texts: list[str]) -> list[bool]:
         """Which texts exceed the model's input limit (they would be cut)."""
@@ -116,13 +128,20 @@ class CTranslate2Translator:
         limit = self.limits.max_input_tokens
         pieces = [self.tokenizer.convert_ids_to_tokens(self.tokenizer(self.prefix + t, truncation=True, max_length=limit).input_ids) for t in texts]
         outputs: list[str] = [""] * len(texts)
-        for batch in length_sorted_batches([len(p) for p in pieces], self.options.max_tokens, self.options.max_batch_size):
+        if self.whole_list:
+            batches = [list(range(len(texts)))]
+            batching = {"max_batch_size": self.options.max_tokens, "batch_type": "tokens"}
+        else:
+            batches = length_sorted_batches([len(p) for p in pieces], self.options.max_tokens, self.options.max_batch_size)
+            batching = {}
+        for batch in batches:
             results = self.translator.translate_batch(
                 [pieces[i] for i in batch],
                 target_prefix=[self.target_prefix] * len(batch) if self.target_prefix else None,
                 beam_size=self.options.beam_size,
                 max_input_length=limit,
                 max_decoding_length=max(1, min(self.options.new_token_limit(max(len(pieces[i]) for i in batch)), self.limits.max_new_tokens) - self.eos_reserved),
+                **batching,
             )
             for index, result in zip(batch, results):
                 tokens = result.hypotheses[0]
