@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import pytest
-from test_projection_fakes import FAULTS, RECOVERABLE, FakeTranslator
+from projection_fakes import FAULTS, RECOVERABLE, FakeTranslator
 
 from xlingual.data.datasets import load_split
 from xlingual.data.labels import spans
 from xlingual.data.sample import Sample
 from xlingual.projection import STRATEGIES, project_samples
-from xlingual.projection.placeholders import BRACKETED, NUMBERED, find_marked
+from xlingual.projection.placeholders import BRACKETED, NUMBERED, find_marked, normalise
 from xlingual.projection.project import Projector, prepare_sample, render_placeholders
 from xlingual.projection.tokenization import tokenize_target
 
@@ -25,6 +26,11 @@ def expected_pairs(result, translator: FakeTranslator, tgt: str) -> Counter:
     placeholder strategies, fault-free inside the sentence for markers."""
     mt = FakeTranslator(tgt) if result.strategy == "markers" else translator
     return Counter((e["type"], tuple(tokenize_target(mt.translate_one(e["source"]), tgt))) for e in result.sample.meta["entities"])
+
+
+def glued_after_digit(translation: str) -> bool:
+    """``2012X5``: the fake joins Chinese without spaces; a letter code glued to a number is not read as a placeholder."""
+    return re.search(r"(?<![Xx\d])\d+[Xx]\d", normalise(translation).text) is not None
 
 
 def test_numbered_placeholders_are_padded_so_none_is_a_prefix_of_another() -> None:
@@ -96,7 +102,7 @@ def test_fault_injection_on_real_samples_never_emits_wrong_labels(shared_data, s
     assert {f for f in first_faults.values() if f} >= {"reorder", "drop", "duplicate", "fullwidth", "lowercase", "space", "translate_word", "invent"}
     for result in results:
         fault = first_faults.get(result.source.id)
-        if fault in RECOVERABLE:
+        if fault in RECOVERABLE and not glued_after_digit(result.attempts[0].translation):
             assert result.strategy == "numbered", (result.source.id, fault)
         elif fault in ("drop", "duplicate", "translate_word", "invent"):
             assert result.attempts[0].reason is not None
@@ -128,6 +134,7 @@ def test_each_distinct_entity_is_translated_once_per_corpus() -> None:
 
 
 def test_entity_context_costs_one_call_per_occurrence_and_falls_back() -> None:
+    """Every read-back is verified against the stand-alone translation, so both are always requested."""
     samples = [Sample(str(i), ["Paris", "and", "Obama"], ["B-LOC", "O", "B-PER"], lang="en") for i in range(3)]
     fake = FakeTranslator("zh", ("drop_marker",), rate=1.0)
     projector = Projector(fake, "en", "zh", entity_context=True)
@@ -138,7 +145,7 @@ def test_entity_context_costs_one_call_per_occurrence_and_falls_back() -> None:
     assert projector.stats.entity_texts == 2
     plain = Projector(FakeTranslator("zh"), "en", "zh", entity_context=True)
     project_samples(samples, plain.translator, "en", "zh", projector=plain)
-    assert plain.stats.context_used == 6 and plain.stats.entity_texts == 0
+    assert plain.stats.context_used == 6 and plain.stats.entity_texts == 2 and plain.stats.context_rejected == 0
 
 
 def test_markers_strategy_matches_mixed_types_by_similarity_even_when_reordered() -> None:

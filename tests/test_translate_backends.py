@@ -87,6 +87,58 @@ def test_ctranslate2_matches_transformers_greedy(marian: Path, tmp_path: Path) -
     assert ct2.cache_key != HFTranslator.from_pretrained(str(marian), "en", "zh", GREEDY).cache_key
 
 
+@pytest.fixture(scope="module")
+def short_marian(tmp_path_factory) -> Path:
+    """A Marian whose position table has 16 rows: ordinary tweets run off its end."""
+    return build_tiny_marian(tmp_path_factory.mktemp("marian16") / "en-zh", "en", "zh", max_positions=16)
+
+
+LONG = "we met X2 in X1 today and it was good and then we went to X3 with John and Mary ."
+
+
+@pytest.mark.parametrize("backend", ["transformers", "ctranslate2"])
+def test_short_position_table_clamps_inputs_and_generation(short_marian: Path, tmp_path: Path, backend: str) -> None:
+    if backend == "ctranslate2":
+        pytest.importorskip("ctranslate2")
+    options = DecodingOptions(beam_size=1, max_length=64)  # asks for more new tokens than the table holds
+    translator = load_translator("en", "zh", str(short_marian), backend=backend, options=options, quantization="float32", work_dir=tmp_path)
+    assert translator.limits.max_input_tokens == 16 and translator.limits.max_new_tokens == 15
+    assert translator.too_long(["X1 loves X2 .", LONG]) == [False, True]
+    outputs = translator.translate(["X1 loves X2 .", LONG])  # random weights never stop early: generation hits the cap
+    assert len(outputs) == 2 and all(isinstance(o, str) for o in outputs)
+
+
+def test_cli_reports_sentences_too_long_for_the_model_instead_of_crashing(short_marian: Path, tmp_path: Path, sample_data_dir: Path) -> None:
+    source = sample_data_dir / "twitter2015" / "train.txt"
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["translate", "--src", "en", "--tgt", "zh", "--model", str(short_marian), "--input", str(source),
+                                 "--output", str(out), "--beam-size", "1", "--max-length", "64", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["failures_by_reason"].get("too_long", 0) > 0 and report["mt"]["too_long"] > 0
+    assert report["samples_in"] == report["samples_out"] + sum(report["failures_by_reason"].values())
+    failures = [json.loads(line) for line in (out / "train.failures.jsonl").read_text().splitlines()]
+    cut = [f for f in failures if f["reason"] == "too_long"]
+    assert cut and all(a["translation"] is None for f in cut for a in f["attempts"] if a["reason"] == "too_long")  # never sent
+
+
+def test_ctranslate2_threads_follow_the_cores_given_and_whole_list_batching_keeps_order(marian: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ctranslate2")
+    from xlingual.translate.base import available_cores
+    from xlingual.translate.ct2 import CTranslate2Translator
+
+    fixed_cap = DecodingOptions(beam_size=1, max_length=8, length_ratio=1e6, max_tokens=24)
+    ours = load_translator("en", "zh", str(marian), backend="ctranslate2", options=fixed_cap, quantization="float32", work_dir=tmp_path)
+    assert ours.threads == available_cores()
+    converted = next(tmp_path.glob("ct2-*-float32"))
+    whole = CTranslate2Translator(converted, "en", "zh", fixed_cap, device="cpu", compute_type="float32", threads=1, whole_list=True)
+    assert whole.threads == 1 and whole.cache_key != ours.cache_key
+    texts = ["X1 loves X2 .", "Paris", "we met X2 in X1 today .", "I see X3 .", "John"]
+    forward = whole.translate(texts)
+    assert len(forward) == len(texts)
+    assert whole.translate(texts[::-1]) == forward[::-1]  # CTranslate2 batches the same texts alike: results follow input order
+
+
 def test_cache_translates_each_text_once_and_persists(tmp_path: Path) -> None:
     class Counting:
         cache_key = "counting-v1"

@@ -20,7 +20,7 @@ runner = CliRunner()
 
 PLUGIN = textwrap.dedent('''
     import os
-    from test_projection_fakes import FAULTS, FakeTranslator
+    from projection_fakes import FAULTS, FakeTranslator
 
     class Interruptible(FakeTranslator):
         """Raises KeyboardInterrupt on the n-th translate() call when XL_FAKE_INTERRUPT_AT=n."""

@@ -83,12 +83,13 @@ def translate(
     translator_spec: Optional[str] = typer.Option(None, "--translator", help="Your own MT: MODULE:NAME, an object with translate(texts) or a zero-argument factory."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (half precision on GPU)."),
     beam_size: int = typer.Option(4, "--beam-size", min=1, help="Beam size (1 = greedy)."),
-    max_length: int = typer.Option(256, "--max-length", min=1, help="Most new tokens per sentence (also bounded by 2 x input length + 10)."),
+    max_length: int = typer.Option(256, "--max-length", min=1, help="Most new tokens per sentence (also bounded by 2 x input length + 10 and by the model's position table)."),
     max_tokens: int = typer.Option(4096, "--max-tokens", min=1, help="Padded token budget of one MT batch."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Most sentences in one MT batch."),
     quantization: str = typer.Option("int8", "--quantization", help="CTranslate2 compute type when converting (int8, float32, ...)."),
+    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads: CTranslate2's intra_threads (0: the cores this process is given); torch's threads when set."),
     strategies: str = typer.Option(",".join(STRATEGIES), "--strategies", help="Placeholder strategies to try, in order."),
-    entity_context: bool = typer.Option(False, "--entity-context", help="Translate each entity inside its sentence (bracketed), stand-alone as fallback."),
+    entity_context: bool = typer.Option(False, "--entity-context", help="Also translate each entity inside its sentence (bracketed); the read-back is kept only where it agrees with the stand-alone translation."),
     cache: Optional[Path] = typer.Option(None, "--cache", help=f"Translation cache file (default: OUTPUT/{CACHE_NAME})."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the translation cache (no resume)."),
     as_json: bool = typer.Option(False, "--json", help="Print report.json instead of the table."),
@@ -110,7 +111,7 @@ def translate(
         inputs = read_source_dataset(data_dir, src)
         output = output or default_output_dir(data_dir, src, tgt, model_name)
     options = DecodingOptions(beam_size=beam_size, max_length=max_length, max_tokens=max_tokens, max_batch_size=batch_size)
-    translator = load_translator(src, tgt, model, backend, translator_spec, options, device, quantization, work_dir=output / ".cache")
+    translator = load_translator(src, tgt, model, backend, translator_spec, options, device, quantization, work_dir=output / ".cache", threads=threads)
     settings = ProjectionSettings(src, tgt, strategy_list, entity_context, cache_path=cache, use_cache=not no_cache, model_name=model_name,
                                   preview_posts=preview)
     result = translate_corpus(inputs, output, translator, settings)

@@ -77,10 +77,20 @@ class PlaceholderForm:
         return self.template.format(str(number).zfill(len(str(slots))))
 
     def find(self, text: str) -> list[tuple[int, int, int]]:
-        """``(start, end, number)`` of every placeholder-like match, in original-text coordinates."""
+        """``(start, end, number)`` of every placeholder-like match, in original-text coordinates.
+
+        A letter form glued to a preceding digit (``0x1F``, ``10X2``) is part of some
+        other code, not a placeholder, unless it directly follows another
+        placeholder (``X1X2``, where MT dropped the space).
+        """
         norm = normalise(text)
         found = []
+        previous_end = -1
         for match in self.pattern.finditer(norm.text):
+            glued = match.start() > 0 and norm.text[match.start()].isalpha() and norm.text[match.start() - 1].isdigit()
+            if glued and match.start() != previous_end:
+                continue
+            previous_end = match.end()
             start, end = norm.original_span(match.start(), match.end())
             found.append((start, end, int(match.group(1))))
         return found

@@ -15,9 +15,14 @@ may be wrong. Strategies, in default order:
 1. ``numbered``: placeholders ``X1``, ``X2`` …
 2. ``bracketed``: placeholders ``[1]``, ``[2]`` …
 3. ``markers``: the entities stay in the sentence between ``[`` and ``]``
-   (EasyProject style); the marked parts of the translation become the
-   entities, matched to their types by fuzzy similarity with the separately
-   translated entities when the types differ.
+   (EasyProject style); each marked part of the translation must be exactly
+   (after normalisation) the stand-alone translation of one entity, whose type
+   it takes; a moved, widened or narrowed mark, or a tie between entities or
+   occurrences, rejects the translation (:mod:`xlingual.projection.verify`).
+
+A translator may also say which texts it would have to cut
+(``too_long(texts) -> list[bool]``, see :func:`xlingual.translate.base.too_long`):
+those are never sent, and their samples fail with ``too_long``.
 
 Work is done in chunks, and each chunk sends all its texts to the translator
 in one call per pass, so a batching backend sees large batches and a cache
@@ -26,12 +31,10 @@ commits progress chunk by chunk.
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from difflib import SequenceMatcher
 from typing import TYPE_CHECKING, Any
 
 from xlingual.data.labels import labels_from_spans, spans
@@ -39,6 +42,9 @@ from xlingual.data.sample import Sample, Span
 from xlingual.projection.artifacts import find_artifacts, is_artifact
 from xlingual.projection.placeholders import FORMS, NUMBERED, PlaceholderForm, find_marked, normalise
 from xlingual.projection.tokenization import join_tokens, tidy_spacing, tokenize_target
+from xlingual.projection.verify import Rejected as _Failure
+from xlingual.projection.verify import MARKER_REASONS, agrees, match_marked
+from xlingual.translate.base import too_long
 
 if TYPE_CHECKING:
     from xlingual.translate.base import Translator
@@ -46,7 +52,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STRATEGIES: tuple[str, ...] = ("numbered", "bracketed", "markers")
-MIN_MARKER_SIMILARITY = 0.5
+#: every reason a strategy's attempt can be rejected with (the report's ``failures_by_reason`` keys)
+FAILURE_REASONS: tuple[str, ...] = (
+    "placeholder_missing", "placeholder_duplicated", "placeholder_invented", "placeholder_overlap", "placeholder_in_source",
+    "entity_translation_empty", "entity_types_changed", "empty_translation", "markers_mismatch", "markers_unbalanced",
+    *MARKER_REASONS, "too_long",
+)
 
 
 @dataclass(frozen=True)
@@ -123,16 +134,11 @@ class ProjectionStats:
     context_texts: int = 0
     context_used: int = 0
     context_fallbacks: int = 0
+    context_rejected: int = 0  # read back, but not the entity's stand-alone translation: the latter is used
+    too_long: int = 0  # texts not sent because the model would have had to cut them
 
     def to_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
-
-
-class _Failure(Exception):
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.detail = detail
 
 
 def prepare_sample(sample: Sample, src_lang: str) -> PreparedSample:
@@ -245,22 +251,8 @@ def assemble_placeholders(prepared: PreparedSample, translation: str, form: Plac
     return _fill(translation, items)
 
 
-def _best_assignment(contents: list[str], slots: list[Slot], entity_text: dict[int, str]) -> list[Slot]:
-    """The slot for each marked part: in order when all types agree, else the most similar assignment."""
-    if len({s.type for s in slots}) == 1:
-        return list(slots)
-    scores = [[SequenceMatcher(None, normalise(c).text.lower(), normalise(entity_text[s.number]).text.lower()).ratio() for s in slots] for c in contents]
-    if len(slots) > 7:
-        raise _Failure("markers_ambiguous", f"{len(slots)} entities of mixed types are too many to match")
-    best = max(itertools.permutations(range(len(slots))), key=lambda perm: (sum(scores[i][j] for i, j in enumerate(perm)), [-j for j in perm]))
-    worst = min(scores[i][j] for i, j in enumerate(best))
-    if worst < MIN_MARKER_SIMILARITY:
-        raise _Failure("markers_unmatched", f"a marked part matches its entity translation only {worst:.2f}")
-    return [slots[j] for j in best]
-
-
-def assemble_markers(prepared: PreparedSample, translation: str, entity_text: dict[int, str]) -> list[tuple[str, str | None]]:
-    """Verify a marker translation; the marked parts become the entities, artefacts are put back."""
+def assemble_markers(prepared: PreparedSample, translation: str, entity_text: dict[int, str], tgt_lang: str) -> list[tuple[str, str | None]]:
+    """Verify a marker translation; the marked parts, each verified against its entity, become the entities."""
     artefacts = {s.number: s for s in prepared.slots if not s.is_entity}
     found = NUMBERED.find(translation) if artefacts else []
     _check_numbers(found, set(artefacts))
@@ -273,9 +265,13 @@ def assemble_markers(prepared: PreparedSample, translation: str, entity_text: di
     leftover = normalise(translation).text
     if leftover.count("[") != len(marked) or leftover.count("]") != len(marked):
         raise _Failure("markers_unbalanced", "unpaired [ or ] in the translation")
-    assigned = _best_assignment([c for _, _, c in marked], entity_slots, entity_text)
+    holes = sorted([(start, end) for start, end, _ in marked] + [(start, end) for start, end, _ in found])
+    edges = [0] + [i for hole in holes for i in hole] + [len(translation)]
+    unmarked = [translation[edges[i]:edges[i + 1]] for i in range(0, len(edges), 2)]
+    entities = [(slot.type or "", entity_text[slot.number]) for slot in entity_slots]
+    assigned = match_marked([c for _, _, c in marked], entities, unmarked, tgt_lang)
     items = [(start, end, artefacts[n].text, None) for start, end, n in found]
-    items += [(start, end, content.strip(), slot.type) for (start, end, content), slot in zip(marked, assigned)]
+    items += [(start, end, content.strip(), entity_slots[j].type) for (start, end, content), j in zip(marked, assigned)]
     return _fill(translation, items)
 
 
@@ -307,6 +303,7 @@ class Projector:
         self.entity_context = entity_context
         self.model_name = model_name
         self.entity_translations: dict[str, str] = {}
+        self.too_long_entities: set[str] = set()
         self.stats = ProjectionStats()
 
     def _translate(self, texts: list[str], kind: str) -> list[str]:
@@ -320,33 +317,57 @@ class Projector:
             raise XlingualError(f"the translator returned {len(outputs)} translations for {len(texts)} texts")
         return [str(o) for o in outputs]
 
+    def _fitting(self, texts: list[str]) -> list[bool]:
+        """Which texts the translator can take whole (the others are counted and never sent)."""
+        cut = too_long(self.translator, texts)
+        self.stats.too_long += sum(cut)
+        return [not c for c in cut]
+
     def _standalone(self, texts: list[str]) -> None:
-        """Translate entity strings not seen before; artefact-like entities (``@Nike``) are copied."""
-        new = [t for t in dict.fromkeys(texts) if t not in self.entity_translations]
+        """Translate entity strings not seen before; artefact-like entities (``@Nike``) are copied.
+
+        An entity too long for the model gets no translation; its samples fail with ``too_long``.
+        """
+        new = [t for t in dict.fromkeys(texts) if t not in self.entity_translations and t not in self.too_long_entities]
         for text in [t for t in new if is_artifact(t, self.src_lang)]:
             self.entity_translations[text] = text
         todo = [t for t in new if t not in self.entity_translations]
+        fits = self._fitting(todo)
+        self.too_long_entities.update(t for t, ok in zip(todo, fits) if not ok)
+        todo = [t for t, ok in zip(todo, fits) if ok]
         for text, out in zip(todo, self._translate(todo, "entity_texts")):
             self.entity_translations[text] = out.strip()
 
     def _entity_texts(self, prepared: list[PreparedSample]) -> list[dict[int, str]]:
-        """For each sample, slot number -> the entity's translation (in context when asked, else stand-alone)."""
-        chosen: list[dict[int, str]] = [{} for _ in prepared]
+        """For each sample, slot number -> the entity's verified translation (``{}`` when an entity is too long).
+
+        The stand-alone translation is the reference. With ``entity_context`` the
+        in-context read-back replaces it only when the two agree after
+        normalisation (then the sentence's own surface form is kept); a missing
+        or disagreeing read-back falls back to the stand-alone translation.
+        """
+        self._standalone([s.text for p in prepared for s in p.entity_slots])
+        chosen: list[dict[int, str]] = [
+            {s.number: self.entity_translations[s.text] for s in p.entity_slots}
+            if all(s.text in self.entity_translations for s in p.entity_slots) else {}
+            for p in prepared
+        ]
         if self.entity_context:
-            jobs = [(i, slot) for i, p in enumerate(prepared) for slot in p.entity_slots if not is_artifact(slot.text, self.src_lang)]
-            outputs = self._translate([render_markers(prepared[i], self.src_lang, only=slot) for i, slot in jobs], "context_texts")
+            jobs = [(i, slot) for i, p in enumerate(prepared) if chosen[i] for slot in p.entity_slots if not is_artifact(slot.text, self.src_lang)]
+            texts = [render_markers(prepared[i], self.src_lang, only=slot) for i, slot in jobs]
+            # a source with its own brackets (CMNER's 【headline】) cannot show which part is the entity
+            fits = [ok and len(find_marked(t)) == 1 for t, ok in zip(texts, self._fitting(texts))]
+            self.stats.context_fallbacks += fits.count(False)
+            jobs = [job for job, ok in zip(jobs, fits) if ok]
+            outputs = self._translate([t for t, ok in zip(texts, fits) if ok], "context_texts")
             for (i, slot), out in zip(jobs, outputs):
                 read = _read_context(out)
-                if read is not None:
+                if read is not None and agrees(read, chosen[i][slot.number]):
                     chosen[i][slot.number] = read
                     self.stats.context_used += 1
                 else:
                     self.stats.context_fallbacks += 1
-        self._standalone([s.text for i, p in enumerate(prepared) for s in p.entity_slots if s.number not in chosen[i]])
-        for i, p in enumerate(prepared):
-            for slot in p.entity_slots:
-                if slot.number not in chosen[i]:
-                    chosen[i][slot.number] = self.entity_translations[slot.text]
+                    self.stats.context_rejected += read is not None
         return chosen
 
     def _render(self, prepared: PreparedSample, strategy: str) -> str:
@@ -381,7 +402,13 @@ class Projector:
         prepared = [prepare_sample(s, self.src_lang) for s in samples]
         results = [ProjectionResult(source=s) for s in samples]
         entity_texts = self._entity_texts(prepared)
-        pending = list(range(len(samples)))
+        pending = []
+        for i, p in enumerate(prepared):
+            if p.entity_slots and not entity_texts[i]:
+                cut = [s.text for s in p.entity_slots if s.text in self.too_long_entities]
+                results[i].attempts.append(Attempt("entities", "too_long", f"entity {cut[0]!r} is longer than the model takes"))
+            else:
+                pending.append(i)
         for strategy in self.strategies:
             rendered: list[tuple[int, str]] = []
             for i in pending:
@@ -389,13 +416,18 @@ class Projector:
                     rendered.append((i, self._render(prepared[i], strategy)))
                 except _Failure as failure:
                     results[i].attempts.append(Attempt(strategy, failure.reason, failure.detail))
+            fits = self._fitting([text for _, text in rendered])
+            for (i, text), ok in zip(rendered, fits):
+                if not ok:
+                    results[i].attempts.append(Attempt(strategy, "too_long", "the sentence is longer than the model takes", mt_input=text))
+            rendered = [job for job, ok in zip(rendered, fits) if ok]
             outputs = self._translate([text for _, text in rendered], "sentence_texts")
             for (i, text), translation in zip(rendered, outputs):
                 attempt = Attempt(strategy, None, mt_input=text, translation=translation)
                 results[i].attempts.append(attempt)
                 try:
                     if strategy == "markers":
-                        segments = assemble_markers(prepared[i], translation, entity_texts[i])
+                        segments = assemble_markers(prepared[i], translation, entity_texts[i], self.tgt_lang)
                     else:
                         segments = assemble_placeholders(prepared[i], translation, FORMS[strategy], entity_texts[i])
                     self._emit(results[i], prepared[i], attempt, segments, entity_texts[i])
@@ -404,7 +436,7 @@ class Projector:
             pending = [i for i in pending if not results[i].ok]
             if not pending:
                 break
-        for i in pending:
+        for i in [i for i, r in enumerate(results) if not r.ok]:
             last = results[i].attempts[-1]
             results[i].failure, results[i].detail = last.reason, last.detail
         return results

@@ -3,6 +3,10 @@
 Besides how many samples survived, the report shows entities per type before
 and after, because filtering can skew the label distribution (long or
 multi-entity posts fail more often), and MT calls made versus cache hits.
+``failures_by_reason`` counts each left-out sample once (its last attempt);
+``rejections_by_reason`` counts every rejected attempt of every strategy, so
+a translation rejected by one strategy and saved by the next still shows
+(a moved marker, a placeholder MT dropped).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class ProjectionReport:
     entities_after: Counter = field(default_factory=Counter)
     by_strategy: Counter = field(default_factory=Counter)
     failures_by_reason: Counter = field(default_factory=Counter)
+    rejections_by_reason: Counter = field(default_factory=Counter)
     mt: Counter = field(default_factory=Counter)
     seconds: float = 0.0
 
@@ -39,6 +44,7 @@ class ProjectionReport:
         report.entities_after = count_entities([r.sample.labels for r in results if r.sample is not None])
         report.by_strategy = Counter(r.strategy for r in results if r.ok)
         report.failures_by_reason = Counter(r.failure for r in results if not r.ok)
+        report.rejections_by_reason = Counter(a.reason for r in results for a in r.attempts if a.reason is not None)
         return report
 
     def add(self, other: "ProjectionReport") -> None:
@@ -46,7 +52,8 @@ class ProjectionReport:
         self.samples_out += other.samples_out
         self.seconds += other.seconds
         for mine, theirs in ((self.entities_before, other.entities_before), (self.entities_after, other.entities_after),
-                             (self.by_strategy, other.by_strategy), (self.failures_by_reason, other.failures_by_reason), (self.mt, other.mt)):
+                             (self.by_strategy, other.by_strategy), (self.failures_by_reason, other.failures_by_reason),
+                             (self.rejections_by_reason, other.rejections_by_reason), (self.mt, other.mt)):
             mine.update(theirs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -71,6 +78,7 @@ class ProjectionReport:
             "entities_total": {"before": total_before, "after": total_after, "projection_rate": _rate(total_after, total_before)},
             "success_by_strategy": dict(sorted(self.by_strategy.items())),
             "failures_by_reason": dict(sorted(self.failures_by_reason.items())),
+            "rejections_by_reason": dict(sorted(self.rejections_by_reason.items())),
             "mt": dict(sorted(self.mt.items())),
             "seconds": round(self.seconds, 3),
             "sentences_per_s": round(self.samples_in / self.seconds, 3) if self.seconds > 0 else None,

@@ -92,8 +92,13 @@ def _fit(model, tokenizer, sources: list[str], targets: list[str], steps: int, s
 
 
 def build_tiny_marian(folder: str | Path, src: str = "en", tgt: str = "zh", train_steps: int = 0, seed: int = 0,
-                      d_model: int = 64, corpus_size: int = 400) -> Path:
-    """A Marian model for ``src``->``tgt`` with SentencePiece tokenizers, saved to ``folder`` (returned)."""
+                      d_model: int = 64, corpus_size: int = 400, max_positions: int = 256) -> Path:
+    """A Marian model for ``src``->``tgt`` with SentencePiece tokenizers, saved to ``folder`` (returned).
+
+    ``max_positions`` sets ``max_position_embeddings``: a small table (64, as
+    some published Marian models have) reproduces the inputs and generations
+    that run off its end.
+    """
     import torch
     from transformers import MarianConfig, MarianMTModel, MarianTokenizer
 
@@ -122,7 +127,7 @@ def build_tiny_marian(folder: str | Path, src: str = "en", tgt: str = "zh", trai
     config = MarianConfig(
         vocab_size=len(vocab), decoder_vocab_size=len(vocab), d_model=d_model, encoder_layers=2, decoder_layers=2,
         encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=2 * d_model, decoder_ffn_dim=2 * d_model,
-        max_position_embeddings=256, pad_token_id=pad, decoder_start_token_id=pad, eos_token_id=0, forced_eos_token_id=0,
+        max_position_embeddings=max_positions, pad_token_id=pad, decoder_start_token_id=pad, eos_token_id=0, forced_eos_token_id=0,
         share_encoder_decoder_embeddings=True, tie_word_embeddings=True,
     )
     torch.manual_seed(seed)

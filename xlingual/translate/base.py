@@ -10,6 +10,7 @@ expose ``cache_key``: a string that changes whenever the output could change
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Protocol, runtime_checkable
 
@@ -55,6 +56,62 @@ class DecodingOptions:
         fields.pop("max_tokens")
         fields.pop("max_batch_size")
         return json.dumps(fields, sort_keys=True)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. a container's or taskset's share), not the machine's."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def too_long(translator: Translator, texts: list[str]) -> list[bool]:
+    """Which ``texts`` the translator would have to cut (its optional ``too_long`` method; none without one).
+
+    Projection never sends such a text: a cut sentence loses entities or
+    placeholders silently, so its sample is reported as ``too_long`` instead.
+    """
+    check = getattr(translator, "too_long", None)
+    if not callable(check) or not texts:
+        return [False] * len(texts)
+    flags = [bool(f) for f in check(list(texts))]
+    if len(flags) != len(texts):
+        raise ValueError(f"too_long returned {len(flags)} flags for {len(texts)} texts")
+    return flags
+
+
+@dataclass(frozen=True)
+class ModelLimits:
+    """How many tokens a model can read and write, from its position table and its tokenizer.
+
+    A Marian model indexes a learned/sinusoidal table of ``max_position_embeddings``
+    rows for every source token and every decoder step (the decoder's start
+    token included), so a longer input or generation fails with an
+    ``IndexError`` deep inside torch. Inputs are truncated to
+    ``max_input_tokens`` (and projection never sends a text that would be cut),
+    and new tokens are capped at ``max_new_tokens``.
+    """
+
+    max_input_tokens: int
+    max_new_tokens: int
+
+    @classmethod
+    def from_model(cls, max_positions: int | None, tokenizer_max: int | None, decoder_reserved: int = 1) -> "ModelLimits":
+        """Limits from the config's ``max_position_embeddings`` and the tokenizer's ``model_max_length``.
+
+        Tokenizers without a limit report a huge sentinel (about 1e30), which is
+        ignored; ``decoder_reserved`` positions go to the decoder start token.
+        """
+        bounds = [int(b) for b in (max_positions, tokenizer_max) if isinstance(b, (int, float)) and 0 < b < 1_000_000]
+        limit = min(bounds) if bounds else 1_000_000
+        positions = int(max_positions) if isinstance(max_positions, (int, float)) and 0 < max_positions < 1_000_000 else 1_000_000
+        return cls(max_input_tokens=max(1, limit), max_new_tokens=max(1, positions - decoder_reserved))
+
+    def over(self, lengths: Sequence[int]) -> list[bool]:
+        return [n > self.max_input_tokens for n in lengths]
 
 
 def translator_cache_key(translator: Translator) -> str:

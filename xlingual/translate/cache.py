@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xlingual.errors import XlingualError
-from xlingual.translate.base import Translator, translator_cache_key
+from xlingual.translate.base import Translator, too_long, translator_cache_key
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +98,10 @@ class CachedTranslator:
     @property
     def cache_key(self) -> str:
         return self.key
+
+    def too_long(self, texts: list[str]) -> list[bool]:
+        """The inner translator's answer (a cached text was short enough when it was translated)."""
+        return too_long(self.inner, texts)
 
     def translate(self, texts: list[str]) -> list[str]:
         self.stats.requested += len(texts)

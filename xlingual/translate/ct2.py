@@ -3,7 +3,9 @@
 ``--backend ctranslate2 --model X`` accepts either a converted folder
 (``model.bin`` plus the tokenizer files) or a transformers folder / hub id,
 which is converted once into ``cache_dir`` and reused. Tokenisation stays with
-the transformers tokenizer so both backends see identical input pieces.
+the transformers tokenizer so both backends see identical input pieces, and
+the same limits apply (the original config's ``max_position_embeddings`` and
+the tokenizer's ``model_max_length``).
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import shutil
 from pathlib import Path
 
 from xlingual.errors import ConfigError, ModelNotFoundError
-from xlingual.translate.base import DecodingOptions, length_sorted_batches
-from xlingual.translate.hf import MARIAN_TARGET_TOKENS, NLLB_CODES, model_fingerprint
+from xlingual.translate.base import DecodingOptions, ModelLimits, available_cores, length_sorted_batches
+from xlingual.translate.hf import MARIAN_TARGET_TOKENS, NLLB_CODES, model_fingerprint, source_lengths
 from xlingual.translate.resolve import resolve_model
 
 logger = logging.getLogger(__name__)
@@ -51,10 +53,17 @@ def convert_to_ctranslate2(model_dir: str | Path, output_dir: str | Path, quanti
 
 
 class CTranslate2Translator:
-    """Translation with ``ctranslate2.Translator`` on a converted model folder."""
+    """Translation with ``ctranslate2.Translator`` on a converted model folder.
+
+    ``threads`` sets CTranslate2's ``intra_threads`` (0: the cores this process
+    is given, not every core of the machine). ``whole_list`` hands every text of
+    a call to one ``translate_batch`` with a token budget (``batch_type="tokens"``)
+    and lets CTranslate2 sort and batch; then the new-token cap follows the
+    longest text of the call instead of the longest of each batch.
+    """
 
     def __init__(self, folder: str | Path, src_lang: str, tgt_lang: str, options: DecodingOptions | None = None,
-                 device: str = "auto", compute_type: str = "default") -> None:
+                 device: str = "auto", compute_type: str = "default", threads: int = 0, whole_list: bool = False) -> None:
         ctranslate2 = _require_ctranslate2()
         from transformers import AutoTokenizer
 
@@ -63,13 +72,17 @@ class CTranslate2Translator:
         if device == "auto":
             device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
         self.device = device
-        self.translator = ctranslate2.Translator(str(self.folder), device=device, compute_type=compute_type)
+        self.threads = threads if threads > 0 else available_cores()
+        self.whole_list = whole_list
+        self.translator = ctranslate2.Translator(str(self.folder), device=device, compute_type=compute_type, inter_threads=1,
+                                                 intra_threads=self.threads if device == "cpu" else 0)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder), local_files_only=True)
         config_path = self.folder / "hf_config.json"
         hf_config = json.loads(config_path.read_text()) if config_path.exists() else {}
         model_type = hf_config.get("model_type", "")
         # transformers spends the last step on a forced </s> when the config asks for one: match its length
         self.eos_reserved = 1 if hf_config.get("forced_eos_token_id") is not None else 0
+        self.limits = ModelLimits.from_model(hf_config.get("max_position_embeddings"), getattr(self.tokenizer, "model_max_length", None))
         self.target_prefix: list[str] | None = None
         self.prefix = ""
         if model_type == "m2m_100":
@@ -80,17 +93,19 @@ class CTranslate2Translator:
             self.prefix = next((t + " " for t in MARIAN_TARGET_TOKENS.get(tgt_lang, ()) if t in vocab), "")
         self.cache_key = json.dumps(
             {"backend": "ctranslate2", "model": model_fingerprint(resolve_model(str(self.folder), "model.bin")),
-             "compute_type": compute_type, "src": src_lang, "tgt": tgt_lang, "options": self.options.output_key()},
+             "compute_type": compute_type, "src": src_lang, "tgt": tgt_lang, "options": self.options.output_key(),
+             **({"whole_list": True} if whole_list else {})},
             sort_keys=True,
         )
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, src_lang: str, tgt_lang: str, options: DecodingOptions | None = None,
-                        device: str = "auto", quantization: str = "int8", cache_dir: str | Path | None = None) -> "CTranslate2Translator":
+                        device: str = "auto", quantization: str = "int8", cache_dir: str | Path | None = None,
+                        threads: int = 0, whole_list: bool = False) -> "CTranslate2Translator":
         """Open a converted folder, or convert a transformers model (folder or cached hub id) first."""
         path = Path(name_or_path).expanduser()
         if path.is_dir() and (path / "model.bin").exists():
-            return cls(path, src_lang, tgt_lang, options, device, compute_type=quantization)
+            return cls(path, src_lang, tgt_lang, options, device, compute_type=quantization, threads=threads, whole_list=whole_list)
         source = resolve_model(name_or_path)
         location = Path(source.location)
         if not source.is_local_dir:
@@ -101,19 +116,32 @@ class CTranslate2Translator:
             raise ModelNotFoundError(f"{name_or_path}: not a CTranslate2 folder (no model.bin) and no folder to convert it into")
         tag = model_fingerprint(source).replace("/", "_").replace("#", "_").strip("_")[-80:]
         converted = convert_to_ctranslate2(location, Path(cache_dir) / f"ct2-{tag}-{quantization}", quantization)
-        return cls(converted, src_lang, tgt_lang, options, device, compute_type=quantization)
+        return cls(converted, src_lang, tgt_lang, options, device, compute_type=quantization, threads=threads, whole_list=whole_list)
+
+    def too_long(self, texts: list[str]) -> list[bool]:
+        """Which texts exceed the model's input limit (they would be cut)."""
+        return self.limits.over(source_lengths(self.tokenizer, [self.prefix + t for t in texts])) if texts else []
 
     def translate(self, texts: list[str]) -> list[str]:
         if not texts:
             return []
-        pieces = [self.tokenizer.convert_ids_to_tokens(self.tokenizer(self.prefix + t, truncation=True, max_length=self.options.max_length).input_ids) for t in texts]
+        limit = self.limits.max_input_tokens
+        pieces = [self.tokenizer.convert_ids_to_tokens(self.tokenizer(self.prefix + t, truncation=True, max_length=limit).input_ids) for t in texts]
         outputs: list[str] = [""] * len(texts)
-        for batch in length_sorted_batches([len(p) for p in pieces], self.options.max_tokens, self.options.max_batch_size):
+        if self.whole_list:
+            batches = [list(range(len(texts)))]
+            batching = {"max_batch_size": self.options.max_tokens, "batch_type": "tokens"}
+        else:
+            batches = length_sorted_batches([len(p) for p in pieces], self.options.max_tokens, self.options.max_batch_size)
+            batching = {}
+        for batch in batches:
             results = self.translator.translate_batch(
                 [pieces[i] for i in batch],
                 target_prefix=[self.target_prefix] * len(batch) if self.target_prefix else None,
                 beam_size=self.options.beam_size,
-                max_decoding_length=self.options.new_token_limit(max(len(pieces[i]) for i in batch)) - self.eos_reserved,
+                max_input_length=limit,
+                max_decoding_length=max(1, min(self.options.new_token_limit(max(len(pieces[i]) for i in batch)), self.limits.max_new_tokens) - self.eos_reserved),
+                **batching,
             )
             for index, result in zip(batch, results):
                 tokens = result.hypotheses[0]

@@ -25,8 +25,12 @@ def check_direction(src: str, tgt: str) -> None:
 
 def load_translator(src: str, tgt: str, model: str | None = None, backend: str = "transformers", plugin: str | None = None,
                     options: DecodingOptions | None = None, device: str = "auto", quantization: str = "int8",
-                    work_dir: str | Path | None = None) -> Translator:
-    """Build the translator the user asked for; a plug-in wins over ``model``/``backend``."""
+                    work_dir: str | Path | None = None, threads: int = 0) -> Translator:
+    """Build the translator the user asked for; a plug-in wins over ``model``/``backend``.
+
+    ``threads`` (0: the cores this process is given) sets CTranslate2's
+    ``intra_threads``; for transformers it sets torch's threads only when given.
+    """
     check_direction(src, tgt)
     if plugin:
         from xlingual.translate.plugin import load_plugin_translator
@@ -36,9 +40,13 @@ def load_translator(src: str, tgt: str, model: str | None = None, backend: str =
     if backend == "transformers":
         from xlingual.translate.hf import HFTranslator
 
+        if threads > 0:
+            import torch
+
+            torch.set_num_threads(threads)
         return HFTranslator.from_pretrained(model, src, tgt, options, device)
     if backend == "ctranslate2":
         from xlingual.translate.ct2 import CTranslate2Translator
 
-        return CTranslate2Translator.from_pretrained(model, src, tgt, options, device, quantization, cache_dir=work_dir)
+        return CTranslate2Translator.from_pretrained(model, src, tgt, options, device, quantization, cache_dir=work_dir, threads=threads)
     raise ConfigError(f"--backend {backend}: choose from {', '.join(BACKENDS)}")

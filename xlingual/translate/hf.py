@@ -2,7 +2,9 @@
 
 Texts are sorted by token length and grouped under a padded-token budget
 (:func:`~xlingual.translate.base.length_sorted_batches`), generated without
-sampling, and put back in input order. On a GPU the model runs in half
+sampling, and put back in input order. Inputs and generations are clamped to
+the model's position table and tokenizer limit (:class:`~xlingual.translate.base.ModelLimits`),
+and ``too_long`` tells projection which texts would be cut. On a GPU the model runs in half
 precision. NLLB needs its language codes on the tokenizer and the target code
 forced as the first generated token; multi-target Marian models such as
 ``opus-mt-en-zh`` need a ``>>cmn_Hans<<`` style token in front of every input,
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from xlingual.errors import ConfigError, ModelNotFoundError
 from xlingual.progress import progress_bar
-from xlingual.translate.base import DecodingOptions, length_sorted_batches
+from xlingual.translate.base import DecodingOptions, ModelLimits, length_sorted_batches
 from xlingual.translate.resolve import ModelSource, resolve_model
 
 logger = logging.getLogger(__name__)
@@ -56,6 +58,11 @@ def model_fingerprint(source: ModelSource) -> str:
     return f"{folder}#{digest.hexdigest()[:16]}"
 
 
+def source_lengths(tokenizer, inputs: list[str]) -> list[int]:
+    """Token counts of ``inputs`` (special tokens included), uncut, so an over-long text can be recognised."""
+    return [len(ids) for ids in tokenizer(inputs, truncation=False, verbose=False)["input_ids"]]
+
+
 class HFTranslator:
     """A seq2seq translation model from transformers (Marian or NLLB) behind the Translator protocol."""
 
@@ -69,6 +76,7 @@ class HFTranslator:
         self.model_type = getattr(model.config, "model_type", "")
         self.prefix = ""
         self.generate_kwargs: dict = {}
+        self.limits = ModelLimits.from_model(getattr(model.config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None))
         # new tokens are bounded per batch (max_new_tokens); a max_length from the model's
         # generation config would only trigger a warning on every batch
         model.generation_config.max_length = None
@@ -111,25 +119,30 @@ class HFTranslator:
         model.to(device).eval()
         return cls(model, tokenizer, src_lang, tgt_lang, options, device, model_fingerprint(source))
 
+    def too_long(self, texts: list[str]) -> list[bool]:
+        """Which texts exceed the model's input limit (they would be cut)."""
+        return self.limits.over(source_lengths(self.tokenizer, [self.prefix + t for t in texts])) if texts else []
+
     def translate(self, texts: list[str]) -> list[str]:
         import torch
 
         if not texts:
             return []
         inputs = [self.prefix + t for t in texts]
-        lengths = [len(ids) for ids in self.tokenizer(inputs, truncation=True, max_length=self.options.max_length)["input_ids"]]
+        limit = self.limits.max_input_tokens
+        lengths = [min(n, limit) for n in source_lengths(self.tokenizer, inputs)]
         batches = length_sorted_batches(lengths, self.options.max_tokens, self.options.max_batch_size)
         outputs: list[str] = [""] * len(texts)
         with torch.inference_mode(), progress_bar(total=len(texts), desc="translating", unit="sent", leave=False) as bar:
             for batch in batches:
                 encoded = self.tokenizer(
-                    [inputs[i] for i in batch], return_tensors="pt", padding=True, truncation=True, max_length=self.options.max_length
+                    [inputs[i] for i in batch], return_tensors="pt", padding=True, truncation=True, max_length=limit
                 ).to(self.device)
                 generated = self.model.generate(
                     **encoded,
                     num_beams=self.options.beam_size,
                     do_sample=False,
-                    max_new_tokens=self.options.new_token_limit(max(lengths[i] for i in batch)),
+                    max_new_tokens=min(self.options.new_token_limit(max(lengths[i] for i in batch)), self.limits.max_new_tokens),
                     **self.generate_kwargs,
                 )
                 decoded = self.tokenizer.batch_decode(generated, skip_special_tokens=True)

@@ -1,0 +1,167 @@
+"""Projection never emits a wrong label: marked and read-back parts are verified, misplaced marks are named.
+
+The property test lets hypothesis play an adversarial MT: it draws the
+stand-alone entity translations and damages each sentence translation
+(moved, widened, narrowed, duplicated or dropped markers and placeholders,
+digits glued before placeholders, entities that translate alike), and checks
+the promise of the docs on whatever comes out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from xlingual.data.labels import spans
+from xlingual.data.sample import Sample
+from xlingual.projection import ProjectionReport, project_samples
+from xlingual.projection.placeholders import NUMBERED
+from xlingual.projection.project import FAILURE_REASONS, STRATEGIES, Projector
+from xlingual.projection.verify import canonical
+
+NAMES = ["Paris", "London", "Obama", "Apple"]
+FILLERS = {"buys": "收购", "is": "是", "and": "和", "visited": "访问了", "the": "这", "0x1F": "0x1F"}
+RENDERINGS = ["巴黎", "伦敦", "巴", "伦敦的桥", "收购", "是", "奥巴马", "X1", "Ｘ２", "苹果公司"]
+_PIECE = re.compile(r"\[|\]|X\d+|[^\s\[\]]+")
+
+
+def entity_pairs(sample: Sample) -> Counter:
+    return Counter((s.type, canonical("".join(sample.tokens[s.start:s.end]))) for s in spans(sample.labels))
+
+
+class AdversarialMT:
+    """Entity names translate as drawn; sentences translate piece by piece, then hypothesis damages them."""
+
+    def __init__(self, data: st.DataObject, standalone: dict[str, str]) -> None:
+        self.data = data
+        self.standalone = standalone
+
+    def translate(self, texts: list[str]) -> list[str]:
+        return [self.standalone[t] if t in self.standalone else self._sentence(t) for t in texts]
+
+    def _sentence(self, text: str) -> str:
+        draw = self.data.draw
+        in_context = {n: draw(st.sampled_from([t] * 8 + RENDERINGS), label=f"in-context {n}") for n, t in self.standalone.items()}
+        pieces = [in_context.get(p, FILLERS.get(p, p)) for p in _PIECE.findall(text)]
+        for _ in range(draw(st.integers(0, 3), label="edits")):
+            if not pieces:
+                break
+            i = draw(st.integers(0, len(pieces) - 1))
+            edit = draw(st.sampled_from(["swap", "drop", "duplicate", "insert", "narrow", "glue_digit", "fullwidth"]))
+            if edit == "swap":
+                j = draw(st.integers(0, len(pieces) - 1))
+                pieces[i], pieces[j] = pieces[j], pieces[i]
+            elif edit == "drop":
+                del pieces[i]
+            elif edit == "duplicate":
+                pieces.insert(i, pieces[i])
+            elif edit == "insert":
+                pieces.insert(i, draw(st.sampled_from(["[", "]", "X1", "x 2", "【1】", "0x1F", "的", *RENDERINGS])))
+            elif edit == "narrow":
+                pieces[i] = pieces[i][: max(1, len(pieces[i]) - 1)]
+            elif edit == "glue_digit":
+                pieces[i] = "0" + pieces[i]
+            else:
+                pieces[i] = pieces[i].replace("[", "【").replace("]", "】")
+        return "".join(pieces)
+
+
+@st.composite
+def source_samples(draw) -> Sample:
+    tokens: list[str] = []
+    labels: list[str] = []
+    for _ in range(draw(st.integers(1, 3))):
+        for word in draw(st.lists(st.sampled_from(sorted(FILLERS)), max_size=2)):
+            tokens.append(word)
+            labels.append("O")
+        tokens.append(draw(st.sampled_from(NAMES)))
+        labels.append("B-" + draw(st.sampled_from(["PER", "LOC"])))
+    return Sample("s", tokens, labels, lang="en")
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sample=source_samples(), data=st.data(), entity_context=st.booleans(),
+       strategies=st.sampled_from([STRATEGIES, ("markers",), ("bracketed", "markers")]))
+def test_emitted_entities_are_exactly_the_verified_translations_whatever_mt_does(sample, data, entity_context, strategies) -> None:
+    standalone = {n: data.draw(st.sampled_from(RENDERINGS), label=f"stand-alone {n}") for n in NAMES}
+    mt = AdversarialMT(data, standalone)
+    projector = Projector(mt, "en", "zh", strategies, entity_context=entity_context)
+    result = project_samples([sample], mt, "en", "zh", projector=projector)[0]
+    report = ProjectionReport.from_results([result]).to_dict()
+    if result.ok:
+        expected = Counter((s.type, canonical(standalone[sample.tokens[s.start]])) for s in spans(sample.labels))
+        assert entity_pairs(result.sample) == expected, result.attempts[-1].translation
+        assert len(spans(result.sample.labels)) == len(spans(sample.labels))
+    else:
+        assert result.failure in FAILURE_REASONS and result.attempts
+        assert report["failures_by_reason"] == {result.failure: 1}
+    rejected = [a.reason for a in result.attempts if a.reason]
+    assert set(rejected) <= set(FAILURE_REASONS)
+    assert sum(report["rejections_by_reason"].values()) == len(rejected)
+
+
+def _markers_only(translation: str, standalone: dict[str, str]):
+    """A translator that breaks every placeholder form, so the markers strategy decides."""
+    class MT:
+        def translate(self, texts: list[str]) -> list[str]:
+            return [standalone.get(t, "坏" if "[" not in t or re.search(r"\[\d+\]", t) else translation) for t in texts]
+
+    return MT()
+
+
+@pytest.mark.parametrize("tokens, labels, translation, reason", [
+    ("Apple buys Nike".split(), ["B-ORG", "O", "B-ORG"], "[收购]苹果[耐克]", "markers_moved"),
+    ("Apple buys Nike".split(), ["B-ORG", "O", "B-ORG"], "[苹果收购][耐克]", "markers_widened"),
+    ("Apple buys Nike".split(), ["B-ORG", "O", "B-ORG"], "[苹]果收购[耐克]", "markers_narrowed"),
+    ("visit London bridge".split(), ["O", "B-LOC", "O"], "访问[伦敦的桥]", "markers_widened"),
+    ("Apple buys Nike".split(), ["B-ORG", "O", "B-ORG"], "[苹果]收购[苹果]", "markers_unmatched"),
+    ("Paris met Paris".split(), ["B-PER", "O", "B-LOC"], "[巴黎]见[巴黎]", "markers_tied"),
+    ("Paris visited Paris".split(), ["B-PER", "O", "O"], "巴黎访问了[巴黎]", "markers_tied"),
+])
+def test_misplaced_markers_leave_the_sample_out_with_a_named_reason(tokens, labels, translation, reason) -> None:
+    """Single-type sets are checked as well: a moved mark on "buys" once came out as an entity."""
+    standalone = {"Apple": "苹果", "Nike": "耐克", "London": "伦敦", "Paris": "巴黎"}
+    result = project_samples([Sample("1", tokens, labels, lang="en")], _markers_only(translation, standalone), "en", "zh")[0]
+    assert not result.ok
+    assert result.failure == reason, result.detail
+    assert ProjectionReport.from_results([result]).to_dict()["failures_by_reason"] == {reason: 1}
+
+
+def test_correct_markers_still_project_even_when_reordered_and_reformatted() -> None:
+    standalone = {"Obama": "奥巴马", "Paris": "巴黎"}
+    sample = Sample("1", "Obama visits Paris".split(), ["B-PER", "O", "B-LOC"], lang="en")
+    result = project_samples([sample], _markers_only("【巴黎】欢迎[ 奥巴马 ]", standalone), "en", "zh")[0]
+    assert result.strategy == "markers"
+    assert [(s.type, "".join(result.sample.tokens[s.start:s.end])) for s in spans(result.sample.labels)] == [("LOC", "巴黎"), ("PER", "奥巴马")]
+
+
+def test_entity_context_read_back_is_verified_against_the_standalone_translation() -> None:
+    """"[Paris] visited Paris" read back from the wrong occurrence, or widened, falls back to the stand-alone form."""
+    class MT:
+        def translate(self, texts: list[str]) -> list[str]:
+            out = {"Paris": "巴黎", "London": "伦敦"}
+            return [out.get(t) or ("[巴黎访问了]伦敦" if "[" in t else "X1访问了X2") for t in texts]
+
+    sample = Sample("1", "Paris visited London".split(), ["B-PER", "O", "B-LOC"], lang="en")
+    projector = Projector(MT(), "en", "zh", entity_context=True)
+    result = project_samples([sample], projector.translator, "en", "zh", projector=projector)[0]
+    assert result.ok
+    assert entity_pairs(result.sample) == Counter({("PER", "巴黎"): 1, ("LOC", "伦敦"): 1})
+    assert projector.stats.context_rejected == 2 and projector.stats.context_used == 0
+
+
+def test_a_digit_before_x_is_not_a_placeholder() -> None:
+    assert [n for _, _, n in NUMBERED.find("价格0x1F和X1")] == [1]
+    assert NUMBERED.find("0x1F") == [] and NUMBERED.find("10X2") == []
+    assert [n for _, _, n in NUMBERED.find("X1X2")] == [1, 2]
+
+    class MT:
+        def translate(self, texts: list[str]) -> list[str]:
+            return ["巴黎" if t == "Paris" else "代码0x1F" for t in texts]
+
+    result = project_samples([Sample("1", "Paris code".split(), ["B-LOC", "O"], lang="en")], MT(), "en", "zh", strategies=["numbered"])[0]
+    assert not result.ok and result.failure == "placeholder_missing"
