@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_projection_fakes import FAULTS, FakeTranslator
+from projection_fakes import FAULTS, FakeTranslator
 
 from xlingual.data.datasets import load_split
 from xlingual.data.formats import read_samples

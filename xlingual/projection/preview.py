@@ -26,7 +26,8 @@ from typing import Any
 from xlingual.data.labels import ENTITY_TYPES, spans
 from xlingual.io import atomic_write_text
 from xlingual.projection.placeholders import FORMS, NUMBERED, find_marked
-from xlingual.projection.project import ProjectionResult, _best_assignment, _Failure, prepare_sample
+from xlingual.projection.project import ProjectionResult, prepare_sample
+from xlingual.projection.verify import Rejected, match_marked
 
 PREVIEW_NAME = "preview.html"
 DEFAULT_PREVIEW_POSTS = 50
@@ -92,11 +93,12 @@ def target_entity_sources(result: ProjectionResult, src_lang: str) -> list[int] 
         entity_text = {slot.number: e.get("target", "") for slot, e in zip(slots, meta.get("entities", []))}
         if len(entity_text) != len(slots):
             return None
-        try:
-            assigned = _best_assignment([c for _, _, c in find_marked(translation)], slots, entity_text)
-        except _Failure:
+        entities = [(slot.type or "", entity_text[slot.number]) for slot in slots]
+        try:  # the sample was verified when it was emitted: only the pairing is read back here
+            assigned = match_marked([c for _, _, c in find_marked(translation)], entities, [], src_lang)
+        except Rejected:
             return None
-        order = [number_of[slot.number] for slot in assigned]
+        order = [number_of[slots[j].number] for j in assigned]
     else:
         return None
     target = result.sample.entities()
