@@ -265,3 +265,24 @@ def test_orphan_inside_tags_from_the_crf_become_valid_bio(encoder_dir, twitter50
     for is_kept in kept:
         expected.append(("I-PER" if expected and expected[-1] != "O" else "B-PER") if is_kept else "O")
     assert labels == expected
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_loss_and_decoding_equal_pytorch_crfs_on_a_real_batch(encoder_dir, twitter50, reduction):
+    """Both CRFs (typed and span) against pytorch-crf, with UMT's own masks ([CLS] first, [SEP] last, padding)."""
+    from xlingual.models.crf import ReferenceCrf
+
+    model = build_umt(encoder_dir, loss_reduction=reduction).eval()
+    with torch.no_grad():
+        model.crf.transitions.mul_(40)
+        model.span_crf.transitions.mul_(40)
+    batch = model.collate(model.encode(twitter50[:16], random_visual()))
+    out, decoded = model(batch), model.decode(batch)
+    for name in ("crf", "span_crf"):
+        reference = ReferenceCrf(getattr(model, name).num_tags)
+        reference.load_state_dict(getattr(model, name).state_dict())
+        setattr(model, name, reference)
+    again = model(batch)
+    for key in ("typed_loss", "span_loss", "loss"):
+        assert torch.allclose(out[key], again[key], rtol=1e-5), key
+    assert decoded == model.decode(batch)
