@@ -155,3 +155,30 @@ def test_bad_reduction_and_tag_count_are_errors():
         MaskedCrf(3).nll(torch.zeros(1, 2, 3), torch.zeros(1, 2, dtype=torch.long), torch.ones(1, 2, dtype=torch.bool), "avg")
     with pytest.raises(ValueError, match="number of tags"):
         MaskedCrf(0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(crf_inputs(), st.integers(1, 13), st.sampled_from(REDUCTIONS))
+def test_crfs_sharing_one_tree_give_each_its_own_likelihood_and_gradient(inputs, other_tags, reduction):
+    """UMT's typed and span CRFs (13 and 7 tags) are computed together; each result equals pytorch-crf's alone."""
+    from xlingual.models.crf import joint_nll
+
+    emissions, tags, mask, seed = inputs
+    first, first_reference = pair(emissions.shape[2], seed)
+    second, second_reference = pair(other_tags, seed + 1)
+    generator = torch.Generator().manual_seed(seed)
+    other_emissions = torch.randn(*mask.shape, other_tags, generator=generator).requires_grad_()
+    other_labels = torch.randint(0, other_tags, mask.shape, generator=generator)
+    emissions = emissions.clone().requires_grad_()
+    joint = joint_nll([first, second], [emissions, other_emissions], [tags, other_labels], mask, reduction)
+    sum(loss.sum() for loss in joint).backward()
+    grads = emissions.grad.clone(), other_emissions.grad.clone()
+    # The reference in float64: pytorch-crf's float32 gradients are coarser than ours at large scales.
+    exact = [reference_double(first_reference), reference_double(second_reference)]
+    inputs_exact = [emissions.detach().double().requires_grad_(), other_emissions.detach().double().requires_grad_()]
+    alone = [-crf(e, t, mask=mask, reduction=reduction) for crf, e, t in zip(exact, inputs_exact, [tags, other_labels])]
+    sum(loss.sum() for loss in alone).backward()
+    for ours, theirs in zip(joint, alone):
+        assert torch.allclose(ours.double(), theirs, rtol=1e-5, atol=1e-3)
+    for ours, theirs in zip(grads, inputs_exact):
+        assert torch.allclose(ours.double(), theirs.grad, atol=1e-4)

@@ -39,6 +39,8 @@ measures the difference.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -91,7 +93,7 @@ class MaskedCrf(nn.Module):
         _check_reduction(reduction)
         # The log-partition is a log-sum-exp over many paths: float32 keeps it stable under autocast.
         emissions, tags, mask = emissions.float(), tags.long(), mask.bool()
-        log_likelihood = self.gold_score(emissions, tags, mask) - self.log_partition(emissions, mask)
+        log_likelihood = self.gold_score(emissions, tags, mask) - log_partitions([self], [emissions], mask)[0]
         return -_reduce(log_likelihood, mask, reduction)
 
     def gold_score(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -104,43 +106,8 @@ class MaskedCrf(nn.Module):
                 + (moved * maskf[:, 1:]).sum(1) + self.end_transitions[last])
 
     def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """log Z per sequence, (B,): the product of the per-step transition matrices, as a balanced tree.
-
-        Each step's matrix ``exp(transitions + emissions[t] - shift)`` is kept
-        in float64 with its log-scale ``shift`` on the side; a level of the
-        tree multiplies neighbouring matrices (one batched matrix product),
-        divides each product by its largest entry and adds that entry's log
-        to the scale. Scales are constants to autograd (the result does not
-        depend on them). An entry underflows only when it is ~700 nats below
-        its matrix's largest one, beyond float32's resolution of log Z.
-        """
-        batch, length, num_tags = emissions.shape
-        alpha = self.start_transitions + emissions[:, 0]  # (B, K)
-        end = self.end_transitions
-        if length == 1:
-            return torch.logsumexp(alpha + end, dim=1)
-        # Padding to a power of two with identity steps lets every level pair all its matrices.
-        size = 1 << (length - 2).bit_length()
-        steps = F.pad(emissions[:, 1:].double().unsqueeze(2) + self.transitions.double(), (0, 0, 0, 0, 0, size - length + 1))
-        on = F.pad(mask[:, 1:], (0, size - length + 1))  # (B, size): masked and padding steps are identities
-        identity = torch.eye(num_tags, dtype=steps.dtype, device=steps.device)
-        with torch.no_grad():
-            scale = torch.where(on, steps.amax(dim=(2, 3)), 0.0)
-        matrices = torch.where(on[:, :, None, None], torch.exp(steps - scale[:, :, None, None]), identity).flatten(0, 1)
-        scale = scale.flatten()
-        while matrices.shape[0] > batch:
-            left, right = matrices.unflatten(0, (-1, 2)).unbind(1)
-            matrices = torch.bmm(left, right)
-            with torch.no_grad():
-                largest = matrices.amax(dim=(1, 2)).clamp_min(torch.finfo(matrices.dtype).tiny)
-                scale = scale.view(-1, 2).sum(1) + largest.log()
-            matrices = matrices / largest[:, None, None]
-        with torch.no_grad():
-            alpha_scale, end_scale = alpha.amax(dim=1, keepdim=True), end.amax()
-        first = torch.exp(alpha.double() - alpha_scale).unsqueeze(1)  # (B, 1, K)
-        last = torch.exp(end.double() - end_scale)  # (K,)
-        total = torch.bmm(first, matrices).squeeze(1) @ last  # (B,)
-        return (total.log() + scale + alpha_scale.squeeze(1) + end_scale).to(emissions.dtype)
+        """log Z per sequence, (B,) (see :func:`log_partitions`)."""
+        return log_partitions([self], [emissions], mask)[0]
 
     # ------------------------------------------------------------------ decoding
 
@@ -162,6 +129,76 @@ class MaskedCrf(nn.Module):
         else:
             pointers = np.zeros((emissions.shape[0], 0, self.num_tags), dtype=np.int64)
         return backtrace(pointers, last.cpu().numpy(), ends.cpu().numpy())
+
+
+def log_partitions(crfs: Sequence[MaskedCrf], emissions: Sequence[torch.Tensor], mask: torch.Tensor) -> list[torch.Tensor]:
+    """log Z per sequence for each CRF over the same mask, all computed in one tree of matrix products.
+
+    Each step's matrix ``exp(transitions + emissions[t] - shift)`` is kept in
+    float64 with its log-scale ``shift`` on the side; a level of the tree
+    multiplies neighbouring matrices (one batched matrix product), divides
+    each product by its largest entry and adds that entry's log to the
+    scale. Scales are constants to autograd (the result does not depend on
+    them). An entry underflows only when it is ~700 nats below its matrix's
+    largest one, beyond float32's resolution of log Z. Several CRFs (UMT's
+    two) share the tree: a CRF with fewer tags gets zero rows and columns,
+    states no path can reach, so each result is exactly its own.
+    """
+    batch, length = mask.shape
+    alphas = [crf.start_transitions + e[:, 0] for crf, e in zip(crfs, emissions)]
+    if length == 1:
+        return [torch.logsumexp(alpha + crf.end_transitions, dim=1) for crf, alpha in zip(crfs, alphas)]
+    # Padding to a power of two with identity steps lets every level pair all its matrices.
+    size = 1 << (length - 2).bit_length()
+    on = F.pad(mask[:, 1:], (0, size - length + 1))  # (B, size): masked and padding steps are identities
+    tags = max(crf.num_tags for crf in crfs)
+    blocks, scales = [], []
+    for crf, e in zip(crfs, emissions):
+        steps = F.pad(e[:, 1:].double().unsqueeze(2) + crf.transitions.double(), (0, 0, 0, 0, 0, size - length + 1))
+        with torch.no_grad():
+            scale = torch.where(on, steps.amax(dim=(2, 3)), 0.0)
+        identity = torch.eye(crf.num_tags, dtype=steps.dtype, device=steps.device)
+        block = torch.where(on[:, :, None, None], torch.exp(steps - scale[:, :, None, None]), identity)
+        blocks.append(F.pad(block, (0, tags - crf.num_tags, 0, tags - crf.num_tags)) if crf.num_tags < tags else block)
+        scales.append(scale)
+    matrices = torch.cat(blocks).flatten(0, 1) if len(blocks) > 1 else blocks[0].flatten(0, 1)
+    scale = torch.cat(scales).flatten() if len(scales) > 1 else scales[0].flatten()
+    while matrices.shape[0] > batch * len(crfs):
+        # Two levels per normalisation: four neighbouring matrices into one (the first level alone when
+        # the count is not a multiple of four). Between normalisations entries stay within [e^-700, 13^3].
+        group = 4 if (matrices.shape[0] // (batch * len(crfs))) % 4 == 0 else 2
+        first, second = matrices.unflatten(0, (-1, 2)).unbind(1)
+        matrices = torch.bmm(first, second)
+        if group == 4:
+            first, second = matrices.unflatten(0, (-1, 2)).unbind(1)
+            matrices = torch.bmm(first, second)
+        with torch.no_grad():
+            largest = matrices.amax(dim=(1, 2), keepdim=True).clamp_min(torch.finfo(matrices.dtype).tiny)
+            scale = scale.view(-1, group).sum(1) + largest.view(-1).log()
+        matrices = matrices / largest
+    results = []
+    for index, (crf, alpha) in enumerate(zip(crfs, alphas)):
+        rows = slice(index * batch, (index + 1) * batch)
+        with torch.no_grad():
+            alpha_scale, end_scale = alpha.amax(dim=1), crf.end_transitions.amax()
+        first = torch.exp(alpha.double() - alpha_scale[:, None])  # (B, K)
+        last = torch.exp(crf.end_transitions.double() - end_scale)  # (K,)
+        product = matrices[rows, : crf.num_tags, : crf.num_tags] if crf.num_tags < tags else matrices[rows]
+        total = torch.bmm(first.unsqueeze(1), product).squeeze(1) @ last  # (B,)
+        results.append((total.log() + scale[rows] + alpha_scale + end_scale).to(alpha.dtype))
+    return results
+
+
+def joint_nll(crfs: Sequence[nn.Module], emissions: Sequence[torch.Tensor], tags: Sequence[torch.Tensor], mask: torch.Tensor,
+              reduction: str = "mean") -> list[torch.Tensor]:
+    """Each CRF's negative log-likelihood over the same mask; :class:`MaskedCrf` s share one log-partition tree."""
+    if not all(isinstance(crf, MaskedCrf) for crf in crfs):  # e.g. ReferenceCrf
+        return [crf.nll(e, t, mask, reduction) for crf, e, t in zip(crfs, emissions, tags)]
+    _check_reduction(reduction)
+    emissions = [e.float() for e in emissions]
+    mask = mask.bool()
+    partitions = log_partitions(crfs, emissions, mask)
+    return [-_reduce(crf.gold_score(e, t.long(), mask) - z, mask, reduction) for crf, e, t, z in zip(crfs, emissions, tags, partitions)]
 
 
 def backtrace(pointers: np.ndarray, last: np.ndarray, ends: np.ndarray) -> list[list[int]]:
@@ -193,4 +230,4 @@ class ReferenceCrf(CRF):
         return self.decode(emissions.float(), mask=mask.bool())
 
 
-__all__ = ["REDUCTIONS", "MaskedCrf", "ReferenceCrf", "backtrace"]
+__all__ = ["REDUCTIONS", "MaskedCrf", "ReferenceCrf", "backtrace", "joint_nll", "log_partitions"]

@@ -43,7 +43,7 @@ from xlingual.data.labels import repair_bio
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
 from xlingual.models.base import MnerModel, VisualLookup, config_from_dict
-from xlingual.models.crf import MaskedCrf
+from xlingual.models.crf import MaskedCrf, joint_nll
 from xlingual.models.serialization import load_model_weights, read_model_config, save_model_folder
 from xlingual.models.umt_encoder import ENCODER_SUBDIR, encoder_from_folder, load_encoder, save_encoder_files
 from xlingual.models.umt_layers import CrossModalLayer, init_bert_style
@@ -324,8 +324,9 @@ class UmtModel(MnerModel):
         if "labels" in batch:
             mask = batch["attention_mask"].bool()
             reduction = self.config.loss_reduction
-            typed_loss = self.crf.nll(out["emissions"], batch["labels"], mask, reduction)
-            span_loss = self.span_crf.nll(out["span_emissions"], batch["span_labels"], mask, reduction)
+            # Both CRFs in one pass: their log-partitions share a tree of matrix products.
+            typed_loss, span_loss = joint_nll([self.crf, self.span_crf], [out["emissions"], out["span_emissions"]],
+                                              [batch["labels"], batch["span_labels"]], mask, reduction)
             out["typed_loss"], out["span_loss"] = typed_loss, span_loss
             out["loss"] = typed_loss + self.config.aux_weight * span_loss
         return out
