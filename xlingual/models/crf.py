@@ -40,6 +40,7 @@ measures the difference.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -48,16 +49,6 @@ from torch import nn
 from torchcrf import CRF
 
 REDUCTIONS = ("mean", "sum", "token_mean", "none")
-
-def _reduce(log_likelihood: torch.Tensor, mask: torch.Tensor, reduction: str) -> torch.Tensor:
-    if reduction == "none":
-        return log_likelihood
-    if reduction == "sum":
-        return log_likelihood.sum()
-    if reduction == "mean":
-        return log_likelihood.mean()
-    return log_likelihood.sum() / mask.float().sum()
-
 
 def _check_reduction(reduction: str) -> None:
     if reduction not in REDUCTIONS:
@@ -90,24 +81,15 @@ class MaskedCrf(nn.Module):
 
     def nll(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         """Negative log-likelihood of ``tags`` (B, T) under ``emissions`` (B, T, num_tags)."""
-        _check_reduction(reduction)
-        # The log-partition is a log-sum-exp over many paths: float32 keeps it stable under autocast.
-        emissions, tags, mask = emissions.float(), tags.long(), mask.bool()
-        log_likelihood = self.gold_score(emissions, tags, mask) - log_partitions([self], [emissions], mask)[0]
-        return -_reduce(log_likelihood, mask, reduction)
+        return joint_nll([self], [emissions], [tags], mask, reduction)[0]
 
     def gold_score(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Score of the given tag paths, (B,): start + emissions + transitions (inside the mask) + end."""
-        maskf = mask.to(emissions.dtype)
-        emitted = emissions.gather(2, tags.unsqueeze(2)).squeeze(2)  # (B, T)
-        moved = self.transitions[tags[:, :-1], tags[:, 1:]]  # (B, T-1)
-        last = tags.gather(1, (mask.sum(1) - 1).unsqueeze(1)).squeeze(1)
-        return (self.start_transitions[tags[:, 0]] + (emitted * maskf).sum(1)
-                + (moved * maskf[:, 1:]).sum(1) + self.end_transitions[last])
+        return _RowCrf.stack([self], [emissions], [tags], mask).gold_score()
 
     def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """log Z per sequence, (B,) (see :func:`log_partitions`)."""
-        return log_partitions([self], [emissions], mask)[0]
+        """log Z per sequence, (B,) (see :meth:`_RowCrf.log_partition`)."""
+        return _RowCrf.stack([self], [emissions], [emissions.new_zeros(mask.shape, dtype=torch.long)], mask).log_partition()
 
     # ------------------------------------------------------------------ decoding
 
@@ -131,74 +113,119 @@ class MaskedCrf(nn.Module):
         return backtrace(pointers, last.cpu().numpy(), ends.cpu().numpy())
 
 
-def log_partitions(crfs: Sequence[MaskedCrf], emissions: Sequence[torch.Tensor], mask: torch.Tensor) -> list[torch.Tensor]:
-    """log Z per sequence for each CRF over the same mask, all computed in one tree of matrix products.
+_NEG = -1e30
+"""Emission of a tag a CRF does not have, when CRFs with fewer tags are stacked with larger ones: exp() of it is 0."""
 
-    Each step's matrix ``exp(transitions + emissions[t] - shift)`` is kept in
-    float64 with its log-scale ``shift`` on the side; a level of the tree
-    multiplies neighbouring matrices (one batched matrix product), divides
-    each product by its largest entry and adds that entry's log to the
-    scale. Scales are constants to autograd (the result does not depend on
-    them). An entry underflows only when it is ~700 nats below its matrix's
-    largest one, beyond float32's resolution of log Z. Several CRFs (UMT's
-    two) share the tree: a CRF with fewer tags gets zero rows and columns,
-    states no path can reach, so each result is exactly its own.
+
+@dataclass
+class _RowCrf:
+    """One or more CRFs as a single batch of rows, each row with its own parameters.
+
+    UMT's two CRFs (13 and 7 tags) over the same mask become one batch of
+    2B rows: the smaller CRF's emissions get tags scoring ``_NEG`` (no path
+    can use them), so each row's result is exactly its own CRF's, and every
+    operation below runs once for both.
     """
-    batch, length = mask.shape
-    alphas = [crf.start_transitions + e[:, 0] for crf, e in zip(crfs, emissions)]
-    if length == 1:
-        return [torch.logsumexp(alpha + crf.end_transitions, dim=1) for crf, alpha in zip(crfs, alphas)]
-    # Padding to a power of two with identity steps lets every level pair all its matrices.
-    size = 1 << (length - 2).bit_length()
-    on = F.pad(mask[:, 1:], (0, size - length + 1))  # (B, size): masked and padding steps are identities
-    tags = max(crf.num_tags for crf in crfs)
-    blocks, scales = [], []
-    for crf, e in zip(crfs, emissions):
-        steps = F.pad(e[:, 1:].double().unsqueeze(2) + crf.transitions.double(), (0, 0, 0, 0, 0, size - length + 1))
+
+    start: torch.Tensor  # (R, K)
+    end: torch.Tensor  # (R, K)
+    transitions: torch.Tensor  # (R, K, K)
+    emissions: torch.Tensor  # (R, T, K), float32
+    tags: torch.Tensor  # (R, T), long
+    mask: torch.Tensor  # (R, T), bool
+
+    @classmethod
+    def stack(cls, crfs: Sequence[MaskedCrf], emissions: Sequence[torch.Tensor], tags: Sequence[torch.Tensor], mask: torch.Tensor) -> "_RowCrf":
+        mask = mask.bool()
+        batch = mask.shape[0]
+        if len(crfs) == 1:
+            crf = crfs[0]
+            return cls(crf.start_transitions.expand(batch, -1), crf.end_transitions.expand(batch, -1),
+                       crf.transitions.expand(batch, -1, -1), emissions[0].float(), tags[0].long(), mask)
+        size = max(crf.num_tags for crf in crfs)
+
+        def rows(parameter: torch.Tensor, crf: MaskedCrf) -> torch.Tensor:
+            padded = F.pad(parameter, (0, size - crf.num_tags) * parameter.dim()) if crf.num_tags < size else parameter
+            return padded.expand(batch, *padded.shape)
+
+        return cls(
+            torch.cat([rows(crf.start_transitions, crf) for crf in crfs]),
+            torch.cat([rows(crf.end_transitions, crf) for crf in crfs]),
+            torch.cat([rows(crf.transitions, crf) for crf in crfs]),
+            torch.cat([F.pad(e.float(), (0, size - e.shape[2]), value=_NEG) for e in emissions]),
+            torch.cat([t.long() for t in tags]),
+            mask.repeat(len(crfs), 1),
+        )
+
+    def gold_score(self) -> torch.Tensor:
+        """(R,): start + emissions + transitions (inside the mask) + end of each row's tag path."""
+        tags, num_tags = self.tags, self.emissions.shape[2]
+        maskf = self.mask.to(self.emissions.dtype)
+        emitted = self.emissions.gather(2, tags.unsqueeze(2)).squeeze(2)  # (R, T)
+        moved = self.transitions.reshape(tags.shape[0], -1).gather(1, tags[:, :-1] * num_tags + tags[:, 1:])  # (R, T-1)
+        last = tags.gather(1, self.mask.sum(1, keepdim=True) - 1)
+        return (self.start.gather(1, tags[:, :1]).squeeze(1) + (emitted * maskf).sum(1)
+                + (moved * maskf[:, 1:]).sum(1) + self.end.gather(1, last).squeeze(1))
+
+    def log_partition(self) -> torch.Tensor:
+        """log Z per row, (R,): the product of the per-step transition matrices, as a balanced tree.
+
+        Each step's matrix ``exp(transitions + emissions[t] - shift)`` is kept
+        in float64 with its log-scale ``shift`` on the side; a level of the
+        tree multiplies neighbouring matrices (one batched matrix product);
+        every second level divides each product by its largest entry and
+        adds that entry's log to the scale. Scales are constants to autograd
+        (the result does not depend on them). An entry underflows only when
+        it is ~700 nats below its matrix's largest one, beyond float32's
+        resolution of log Z.
+        """
+        rows, length, num_tags = self.emissions.shape
+        alpha = self.start + self.emissions[:, 0]  # (R, K)
+        if length == 1:
+            return torch.logsumexp(alpha + self.end, dim=1)
+        # Padding to a power of two with identity steps lets every level pair all its matrices.
+        size = 1 << (length - 2).bit_length()
+        steps = self.emissions[:, 1:].double().unsqueeze(2) + self.transitions.double().unsqueeze(1)  # (R, T-1, K, K)
+        steps = F.pad(steps, (0, 0, 0, 0, 0, size - length + 1))
+        on = F.pad(self.mask[:, 1:], (0, size - length + 1))[:, :, None, None]  # masked and padding steps: identities
         with torch.no_grad():
-            scale = torch.where(on, steps.amax(dim=(2, 3)), 0.0)
-        identity = torch.eye(crf.num_tags, dtype=steps.dtype, device=steps.device)
-        block = torch.where(on[:, :, None, None], torch.exp(steps - scale[:, :, None, None]), identity)
-        blocks.append(F.pad(block, (0, tags - crf.num_tags, 0, tags - crf.num_tags)) if crf.num_tags < tags else block)
-        scales.append(scale)
-    matrices = torch.cat(blocks).flatten(0, 1) if len(blocks) > 1 else blocks[0].flatten(0, 1)
-    scale = torch.cat(scales).flatten() if len(scales) > 1 else scales[0].flatten()
-    while matrices.shape[0] > batch * len(crfs):
-        # Two levels per normalisation: four neighbouring matrices into one (the first level alone when
-        # the count is not a multiple of four). Between normalisations entries stay within [e^-700, 13^3].
-        group = 4 if (matrices.shape[0] // (batch * len(crfs))) % 4 == 0 else 2
-        first, second = matrices.unflatten(0, (-1, 2)).unbind(1)
-        matrices = torch.bmm(first, second)
-        if group == 4:
-            first, second = matrices.unflatten(0, (-1, 2)).unbind(1)
-            matrices = torch.bmm(first, second)
+            scale = torch.where(on, steps.amax(dim=(2, 3), keepdim=True), 0.0)
+        identity = torch.eye(num_tags, dtype=steps.dtype, device=steps.device)
+        matrices = torch.where(on, torch.exp(steps - scale), identity).flatten(0, 1)
+        scale = scale.flatten()
+        while matrices.shape[0] > rows:
+            # Two levels per normalisation (one when the count is not a multiple of four).
+            group = 4 if (matrices.shape[0] // rows) % 4 == 0 else 2
+            for _ in range(group // 2):
+                matrices = torch.bmm(*matrices.unflatten(0, (-1, 2)).unbind(1))
+            with torch.no_grad():
+                largest = matrices.amax(dim=(1, 2), keepdim=True).clamp_min(torch.finfo(matrices.dtype).tiny)
+                scale = scale.view(-1, group).sum(1) + largest.view(-1).log()
+            matrices = matrices / largest
         with torch.no_grad():
-            largest = matrices.amax(dim=(1, 2), keepdim=True).clamp_min(torch.finfo(matrices.dtype).tiny)
-            scale = scale.view(-1, group).sum(1) + largest.view(-1).log()
-        matrices = matrices / largest
-    results = []
-    for index, (crf, alpha) in enumerate(zip(crfs, alphas)):
-        rows = slice(index * batch, (index + 1) * batch)
-        with torch.no_grad():
-            alpha_scale, end_scale = alpha.amax(dim=1), crf.end_transitions.amax()
-        first = torch.exp(alpha.double() - alpha_scale[:, None])  # (B, K)
-        last = torch.exp(crf.end_transitions.double() - end_scale)  # (K,)
-        product = matrices[rows, : crf.num_tags, : crf.num_tags] if crf.num_tags < tags else matrices[rows]
-        total = torch.bmm(first.unsqueeze(1), product).squeeze(1) @ last  # (B,)
-        results.append((total.log() + scale[rows] + alpha_scale + end_scale).to(alpha.dtype))
-    return results
+            alpha_scale, end_scale = alpha.amax(dim=1, keepdim=True), self.end.amax(dim=1, keepdim=True)
+        first = torch.exp(alpha.double() - alpha_scale).unsqueeze(1)  # (R, 1, K)
+        last = torch.exp(self.end.double() - end_scale)  # (R, K)
+        total = (torch.bmm(first, matrices).squeeze(1) * last).sum(1)
+        return (total.log() + scale + (alpha_scale + end_scale).squeeze(1)).to(self.emissions.dtype)
 
 
 def joint_nll(crfs: Sequence[nn.Module], emissions: Sequence[torch.Tensor], tags: Sequence[torch.Tensor], mask: torch.Tensor,
               reduction: str = "mean") -> list[torch.Tensor]:
-    """Each CRF's negative log-likelihood over the same mask; :class:`MaskedCrf` s share one log-partition tree."""
+    """Each CRF's negative log-likelihood of its ``tags`` over the same ``mask``, computed as one batch (:class:`_RowCrf`)."""
     if not all(isinstance(crf, MaskedCrf) for crf in crfs):  # e.g. ReferenceCrf
         return [crf.nll(e, t, mask, reduction) for crf, e, t in zip(crfs, emissions, tags)]
     _check_reduction(reduction)
-    emissions = [e.float() for e in emissions]
-    mask = mask.bool()
-    partitions = log_partitions(crfs, emissions, mask)
-    return [-_reduce(crf.gold_score(e, t.long(), mask) - z, mask, reduction) for crf, e, t, z in zip(crfs, emissions, tags, partitions)]
+    stacked = _RowCrf.stack(crfs, emissions, tags, mask)
+    log_likelihood = (stacked.gold_score() - stacked.log_partition()).view(len(crfs), -1)
+    if reduction == "none":
+        return list(log_likelihood.neg().unbind(0))
+    if reduction == "mean":
+        return list(log_likelihood.mean(1).neg().unbind(0))
+    total = log_likelihood.sum(1).neg()
+    if reduction == "token_mean":
+        total = total / mask.sum()
+    return list(total.unbind(0))
 
 
 def backtrace(pointers: np.ndarray, last: np.ndarray, ends: np.ndarray) -> list[list[int]]:
@@ -230,4 +257,4 @@ class ReferenceCrf(CRF):
         return self.decode(emissions.float(), mask=mask.bool())
 
 
-__all__ = ["REDUCTIONS", "MaskedCrf", "ReferenceCrf", "backtrace", "joint_nll", "log_partitions"]
+__all__ = ["REDUCTIONS", "MaskedCrf", "ReferenceCrf", "backtrace", "joint_nll"]
