@@ -85,11 +85,11 @@ class MaskedCrf(nn.Module):
 
     def gold_score(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Score of the given tag paths, (B,): start + emissions + transitions (inside the mask) + end."""
-        return _RowCrf.stack([self], [emissions], [tags], mask).gold_score()
+        return _StackedCrf.stack([self], [emissions], [tags], mask).gold_score()[0]
 
     def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """log Z per sequence, (B,) (see :meth:`_RowCrf.log_partition`)."""
-        return _RowCrf.stack([self], [emissions], [emissions.new_zeros(mask.shape, dtype=torch.long)], mask).log_partition()
+        """log Z per sequence, (B,) (see :meth:`_StackedCrf.log_partition`)."""
+        return _StackedCrf.stack([self], [emissions], [emissions.new_zeros(mask.shape, dtype=torch.long)], mask).log_partition()[0]
 
     # ------------------------------------------------------------------ decoding
 
@@ -118,57 +118,60 @@ _NEG = -1e30
 
 
 @dataclass
-class _RowCrf:
-    """One or more CRFs as a single batch of rows, each row with its own parameters.
+class _StackedCrf:
+    """One or more CRFs over the same mask as one computation, each with its own parameters.
 
-    UMT's two CRFs (13 and 7 tags) over the same mask become one batch of
-    2B rows: the smaller CRF's emissions get tags scoring ``_NEG`` (no path
-    can use them), so each row's result is exactly its own CRF's, and every
-    operation below runs once for both.
+    Tensors carry a leading CRF dimension ``n``. UMT's two CRFs (13 and 7
+    tags) run as one: the smaller CRF's emissions get extra tags scoring
+    ``_NEG`` (no path can use them), so each result is exactly its own CRF's,
+    and every operation below runs once for both.
     """
 
-    start: torch.Tensor  # (R, K)
-    end: torch.Tensor  # (R, K)
-    transitions: torch.Tensor  # (R, K, K)
-    emissions: torch.Tensor  # (R, T, K), float32
-    tags: torch.Tensor  # (R, T), long
-    mask: torch.Tensor  # (R, T), bool
+    start: torch.Tensor  # (n, K)
+    end: torch.Tensor  # (n, K)
+    transitions: torch.Tensor  # (n, K, K)
+    emissions: torch.Tensor  # (n, B, T, K), float32
+    tags: torch.Tensor  # (n, B, T), long
+    mask: torch.Tensor  # (B, T), bool
 
     @classmethod
-    def stack(cls, crfs: Sequence[MaskedCrf], emissions: Sequence[torch.Tensor], tags: Sequence[torch.Tensor], mask: torch.Tensor) -> "_RowCrf":
-        mask = mask.bool()
-        batch = mask.shape[0]
+    def stack(cls, crfs: Sequence[MaskedCrf], emissions: Sequence[torch.Tensor], tags: Sequence[torch.Tensor], mask: torch.Tensor) -> "_StackedCrf":
+        # A conversion that changes nothing is still an operator call: skip it.
+        mask = mask if mask.dtype == torch.bool else mask.bool()
+        emissions = [e if e.dtype == torch.float32 else e.float() for e in emissions]
+        tags = [t if t.dtype == torch.long else t.long() for t in tags]
         if len(crfs) == 1:
             crf = crfs[0]
-            return cls(crf.start_transitions.expand(batch, -1), crf.end_transitions.expand(batch, -1),
-                       crf.transitions.expand(batch, -1, -1), emissions[0].float(), tags[0].long(), mask)
+            return cls(crf.start_transitions.unsqueeze(0), crf.end_transitions.unsqueeze(0), crf.transitions.unsqueeze(0),
+                       emissions[0].unsqueeze(0), tags[0].unsqueeze(0), mask)
         size = max(crf.num_tags for crf in crfs)
 
-        def rows(parameter: torch.Tensor, crf: MaskedCrf) -> torch.Tensor:
-            padded = F.pad(parameter, (0, size - crf.num_tags) * parameter.dim()) if crf.num_tags < size else parameter
-            return padded.expand(batch, *padded.shape)
+        def padded(tensor: torch.Tensor, dims: int, value: float = 0.0) -> torch.Tensor:
+            missing = size - tensor.shape[-1]
+            return F.pad(tensor, (0, missing) * dims, value=value) if missing else tensor
 
         return cls(
-            torch.cat([rows(crf.start_transitions, crf) for crf in crfs]),
-            torch.cat([rows(crf.end_transitions, crf) for crf in crfs]),
-            torch.cat([rows(crf.transitions, crf) for crf in crfs]),
-            torch.cat([F.pad(e.float(), (0, size - e.shape[2]), value=_NEG) for e in emissions]),
-            torch.cat([t.long() for t in tags]),
-            mask.repeat(len(crfs), 1),
+            torch.stack([padded(crf.start_transitions, 1) for crf in crfs]),
+            torch.stack([padded(crf.end_transitions, 1) for crf in crfs]),
+            torch.stack([padded(crf.transitions, 2) for crf in crfs]),
+            torch.stack([padded(e, 1, _NEG) for e in emissions]),
+            torch.stack(tags),
+            mask,
         )
 
     def gold_score(self) -> torch.Tensor:
-        """(R,): start + emissions + transitions (inside the mask) + end of each row's tag path."""
-        tags, num_tags = self.tags, self.emissions.shape[2]
-        maskf = self.mask.to(self.emissions.dtype)
-        emitted = self.emissions.gather(2, tags.unsqueeze(2)).squeeze(2)  # (R, T)
-        moved = self.transitions.reshape(tags.shape[0], -1).gather(1, tags[:, :-1] * num_tags + tags[:, 1:])  # (R, T-1)
-        last = tags.gather(1, self.mask.sum(1, keepdim=True) - 1)
-        return (self.start.gather(1, tags[:, :1]).squeeze(1) + (emitted * maskf).sum(1)
-                + (moved * maskf[:, 1:]).sum(1) + self.end.gather(1, last).squeeze(1))
+        """(n, B): start + emissions + transitions (inside the mask) + end of each tag path."""
+        count, batch, length, num_tags = self.emissions.shape
+        tags, maskf = self.tags, self.mask.to(self.emissions.dtype)
+        emitted = self.emissions.gather(3, tags.unsqueeze(3)).squeeze(3)  # (n, B, T)
+        pairs = (tags[:, :, :-1] * num_tags + tags[:, :, 1:]).reshape(count, -1)
+        moved = self.transitions.reshape(count, -1).gather(1, pairs).view(count, batch, length - 1)
+        last = tags.gather(2, (self.mask.sum(1) - 1).expand(count, batch).unsqueeze(2)).squeeze(2)  # (n, B)
+        return (self.start.gather(1, tags[:, :, 0]) + (emitted * maskf).sum(2)
+                + (moved * maskf[:, 1:]).sum(2) + self.end.gather(1, last))
 
     def log_partition(self) -> torch.Tensor:
-        """log Z per row, (R,): the product of the per-step transition matrices, as a balanced tree.
+        """log Z, (n, B): the product of the per-step transition matrices, as a balanced tree.
 
         Each step's matrix ``exp(transitions + emissions[t] - shift)`` is kept
         in float64 with its log-scale ``shift`` on the side; a level of the
@@ -179,20 +182,21 @@ class _RowCrf:
         it is ~700 nats below its matrix's largest one, beyond float32's
         resolution of log Z.
         """
-        rows, length, num_tags = self.emissions.shape
-        alpha = self.start + self.emissions[:, 0]  # (R, K)
+        count, batch, length, num_tags = self.emissions.shape
+        alpha = self.start.unsqueeze(1) + self.emissions[:, :, 0]  # (n, B, K)
         if length == 1:
-            return torch.logsumexp(alpha + self.end, dim=1)
+            return torch.logsumexp(alpha + self.end.unsqueeze(1), dim=2)
         # Padding to a power of two with identity steps lets every level pair all its matrices.
         size = 1 << (length - 2).bit_length()
-        steps = self.emissions[:, 1:].double().unsqueeze(2) + self.transitions.double().unsqueeze(1)  # (R, T-1, K, K)
+        steps = self.emissions[:, :, 1:].double().unsqueeze(3) + self.transitions.double()[:, None, None]  # (n, B, T-1, K, K)
         steps = F.pad(steps, (0, 0, 0, 0, 0, size - length + 1))
-        on = F.pad(self.mask[:, 1:], (0, size - length + 1))[:, :, None, None]  # masked and padding steps: identities
+        on = F.pad(self.mask[:, 1:], (0, size - length + 1))[None, :, :, None, None]  # masked and padding steps: identities
         with torch.no_grad():
-            scale = torch.where(on, steps.amax(dim=(2, 3), keepdim=True), 0.0)
+            scale = torch.where(on, steps.amax(dim=(3, 4), keepdim=True), 0.0)
         identity = torch.eye(num_tags, dtype=steps.dtype, device=steps.device)
-        matrices = torch.where(on, torch.exp(steps - scale), identity).flatten(0, 1)
+        matrices = torch.where(on, torch.exp(steps - scale), identity).flatten(0, 2)
         scale = scale.flatten()
+        rows = count * batch
         while matrices.shape[0] > rows:
             # Two levels per normalisation (one when the count is not a multiple of four).
             group = 4 if (matrices.shape[0] // rows) % 4 == 0 else 2
@@ -203,21 +207,21 @@ class _RowCrf:
                 scale = scale.view(-1, group).sum(1) + largest.view(-1).log()
             matrices = matrices / largest
         with torch.no_grad():
-            alpha_scale, end_scale = alpha.amax(dim=1, keepdim=True), self.end.amax(dim=1, keepdim=True)
-        first = torch.exp(alpha.double() - alpha_scale).unsqueeze(1)  # (R, 1, K)
-        last = torch.exp(self.end.double() - end_scale)  # (R, K)
-        total = (torch.bmm(first, matrices).squeeze(1) * last).sum(1)
-        return (total.log() + scale + (alpha_scale + end_scale).squeeze(1)).to(self.emissions.dtype)
+            alpha_scale, end_scale = alpha.amax(dim=2, keepdim=True), self.end.amax(dim=1, keepdim=True)
+        first = torch.exp(alpha.double() - alpha_scale).view(rows, 1, num_tags)
+        last = torch.exp(self.end.double() - end_scale).unsqueeze(1)  # (n, 1, K)
+        total = (torch.bmm(first, matrices).view(count, batch, num_tags) * last).sum(2)
+        return (total.log() + scale.view(count, batch) + alpha_scale.squeeze(2) + end_scale).to(self.emissions.dtype)
 
 
 def joint_nll(crfs: Sequence[nn.Module], emissions: Sequence[torch.Tensor], tags: Sequence[torch.Tensor], mask: torch.Tensor,
               reduction: str = "mean") -> list[torch.Tensor]:
-    """Each CRF's negative log-likelihood of its ``tags`` over the same ``mask``, computed as one batch (:class:`_RowCrf`)."""
+    """Each CRF's negative log-likelihood of its ``tags`` over the same ``mask``, computed as one (:class:`_StackedCrf`)."""
     if not all(isinstance(crf, MaskedCrf) for crf in crfs):  # e.g. ReferenceCrf
         return [crf.nll(e, t, mask, reduction) for crf, e, t in zip(crfs, emissions, tags)]
     _check_reduction(reduction)
-    stacked = _RowCrf.stack(crfs, emissions, tags, mask)
-    log_likelihood = (stacked.gold_score() - stacked.log_partition()).view(len(crfs), -1)
+    stacked = _StackedCrf.stack(crfs, emissions, tags, mask)
+    log_likelihood = stacked.gold_score() - stacked.log_partition()  # (n, B)
     if reduction == "none":
         return list(log_likelihood.neg().unbind(0))
     if reduction == "mean":

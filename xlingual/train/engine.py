@@ -112,11 +112,11 @@ class DeviceLossSum:
         self.total, self.start_value = None, value
 
     def add(self, loss: torch.Tensor) -> None:
-        loss = loss.detach()
         if self.total is None:
             dtype = torch.float32 if loss.device.type == "mps" else torch.float64  # MPS has no float64
             self.total = torch.tensor(self.start_value, dtype=dtype, device=loss.device)
-        self.total += loss.to(self.total.dtype)
+        with torch.no_grad():
+            self.total.add_(loss)  # one operator; the float32 loss is widened exactly
 
     def read(self) -> float:
         return self.start_value if self.total is None else float(self.total.item())
