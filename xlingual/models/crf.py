@@ -176,8 +176,8 @@ class _StackedCrf:
         Each step's matrix ``exp(transitions + emissions[t] - shift)`` is kept
         in float64 with its log-scale ``shift`` on the side; a level of the
         tree multiplies neighbouring matrices (one batched matrix product);
-        every second level divides each product by its largest entry and
-        adds that entry's log to the scale. Scales are constants to autograd
+        every second level (but the last) divides each product by its largest
+        entry and adds that entry's log to the scale. Scales are constants to autograd
         (the result does not depend on them). An entry underflows only when
         it is ~700 nats below its matrix's largest one, beyond float32's
         resolution of log Z.
@@ -188,9 +188,10 @@ class _StackedCrf:
             return torch.logsumexp(alpha + self.end.unsqueeze(1), dim=2)
         # Padding to a power of two with identity steps lets every level pair all its matrices.
         size = 1 << (length - 2).bit_length()
-        steps = self.emissions[:, :, 1:].double().unsqueeze(3) + self.transitions.double()[:, None, None]  # (n, B, T-1, K, K)
+        transitions = self.transitions.double().view(count, 1, 1, num_tags, num_tags)
+        steps = self.emissions[:, :, 1:].double().unsqueeze(3) + transitions  # (n, B, T-1, K, K)
         steps = F.pad(steps, (0, 0, 0, 0, 0, size - length + 1))
-        on = F.pad(self.mask[:, 1:], (0, size - length + 1))[None, :, :, None, None]  # masked and padding steps: identities
+        on = F.pad(self.mask[:, 1:], (0, size - length + 1)).view(1, batch, size, 1, 1)  # masked and padding steps: identities
         with torch.no_grad():
             scale = torch.where(on, steps.amax(dim=(3, 4), keepdim=True), 0.0)
         identity = torch.eye(num_tags, dtype=steps.dtype, device=steps.device)
@@ -203,8 +204,11 @@ class _StackedCrf:
             for _ in range(group // 2):
                 matrices = torch.bmm(*matrices.unflatten(0, (-1, 2)).unbind(1))
             with torch.no_grad():
+                scale = scale.view(-1, group).sum(1)
+                if matrices.shape[0] == rows:
+                    break  # the last product's entries are already within range of the final sum
                 largest = matrices.amax(dim=(1, 2), keepdim=True).clamp_min(torch.finfo(matrices.dtype).tiny)
-                scale = scale.view(-1, group).sum(1) + largest.view(-1).log()
+                scale = scale + largest.view(-1).log()
             matrices = matrices / largest
         with torch.no_grad():
             alpha_scale, end_scale = alpha.amax(dim=2, keepdim=True), self.end.amax(dim=1, keepdim=True)

@@ -101,6 +101,11 @@ class UmtConfig:
         return dataclasses.asdict(self)
 
 
+def _bool(mask: torch.Tensor) -> torch.Tensor:
+    """``mask`` as bool; collated masks already are, and a no-op conversion is still an operator call per step."""
+    return mask if mask.dtype == torch.bool else mask.bool()
+
+
 class UmtModel(MnerModel):
     """UMT-BERT-CRF; build with :meth:`build`, reload with :meth:`from_pretrained`."""
 
@@ -276,7 +281,7 @@ class UmtModel(MnerModel):
     def emissions(self, batch: dict[str, torch.Tensor], return_attention: bool = False) -> dict[str, torch.Tensor]:
         """Span emissions ``span_emissions`` (B, T, 7), final typed ``emissions`` (B, T, 13), and with
         ``return_attention`` the visual ``gate`` (B, T, H) and the three CMT attention maps."""
-        mask = batch["attention_mask"].bool()
+        mask = _bool(batch["attention_mask"])
         text = self.encoder(input_ids=batch["input_ids"], attention_mask=mask.long()).last_hidden_state
         if self.extra_linear is not None:
             text = self.extra_linear(text)
@@ -322,7 +327,7 @@ class UmtModel(MnerModel):
         """Emissions, and ``loss`` (with ``typed_loss``/``span_loss``) when the batch has labels."""
         out = self.emissions(batch)
         if "labels" in batch:
-            mask = batch["attention_mask"].bool()
+            mask = _bool(batch["attention_mask"])
             reduction = self.config.loss_reduction
             # Both CRFs in one pass: their log-partitions share a tree of matrix products.
             typed_loss, span_loss = joint_nll([self.crf, self.span_crf], [out["emissions"], out["span_emissions"]],
