@@ -225,12 +225,12 @@ def joint_nll(crfs: Sequence[nn.Module], emissions: Sequence[torch.Tensor], tags
         return [crf.nll(e, t, mask, reduction) for crf, e, t in zip(crfs, emissions, tags)]
     _check_reduction(reduction)
     stacked = _StackedCrf.stack(crfs, emissions, tags, mask)
-    log_likelihood = stacked.gold_score() - stacked.log_partition()  # (n, B)
+    negative = stacked.log_partition() - stacked.gold_score()  # (n, B)
     if reduction == "none":
-        return list(log_likelihood.neg().unbind(0))
+        return list(negative.unbind(0))
     if reduction == "mean":
-        return list(log_likelihood.mean(1).neg().unbind(0))
-    total = log_likelihood.sum(1).neg()
+        return list(negative.mean(1).unbind(0))
+    total = negative.sum(1)
     if reduction == "token_mean":
         total = total / mask.sum()
     return list(total.unbind(0))
