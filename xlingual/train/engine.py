@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -182,8 +183,6 @@ def clip_by_total_norm(gradients: Sequence[torch.Tensor], max_norm: float) -> No
 
 def clip_gradients(accelerator, parameters: Iterator[torch.nn.Parameter], max_norm: float) -> None:
     """``accelerator.clip_grad_norm_``, with :func:`clip_by_total_norm` where accelerate would call torch's clipping."""
-    import os
-
     from accelerate.utils import DistributedType
 
     parameters = list(parameters)
