@@ -354,3 +354,59 @@ def test_user_errors_are_one_line_xlingual_errors(mixed: list[Sample], tmp_path:
     model.save_pretrained(tmp_path / "m")
     with pytest.raises(ConfigError, match="model.hidden"):
         AcnModel.from_pretrained(tmp_path / "m", hidden=64)
+
+
+def _pack_like_cudnn(lstm: torch.nn.LSTM) -> None:
+    """Make the LSTM's parameters views of one flat buffer, as cuDNN does on a GPU."""
+    parameters = list(lstm.parameters())
+    flat = torch.cat([p.detach().reshape(-1) for p in parameters])
+    offset = 0
+    for parameter in parameters:
+        parameter.data = flat[offset : offset + parameter.numel()].view_as(parameter)
+        offset += parameter.numel()
+
+
+def _shared_storage(state: dict[str, torch.Tensor]) -> list[str]:
+    owners: dict[tuple[str, int], str] = {}
+    shared = []
+    for name, tensor in state.items():
+        key = (str(tensor.device), tensor.untyped_storage().data_ptr())
+        if key in owners:
+            shared.append(f"{owners[key]} / {name}")
+        owners[key] = name
+    return shared
+
+
+@pytest.mark.parametrize("use_image", [False, True])
+def test_state_dict_has_no_shared_storage_even_with_cudnn_packed_lstm_weights(mixed: list[Sample], use_image: bool) -> None:
+    """accelerate drops all but one tensor of a shared storage when checkpointing ("Removed shared tensor")."""
+    from accelerate.utils.other import clean_state_dict_for_safetensors
+
+    model = AcnModel.build({**TINY, "use_image": use_image}, mixed)
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    _pack_like_cudnn(model.lstm.forward_lstm)
+    _pack_like_cudnn(model.lstm.backward_lstm)
+    assert model.lstm.forward_lstm.weight_ih_l0.untyped_storage().data_ptr() == model.lstm.forward_lstm.bias_hh_l0.untyped_storage().data_ptr()
+    state = model.state_dict()
+    assert _shared_storage(state) == []
+    assert state.keys() == before.keys() and all(torch.equal(state[name], before[name]) for name in before)
+    assert clean_state_dict_for_safetensors(dict(state)).keys() == state.keys()
+    # The parameters themselves stay packed (training keeps the flat buffer).
+    assert model.lstm.forward_lstm.weight_hh_l0.untyped_storage().nbytes() > model.lstm.forward_lstm.weight_hh_l0.nbytes
+
+
+@pytest.mark.parametrize("mask_padding", [True, False])
+def test_loss_and_decoding_equal_pytorch_crfs_on_a_real_batch(mixed: list[Sample], mask_padding: bool) -> None:
+    """The vectorised CRF against pytorch-crf inside the model, with masks as ACN builds them (padded to max_length or not)."""
+    from xlingual.models.crf import ReferenceCrf
+
+    model = AcnModel.build({**TINY, "mask_padding": mask_padding}, mixed).eval()
+    with torch.no_grad():
+        model.crf.transitions.mul_(40)  # transitions that decide paths, as after training
+    batch = model.collate(model.encode(mixed[:16], regions_of))
+    loss, decoded = model(batch)["loss"], model.decode(batch)
+    reference = ReferenceCrf(model.crf.num_tags)
+    reference.load_state_dict(model.crf.state_dict())
+    model.crf = reference
+    assert torch.allclose(loss, model(batch)["loss"], rtol=1e-5)
+    assert decoded == model.decode(batch)

@@ -260,3 +260,24 @@ def test_orphan_inside_tags_from_the_crf_are_kept_as_produced(encoder_dir, twitt
     labels = umt.predict([sample])[0]
     kept = [p >= 0 for p in umt.encode([sample])[0]["token_positions"]]
     assert labels == ["I-PER" if is_kept else "O" for is_kept in kept]  # not repaired: strict scoring sees them
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_loss_and_decoding_equal_pytorch_crfs_on_a_real_batch(encoder_dir, twitter50, reduction):
+    """Both CRFs (typed and span) against pytorch-crf, with UMT's own masks ([CLS] first, [SEP] last, padding)."""
+    from xlingual.models.crf import ReferenceCrf
+
+    model = build_umt(encoder_dir, loss_reduction=reduction).eval()
+    with torch.no_grad():
+        model.crf.transitions.mul_(40)
+        model.span_crf.transitions.mul_(40)
+    batch = model.collate(model.encode(twitter50[:16], random_visual()))
+    out, decoded = model(batch), model.decode(batch)
+    for name in ("crf", "span_crf"):
+        reference = ReferenceCrf(getattr(model, name).num_tags)
+        reference.load_state_dict(getattr(model, name).state_dict())
+        setattr(model, name, reference)
+    again = model(batch)
+    for key in ("typed_loss", "span_loss", "loss"):
+        assert torch.allclose(out[key], again[key], rtol=1e-5), key
+    assert decoded == model.decode(batch)

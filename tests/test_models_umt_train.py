@@ -54,3 +54,23 @@ def test_src_setting_trains_umt_keeps_frozen_layers_and_predicts(tmp_path, sampl
     predicted = read_samples(out, "cmner", bio="keep")  # the model's tags as written
     assert [s.tokens for s in predicted] == [s.tokens for s in gold]
     assert [s.labels for s in predicted] == load_model(tmp_path / "run" / "model").predict(gold)
+
+
+def test_clipping_equals_torchs_clip_grad_norm():
+    """The engine's one-norm clipping (UMT's configs clip at 1.0) scales gradients exactly as torch does."""
+    from xlingual.train.engine import clip_by_total_norm
+
+    generator = torch.Generator().manual_seed(0)
+    for scale in (1e-3, 0.1, 10.0):  # below the threshold (unchanged) and above it (scaled)
+        shapes = [(5, 3), (7,), (2, 4, 6), (1,)]
+        theirs = [torch.nn.Parameter(torch.zeros(s)) for s in shapes]
+        ours = [torch.nn.Parameter(torch.zeros(s)) for s in shapes]
+        for a, b in zip(theirs, ours):
+            a.grad = torch.randn(a.shape, generator=generator) * scale
+            b.grad = a.grad.clone()
+        torch.nn.utils.clip_grad_norm_(theirs, 1.0)
+        clip_by_total_norm([p.grad for p in ours], 1.0)
+        for a, b in zip(theirs, ours):
+            assert torch.allclose(a.grad, b.grad, rtol=1e-6, atol=0)
+        norm = torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in ours]))
+        assert norm <= 1.0 + 1e-5

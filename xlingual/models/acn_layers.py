@@ -112,6 +112,14 @@ def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tens
     return x.gather(1, index[:, :, None].expand_as(x))
 
 
+def _own_storage(module: nn.Module, state_dict: dict[str, torch.Tensor], prefix: str, local_metadata: dict) -> None:
+    """State-dict hook: every entry under ``prefix`` that views a larger storage becomes a copy of its own."""
+    for name in [key for key in state_dict if key.startswith(prefix)]:
+        tensor = state_dict[name]
+        if tensor.untyped_storage().nbytes() != tensor.numel() * tensor.element_size():
+            state_dict[name] = tensor.clone()
+
+
 class BiLstm(nn.Module):
     """A bidirectional LSTM as two one-directional LSTMs over padded batches (no packing).
 
@@ -122,12 +130,22 @@ class BiLstm(nn.Module):
     batch 16 x 250 x 350, 11.6 s vs 2.1 s per forward+backward), because
     autograd unrolls them step by step. Without ``respect_lengths`` the
     backward LSTM reads the padding first, as the reference code does.
+
+    Each parameter is registered once, but on a GPU cuDNN packs an LSTM's
+    weights into one flat buffer and makes every parameter a view of it, so
+    the state dict holds several tensors sharing one storage. accelerate's
+    checkpointing then keeps one of them and *drops the rest* ("Removed
+    shared tensor ... while saving"), so a resumed run would miss weights.
+    The state dict therefore holds copies of such views (same keys, same
+    values, one storage each); training keeps cuDNN's fast flat buffer.
     """
 
     def __init__(self, input_size: int, hidden_per_direction: int) -> None:
         super().__init__()
         self.forward_lstm = nn.LSTM(input_size, hidden_per_direction, batch_first=True)
         self.backward_lstm = nn.LSTM(input_size, hidden_per_direction, batch_first=True)
+        # Public since torch 2.5; the private form (in-place edits work the same) for older versions.
+        getattr(self, "register_state_dict_post_hook", self._register_state_dict_hook)(_own_storage)
 
     def forward(self, inputs: torch.Tensor, lengths: torch.Tensor, respect_lengths: bool = True) -> torch.Tensor:
         forward_states = self.forward_lstm(inputs)[0]

@@ -42,7 +42,7 @@ from torch.nn import functional as F
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
 from xlingual.models.base import MnerModel, VisualLookup, config_from_dict
-from xlingual.models.crf import MaskedCrf
+from xlingual.models.crf import MaskedCrf, joint_nll
 from xlingual.models.serialization import load_model_weights, read_model_config, save_model_folder
 from xlingual.models.umt_encoder import ENCODER_SUBDIR, encoder_from_folder, load_encoder, save_encoder_files
 from xlingual.models.umt_layers import CrossModalLayer, init_bert_style
@@ -98,6 +98,11 @@ class UmtConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _bool(mask: torch.Tensor) -> torch.Tensor:
+    """``mask`` as bool; collated masks already are, and a no-op conversion is still an operator call per step."""
+    return mask if mask.dtype == torch.bool else mask.bool()
 
 
 class UmtModel(MnerModel):
@@ -234,32 +239,32 @@ class UmtModel(MnerModel):
         return regions, bool(has_image)
 
     def collate(self, items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        """Pad to the longest post of the batch (the CRF and attention masks make this equal to padding to max_length)."""
+        """Pad to the longest post of the batch (the CRF and attention masks make this equal to padding to max_length).
+
+        Filled in NumPy and handed to torch once per field: building small
+        tensors per post cost five tensor operations per post and batch.
+        """
         batch_size = len(items)
-        length = max(len(item["input_ids"]) for item in items)
-        n_tokens = max(1, max(len(item["token_positions"]) for item in items))
-        input_ids = torch.zeros(batch_size, length, dtype=torch.long)
-        typed = torch.zeros(batch_size, length, dtype=torch.long)
-        span = torch.zeros(batch_size, length, dtype=torch.long)
-        positions = torch.full((batch_size, n_tokens), -1, dtype=torch.long)
-        token_counts = torch.zeros(batch_size, dtype=torch.long)
+        lengths = np.array([len(item["input_ids"]) for item in items], dtype=np.int64)
+        counts = np.array([len(item["token_positions"]) for item in items], dtype=np.int64)
+        length, n_tokens = int(lengths.max()), max(1, int(counts.max()))
+        input_ids, typed, span = (np.zeros((batch_size, length), dtype=np.int64) for _ in range(3))
+        positions = np.full((batch_size, n_tokens), -1, dtype=np.int64)
         for row, item in enumerate(items):
-            size = len(item["input_ids"])
-            input_ids[row, :size] = torch.tensor(item["input_ids"])
-            typed[row, :size] = torch.tensor(item["typed_label_ids"])
-            span[row, :size] = torch.tensor(item["span_label_ids"])
-            token_counts[row] = len(item["token_positions"])
-            positions[row, : len(item["token_positions"])] = torch.tensor(item["token_positions"], dtype=torch.long)
+            size = lengths[row]
+            input_ids[row, :size] = item["input_ids"]
+            typed[row, :size] = item["typed_label_ids"]
+            span[row, :size] = item["span_label_ids"]
+            positions[row, : counts[row]] = item["token_positions"]
         batch = {
-            "input_ids": input_ids,
-            "labels": typed,
-            "span_labels": span,
-            "token_positions": positions,
-            "token_counts": token_counts,
+            "input_ids": torch.from_numpy(input_ids),
+            "labels": torch.from_numpy(typed),
+            "span_labels": torch.from_numpy(span),
+            "token_positions": torch.from_numpy(positions),
+            "token_counts": torch.from_numpy(counts),
+            # From lengths, not from id 0: a real piece may have id 0 in some vocabularies.
+            "attention_mask": torch.from_numpy(np.arange(length)[None, :] < lengths[:, None]),
         }
-        # From lengths, not from id 0: a real piece may have id 0 in some vocabularies.
-        lengths = torch.tensor([len(item["input_ids"]) for item in items])
-        batch["attention_mask"] = torch.arange(length)[None, :] < lengths[:, None]
         if self.config.use_image:
             shape = (self.config.num_visual_regions, self.config.visual_dim)
             regions = np.zeros((batch_size, *shape), dtype=np.float32)
@@ -267,7 +272,7 @@ class UmtModel(MnerModel):
                 if item["regions"] is not None:
                     regions[row] = item["regions"]
             batch["regions"] = torch.from_numpy(regions)
-            batch["has_image"] = torch.tensor([bool(item["has_image"]) for item in items])
+            batch["has_image"] = torch.from_numpy(np.array([bool(item["has_image"]) for item in items]))
         return batch
 
     # ------------------------------------------------------------------ model
@@ -275,7 +280,7 @@ class UmtModel(MnerModel):
     def emissions(self, batch: dict[str, torch.Tensor], return_attention: bool = False) -> dict[str, torch.Tensor]:
         """Span emissions ``span_emissions`` (B, T, 7), final typed ``emissions`` (B, T, 13), and with
         ``return_attention`` the visual ``gate`` (B, T, H) and the three CMT attention maps."""
-        mask = batch["attention_mask"].bool()
+        mask = _bool(batch["attention_mask"])
         text = self.encoder(input_ids=batch["input_ids"], attention_mask=mask.long()).last_hidden_state
         if self.extra_linear is not None:
             text = self.extra_linear(text)
@@ -321,10 +326,11 @@ class UmtModel(MnerModel):
         """Emissions, and ``loss`` (with ``typed_loss``/``span_loss``) when the batch has labels."""
         out = self.emissions(batch)
         if "labels" in batch:
-            mask = batch["attention_mask"].bool()
+            mask = _bool(batch["attention_mask"])
             reduction = self.config.loss_reduction
-            typed_loss = self.crf.nll(out["emissions"], batch["labels"], mask, reduction)
-            span_loss = self.span_crf.nll(out["span_emissions"], batch["span_labels"], mask, reduction)
+            # Both CRFs in one pass: their log-partitions share a tree of matrix products.
+            typed_loss, span_loss = joint_nll([self.crf, self.span_crf], [out["emissions"], out["span_emissions"]],
+                                              [batch["labels"], batch["span_labels"]], mask, reduction)
             out["typed_loss"], out["span_loss"] = typed_loss, span_loss
             out["loss"] = typed_loss + self.config.aux_weight * span_loss
         return out

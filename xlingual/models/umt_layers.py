@@ -43,7 +43,9 @@ class CrossAttention(nn.Module):
         scores = query @ key.transpose(-1, -2) / math.sqrt(self.head_size)
         if s2_mask is not None:
             # A finite minimum (not -inf) keeps a row whose keys are all masked finite (uniform weights).
-            scores = scores.masked_fill(~s2_mask[:, None, None, :].bool(), torch.finfo(scores.dtype).min)
+            # view + not: one operator each per call (indexing with None and a no-op .bool() were four).
+            hidden = s2_mask if s2_mask.dtype == torch.bool else s2_mask.bool()
+            scores = scores.masked_fill(~hidden.view(hidden.shape[0], 1, 1, -1), torch.finfo(scores.dtype).min)
         probs = scores.softmax(dim=-1)
         context = self.dropout(probs) @ value
         batch, _, length, _ = context.shape

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -85,7 +86,41 @@ class LoopState:
 
 
 StepHook = Callable[[LoopState], None]
-"""Called after every optimiser step (and after any checkpoint of that step)."""
+"""Called after every optimiser step (and after any checkpoint of that step).
+
+``epoch_loss_sum`` in the state it sees is brought up to date at logging
+points, evaluations and checkpoints only (see :class:`DeviceLossSum`).
+"""
+
+
+class DeviceLossSum:
+    """The epoch's running loss sum, kept on the loss's device so a step never waits for the GPU.
+
+    Reading a loss (``loss.item()``) after every step made the host wait for
+    the device each step, so the next step's kernels could not be queued
+    while this one ran. The sum is read only where it is used: at the ten
+    logging points per epoch, before an evaluation and before a checkpoint.
+    It is float64 and seeded with the saved value, so it performs exactly
+    the additions the per-step host sum did and a resumed run logs the same
+    numbers.
+    """
+
+    def __init__(self) -> None:
+        self.total: torch.Tensor | None = None
+        self.start_value = 0.0
+
+    def start(self, value: float) -> None:
+        self.total, self.start_value = None, value
+
+    def add(self, loss: torch.Tensor) -> None:
+        if self.total is None:
+            dtype = torch.float32 if loss.device.type == "mps" else torch.float64  # MPS has no float64
+            self.total = torch.tensor(self.start_value, dtype=dtype, device=loss.device)
+        with torch.no_grad():
+            self.total.add_(loss)  # one operator; the float32 loss is widened exactly
+
+    def read(self) -> float:
+        return self.start_value if self.total is None else float(self.total.item())
 
 
 def new_accelerator(config: TrainConfig, run_dir: Path):
@@ -110,17 +145,55 @@ def new_accelerator(config: TrainConfig, run_dir: Path):
     )
 
 
-def build_optimizer(model: torch.nn.Module, stage: StageConfig) -> torch.optim.Optimizer:
-    """Adam (ACN) or AdamW with no decay on biases and LayerNorm weights (UMT/BERT convention)."""
+def build_optimizer(model: torch.nn.Module, stage: StageConfig, fused: bool = False) -> torch.optim.Optimizer:
+    """Adam (ACN) or AdamW with no decay on biases and LayerNorm weights (UMT/BERT convention).
+
+    ``fused`` updates every parameter in one kernel instead of a handful of
+    operators per parameter tensor (the same arithmetic; float results agree
+    to rounding). The engine turns it on where PyTorch has the kernel (CPU,
+    CUDA).
+    """
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    options = {"fused": True} if fused else {}
     if stage.optimizer == "adam":
-        return torch.optim.Adam([p for _, p in params], lr=stage.lr, weight_decay=stage.weight_decay)
+        return torch.optim.Adam([p for _, p in params], lr=stage.lr, weight_decay=stage.weight_decay, **options)
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
     groups = [
         {"params": [p for n, p in params if not any(k in n for k in no_decay)], "weight_decay": stage.weight_decay},
         {"params": [p for n, p in params if any(k in n for k in no_decay)], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=stage.lr)
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=stage.lr, **options)
+
+
+FUSED_OPTIMIZER_DEVICES = ("cpu", "cuda")
+"""Device types with PyTorch's fused Adam/AdamW kernels (the engine falls back to the per-tensor loop elsewhere)."""
+
+
+def clip_by_total_norm(gradients: Sequence[torch.Tensor], max_norm: float) -> None:
+    """Scale ``gradients`` in place so their joint 2-norm is at most ``max_norm`` (torch's formula, 1e-6 included).
+
+    ``torch.nn.utils.clip_grad_norm_`` computes the same with multi-tensor
+    kernels but moves each per-tensor norm with its own ``.to()`` call: one
+    operator per parameter tensor per step, ~80 for UMT. Gradients must
+    share one device and dtype (:func:`clip_gradients` checks).
+    """
+    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(list(gradients))))
+    torch._foreach_mul_(list(gradients), torch.clamp(max_norm / (total + 1e-6), max=1.0))
+
+
+def clip_gradients(accelerator, parameters: Iterator[torch.nn.Parameter], max_norm: float) -> None:
+    """``accelerator.clip_grad_norm_``, with :func:`clip_by_total_norm` where accelerate would call torch's clipping."""
+    from accelerate.utils import DistributedType
+
+    parameters = list(parameters)
+    gradients = [p.grad for p in parameters if p.grad is not None]
+    plain = (accelerator.distributed_type in (DistributedType.NO, DistributedType.MULTI_GPU, DistributedType.MULTI_CPU)
+             and os.environ.get("ACCELERATE_USE_FSDP", "false").lower() != "true")
+    if not plain or not gradients or len({(g.device, g.dtype) for g in gradients}) > 1:
+        accelerator.clip_grad_norm_(parameters, max_norm)
+        return
+    accelerator.unscale_gradients()
+    clip_by_total_norm(gradients, max_norm)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, stage: StageConfig, total_steps: int):
@@ -208,7 +281,7 @@ class StageTrainer:
         total_steps = steps_per_epoch * stage.epochs
         if stage.max_steps:
             total_steps = min(total_steps, stage.max_steps)
-        optimizer = build_optimizer(model, stage)
+        optimizer = build_optimizer(model, stage, fused=accelerator.device.type in FUSED_OPTIMIZER_DEVICES)
         scheduler = build_scheduler(optimizer, stage, total_steps)
         wrapped, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
         if accelerator.log_with:
@@ -222,6 +295,9 @@ class StageTrainer:
         started = self.started = time.time()
         early_stop = budget_done = False
         bar = progress_bar(total=total_steps, initial=loop.global_step, desc=f"train {self.name}", unit="step")
+        losses = DeviceLossSum()
+        losses.start(loop.epoch_loss_sum)
+        log_every = max(1, steps_per_epoch // 10)
         try:
             while loop.epoch < stage.epochs:
                 loader.set_epoch(loop.epoch)
@@ -232,7 +308,7 @@ class StageTrainer:
                         loss = wrapped(batch)["loss"]
                         accelerator.backward(loss)
                         if accelerator.sync_gradients and stage.max_grad_norm:
-                            accelerator.clip_grad_norm_(wrapped.parameters(), stage.max_grad_norm)
+                            clip_gradients(accelerator, wrapped.parameters(), stage.max_grad_norm)
                         optimizer.step()
                         scheduler.step()
                         optimizer.zero_grad()
@@ -240,31 +316,37 @@ class StageTrainer:
                     if not accelerator.sync_gradients:
                         continue
                     loop.global_step += 1
-                    loop.epoch_loss_sum += float(loss.item())
+                    losses.add(loss)
                     loop.epoch_loss_steps += 1
                     bar.update(1)
-                    bar.set_postfix(loss=f"{loss.item():.3f}")
-                    if loop.global_step % max(1, steps_per_epoch // 10) == 0:  # visible progress in non-tty logs
+                    if loop.global_step % log_every == 0:  # visible progress in non-tty logs; the only per-epoch reads of the loss
+                        loop.epoch_loss_sum = losses.read()
+                        bar.set_postfix(loss=f"{loss.item():.3f}")
                         logger.info("stage %s epoch %d: step %d/%d, loss %.4f, %.1f s", self.name, loop.epoch, loop.global_step,
                                     total_steps, loss.item(), time.time() - started)
-                    if accelerator.log_with:
+                    if accelerator.log_with:  # a per-step curve has to read every step's loss
                         accelerator.log({f"{self.name}/loss": loss.item(), f"{self.name}/lr": scheduler.get_last_lr()[0]}, step=loop.global_step)
                     budget_done = loop.global_step >= total_steps
                     if budget_done:
                         break
                     if stage.eval_every_steps and loop.global_step % stage.eval_every_steps == 0:
+                        loop.epoch_loss_sum = losses.read()
                         early_stop = self._evaluate(accelerator, unwrapped, dev, visual, loop)
+                        losses.start(loop.epoch_loss_sum)
                         wrapped.train()
                         if early_stop:
                             break
                     if self.config.save_every_steps and loop.global_step % self.config.save_every_steps == 0:
+                        loop.epoch_loss_sum = losses.read()
                         self._save_checkpoint(accelerator, loop)
                     for hook in self.hooks:
                         hook(loop)
                 if early_stop:
                     break
                 # end of an epoch (or of the step budget): evaluate, then checkpoint the next position
+                loop.epoch_loss_sum = losses.read()
                 early_stop = self._evaluate(accelerator, unwrapped, dev, visual, loop)
+                losses.start(loop.epoch_loss_sum)
                 loop.epoch += 1
                 loop.batches_done_in_epoch = 0
                 if budget_done or early_stop:
@@ -323,4 +405,4 @@ def save_best(model: MnerModel, folder: Path) -> None:
     tmp.rename(folder)
 
 
-__all__ = ["EpochShuffleSampler", "LoopState", "StageTrainer", "build_optimizer", "build_scheduler", "evaluate_model"]
+__all__ = ["DeviceLossSum", "EpochShuffleSampler", "LoopState", "StageTrainer", "FUSED_OPTIMIZER_DEVICES", "build_optimizer", "build_scheduler", "clip_by_total_norm", "clip_gradients", "evaluate_model"]
