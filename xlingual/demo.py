@@ -113,7 +113,7 @@ def stage_embeddings(work_dir: Path, data_dir: Path) -> StageOutcome:
     from xlingual.embeddings import TrainOptions, aligned_dir, monolingual_vectors_path, train_vectors
     from xlingual.embeddings.align import align
 
-    options = TrainOptions(dim=16, epoch=5, min_count=1)
+    options = TrainOptions(dim=16, epoch=5, min_count=1, threads=1)  # one thread: the same vectors, hence the same scores, every run
     vec_en = train_vectors([DATASETS["twitter2015"].split_path(data_dir, "train")], monolingual_vectors_path(data_dir, "en"), "en", options=options)
     vec_zh = train_vectors([DATASETS["cmner"].split_path(data_dir, "train")], monolingual_vectors_path(data_dir, "zh"), "zh", unit="char", options=options)
     out = aligned_dir(data_dir, *DIRECTION)
@@ -195,7 +195,6 @@ def one_torch_thread() -> Iterator[None]:
 
 def stage_train(work_dir: Path, data_dir: Path, runs_dir: Path) -> StageOutcome:
     """ACN tgt_only and src_tgt (aligned vectors, VGG features), and a tiny text-only UMT."""
-    from xlingual.data.datasets import load_split
     from xlingual.train.config import load_config
     from xlingual.train.run import train_run
 
