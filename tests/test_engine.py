@@ -15,12 +15,15 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from umt_helpers import single_threaded
 
 from xlingual.data.sample import Sample
 from xlingual.models.acn import AcnModel
 from xlingual.train import engine
 from xlingual.train.config import StageConfig, TrainConfig
 from xlingual.train.engine import LoopState, StageTrainer
+
+_one_thread = pytest.fixture(scope="module", autouse=True)(single_threaded)
 
 TINY = {"word_vectors": None, "word_dim": 8, "char_dim": 4, "char_filters": 2, "char_kernels": [2], "char_out": 4,
         "hidden": 8, "use_image": False, "dropout": 0.25}
