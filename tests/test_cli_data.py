@@ -80,13 +80,40 @@ def test_stats_prints_table_1_for_cmner(shared_data: Path) -> None:
     assert [s["total_entities"] for s in splits] == [16373, 5395, 5277]
 
 
+def _count_by_hand(path: Path) -> dict:
+    """Posts, tokens and entities (B- tags; Twitter's OTHER is MISC) of a BIO file the sample ships, counted directly."""
+    posts, tokens, empty_posts = 0, 0, 0
+    entities = {"PER": 0, "LOC": 0, "ORG": 0, "MISC": 0}
+    in_post_entities = None
+    for line in path.read_text(encoding="utf-8").splitlines() + [""]:
+        if line.startswith(("IMGID:", "WID:")):
+            posts += 1
+            in_post_entities = 0
+        elif line.strip():
+            tokens += 1
+            label = line.split("\t")[1]
+            if label.startswith("B-"):
+                entities["MISC" if label[2:] == "OTHER" else label[2:]] += 1
+                in_post_entities += 1
+        elif in_post_entities is not None:
+            empty_posts += in_post_entities == 0
+            in_post_entities = None
+    return {"posts": posts, "tokens": tokens, "entities": entities, "posts_without_entities": empty_posts}
+
+
 def test_stats_on_the_embedded_sample(sample_data_dir: Path) -> None:
-    files = sorted(str(p) for p in sample_data_dir.rglob("*.txt"))
-    result = run("data", "stats", *files, "--json")
+    files = sorted(sample_data_dir.rglob("*.txt"))
+    assert len(files) == 6  # three splits of each dataset, in both formats
+    result = run("data", "stats", *map(str, files), "--json")
     assert result.exit_code == 0, result.output
-    totals = [s["entities"] for s in json.loads(result.output)["splits"]]
-    for etype in ("PER", "LOC", "ORG", "MISC"):
-        assert sum(t[etype] for t in totals) > 0
+    splits = json.loads(result.output)["splits"]
+    assert [s["name"] for s in splits] == [f.stem for f in files]
+    for path, split in zip(files, splits):
+        expected = _count_by_hand(path)
+        assert {key: split[key] for key in expected} == expected, path
+        assert split["total_entities"] == sum(expected["entities"].values())
+    totals = {etype: sum(s["entities"][etype] for s in splits) for etype in ("PER", "LOC", "ORG", "MISC")}
+    assert min(totals.values()) > 0, totals  # the sample has entities of all four types
 
 
 def test_download_without_network_exits_2_quickly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -110,8 +137,21 @@ def test_console_script_has_no_traceback_on_errors(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
+TOP_LEVEL_COMMANDS = ("translate", "train", "evaluate", "experiment", "report", "predict", "demo", "data", "embeddings", "features")
+
+
+def _listed_commands(output: str) -> set[str]:
+    """Command names in the first column of a help screen's command panel."""
+    return {m.group(1) for m in re.finditer(r"^[│|]\s+([a-z][a-z-]*)\s{2,}", output, flags=re.MULTILINE)}
+
+
 def test_help_lists_commands() -> None:
     result = run("--help")
-    assert result.exit_code == 0 and "data" in result.output
+    assert result.exit_code == 0, result.output
+    assert set(TOP_LEVEL_COMMANDS) <= _listed_commands(result.output), result.output
+    result = run("data", "--help")
+    assert result.exit_code == 0 and {"validate", "stats", "download"} <= _listed_commands(result.output), result.output
     result = run("data", "validate", "--help")
-    assert result.exit_code == 0 and "Examples" in result.output
+    assert result.exit_code == 0
+    examples = result.output.split("Examples", 1)[1]
+    assert re.search(r"^\s*xl data validate \S", examples, flags=re.MULTILINE), result.output

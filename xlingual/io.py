@@ -22,12 +22,16 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success.
 
     On an exception the temporary file is removed and ``path`` is untouched.
+    The file gets the permissions a plain ``open(path, "w")`` would give (0666
+    less the umask): ``mkstemp`` creates it 0600, which would lock colleagues
+    sharing a data directory out of it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     binary = "b" in mode
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~current_umask())
         with os.fdopen(fd, mode, encoding=None if binary else encoding, newline=None if binary else newline) as handle:
             yield handle
             handle.flush()
@@ -39,6 +43,23 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
         except FileNotFoundError:
             pass
         raise
+
+
+def current_umask() -> int:
+    """The process umask, read from /proc where it can be (no window with a changed umask for other threads).
+
+    Elsewhere reading it means setting it, so it is put straight back.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def file_digest(path: str | Path, algorithm: str = "sha256", **params: Any) -> str:

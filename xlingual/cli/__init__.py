@@ -8,8 +8,10 @@ its traceback.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
+import re
 import sys
 
 import click
@@ -22,8 +24,48 @@ from xlingual.errors import XlingualError
 logger = logging.getLogger("xlingual")
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([<\[])")
+_INDENTED_CODE = re.compile(r"^( {4,}|\t)")
+
+
+def _escape_markdown(text: str) -> str:
+    """Backslash-escape ``<`` and ``[`` so Markdown shows ``<lang>`` and ``[default: ...]`` as written.
+
+    Markdown takes ``<data-dir>`` for an HTML tag and drops it (``--help``
+    then says "default: /embeddings/fasttext..vec"). Indented example lines
+    are code blocks, where a backslash would show, so they are left alone.
+    """
+    lines = inspect.cleandoc(text).split("\n")
+    return "\n".join(line if _INDENTED_CODE.match(line) else _MARKDOWN_SPECIAL.sub(r"\\\1", line) for line in lines)
+
+
+def keep_help_placeholders(command: click.Command) -> None:
+    """Make every help text of ``command`` and its sub-commands render its bracketed placeholders.
+
+    Applied once to the whole command tree (see :class:`_ErrorHandlingGroup`),
+    so no help string needs escaping by hand.
+    """
+    if getattr(command, "rich_markup_mode", None) == "markdown":
+        for attribute in ("help", "short_help", "epilog"):
+            if getattr(command, attribute, None):
+                setattr(command, attribute, _escape_markdown(getattr(command, attribute)))
+        for param in command.params:
+            if getattr(param, "help", None):
+                param.help = _escape_markdown(param.help)
+    for sub in getattr(command, "commands", {}).values():
+        keep_help_placeholders(sub)
+
+
 class _ErrorHandlingGroup(TyperGroup):
-    """Turns library errors into ``error: <message>`` and exit 2, for every sub-command."""
+    """Turns library errors into ``error: <message>`` and exit 2, for every sub-command.
+
+    It is also the root of the command tree Typer builds, so it is where every
+    help text of the app gets its placeholders protected from Markdown.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        keep_help_placeholders(self)
 
     def invoke(self, ctx: click.Context):
         try:

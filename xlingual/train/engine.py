@@ -343,10 +343,13 @@ class StageTrainer:
                         hook(loop)
                 if early_stop:
                     break
-                # end of an epoch (or of the step budget): evaluate, then checkpoint the next position
-                loop.epoch_loss_sum = losses.read()
-                early_stop = self._evaluate(accelerator, unwrapped, dev, visual, loop)
-                losses.start(loop.epoch_loss_sum)
+                # end of an epoch (or of the step budget): evaluate, unless eval_every_steps just did at
+                # this very step (a second look at the same weights would count against patience), then
+                # checkpoint the next position
+                if not (loop.history and loop.history[-1]["step"] == loop.global_step):
+                    loop.epoch_loss_sum = losses.read()
+                    early_stop = self._evaluate(accelerator, unwrapped, dev, visual, loop)
+                    losses.start(loop.epoch_loss_sum)
                 loop.epoch += 1
                 loop.batches_done_in_epoch = 0
                 if budget_done or early_stop:

@@ -14,8 +14,9 @@ import json
 import logging
 import os
 import statistics
+import textwrap
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -223,8 +224,22 @@ def cross_lingual_table(rows: dict[GroupKey, Row], direction: str) -> Table:
     return Table(f"table{number}", title, header, body)
 
 
-def bar_chart(rows: dict[GroupKey, Row], path: Path) -> Path | None:
-    """F1 per configuration with seed standard deviations as error bars (PNG)."""
+PAPER_COLUMNS = ("paper F1", "Δ paper")
+
+
+def without_paper(table: Table) -> Table:
+    """The table less its paper columns (for runs that must not be read against the paper, e.g. the demo's)."""
+    keep = [i for i, name in enumerate(table.header) if name not in PAPER_COLUMNS]
+    return Table(table.name, table.title, [table.header[i] for i in keep], [[row[i] for i in keep] for row in table.rows])
+
+
+def bar_chart(rows: dict[GroupKey, Row], path: Path, note: str | None = None, label: str = "ours", paper: bool = True) -> Path | None:
+    """F1 per configuration with seed standard deviations as error bars (PNG).
+
+    ``label`` names our bars in the legend, ``note`` becomes the title and
+    ``paper=False`` leaves out the paper's bars, so a chart of demo runs cannot
+    pass for a reproduction of the paper.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -236,15 +251,18 @@ def bar_chart(rows: dict[GroupKey, Row], path: Path) -> Path | None:
     labels = [f"{m.upper()} {d}\n{SETTING_LABELS[s]}{'' if i == 'all' else ' ' + i}" for m, d, s, i in keys]
     means = [rows[k].values["f1"][0] for k in keys]
     stds = [rows[k].values["f1"][1] for k in keys]
-    paper = [rows[k].paper.f1 if rows[k].paper else np.nan for k in keys]
+    paper_f1 = [rows[k].paper.f1 if rows[k].paper and paper else np.nan for k in keys]
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(keys) + 2), 4.5))
     x = np.arange(len(keys))
-    ax.bar(x - 0.2, means, 0.4, yerr=stds, capsize=3, label="ours (mean ± std over seeds)")
-    ax.bar(x + 0.2, paper, 0.4, alpha=0.6, label="paper")
+    ax.bar(x - 0.2 if paper else x, means, 0.4, yerr=stds, capsize=3, label=f"{label} (mean ± std over seeds)")
+    if paper:
+        ax.bar(x + 0.2, paper_f1, 0.4, alpha=0.6, label="paper")
     ax.set_xticks(x)
     ax.set_xticklabels(labels, fontsize=7)
     ax.set_ylabel("test F1 (conlleval)")
     ax.legend(fontsize=8)
+    if note:
+        ax.set_title(textwrap.fill(note, int(13 * fig.get_figwidth())), fontsize=8, color="darkred")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
@@ -282,12 +300,22 @@ class Report:
     runs: int
 
 
-def write_report(run_paths: list[str | Path], out_dir: str | Path, bootstrap: int = 1000) -> Report:
-    """Find runs, build Tables 2-4 and the chart, write them under ``out_dir``."""
+def write_report(run_paths: list[str | Path], out_dir: str | Path, bootstrap: int = 1000, note: str | None = None,
+                 label: str = "ours", paper: bool = True) -> Report:
+    """Find runs, build Tables 2-4 and the chart, write them under ``out_dir``.
+
+    ``note`` (e.g. that the runs are a demo's) heads report.md and titles the
+    chart; ``label`` names our numbers in table titles and the chart's legend;
+    ``paper=False`` leaves the paper's numbers out of tables and chart.
+    """
     runs = find_runs(run_paths)
     rows = build_rows(runs, bootstrap)
     out = Path(out_dir)
     tables = [table2(rows), cross_lingual_table(rows, "en-zh"), cross_lingual_table(rows, "zh-en")]
+    if not paper:
+        tables = [without_paper(table) for table in tables]
+    if label != "ours":  # every copy of a table (Markdown, LaTeX, CSV) says whose numbers it holds
+        tables = [replace(table, title=f"{table.title}: {label}") for table in tables]
     files: list[Path] = []
     for table in tables:
         for suffix, text in (("md", table.markdown()), ("tex", table.latex()), ("csv", table.csv())):
@@ -298,9 +326,10 @@ def write_report(run_paths: list[str | Path], out_dir: str | Path, bootstrap: in
     previews = {r.metrics.get("run", r.run_dir.name): translation_preview(r) for r in sorted(runs, key=lambda r: str(r.run_dir))}
     links = "".join(f"- {name}: [{p.parent.name}/{p.name}]({os.path.relpath(p.resolve(), out.resolve())})\n" for name, p in previews.items() if p)
     summary += f"\n### Translated corpora the runs trained on\n\n{links}" if links else ""
-    atomic_write_text(out / "report.md", f"# Results ({len(runs)} runs)\n\n{summary}")
+    heading = f"# Results ({len(runs)} runs)\n\n" + (f"**{note}**\n\n" if note else "")
+    atomic_write_text(out / "report.md", heading + summary)
     files.append(out / "report.md")
-    chart = bar_chart(rows, out / "f1_by_config.png")
+    chart = bar_chart(rows, out / "f1_by_config.png", note, label, paper)
     if chart:
         files.append(chart)
     return Report(tables, files, len(runs))
