@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
@@ -13,18 +12,12 @@ from rich.table import Table
 
 from xlingual.data.datasets import DEFAULT_DATA_DIR, features_dir
 from xlingual.errors import ConfigError
-from xlingual.features import BACKBONES, CROP_POLICIES, ExtractionReport, FeatureCache, extract_folder, extract_for_data_dir, extract_for_datasets
+from xlingual.features.choices import Backbone, CropPolicy, StorageDtype
+
+if TYPE_CHECKING:
+    from xlingual.features.extract import ExtractionReport
 
 features_app = typer.Typer(no_args_is_help=True, help="Extract and inspect cached image features (VGG16 for ACN, ResNet-152 for UMT).")
-
-
-def _check_choice(choices: list[str] | tuple[str, ...]) -> Callable[[str], str]:
-    def check(value: str) -> str:
-        if value not in choices:
-            raise typer.BadParameter(f"choose from {', '.join(choices)}")
-        return value
-
-    return check
 
 
 def _print_report(report: ExtractionReport, show_failed: int = 10) -> None:
@@ -57,14 +50,14 @@ def extract(
     images: Optional[Path] = typer.Option(None, "--images", help="Folder holding the image files. Without it, every dataset under --data-dir that has an image folder."),
     data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir", help="Data directory in the 'xl data download' layout; the default cache is DATA_DIR/features/BACKBONE."),
     dataset: Optional[list[Path]] = typer.Option(None, "--dataset", "-d", help="Dataset file whose posts' images to extract (repeat for several; translations find their source post's images). Without it, every image in the folder."),
-    backbone: str = typer.Option("vgg16", "--backbone", "-b", callback=_check_choice(list(BACKBONES)), help="vgg16 (ACN, 49x512) or resnet152 (UMT, 49x2048)."),
+    backbone: Backbone = typer.Option(Backbone.VGG16, "--backbone", "-b", help="vgg16 (ACN, 49x512) or resnet152 (UMT, 49x2048)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Cache folder [default: DATA_DIR/features/BACKBONE]."),
     weights: str = typer.Option("default", "--weights", help="'default' (torchvision ImageNet weights), a local .pth state dict, or 'random' (smoke runs)."),
-    crop: str = typer.Option("clean", "--crop", callback=_check_choice(CROP_POLICIES), help="clean (resize + centre crop, ImageNet normalisation) or faithful (the original scripts' preprocessing)."),
+    crop: CropPolicy = typer.Option(CropPolicy.CLEAN, "--crop", help="clean (resize + centre crop, ImageNet normalisation) or faithful (the original scripts' preprocessing)."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per forward pass."),
     device: str = typer.Option("auto", "--device", help="auto (GPU when present), cpu, cuda, cuda:1, …"),
     seed: int = typer.Option(0, "--seed", help="Seed of random weights and of the faithful ResNet crop."),
-    dtype: str = typer.Option("float16", "--dtype", callback=_check_choice(["float16", "float32"]), help="Storage type of the cache."),
+    dtype: StorageDtype = typer.Option(StorageDtype.FLOAT16, "--dtype", help="Storage type of the cache."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
 ) -> None:
     """Run a frozen CNN over the images once and cache their 7x7 region features.
@@ -82,8 +75,10 @@ def extract(
 
         xl features extract --images data/cmner/images --weights random --out /tmp/smoke
     """
-    cache_dir = out or features_dir(data_dir, backbone)
-    options = dict(backbone=backbone, weights=weights, crop=crop, batch_size=batch_size, device=device, seed=seed, dtype=dtype)
+    from xlingual.features.extract import extract_folder, extract_for_data_dir, extract_for_datasets
+
+    cache_dir = out or features_dir(data_dir, backbone.value)
+    options = dict(backbone=backbone.value, weights=weights, crop=crop.value, batch_size=batch_size, device=device, seed=seed, dtype=dtype.value)
     if images is None:
         if dataset:
             raise ConfigError("--dataset needs --images (the folder holding those posts' images)")
@@ -109,6 +104,8 @@ def info(
 
         xl features info data/features/resnet152
     """
+    from xlingual.features.cache import FeatureCache
+
     opened = FeatureCache.open(cache)
     summary = {
         "cache_dir": str(cache), "backbone": opened.backbone, "region_shape": list(opened.region_shape),

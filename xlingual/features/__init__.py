@@ -5,30 +5,40 @@ backbone)``), ``FeatureCache.open`` reads it, and ``visual_lookup`` gives the
 models each sample's (49, C) input and a has-image flag.
 """
 
-from xlingual.features.backbones import BACKBONES, BackboneSpec, load_backbone
-from xlingual.features.cache import FeatureCache, PostFeature
-from xlingual.features.extract import (
-    ExtractionReport,
-    extract_features,
-    extract_folder,
-    extract_for_data_dir,
-    extract_for_datasets,
-)
-from xlingual.features.lookup import visual_lookup
-from xlingual.features.preprocess import CROP_POLICIES, preprocess_image
+from __future__ import annotations
 
-__all__ = [
-    "BACKBONES",
-    "BackboneSpec",
-    "CROP_POLICIES",
-    "ExtractionReport",
-    "FeatureCache",
-    "PostFeature",
-    "extract_features",
-    "extract_folder",
-    "extract_for_data_dir",
-    "extract_for_datasets",
-    "load_backbone",
-    "preprocess_image",
-    "visual_lookup",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+#: public name -> the module that defines it; imported on first use, so that
+#: ``import xlingual.features`` (and every ``xl`` command) does not load torch.
+_EXPORTS: dict[str, str] = {
+    "BACKBONES": "backbones", "BackboneSpec": "backbones", "load_backbone": "backbones",
+    "FeatureCache": "cache", "PostFeature": "cache",
+    "ExtractionReport": "extract", "extract_features": "extract", "extract_folder": "extract",
+    "extract_for_data_dir": "extract", "extract_for_datasets": "extract",
+    "visual_lookup": "lookup",
+    "CROP_POLICIES": "preprocess", "preprocess_image": "preprocess",
+    "Backbone": "choices", "CropPolicy": "choices", "StorageDtype": "choices",
+}
+
+if TYPE_CHECKING:
+    from xlingual.features.backbones import BACKBONES, BackboneSpec, load_backbone
+    from xlingual.features.cache import FeatureCache, PostFeature
+    from xlingual.features.choices import Backbone, CropPolicy, StorageDtype
+    from xlingual.features.extract import (
+        ExtractionReport, extract_features, extract_folder, extract_for_data_dir, extract_for_datasets,
+    )
+    from xlingual.features.lookup import visual_lookup
+    from xlingual.features.preprocess import CROP_POLICIES, preprocess_image
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"xlingual.features.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'xlingual.features' has no attribute '{name}'")
+
+
+__all__ = sorted(_EXPORTS)

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from xlingual.errors import ConfigError, ModelNotFoundError
+from xlingual.features.choices import Backbone
 from xlingual.io import file_digest
 
 logger = logging.getLogger(__name__)
@@ -81,16 +82,16 @@ def _resnet_layer4(model: nn.Module) -> nn.Module:
 
 
 BACKBONES: dict[str, BackboneSpec] = {
-    "vgg16": BackboneSpec(
-        name="vgg16",
+    Backbone.VGG16.value: BackboneSpec(
+        name=Backbone.VGG16.value,
         channels=512,
         default_weights_url="https://download.pytorch.org/models/vgg16-397923af.pth",
         build_full=_vgg16,
         truncate=_vgg_pool5,
         summary="VGG16 pool5, 49x512 (ACN)",
     ),
-    "resnet152": BackboneSpec(
-        name="resnet152",
+    Backbone.RESNET152.value: BackboneSpec(
+        name=Backbone.RESNET152.value,
         channels=2048,
         default_weights_url="https://download.pytorch.org/models/resnet152-b121ed2d.pth",
         build_full=_resnet152,

@@ -31,8 +31,9 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from xlingual.errors import ConfigError, ImageError
+from xlingual.features.choices import CropPolicy
 
-CROP_POLICIES = ("clean", "faithful")
+CROP_POLICIES = tuple(policy.value for policy in CropPolicy)
 INPUT_SIZE = 224
 RESIZE_SHORTER = 256
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)

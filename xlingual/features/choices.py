@@ -1,0 +1,26 @@
+"""The names a user chooses among, kept free of torch so the command line can list them without loading it."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Backbone(str, Enum):
+    """The frozen CNNs features can be extracted with (their specs: :data:`xlingual.features.backbones.BACKBONES`)."""
+
+    VGG16 = "vgg16"
+    RESNET152 = "resnet152"
+
+
+class CropPolicy(str, Enum):
+    """How an image becomes a 224x224 input (see :mod:`xlingual.features.preprocess`)."""
+
+    CLEAN = "clean"
+    FAITHFUL = "faithful"
+
+
+class StorageDtype(str, Enum):
+    """The float type a feature cache stores."""
+
+    FLOAT16 = "float16"
+    FLOAT32 = "float32"
