@@ -11,7 +11,6 @@ import json
 import logging
 
 import numpy as np
-import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
