@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from xlingual.cli import app
@@ -144,11 +146,11 @@ def test_unsupervised_alignment_of_unrelated_spaces_is_flagged_as_suspect(caplog
     rng = np.random.default_rng(5)
     src = torch.from_numpy(rng.normal(size=(400, 8)).astype(np.float32))
     tgt = torch.from_numpy(rng.normal(size=(400, 8)).astype(np.float32))
-    options = AlignOptions(refinement=1, dico_max_rank=400,
+    options = AlignOptions(refinement=1, dico_max_rank=400, restarts=2,
                            adversarial=AdversarialOptions(epochs=1, epoch_size=32 * 20, dis_hidden=32, most_frequent=400))
     with caplog.at_level("WARNING"):
         result = align_embeddings(src, tgt, None, options)
-    assert result.method == "unsupervised" and result.suspect
+    assert result.method == "unsupervised" and result.suspect > 0
     assert "ALIGNMENT LOOKS FAILED" in caplog.text
     assert abs(float(torch.linalg.det(result.mapping.double()))) == pytest.approx(1.0, abs=0.05)
 
@@ -274,37 +276,76 @@ def _zipfian_clustered_pair(n: int = 3000, d: int = 16, clusters: int = 40, seed
     return src.astype(np.float32), tgt.astype(np.float32), translation
 
 
-def test_unsupervised_alignment_recovers_a_hidden_rotation():
-    """Adversarial training + Procrustes refinement, selected by the unsupervised criterion, no dictionary.
+def test_unsupervised_restarts_pick_a_recovering_run_or_say_that_none_recovered():
+    """Adversarial training + refinement with restarts, selected by the unsupervised criterion, no dictionary.
 
-    3,000 words, 16-d. Chance P@1 is 1/3000 = 0.03%. Measured with these
-    settings: CSLS P@1 0.0% before (identity), 100.0% after; criterion 0.63 ->
-    1.00; about 12 s on one CPU core. The adversarial options are scaled down
-    from MUSE's 300-d / 200k-word defaults (5 epochs of 750 batches of 128, a
-    64-unit discriminator, 2 discriminator steps, mapping lr 0.5); refinement
-    runs 10 rounds over the whole vocabulary. The adversarial stage alone lands
-    near, not on, the rotation; refinement takes it the rest of the way. Not
-    every draw of data and seed succeeds (about half did in a sweep of data
-    seeds, the failures staying at criterion ~0.88 with P@1 near 0 and no
-    "suspect" flag), which is why the run is pinned to seeds.
+    Whether one adversarial run lands near the hidden rotation depends on the
+    CPU's floating point (the same seed recovered it on one machine and ended
+    at criterion ~0.86 with P@1 ~0 on another), so the test pins no trajectory.
+    It asserts what holds for every run: MUSE's criterion keeps the best
+    restart; when any restart recovered the rotation the chosen mapping did
+    too and is not suspect; when the chosen mapping did not, the failure check
+    says so. Chance P@1 is 1/1500; recovery is P@1 > 90.
     """
     from xlingual.embeddings.normalize import DEFAULT_NORMALIZE, normalize_embeddings
 
-    src, tgt, translation = _zipfian_clustered_pair()
+    src, tgt, translation = _zipfian_clustered_pair(n=1500, d=12)
     src_t = normalize_embeddings(torch.from_numpy(src), DEFAULT_NORMALIZE)
     tgt_t = normalize_embeddings(torch.from_numpy(tgt), DEFAULT_NORMALIZE)
-    queries = torch.arange(1500)
+    queries = torch.arange(750)
     test = Dictionary(torch.stack([queries, torch.from_numpy(translation)[queries]], dim=1))
-    adversarial = AdversarialOptions(epochs=5, epoch_size=96_000, batch_size=128, most_frequent=1000, dis_hidden=64,
+    adversarial = AdversarialOptions(epochs=2, epoch_size=32_000, batch_size=128, most_frequent=1000, dis_hidden=64,
                                      dis_steps=2, map_lr=0.5, seed=0)
-    options = AlignOptions(refinement=10, dico_max_rank=3000, adversarial=adversarial)
-    before = word_translation_scores(src_t, tgt_t, test).precision["csls.p@1"]
-    result = align_embeddings(src_t, tgt_t, None, options)
-    after = word_translation_scores(src_t @ result.mapping.T, tgt_t, test).precision["csls.p@1"]
-    assert result.method == "unsupervised" and not result.suspect
-    assert before < 1.0
-    assert after > 90.0  # chance: 0.03%
-    assert result.criterion > result.initial_criterion + 0.3
+    result = align_embeddings(src_t, tgt_t, None, AlignOptions(refinement=5, dico_max_rank=1500, adversarial=adversarial, restarts=2))
+
+    def p_at_1(mapping: torch.Tensor) -> float:
+        return word_translation_scores(src_t @ mapping.T, tgt_t, test).precision["csls.p@1"]
+
+    assert [c.seed for c in result.candidates] == [0, 1]
+    assert result.criterion == max(c.criterion for c in result.candidates)
+    chosen = p_at_1(result.mapping)
+    if max(p_at_1(c.mapping) for c in result.candidates) > 90.0:
+        assert chosen > 90.0 and result.suspect == 0
+    if chosen < 50.0:
+        assert result.suspect > 0, result.check
+
+
+@settings(max_examples=5, deadline=None, derandomize=True)
+@given(good=st.lists(st.booleans(), min_size=1, max_size=5), seed=st.integers(0, 2**31 - 1))
+def test_the_best_of_n_restarts_recovers_the_rotation_whenever_one_restart_lands_near_it(good: list[bool], seed: int) -> None:
+    """Restarts whose adversarial stage ends near the rotation (a small random rotation away) or anywhere: refinement
+    and MUSE's criterion must pick a recovering one whenever there is one, and flag the run when there is none."""
+    import xlingual.embeddings.align as align_module
+    from xlingual.embeddings.adversarial import AdversarialResult
+    from xlingual.embeddings.check import random_rotation
+
+    src, tgt, translation = _zipfian_clustered_pair(n=1000, d=12, seed=seed % 1000)
+    src_t, tgt_t = torch.from_numpy(src), torch.from_numpy(tgt)
+    src_t, tgt_t = src_t / src_t.norm(dim=1, keepdim=True), tgt_t / tgt_t.norm(dim=1, keepdim=True)
+    pairs = torch.stack([torch.arange(1000), torch.from_numpy(translation)], dim=1)
+    from xlingual.embeddings.procrustes import procrustes
+
+    truth = procrustes(src_t, tgt_t, pairs)
+    generator = torch.Generator().manual_seed(seed)
+
+    def fake_adversarial(src_, tgt_, options):
+        if good[options.seed]:
+            skew = torch.randn(12, 12, generator=generator) * 0.02
+            return AdversarialResult(torch.linalg.matrix_exp(skew - skew.T) @ truth, 0.0, 0.0, [])
+        return AdversarialResult(random_rotation(12, 10_000 + seed + options.seed, torch.device("cpu")), 0.0, 0.0, [])
+
+    original = align_module.adversarial_mapping
+    align_module.adversarial_mapping = fake_adversarial
+    try:
+        result = align_embeddings(src_t, tgt_t, None, AlignOptions(normalize="", refinement=3, dico_max_rank=1000, restarts=len(good)))
+    finally:
+        align_module.adversarial_mapping = original
+    test = Dictionary(pairs[:500])
+    p1 = word_translation_scores(src_t @ result.mapping.T, tgt_t, test).precision["csls.p@1"]
+    if any(good):
+        assert p1 > 90.0 and result.suspect == 0, result.check
+    else:
+        assert p1 < 50.0 and result.suspect > 0, result.check
 
 
 def test_restarts_keep_the_adversarial_run_with_the_best_criterion(monkeypatch) -> None:

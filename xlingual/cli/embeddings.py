@@ -69,7 +69,7 @@ def align_command(
     adv_epoch_size: int = typer.Option(1_000_000, "--adv-epoch-size", help="Samples per adversarial epoch."),
     adv_most_frequent: int = typer.Option(75000, "--adv-most-frequent", help="Discriminator sees only these frequent words."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the adversarial training."),
-    restarts: int = typer.Option(1, "--restarts", help="Unsupervised: adversarial runs with seeds seed, seed+1, …; MUSE's criterion keeps the best."),
+    restarts: int = typer.Option(5, "--restarts", help="Unsupervised: adversarial runs with seeds seed, seed+1, …; MUSE's criterion keeps the best (MUSE: 1)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Map source vectors into the target space (MUSE: Procrustes + refinement, or adversarial + refinement).
@@ -96,14 +96,14 @@ def align_command(
     adversarial = replace(AdversarialOptions(), epochs=adv_epochs, epoch_size=adv_epoch_size, most_frequent=adv_most_frequent, seed=seed)
     options = AlignOptions(normalize=normalize, refinement=refinement, dico_max_rank=dico_max_rank, adversarial=adversarial, restarts=restarts)
     result = align(src_emb, tgt_emb, out, dico=dico, options=options, max_vocab=max_vocab)
-    summary = {"out": str(out), "method": result.method, "criterion": round(result.criterion, 4),
-               "initial_criterion": round(result.initial_criterion, 4), "suspect": result.suspect}
+    verdict = result.summary()
     if as_json:
-        typer.echo(json.dumps(summary))
+        typer.echo(json.dumps({"out": str(out), **{key: verdict[key] for key in ("method", "criterion", "initial_criterion", "suspect", "suspect_reasons")}}))
     else:
         typer.echo(f"{out}: {result.method} alignment, criterion {result.initial_criterion:.4f} -> {result.criterion:.4f}")
     if result.suspect:
-        typer.echo("WARNING: the alignment looks failed (criterion barely moved); see alignment.json", err=True)
+        typer.echo(f"WARNING: ALIGNMENT LOOKS FAILED ({result.suspect} check(s)): " + "; ".join(verdict["suspect_reasons"])
+                   + f". Do not feed these vectors to a model; see {out}/alignment.json.", err=True)
 
 
 @embeddings_app.command("evaluate")

@@ -11,6 +11,8 @@ Layout (``data/embeddings/``)::
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,8 @@ SRC_VECTORS = "vectors-src.vec"
 TGT_VECTORS = "vectors-tgt.vec"
 MAPPING = "mapping.npy"
 SUMMARY = "alignment.json"
+
+logger = logging.getLogger(__name__)
 
 
 def monolingual_vectors_path(data_dir: str | Path, lang: str, name: str = "fasttext") -> Path:
@@ -71,8 +75,20 @@ def find_aligned_vectors(data_dir: str | Path, lang: str) -> Path | None:
     root = embeddings_dir(data_dir)
     for folder in sorted(root.glob(f"aligned.{lang}-*")):
         if (folder / SRC_VECTORS).is_file():
-            return folder / SRC_VECTORS
+            return _warn_if_suspect(folder / SRC_VECTORS)
     for folder in sorted(root.glob(f"aligned.*-{lang}")):
         if (folder / TGT_VECTORS).is_file():
-            return folder / TGT_VECTORS
+            return _warn_if_suspect(folder / TGT_VECTORS)
     return None
+
+
+def _warn_if_suspect(vectors: Path) -> Path:
+    """Whoever picks up aligned vectors hears again that their alignment looked failed."""
+    try:
+        summary = json.loads((vectors.parent / SUMMARY).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return vectors
+    if isinstance(summary, dict) and summary.get("suspect"):
+        reasons = "; ".join(summary.get("suspect_reasons") or []) or "see alignment.json"
+        logger.warning("%s: THIS ALIGNMENT LOOKED FAILED (%s)", vectors, reasons)
+    return vectors
