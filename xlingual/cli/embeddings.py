@@ -13,7 +13,6 @@ from rich.table import Table
 
 from xlingual.data.datasets import DEFAULT_DATA_DIR
 from xlingual.embeddings.paths import aligned_dir, monolingual_vectors_path
-from xlingual.embeddings.train import TrainOptions, train_vectors
 from xlingual.errors import ConfigError
 
 embeddings_app = typer.Typer(no_args_is_help=True, help="Train, align and evaluate cross-lingual word embeddings.")
@@ -46,6 +45,8 @@ def train(
 
         xl embeddings train --corpus weibo.txt --lang zh --unit word --dim 300
     """
+    from xlingual.embeddings.train import TrainOptions, train_vectors  # fastText and numpy: only when training
+
     target = out or monolingual_vectors_path(data_dir, lang)
     options = TrainOptions(dim=dim, epoch=epoch, min_count=min_count, lr=lr, bucket=bucket, threads=threads)
     path = train_vectors(corpus, target, lang, unit=unit, options=options, lowercase=not keep_case, save_bin=save_bin, force=force)

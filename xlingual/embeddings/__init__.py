@@ -7,22 +7,27 @@ the alignment and evaluation functions live in :mod:`xlingual.embeddings.align`
 and :mod:`xlingual.embeddings.evaluate`.
 """
 
-from xlingual.embeddings.matrix import EmbeddingMatrix, build_embedding_matrix
-from xlingual.embeddings.paths import AlignedPaths, aligned_dir, aligned_paths, find_aligned_vectors, monolingual_vectors_path
-from xlingual.embeddings.train import TrainOptions, train_vectors
-from xlingual.embeddings.vectors import Vectors, load_vectors, save_vectors
+from __future__ import annotations
 
-__all__ = [
-    "AlignedPaths",
-    "EmbeddingMatrix",
-    "TrainOptions",
-    "Vectors",
-    "aligned_dir",
-    "aligned_paths",
-    "build_embedding_matrix",
-    "find_aligned_vectors",
-    "load_vectors",
-    "monolingual_vectors_path",
-    "save_vectors",
-    "train_vectors",
-]
+from typing import TYPE_CHECKING
+
+from xlingual.lazy import lazy_exports
+
+#: public name -> defining sub-module, imported on first use (``xl`` starts without numpy-heavy modules)
+_EXPORTS: dict[str, str] = {
+    "EmbeddingMatrix": "matrix", "build_embedding_matrix": "matrix",
+    "AlignedPaths": "paths", "aligned_dir": "paths", "aligned_paths": "paths", "find_aligned_vectors": "paths",
+    "monolingual_vectors_path": "paths",
+    "TrainOptions": "train", "train_vectors": "train",
+    "Vectors": "vectors", "load_vectors": "vectors", "save_vectors": "vectors",
+}
+
+if TYPE_CHECKING:
+    from xlingual.embeddings.matrix import EmbeddingMatrix, build_embedding_matrix
+    from xlingual.embeddings.paths import AlignedPaths, aligned_dir, aligned_paths, find_aligned_vectors, monolingual_vectors_path
+    from xlingual.embeddings.train import TrainOptions, train_vectors
+    from xlingual.embeddings.vectors import Vectors, load_vectors, save_vectors
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+
+__all__ = sorted(_EXPORTS)

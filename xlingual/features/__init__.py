@@ -7,8 +7,9 @@ models each sample's (49, C) input and a has-image flag.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from xlingual.lazy import lazy_exports
 
 #: public name -> the module that defines it; imported on first use, so that
 #: ``import xlingual.features`` (and every ``xl`` command) does not load torch.
@@ -33,12 +34,6 @@ if TYPE_CHECKING:
     from xlingual.features.preprocess import CROP_POLICIES, preprocess_image
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"xlingual.features.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'xlingual.features' has no attribute '{name}'")
-
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = sorted(_EXPORTS)

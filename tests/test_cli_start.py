@@ -1,0 +1,34 @@
+"""``xl`` must start without the heavy libraries: every command pays their import time otherwise."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = ("torch", "transformers", "accelerate", "torchvision", "faiss", "fasttext", "ctranslate2", "sentencepiece", "jieba")
+
+
+def modules_loaded_by(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", f"{code}\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
+                         check=True, capture_output=True, text=True).stdout
+    return {name.split(".")[0] for name in json.loads(out.splitlines()[-1])}
+
+
+def test_the_command_line_and_its_help_load_no_heavy_library():
+    loaded = modules_loaded_by(
+        "from typer.testing import CliRunner\nfrom xlingual.cli import app\n"
+        "for args in (['--help'], ['data', '--help'], ['translate', '--help'], ['features', 'extract', '--help'],"
+        " ['embeddings', 'train', '--help'], ['train', '--help']):\n"
+        "    assert CliRunner().invoke(app, args).exit_code == 0, args"
+    )
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_lazy_packages_still_export_their_names():
+    import xlingual.embeddings as embeddings
+    import xlingual.features as features
+
+    for package in (embeddings, features):
+        for name in package.__all__:
+            assert getattr(package, name) is not None, f"{package.__name__}.{name}"
