@@ -77,7 +77,8 @@ def test_compare_on_a_translated_corpus_and_its_markdown(sample_data_dir: Path, 
     assert data["a"]["entities"] == {t: v["before"] for t, v in report["entities"].items()}
     assert data["b"]["entities"] == {t: v["after"] for t, v in report["entities"].items()}
     markdown = run("data", "compare", str(source), str(out), "--names", "source,translated").stdout
-    assert "| PER entities (share) |" in markdown and "| posts | 20 | 20 | +0 |" in markdown
+    posts_in, posts_out = report["samples_in"], report["samples_out"]
+    assert "| PER entities (share) |" in markdown and f"| posts | {posts_in} | {posts_out} | {posts_out - posts_in:+d} |" in markdown
 
 
 def test_bad_inputs_are_one_line_and_exit_2(tmp_path: Path) -> None:
