@@ -54,20 +54,20 @@ def _entity_tokens(rng: random.Random, names: dict[str, list[str]], chars: bool)
 
 
 def generated_tweets(n: int, seed: int = 0, id_start: int = 700000) -> list[Sample]:
-    """``n`` English posts in Twitter2015 style: 4 to 30 tokens, mostly with entities, some with none."""
+    """``n`` English posts in Twitter2015 style: 10 to 35 tokens, mostly one or two entities, some none."""
     rng = random.Random(seed)
     posts = []
     for i in range(n):
         tokens: list[str] = []
         labels: list[str] = []
-        length = rng.randint(4, 30)
-        entities = 0 if i % 7 == 6 else rng.randint(1, 3)
+        length = rng.randint(10, 35)
+        entities = 0 if i % 7 == 6 else rng.choice((1, 1, 1, 2, 2, 3))
         while len(tokens) < length or entities:
             if entities and rng.random() < 0.3:
                 more, tags = _entity_tokens(rng, _EN_ENTITIES, chars=False)
                 entities -= 1
             else:
-                more, tags = [rng.choice(_ODD if rng.random() < 0.2 else _WORDS)], ["O"]
+                more, tags = [rng.choice(_ODD if rng.random() < 0.3 else _WORDS)], ["O"]
             tokens += more
             labels += tags
         posts.append(Sample(id=str(id_start + i), tokens=tokens, labels=labels, lang="en"))
