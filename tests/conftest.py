@@ -37,12 +37,15 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests that read the real datasets form a layer of their own: marked, and left out on a clone without the data.
 
+    A test belongs to it when it asks for ``shared_data`` or carries the ``real_data`` mark
+    (a parameter that reaches the data through ``request.getfixturevalue``).
+
     Every property they check also runs on generated data or the packaged
     sample, so leaving them out loses only the checks about the real files.
     ``XLINGUAL_REQUIRE_SHARED_DATA=1`` turns a missing data folder into an error
     (for CI, where the real-data layer must run).
     """
-    real = [item for item in items if REAL_DATA_FIXTURE in getattr(item, "fixturenames", ())]
+    real = [item for item in items if REAL_DATA_FIXTURE in getattr(item, "fixturenames", ()) or item.get_closest_marker("real_data")]
     for item in real:
         item.add_marker(pytest.mark.real_data)
     if SHARED_DATA.is_dir() or not real:
