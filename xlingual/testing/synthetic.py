@@ -28,13 +28,22 @@ _MISC = ["iPhone", "Super Bowl", "World Cup", "Grammys", "Olympics", "Oscars", "
 _WORDS = ("the a of to in and is for on with at by from about after this that new great big today tomorrow last "
           "night game show watch love win lose team fans city people world life best time year day week live "
           "unbelievable extraordinary reconsidering photobombing").split()
-_ODD = ["RT", ":", "!", "?", "...", "#breaking", "#news", "@user_1", "@fan_page", "http://t.co/x1y2", "2015", "3.5", "#Paris"]
+_ODD = ["RT", ":", "!", "?", "...", "#breaking", "#news", "@user_1", "@fan_page", "http://t.co/x1y2", "2015", "#Paris", "lol", "omg", "&amp;"]
 
 _ZH_PEOPLE = ["刘德华", "周杰伦", "王菲", "姚明", "马云", "李娜", "成龙", "杨幂"]
 _ZH_PLACES = ["北京", "上海", "广州", "成都", "杭州", "香港", "深圳", "西安"]
 _ZH_ORGS = ["中国银行", "清华大学", "腾讯", "新华社", "阿里巴巴", "国家队", "央视", "华为"]
 _ZH_MISC = ["春节", "奥运会", "微博", "世界杯", "中秋节", "双十一", "好声音", "王者荣耀"]
-_ZH_FILLER = "今天我们在了一个很有意思的想法科技到底是用来控制人类还是服务大家看见朋友说好吃开心城市天气真不错晚上吃饭"
+_ZH_COMMON = "今天 我们 一个 有意思 想法 到底 还是 大家 看见 朋友 开心 不错 的 了 是 在 很 说".split()
+_ZH_TOPICS = [
+    "旅游 酒店 景点 机票 海边 风景 拍照 假期".split(),
+    "吃饭 好吃 火锅 餐厅 味道 早餐 奶茶 甜点".split(),
+    "科技 手机 电脑 控制 人类 软件 网络 数据".split(),
+    "电影 音乐 演唱会 明星 剧情 歌曲 票房 综艺".split(),
+    "工作 周末 加班 老板 会议 工资 同事 上班".split(),
+]
+"""Words, not loose characters, drawn mostly from the post's topic: as in real posts, a word's characters
+occur together and in the same company (旅游 is the only word with 旅 or 游)."""
 _ZH_PUNCT = "，。！？：、"
 
 _EN_ENTITIES = {"PER": _PEOPLE, "LOC": _PLACES, "ORG": _ORGS, "MISC": _MISC}
@@ -85,13 +94,16 @@ def generated_weibo_posts(n: int, seed: int = 0, ids: Sequence[str] = ()) -> lis
         tokens: list[str] = []
         labels: list[str] = []
         length = rng.randint(71, 140) if i % 5 == 4 else rng.randint(8, 60)
+        topic = _ZH_TOPICS[rng.randrange(len(_ZH_TOPICS))]
         entities = 0 if i % 6 == 5 else rng.randint(1, 3)
         while len(tokens) < length or entities:
             if entities and rng.random() < 0.15:
                 more, tags = _entity_tokens(rng, _ZH_ENTITIES, chars=True)
                 entities -= 1
             else:
-                more, tags = [rng.choice(_ZH_PUNCT if rng.random() < 0.1 else _ZH_FILLER)], ["O"]
+                roll = rng.random()
+                more = list(rng.choice(_ZH_PUNCT) if roll < 0.1 else rng.choice(topic) if roll < 0.7 else rng.choice(_ZH_COMMON))
+                tags = ["O"] * len(more)
             tokens += more
             labels += tags
         post_id = ids[i] if i < len(ids) else f"Lgen{i:05d}"
