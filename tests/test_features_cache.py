@@ -334,12 +334,17 @@ def test_a_complete_default_weights_cache_needs_no_weights_file(tmp_path: Path, 
 # ---------------------------------------------------------------- real-data layer
 
 
-def test_real_cmner_images_are_extracted_for_the_posts_of_the_real_train_file(shared_data: Path, tmp_path: Path) -> None:
-    """The 25 real JPEGs decode and go through the CNN; the real train file names all of them, on six posts."""
+def test_real_cmner_images_are_extracted_for_the_posts_of_the_real_train_file(shared_data: Path, tmp_path: Path, monkeypatch) -> None:
+    """The 25 real JPEGs decode and go through a CNN (a tiny ResNet: the big ones are checked above); the real train file names all of them, on six posts."""
+    from dataclasses import replace
+
+    from torchvision.models.resnet import BasicBlock, ResNet
+
+    monkeypatch.setitem(BACKBONES, "resnet152", replace(BACKBONES["resnet152"], channels=512, build_full=lambda: ResNet(BasicBlock, [1, 1, 1, 1])))
     images = shared_data / "cmner" / "images"
     assert len(list(images.glob("*.jpg"))) == 25
     train = shared_data / "cmner" / "text" / "train.txt"
-    report = extract_for_datasets(images, [train], tmp_path / "c", backbone="vgg16", weights="random", batch_size=16)
+    report = extract_for_datasets(images, [train], tmp_path / "c", backbone="resnet152", weights="random", batch_size=25)
     assert (report.named, report.extracted, report.cached, report.failed) == (25, 25, 0, {})
     assert report.samples > 6 and report.samples_without_image == report.samples - 6
     cache = FeatureCache.open(tmp_path / "c")
