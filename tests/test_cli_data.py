@@ -155,3 +155,39 @@ def test_help_lists_commands() -> None:
     assert result.exit_code == 0
     examples = result.output.split("Examples", 1)[1]
     assert re.search(r"^\s*xl data validate \S", examples, flags=re.MULTILINE), result.output
+
+
+def test_validate_and_stats_on_generated_files(tmp_path: Path, generated_data) -> None:
+    """The two checks above on generated files whose orphans and entity counts are known."""
+    from xlingual.data.formats import write_samples
+    from xlingual.testing.synthetic import generated_tweets
+
+    tweets = generated_tweets(25, seed=3)
+    orphans = 0
+    for sample in tweets[::3]:
+        if not sample.entities() or sample.labels[0].startswith("B-"):
+            continue
+        first = next(i for i, label in enumerate(sample.labels) if label.startswith("B-"))
+        if sample.labels[first - 1] == "O":
+            sample.labels[first] = "I-" + sample.labels[first][2:]
+            orphans += 1
+    assert orphans >= 3
+    path = tmp_path / "valid.txt"
+    write_samples(path, tweets, "twitter")
+    result = run("data", "validate", str(path))
+    assert result.exit_code == 0
+    assert "ok (twitter, 25 posts" in result.output and f"{orphans} orphan I- tags repaired" in result.output
+    result = run("data", "validate", str(path), "--bio", "reject")
+    assert result.exit_code == 2 and "orphan I- tag" in result.output
+
+    splits = ("train", "dev", "test")
+    files = [str(generated_data.root / "cmner" / "text" / f"{s}.txt") for s in splits]
+    written = [generated_data.weibo[s] for s in splits]
+    counts = [{t: sum(1 for s in posts for span in s.entities() if span.type == t) for t in ("PER", "ORG")} for posts in written]
+    result = run("data", "stats", *files)
+    assert result.exit_code == 0, result.output
+    per_line = next(line for line in result.output.splitlines() if "PER" in line)
+    assert all(f"{c['PER']:,}" in per_line for c in counts)
+    splits_json = json.loads(run("data", "stats", *files, "--json").output)["splits"]
+    assert [s["entities"]["ORG"] for s in splits_json] == [c["ORG"] for c in counts]
+    assert [s["total_entities"] for s in splits_json] == [sum(len(p.entities()) for p in posts) for posts in written]

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from xlingual.cli import app
 from xlingual.data.compare import compare, profile
+from xlingual.data.formats import read_samples
 from xlingual.data.sample import Sample
 
 runner = CliRunner()
@@ -43,21 +44,34 @@ def assert_agrees_with_stats(side: dict, paths: list[Path]) -> None:
     assert sum(side["transitions"].values()) == expected["tokens"] - expected["posts"]
 
 
-def test_compare_agrees_with_stats_on_real_datasets(shared_data: Path, tmp_path: Path) -> None:
-    first = shared_data / "twitter2015" / "valid.txt"
-    cmner = shared_data / "cmner" / "text"
+def check_compare(data_root: Path, out: Path) -> dict:
+    """`xl data compare` of Twitter2015 dev against CMNER dev+test under ``data_root``: agrees with stats, charts written."""
+    first = data_root / "twitter2015" / "valid.txt"
+    cmner = data_root / "cmner" / "text"
     second = [cmner / "dev.txt", cmner / "test.txt"]
-    result = run("data", "compare", str(first), ",".join(map(str, second)), "--json", "--output", str(tmp_path / "out"))
+    result = run("data", "compare", str(first), ",".join(map(str, second)), "--json", "--output", str(out))
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert_agrees_with_stats(data["a"], [first])
     assert_agrees_with_stats(data["b"], second)
-    assert data["b"]["total_entities"] == 5395 + 5277  # Table 1 (README): CMNER dev + test
     for chart in ("type_shares.png", "entity_length_tokens.png", "entity_length_characters.png"):
-        assert (tmp_path / "out" / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert json.loads((tmp_path / "out" / "compare.json").read_text(encoding="utf-8")) == data
+        assert (out / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((out / "compare.json").read_text(encoding="utf-8")) == data
     # Chinese is one character per token: lengths in characters and tokens coincide.
     assert data["b"]["entity_length_chars"]["histogram"] == data["b"]["entity_length_tokens"]["histogram"]
+    return data
+
+
+def test_compare_agrees_with_stats_on_real_datasets(shared_data: Path, tmp_path: Path) -> None:
+    data = check_compare(shared_data, tmp_path / "out")
+    assert data["b"]["total_entities"] == 5395 + 5277  # Table 1 (README): CMNER dev + test
+
+
+def test_compare_agrees_with_stats_on_generated_datasets(generated_data, tmp_path: Path) -> None:
+    data = check_compare(generated_data.root, tmp_path / "out")
+    written = generated_data.weibo["dev"] + generated_data.weibo["test"]
+    assert data["b"]["total_entities"] == sum(len(s.entities()) for s in written) > 0
+    assert data["a"]["posts"] == len(generated_data.tweets["dev"])
 
 
 def test_compare_on_a_translated_corpus_and_its_markdown(sample_data_dir: Path, tmp_path: Path) -> None:
@@ -77,8 +91,10 @@ def test_compare_on_a_translated_corpus_and_its_markdown(sample_data_dir: Path, 
     assert data["a"]["entities"] == {t: v["before"] for t, v in report["entities"].items()}
     assert data["b"]["entities"] == {t: v["after"] for t, v in report["entities"].items()}
     markdown = run("data", "compare", str(source), str(out), "--names", "source,translated").stdout
-    posts_in, posts_out = report["samples_in"], report["samples_out"]
-    assert "| PER entities (share) |" in markdown and f"| posts | {posts_in} | {posts_out} | {posts_out - posts_in:+d} |" in markdown
+    posts = data["a"]["posts"]  # translation keeps every post of the sample
+    assert posts == data["b"]["posts"] == len(read_samples(source / "train.txt") + read_samples(source / "valid.txt") + read_samples(source / "test.txt"))
+    assert "| PER entities (share) |" in markdown, markdown
+    assert f"| posts | {posts} | {posts} | +0 |" in markdown, markdown
 
 
 def test_bad_inputs_are_one_line_and_exit_2(tmp_path: Path) -> None:

@@ -160,3 +160,75 @@ def test_write_is_atomic_and_keeps_the_old_file_on_error(tmp_path: Path) -> None
         write_samples(path, broken(), "twitter")
     assert path.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+# ---------------------------------------------------------------- the real files' quirks, on generated files
+
+
+def quirky_files(folder: Path) -> dict[str, tuple[Path, str, int]]:
+    """Generated files carrying each quirk of the real nine: name -> (path, format, orphan I- tags written).
+
+    Twitter2015-style: ``OTHER``, orphan ``I-`` tags, a no-break-space token and a
+    left-to-right mark inside a hashtag; Twitter2017-style: ``MISC``; CMNER-style:
+    CRLF line endings and no newline after the last label.
+    """
+    from xlingual.testing.synthetic import generated_tweets, generated_weibo_posts
+
+    tweets = generated_tweets(40, seed=5)
+    orphans = 0
+    for sample in tweets[::4]:  # turn the first B- of every fourth post into an orphan I-
+        for i, label in enumerate(sample.labels):
+            if label.startswith("B-") and (i == 0 or sample.labels[i - 1] == "O"):
+                sample.labels[i] = "I-" + label[2:]
+                orphans += 1
+                break
+    tweets[1].tokens[2], tweets[1].labels[2] = "\u00a0", "O"
+    tweets[2].tokens[0], tweets[2].labels[0] = "#\u200edarmageddon", "O"
+    assert any("MISC" in label for s in tweets for label in s.labels)
+    files = {
+        "twitter2015": (folder / "t15.txt", "twitter", format_text(tweets, "twitter")),
+        "twitter2017": (folder / "t17.txt", "twitter", format_text(tweets, "twitter", {"MISC": "MISC"})),
+    }
+    posts = generated_weibo_posts(30, seed=5)
+    posts[-1].tokens[-1], posts[-1].labels[-1] = "#", "O"
+    cmner = format_text(posts, "cmner").rstrip("\n").replace("\n", "\r\n")
+    files["cmner"] = (folder / "c.txt", "cmner", cmner)
+    result = {}
+    for name, (path, fmt, text) in files.items():
+        path.write_bytes(text.encode("utf-8"))
+        result[name] = (path, fmt, orphans if fmt == "twitter" else 0)
+    return result
+
+
+@pytest.mark.parametrize("name", ["twitter2015", "twitter2017", "cmner"])
+def test_generated_quirky_file_round_trips(tmp_path: Path, name: str) -> None:
+    path, fmt, _ = quirky_files(tmp_path)[name]
+    original = path.read_bytes().decode("utf-8")
+    assert detect_format(path) == fmt
+    result = parse_file(path, bio=BioPolicy.keep)
+    assert result.error_count == 0
+    assert format_text(result.samples, fmt, result.type_spellings) == normalise(original)
+    write_samples(tmp_path / "x.jsonl", result.samples)
+    assert read_samples(tmp_path / "x.jsonl", bio=BioPolicy.keep) == result.samples
+
+
+def test_generated_files_keep_spellings_orphans_and_odd_tokens(tmp_path: Path) -> None:
+    files = quirky_files(tmp_path)
+    assert parse_file(files["twitter2015"][0]).type_spellings["MISC"] == "OTHER"
+    assert parse_file(files["twitter2017"][0]).type_spellings["MISC"] == "MISC"
+    assert read_samples(files["twitter2015"][0]) == read_samples(files["twitter2017"][0])
+    path, _, orphans = files["twitter2015"]
+    assert orphans >= 5
+    repaired, kept = parse_file(path, bio="repair"), parse_file(path, bio="keep")
+    assert repaired.repaired_orphans == orphans and kept.kept_orphans == orphans
+    assert count_entities([s.labels for s in repaired.samples]) == count_entities([s.labels for s in kept.samples])
+    assert parse_file(path, bio="reject").error_count == orphans
+    tokens = [t for s in kept.samples for t in s.tokens]
+    assert "\u00a0" in tokens and "#\u200edarmageddon" in tokens
+    cmner_path = files["cmner"][0]
+    raw = cmner_path.read_bytes()
+    assert not raw.endswith(b"\n") and b"\r\n" in raw
+    samples = read_samples(cmner_path)
+    assert samples[-1].tokens[-1] == "#" and samples[-1].labels[-1] == "O"
+    assert all(len(tok) == 1 for s in samples for tok in s.tokens)
+    assert all(s.lang == "zh" and s.images == [] for s in samples)

@@ -98,3 +98,62 @@ def test_download_keeps_valid_copies_without_network(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(download.urllib.request, "urlopen", lambda *a, **k: pytest.fail("no download expected"))
     _, written = download.download_dataset("twitter2015", tmp_path)
     assert len(written) == 3
+
+
+# ---------------------------------------------------------------- the same properties on generated data
+
+
+def test_generated_cmner_images_are_attached_and_missing_ones_reported(generated_data) -> None:
+    from xlingual.testing.synthetic import IMAGE_POSTS
+
+    samples = read_samples(generated_data.root / "cmner" / "text" / "train.txt")
+    report = attach_images(samples, generated_data.cmner_images)
+    by_id = {s.id: s.images for s in samples}
+    for post, count in IMAGE_POSTS:
+        assert len(by_id[post]) == count and all(name.startswith(f"{post}_") for name in by_id[post])
+    assert report.images == 25 == sum(len(v) for v in by_id.values())
+    assert report.with_images == len(IMAGE_POSTS) and report.with_images + report.missing == len(samples)
+    lonely = [Sample("Lnothere0", ["a"], ["O"], lang="zh")]
+    report = attach_images(lonely, generated_data.cmner_images)
+    assert report.missing_ids == ["Lnothere0"] and "missing for Lnothere0" in report.summary()
+
+
+@pytest.mark.parametrize("dataset", ["cmner", "twitter2015"])
+def test_statistics_of_generated_files_count_what_was_written(generated_data, dataset: str) -> None:
+    written = generated_data.weibo if dataset == "cmner" else generated_data.tweets
+    for split, samples in written.items():
+        stats = compute_stats(split, load_split(generated_data.root, dataset, split))
+        expected = {t: sum(1 for s in samples for span in s.entities() if span.type == t) for t in ("PER", "LOC", "ORG", "MISC")}
+        assert stats.entities == expected and all(expected.values())
+        assert stats.posts == len(samples) and stats.total_entities == sum(len(s.entities()) for s in samples)
+        assert stats.posts_without_entities == sum(1 for s in samples if not s.entities()) > 0
+
+
+def test_download_keeps_valid_copies_and_fetches_only_a_changed_one(monkeypatch: pytest.MonkeyPatch, generated_data, tmp_path: Path) -> None:
+    import dataclasses
+    import hashlib
+
+    from xlingual.data.datasets import RemoteFile
+
+    spec = get_dataset("twitter2015")
+    source = {name: (generated_data.root / "twitter2015" / name).read_bytes() for name in spec.remote}
+    remote = {name: RemoteFile(f"https://example.org/{name}", len(data), hashlib.sha256(data).hexdigest()) for name, data in source.items()}
+    monkeypatch.setattr(download, "get_dataset", lambda name: dataclasses.replace(spec, remote=remote))
+    for name, data in source.items():
+        target = spec.text_dir(tmp_path) / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    monkeypatch.setattr(download.urllib.request, "urlopen", lambda *a, **k: pytest.fail("no download expected"))
+    _, written = download.download_dataset("twitter2015", tmp_path)
+    assert len(written) == 3
+    (spec.text_dir(tmp_path) / "valid.txt").write_bytes(source["valid.txt"][:-2] + b"\n")  # same name, other bytes
+    fetched: list[str] = []
+
+    def serve(url, **kwargs):
+        fetched.append(url)
+        return io.BytesIO(source[url.rsplit("/", 1)[1]])
+
+    monkeypatch.setattr(download.urllib.request, "urlopen", serve)
+    download.download_dataset("twitter2015", tmp_path)
+    assert fetched == ["https://example.org/valid.txt"]
+    assert (spec.text_dir(tmp_path) / "valid.txt").read_bytes() == source["valid.txt"]

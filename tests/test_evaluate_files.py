@@ -14,7 +14,6 @@ import random
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -130,15 +129,22 @@ def perturb(labels: list[str], rng: random.Random) -> list[str]:
     return out
 
 
-def real_test_files(sample_data_dir: Path) -> list[tuple[Path, str]]:
-    if SHARED_DATA.is_dir():
-        return [(SHARED_DATA / "cmner" / "text" / "test.txt", "cmner"), (SHARED_DATA / "twitter2015" / "test.txt", "twitter")]
-    return [(sample_data_dir / "cmner" / "text" / "test.txt", "cmner"), (sample_data_dir / "twitter2015" / "test.txt", "twitter")]
+def gold_test_file(source: str, fmt: str, request: pytest.FixtureRequest, folder: Path) -> Path:
+    """The real test split, or 400 generated posts in the same format (enough entities for the orphans to cost)."""
+    if source == "real":
+        data = request.getfixturevalue("shared_data")
+        return data / "cmner" / "text" / "test.txt" if fmt == "cmner" else data / "twitter2015" / "test.txt"
+    from xlingual.testing.synthetic import generated_tweets, generated_weibo_posts
+
+    posts = generated_weibo_posts(400, seed=4) if fmt == "cmner" else generated_tweets(400, seed=4)
+    write_samples(folder / "gold.txt", posts, fmt)
+    return folder / "gold.txt"
 
 
-@pytest.mark.parametrize("which", [0, 1], ids=["cmner", "twitter2015"])
-def test_scores_match_conlleval_and_strict_iob2_on_perturbed_real_files(which, tmp_path, sample_data_dir):
-    gold_path, fmt = real_test_files(sample_data_dir)[which]
+@pytest.mark.parametrize("source", ["generated", pytest.param("real", marks=pytest.mark.real_data)])
+@pytest.mark.parametrize("fmt", ["cmner", "twitter"], ids=["cmner", "twitter2015"])
+def test_scores_match_conlleval_and_strict_iob2_on_perturbed_real_files(fmt, source, tmp_path, request):
+    gold_path = gold_test_file(source, fmt, request, tmp_path)
     gold = read_samples(gold_path, fmt, bio="keep")
     rng = random.Random(20261127)
     predicted = [s.__class__(s.id, s.tokens, perturb(s.labels, rng), s.images, s.lang, s.meta) for s in gold]

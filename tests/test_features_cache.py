@@ -1,4 +1,8 @@
-"""Feature extraction and the cache on the 25 real CMNER images, with random-weight backbones."""
+"""Feature extraction and the cache with random-weight backbones.
+
+The images are generated stand-ins laid out like the 25 real CMNER images (six
+posts, the largest with nine); the real-data layer at the end runs the real ones.
+"""
 
 from __future__ import annotations
 
@@ -22,11 +26,8 @@ from xlingual.features.preprocess import preprocess_image
 
 
 @pytest.fixture(scope="module")
-def cmner_images(shared_data: Path) -> Path:
-    folder = shared_data / "cmner" / "images"
-    if not folder.is_dir():
-        pytest.skip(f"CMNER sample images not found at {folder}")
-    return folder
+def cmner_images(generated_data) -> Path:
+    return generated_data.cmner_images
 
 
 @pytest.fixture(scope="module")
@@ -294,8 +295,8 @@ def test_resnet152_grid_is_49_by_2048(tmp_path: Path, cmner_images: Path, image_
     assert post.n_images == 1 and post.array.shape == (49, 2048)
 
 
-def test_dataset_files_name_each_posts_images(shared_data: Path, vgg_cache, cmner_images: Path) -> None:
-    train = shared_data / "cmner" / "text" / "train.txt"
+def test_dataset_files_name_each_posts_images(generated_data, vgg_cache, cmner_images: Path) -> None:
+    train = generated_data.root / "cmner" / "text" / "train.txt"
     report = extract_for_datasets(cmner_images, [train], vgg_cache[0], backbone="vgg16", weights="random")
     assert report.named == 25 and report.cached == 25 and report.extracted == 0
     assert report.samples > 6 and report.samples_without_image == report.samples - 6
@@ -328,3 +329,24 @@ def test_a_complete_default_weights_cache_needs_no_weights_file(tmp_path: Path, 
     assert (report.cached, report.extracted, report.failed) == (2, 0, {})
     with pytest.raises(ModelNotFoundError, match="--weights random"):
         extract_features(cmner_images, image_names[:3], tmp_path / "c", backbone="vgg16", weights="default")
+
+
+# ---------------------------------------------------------------- real-data layer
+
+
+def test_real_cmner_images_are_extracted_for_the_posts_of_the_real_train_file(shared_data: Path, tmp_path: Path, monkeypatch) -> None:
+    """The 25 real JPEGs decode and go through a CNN (a tiny ResNet: the big ones are checked above); the real train file names all of them, on six posts."""
+    from dataclasses import replace
+
+    from torchvision.models.resnet import BasicBlock, ResNet
+
+    monkeypatch.setitem(BACKBONES, "resnet152", replace(BACKBONES["resnet152"], channels=512, build_full=lambda: ResNet(BasicBlock, [1, 1, 1, 1])))
+    images = shared_data / "cmner" / "images"
+    assert len(list(images.glob("*.jpg"))) == 25
+    train = shared_data / "cmner" / "text" / "train.txt"
+    report = extract_for_datasets(images, [train], tmp_path / "c", backbone="resnet152", weights="random", batch_size=25)
+    assert (report.named, report.extracted, report.cached, report.failed) == (25, 25, 0, {})
+    assert report.samples > 6 and report.samples_without_image == report.samples - 6
+    cache = FeatureCache.open(tmp_path / "c")
+    features = [cache.get(p.name) for p in sorted(images.glob("*.jpg"))]
+    assert all(f.shape == (49, 512) and np.isfinite(f).all() and f.std() > 0 for f in features)

@@ -1,4 +1,4 @@
-"""`xl features` end to end on a few real CMNER images: --json summary, reuse, one-line errors with exit 2."""
+"""`xl features` end to end on a few generated CMNER-style images: --json summary, reuse, one-line errors with exit 2."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from xlingual.cli import app
 from xlingual.data.formats import write_samples
 from xlingual.data.sample import Sample
+from xlingual.testing.synthetic import write_images
 
 runner = CliRunner()
 
@@ -21,16 +22,10 @@ def run(*args: str):
 
 
 @pytest.fixture(scope="module")
-def small_dataset(shared_data: Path, tmp_path_factory) -> tuple[Path, Path]:
-    """Two real one-image posts (plus a broken file of a third post) and a CMNER file naming them and a post without images."""
-    source = shared_data / "cmner" / "images"
-    if not source.is_dir():
-        pytest.skip(f"CMNER sample images not found at {source}")
+def small_dataset(tmp_path_factory) -> tuple[Path, Path]:
+    """Two one-image posts (plus a broken file of a third post) and a CMNER file naming them and a post without images."""
     root = tmp_path_factory.mktemp("cli")
-    images = root / "images"
-    images.mkdir()
-    for name in ("L4x7aaJ4n_00gv0wr.jpg", "L5SRzy4Ez_u0dfta3.jpg"):
-        shutil.copy(source / name, images / name)
+    images = write_images(root / "images", ["L4x7aaJ4n_00gv0wr.jpg", "L5SRzy4Ez_u0dfta3.jpg"])
     (images / "Lbroken000_abc.jpg").write_text("not a picture")
     samples = [
         Sample(id=post, tokens=list("北京"), labels=["B-LOC", "I-LOC"], lang="zh")

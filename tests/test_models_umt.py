@@ -21,8 +21,9 @@ _one_thread = pytest.fixture(scope="module", autouse=True)(single_threaded)
 
 
 @pytest.fixture(scope="module")
-def twitter50(shared_data) -> list[Sample]:
-    return read_samples(shared_data / "twitter2015" / "train.txt")[:50]
+def twitter50(generated_data) -> list[Sample]:
+    """Fifty generated tweets (mentions, hashtags, URLs and rare words give several BERT pieces per token)."""
+    return read_samples(generated_data.root / "twitter2015" / "train.txt")[:50]
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +59,10 @@ def test_alignment_labels_first_piece_and_cuts_at_max_length():
     assert cut.input_ids == [2, 7, 8, 3] and cut.token_positions == [1, -1, -1, -1]
 
 
-def test_encode_real_tweets_puts_x_on_continuation_pieces(model, twitter50):
-    items = model.encode(twitter50)
+def assert_x_on_continuation_pieces(model: UmtModel, tweets: list[Sample]) -> None:
+    items = model.encode(tweets)
     x = TYPED_LABELS.id("X")
-    for sample, item in zip(twitter50, items):
+    for sample, item in zip(tweets, items):
         assert len(item["token_positions"]) == len(sample)
         kept = [p for p in item["token_positions"] if p >= 0]
         assert kept == sorted(kept) and len(set(kept)) == len(kept)
@@ -72,13 +73,32 @@ def test_encode_real_tweets_puts_x_on_continuation_pieces(model, twitter50):
     assert any(TYPED_LABELS.id("X") in item["typed_label_ids"] for item in items)
 
 
-def test_chinese_characters_are_one_piece_each(tmp_path, shared_data):
-    samples = read_samples(shared_data / "cmner" / "text" / "dev.txt")[:5]
-    umt = build_umt(tiny_encoder(tmp_path, samples), use_image=False, max_length=250)
+def test_encode_tweets_puts_x_on_continuation_pieces(model, twitter50):
+    assert_x_on_continuation_pieces(model, twitter50)
+
+
+def test_encode_real_tweets_puts_x_on_continuation_pieces(tmp_path, shared_data):
+    tweets = read_samples(shared_data / "twitter2015" / "train.txt")[:50]
+    assert_x_on_continuation_pieces(build_umt(tiny_encoder(tmp_path, tweets)), tweets)
+
+
+def assert_one_piece_per_character(folder, samples: list[Sample]) -> None:
+    umt = build_umt(tiny_encoder(folder, samples), use_image=False, max_length=250)
     for sample, item in zip(samples, umt.encode(samples)):
         assert TYPED_LABELS.id("X") not in item["typed_label_ids"]
         kept = sum(p >= 0 for p in item["token_positions"])
         assert kept == min(len(sample), 248) - sum(not t.strip() for t in sample.tokens[:248])
+
+
+def test_chinese_characters_are_one_piece_each(tmp_path, generated_data):
+    samples = read_samples(generated_data.root / "cmner" / "text" / "dev.txt")[:5]
+    samples.append(Sample(id="space", tokens=list("你 好"), labels=["O"] * 3, lang="zh"))  # a space gives no piece
+    samples.append(Sample(id="long", tokens=list("北京欢迎你") * 60, labels=["O"] * 300, lang="zh"))  # cut at max_length
+    assert_one_piece_per_character(tmp_path, samples)
+
+
+def test_real_chinese_characters_are_one_piece_each(tmp_path, shared_data):
+    assert_one_piece_per_character(tmp_path, read_samples(shared_data / "cmner" / "text" / "dev.txt")[:5])
 
 
 def test_loss_falls_on_real_samples(encoder_dir, twitter50):

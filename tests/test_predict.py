@@ -15,11 +15,19 @@ from xlingual.models import load_model
 _one_thread = pytest.fixture(scope="module", autouse=True)(single_threaded)
 
 
+@pytest.fixture(scope="module", params=["generated", pytest.param("real", marks=pytest.mark.real_data)])
+def data_root(request):
+    """Generated posts and images everywhere; the same checks again on the real files where they are."""
+    if request.param == "real":
+        return request.getfixturevalue("shared_data")
+    return request.getfixturevalue("generated_data").root
+
+
 @pytest.fixture(scope="module")
-def posts(shared_data):
-    twitter = read_samples(shared_data / "twitter2015" / "test.txt")[:12]
-    cmner = [s for split in ("train", "dev", "test") for s in load_split(shared_data, "cmner", split) if s.images][:4]
-    assert cmner, "the shared CMNER images belong to no post"
+def posts(data_root):
+    twitter = read_samples(data_root / "twitter2015" / "test.txt")[:12]
+    cmner = [s for split in ("train", "dev", "test") for s in load_split(data_root, "cmner", split) if s.images][:4]
+    assert len(cmner) == 4 and all(s.images for s in cmner), "the CMNER images belong to too few posts"
     return twitter, cmner
 
 
@@ -50,7 +58,7 @@ def test_predict_twitter_file_writes_twitter_format(tmp_path, model_dir, posts):
     assert [s.labels for s in predicted] == expected
 
 
-def test_predict_cmner_with_feature_cache_to_stdout(tmp_path, model_dir, posts, shared_data):
+def test_predict_cmner_with_feature_cache_to_stdout(tmp_path, model_dir, posts, data_root):
     from xlingual.features import FeatureCache, visual_lookup
     from xlingual.features.cache import CacheProducer, CacheWriter
 
@@ -63,7 +71,7 @@ def test_predict_cmner_with_feature_cache_to_stdout(tmp_path, model_dir, posts, 
     writer.flush()
     source = tmp_path / "in.txt"
     write_samples(source, cmner, "cmner")
-    images = shared_data / "cmner" / "images"
+    images = data_root / "cmner" / "images"
     result = run("predict", "-m", str(model_dir), "-i", str(source), "--features", str(tmp_path / "cache"), "--image-dir", str(images), "--images", "one", "--seed", "3")
     assert result.exit_code == 0, result.output
     out = tmp_path / "out.txt"
@@ -132,14 +140,14 @@ def seen_images(monkeypatch):
     return seen
 
 
-def test_evaluate_with_features_uses_the_cmner_posts_images(tmp_path, model_dir, posts, shared_data, cmner_cache, seen_images):
+def test_evaluate_with_features_uses_the_cmner_posts_images(tmp_path, model_dir, posts, data_root, cmner_cache, seen_images):
     """Regression: xl evaluate --model --features once scored CMNER posts text-only without a word."""
     import json
 
     _, cmner = posts
     layout = tmp_path / "data" / "cmner"
     write_samples(layout / "text" / "test.txt", cmner, "cmner")
-    (layout / "images").symlink_to(shared_data / "cmner" / "images", target_is_directory=True)
+    (layout / "images").symlink_to(data_root / "cmner" / "images", target_is_directory=True)
     elsewhere = tmp_path / "posts.txt"
     write_samples(elsewhere, cmner, "cmner")
     base = ["evaluate", "--model", str(model_dir), "--features", str(cmner_cache), "--json"]
@@ -147,7 +155,7 @@ def test_evaluate_with_features_uses_the_cmner_posts_images(tmp_path, model_dir,
     refused = run(*base, "--data", str(elsewhere))
     assert refused.exit_code == 2 and "--image-dir" in refused.output and not seen_images
     # with --image-dir, and found from the layout: every post's images reach the model
-    for extra in (["--data", str(elsewhere), "--image-dir", str(shared_data / "cmner" / "images")], ["--data", str(layout / "text" / "test.txt")]):
+    for extra in (["--data", str(elsewhere), "--image-dir", str(data_root / "cmner" / "images")], ["--data", str(layout / "text" / "test.txt")]):
         seen_images.clear()
         result = run(*base, *extra)
         assert result.exit_code == 0, result.output
