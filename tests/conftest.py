@@ -94,3 +94,14 @@ def sample_data_dir() -> Path:
     from xlingual.data.sample_data import write_sample_data_dir
 
     return write_sample_data_dir(_SESSION_TMP / "sample-data")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models gain nothing from intra-op threads, and spinning threads slow a busy machine down."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

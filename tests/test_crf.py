@@ -10,12 +10,7 @@ from hypothesis import strategies as st
 from xlingual.models.crf import REDUCTIONS, MaskedCrf, ReferenceCrf
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def pair(num_tags: int, seed: int) -> tuple[MaskedCrf, ReferenceCrf]:

@@ -28,13 +28,7 @@ def regions_of(sample: Sample) -> tuple[np.ndarray, bool]:
     return rng.standard_normal((49, 512)).astype(np.float32), True
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and spinning threads slow a busy machine down."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

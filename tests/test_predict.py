@@ -58,26 +58,19 @@ def test_predict_twitter_file_writes_twitter_format(tmp_path, model_dir, posts):
     assert [s.labels for s in predicted] == expected
 
 
-def test_predict_cmner_with_feature_cache_to_stdout(tmp_path, model_dir, posts, data_root):
+def test_predict_cmner_with_feature_cache_to_stdout(tmp_path, model_dir, posts, data_root, cmner_cache):
     from xlingual.features import FeatureCache, visual_lookup
-    from xlingual.features.cache import CacheProducer, CacheWriter
 
     _, cmner = posts
-    producer = CacheProducer(backbone="resnet152", region_shape=(REGIONS, CHANNELS), weights_id="random-test", crop="clean", crop_seed=None, dtype="float32")
-    writer = CacheWriter.open(tmp_path / "cache", producer, "random")
-    rng = np.random.default_rng(0)
-    for name in sorted({name for s in cmner for name in s.images}):
-        writer.add(name, rng.standard_normal((REGIONS, CHANNELS)).astype(np.float32), f"test:{name}")
-    writer.flush()
     source = tmp_path / "in.txt"
     write_samples(source, cmner, "cmner")
     images = data_root / "cmner" / "images"
-    result = run("predict", "-m", str(model_dir), "-i", str(source), "--features", str(tmp_path / "cache"), "--image-dir", str(images), "--images", "one", "--seed", "3")
+    result = run("predict", "-m", str(model_dir), "-i", str(source), "--features", str(cmner_cache), "--image-dir", str(images), "--images", "one", "--seed", "3")
     assert result.exit_code == 0, result.output
     out = tmp_path / "out.txt"
     out.write_text(result.stdout, encoding="utf-8")
     predicted = read_samples(out, "cmner", bio="keep")
-    lookup = visual_lookup(FeatureCache.open(tmp_path / "cache"), mode="one", seed=3)
+    lookup = visual_lookup(FeatureCache.open(cmner_cache), mode="one", seed=3)
     model = load_model(model_dir)
     assert [s.labels for s in predicted] == model.predict(cmner, lookup)
     # The features reach the model: without them the emissions differ.
