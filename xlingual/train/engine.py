@@ -330,6 +330,7 @@ class StageTrainer:
             tmp.mkdir(parents=True)
         accelerator.wait_for_everyone()  # every process writes its RNG state into the folder
         accelerator.save_state(str(tmp))
+        accelerator.wait_for_everyone()  # all RNG states are in before the folder moves
         if accelerator.is_main_process:
             atomic_write_json(tmp / LOOP_STATE, loop.to_dict())
             if self.state_dir.exists():
