@@ -37,6 +37,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from xlingual.train.engine import process_share, share_weight
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ("acn", "umt")
@@ -126,9 +130,30 @@ def metrics(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
 
 
-pytestmark = pytest.mark.slow
+# -- the share of a global batch each process trains on (fast) -------------------
+
+@given(count=st.integers(0, 200), world=st.integers(1, 16))
+def test_process_shares_cover_the_batch_once_and_differ_by_at_most_one(count, world):
+    shares = [list(range(count))[process_share(count, rank, world)] for rank in range(world)]
+    assert [i for share in shares for i in share] == list(range(count))
+    assert max(map(len, shares)) - min(map(len, shares)) <= 1
 
 
+@given(count=st.integers(1, 200), world=st.integers(1, 16), reduction=st.sampled_from(["mean", "sum"]))
+def test_share_weights_make_the_processes_losses_add_up_to_the_batch_loss(count, world, reduction):
+    """Per-item losses l: the weighted per-process losses sum to the one-process batch loss (mean or sum)."""
+    losses = [float((7 * i) % 11 + 1) for i in range(count)]
+    total = 0.0
+    for rank in range(world):
+        local = losses[process_share(count, rank, world)]
+        reduced = (sum(local) / len(local) if reduction == "mean" else sum(local)) if local else 123.0  # an empty share's stand-in batch
+        total += reduced * share_weight(len(local), count, reduction)
+    assert total == pytest.approx(sum(losses) / count if reduction == "mean" else sum(losses))
+
+
+# -- one process against two ---------------------------------------------------------
+
+@pytest.mark.slow
 @pytest.mark.parametrize("run", ["acn", "umt"])
 def test_two_processes_take_the_steps_of_one_process_with_the_same_global_batch(folders, run):
     one, two = step_losses(folders[1] / run), step_losses(folders[2] / run)
@@ -137,6 +162,7 @@ def test_two_processes_take_the_steps_of_one_process_with_the_same_global_batch(
     assert [h["train_loss"] for h in history(folders[2] / run)] == pytest.approx([h["train_loss"] for h in history(folders[1] / run)], rel=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run", ["acn", "umt"])
 def test_two_processes_select_the_same_epoch_and_score_the_same(folders, run):
     one, two = metrics(folders[1] / run), metrics(folders[2] / run)
@@ -145,12 +171,14 @@ def test_two_processes_select_the_same_epoch_and_score_the_same(folders, run):
     assert two["test"]["conlleval"]["f1"] == one["test"]["conlleval"]["f1"]
 
 
+@pytest.mark.slow
 def test_the_acn_learns_so_the_best_epoch_is_a_real_choice(folders):
     """Model selection is only compared if dev F1 moves: the tiny ACN must leave 0 within its six epochs."""
     scores = [h["dev_f1"] for h in history(folders[1] / "acn")]
     assert max(scores) > 0 and metrics(folders[1] / "acn")["stages"]["target"]["best_epoch"] > 0
 
 
+@pytest.mark.slow
 def test_an_interrupted_two_process_run_resumes_to_the_uninterrupted_result(folders):
     """Checkpoints hold every process's RNG state; resuming mid-epoch skips the global batches already done."""
     cut, whole = folders[2] / "acn-resumed", folders[2] / "acn"
@@ -159,6 +187,7 @@ def test_an_interrupted_two_process_run_resumes_to_the_uninterrupted_result(fold
     assert metrics(cut)["test"] == metrics(whole)["test"]
 
 
+@pytest.mark.slow
 def test_the_main_process_alone_writes_the_run_folder(folders):
     environment = json.loads((folders[2] / "acn" / "environment.json").read_text(encoding="utf-8"))
     assert environment["processes"] == 2
