@@ -14,6 +14,18 @@ uninterrupted one under a fixed seed:
   temporary folder that is renamed into place;
 * model selection is on dev micro-F1 (conlleval), strictly improving, with the
   best model kept as a ``save_pretrained`` folder.
+
+On several processes (``accelerate launch`` / ``torchrun``) the config's
+``batch_size`` stays the *global* batch: every process draws the same global
+batch from the sampler and trains on its contiguous share of it
+(:func:`process_share`), and each process's loss is weighted so that the sum
+over processes is the loss one process would compute on the whole batch
+(:func:`share_weight`). DDP averages gradients, so the backward pass uses
+that share times the number of processes: N processes take the same
+optimiser steps as one process with the same ``batch_size``, up to the order
+of floating-point additions. Logged losses are summed across processes;
+evaluation runs on the main process and its score is broadcast; only the
+main process writes files.
 """
 
 from __future__ import annotations
@@ -30,6 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate.data_loader import prepare_data_loader
+from accelerate.utils import send_to_device
 from torch.utils.data import DataLoader, Sampler
 
 from xlingual.data.sample import Sample
@@ -93,6 +107,40 @@ points, evaluations and checkpoints only (see :class:`DeviceLossSum`).
 """
 
 
+def process_share(count: int, rank: int, world: int) -> slice:
+    """The contiguous part of a global batch of ``count`` items that process ``rank`` of ``world`` trains on.
+
+    Shares differ by at most one item and cover the batch exactly once; a
+    process may get none (a last batch smaller than the number of
+    processes), and then still runs a step with a zero weight so DDP's
+    gradient all-reduce sees every process.
+    """
+    base, extra = divmod(count, world)
+    start = rank * base + min(rank, extra)
+    return slice(start, start + base + (1 if rank < extra else 0))
+
+
+def share_weight(local: int, total: int, reduction: str) -> float:
+    """Factor that turns a process's batch loss into its part of the global batch's loss.
+
+    A batch-mean loss over ``local`` of ``total`` items counts ``local /
+    total``; a batch-sum loss counts fully (or not at all for an empty share).
+    """
+    if reduction == "sum":
+        return 1.0 if local else 0.0
+    return local / total
+
+
+def loss_reduction(model: torch.nn.Module) -> str:
+    """How the model reduces its loss over a batch: "mean" (ACN, UMT's default) or "sum" (UMT's ``loss_reduction: sum``)."""
+    return getattr(getattr(model, "config", None), "loss_reduction", "mean")
+
+
+def keep_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The DataLoader's collate: the global batch's items, split per process and collated in the loop."""
+    return items
+
+
 class DeviceLossSum:
     """The epoch's running loss sum, kept on the loss's device so a step never waits for the GPU.
 
@@ -103,14 +151,24 @@ class DeviceLossSum:
     It is float64 and seeded with the saved value, so it performs exactly
     the additions the per-step host sum did and a resumed run logs the same
     numbers.
+
+    On several processes each adds its share of every step's loss; the main
+    process alone is seeded with the saved value and a read sums the
+    processes' totals (a collective: every process reads at the same points).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, accelerator=None) -> None:
+        self.accelerator = accelerator
         self.total: torch.Tensor | None = None
         self.start_value = 0.0
 
+    @property
+    def distributed(self) -> bool:
+        return self.accelerator is not None and self.accelerator.num_processes > 1
+
     def start(self, value: float) -> None:
-        self.total, self.start_value = None, value
+        main = not self.distributed or self.accelerator.is_main_process
+        self.total, self.start_value = None, (value if main else 0.0)
 
     def add(self, loss: torch.Tensor) -> None:
         if self.total is None:
@@ -120,14 +178,38 @@ class DeviceLossSum:
             self.total.add_(loss)  # one operator; the float32 loss is widened exactly
 
     def read(self) -> float:
-        return self.start_value if self.total is None else float(self.total.item())
+        if not self.distributed:
+            return self.start_value if self.total is None else float(self.total.item())
+        local = self.total if self.total is not None else torch.tensor(self.start_value, dtype=torch.float64, device=self.accelerator.device)
+        return float(self.accelerator.reduce(local.clone(), reduction="sum").item())
+
+
+def process_state():
+    """accelerate's view of the processes of this run, on CPUs too.
+
+    Under ``torchrun`` / ``accelerate launch`` on a machine without GPUs,
+    accelerate joins the processes (gloo) only when asked to use the CPU;
+    otherwise every process would silently train its own copy of the run
+    into the same folder. Where the launcher says there are several
+    processes and accelerate found no device to join them on, this asks.
+    """
+    from accelerate import PartialState
+    from accelerate.utils import DistributedType
+
+    state = PartialState()
+    if state.distributed_type == DistributedType.NO and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        PartialState._reset_state()
+        state = PartialState(cpu=True)
+    return state
 
 
 def new_accelerator(config: TrainConfig, run_dir: Path):
     """A fresh Accelerator per stage (each stage has its own model, optimiser and scheduler)."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
+    from accelerate.utils import DataLoaderConfiguration, DistributedType
 
+    on_cpus = process_state().distributed_type == DistributedType.MULTI_CPU
     AcceleratorState._reset_state()  # several runs in one process (experiments, tests) re-create it
     log_with = None
     if config.tensorboard:
@@ -138,10 +220,14 @@ def new_accelerator(config: TrainConfig, run_dir: Path):
         except ImportError:
             logger.warning("tensorboard is not installed: pip install tensorboard (logging to run.log only)")
     return Accelerator(
+        cpu=on_cpus,
         mixed_precision=config.mixed_precision,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         log_with=log_with,
         project_dir=str(run_dir),
+        # batches are split per process by the engine; this also makes the prepared scheduler step once per
+        # optimiser step instead of once per process
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
     )
 
 
@@ -241,7 +327,10 @@ class StageTrainer:
         old = self.state_dir.with_name(self.name + ".old")
         if accelerator.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        accelerator.wait_for_everyone()  # every process writes its RNG state into the folder
         accelerator.save_state(str(tmp))
+        accelerator.wait_for_everyone()  # all RNG states are in before the folder moves
         if accelerator.is_main_process:
             atomic_write_json(tmp / LOOP_STATE, loop.to_dict())
             if self.state_dir.exists():
@@ -274,8 +363,13 @@ class StageTrainer:
         sampler = EpochShuffleSampler(len(items), self.config.seed)
         # A private generator: creating an iterator must not draw from the global RNG, or a resumed
         # epoch (iterator created after the RNG restore) would see different dropout masks.
-        loader = DataLoader(items, batch_size=stage.batch_size, sampler=sampler, collate_fn=model.collate,
+        loader = DataLoader(items, batch_size=stage.batch_size, sampler=sampler, collate_fn=keep_items,
                             generator=torch.Generator().manual_seed(self.config.seed))
+        # Every process iterates the same global batches (not accelerate's per-process shards, which pad a short
+        # last batch with samples from the epoch's start); the loop takes this process's share.
+        loader = prepare_data_loader(loader, None, num_processes=1, process_index=0, put_on_device=False,
+                                     rng_types=accelerator.rng_types.copy())
+        world, rank, reduction = accelerator.num_processes, accelerator.process_index, loss_reduction(model)
         batches_per_epoch = len(loader)
         steps_per_epoch = math.ceil(batches_per_epoch / self.config.gradient_accumulation_steps)
         total_steps = steps_per_epoch * stage.epochs
@@ -283,7 +377,7 @@ class StageTrainer:
             total_steps = min(total_steps, stage.max_steps)
         optimizer = build_optimizer(model, stage, fused=accelerator.device.type in FUSED_OPTIMIZER_DEVICES)
         scheduler = build_scheduler(optimizer, stage, total_steps)
-        wrapped, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+        wrapped, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
         if accelerator.log_with:
             accelerator.init_trackers(f"tensorboard-{self.name}")
 
@@ -295,7 +389,7 @@ class StageTrainer:
         started = self.started = time.time()
         early_stop = budget_done = False
         bar = progress_bar(total=total_steps, initial=loop.global_step, desc=f"train {self.name}", unit="step")
-        losses = DeviceLossSum()
+        losses = DeviceLossSum(accelerator)
         losses.start(loop.epoch_loss_sum)
         log_every = max(1, steps_per_epoch // 10)
         try:
@@ -303,10 +397,17 @@ class StageTrainer:
                 loader.set_epoch(loop.epoch)
                 epoch_loader = accelerator.skip_first_batches(loader, loop.batches_done_in_epoch) if loop.batches_done_in_epoch else loader
                 wrapped.train()
-                for batch in epoch_loader:
+                for global_items in epoch_loader:
+                    local_items = global_items[process_share(len(global_items), rank, world)]
+                    batch = send_to_device(model.collate(local_items or global_items[:1]), accelerator.device,
+                                           non_blocking=accelerator.non_blocking)
                     with accelerator.accumulate(wrapped):
                         loss = wrapped(batch)["loss"]
-                        accelerator.backward(loss)
+                        if world > 1:  # this process's part of the global batch's loss; DDP averages gradients
+                            loss = loss * share_weight(len(local_items), len(global_items), reduction)
+                            accelerator.backward(loss * world)
+                        else:
+                            accelerator.backward(loss)
                         if accelerator.sync_gradients and stage.max_grad_norm:
                             clip_gradients(accelerator, wrapped.parameters(), stage.max_grad_norm)
                         optimizer.step()
@@ -319,13 +420,16 @@ class StageTrainer:
                     losses.add(loss)
                     loop.epoch_loss_steps += 1
                     bar.update(1)
-                    if loop.global_step % log_every == 0:  # visible progress in non-tty logs; the only per-epoch reads of the loss
+                    logged = loop.global_step % log_every == 0
+                    if logged or accelerator.log_with:
+                        step_loss = float((accelerator.reduce(loss.detach().clone(), reduction="sum") if world > 1 else loss).item())
+                    if logged:  # visible progress in non-tty logs; the only per-epoch reads of the loss
                         loop.epoch_loss_sum = losses.read()
-                        bar.set_postfix(loss=f"{loss.item():.3f}")
+                        bar.set_postfix(loss=f"{step_loss:.3f}")
                         logger.info("stage %s epoch %d: step %d/%d, loss %.4f, %.1f s", self.name, loop.epoch, loop.global_step,
-                                    total_steps, loss.item(), time.time() - started)
+                                    total_steps, step_loss, time.time() - started)
                     if accelerator.log_with:  # a per-step curve has to read every step's loss
-                        accelerator.log({f"{self.name}/loss": loss.item(), f"{self.name}/lr": scheduler.get_last_lr()[0]}, step=loop.global_step)
+                        accelerator.log({f"{self.name}/loss": step_loss, f"{self.name}/lr": scheduler.get_last_lr()[0]}, step=loop.global_step)
                     budget_done = loop.global_step >= total_steps
                     if budget_done:
                         break
@@ -377,7 +481,11 @@ class StageTrainer:
 
     def _evaluate(self, accelerator, model: MnerModel, dev: Sequence[Sample], visual: VisualLookup | None, loop: LoopState) -> bool:
         """Score dev, keep the best model; True when early stopping says stop."""
-        f1, _ = evaluate_model(model, dev, visual, self.stage.eval_batch_size)
+        f1 = evaluate_model(model, dev, visual, self.stage.eval_batch_size)[0] if accelerator.is_main_process else 0.0
+        if accelerator.num_processes > 1:  # every process takes the same decisions from the main process's score
+            from accelerate.utils import broadcast_object_list
+
+            f1 = broadcast_object_list([f1])[0]
         improved = f1 > loop.best_dev_f1
         train_loss = loop.epoch_loss_sum / loop.epoch_loss_steps if loop.epoch_loss_steps else None
         loop.epoch_loss_sum, loop.epoch_loss_steps = 0.0, 0
@@ -408,4 +516,4 @@ def save_best(model: MnerModel, folder: Path) -> None:
     tmp.rename(folder)
 
 
-__all__ = ["DeviceLossSum", "EpochShuffleSampler", "LoopState", "StageTrainer", "FUSED_OPTIMIZER_DEVICES", "build_optimizer", "build_scheduler", "clip_by_total_norm", "clip_gradients", "evaluate_model"]
+__all__ = ["DeviceLossSum", "EpochShuffleSampler", "keep_items", "loss_reduction", "process_share", "process_state", "share_weight", "LoopState", "StageTrainer", "FUSED_OPTIMIZER_DEVICES", "build_optimizer", "build_scheduler", "clip_by_total_norm", "clip_gradients", "evaluate_model"]

@@ -11,6 +11,10 @@ Run folder layout (``xl report`` and ``xl evaluate`` read only this)::
     predictions/{dev,test}.jsonl  the same with gold labels (meta.gold), for re-scoring
     metrics.json         dev/test scores (conlleval and strict), best epochs, timings
     state/               resumable training state (removed parts once a stage is done)
+
+On several processes (``accelerate launch`` / ``torchrun``) every process
+trains and checks the folder, and the main process alone writes it; the
+folder must be on a file system every process sees.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from xlingual.io import atomic_write_json
 from xlingual.models import load_model, model_class
 from xlingual.models.base import MnerModel, VisualLookup
 from xlingual.train.config import TrainConfig, save_config
-from xlingual.train.engine import STATE_DIR, StageTrainer, StepHook
+from xlingual.train.engine import STATE_DIR, StageTrainer, StepHook, process_state
 from xlingual.train.inputs import RunInputs, resolve_inputs
 from xlingual.train.metrics import evaluate
 
@@ -53,7 +57,7 @@ class RunResult:
         return self.metrics["test"]["conlleval"]["f1"]
 
 
-def environment_record(config: TrainConfig) -> dict[str, Any]:
+def environment_record(config: TrainConfig, processes: int = 1) -> dict[str, Any]:
     """What a reader needs to reproduce the numbers: versions, device, code revision, seed."""
     import importlib.metadata as md
 
@@ -72,7 +76,7 @@ def environment_record(config: TrainConfig) -> dict[str, Any]:
         revision = None
     return {
         "versions": versions, "python": sys.version.split()[0], "platform": platform.platform(),
-        "device": device, "cuda_devices": torch.cuda.device_count(), "cpu_threads": torch.get_num_threads(),
+        "device": device, "cuda_devices": torch.cuda.device_count(), "cpu_threads": torch.get_num_threads(), "processes": processes,
         "git_revision": revision, "seed": config.seed, "command": sys.argv,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -81,8 +85,8 @@ def environment_record(config: TrainConfig) -> dict[str, Any]:
 class _RunLog:
     """Copies the library's log records into ``run.log`` for the duration of a run."""
 
-    def __init__(self, path: Path) -> None:
-        self.handler = logging.FileHandler(path, encoding="utf-8")
+    def __init__(self, path: Path, enabled: bool = True) -> None:
+        self.handler: logging.Handler = logging.FileHandler(path, encoding="utf-8") if enabled else logging.NullHandler()
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         self.handler.setLevel(logging.INFO)
         self.logger = logging.getLogger("xlingual")
@@ -106,23 +110,24 @@ def _seed_everything(seed: int) -> None:
     set_seed(seed)
 
 
-def _prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> bool:
-    """Create or check the run folder; True when a finished run is found (nothing to do)."""
+def _prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool, processes: int = 1, writer: bool = True) -> bool:
+    """Check the run folder and (``writer``: the main process) create it; True when a finished run is found (nothing to do)."""
     if (run_dir / METRICS_NAME).is_file():
         if resume:
             return True
         raise ConfigError(f"{run_dir}: a finished run is already there (pass --resume to keep it, or another --output)")
     if (run_dir / STATE_DIR).is_dir() and not resume:
         raise ConfigError(f"{run_dir}: an unfinished run is there; pass --resume to continue it, or choose another --output")
-    run_dir.mkdir(parents=True, exist_ok=True)
     if resume and (run_dir / CONFIG_NAME).is_file():
         from xlingual.train.config import config_from_dict, read_yaml
 
         saved = config_from_dict(read_yaml(run_dir / CONFIG_NAME), where=str(run_dir / CONFIG_NAME))
         if saved.to_dict() != config.to_dict():
             raise ConfigError(f"{run_dir / CONFIG_NAME}: the saved config differs from this one; resume with the same options or use another --output")
-    save_config(config, run_dir / CONFIG_NAME)
-    atomic_write_json(run_dir / "environment.json", environment_record(config))
+    if writer:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, run_dir / CONFIG_NAME)
+        atomic_write_json(run_dir / "environment.json", environment_record(config, processes))
     return False
 
 
@@ -142,14 +147,18 @@ def train_run(config: TrainConfig, run_dir: str | Path, resume: bool = False, ho
     With ``resume`` a finished run is returned as is, and an interrupted one
     continues from its last checkpoint to the same result it would have had.
     """
+    processes = process_state()  # under accelerate launch / torchrun: joins the process group
     run_dir = Path(run_dir)
-    if _prepare_run_dir(run_dir, config, resume):
+    finished = _prepare_run_dir(run_dir, config, resume, processes.num_processes, writer=processes.is_main_process)
+    processes.wait_for_everyone()  # the folder exists before any process writes into it
+    if finished:
         logger.info("%s: finished run found, skipping", run_dir)
         return RunResult(run_dir, json.loads((run_dir / METRICS_NAME).read_text(encoding="utf-8")), skipped=True)
     started = time.time()
-    with _RunLog(run_dir / "run.log"):
+    with _RunLog(run_dir / "run.log", enabled=processes.is_main_process):
         logger.info("run %s -> %s", config.run_name, run_dir)
-        inputs = resolve_inputs(config, run_dir)
+        with processes.main_process_first():  # files the inputs write into the run folder are written once
+            inputs = resolve_inputs(config, run_dir)
         _seed_everything(config.seed)
         model = model_class(config.model_type).build(inputs.model_config, inputs.vocab_samples())
         stage_summaries = {}
@@ -166,10 +175,14 @@ def train_run(config: TrainConfig, run_dir: str | Path, resume: bool = False, ho
                 "best_dev_f1": loop.best_dev_f1, "best_epoch": loop.best_epoch, "best_step": loop.best_step,
                 "steps": loop.global_step, "epochs_run": loop.epoch, "history": loop.history,
             }
+        if not processes.is_main_process:  # the main process scores test and writes the results
+            processes.wait_for_everyone()
+            return RunResult(run_dir, json.loads((run_dir / METRICS_NAME).read_text(encoding="utf-8")))
         metrics = _final_evaluation(config, inputs, run_dir)
         metrics["stages"] = stage_summaries
         metrics["train_seconds"] = round(time.time() - started, 2)
         atomic_write_json(run_dir / METRICS_NAME, metrics)
+        processes.wait_for_everyone()
         logger.info("test F1 %.2f (P %.2f R %.2f), conlleval; strict F1 %.2f -> %s", metrics["test"]["conlleval"]["f1"],
                     metrics["test"]["conlleval"]["precision"], metrics["test"]["conlleval"]["recall"], metrics["test"]["strict"]["f1"], run_dir)
     return RunResult(run_dir, metrics)
