@@ -39,6 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _record import add_results_option, recorder
 
 def build_full_size_marian(folder: Path, sentences: list[str]) -> Path:
     """opus-mt-en-zh's architecture (512-d, 6+6 layers, 65001 vocab) with a SentencePiece tokenizer trained here."""
@@ -101,7 +102,10 @@ def main() -> None:
                         help="torch intra-op threads (0: torch's default) and CTranslate2 intra_threads (0: the cores given); 1 is steadier on a busy machine")
     parser.add_argument("--ct2-only", action="store_true", help="only the CTranslate2 variants (d) and (e)")
     parser.add_argument("--fixed-new-tokens", type=int, default=0, help="give every sentence the same new-token cap (see above)")
+    add_results_option(parser)
     args = parser.parse_args()
+    out = recorder(__file__, args, f"full-size random Marian, {args.sentences} Twitter2015 sentences (loop: first {args.loop_sentences}, scaled), greedy"
+                                   + (f", {args.fixed_new_tokens} new tokens each" if args.fixed_new_tokens else ""))
 
     import torch
 
@@ -174,7 +178,13 @@ def main() -> None:
         print(f"\nxl translate vs loop (a): {a / c:.2f}x faster (goal >= 10x)")
         print(f"xl translate vs batched floor (b): {c / b:.2f}x the time (goal <= 1.3x)")
         print(f"ctranslate2 int8 vs transformers inside xl translate: {c / figures[D]:.2f}x faster (goal >= 2.5x)")
+        out.record("`xl translate` (transformers) vs one-sentence-at-a-time `generate` (goal >= 10x)", c, "s", a / c, "faster")
+        out.record("`xl translate` (transformers) vs batched `generate` over the raw sentences, the floor (goal <= 1.3x)", c, "s",
+                   c / b, "the floor's time")
+        out.record("`xl translate` with CTranslate2 int8 vs transformers (goal >= 2.5x)", figures[D], "s", c / figures[D], "faster")
     print(f"ctranslate2 batching the whole list (e) vs xlingual's batches (d): {figures[D] / figures[E]:.2f}x faster")
+    out.record("CTranslate2 batching the whole list vs xlingual's length-sorted batches", figures[E], "s",
+               figures[D] / figures[E], "faster")
 
 
 A = "(a) loop, one sentence per generate"
