@@ -26,15 +26,17 @@ test: $(STAMP)
 # $(BENCH_RESULTS), then benchmarks/results.md and the README's "Measured here" block regenerated from them.
 # Each benchmark's own options give the full sizes (see its docstring); override a BENCH_* variable to change a run.
 BENCH_RESULTS   ?= build/bench-results.jsonl
+# One thread: on two cores shared with other work, two threads wait on each other and times swing several-fold.
+BENCH_THREADS   ?= 1
 BENCH_DATA      ?= ../shared/data
-BENCH_TRANSLATE ?= --data $(BENCH_DATA) --sentences 48 --loop-sentences 16
-BENCH_ALIGN     ?= --n 20000 --threads 1
+BENCH_TRANSLATE ?= --data $(BENCH_DATA) --sentences 48 --loop-sentences 16 --threads $(BENCH_THREADS)
+BENCH_ALIGN     ?= --n 20000 --threads $(BENCH_THREADS)
 BENCH_FEATURES  ?= --n-images 32
 BENCH_MODELS    ?= --steps 2
 BENCH_ACN       ?= --steps 6
-BENCH_OPS       ?= --steps 10
+BENCH_OPS       ?= --steps 10 --threads $(BENCH_THREADS)
 BENCH_ACN_CMNER ?= --data-dir $(BENCH_DATA) --epochs 1 --fresh
-BENCH_RUN        = $(OFFLINE) PYTHONPATH=$(CURDIR) XLINGUAL_BENCH_RESULTS=$(BENCH_RESULTS) $(PY)
+BENCH_RUN        = $(OFFLINE) OMP_NUM_THREADS=$(BENCH_THREADS) PYTHONPATH=$(CURDIR) XLINGUAL_BENCH_RESULTS=$(BENCH_RESULTS) $(PY)
 
 bench: $(STAMP)
 	mkdir -p $(dir $(BENCH_RESULTS)) && rm -f $(BENCH_RESULTS)
