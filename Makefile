@@ -22,7 +22,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(OFFLINE) $(PY) -m pytest -q
 
-# `make bench`: every benchmark at small sizes (about 10 minutes on 2 CPU cores), figures as JSON lines in
+# `make bench`: every benchmark at small sizes, one thread (12 min of CPU time on this 2-core machine; 20.6 min wall at load 3-5.6), figures as JSON lines in
 # $(BENCH_RESULTS), then benchmarks/results.md and the README's "Measured here" block regenerated from them.
 # Each benchmark's own options give the full sizes (see its docstring); override a BENCH_* variable to change a run.
 BENCH_RESULTS   ?= build/bench-results.jsonl
