@@ -22,8 +22,32 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(OFFLINE) $(PY) -m pytest -q
 
+# `make bench`: every benchmark at small sizes, one thread (12 min of CPU time on this 2-core machine; 20.6 min wall at load 3-5.6), figures as JSON lines in
+# $(BENCH_RESULTS), then benchmarks/results.md and the README's "Measured here" block regenerated from them.
+# Each benchmark's own options give the full sizes (see its docstring); override a BENCH_* variable to change a run.
+BENCH_RESULTS   ?= build/bench-results.jsonl
+# One thread: on two cores shared with other work, two threads wait on each other and times swing several-fold.
+BENCH_THREADS   ?= 1
+BENCH_DATA      ?= ../shared/data
+BENCH_TRANSLATE ?= --data $(BENCH_DATA) --sentences 48 --loop-sentences 16 --threads $(BENCH_THREADS)
+BENCH_ALIGN     ?= --n 20000 --threads $(BENCH_THREADS)
+BENCH_FEATURES  ?= --n-images 32
+BENCH_MODELS    ?= --steps 2
+BENCH_ACN       ?= --steps 6
+BENCH_OPS       ?= --steps 10 --threads $(BENCH_THREADS)
+BENCH_ACN_CMNER ?= --data-dir $(BENCH_DATA) --epochs 1 --fresh
+BENCH_RUN        = $(OFFLINE) OMP_NUM_THREADS=$(BENCH_THREADS) PYTHONPATH=$(CURDIR) XLINGUAL_BENCH_RESULTS=$(BENCH_RESULTS) $(PY)
+
 bench: $(STAMP)
-	for b in benchmarks/bench_*.py; do $(OFFLINE) $(PY) $$b || exit 1; done
+	mkdir -p $(dir $(BENCH_RESULTS)) && rm -f $(BENCH_RESULTS)
+	$(BENCH_RUN) benchmarks/bench_translate.py $(BENCH_TRANSLATE)
+	$(BENCH_RUN) benchmarks/bench_align.py $(BENCH_ALIGN)
+	$(BENCH_RUN) benchmarks/bench_features.py $(BENCH_FEATURES)
+	$(BENCH_RUN) benchmarks/bench_models.py $(BENCH_MODELS)
+	$(BENCH_RUN) benchmarks/bench_acn.py $(BENCH_ACN)
+	$(BENCH_RUN) benchmarks/bench_ops.py $(BENCH_OPS)
+	$(BENCH_RUN) benchmarks/bench_acn_cmner.py $(BENCH_ACN_CMNER)
+	$(PY) benchmarks/render_readme.py --results $(BENCH_RESULTS) --table benchmarks/results.md --readme README.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache demo-output

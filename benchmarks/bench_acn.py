@@ -29,6 +29,7 @@ import zlib
 import numpy as np
 import torch
 
+from _record import add_results_option, recorder
 from xlingual.data.sample import Sample
 from xlingual.models.acn import AcnModel
 
@@ -120,9 +121,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--data-dir", default=None, help="read real CMNER train posts instead of synthetic ones")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    add_results_option(parser)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    out = recorder(__file__, args, f"{'real' if args.data_dir else 'synthetic'} posts, {args.steps} measured steps per mode, batch {args.batch_size}")
     posts = real_posts(args.data_dir) if args.data_dir else synthetic_posts(400)
     vectors = os.path.join(os.environ.get("TMPDIR", "/tmp"), "bench_acn_300d.vec")
     write_vectors(vectors, posts)
@@ -135,8 +138,15 @@ def main() -> None:
         r = run_mode(posts, vectors, mask_padding, args.steps, args.batch_size, args.warmup)
         results[mask_padding] = r
         print(f"{name:42s} {r['steps_per_s']:.3f} steps/s ({r['s_per_step']:.2f} s/step), collate {r['collate_ms']:.1f} ms + encode {r['encode_ms_per_step']:.1f} ms per step, outside the model {100 * r['outside_share']:.2f}%, process peak RSS so far {r['peak_rss_mib']:.0f} MiB")
-    print(f"speed ratio on/off (same run): {results[True]['steps_per_s'] / results[False]['steps_per_s']:.2f}x")
+    ratio = results[True]["steps_per_s"] / results[False]["steps_per_s"]
+    print(f"speed ratio on/off (same run): {ratio:.2f}x")
     worst = max(r["outside_share"] for r in results.values())
+    paper = "ACN, paper configuration (L 250, 300-d, 49 x 512 regions)"
+    out.record(f"{paper}, mask_padding on: training speed", results[True]["steps_per_s"], "steps/s",
+               ratio, "mask_padding off's speed")
+    out.record(f"{paper}, mask_padding off (reference padding): training speed", results[False]["steps_per_s"], "steps/s")
+    out.record(f"{paper}: share of step time outside the model (worse mode; target < 10 %)", 100 * worst, "%")
+    out.record(f"{paper}: peak resident memory", max(r["peak_rss_mib"] for r in results.values()) / 1024, "GiB")
     print(f"share of step time outside the model: {100 * worst:.2f}% (target < 10%): {'OK' if worst < 0.10 else 'TOO HIGH'}")
 
 

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import torch
 
+from _record import add_results_option, recorder
+
 REPO = Path(__file__).resolve().parents[1]
 PAPER_F1 = 72.93
 
@@ -42,7 +44,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "xlingual-bench" / "acn-cmner")
     parser.add_argument("--fresh", action="store_true", help="Delete the previous run folder first (otherwise it resumes).")
+    add_results_option(parser)
     args = parser.parse_args()
+    out = recorder(__file__, args, f"{args.epochs} epoch{'s' if args.epochs != 1 else ''} (the paper trains 24), real CMNER, "
+                                   "300-d character vectors trained here")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("accelerate").setLevel(logging.WARNING)
 
@@ -86,6 +91,11 @@ def main() -> None:
         "ratio_to_paper": round(test["f1"] / PAPER_F1, 3),
     }
     print(json.dumps(figures, indent=2, ensure_ascii=False))
+    label = f"ACN text-only on CMNER test after {args.epochs} epoch{'s' if args.epochs != 1 else ''}"
+    out.record(f"{label}: F1 (P {test['precision']:.2f}, R {test['recall']:.2f})", test["f1"], "",
+               test["f1"] / PAPER_F1, f"the paper's {PAPER_F1} (24 epochs)")
+    if epoch_seconds:
+        out.record(f"{label}: time per epoch incl. dev evaluation", sum(epoch_seconds) / len(epoch_seconds), "s")
     print(f"ACN text-only on CMNER test ({args.epochs} epochs, {figures['machine']}): "
           f"P {test['precision']:.2f} R {test['recall']:.2f} F1 {test['f1']:.2f} vs paper {PAPER_F1} "
           f"({figures['ratio_to_paper']:.3f} of it); {statistics_line(epoch_seconds)}")

@@ -28,6 +28,7 @@ import time
 import numpy as np
 import torch
 
+from _record import add_results_option, recorder
 from xlingual.embeddings.align import AlignOptions, align_embeddings
 from xlingual.embeddings.dictionary import Dictionary
 from xlingual.embeddings.evaluate import word_translation_scores
@@ -118,8 +119,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch, faiss and (through OMP/OpenBLAS variables) NumPy threads")
     parser.add_argument("--backends", default="faiss", help="comma-separated xlingual search backends to time: faiss, torch")
     parser.add_argument("--skip-numpy", action="store_true", help="time xlingual only (the 200k default: NumPy takes as long again)")
+    add_results_option(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    out = recorder(__file__, args, f"synthetic {args.n:,} x {args.dim}, {args.rounds} refinements, 1,500 CSLS queries")
+    what = f"Procrustes + {args.rounds} refinements / CSLS evaluation, {args.n:,} x {args.dim}"
     started_all = time.perf_counter()
     src, tgt = synthetic(args.n, args.dim, args.noise)
     seed = np.stack([np.arange(5000)] * 2, 1)
@@ -144,10 +148,15 @@ def main() -> None:
         for name, align_s, eval_s, _ in rows:
             print(f"speed vs numpy ({name}): align {np_align / align_s:.2f}x, eval {np_eval / eval_s:.2f}x, "
                   f"total {(np_align + np_eval) / (align_s + eval_s):.2f}x")
+    for name, align_s, eval_s, p1 in rows:
+        versus = "" if args.skip_numpy else "plain NumPy's speed"
+        out.record(f"{what}: {name} alignment time", align_s, "s", None if args.skip_numpy else np_align / align_s, versus, args.threads)
+        out.record(f"{what}: {name} evaluation time (P@1 {p1:.1f})", eval_s, "s", None if args.skip_numpy else np_eval / eval_s, versus, args.threads)
     names = list(mappings)
     for other in names[1:]:
         print(f"max |W_{names[0]} - W_{other}| = {np.abs(mappings[names[0]] - mappings[other]).max():.2e}")
     print(f"whole run {time.perf_counter() - started_all:.0f} s wall; peak RSS {peak_rss_mb():.0f} MB; {load()}")
+    out.record(f"{what}: peak resident memory of the whole run", peak_rss_mb() / 1024, "GiB", threads=args.threads)
 
 
 if __name__ == "__main__":

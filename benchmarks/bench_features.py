@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from _record import add_results_option, recorder
 from xlingual.features import FeatureCache, extract_features
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,7 +92,10 @@ def main() -> None:
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 16])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--device", default="auto")
+    add_results_option(parser)
     args = parser.parse_args()
+    out = recorder(__file__, args, f"random full-size weights, {args.n_images} "
+                                   f"{'real CMNER' if REAL_IMAGES.is_dir() else 'generated'} images per measurement (first batch a warm-up)")
 
     print(f"machine: {machine()}")
     print(f"images: {'real CMNER samples (cycled)' if REAL_IMAGES.is_dir() else 'generated 800x600 JPEGs'}, {args.n_images} per measurement")
@@ -107,6 +111,7 @@ def main() -> None:
                 rates[backbone, batch_size] = rate
                 caches[backbone] = cache_dir
                 print(f"  {backbone:10s} batch {batch_size:3d}: {rate:6.2f} images/s")
+                out.record(f"image features, {backbone}, batch {batch_size}: extraction (decode + CNN + cache write)", rate, "images/s")
             if len(args.batch_sizes) > 1:
                 low, high = min(args.batch_sizes), max(args.batch_sizes)
                 print(f"  {backbone:10s} batch {high} / batch {low}: {rates[backbone, high] / rates[backbone, low]:.2f}x")
@@ -124,6 +129,8 @@ def main() -> None:
                     f"(extract {images_total / best / 60:.1f} min + reads {args.epochs * posts * lookup:.1f} s; "
                     f"{lookup * 1e3:.2f} ms/post) -> {recompute / cached:.1f}x"
                 )
+                out.record(f"image features, {backbone}, {label}: image time of a {args.epochs}-epoch run with the cache",
+                           cached / 3600, "h", recompute / cached, "less than recomputing the CNN every step")
     print(f"\nmachine at the end: {machine()}")
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from transformers import BertConfig, BertModel, BertTokenizer
 
+from _record import add_results_option, recorder
 from xlingual.data.sample import Sample
 from xlingual.models.umt import UmtConfig, UmtModel
 from xlingual.models.umt_encoder import drop_pooler
@@ -58,8 +59,10 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=128, help="word pieces per post incl. [CLS]/[SEP]")
     parser.add_argument("--freeze", type=int, default=3, help="frozen bottom encoder layers (3 for cross-lingual mBERT)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    add_results_option(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    out = recorder(__file__, args, f"{args.steps} measured steps after one warm-up, bottom {args.freeze} layers frozen")
     torch.manual_seed(0)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,6 +114,10 @@ def main() -> None:
     print(f"  collate: {collate_s * 1000:.1f} ms, encode (amortised): {encode_per_step * 1000:.1f} ms")
     print(f"share of step time outside the model: {outside:.2%} (target < 10%)")
     print(f"peak resident memory: {peak_gib:.2f} GiB")
+    what = f"UMT, mBERT shape ({n_params / 1e6:.0f} M parameters), batch {args.batch} x {args.length}, cached-feature inputs"
+    out.record(f"{what}: time per training step", step_s, "s")
+    out.record(f"{what}: share of step time outside the model (target < 10 %)", 100 * outside, "%")
+    out.record(f"{what}: peak resident memory", peak_gib, "GiB")
 
 
 if __name__ == "__main__":

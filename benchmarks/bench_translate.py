@@ -32,13 +32,16 @@ few samples that fail. Ratios are computed within one run on one machine.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import platform
+import shutil
 import tempfile
 import time
 from pathlib import Path
 
+from _record import add_results_option, recorder
 
 def build_full_size_marian(folder: Path, sentences: list[str]) -> Path:
     """opus-mt-en-zh's architecture (512-d, 6+6 layers, 65001 vocab) with a SentencePiece tokenizer trained here."""
@@ -95,13 +98,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("../shared/data"), help="data dir holding twitter2015/train.txt")
     parser.add_argument("--sentences", type=int, default=500)
+    parser.add_argument("--tokenizer-sentences", type=int, default=500,
+                        help="the SentencePiece vocabularies learn from the first max(this, --sentences) sentences")
     parser.add_argument("--loop-sentences", type=int, default=100, help="sentences for the one-at-a-time loop (scaled)")
     parser.add_argument("--all-strategies", action="store_true", help="also time all strategies (every random-weight sample runs 3 passes)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch intra-op threads (0: torch's default) and CTranslate2 intra_threads (0: the cores given); 1 is steadier on a busy machine")
     parser.add_argument("--ct2-only", action="store_true", help="only the CTranslate2 variants (d) and (e)")
     parser.add_argument("--fixed-new-tokens", type=int, default=0, help="give every sentence the same new-token cap (see above)")
+    add_results_option(parser)
     args = parser.parse_args()
+    out = recorder(__file__, args, f"full-size random Marian, {args.sentences} Twitter2015 sentences (loop: first {args.loop_sentences}, scaled), greedy"
+                                   + (f", {args.fixed_new_tokens} new tokens each" if args.fixed_new_tokens else ""))
 
     import torch
 
@@ -115,13 +123,19 @@ def main() -> None:
     from xlingual.translate.ct2 import CTranslate2Translator
     from xlingual.translate.hf import HFTranslator
 
-    samples = read_samples(args.data / "twitter2015" / "train.txt")[: args.sentences]
+    corpus = read_samples(args.data / "twitter2015" / "train.txt")
+    samples = corpus[: args.sentences]
     raw = [s.text for s in samples]
+    # The tokenizer always learns from the same sentences, so a short run splits text into as many pieces as a full one
+    # (trained on the first 48 Twitter2015 sentences it keeps 555 pieces, not 3,627, and cuts those 48 sentences into
+    # 1.3x as many, so every decode, capped at 2 x input + 10 new tokens, would run longer than in a full run).
+    tokenizer_text = [s.text for s in corpus[: max(args.sentences, args.tokenizer_sentences)]]
     work = Path(tempfile.mkdtemp(prefix="bench-translate-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # the model alone is 300 MB
     print(f"machine: {cpu_model()}, {os.cpu_count()} cores ({available_cores()} given to this process), torch {torch.__version__}, "
           f"torch threads {torch.get_num_threads()}; {len(samples)} Twitter2015 sentences, greedy")
     print(f"load average before (1, 5, 15 min): {load_average()}", flush=True)
-    folder = build_full_size_marian(work / "marian", raw)
+    folder = build_full_size_marian(work / "marian", tokenizer_text)
     if args.fixed_new_tokens:
         options = DecodingOptions(beam_size=1, max_length=args.fixed_new_tokens, length_ratio=1e6, max_batch_size=32)
     else:
@@ -174,7 +188,13 @@ def main() -> None:
         print(f"\nxl translate vs loop (a): {a / c:.2f}x faster (goal >= 10x)")
         print(f"xl translate vs batched floor (b): {c / b:.2f}x the time (goal <= 1.3x)")
         print(f"ctranslate2 int8 vs transformers inside xl translate: {c / figures[D]:.2f}x faster (goal >= 2.5x)")
+        out.record("`xl translate` (transformers) vs one-sentence-at-a-time `generate` (goal >= 10x)", c, "s", a / c, "faster")
+        out.record("`xl translate` (transformers) vs batched `generate` over the raw sentences, the floor (goal <= 1.3x)", c, "s",
+                   c / b, "the floor's time")
+        out.record("`xl translate` with CTranslate2 int8 vs transformers (goal >= 2.5x)", figures[D], "s", c / figures[D], "faster")
     print(f"ctranslate2 batching the whole list (e) vs xlingual's batches (d): {figures[D] / figures[E]:.2f}x faster")
+    out.record("CTranslate2 batching the whole list vs xlingual's length-sorted batches", figures[E], "s",
+               figures[D] / figures[E], "faster")
 
 
 A = "(a) loop, one sentence per generate"

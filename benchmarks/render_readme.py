@@ -1,0 +1,166 @@
+"""Turn the benchmarks' JSON-line results into one Markdown table and put it in the README between two markers.
+
+``make bench`` runs every benchmark with its figures going to one results
+file, then this script writes ``benchmarks/results.md`` and replaces the
+README's block between ``<!-- bench:start -->`` and ``<!-- bench:end -->``
+with the same table. Text outside the markers is never touched, so the
+README's generated figures are always the last ones measured, and
+hand-written rows from longer runs can sit beside them, outside the block.
+
+    python benchmarks/render_readme.py --results build/bench.jsonl --table benchmarks/results.md --readme README.md
+
+Bad input (a missing file, a line that is not a result, a README without
+both markers) is one line on stderr naming the file (and line), exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+START = "<!-- bench:start -->"
+END = "<!-- bench:end -->"
+HEADER = "| benchmark | figure | value | ratio | conditions |\n|---|---|---|---|---|"
+REQUIRED = {"benchmark": str, "figure": str, "value": (int, float), "conditions": dict}
+
+
+class RenderError(Exception):
+    """Bad input to the renderer: printed as one line, exit status 2."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """One figure as a benchmark recorded it (see benchmarks/_record.py)."""
+
+    benchmark: str
+    figure: str
+    value: float
+    unit: str
+    ratio: float | None
+    ratio_of: str
+    date: str
+    conditions: dict
+
+
+def read_results(path: Path) -> list[Result]:
+    """Every result line of ``path``, in order; blank lines are skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise RenderError(f"{path}: cannot read results ({error.strerror})") from None
+    results = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise RenderError(f"{path}:{number}: not JSON ({error.msg})") from None
+        if not isinstance(raw, dict):
+            raise RenderError(f"{path}:{number}: expected a JSON object")
+        for key, kind in REQUIRED.items():
+            if not isinstance(raw.get(key), kind) or isinstance(raw.get(key), bool):
+                raise RenderError(f"{path}:{number}: missing or wrong '{key}'")
+        ratio = raw.get("ratio")
+        if ratio is not None and (not isinstance(ratio, (int, float)) or isinstance(ratio, bool)):
+            raise RenderError(f"{path}:{number}: 'ratio' must be a number or null")
+        results.append(Result(raw["benchmark"], raw["figure"], float(raw["value"]), str(raw.get("unit") or ""),
+                              None if ratio is None else float(ratio), str(raw.get("ratio_of") or ""),
+                              str(raw.get("date") or ""), raw["conditions"]))
+    if not results:
+        raise RenderError(f"{path}: no results")
+    return results
+
+
+def number(value: float) -> str:
+    """Three significant figures, never in exponent form for the magnitudes benchmarks print."""
+    if not math.isfinite(value):
+        return str(value)
+    size = abs(value)
+    if size >= 100 or value == int(value) and size < 1e15:
+        return f"{value:,.0f}"
+    if size >= 10:
+        return f"{value:.1f}"
+    if size >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
+def cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def conditions_text(c: dict) -> str:
+    parts = [str(c.get("cpu", "unknown CPU"))]
+    if c.get("cores") is not None:
+        parts.append(f"{c['cores']} cores")
+    if c.get("threads") is not None:
+        parts.append(f"{c['threads']} thread{'s' if c['threads'] != 1 else ''}")
+    before, after = c.get("load_before"), c.get("load_after")
+    if before is not None or after is not None:
+        parts.append(f"load {before if before is not None else '?'}→{after if after is not None else '?'}")
+    if c.get("torch"):
+        parts.append(f"torch {c['torch']}")
+    text = ", ".join(parts)
+    return f"{text}; {c['setup']}" if c.get("setup") else text
+
+
+def row(result: Result) -> str:
+    value = f"{number(result.value)} {result.unit}".strip()
+    ratio = "" if result.ratio is None else f"{number(result.ratio)}× {result.ratio_of}".strip()
+    return "| " + " | ".join(cell(x) for x in (f"`{result.benchmark}`", result.figure, f"**{value}**", ratio,
+                                                conditions_text(result.conditions))) + " |"
+
+
+def table(results: list[Result]) -> str:
+    """One Markdown table, a row per figure, in the order the benchmarks recorded them."""
+    dates = sorted({r.date for r in results if r.date})
+    when = f"{dates[0]}" if len(dates) == 1 else f"{dates[0]} to {dates[-1]}" if dates else "an undated run"
+    lines = [f"Generated by `make bench` ({when}; small sizes, see the Makefile). Load is the 1-minute load average "
+             "when the benchmark started → when the figure was taken; ratios are within one run.", "", HEADER]
+    lines += [row(r) for r in results]
+    return "\n".join(lines) + "\n"
+
+
+def replace_block(text: str, block: str, where: str = "README") -> str:
+    """``text`` with everything between the markers replaced by ``block``; the markers and the rest kept byte for byte."""
+    if text.count(START) != 1 or text.count(END) != 1:
+        raise RenderError(f"{where}: needs exactly one '{START}' and one '{END}'")
+    if text.index(END) < text.index(START):
+        raise RenderError(f"{where}: '{END}' comes before '{START}'")
+    head, rest = text.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    return f"{head}{START}\n{block.rstrip(chr(10))}\n{END}{tail}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=Path, required=True, help="JSON lines written by the benchmarks")
+    parser.add_argument("--table", type=Path, default=Path("benchmarks/results.md"))
+    parser.add_argument("--readme", type=Path, default=None, help="README whose marked block is replaced (omit to write the table only)")
+    args = parser.parse_args(argv)
+    try:
+        rendered = table(read_results(args.results))
+        updated = None
+        if args.readme is not None:
+            try:
+                current = args.readme.read_text(encoding="utf-8")
+            except OSError as error:
+                raise RenderError(f"{args.readme}: cannot read ({error.strerror})") from None
+            updated = replace_block(current, rendered, str(args.readme))
+        args.table.write_text(rendered, encoding="utf-8")
+        if updated is not None:
+            args.readme.write_text(updated, encoding="utf-8")
+    except RenderError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.table}" + (f" and the block in {args.readme}" if args.readme else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
