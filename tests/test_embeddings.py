@@ -19,7 +19,7 @@ from xlingual.embeddings.align import AlignOptions, align_embeddings
 from xlingual.embeddings.adversarial import AdversarialOptions
 from xlingual.embeddings.dictionary import Dictionary
 from xlingual.embeddings.evaluate import word_translation_scores
-from xlingual.embeddings.paths import AlignedPaths, find_aligned_vectors
+from xlingual.embeddings.paths import AlignedPaths, find_aligned_pair
 from xlingual.embeddings.similarity import topk_scores
 from xlingual.errors import DataFormatError
 
@@ -170,8 +170,9 @@ def test_align_writes_the_documented_files_and_evaluate_reads_them(tmp_path):
     assert summary["method"] == "supervised" and not summary["suspect"]
     paths = AlignedPaths(out)
     assert paths.mapping.is_file() and json.loads(paths.summary.read_text())["seed_pairs"] == 600
-    assert find_aligned_vectors(tmp_path / "data", "en") == paths.src_vectors
-    assert find_aligned_vectors(tmp_path / "data", "zh") == paths.tgt_vectors
+    assert find_aligned_pair(tmp_path / "data", "en", "zh") == {"en": paths.src_vectors, "zh": paths.tgt_vectors}
+    assert find_aligned_pair(tmp_path / "data", "zh", "en") == {"en": paths.src_vectors, "zh": paths.tgt_vectors}
+    assert find_aligned_pair(tmp_path / "data", "en", "fr") is None
     dico = tmp_path / "test.txt"
     dico.write_text("".join(f"w{i} w{i}\n" for i in range(300, 400)) + "unknown w1\n", encoding="utf-8")
     result = runner.invoke(app, ["embeddings", "evaluate", "--src-emb", str(paths.src_vectors), "--tgt-emb", str(paths.tgt_vectors),

@@ -23,7 +23,7 @@ from xlingual.embeddings.align import AlignOptions, align_embeddings
 from xlingual.embeddings.check import check_alignment, random_rotation
 from xlingual.embeddings.dictionary import Dictionary
 from xlingual.embeddings.normalize import DEFAULT_NORMALIZE, normalize_embeddings
-from xlingual.embeddings.paths import AlignedPaths, find_aligned_vectors
+from xlingual.embeddings.paths import AlignedPaths, find_aligned_pair
 
 runner = CliRunner()
 PROPERTY = settings(max_examples=6, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
@@ -115,7 +115,7 @@ def test_a_failed_alignment_is_loud_in_the_log_the_cli_and_alignment_json(tmp_pa
     handler.emit = lambda record: heard.append(record.getMessage())  # type: ignore[method-assign]
     logging.getLogger("xlingual.embeddings.paths").addHandler(handler)
     try:
-        assert find_aligned_vectors(data, "zh") == paths.tgt_vectors
+        assert find_aligned_pair(data, "zh", "en") == {"en": paths.src_vectors, "zh": paths.tgt_vectors}
     finally:
         logging.getLogger("xlingual.embeddings.paths").removeHandler(handler)
     assert any("LOOKED FAILED" in message for message in heard)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -272,6 +273,24 @@ def test_aligned_vectors_are_found_and_merged_for_cross_lingual_runs(data_dir, t
     merged = (tmp_path / "run" / "word_vectors.vec").read_text().splitlines()
     assert merged[0].split()[1] == "4" and len(merged) > len(zh)
     assert result.metrics["setting"] == "src_tgt"
+
+
+def test_training_on_vectors_of_a_failed_alignment_says_so(tmp_path, caplog):
+    """The failure check's verdict reaches the run that uses the vectors, not only the align command."""
+    from xlingual.train.inputs import aligned_vector_files
+
+    aligned = tmp_path / "data" / "embeddings" / "aligned.zh-en"  # the other direction is found too
+    aligned.mkdir(parents=True)
+    for name in ("vectors-src.vec", "vectors-tgt.vec"):
+        (aligned / name).write_text("1 2\nx 0.1 0.2\n", encoding="utf-8")
+    config = load_config("src_tgt", "acn", "en-zh", [f"data.data_dir={tmp_path / 'data'}"])
+    for suspect, expected in ((0, False), (2, True)):
+        (aligned / "alignment.json").write_text(json.dumps({"suspect": suspect, "suspect_reasons": ["criterion at the random baseline"]}))
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="xlingual.embeddings.paths"):
+            files = aligned_vector_files(config)
+        assert files == [aligned / "vectors-tgt.vec", aligned / "vectors-src.vec"]  # en is the zh-en folder's target side
+        assert any("LOOKED FAILED" in r.getMessage() and "random baseline" in r.getMessage() for r in caplog.records) is expected
 
 
 @pytest.mark.parametrize("name", packaged_config_names())

@@ -16,7 +16,7 @@ from xlingual.lazy import lazy_exports
 #: public name -> defining sub-module, imported on first use (``xl`` starts without numpy-heavy modules)
 _EXPORTS: dict[str, str] = {
     "EmbeddingMatrix": "matrix", "build_embedding_matrix": "matrix",
-    "AlignedPaths": "paths", "aligned_dir": "paths", "aligned_paths": "paths", "find_aligned_vectors": "paths",
+    "AlignedPaths": "paths", "aligned_dir": "paths", "find_aligned_pair": "paths",
     "monolingual_vectors_path": "paths",
     "TrainOptions": "train", "train_vectors": "train",
     "Vectors": "vectors", "load_vectors": "vectors", "save_vectors": "vectors",
@@ -24,7 +24,7 @@ _EXPORTS: dict[str, str] = {
 
 if TYPE_CHECKING:
     from xlingual.embeddings.matrix import EmbeddingMatrix, build_embedding_matrix
-    from xlingual.embeddings.paths import AlignedPaths, aligned_dir, aligned_paths, find_aligned_vectors, monolingual_vectors_path
+    from xlingual.embeddings.paths import AlignedPaths, aligned_dir, find_aligned_pair, monolingual_vectors_path
     from xlingual.embeddings.train import TrainOptions, train_vectors
     from xlingual.embeddings.vectors import Vectors, load_vectors, save_vectors
 

@@ -58,37 +58,29 @@ class AlignedPaths:
     def summary(self) -> Path:
         return self.root / SUMMARY
 
-    def vectors_for(self, side: str) -> Path:
-        """``side`` is ``"src"`` or ``"tgt"``."""
-        return {"src": self.src_vectors, "tgt": self.tgt_vectors}[side]
 
+def find_aligned_pair(data_dir: str | Path, lang_a: str, lang_b: str) -> dict[str, Path] | None:
+    """Each language's aligned vectors from ``aligned.<a>-<b>/`` or ``aligned.<b>-<a>/``; None when neither exists.
 
-def aligned_paths(data_dir: str | Path, src_lang: str, tgt_lang: str) -> AlignedPaths:
-    return AlignedPaths(aligned_dir(data_dir, src_lang, tgt_lang))
-
-
-def find_aligned_vectors(data_dir: str | Path, lang: str) -> Path | None:
-    """The aligned vectors of ``lang`` under ``data/embeddings/`` (either direction), or None.
-
-    Looks in ``aligned.<lang>-*`` (as source) then ``aligned.*-<lang>`` (as target).
+    This is where training picks aligned vectors up, so an alignment that
+    was flagged as failed is announced again here (see :func:`warn_if_suspect`).
     """
-    root = embeddings_dir(data_dir)
-    for folder in sorted(root.glob(f"aligned.{lang}-*")):
-        if (folder / SRC_VECTORS).is_file():
-            return _warn_if_suspect(folder / SRC_VECTORS)
-    for folder in sorted(root.glob(f"aligned.*-{lang}")):
-        if (folder / TGT_VECTORS).is_file():
-            return _warn_if_suspect(folder / TGT_VECTORS)
+    for src, tgt in ((lang_a, lang_b), (lang_b, lang_a)):
+        paths = AlignedPaths(aligned_dir(data_dir, src, tgt))
+        if paths.root.is_dir():
+            warn_if_suspect(paths)
+            return {src: paths.src_vectors, tgt: paths.tgt_vectors}
     return None
 
 
-def _warn_if_suspect(vectors: Path) -> Path:
-    """Whoever picks up aligned vectors hears again that their alignment looked failed."""
+def warn_if_suspect(paths: AlignedPaths) -> bool:
+    """Whoever picks up aligned vectors hears again that their alignment looked failed; True when it did."""
     try:
-        summary = json.loads((vectors.parent / SUMMARY).read_text(encoding="utf-8"))
+        summary = json.loads(paths.summary.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return vectors
+        return False
     if isinstance(summary, dict) and summary.get("suspect"):
         reasons = "; ".join(summary.get("suspect_reasons") or []) or "see alignment.json"
-        logger.warning("%s: THIS ALIGNMENT LOOKED FAILED (%s)", vectors, reasons)
-    return vectors
+        logger.warning("%s: THIS ALIGNMENT LOOKED FAILED (%s)", paths.root, reasons)
+        return True
+    return False

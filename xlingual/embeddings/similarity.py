@@ -153,10 +153,3 @@ def mean_topk_similarity(queries: torch.Tensor, keys: torch.Tensor, k: int = 10)
     """CSLS's hubness term r: the mean cosine of each query to its ``k`` nearest keys."""
     values, _ = topk_scores(queries, keys, k)
     return values.mean(dim=1)
-
-
-def csls_topk(queries: torch.Tensor, keys: torch.Tensor, k: int, knn: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-``k`` keys per query by CSLS with ``knn`` neighbours (Conneau et al. 2018, eq. 6)."""
-    r_keys = mean_topk_similarity(keys, queries, knn)
-    r_queries = mean_topk_similarity(queries, keys, knn)
-    return topk_scores(queries, keys, k, key_penalty=r_keys, query_penalty=r_queries)

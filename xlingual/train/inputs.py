@@ -23,6 +23,7 @@ from xlingual.data.datasets import (
 from xlingual.data.formats import format_for_lang, read_samples
 from xlingual.data.images import attach_images
 from xlingual.data.sample import Sample
+from xlingual.embeddings.paths import find_aligned_pair
 from xlingual.errors import ConfigError
 from xlingual.io import atomic_open
 from xlingual.models.base import VisualLookup
@@ -192,20 +193,19 @@ def merge_vector_files(paths: list[Path], out: Path) -> Path:
 
 def aligned_vector_files(config: TrainConfig) -> list[Path]:
     """The aligned ``.vec`` files of the run's languages (target last, so it wins on shared words)."""
-    root = embeddings_dir(config.data.data_dir)
     src, tgt = config.source_lang, config.target_lang
-    for folder, order in ((root / f"aligned.{src}-{tgt}", ("src", "tgt")), (root / f"aligned.{tgt}-{src}", ("tgt", "src"))):
-        if folder.is_dir():
-            by_lang = dict(zip((src, tgt) if order == ("src", "tgt") else (tgt, src), (folder / "vectors-src.vec", folder / "vectors-tgt.vec")))
-            wanted = [by_lang[tgt]] if config.setting == "tgt_only" else [by_lang[src], by_lang[tgt]]
-            missing = [p for p in wanted if not p.is_file()]
-            if missing:
-                raise ConfigError(f"{missing[0]}: aligned vectors missing (re-run 'xl embeddings align')")
-            return wanted
-    raise ConfigError(
-        f"model.word_vectors=auto: no aligned vectors under {root} (aligned.{src}-{tgt}/); build them with 'xl embeddings' "
-        "(see docs/embeddings.md), pass --set model.word_vectors=PATH.vec, or --set model.word_vectors=null for random embeddings"
-    )
+    by_lang = find_aligned_pair(config.data.data_dir, src, tgt)
+    if by_lang is None:
+        raise ConfigError(
+            f"model.word_vectors=auto: no aligned vectors under {embeddings_dir(config.data.data_dir)} (aligned.{src}-{tgt}/); "
+            "build them with 'xl embeddings' (see docs/embeddings.md), pass --set model.word_vectors=PATH.vec, "
+            "or --set model.word_vectors=null for random embeddings"
+        )
+    wanted = [by_lang[tgt]] if config.setting == "tgt_only" else [by_lang[src], by_lang[tgt]]
+    missing = [p for p in wanted if not p.is_file()]
+    if missing:
+        raise ConfigError(f"{missing[0]}: aligned vectors missing (re-run 'xl embeddings align')")
+    return wanted
 
 
 def resolve_word_vectors(config: TrainConfig, run_dir: Path) -> str | None:
