@@ -179,15 +179,6 @@ def test_visual_lookup_matches_the_models_contract(vgg_cache, posts: dict[str, l
     assert len(chosen) > 1
 
 
-def test_post_features_keep_images_apart_with_a_mask(vgg_cache, posts: dict[str, list[str]]) -> None:
-    cache = FeatureCache.open(vgg_cache[0])
-    names = sorted(posts.values(), key=len)[0][:1] + ["missing.jpg"]
-    stack, mask = cache.post_features(names, max_images=3)
-    assert stack.shape == (3, 49, 512) and mask.tolist() == [True, False, False]
-    np.testing.assert_array_equal(stack[0], cache.get(names[0]))
-    assert not stack[1:].any()
-
-
 def test_other_weights_or_crop_are_refused_in_the_same_folder(vgg_cache, cmner_images: Path, image_names: list[str]) -> None:
     for options in ({"weights": "random", "seed": 1}, {"weights": "random", "crop": "faithful"}, {"weights": "random", "dtype": "float32"}):
         with pytest.raises(ConfigError, match="never mixed"):

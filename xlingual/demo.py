@@ -58,7 +58,6 @@ class StageOutcome:
     summary: str
     outputs: list[Path] = field(default_factory=list)
     seconds: float = 0.0
-    skipped: bool = False
 
 
 @dataclass

@@ -205,16 +205,6 @@ class FeatureCache:
             total += self.get(name)
         return PostFeature((total / len(usable)).astype(np.float32), has_image=True, n_images=len(usable))
 
-    def post_features(self, image_names: Sequence[str], max_images: int) -> tuple[np.ndarray, np.ndarray]:
-        """Up to ``max_images`` images kept separately: ((N, 49, C) float32 zero-padded, (N,) bool mask)."""
-        usable = [name for name in image_names if name in self._location][:max_images]
-        stack = np.zeros((max_images, *self.region_shape), dtype=np.float32)
-        mask = np.zeros(max_images, dtype=bool)
-        for i, name in enumerate(usable):
-            stack[i] = self.get(name)
-            mask[i] = True
-        return stack, mask
-
     def close(self) -> None:
         self._handles.clear()
 

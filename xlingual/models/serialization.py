@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from xlingual.errors import ModelNotFoundError
-from xlingual.io import atomic_open, atomic_write_json
+from xlingual.io import atomic_write_json
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -50,4 +50,4 @@ def load_model_weights(directory: str | Path) -> dict[str, torch.Tensor]:
     return load_file(str(path))
 
 
-__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "atomic_open", "load_model_weights", "read_model_config", "save_model_folder"]
+__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "load_model_weights", "read_model_config", "save_model_folder"]

@@ -93,8 +93,6 @@ class UmtConfig:
             raise ConfigError(f"model.freeze_bottom_layers must be >= 0, not {self.freeze_bottom_layers}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"model.alpha must be in [0, 1], not {self.alpha}")
-        if self.scrambled_regions and self.num_visual_regions * self.visual_dim % self.visual_dim:
-            raise ConfigError("model.scrambled_regions needs a (regions, channels) layout")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
