@@ -277,9 +277,12 @@ def sweep(args, folder: Path, samples, options, hf, work: Path, out) -> None:
 
         translator.translate = timed
         start = time.perf_counter()
-        translate_corpus([CorpusInput("train", samples)], work / name.replace(" ", "_").replace(",", "").replace(":", ""), translator,
-                         ProjectionSettings("en", "zh", strategies=("numbered",)))
-        return time.perf_counter() - start
+        try:
+            translate_corpus([CorpusInput("train", samples)], work / name.replace(" ", "_").replace(",", "").replace(":", ""), translator,
+                             ProjectionSettings("en", "zh", strategies=("numbered",)))
+            return time.perf_counter() - start
+        finally:
+            translator.translate = inner_translate
 
     hf_clock: dict[str, float] = defaultdict(float)
     hf_seconds = run("transformers", hf, hf_clock, {})
