@@ -27,6 +27,14 @@ few samples that fail. Ratios are computed within one run on one machine.
 
     .venv/bin/python benchmarks/bench_translate.py --data ../shared/data --sentences 500 [--all-strategies]
     .venv/bin/python benchmarks/bench_translate.py --ct2-only --sentences 200 --fixed-new-tokens 32
+    .venv/bin/python benchmarks/bench_translate.py --sweep --split test --sentences 100 --threads 2
+
+``--sweep`` profiles the pipeline with the CTranslate2 backend (time per text
+kind, split into ``translate_batch``, tokenisation/detokenisation and the
+projection's own Python) under several settings side by side, checks each
+setting's outputs against the default's, and times the transformers backend
+before and after the CTranslate2 settings in the same run (the ratio uses the
+faster of the two).
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ import platform
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from _record import add_results_option, recorder
@@ -105,6 +114,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0,
                         help="torch intra-op threads (0: torch's default) and CTranslate2 intra_threads (0: the cores given); 1 is steadier on a busy machine")
     parser.add_argument("--ct2-only", action="store_true", help="only the CTranslate2 variants (d) and (e)")
+    parser.add_argument("--sweep", action="store_true", help="profile and compare CTranslate2 settings (see above)")
+    parser.add_argument("--split", default="train", help="Twitter2015 split the sentences come from")
     parser.add_argument("--fixed-new-tokens", type=int, default=0, help="give every sentence the same new-token cap (see above)")
     add_results_option(parser)
     args = parser.parse_args()
@@ -123,7 +134,7 @@ def main() -> None:
     from xlingual.translate.ct2 import CTranslate2Translator
     from xlingual.translate.hf import HFTranslator
 
-    corpus = read_samples(args.data / "twitter2015" / "train.txt")
+    corpus = read_samples(args.data / "twitter2015" / f"{args.split}.txt")
     samples = corpus[: args.sentences]
     raw = [s.text for s in samples]
     # The tokenizer always learns from the same sentences, so a short run splits text into as many pieces as a full one
@@ -156,6 +167,9 @@ def main() -> None:
         print(f"{name} done: {figures[name]:.1f} s; texts: {mt['sentence_texts']} sentence, {mt['entity_texts']} entity; "
               f"projected {result.report['samples_out']}/{result.report['samples_in']}", flush=True)
 
+    if args.sweep:
+        sweep(args, folder, samples, options, hf, work, out)
+        return
     if not args.ct2_only:
         with torch.inference_mode():
             start = time.perf_counter()
@@ -187,14 +201,131 @@ def main() -> None:
         a, b, c = figures[A], figures[B], figures[C]
         print(f"\nxl translate vs loop (a): {a / c:.2f}x faster (goal >= 10x)")
         print(f"xl translate vs batched floor (b): {c / b:.2f}x the time (goal <= 1.3x)")
-        print(f"ctranslate2 int8 vs transformers inside xl translate: {c / figures[D]:.2f}x faster (goal >= 2.5x)")
+        print(f"ctranslate2 int8 vs transformers inside xl translate: {c / figures[D]:.2f}x faster (goal >= 3.5x)")
         out.record("`xl translate` (transformers) vs one-sentence-at-a-time `generate` (goal >= 10x)", c, "s", a / c, "faster")
         out.record("`xl translate` (transformers) vs batched `generate` over the raw sentences, the floor (goal <= 1.3x)", c, "s",
                    c / b, "the floor's time")
-        out.record("`xl translate` with CTranslate2 int8 vs transformers (goal >= 2.5x)", figures[D], "s", c / figures[D], "faster")
+        out.record("`xl translate` with CTranslate2 int8 vs transformers (goal >= 3.5x)", figures[D], "s", c / figures[D], "faster")
     print(f"ctranslate2 batching the whole list (e) vs xlingual's batches (d): {figures[D] / figures[E]:.2f}x faster")
     out.record("CTranslate2 batching the whole list vs xlingual's length-sorted batches", figures[E], "s",
                figures[D] / figures[E], "faster")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One CTranslate2 configuration of the sweep."""
+
+    name: str
+    compute_type: str = "int8"
+    threads: int = 2
+    inter_threads: int = 1
+    whole_list: bool = False
+
+
+SETTINGS = (
+    Setting("default: int8, intra 2, xlingual batches"),
+    Setting("intra_threads 1", threads=1),
+    Setting("int8_float32", compute_type="int8_float32"),
+    Setting("whole_list (tokens)", whole_list=True),
+    Setting("whole_list, inter 2 x intra 1", inter_threads=2, whole_list=True),
+    Setting("default again (drift check)"),
+)
+
+
+class _TimedBatches:
+    """Stands in for ``ctranslate2.Translator`` and adds up the time spent in ``translate_batch``."""
+
+    def __init__(self, inner, clock: dict[str, float], kind: list[str]) -> None:
+        self.inner, self.clock, self.kind = inner, clock, kind
+
+    def translate_batch(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return self.inner.translate_batch(*args, **kwargs)
+        finally:
+            self.clock[f"{self.kind[0]} translate_batch"] += time.perf_counter() - start
+
+
+def sweep(args, folder: Path, samples, options, hf, work: Path, out) -> None:
+    """Profile the pipeline with each setting in ``SETTINGS``; outputs compared with the first setting's."""
+    from collections import defaultdict
+
+    import xlingual.projection.project as project
+    from xlingual.projection import ProjectionSettings, translate_corpus
+    from xlingual.projection.corpus import CorpusInput
+    from xlingual.translate.ct2 import CTranslate2Translator
+
+    kind = ["none"]
+    original = project.Projector._translate
+
+    def labelled(self, texts, which):
+        kind[0] = which
+        return original(self, texts, which)
+
+    project.Projector._translate = labelled
+
+    def run(name: str, translator, clock: dict[str, float], outputs: dict[str, str]) -> float:
+        inner_translate = translator.translate
+
+        def timed(texts):
+            start = time.perf_counter()
+            result = inner_translate(texts)
+            clock[f"{kind[0]} translate()"] += time.perf_counter() - start
+            clock[f"{kind[0]} texts"] += len(texts)
+            outputs.update(zip(texts, result))
+            return result
+
+        translator.translate = timed
+        start = time.perf_counter()
+        try:
+            translate_corpus([CorpusInput("train", samples)], work / name.replace(" ", "_").replace(",", "").replace(":", ""), translator,
+                             ProjectionSettings("en", "zh", strategies=("numbered",)))
+            return time.perf_counter() - start
+        finally:
+            translator.translate = inner_translate
+
+    hf_clock: dict[str, float] = defaultdict(float)
+    hf_seconds = run("transformers", hf, hf_clock, {})
+    print(f"transformers backend: {hf_seconds:.1f} s", flush=True)
+    rows = []
+    reference: dict[str, str] | None = None
+    converted = None
+    for setting in SETTINGS:
+        if converted is None:
+            ct2 = CTranslate2Translator.from_pretrained(str(folder), "en", "zh", options, device="cpu", quantization="int8", cache_dir=work,
+                                                        threads=setting.threads)
+            converted = ct2.folder
+        ct2 = CTranslate2Translator(converted, "en", "zh", options, device="cpu", compute_type=setting.compute_type,
+                                    threads=setting.threads, whole_list=setting.whole_list, inter_threads=setting.inter_threads)
+        clock: dict[str, float] = defaultdict(float)
+        outputs: dict[str, str] = {}
+        ct2.translator = _TimedBatches(ct2.translator, clock, kind)
+        seconds = run(setting.name, ct2, clock, outputs)
+        reference = reference if reference is not None else outputs
+        same = sum(outputs.get(t) == o for t, o in reference.items())
+        rows.append((setting, seconds, clock, same, len(reference)))
+        print(f"{setting.name}: {seconds:.1f} s, outputs equal to the default's: {same}/{len(reference)}", flush=True)
+    hf_again = run("transformers again", hf, defaultdict(float), {})
+    print(f"transformers backend again (drift check): {hf_again:.1f} s", flush=True)
+    project.Projector._translate = original
+    hf_seconds = min(hf_seconds, hf_again)
+
+    print(f"load average after (1, 5, 15 min): {load_average()}")
+    print(f"\ntransformers: {hf_seconds:.1f} s total (the faster of its two runs; first run by kind: " + ", ".join(
+        f"{k}: {hf_clock[k + ' translate()']:.1f} s for {int(hf_clock[k + ' texts'])} texts" for k in ("sentence_texts", "entity_texts")) + ")")
+    print(f"\n{'setting (CTranslate2, inter x intra threads)':44s} {'total':>6s} {'sent batch':>10s} {'sent tok':>8s} "
+          f"{'ent batch':>9s} {'ent tok':>7s} {'python':>6s} {'vs hf':>6s} {'same out':>9s}")
+    for setting, seconds, clock, same, total in rows:
+        parts = []
+        for k in ("sentence_texts", "entity_texts"):
+            batch = clock[f"{k} translate_batch"]
+            parts += [batch, clock[f"{k} translate()"] - batch]
+        python = seconds - clock["sentence_texts translate()"] - clock["entity_texts translate()"]
+        label = f"{setting.name} ({setting.inter_threads}x{max(1, setting.threads // setting.inter_threads)})"
+        print(f"{label:44s} {seconds:6.1f} {parts[0]:10.1f} {parts[1]:8.1f} {parts[2]:9.1f} {parts[3]:7.1f} {python:6.1f} "
+              f"{hf_seconds / seconds:5.2f}x {same:>4d}/{total}")
+        out.record(f"`xl translate` CTranslate2 {setting.name} ({setting.inter_threads}x{max(1, setting.threads // setting.inter_threads)} threads)"
+                   f" vs transformers", seconds, "s", hf_seconds / seconds, "faster")
 
 
 A = "(a) loop, one sentence per generate"

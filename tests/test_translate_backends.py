@@ -194,3 +194,18 @@ def test_plugin_loader_accepts_objects_and_factories(tmp_path: Path, monkeypatch
         load_plugin_translator("my_mt_plugin:not_a_translator")
     with pytest.raises(ConfigError, match="has no attribute"):
         load_plugin_translator("my_mt_plugin:missing")
+
+
+def test_ctranslate2_parallel_batches_give_the_same_outputs_in_input_order(marian: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ctranslate2")
+    from xlingual.translate.ct2 import CTranslate2Translator
+
+    fixed_cap = DecodingOptions(beam_size=1, max_length=8, length_ratio=1e6, max_tokens=12)
+    load_translator("en", "zh", str(marian), backend="ctranslate2", options=fixed_cap, quantization="float32", work_dir=tmp_path)
+    converted = next(tmp_path.glob("ct2-*-float32"))
+    texts = ["X1 loves X2 .", "Paris", "we met X2 in X1 today .", "I see X3 .", "John", "X1 and X2 met X3 in Paris ."]
+    serial = CTranslate2Translator(converted, "en", "zh", fixed_cap, device="cpu", compute_type="float32", threads=1, whole_list=True)
+    parallel = CTranslate2Translator(converted, "en", "zh", fixed_cap, device="cpu", compute_type="float32", threads=2,
+                                     whole_list=True, inter_threads=2)
+    assert parallel.inter_threads == 2 and serial.inter_threads == 1
+    assert parallel.translate(texts) == serial.translate(texts)  # a 12-token budget splits these into several batches

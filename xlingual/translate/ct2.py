@@ -60,10 +60,13 @@ class CTranslate2Translator:
     a call to one ``translate_batch`` with a token budget (``batch_type="tokens"``)
     and lets CTranslate2 sort and batch; then the new-token cap follows the
     longest text of the call instead of the longest of each batch.
+    ``inter_threads`` > 1 runs that many batches at once (each with
+    ``threads // inter_threads`` threads); it only helps with ``whole_list``,
+    where CTranslate2 holds every batch of the call.
     """
 
     def __init__(self, folder: str | Path, src_lang: str, tgt_lang: str, options: DecodingOptions | None = None,
-                 device: str = "auto", compute_type: str = "default", threads: int = 0, whole_list: bool = False) -> None:
+                 device: str = "auto", compute_type: str = "default", threads: int = 0, whole_list: bool = False, inter_threads: int = 1) -> None:
         ctranslate2 = _require_ctranslate2()
         from transformers import AutoTokenizer
 
@@ -74,8 +77,10 @@ class CTranslate2Translator:
         self.device = device
         self.threads = threads if threads > 0 else available_cores()
         self.whole_list = whole_list
-        self.translator = ctranslate2.Translator(str(self.folder), device=device, compute_type=compute_type, inter_threads=1,
-                                                 intra_threads=self.threads if device == "cpu" else 0)
+        self.inter_threads = max(1, inter_threads)
+        self.translator = ctranslate2.Translator(str(self.folder), device=device, compute_type=compute_type,
+                                                 inter_threads=self.inter_threads,
+                                                 intra_threads=max(1, self.threads // self.inter_threads) if device == "cpu" else 0)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder), local_files_only=True)
         config_path = self.folder / "hf_config.json"
         hf_config = json.loads(config_path.read_text()) if config_path.exists() else {}
