@@ -43,14 +43,13 @@ import argparse
 import atexit
 import json
 import os
-import platform
 import shutil
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from _record import add_results_option, recorder
+from _record import add_results_option, cpu_model, recorder
 
 def build_full_size_marian(folder: Path, sentences: list[str]) -> Path:
     """opus-mt-en-zh's architecture (512-d, 6+6 layers, 65001 vocab) with a SentencePiece tokenizer trained here."""
@@ -84,16 +83,6 @@ def build_full_size_marian(folder: Path, sentences: list[str]) -> Path:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def load_average() -> str:
