@@ -56,6 +56,16 @@ def keep_help_placeholders(command: click.Command) -> None:
         keep_help_placeholders(sub)
 
 
+#: options whose value may be left out, and the value they then take (``--ray`` alone: a local Ray runtime)
+OPTIONAL_VALUES: dict[str, str] = {"--ray": "local"}
+
+
+def fill_optional_values(args: list[str]) -> list[str]:
+    """``--ray`` followed by nothing or by another option becomes ``--ray=local`` (the parser has no optional values)."""
+    return [f"{arg}={OPTIONAL_VALUES[arg]}" if arg in OPTIONAL_VALUES and (i + 1 == len(args) or args[i + 1].startswith("-")) else arg
+            for i, arg in enumerate(args)]
+
+
 class _ErrorHandlingGroup(TyperGroup):
     """Turns library errors into ``error: <message>`` and exit 2, for every sub-command.
 
@@ -66,6 +76,9 @@ class _ErrorHandlingGroup(TyperGroup):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         keep_help_placeholders(self)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, fill_optional_values(list(args)))
 
     def invoke(self, ctx: click.Context):
         try:

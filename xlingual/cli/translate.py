@@ -18,7 +18,9 @@ from xlingual.projection.corpus import (
 from xlingual.projection.preview import DEFAULT_PREVIEW_POSTS
 from xlingual.projection.project import STRATEGIES
 from xlingual.translate.base import DecodingOptions
-from xlingual.translate.factory import BACKENDS, check_direction, default_model, load_translator
+from xlingual.scale.runtime import RAY_HELP, RaySettings
+from xlingual.scale.translate import DEFAULT_SHARD_SIZE
+from xlingual.translate.factory import BACKENDS, check_direction, default_model, load_translator, parse_device_index
 
 EPILOG = """
 Examples:
@@ -32,6 +34,10 @@ Examples:
     xl translate --src en --tgt zh --model ./my-marian --backend ctranslate2
 
     xl translate --src en --tgt zh --translator my_mt:make_translator --output out/tw15-zh-mine/
+
+    xl translate --src en --tgt zh --backend ctranslate2 --ray --workers 2 --threads 1   # shards on a local Ray runtime
+
+    xl translate --src en --tgt zh --backend ctranslate2 --device cuda --ray auto --gpus-per-worker 1   # on a Ray cluster
 """
 
 
@@ -94,6 +100,11 @@ def translate(
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the translation cache (no resume)."),
     as_json: bool = typer.Option(False, "--json", help="Print report.json instead of the table."),
     preview: int = typer.Option(DEFAULT_PREVIEW_POSTS, "--preview", min=0, help="Projected posts (and left-out posts) shown in OUTPUT/preview.html, chosen reproducibly."),
+    device_index: Optional[str] = typer.Option(None, "--device-index", help="CTranslate2 on several GPUs of this machine: comma-separated GPU ids (one model replica each), e.g. 0,1."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help=RAY_HELP),
+    workers: int = typer.Option(0, "--workers", min=0, help="With --ray: workers, each loading the translator once (0: as many as the cluster holds)."),
+    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", min=0, help="With --ray: GPUs each worker reserves (0: CPU workers, --threads CPUs each)."),
+    shard_size: int = typer.Option(DEFAULT_SHARD_SIZE, "--shard-size", min=1, help="With --ray: samples per shard (the unit of work, resume and failure)."),
 ) -> None:
     """Translate an annotated dataset and project its entity labels (SPAN-placeholder method).
 
@@ -111,10 +122,16 @@ def translate(
         inputs = read_source_dataset(data_dir, src)
         output = output or default_output_dir(data_dir, src, tgt, model_name)
     options = DecodingOptions(beam_size=beam_size, max_length=max_length, max_tokens=max_tokens, max_batch_size=batch_size)
-    translator = load_translator(src, tgt, model, backend, translator_spec, options, device, quantization, work_dir=output / ".cache", threads=threads)
+    loader = dict(src=src, tgt=tgt, model=model, backend=backend, plugin=translator_spec, options=options, device=device,
+                  quantization=quantization, work_dir=output / ".cache", threads=threads, device_index=parse_device_index(device_index))
     settings = ProjectionSettings(src, tgt, strategy_list, entity_context, cache_path=cache, use_cache=not no_cache, model_name=model_name,
                                   preview_posts=preview)
-    result = translate_corpus(inputs, output, translator, settings)
+    if ray is None:
+        result = translate_corpus(inputs, output, load_translator(**loader), settings)
+    else:
+        from xlingual.scale.translate import translate_corpus_on_ray
+
+        result = translate_corpus_on_ray(inputs, output, loader, settings, RaySettings(ray, workers, gpus_per_worker, max(1, threads)), shard_size)
     if as_json:
         typer.echo(json.dumps(result.report, indent=2, ensure_ascii=False))
     else:
