@@ -13,6 +13,7 @@ from rich.table import Table
 from xlingual.data.datasets import DEFAULT_DATA_DIR, features_dir
 from xlingual.errors import ConfigError
 from xlingual.features.choices import Backbone, CropPolicy, StorageDtype
+from xlingual.scale.runtime import RAY_HELP, RaySettings
 
 if TYPE_CHECKING:
     from xlingual.features.extract import ExtractionReport
@@ -59,6 +60,9 @@ def extract(
     seed: int = typer.Option(0, "--seed", help="Seed of random weights and of the faithful ResNet crop."),
     dtype: StorageDtype = typer.Option(StorageDtype.FLOAT16, "--dtype", help="Storage type of the cache."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help=RAY_HELP),
+    workers: int = typer.Option(0, "--workers", min=0, help="With --ray: workers, each loading the backbone once (0: as many as the cluster holds)."),
+    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", min=0, help="With --ray: GPUs each worker reserves (0: one CPU each)."),
 ) -> None:
     """Run a frozen CNN over the images once and cache their 7x7 region features.
 
@@ -74,11 +78,14 @@ def extract(
         xl features extract --images data/twitter2015/images -d data/twitter2015/train.txt --backbone vgg16 --json
 
         xl features extract --images data/cmner/images --weights random --out /tmp/smoke
+
+        xl features extract --data-dir data --backbone resnet152 --ray auto --gpus-per-worker 1
     """
     from xlingual.features.extract import extract_folder, extract_for_data_dir, extract_for_datasets
 
     cache_dir = out or features_dir(data_dir, backbone.value)
-    options = dict(backbone=backbone.value, weights=weights, crop=crop.value, batch_size=batch_size, device=device, seed=seed, dtype=dtype.value)
+    options = dict(backbone=backbone.value, weights=weights, crop=crop.value, batch_size=batch_size, device=device, seed=seed, dtype=dtype.value,
+                   ray=RaySettings(ray, workers, gpus_per_worker) if ray is not None else None)
     if images is None:
         if dataset:
             raise ConfigError("--dataset needs --images (the folder holding those posts' images)")
