@@ -37,7 +37,7 @@ BENCH_ACN       ?= --steps 6
 BENCH_OPS       ?= --steps 10 --threads $(BENCH_THREADS)
 BENCH_ACN_CMNER ?= --data-dir $(BENCH_DATA) --epochs 1 --fresh
 BENCH_CLI_START ?= --runs 7
-BENCH_RAY       ?= --data $(BENCH_DATA) --sentences 200 --shard-size 50
+BENCH_RAY       ?= --data $(BENCH_DATA) --sentences 512 --shard-size 256
 BENCH_RUN        = $(OFFLINE) OMP_NUM_THREADS=$(BENCH_THREADS) PYTHONPATH=$(CURDIR) XLINGUAL_BENCH_RESULTS=$(BENCH_RESULTS) $(PY)
 
 bench: $(STAMP)
