@@ -10,6 +10,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from ray_support import needs_ray, shared_ray
 from typer.testing import CliRunner
 
@@ -148,6 +150,29 @@ def test_a_failing_shard_is_reported_while_the_others_finish(ray_runtime, plugin
     assert again.exit_code == 0, again.output
     assert translate(sample_data_dir, tmp_path / "one", spec).exit_code == 0
     assert_same_outputs(tmp_path / "one", out)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(shard_size=st.integers(min_value=1, max_value=20), entity_context=st.booleans())
+def test_any_shard_size_merges_into_the_single_process_files(sample_data_dir, tmp_path, shard_size, entity_context) -> None:
+    """The sharding and the merge alone (each shard projected here, no Ray): for every cut, the files one process writes."""
+    from xlingual.projection.corpus import ProjectionSettings, read_source_dataset, translate_corpus
+    from xlingual.scale.translate import ShardProjectorFactory, merge_shards, plan_shards, recipe_key
+    from xlingual.translate.glossary import sample_en_zh
+
+    spec = "xlingual.translate.glossary:sample_en_zh"
+    inputs = read_source_dataset(sample_data_dir, "en")
+    settings_ = ProjectionSettings("en", "zh", entity_context=entity_context, model_name=spec, use_cache=False)
+    one, sharded = tmp_path / f"one-{shard_size}-{entity_context}", tmp_path / f"sharded-{shard_size}-{entity_context}"
+    translate_corpus(inputs, one, sample_en_zh(), settings_)
+    loader = dict(src="en", tgt="zh", plugin=spec)
+    jobs = plan_shards(inputs, sharded, settings_, recipe_key(loader, settings_), shard_size)
+    stage = ShardProjectorFactory(loader, settings_)()
+    for job in jobs[::-1]:  # the order shards finish in does not matter
+        stage(job)
+    merge_shards(inputs, jobs, sharded, settings_)
+    assert len(jobs) == sum(-(-len(item.samples) // shard_size) for item in inputs)
+    assert_same_outputs(one, sharded)
 
 
 def test_without_ray_the_option_is_one_line_naming_the_extra(sample_data_dir, tmp_path, monkeypatch) -> None:
