@@ -25,6 +25,8 @@ test: $(STAMP)
 # `make bench`: every benchmark at small sizes, one thread (12 min of CPU time on this 2-core machine; 20.6 min wall at load 3-5.6), figures as JSON lines in
 # $(BENCH_RESULTS), then benchmarks/results.md and the README's "Measured here" block regenerated from them.
 # Each benchmark's own options give the full sizes (see its docstring); override a BENCH_* variable to change a run.
+# bench_ray.py came later and is not in those times: its three runs of 512 sentences take about 3.5 min more
+# (from its 2,000-sentence run: 261 s + 249 s + 135 s at load 2).
 BENCH_RESULTS   ?= build/bench-results.jsonl
 # One thread: on two cores shared with other work, two threads wait on each other and times swing several-fold.
 BENCH_THREADS   ?= 1
