@@ -202,7 +202,7 @@ def test_choice_is_reproducible_covers_every_strategy_and_respects_n(sample_data
 
 def test_report_links_a_run_to_the_preview_of_the_corpus_it_trained_on(sample_data_dir, tmp_path) -> None:
     from xlingual.train.config import load_config, save_config
-    from xlingual.train.report import RunRecord, translation_preview
+    from xlingual.evaluation.report import RunRecord, translation_preview
 
     data_dir = tmp_path / "data"
     folder = data_dir / "translated" / "twitter2015.en-zh.glossary-en-zh"

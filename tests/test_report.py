@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 from xlingual.cli import app
 from xlingual.data.sample import Sample
 from xlingual.io import atomic_write_json
-from xlingual.train.report import build_rows, find_runs, write_report
+from xlingual.evaluation.report import build_rows, find_runs, write_report
 from xlingual.train.run import predict_and_write
-from xlingual.train.significance import paired_bootstrap
+from xlingual.evaluation.significance import paired_bootstrap
 
 TYPES = ["PER", "LOC", "ORG", "MISC"]
 
@@ -135,7 +135,7 @@ def test_every_format_is_written_and_consistent(runs_root, tmp_path):
 
 def test_bootstrap_detects_a_real_gain_and_not_a_null_one():
     test = make_test_set(200, seed=3)
-    from xlingual.train.metrics import sentence_counts
+    from xlingual.evaluation.metrics import sentence_counts
 
     gold = [s.labels for s in test]
     good = [sentence_counts(gold, corrupt(test, 0.05, s)) for s in (1, 2)]

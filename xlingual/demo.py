@@ -227,7 +227,7 @@ def _train_tiny_umt(work_dir: Path, data_dir: Path, runs_dir: Path, base: list[s
 
 
 def stage_report(runs_dir: Path, report_dir: Path) -> StageOutcome:
-    from xlingual.train.report import write_report
+    from xlingual.evaluation.report import write_report
 
     report = write_report([runs_dir], report_dir, bootstrap=200, note=DEMO_NOTE, label=DEMO_LABEL, paper=False)
     return StageOutcome("report", f"Tables 2-4 (Markdown, LaTeX, CSV) and a bar chart from {report.runs} run folders, "

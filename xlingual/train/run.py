@@ -38,7 +38,7 @@ from xlingual.models.base import MnerModel, VisualLookup
 from xlingual.train.config import TrainConfig, save_config
 from xlingual.train.engine import STATE_DIR, StageTrainer, StepHook, process_state
 from xlingual.train.inputs import RunInputs, resolve_inputs
-from xlingual.train.metrics import evaluate
+from xlingual.evaluation.metrics import score_all_modes
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def predict_and_write(model: MnerModel, samples: Sequence[Sample], visual: Visua
     predicted = [Sample(s.id, list(s.tokens), list(p), list(s.images), s.lang, {**s.meta, "gold": list(s.labels)}) for s, p in zip(samples, predictions)]
     write_samples(out_dir / f"{split}.txt", predicted, format_for_lang(lang))
     write_samples(out_dir / f"{split}.jsonl", predicted, "jsonl")
-    return {mode: scores.to_dict() for mode, scores in evaluate([s.labels for s in samples], predictions).items()}
+    return {mode: scores.to_dict() for mode, scores in score_all_modes([s.labels for s in samples], predictions).items()}
 
 
 def train_run(config: TrainConfig, run_dir: str | Path, resume: bool = False, hooks: Sequence[StepHook] = ()) -> RunResult:

@@ -27,10 +27,10 @@ from xlingual.data.labels import ENTITY_TYPES
 from xlingual.errors import ConfigError
 from xlingual.io import atomic_write_text
 from xlingual.train.config import SETTINGS
-from xlingual.train.metrics import sentence_counts
-from xlingual.train.paper import CROSS_LINGUAL, IMAGE_LABELS, SETTING_LABELS, TABLE2, PaperRow
+from xlingual.evaluation.metrics import sentence_counts
+from xlingual.evaluation.paper import CROSS_LINGUAL, IMAGE_LABELS, SETTING_LABELS, TABLE2, PaperRow
 from xlingual.train.run import CONFIG_NAME, METRICS_NAME
-from xlingual.train.significance import paired_bootstrap
+from xlingual.evaluation.significance import paired_bootstrap
 
 logger = logging.getLogger(__name__)
 

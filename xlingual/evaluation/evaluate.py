@@ -17,11 +17,11 @@ from typing import Any
 from xlingual.data.formats import TEXT_FORMATS, detect_format, read_samples
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError, DataFormatError
-from xlingual.train.metrics import evaluate
+from xlingual.evaluation.metrics import score_all_modes
 
 
 def _scores(gold: list[list[str]], pred: list[list[str]]) -> dict[str, Any]:
-    return {mode: s.to_dict() for mode, s in evaluate(gold, pred).items()}
+    return {mode: s.to_dict() for mode, s in score_all_modes(gold, pred).items()}
 
 
 def evaluate_run(run_dir: str | Path, splits: tuple[str, ...] = ("dev", "test")) -> dict[str, Any]:
@@ -45,7 +45,7 @@ def evaluate_model_on_file(model_dir: str | Path, data_file: str | Path, format:
                            image_dir: str | Path | None = None) -> dict[str, Any]:
     """Predict ``data_file`` with a saved model and score it against the file's labels as written."""
     from xlingual.models import load_model
-    from xlingual.models.prediction import visual_for_model
+    from xlingual.evaluation.prediction import visual_for_model
 
     samples = read_samples(data_file, format, bio="keep")
     model = load_model(model_dir)
