@@ -211,10 +211,11 @@ class Mner2Model(MnerModel):
         branches = config.branches
         # New layers keep PyTorch's default initialisation, as in the reference (plain nn.Modules there).
         if "vit" in branches:
-            try:
-                self.vit_attention = TokenCrossAttention(hidden, config.vit_dim, heads, config.dropout, eps, query_from_key=config.faithful_query_bug)
-            except ValueError as err:
-                raise ConfigError(f"model.faithful_query_bug / model.cross_heads: {err}") from err
+            if hidden % heads:
+                raise ConfigError(f"model.cross_heads={heads} does not divide the encoder's hidden size {hidden}")
+            if config.faithful_query_bug and config.vit_dim != hidden:
+                raise ConfigError(f"model.faithful_query_bug projects words with the key weights: needs model.vit_dim == the encoder's hidden size ({config.vit_dim} != {hidden})")
+            self.vit_attention = TokenCrossAttention(hidden, config.vit_dim, heads, config.dropout, eps, query_from_key=config.faithful_query_bug)
         if "resnet" in branches:
             self.resnet_proj = nn.Linear(config.resnet_dim, hidden)
             self.resnet_attention = VectorCrossAttention(hidden, hidden, config.dropout, eps)
