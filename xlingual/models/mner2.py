@@ -384,18 +384,18 @@ class Mner2Model(MnerModel):
         if self.config.faithful_word_offset:
             positions = (positions - 1).clamp(min=0)
         words = states.gather(1, positions[:, :, None].expand(-1, -1, states.shape[-1]))
-        out = Mner2Outputs(emissions=words)  # replaced below
         branches = self.config.branches
+        vit_attention = None
         if branches:
             present = batch["has_image"]
             parts = []
             if "vit" in branches:
-                fused_vit, out.vit_attention = self.vit_attention(words, batch["vit"].to(words.dtype), present)
+                fused_vit, vit_attention = self.vit_attention(words, batch["vit"].to(words.dtype), present)
                 parts.append(fused_vit)
             if "resnet" in branches:
                 parts.append(self.resnet_attention(words, self.resnet_proj(batch["resnet"].to(words.dtype)), present))
             words = self.fuse(torch.cat(parts, dim=-1))
-        out.emissions = self.classifier(self.dropout(words))
+        out = Mner2Outputs(emissions=self.classifier(self.dropout(words)), vit_attention=vit_attention)
         if self.config.uses_contrastive:
             out.text_view = self.text_head(encoded.pooler_output)
             if "vit" in branches:
