@@ -12,7 +12,8 @@ from rich.table import Table
 
 from xlingual.data.compare import compare as compare_profiles
 from xlingual.data.compare import expand_inputs, profile, write_comparison
-from xlingual.data.datasets import DATASETS, DEFAULT_DATA_DIR
+from xlingual.data.datasets import DATASETS
+from xlingual.workspace import DEFAULT_DATA_DIR, DataDir
 from xlingual.data.download import download_dataset
 from xlingual.data.formats import FORMAT_NAMES, ReadResult, parse_file
 from xlingual.data.images import attach_images
@@ -165,7 +166,7 @@ def download(
     spec, written = download_dataset(dataset, to)
     for path in written:
         typer.echo(f"{path}: ok (checksum verified)")
-    typer.echo(spec.images_hint.format(images=spec.images_dir(to)))
+    typer.echo(spec.images_hint.format(images=DataDir(to).images_dir(spec.name)))
 
 
 def register(app: typer.Typer) -> None:

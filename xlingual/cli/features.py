@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from xlingual.data.datasets import DEFAULT_DATA_DIR, features_dir
+from xlingual.workspace import DEFAULT_DATA_DIR, DataDir
 from xlingual.errors import ConfigError
 from xlingual.features.choices import Backbone, CropPolicy, StorageDtype
 
@@ -77,7 +77,7 @@ def extract(
     """
     from xlingual.features.extract import extract_folder, extract_for_data_dir, extract_for_datasets
 
-    cache_dir = out or features_dir(data_dir, backbone.value)
+    cache_dir = out or DataDir(data_dir).features(backbone.value)
     options = dict(backbone=backbone.value, weights=weights, crop=crop.value, batch_size=batch_size, device=device, seed=seed, dtype=dtype.value)
     if images is None:
         if dataset:

@@ -10,14 +10,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from xlingual.data.datasets import DEFAULT_DATA_DIR
+from xlingual.workspace import DEFAULT_DATA_DIR
 from xlingual.errors import ConfigError
 from xlingual.projection.corpus import (
-    CACHE_NAME, ProjectionSettings, default_output_dir, read_input_files, read_source_dataset, translate_corpus,
+    CACHE_NAME, ProjectionSettings, read_input_files, read_source_dataset, translate_corpus,
 )
 from xlingual.projection.preview import DEFAULT_PREVIEW_POSTS
 from xlingual.projection.project import STRATEGIES
 from xlingual.translate.base import DecodingOptions
+from xlingual.stage_inputs import default_translation_dir
 from xlingual.translate.factory import BACKENDS, check_direction, default_model, load_translator
 
 EPILOG = """
@@ -103,13 +104,10 @@ def translate(
     check_direction(src, tgt)
     strategy_list = _strategies(strategies)
     model_name = translator_spec or model or default_model(src, tgt)
-    if input:
-        if output is None:
-            raise ConfigError("--input needs --output DIR (where the translated files go)")
-        inputs = read_input_files(input, input_format, images)
-    else:
-        inputs = read_source_dataset(data_dir, src)
-        output = output or default_output_dir(data_dir, src, tgt, model_name)
+    if input and output is None:
+        raise ConfigError("--input needs --output DIR (where the translated files go)")
+    inputs = read_input_files(input, input_format, images) if input else read_source_dataset(data_dir, src)  # bad input fails before a model loads
+    output = output or default_translation_dir(data_dir, src, tgt, model_name)
     options = DecodingOptions(beam_size=beam_size, max_length=max_length, max_tokens=max_tokens, max_batch_size=batch_size)
     translator = load_translator(src, tgt, model, backend, translator_spec, options, device, quantization, work_dir=output / ".cache", threads=threads)
     settings = ProjectionSettings(src, tgt, strategy_list, entity_context, cache_path=cache, use_cache=not no_cache, model_name=model_name,
