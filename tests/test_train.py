@@ -296,7 +296,7 @@ def test_training_on_vectors_of_a_failed_alignment_says_so(tmp_path, caplog):
 
 @pytest.mark.parametrize("name", packaged_config_names())
 def test_paper_configs_run_every_epoch_and_keep_the_best_dev_checkpoint(name):
-    """The reference code has no early stopping (models.md 2.8, 2.12, 3.11): patience must be off."""
+    """The reference code has no early stopping (docs/training.md, "Which defaults follow which reference"): patience must be off."""
     model_type, src, tgt, setting = name.split("-")
     direction = f"{src}-{tgt}"
     config = load_config(setting, model_type, direction)

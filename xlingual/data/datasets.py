@@ -9,6 +9,7 @@ business (``DataDir.split_file``, ``DataDir.images_dir``). Splits are called
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 from xlingual.data.formats import read_samples
@@ -80,6 +81,9 @@ DATASETS: dict[str, DatasetSpec] = {
         images_hint="Images: the Jyz99/CMNER README points to a cloud drive (images/weibo_images); unpack the <wid>_<id>.jpg files into {images}",
     ),
 }
+
+DatasetName = Enum("DatasetName", {name.upper(): name for name in DATASETS}, type=str)  # type: ignore[misc]
+"""The known datasets as a choice (``xl data download DATASET``), generated from :data:`DATASETS`."""
 
 SOURCE_DATASET_BY_LANG: dict[str, str] = {"en": "twitter2015", "zh": "cmner"}
 """The dataset each language's experiments start from (CMNER paper, §5)."""

@@ -289,3 +289,19 @@ def extract_for_data_dir(
     if not reports:
         raise ImageError(f"--data-dir {data_dir}: no dataset with both split files and an image folder (e.g. {layout.images_dir('cmner')}); pass --images and --dataset")
     return merge_reports(reports)
+
+
+def extract(images: str | Path | None, data_dir: str | Path, datasets: Sequence[str | Path] | None = None,
+            cache_dir: str | Path | None = None, **options: Any) -> ExtractionReport:
+    """``xl features extract``: a folder's images, only those the given dataset files' posts name, or (no folder) every dataset under ``data_dir``."""
+    if images is None:
+        if datasets:
+            raise ConfigError("--dataset needs --images (the folder holding those posts' images)")
+        return extract_for_data_dir(data_dir, cache_dir=cache_dir, **options)
+    from xlingual.workspace import DataDir
+
+    cache_dir = cache_dir or DataDir(data_dir).features(options.get("backbone", "vgg16"))
+    if datasets:
+        return extract_for_datasets(images, list(datasets), cache_dir, **options)
+    return extract_folder(images, cache_dir, **options)
+
