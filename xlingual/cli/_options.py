@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from xlingual.data.formats import DatasetFormat
+from xlingual.features.choices import PostImages
 
 DataDirOption = Annotated[Path, typer.Option("--data-dir", help="Data directory in the layout of 'xl data download' (derived files go beside the datasets).")]
 FormatOption = Annotated[Optional[DatasetFormat], typer.Option("--format", "-f", help="File format (guessed from the first line when omitted).")]
@@ -20,6 +21,11 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object 
 DeviceOption = Annotated[str, typer.Option("--device", help="auto (a GPU when there is one), cpu, cuda, cuda:1, …")]
 SetOption = Annotated[list[str], typer.Option("--set", help="Override a config field, e.g. --set lr=3e-5 (both stages), --set target.epochs=5, "
                                               "--set model.hidden=100, --set images=none. Repeatable.")]
+FeaturesOption = Annotated[Optional[Path], typer.Option("--features", help="Image feature cache from 'xl features extract' (models that use images).")]
+ImageDirOption = Annotated[Optional[Path], typer.Option("--image-dir", help="The dataset's image folder, to find each post's images in the cache "
+                                                        "(default: found from the data file's data-directory layout).")]
+PostImagesOption = Annotated[PostImages, typer.Option("--images", help="all: the mean over a post's images (the paper's method); one: one image chosen by --seed.")]
+ImageSeedOption = Annotated[int, typer.Option("--seed", help="Seed for '--images one'.")]
 BuildMissingOption = Annotated[bool, typer.Option("--build-missing", help="Build a missing translation or feature cache instead of failing.")]
 
 
@@ -28,4 +34,7 @@ def format_name(value: DatasetFormat | None) -> str | None:
     return value.value if value is not None else None
 
 
-__all__ = ["BuildMissingOption", "DataDirOption", "DeviceOption", "FormatOption", "JsonOption", "SetOption", "format_name"]
+__all__ = [
+    "BuildMissingOption", "DataDirOption", "DeviceOption", "FeaturesOption", "FormatOption", "ImageDirOption", "ImageSeedOption", "JsonOption",
+    "PostImagesOption", "SetOption", "format_name",
+]

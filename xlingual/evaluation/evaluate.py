@@ -11,6 +11,7 @@ strict IOB2 sees ill-formed tags on either side.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -109,4 +110,34 @@ def evaluate_files(gold_path: str | Path, pred_path: str | Path, format: str | N
     return _scores([s.labels for s in gold], [s.labels for s in pred])
 
 
-__all__ = ["check_same_posts", "evaluate_files", "evaluate_model_on_file", "evaluate_run"]
+@dataclass
+class Evaluation:
+    """What ``xl evaluate`` scored: ``scores`` as printed with ``--json``, per split or file, and a title for the table."""
+
+    scores: dict[str, Any]
+    title: str
+    table_scores: dict[str, Any]
+
+
+def evaluate_any(run: str | Path | None = None, gold: str | Path | None = None, pred: str | Path | None = None,
+                 model: str | Path | None = None, data: str | Path | None = None, format: str | None = None,
+                 features: str | Path | None = None, image_dir: str | Path | None = None, images: str = "all", seed: int = 0) -> Evaluation:
+    """``xl evaluate``: exactly one of a run folder, a gold and a prediction file, or a model folder and a data file."""
+    chosen = [name for name, given in (("--run", run is not None), ("--gold/--pred", gold is not None or pred is not None), ("--model", model is not None)) if given]
+    if len(chosen) != 1:
+        raise ConfigError("pass one of --run DIR, --gold FILE --pred FILE, or --model DIR --data FILE")
+    if run is not None:
+        scores = evaluate_run(run)
+        return Evaluation(scores, str(run), scores)
+    if model is not None:
+        if data is None:
+            raise ConfigError("--model needs --data FILE")
+        scores = evaluate_model_on_file(model, data, format, features, images=images, seed=seed, image_dir=image_dir)
+        return Evaluation(scores, str(data), scores)
+    if gold is None or pred is None:
+        raise ConfigError("--gold and --pred go together: pass both files")
+    scores = evaluate_files(gold, pred, format)
+    return Evaluation(scores, f"{pred} against {gold}", {"pred": scores})
+
+
+__all__ = ["Evaluation", "check_same_posts", "evaluate_any", "evaluate_files", "evaluate_model_on_file", "evaluate_run"]
