@@ -128,14 +128,15 @@ class OrphanModel:
 
 def test_run_scores_raw_predictions_and_stores_them_unrepaired(tmp_path):
     from xlingual.train.run import predict_and_write
+    from xlingual.workspace import RunFolder
 
     samples = [Sample(f"p{i}", ["a", "b", "c"], ["B-PER", "O", "O"], [], "zh") for i in range(4)]
-    scores = predict_and_write(OrphanModel(), samples, None, 8, tmp_path, "test", "zh")
+    scores = predict_and_write(OrphanModel(), samples, None, 8, RunFolder(tmp_path), "test", "zh")
     assert scores["conlleval"]["f1"] == pytest.approx(100.0)  # conlleval opens an entity at the orphan
     assert scores["strict"]["f1"] == pytest.approx(0.0) and scores["strict"]["predicted"] == 0
-    stored = read_samples(tmp_path / "test.txt", "cmner", bio="keep")
+    stored = read_samples(RunFolder(tmp_path).prediction("test", ".txt"), "cmner", bio="keep")
     assert all(s.labels[0] == "I-PER" for s in stored)
-    jsonl = read_samples(tmp_path / "test.jsonl", "jsonl", bio="keep")
+    jsonl = read_samples(RunFolder(tmp_path).prediction("test"), "jsonl", bio="keep")
     assert all(s.labels[0] == "I-PER" and s.meta["gold"][0] == "B-PER" for s in jsonl)
 
 

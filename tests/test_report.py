@@ -17,6 +17,7 @@ from xlingual.data.sample import Sample
 from xlingual.io import atomic_write_json
 from xlingual.evaluation.report import build_rows, find_runs, write_report
 from xlingual.train.run import predict_and_write
+from xlingual.workspace import RunFolder
 from xlingual.evaluation.significance import paired_bootstrap
 
 TYPES = ["PER", "LOC", "ORG", "MISC"]
@@ -52,7 +53,7 @@ def corrupt(samples: list[Sample], rate: float, seed: int) -> list[list[str]]:
 def make_run(root: Path, model: str, direction: str, setting: str, images: str, seed: int, test: list[Sample], error_rate: float) -> Path:
     run_dir = root / f"{model}-{direction}-{setting}-{images}-seed{seed}"
     fake = FixedPredictions(corrupt(test, error_rate, seed))
-    scores = predict_and_write(fake, test, None, 32, run_dir / "predictions", "test", "zh")
+    scores = predict_and_write(fake, test, None, 32, RunFolder(run_dir), "test", "zh")
     atomic_write_json(run_dir / "metrics.json", {
         "run": run_dir.name, "model_type": model, "direction": direction, "setting": setting, "images": images,
         "seed": seed, "target_dataset": "cmner", "test": scores, "dev": scores,

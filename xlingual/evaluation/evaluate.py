@@ -11,6 +11,7 @@ strict IOB2 sees ill-formed tags on either side.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from xlingual.data.formats import TEXT_FORMATS, detect_format, read_samples
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError, DataFormatError
 from xlingual.evaluation.metrics import score_all_modes
+from xlingual.workspace import RunFolder
 
 
 def _scores(gold: list[list[str]], pred: list[list[str]]) -> dict[str, Any]:
@@ -26,10 +28,10 @@ def _scores(gold: list[list[str]], pred: list[list[str]]) -> dict[str, Any]:
 
 def evaluate_run(run_dir: str | Path, splits: tuple[str, ...] = ("dev", "test")) -> dict[str, Any]:
     """Scores per split recomputed from the run's predictions."""
-    folder = Path(run_dir) / "predictions"
+    folder = RunFolder(run_dir)
     result: dict[str, Any] = {}
     for split in splits:
-        path = folder / f"{split}.jsonl"
+        path = folder.prediction(split, ".jsonl")
         if not path.is_file():
             raise ConfigError(f"{path}: no saved predictions (is {run_dir} a finished 'xl train' run folder?)")
         samples = read_samples(path, "jsonl", bio="keep")
@@ -45,11 +47,11 @@ def evaluate_model_on_file(model_dir: str | Path, data_file: str | Path, format:
                            image_dir: str | Path | None = None) -> dict[str, Any]:
     """Predict ``data_file`` with a saved model and score it against the file's labels as written."""
     from xlingual.models import load_model
-    from xlingual.evaluation.prediction import visual_for_model
+    from xlingual.stage_inputs import visual_inputs_for_model
 
     samples = read_samples(data_file, format, bio="keep")
     model = load_model(model_dir)
-    visual, _ = visual_for_model(model, samples, features, image_dir, images, seed, data_file=data_file)
+    visual, _ = visual_inputs_for_model(model, samples, features, image_dir, images, seed, data_file=data_file)
     predictions = model.predict(samples, visual, batch_size=batch_size)
     return {"data": _scores([s.labels for s in samples], predictions)}
 
@@ -108,4 +110,34 @@ def evaluate_files(gold_path: str | Path, pred_path: str | Path, format: str | N
     return _scores([s.labels for s in gold], [s.labels for s in pred])
 
 
-__all__ = ["check_same_posts", "evaluate_files", "evaluate_model_on_file", "evaluate_run"]
+@dataclass
+class Evaluation:
+    """What ``xl evaluate`` scored: ``scores`` as printed with ``--json``, per split or file, and a title for the table."""
+
+    scores: dict[str, Any]
+    title: str
+    table_scores: dict[str, Any]
+
+
+def evaluate_any(run: str | Path | None = None, gold: str | Path | None = None, pred: str | Path | None = None,
+                 model: str | Path | None = None, data: str | Path | None = None, format: str | None = None,
+                 features: str | Path | None = None, image_dir: str | Path | None = None, images: str = "all", seed: int = 0) -> Evaluation:
+    """``xl evaluate``: exactly one of a run folder, a gold and a prediction file, or a model folder and a data file."""
+    chosen = [name for name, given in (("--run", run is not None), ("--gold/--pred", gold is not None or pred is not None), ("--model", model is not None)) if given]
+    if len(chosen) != 1:
+        raise ConfigError("pass one of --run DIR, --gold FILE --pred FILE, or --model DIR --data FILE")
+    if run is not None:
+        scores = evaluate_run(run)
+        return Evaluation(scores, str(run), scores)
+    if model is not None:
+        if data is None:
+            raise ConfigError("--model needs --data FILE")
+        scores = evaluate_model_on_file(model, data, format, features, images=images, seed=seed, image_dir=image_dir)
+        return Evaluation(scores, str(data), scores)
+    if gold is None or pred is None:
+        raise ConfigError("--gold and --pred go together: pass both files")
+    scores = evaluate_files(gold, pred, format)
+    return Evaluation(scores, f"{pred} against {gold}", {"pred": scores})
+
+
+__all__ = ["Evaluation", "check_same_posts", "evaluate_any", "evaluate_files", "evaluate_model_on_file", "evaluate_run"]

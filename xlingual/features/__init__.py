@@ -1,6 +1,6 @@
 """Image features: frozen VGG16 / ResNet-152 region grids, extracted once and cached.
 
-``extract_features`` fills a cache folder (default ``features_dir(data_dir,
+``extract_features`` fills a cache folder (default ``DataDir(data_dir).features(
 backbone)``), ``FeatureCache.open`` reads it, and ``visual_lookup`` gives the
 models each sample's (49, C) input and a has-image flag.
 """

@@ -24,3 +24,12 @@ class StorageDtype(str, Enum):
 
     FLOAT16 = "float16"
     FLOAT32 = "float32"
+
+
+class PostImages(str, Enum):
+    """How a post with several images becomes one visual input (``--images``)."""
+
+    ALL = "all"
+    """The mean over the post's images: the CMNER paper's method."""
+    ONE = "one"
+    """One of the post's images, chosen by the seed and the post id."""
