@@ -363,3 +363,21 @@ def test_checkpoints_move_between_ablations(encoder_dir, posts, tmp_path, caplog
         grown = Mner2Model.from_pretrained(tmp_path / "text", use_image=True)
     assert "random initialisation" in caplog.text and grown.encoder.pooler is not None
     assert len(grown.predict(posts, random_features())) == len(posts)
+
+
+def test_trains_through_the_engine_selecting_on_dev(encoder_dir, posts, tmp_path):
+    """The training engine runs 2M-NER as it is (paired lookup, image-less posts, dev selection, best-model folder).
+
+    The run config is UMT's (the packaged 2M-NER configs come with the config layer); only its stage settings are read.
+    """
+    from xlingual.train.config import load_config
+    from xlingual.train.engine import StageTrainer, evaluate_model
+
+    config = load_config("tgt_only", "umt", "en-zh", ["epochs=4", "batch_size=8", "lr=1e-3", "patience=null"])
+    visual = random_features(0, frozenset({"p3", "long"}))
+    model = build(encoder_dir)
+    loop = StageTrainer(config, config.target, "target", tmp_path / "run", tmp_path / "best").train(model, posts, posts, visual)
+    assert loop.finished and len(loop.history) == 4 and loop.best_dev_f1 > 0
+    best = load_model(tmp_path / "best")
+    assert isinstance(best, Mner2Model)
+    assert evaluate_model(best, posts, visual, 8)[0] == pytest.approx(loop.best_dev_f1)  # the folder holds the selected model
