@@ -251,7 +251,7 @@ def test_aligned_source_and_target_files_fill_one_vocabulary(mixed: list[Sample]
     chinese = write_vec(tmp_path / "vectors-tgt.vec", {"的": [3.0] * 4, "a": [9.0] * 4})
     model = AcnModel.build({**TINY, "word_vectors": [str(english), str(chinese)]}, mixed)
     rows = {word: model.word_embedding.weight[model.words.id(word)].tolist() for word in ("rt", "a", "的")}
-    assert rows == {"rt": [1.0] * 4, "a": [2.0] * 4, "的": [3.0] * 4}  # first file wins for "a"
+    assert rows == {"rt": [1.0] * 4, "a": [9.0] * 4, "的": [3.0] * 4}  # the last file (target) wins for "a"
     assert model.embedding_coverage == pytest.approx(3 / len(model.words))
     narrow = write_vec(tmp_path / "narrow.vec", {"x": [1.0] * 3})
     with pytest.raises(ConfigError, match="different dimensions"):

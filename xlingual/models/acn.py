@@ -289,21 +289,15 @@ def _pretrained_matrix(paths: str | list[str], words: Vocabulary, seed: int) -> 
     """The word-embedding matrix for ``words`` from one or more ``.vec`` files, its coverage and dimension.
 
     Several files are the cross-lingual case: MUSE-aligned source and target
-    vectors live in one space but in two files. A word present in several
-    files takes its vector from the first one listed.
+    vectors live in one space but in two files; they are merged with the one
+    precedence of :func:`xlingual.embeddings.vectors.merge_vectors` (the last
+    file listed wins on shared words).
     """
-    from xlingual.embeddings import Vectors, build_embedding_matrix, load_vectors
+    from xlingual.embeddings.matrix import build_embedding_matrix
+    from xlingual.embeddings.vectors import load_vectors, merge_vectors
 
     files = [paths] if isinstance(paths, str) else list(paths)
-    loaded = [load_vectors(path) for path in files]
-    dims = {vectors.dim for vectors in loaded}
-    if len(dims) != 1:
-        raise ConfigError(f"model.word_vectors: files have different dimensions ({', '.join(f'{p}: {v.dim}' for p, v in zip(files, loaded))})")
-    merged, seen = loaded[0], set(loaded[0].words)
-    for vectors in loaded[1:]:
-        rows = [row for row, word in enumerate(vectors.words) if word not in seen]
-        seen.update(vectors.words[row] for row in rows)
-        merged = Vectors(merged.words + [vectors.words[row] for row in rows], np.concatenate([merged.matrix, vectors.matrix[rows]]))
+    merged = merge_vectors([(path, load_vectors(path)) for path in files])
     built = build_embedding_matrix(words.to_list(), merged, seed=seed, init_range=0.25)
     logger.info("word vectors %s: %s", ", ".join(map(str, files)), built.summary())
     matrix = torch.as_tensor(np.asarray(built.matrix), dtype=torch.float32)

@@ -24,8 +24,8 @@ from xlingual.data.formats import format_for_lang, read_samples
 from xlingual.data.images import attach_images
 from xlingual.data.sample import Sample
 from xlingual.embeddings.paths import find_aligned_pair
+from xlingual.embeddings.vectors import merge_vector_files
 from xlingual.errors import ConfigError
-from xlingual.io import atomic_open
 from xlingual.models.base import VisualLookup
 from xlingual.models.visual_inputs import build_visual_inputs
 from xlingual.train.config import TrainConfig
@@ -159,36 +159,6 @@ def target_data(config: TrainConfig) -> tuple[StageData, list[Sample]]:
     dev = _limit(load_split(data_dir, dataset, "dev", bio="keep"), limit)
     test = _limit(load_split(data_dir, dataset, "test", bio="keep"), limit)
     return StageData("target", train, dev, f"{dataset} ({config.target_lang})"), test
-
-
-def merge_vector_files(paths: list[Path], out: Path) -> Path:
-    """One ``.vec`` holding the words of every file (later files win on shared words).
-
-    ACN takes one vector file; cross-lingual runs need both languages'
-    aligned vectors in one vocabulary.
-    """
-    vectors: dict[str, str] = {}
-    dim = None
-    for path in paths:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            first = handle.readline().split()
-            if len(first) == 2 and all(x.isdigit() for x in first):
-                file_dim = int(first[1])
-            else:
-                file_dim = len(first) - 1
-                vectors[first[0]] = " ".join(first[1:])
-            if dim is not None and file_dim != dim:
-                raise ConfigError(f"{path}: vectors of dimension {file_dim}, but {paths[0]} has {dim}")
-            dim = file_dim
-            for line in handle:
-                word, _, rest = line.rstrip("\n").partition(" ")
-                if word and rest:
-                    vectors[word] = rest
-    with atomic_open(out) as handle:
-        handle.write(f"{len(vectors)} {dim}\n")
-        for word, rest in vectors.items():
-            handle.write(f"{word} {rest}\n")
-    return out
 
 
 def aligned_vector_files(config: TrainConfig) -> list[Path]:
