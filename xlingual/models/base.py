@@ -197,7 +197,12 @@ class MnerModel(nn.Module, ABC):
         return items
 
     def _regions(self, sample: Sample, visual: VisualLookup | None) -> tuple[np.ndarray | None, bool]:
-        """A post's region features as the lookup returns them (a memory-mapped cache stays on disk until collation)."""
+        """A post's region features as the lookup returns them (a memory-mapped cache stays on disk until collation).
+
+        An image-less post keeps no features (``None``): collation gives it
+        zero regions whatever the lookup returned, so nothing but its text
+        decides its prediction.
+        """
         if visual is None:
             return None, False
         regions, has_image = visual(sample)
@@ -207,7 +212,7 @@ class MnerModel(nn.Module, ABC):
             expected = f"({'regions' if count is None else count}, {self.config.visual_dim})"
             raise ConfigError(f"model.visual_dim: sample {sample.id} has image features of shape {tuple(regions.shape)}, "
                               f"{self.model_type.upper()} expects {expected}; {self.region_hint}")
-        return regions, bool(has_image)
+        return (regions, True) if has_image else (None, False)
 
     def collate(self, items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         """The padded batch: the model's text fields, then ``regions`` (B, R, C) and ``has_image`` (B,)."""
