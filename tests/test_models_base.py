@@ -120,6 +120,24 @@ def test_save_and_load_round_trip_in_eval_mode(built, tmp_path: Path) -> None:
     assert model.training  # predict restores the mode it found
 
 
+SAVED_EXTRAS = {"acn": ["labels", "words", "chars", "embedding_coverage"], "umt": ["typed_labels", "span_labels"]}
+"""The ``config.json`` extras each model wrote before the base existed: folders saved then must still load."""
+
+
+def test_folders_in_the_earlier_layout_still_load(built, tmp_path: Path) -> None:
+    model_type, _, model = built
+    if model_type not in SAVED_EXTRAS:
+        pytest.skip("no earlier layout for this model")
+    model.save_pretrained(tmp_path / "m")
+    saved = json.loads((tmp_path / "m" / CONFIG_NAME).read_text())
+    assert set(saved) == {"model_type", "config", "extras"} and set(saved["extras"]) == set(SAVED_EXTRAS[model_type])
+    earlier = {"model_type": model_type, "config": model.config.to_dict(), "extras": {k: saved["extras"][k] for k in SAVED_EXTRAS[model_type]}}
+    (tmp_path / "m" / CONFIG_NAME).write_text(json.dumps(earlier, indent=1))
+    reloaded = load_model(tmp_path / "m")
+    assert_same_tensors(reloaded.state_dict(), model.state_dict())
+    assert reloaded.predict(SAMPLES, fixed_visual(model)) == model.predict(SAMPLES, fixed_visual(model))
+
+
 def test_wrong_model_type_and_missing_folder_are_model_not_found(built, tmp_path: Path) -> None:
     model_type, _, model = built
     model.save_pretrained(tmp_path / "m")
