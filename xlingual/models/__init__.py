@@ -1,4 +1,8 @@
-"""The MNER models (ACN, UMT) behind one interface, :class:`~xlingual.models.base.MnerModel`."""
+"""The MNER models (ACN, UMT) behind one interface, :class:`~xlingual.models.base.MnerModel`.
+
+Adding a model: one module (its layers, text encoding and a ``ModelConfig``
+subclass) and one line in :data:`MODEL_CLASSES` (see docs/models.md).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from xlingual.errors import ConfigError
-from xlingual.models.base import MnerModel, VisualLookup
+from xlingual.models.base import MnerModel, ModelConfig, VisualLookup
 from xlingual.models.serialization import read_model_config
 
 MODEL_CLASSES: dict[str, str] = {
@@ -30,4 +34,4 @@ def load_model(directory: str | Path, **overrides: Any) -> MnerModel:
     return model_class(model_type).from_pretrained(directory, **overrides)
 
 
-__all__ = ["MODEL_CLASSES", "MnerModel", "VisualLookup", "load_model", "model_class"]
+__all__ = ["MODEL_CLASSES", "MnerModel", "ModelConfig", "VisualLookup", "load_model", "model_class"]

@@ -2,7 +2,7 @@
 
 CharCNN + word embeddings -> BiLSTM -> word-guided visual attention ->
 image-guided textual attention -> gated multimodal fusion -> filtration gate
--> CRF (models.md §3). The text-only variant (``use_image: false``) runs the
+-> CRF (docs/models.md, ACN). The text-only variant (``use_image: false``) runs the
 same code minus the visual branch and has exactly the text weights of the
 multimodal model, so checkpoints move between the two.
 
@@ -53,7 +53,7 @@ DEFAULT_MAX_LENGTH = {"zh": 250, "en": 35}
 
 @dataclass
 class AcnConfig(ModelConfig):
-    """ACN's hyper-parameters (defaults: the CMNER reference, models.md §3.11).
+    """ACN's hyper-parameters (defaults: the CMNER reference, docs/models.md, ACN).
 
     ``max_length`` of ``None`` is resolved at build time: 250 when any sample
     is Chinese (CMNER posts are counted in characters), else 35. ``word_dim``

@@ -4,7 +4,7 @@ ACN looks words up in a fixed vocabulary built once per run from every sample
 the run will see (all stages, all splits, both languages), so a model trained
 on the source language fine-tunes on the target language with no vocabulary
 change and no re-initialised rows. Normalisation follows the reference
-pipeline (models.md §3.2): numbers and URLs collapse to placeholders, leading
+pipeline (docs/models.md, ACN): numbers and URLs collapse to placeholders, leading
 ``#``/``@`` are stripped, everything is lower-cased. Chinese tokens are single
 characters already, so the same rules apply unchanged (a lone ``#`` stays).
 """

@@ -1,4 +1,4 @@
-"""UMT-BERT-CRF (Yu et al. 2020), as adapted by the CMNER paper (Ji et al. 2024); models.md §2.
+"""UMT-BERT-CRF (Yu et al. 2020), as adapted by the CMNER paper (Ji et al. 2024); docs/models.md, UMT.
 
 Data flow of one batch (B posts, T word pieces, R = 49 image regions, H hidden)::
 
@@ -56,7 +56,7 @@ VISUAL_BRANCH = ("visual_proj_text", "visual_proj_image", "cmt_text_to_image", "
 
 @dataclass
 class UmtConfig(ModelConfig):
-    """UMT's settings (the ``model`` section of a training config); defaults follow models.md §2.8."""
+    """UMT's settings (the ``model`` section of a training config); defaults follow docs/models.md, UMT."""
 
     encoder: str = "bert-base-cased"
     """Hub id or local folder of any ``AutoModel`` encoder (bert-base-chinese, bert-base-multilingual-cased…)."""
@@ -69,9 +69,9 @@ class UmtConfig(ModelConfig):
     visual_dim: int = 2048
     num_visual_regions: int = 49
     extra_linear: bool = False
-    """The CMNER copy's Linear(H, H) on the encoder output (models.md §2.12 item 4)."""
+    """The CMNER copy's Linear(H, H) on the encoder output (docs/models.md, UMT deviations)."""
     scrambled_regions: bool = False
-    """Reproduce the CMNER copy's reshape of (2048, 7, 7) maps straight to (49, 2048) (§2.12 item 3)."""
+    """Reproduce the CMNER copy's reshape of (2048, 7, 7) maps straight to (49, 2048) (docs/models.md, UMT deviations)."""
     loss_reduction: str = "mean"
     """CRF loss over the batch: "mean" (original UMT) or "sum" (CMNER copy)."""
     aux_weight: float = 0.5

@@ -1,4 +1,4 @@
-"""UMT's text side: the two label spaces and word-piece alignment (models.md §2.2-2.3).
+"""UMT's text side: the two label spaces and word-piece alignment (docs/models.md, UMT).
 
 Every token is split into word pieces; its FIRST piece carries the token's
 label and the rest carry the pseudo-label ``X``. ``[CLS]`` and ``[SEP]`` have
