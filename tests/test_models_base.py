@@ -243,3 +243,21 @@ def test_vocabulary_from_counts_ranks_by_frequency_within_size(tokens: list[str]
     assert max_size is None or len(vocab) <= max(2, max_size)
     assert all(counts[a] >= counts[b] for a, b in zip(kept, kept[1:]))
     assert all(vocab.id(t) == (vocab.index[t] if t in vocab else 1) for t in tokens)
+
+
+def test_load_model_refuses_unknown_types_and_reshaped_weights(built, tmp_path: Path) -> None:
+    _, _, model = built
+    model.save_pretrained(tmp_path / "m")
+    path = tmp_path / "m" / CONFIG_NAME
+    saved = json.loads(path.read_text())
+    path.write_text(json.dumps({k: v for k, v in saved.items() if k != "model_type"}))
+    with pytest.raises(ModelNotFoundError, match="'None' model"):
+        load_model(tmp_path / "m")
+    path.write_text(json.dumps(saved))
+    fixed = sorted(type(model).config_class.fixed_on_load)
+    with pytest.raises(ConfigError, match=f"model.{fixed[0]}: cannot be changed"):
+        type(model).from_pretrained(tmp_path / "m", **{fixed[0]: None})
+    # A config edited by hand to another visual_dim: the weights no longer fit.
+    path.write_text(json.dumps({**saved, "config": {**saved["config"], "visual_dim": saved["config"]["visual_dim"] + 1}}))
+    with pytest.raises(ModelNotFoundError, match="weights do not match"):
+        load_model(tmp_path / "m")

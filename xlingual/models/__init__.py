@@ -10,7 +10,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from xlingual.errors import ConfigError
+from xlingual.errors import ConfigError, ModelNotFoundError
 from xlingual.models.base import MnerModel, ModelConfig, VisualLookup
 from xlingual.models.serialization import read_model_config
 
@@ -30,7 +30,9 @@ def model_class(model_type: str) -> type[MnerModel]:
 
 def load_model(directory: str | Path, **overrides: Any) -> MnerModel:
     """Rebuild any saved model from its folder; the folder's ``config.json`` says which class."""
-    model_type = read_model_config(directory)["model_type"]
+    model_type = read_model_config(directory).get("model_type")
+    if model_type not in MODEL_CLASSES:
+        raise ModelNotFoundError(f"{directory}: holds a '{model_type}' model, which this version does not know ({', '.join(MODEL_CLASSES)})")
     return model_class(model_type).from_pretrained(directory, **overrides)
 
 

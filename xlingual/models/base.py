@@ -297,7 +297,11 @@ class MnerModel(nn.Module, ABC):
     def _load_weights(self, state: dict[str, torch.Tensor], directory: Path) -> None:
         """Load ``state``; only the visual branch may be absent (text-only checkpoint) or extra (text-only model)."""
         prefixes = tuple(f"{name}." for name in self.visual_modules)
-        missing, unexpected = self.load_state_dict(state, strict=False)
+        try:
+            missing, unexpected = self.load_state_dict(state, strict=False)
+        except RuntimeError as err:  # a tensor of another shape
+            detail = str(err).strip().splitlines()[-1].strip()
+            raise ModelNotFoundError(f"{directory}: weights do not match the config ({detail})") from None
         multimodal = self.config.use_image
         bad = [k for k in missing if not (multimodal and k.startswith(prefixes))]
         bad += [k for k in unexpected if not (not multimodal and k.startswith(prefixes))]

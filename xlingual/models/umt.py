@@ -32,7 +32,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -79,6 +79,9 @@ class UmtConfig(ModelConfig):
     alpha: float = 0.5
     """Weight of the main emissions against the converted span emissions."""
     dropout: float = 0.1
+
+    fixed_on_load: ClassVar[frozenset[str]] = frozenset({"encoder", "visual_dim", "extra_linear"})
+    """The encoder is rebuilt from the saved folder; the other two fix weight shapes."""
 
     def validate(self) -> None:
         if self.max_length < 3:
