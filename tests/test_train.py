@@ -21,7 +21,7 @@ from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
 from xlingual.train.config import SETTINGS, apply_overrides, load_config, packaged_config_names
 from xlingual.train.engine import EpochShuffleSampler
-from xlingual.stage_inputs import merge_vector_files
+from xlingual.embeddings.vectors import merge_vector_files
 from xlingual.train.run import train_run
 
 TINY_ACN = [
