@@ -145,13 +145,32 @@ def test_errors_are_one_line_and_name_the_field_and_the_option(overrides, messag
     assert str(err.value).startswith(message) and "\n" not in str(err.value)
 
 
-def test_errors_in_a_file_name_the_file(tmp_path):
+def test_errors_in_a_file_name_the_file_and_line(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text("setting: src\npretrain:\n  lr: fast\n  speed: 3\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"^mine.yaml: pretrain: unknown key\(s\) speed .* \(and 1 more error\)$"):
+    with pytest.raises(ConfigError, match=r"mine.yaml:4: pretrain: unknown key\(s\) speed .* \(and 1 more error\)$"):
         load_config(path)
+    path.write_text("setting: src\npretrain:\n  lr: fast\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"mine.yaml:3: pretrain.lr: 'fast' is not a number$"):
+        load_config(path)
+    path.write_text("setting: src\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"^--model bert: model_type: 'bert' is not one of acn, umt$"):
+        load_config(path, model_type="bert")
     with pytest.raises(ConfigError, match=r"^run/config.yaml: expected a mapping, got list$"):
         config_from_dict([1], where="run/config.yaml")
+
+
+def test_a_mistake_in_a_packaged_file_names_that_file_and_line(tmp_path, monkeypatch):
+    folder = tmp_path / "configs"
+    shutil.copytree(packaged.configs_folder(), folder)
+    (folder / "models" / "2mner.yaml").write_text("model_type: 2mner\nmodel:\n  hidden: 8\npretrain:\n  epoch: 3\n", encoding="utf-8")
+    (folder / "settings" / "joint.yaml").write_text("setting: joint\ntarget: pretrain\n", encoding="utf-8")
+    monkeypatch.setattr(packaged, "configs_folder", lambda: folder)
+    with pytest.raises(ConfigError, match=r"^models/2mner.yaml:5: pretrain: unknown key\(s\) epoch "):
+        load_config("src", "2mner", "en-zh")
+    sources = packaged.resolve_packaged("2mner", "en-zh", "joint")[1]
+    assert sources["pretrain.epoch"] == "models/2mner.yaml:5"
+    assert sources["target"] == "settings/joint.yaml:2" and "target.epoch" not in sources  # the copy's origin is the copy
 
 
 def test_an_unquoted_no_is_the_mixed_precision_off_switch():

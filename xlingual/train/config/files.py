@@ -26,4 +26,24 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return values
 
 
-__all__ = ["read_yaml"]
+def key_lines(path: str | Path) -> dict[str, int]:
+    """Dotted key -> the line (from 1) where a YAML mapping file writes it, so errors can point at lines."""
+    try:
+        root = yaml.compose(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    lines: dict[str, int] = {}
+
+    def walk(node: yaml.Node, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    lines[prefix + key.value] = key.start_mark.line + 1
+                    walk(value, f"{prefix}{key.value}.")
+
+    if root is not None:
+        walk(root, "")
+    return lines
+
+
+__all__ = ["key_lines", "read_yaml"]

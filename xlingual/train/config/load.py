@@ -8,9 +8,9 @@ from pathlib import Path
 import yaml
 
 from xlingual.errors import ConfigError
-from xlingual.train.config.files import read_yaml
+from xlingual.train.config.files import key_lines, read_yaml
 from xlingual.train.config.overrides import apply_overrides, override_sources
-from xlingual.train.config.packaged import directions, model_types, packaged_values, settings
+from xlingual.train.config.packaged import directions, model_types, resolve_packaged, settings
 from xlingual.train.config.schema import TrainConfig, config_from_dict
 
 logger = logging.getLogger(__name__)
@@ -38,19 +38,20 @@ def load_config(config: str | Path, model_type: str | None = None, direction: st
         for option, value, allowed in (("--model", model_type, model_types()), ("--direction", direction, directions())):
             if value not in allowed:
                 raise ConfigError(f"{option}: '{value}' is not one of {', '.join(allowed)}")
-        values = packaged_values(model_type, direction, text)
+        values, sources = resolve_packaged(model_type, direction, text)
         where = values["name"]
     else:
         path = Path(text)
         if not path.is_file():
             raise ConfigError(f"--config {text}: neither a setting ({', '.join(settings())}) nor an existing YAML file")
-        values, where = read_yaml(path), path.name
-        if model_type is not None:
-            values["model_type"] = model_type
-        if direction is not None:
-            values["direction"] = direction
+        values, where = read_yaml(path), text
+        sources = {key: f"{text}:{line}" for key, line in key_lines(path).items()}
+        for key, option, value in (("model_type", "--model", model_type), ("direction", "--direction", direction)):
+            if value is not None:
+                values[key], sources[key] = value, f"{option} {value}"
     overrides = overrides or []
-    return config_from_dict(apply_overrides(values, overrides), where=where, sources=override_sources(overrides))
+    sources.update(override_sources(overrides))
+    return config_from_dict(apply_overrides(values, overrides), where=where, sources=sources)
 
 
 def config_yaml(config: TrainConfig) -> str:

@@ -41,8 +41,8 @@ def override_targets(key: str) -> list[list[str]]:
 
 
 def override_sources(overrides: list[str]) -> dict[str, str]:
-    """Dotted key -> the ``--set`` option that set it (the last one wins, as in :func:`apply_overrides`)."""
-    return {".".join(path): text for text in overrides for path in override_targets(parse_override(text)[0])}
+    """Dotted key -> ``--set key=value``, the option that set it (the last one wins, as in :func:`apply_overrides`)."""
+    return {".".join(path): f"--set {text}" for text in overrides for path in override_targets(parse_override(text)[0])}
 
 
 def apply_overrides(values: Mapping[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from xlingual.errors import ConfigError
-from xlingual.train.config.files import read_yaml
+from xlingual.train.config.files import key_lines, read_yaml
 
 PAPER_SETTINGS: tuple[str, ...] = ("tgt_only", "src", "tgt", "src_tgt")
 """The CMNER paper's training configurations "-", SRC, TGT, SRC&TGT (§5.3), in the order of its tables."""
@@ -74,11 +74,29 @@ def layer_files(model_type: str, direction: str, setting: str) -> list[Path]:
 
 def packaged_values(model_type: str, direction: str, setting: str) -> dict[str, Any]:
     """The resolved mapping of one packaged config (not yet validated); names must be packaged ones."""
+    return resolve_packaged(model_type, direction, setting)[0]
+
+
+def resolve_packaged(model_type: str, direction: str, setting: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The resolved mapping and, for each dotted key, the ``file:line`` its value comes from (for errors)."""
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for path in layer_files(model_type, direction, setting):
-        values = merge(values, read_yaml(path), where=f"{path.parent.name}/{path.name}")
+        label = f"{path.parent.name}/{path.name}"
+        delta = read_yaml(path)
+        values = merge(values, delta, where=label)
+        for key, line in key_lines(path).items():
+            if not isinstance(_value_at(delta, key), Mapping):  # a value, or a section reset or copied whole
+                sources = {k: v for k, v in sources.items() if not k.startswith(key + ".")}
+            sources[key] = f"{label}:{line}"
     values["name"] = f"{model_type}-{direction}-{setting}"
-    return values
+    return values, sources
+
+
+def _value_at(tree: Mapping[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        tree = tree[part]
+    return tree
 
 
 def merge(below: Mapping[str, Any], delta: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
@@ -107,4 +125,4 @@ def merge(below: Mapping[str, Any], delta: Mapping[str, Any], where: str = "conf
 
 
 __all__ = ["DIRECTIONS", "MODEL_TYPES", "PAPER_SETTINGS", "SETTINGS", "configs_folder", "directions", "layer_files",
-           "merge", "model_types", "packaged_config_names", "packaged_values", "settings"]
+           "merge", "model_types", "packaged_config_names", "packaged_values", "resolve_packaged", "settings"]

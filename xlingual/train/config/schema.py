@@ -157,8 +157,9 @@ def config_from_dict(values: Mapping[str, Any], where: str = "config",
                      sources: Mapping[str, str] | None = None) -> TrainConfig:
     """A validated config from a plain mapping (a resolved packaged config, a YAML file, a saved run config).
 
-    ``where`` names the origin in errors; ``sources`` maps dotted keys to the
-    ``--set`` options that set them, so an error a bad option caused names it.
+    ``where`` names the origin in errors; ``sources`` maps dotted keys to what
+    set them (``mine.yaml:3``, ``--set lr=x``), so an error names the line or
+    option behind the bad value.
     """
     if not isinstance(values, Mapping):
         raise ConfigError(f"{where}: expected a mapping, got {type(values).__name__}")
@@ -181,10 +182,11 @@ def _section_class(path: tuple[str, ...]) -> type[BaseModel] | None:
 
 
 def _origin(path: tuple[str, ...], where: str, sources: Mapping[str, str]) -> str:
+    """What set the value at ``path``: the nearest entry of ``sources`` at or above it, else ``where``."""
     for end in range(len(path), 0, -1):
-        option = sources.get(".".join(path[:end]))
-        if option is not None:
-            return f"--set {option}"
+        origin = sources.get(".".join(path[:end]))
+        if origin is not None:
+            return origin
     return where
 
 
