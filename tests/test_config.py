@@ -50,6 +50,9 @@ def test_each_config_is_a_base_and_small_deltas():
         "models/umt.yaml", "directions/zh-en.yaml", "models/umt.zh-en.yaml", "settings/src.yaml"]
     deltas = [p for kind in ("directions", "settings") for p in (folder / kind).glob("*.yaml")] + list(folder.glob("models/*.*.yaml"))
     assert deltas and all(len(yaml.safe_load(p.read_text(encoding="utf-8"))) <= 3 for p in deltas)
+    for path in folder.glob("models/*.*.yaml"):  # a model's direction delta names a packaged model and direction
+        model, direction = path.name[:-5].split(".")
+        assert model in packaged.model_types() and direction in packaged.directions(), path.name
 
 
 @pytest.mark.parametrize("model", ["acn", "umt"])

@@ -93,8 +93,11 @@ def resolve_packaged(model_type: str, direction: str, setting: str) -> tuple[dic
     return values, sources
 
 
-def _value_at(tree: Mapping[str, Any], dotted: str) -> Any:
+def _value_at(tree: Any, dotted: str) -> Any:
+    """The value at a dotted key, or None where the path is not a chain of string-keyed mappings."""
     for part in dotted.split("."):
+        if not isinstance(tree, Mapping) or part not in tree:
+            return None
         tree = tree[part]
     return tree
 
