@@ -15,6 +15,10 @@ uninterrupted one under a fixed seed:
 * model selection is on dev micro-F1 (conlleval), strictly improving, with the
   best model kept as a ``save_pretrained`` folder.
 
+The loop here draws batches and takes optimiser steps; checkpoints, logging,
+dev evaluation and early stopping are plugins it calls between steps and
+epochs (:mod:`xlingual.train.plugins`).
+
 On several processes (``accelerate launch`` / ``torchrun``) the config's
 ``batch_size`` stays the *global* batch: every process draws the same global
 batch from the sampler and trains on its contiguous share of it

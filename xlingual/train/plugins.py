@@ -41,7 +41,8 @@ if TYPE_CHECKING:
 
     from xlingual.train.config import StageConfig
 
-logger = logging.getLogger("xlingual.train.engine")  # one logger for the stage's messages, as before the split
+# The stage's messages keep the engine's logger name: run.log lines and logging settings for it stay as they were.
+logger = logging.getLogger("xlingual.train.engine")
 
 STATE_DIR = "state"
 LOOP_STATE = "loop_state.json"
