@@ -19,9 +19,9 @@ from xlingual.workspace import DataDir
 from xlingual.data.formats import format_for_lang, read_samples, write_samples
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
-from xlingual.train.config import SETTINGS, apply_overrides, load_config, packaged_config_names
+from xlingual.train.config import SETTINGS, apply_overrides, config_yaml, load_config, packaged_config_names
 from xlingual.train.engine import EpochShuffleSampler
-from xlingual.stage_inputs import merge_vector_files
+from xlingual.embeddings.vectors import merge_vector_files
 from xlingual.train.run import train_run
 
 TINY_ACN = [
@@ -100,7 +100,7 @@ def test_bad_overrides_are_config_errors(override, message):
 
 def test_yaml_file_config_and_its_errors(tmp_path):
     path = tmp_path / "mine.yaml"
-    values = yaml.safe_load(Path(load_config.__globals__["packaged_config_path"]("acn", "en-zh", "tgt").as_posix()).read_text())
+    values = yaml.safe_load(config_yaml(load_config("tgt", "acn", "en-zh")))
     values["seed"] = 7
     path.write_text(yaml.safe_dump(values))
     assert load_config(path).seed == 7

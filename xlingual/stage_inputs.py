@@ -20,8 +20,8 @@ from xlingual.data.formats import format_for_lang, read_samples
 from xlingual.data.images import attach_images
 from xlingual.data.sample import Sample
 from xlingual.embeddings.paths import find_aligned_pair
+from xlingual.embeddings.vectors import merge_vector_files
 from xlingual.errors import ConfigError
-from xlingual.io import atomic_open
 from xlingual.workspace import DataDir
 
 if TYPE_CHECKING:
@@ -135,36 +135,6 @@ def ensure_features(data_dir: str | Path, backbone: str, datasets: Sequence[str]
 
 # -- word vectors ----------------------------------------------------------------------
 
-def merge_vector_files(paths: list[Path], out: Path) -> Path:
-    """One ``.vec`` holding the words of every file (later files win on shared words).
-
-    ACN takes one vector file; cross-lingual runs need both languages'
-    aligned vectors in one vocabulary.
-    """
-    vectors: dict[str, str] = {}
-    dim = None
-    for path in paths:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            first = handle.readline().split()
-            if len(first) == 2 and all(x.isdigit() for x in first):
-                file_dim = int(first[1])
-            else:
-                file_dim = len(first) - 1
-                vectors[first[0]] = " ".join(first[1:])
-            if dim is not None and file_dim != dim:
-                raise ConfigError(f"{path}: vectors of dimension {file_dim}, but {paths[0]} has {dim}")
-            dim = file_dim
-            for line in handle:
-                word, _, rest = line.rstrip("\n").partition(" ")
-                if word and rest:
-                    vectors[word] = rest
-    with atomic_open(out) as handle:
-        handle.write(f"{len(vectors)} {dim}\n")
-        for word, rest in vectors.items():
-            handle.write(f"{word} {rest}\n")
-    return out
-
-
 def aligned_vector_files(data_dir: str | Path, src: str, tgt: str, target_only: bool) -> list[Path]:
     """The aligned ``.vec`` files of a run's languages (target last, so it wins on shared words)."""
     by_lang = find_aligned_pair(data_dir, src, tgt)
@@ -275,6 +245,6 @@ def visual_inputs_for_model(model: "MnerModel", samples: list[Sample], features:
 
 __all__ = [
     "VisualInputs", "aligned_vector_files", "dataset_image_dir", "default_translation_dir", "ensure_features",
-    "ensure_translation", "ensure_word_vectors", "find_translation", "merge_vector_files", "read_translated_split",
+    "ensure_translation", "ensure_word_vectors", "find_translation", "read_translated_split",
     "translate_source_dataset", "visual_inputs", "visual_inputs_for_model",
 ]

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from xlingual.cli._options import DataDirOption, DeviceOption, JsonOption
+from xlingual.devices import DEFAULT_DEVICE
 from xlingual.workspace import DEFAULT_DATA_DIR
 from xlingual.features.choices import Backbone, CropPolicy, StorageDtype
 
@@ -55,7 +56,7 @@ def extract(
     weights: str = typer.Option("default", "--weights", help="'default' (torchvision ImageNet weights), a local .pth state dict, or 'random' (smoke runs)."),
     crop: CropPolicy = typer.Option(CropPolicy.CLEAN, "--crop", help="clean (resize + centre crop, ImageNet normalisation) or faithful (the original scripts' preprocessing)."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per forward pass."),
-    device: DeviceOption = "auto",
+    device: DeviceOption = DEFAULT_DEVICE,
     seed: int = typer.Option(0, "--seed", help="Seed of random weights and of the faithful ResNet crop."),
     dtype: StorageDtype = typer.Option(StorageDtype.FLOAT16, "--dtype", help="Storage type of the cache."),
     as_json: JsonOption = False,

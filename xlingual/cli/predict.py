@@ -11,6 +11,7 @@ import typer
 
 from xlingual.cli._options import DeviceOption, FeaturesOption, ImageDirOption, ImageSeedOption, PostImagesOption
 from xlingual.data.formats import format_jsonl, format_text
+from xlingual.devices import DEFAULT_DEVICE
 from xlingual.features.choices import PostImages
 
 
@@ -23,7 +24,7 @@ def predict(
     images: PostImagesOption = PostImages.ALL,
     seed: ImageSeedOption = 0,
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Posts per forward pass."),
-    device: DeviceOption = "cpu",
+    device: DeviceOption = DEFAULT_DEVICE,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stderr."),
 ) -> None:
     """Label a dataset file with a saved model, writing the same format back.

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from xlingual.devices import DEFAULT_DEVICE
 from xlingual.cli._options import DataDirOption, DeviceOption, FormatOption, JsonOption, format_name
 from xlingual.workspace import DEFAULT_DATA_DIR
 from xlingual.errors import ConfigError
@@ -75,7 +76,7 @@ def translate(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Hub id or local folder. Default: Helsinki-NLP/opus-mt-SRC-TGT."),
     backend: Backend = typer.Option(Backend.TRANSFORMERS, "--backend", help="The MT engine for --model."),
     translator_spec: Optional[str] = typer.Option(None, "--translator", help="Your own MT: MODULE:NAME, an object with translate(texts) or a zero-argument factory."),
-    device: DeviceOption = "auto",
+    device: DeviceOption = DEFAULT_DEVICE,
     beam_size: int = typer.Option(4, "--beam-size", min=1, help="Beam size (1 = greedy)."),
     max_length: int = typer.Option(256, "--max-length", min=1, help="Most new tokens per sentence (also bounded by 2 x input length + 10 and by the model's position table)."),
     max_tokens: int = typer.Option(4096, "--max-tokens", min=1, help="Padded token budget of one MT batch."),

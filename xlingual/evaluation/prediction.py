@@ -16,6 +16,7 @@ from pathlib import Path
 from xlingual.data.formats import detect_format, read_samples, write_samples
 from xlingual.data.labels import count_entities
 from xlingual.data.sample import Sample
+from xlingual.devices import DEFAULT_DEVICE, resolve_device
 from xlingual.errors import ConfigError
 from xlingual.models import load_model
 from xlingual.models.base import MnerModel, VisualLookup
@@ -64,7 +65,7 @@ def predict_file(
     images: str = "all",
     seed: int = 0,
     batch_size: int = 32,
-    device: str = "cpu",
+    device: str = DEFAULT_DEVICE,
 ) -> tuple[list[Sample], PredictionReport]:
     """Label every post of ``input_path``; write them to ``output_path`` (same format) when given."""
     if images not in ("one", "all"):
@@ -72,7 +73,7 @@ def predict_file(
     fmt = detect_format(input_path)
     samples = read_samples(input_path, fmt)
     model = load_model(model_dir)
-    model.to(device)
+    model.to(resolve_device(device))
     visual, with_images = visual_inputs_for_model(model, samples, features, image_dir, images, seed, data_file=input_path)
     predicted = predict_samples(model, samples, visual, batch_size)
     if output_path is not None:

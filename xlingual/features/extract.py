@@ -23,6 +23,7 @@ import torch
 from xlingual.data.formats import read_samples
 from xlingual.data.images import ImageIndex, attach_images
 from xlingual.data.sample import Sample
+from xlingual.devices import resolve_device
 from xlingual.errors import ConfigError, ImageError
 from xlingual.features.backbones import fetch_default_weights, get_backbone, load_backbone, weights_identity
 from xlingual.features.cache import DTYPES, CacheProducer, CacheWriter, FeatureCache
@@ -68,18 +69,6 @@ class ExtractionReport:
         out["images_per_second"] = round(self.images_per_second, 3)
         out["seconds"] = round(self.seconds, 3)
         return out
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as err:
-        raise ConfigError(f"--device {device}: {err}") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: CUDA is not available here (use --device cpu or auto)")
-    return resolved
 
 
 def _unique(names: Iterable[str]) -> list[str]:
@@ -146,7 +135,7 @@ def extract_features(
     writer = CacheWriter.open(cache_dir, _producer(backbone, weights, crop, seed, dtype), weights)
     report = ExtractionReport(cache_dir=str(cache_dir), backbone=backbone, weights=weights, crop=crop, named=len(names))
 
-    torch_device = resolve_device(device)
+    torch_device = torch.device(resolve_device(device))
     if weights == "default" and any(name not in writer.cache and (images_dir / name).is_file() for name in names):
         fetch_default_weights(get_backbone(backbone))  # fail before hashing thousands of files, not after
     todo: list[tuple[str, str, str]] = []

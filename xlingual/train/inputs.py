@@ -19,7 +19,7 @@ from xlingual.errors import ConfigError
 from xlingual.models.base import VisualLookup
 from xlingual.stage_inputs import ensure_features, ensure_translation, ensure_word_vectors, read_translated_split, visual_inputs
 from xlingual.train.config import TrainConfig
-from xlingual.workspace import RunFolder
+from xlingual.workspace import DataDir, RunFolder
 
 logger = logging.getLogger(__name__)
 
@@ -36,13 +36,22 @@ class StageData:
 
 @dataclass
 class RunInputs:
-    """Everything a run trains and evaluates on."""
+    """Everything a run trains and evaluates on.
+
+    ``test`` is the target dataset's test split, the one the CMNER paper's
+    tables score; ``other_tests`` holds the other language's test split by
+    dataset name, so every run is also scored there (the multilingual table
+    reads both numbers from the same run). They stay out of
+    :meth:`vocab_samples`: a run's vocabulary, hence its trained weights, must
+    not depend on whether the other test set happens to be in the data directory.
+    """
 
     stages: list[StageData]
     test: list[Sample]
     visual: VisualLookup | None = None
     model_config: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    other_tests: dict[str, list[Sample]] = field(default_factory=dict)
 
     @property
     def target(self) -> StageData:
@@ -68,9 +77,22 @@ def locate_translation(config: TrainConfig) -> Path:
                               config.data.build_missing, needed_by=f"setting '{config.setting}'")
 
 
+JOINT_SETTINGS: tuple[str, ...] = ("joint", "joint_tgt")
+"""Multilingual settings: one stage on the source and the target dataset together (joint_tgt: plus the translation)."""
+
+
+def translated_splits(config: TrainConfig) -> tuple[list[Sample], list[Sample], str]:
+    """Train and dev posts of the source dataset translated into the target language, and where they came from."""
+    folder = locate_translation(config)
+    data_dir, src, tgt, limit = config.data.data_dir, config.source_lang, config.target_lang, config.data.max_samples
+    train = _limit(read_translated_split(folder, data_dir, src, tgt, "train"), limit)
+    dev = _limit(read_translated_split(folder, data_dir, src, tgt, "dev"), limit)
+    return train, dev, f"{folder.name} ({tgt})"
+
+
 def pretrain_stage(config: TrainConfig) -> StageData | None:
-    """Source-side data of the first stage (SRC, TGT or SRC&TGT); None for tgt_only."""
-    if config.setting == "tgt_only":
+    """Source-side data of the first stage (SRC, TGT or SRC&TGT); None for tgt_only and the joint settings (one stage)."""
+    if config.setting == "tgt_only" or config.setting in JOINT_SETTINGS:
         return None
     limit = config.data.max_samples
     train: list[Sample] = []
@@ -81,11 +103,10 @@ def pretrain_stage(config: TrainConfig) -> StageData | None:
         dev += _limit(load_split(config.data.data_dir, config.source_dataset, "dev"), limit)
         parts.append(f"{config.source_dataset} ({config.source_lang})")
     if config.setting in ("tgt", "src_tgt"):
-        folder = locate_translation(config)
-        data_dir, src, tgt = config.data.data_dir, config.source_lang, config.target_lang
-        train += _limit(read_translated_split(folder, data_dir, src, tgt, "train"), limit)
-        dev += _limit(read_translated_split(folder, data_dir, src, tgt, "dev"), limit)
-        parts.append(f"{folder.name} ({config.target_lang})")
+        translated_train, translated_dev, origin = translated_splits(config)
+        train += translated_train
+        dev += translated_dev
+        parts.append(origin)
     if not train or not dev:
         raise ConfigError(f"setting '{config.setting}': the pre-training data ({' + '.join(parts)}) has no {'train' if not train else 'dev'} posts; check the translation's report.json")
     return StageData("pretrain", train, dev, " + ".join(parts))
@@ -102,7 +123,25 @@ def target_data(config: TrainConfig) -> tuple[StageData, list[Sample]]:
     train = _limit(load_split(data_dir, dataset, "train"), limit)
     dev = _limit(load_split(data_dir, dataset, "dev", bio="keep"), limit)
     test = _limit(load_split(data_dir, dataset, "test", bio="keep"), limit)
-    return StageData("target", train, dev, f"{dataset} ({config.target_lang})"), test
+    parts = [f"{dataset} ({config.target_lang})"]
+    if config.setting in JOINT_SETTINGS:  # one model for both languages: selected on the union of both dev sets
+        train += _limit(load_split(data_dir, config.source_dataset, "train"), limit)
+        dev += _limit(load_split(data_dir, config.source_dataset, "dev", bio="keep"), limit)
+        parts.append(f"{config.source_dataset} ({config.source_lang})")
+        if config.setting == "joint_tgt":
+            translated_train, _, origin = translated_splits(config)
+            train += translated_train
+            parts.append(origin)
+    return StageData("target", train, dev, " + ".join(parts)), test
+
+
+def other_test_sets(config: TrainConfig) -> dict[str, list[Sample]]:
+    """The source language's test split (labels as written), when the data directory has it."""
+    dataset = config.source_dataset
+    if not DataDir(config.data.data_dir).split_file(dataset, "test").is_file():
+        logger.info("%s test split not found: the run is scored on %s only", dataset, config.target_dataset)
+        return {}
+    return {dataset: _limit(load_split(config.data.data_dir, dataset, "test", bio="keep"), config.data.max_samples)}
 
 
 def build_visual(config: TrainConfig, samples: list[Sample]) -> VisualLookup | None:
@@ -126,7 +165,7 @@ def resolve_inputs(config: TrainConfig, run_dir: Path) -> RunInputs:
         stages.append(pre)
     target, test = target_data(config)
     stages.append(target)
-    inputs = RunInputs(stages=stages, test=test, model_config=dict(config.model))
+    inputs = RunInputs(stages=stages, test=test, model_config=dict(config.model), other_tests=other_test_sets(config))
     inputs.model_config["use_image"] = config.images != "none" and bool(config.model.get("use_image", True))
     if config.model_type == "acn" and "word_vectors" in config.model:
         inputs.model_config["word_vectors"] = ensure_word_vectors(

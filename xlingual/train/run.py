@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from xlingual.data.datasets import get_dataset
 from xlingual.data.formats import format_for_lang, write_samples
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
@@ -183,13 +184,20 @@ def _final_evaluation(config: TrainConfig, inputs: RunInputs, run_dir: Path) -> 
     best = load_model(folder.model)
     batch = config.target.eval_batch_size
     lang = config.target_lang
-    return {
+    metrics: dict[str, Any] = {
         "run": config.run_name, "model_type": config.model_type, "direction": config.direction,
         "setting": config.setting, "images": config.images, "seed": config.seed,
         "target_dataset": config.target_dataset, "test_samples": len(inputs.test),
         "dev": predict_and_write(best, inputs.target.dev, inputs.visual, batch, folder, "dev", lang),
         "test": predict_and_write(best, inputs.test, inputs.visual, batch, folder, "test", lang),
     }
+    tests = {config.target_dataset: metrics["test"]}
+    for dataset, samples in inputs.other_tests.items():
+        tests[dataset] = predict_and_write(best, samples, inputs.visual, batch, folder, f"test.{dataset}", get_dataset(dataset).lang)
+    metrics["tests"] = tests
+    if len(tests) > 1:  # the multilingual table's macro average: each language's test set counts once
+        metrics["test_macro_f1"] = sum(t["conlleval"]["f1"] for t in tests.values()) / len(tests)
+    return metrics
 
 
 __all__ = ["RunResult", "environment_record", "predict_and_write", "train_run"]
