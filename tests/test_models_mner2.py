@@ -69,7 +69,7 @@ def encoder_dir(tmp_path_factory, posts):
 
 
 def config(encoder_dir, **overrides) -> dict:
-    values = {"encoder": str(encoder_dir), "vit_tokens": VIT_TOKENS, "vit_dim": VIT_DIM, "resnet_dim": RESNET_DIM}
+    values = {"encoder": str(encoder_dir), "vit_tokens": VIT_TOKENS, "visual_dim": VIT_DIM, "resnet_dim": RESNET_DIM}
     values.update(overrides)
     return values
 
@@ -246,8 +246,8 @@ def test_config_rejects_no_branch_and_unknown_keys(encoder_dir):
         Mner2Config.from_dict({"use_vit": False, "use_resnet": False})
     with pytest.raises(ConfigError, match="model.alhpa"):
         Mner2Config.from_dict({"alhpa": 0.5})
-    with pytest.raises(ConfigError, match="model.vit_dim == the encoder"):
-        build(encoder_dir, faithful_query_bug=True, vit_dim=24)
+    with pytest.raises(ConfigError, match="model.visual_dim == the encoder"):
+        build(encoder_dir, faithful_query_bug=True, visual_dim=24)
 
 
 # ---------------------------------------------------------------------- posts without images
@@ -331,12 +331,12 @@ def test_empty_post_and_bad_labels(encoder_dir):
 
 def test_visual_shapes_are_checked(encoder_dir, posts):
     model = build(encoder_dir)
-    with pytest.raises(ConfigError, match="ViT features of shape"):
+    with pytest.raises(ConfigError, match="vit features of shape"):
         model.encode(posts[:1], lambda s: ({"vit": np.zeros((4, VIT_DIM)), "resnet": np.zeros(RESNET_DIM)}, True))
     with pytest.raises(ConfigError, match="paired_lookup"):
         model.encode(posts[:1], lambda s: (np.zeros((GRID, RESNET_DIM)), True))
     vector = model.encode(posts[:1], lambda s: ({"vit": np.zeros((VIT_TOKENS, VIT_DIM)), "resnet": np.arange(GRID * RESNET_DIM, dtype=np.float32).reshape(GRID, RESNET_DIM)}, True))
-    assert np.allclose(vector[0]["visual"]["resnet"], np.arange(GRID * RESNET_DIM).reshape(GRID, RESNET_DIM).mean(axis=0))
+    assert np.allclose(vector[0]["regions"]["resnet"], np.arange(GRID * RESNET_DIM).reshape(GRID, RESNET_DIM).mean(axis=0))
 
 
 def test_registered_and_save_load_round_trip_gives_equal_predictions(encoder_dir, posts, tmp_path):
@@ -361,7 +361,8 @@ def test_checkpoints_move_between_ablations(encoder_dir, posts, tmp_path, caplog
     text_only.save_pretrained(tmp_path / "text")
     with caplog.at_level("WARNING"):
         grown = Mner2Model.from_pretrained(tmp_path / "text", use_image=True)
-    assert "random initialisation" in caplog.text and grown.encoder.pooler is not None
+    assert "encoder.pooler, fuse, resnet_attention" in caplog.text and "start from their initialisation" in caplog.text
+    assert grown.encoder.pooler is not None
     assert len(grown.predict(posts, random_features())) == len(posts)
 
 

@@ -28,12 +28,11 @@ Departures from the reference code are switches or documented fixes; see
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -43,13 +42,13 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, 
 from xlingual.data.labels import CANONICAL_LABELS
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError, DataFormatError, ModelNotFoundError
-from xlingual.models.base import MnerModel, config_from_dict
+from xlingual.models.base import MnerModel, ModelConfig
 from xlingual.models.contrastive import ProjectionHead, nt_xent
 from xlingual.models.crf import MaskedCrf
 from xlingual.models.mner2_layers import TokenCrossAttention, VectorCrossAttention
-from xlingual.models.serialization import load_model_weights, read_model_config, save_model_folder
 from xlingual.models.umt_encoder import ENCODER_SUBDIR, load_encoder, resolve_encoder, save_encoder_files
 from xlingual.models.umt_text import pieces_per_token
+from xlingual.models.vocab import Vocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -57,12 +56,15 @@ BRANCHES = ("vit", "resnet")
 PairedVisual = Callable[[Sample], tuple[Mapping[str, np.ndarray], bool]]
 """What 2M-NER reads per post: ``({"vit": tokens, "resnet": vector or grid}, has_image)``."""
 
-OPTIONAL_MODULES = ("encoder.pooler.", "vit_attention.", "resnet_proj.", "resnet_attention.", "fuse.", "text_head.", "vit_head.", "resnet_head.")
-"""Modules an ablation switch adds or removes; a checkpoint may lack them or carry extra ones."""
+SWITCHED_MODULES = ("vit_attention", "resnet_proj", "resnet_attention", "fuse", "text_head", "vit_head", "resnet_head", "encoder.pooler")
+"""Modules an ablation switch adds or removes (all absent from the text-only model); a checkpoint may lack them or carry extra ones."""
+
+LABELS = Vocabulary(list(CANONICAL_LABELS))
+"""The CRF's states: the nine canonical labels, ids in their canonical order (no padding state)."""
 
 
 @dataclass
-class Mner2Config:
+class Mner2Config(ModelConfig):
     """2M-NER's settings (the ``model`` section of a training config); defaults follow the reference code."""
 
     encoder: str = "bert-base-multilingual-cased"
@@ -80,20 +82,21 @@ class Mner2Config:
     """Weight of the CRF loss against the sum of the contrastive terms."""
     temperature: float = 0.5
     vit_tokens: int = 50
-    vit_dim: int = 768
+    visual_dim: int = 768
+    """Channels of the ViT tokens (the base's name for a model's region channels)."""
     resnet_dim: int = 2048
     cross_heads: int | None = None
     """Heads of the ViT cross-attention; None: the encoder's (12 for mBERT, as the reference)."""
     dropout: float = 0.1
     faithful_query_bug: bool = False
-    """Reproduce the reference's queries projected with the key weights (needs vit_dim == hidden)."""
+    """Reproduce the reference's queries projected with the key weights (needs visual_dim == hidden)."""
     faithful_word_offset: bool = False
     """Reproduce the reference's word gather, one piece too early: [CLS] for the first word, the
     previous word's last piece for the others."""
 
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "Mner2Config":
-        return config_from_dict(cls, values, "2M-NER")
+
+    fixed_on_load: ClassVar[frozenset[str]] = frozenset({"encoder", "visual_dim", "vit_tokens", "resnet_dim"})
+    """The encoder is rebuilt from the saved folder; the visual shapes fix weight shapes."""
 
     def validate(self) -> None:
         if self.max_length < 3:
@@ -102,16 +105,13 @@ class Mner2Config:
             raise ConfigError(f"model.alpha must be in [0, 1], not {self.alpha}")
         if self.temperature <= 0:
             raise ConfigError(f"model.temperature must be positive, not {self.temperature}")
-        for name in ("vit_tokens", "vit_dim", "resnet_dim"):
+        for name in ("vit_tokens", "visual_dim", "resnet_dim"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"model.{name} must be positive, not {getattr(self, name)}")
         if self.use_image and not (self.use_vit or self.use_resnet):
             raise ConfigError("model.use_vit and model.use_resnet are both off: set model.use_image=false for the text-only model")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"model.dropout must be in [0, 1), not {self.dropout}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
     @property
     def branches(self) -> tuple[str, ...]:
@@ -183,19 +183,22 @@ def paired_lookup(vit: Callable[[Sample], tuple[np.ndarray, bool]], resnet: Call
     return lookup
 
 
-def _resnet_vector(array: np.ndarray, dim: int) -> np.ndarray:
-    """The pooled vector from what the ResNet cache holds: the (7x7=49, C) grid's mean equals torchvision's average pool."""
-    array = np.asarray(array, dtype=np.float32)
-    return array.mean(axis=0) if array.ndim == 2 else array
-
-
 # ---------------------------------------------------------------------- the model
 
 
 class Mner2Model(MnerModel):
-    """2M-NER behind the :class:`~xlingual.models.base.MnerModel` interface."""
+    """2M-NER on the :class:`~xlingual.models.base.MnerModel` base.
+
+    The base's visual path carries one region array per post; 2M-NER reads two
+    inputs per post, so it overrides :meth:`_regions` (the paired lookup) and
+    :meth:`collate` (one tensor per active branch); saving, loading, the
+    label-map check, ``decode`` and ``predict`` are the base's.
+    """
 
     model_type = "2mner"
+    config_class = Mner2Config
+    visual_modules = SWITCHED_MODULES
+    region_hint = "2M-NER reads CLIP ViT-B/32 tokens and the ResNet-152 vector per post (see paired_lookup)"
 
     def __init__(self, config: Mner2Config, encoder: nn.Module, tokenizer: Any) -> None:
         super().__init__()
@@ -213,9 +216,9 @@ class Mner2Model(MnerModel):
         if "vit" in branches:
             if hidden % heads:
                 raise ConfigError(f"model.cross_heads={heads} does not divide the encoder's hidden size {hidden}")
-            if config.faithful_query_bug and config.vit_dim != hidden:
-                raise ConfigError(f"model.faithful_query_bug projects words with the key weights: needs model.vit_dim == the encoder's hidden size ({config.vit_dim} != {hidden})")
-            self.vit_attention = TokenCrossAttention(hidden, config.vit_dim, heads, config.dropout, eps, query_from_key=config.faithful_query_bug)
+            if config.faithful_query_bug and config.visual_dim != hidden:
+                raise ConfigError(f"model.faithful_query_bug projects words with the key weights: needs model.visual_dim == the encoder's hidden size ({config.visual_dim} != {hidden})")
+            self.vit_attention = TokenCrossAttention(hidden, config.visual_dim, heads, config.dropout, eps, query_from_key=config.faithful_query_bug)
         if "resnet" in branches:
             self.resnet_proj = nn.Linear(config.resnet_dim, hidden)
             self.resnet_attention = VectorCrossAttention(hidden, hidden, config.dropout, eps)
@@ -227,7 +230,7 @@ class Mner2Model(MnerModel):
         if config.uses_contrastive:
             self.text_head = ProjectionHead(hidden, hidden, hidden)
             if "vit" in branches:
-                self.vit_head = ProjectionHead(config.vit_tokens * config.vit_dim, hidden, hidden)
+                self.vit_head = ProjectionHead(config.vit_tokens * config.visual_dim, hidden, hidden)
             if "resnet" in branches:
                 self.resnet_head = ProjectionHead(config.resnet_dim, hidden, hidden)
 
@@ -240,53 +243,54 @@ class Mner2Model(MnerModel):
         encoder, tokenizer = pretrained_encoder(mner2.encoder, keep_pooler=mner2.uses_contrastive)
         return cls(mner2, encoder, tokenizer)
 
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Config, weights, label map and the encoder's config + tokenizer (``encoder/``): reloading needs no network."""
-        directory = Path(directory)
+    @classmethod
+    def label_maps(cls) -> dict[str, list[str]]:
+        return {"labels": LABELS.to_list()}
+
+    def _save_files(self, directory: Path) -> None:
+        """The encoder's config and tokenizer (``encoder/``): no network needed to reload."""
         save_encoder_files(self.encoder, self.tokenizer, directory / ENCODER_SUBDIR)
-        save_model_folder(directory, self.model_type, self.config.to_dict(), self.state_dict(), extras={"labels": list(CANONICAL_LABELS)})
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, **overrides: Any) -> "Mner2Model":
-        """Rebuild a saved model; ``overrides`` change config fields (an ablation switch may add or drop branches)."""
-        directory = Path(directory)
-        saved = read_model_config(directory)
-        if saved.get("model_type") != cls.model_type:
-            raise ModelNotFoundError(f"{directory}: holds a '{saved.get('model_type')}' model, not 2M-NER")
-        if saved.get("extras", {}).get("labels") != list(CANONICAL_LABELS):
-            raise ModelNotFoundError(f"{directory}: saved labels differ from this version's {list(CANONICAL_LABELS)}")
-        config = Mner2Config.from_dict({**saved["config"], **overrides})
+    def _from_saved(cls, config: Mner2Config, extras: dict[str, Any], directory: Path) -> "Mner2Model":
         encoder, tokenizer = encoder_architecture(directory / ENCODER_SUBDIR, keep_pooler=config.uses_contrastive)
-        model = cls(config, encoder, tokenizer)
-        model._load_weights(load_model_weights(directory), directory)
-        return model.eval()
+        return cls(config, encoder, tokenizer)
 
     def _load_weights(self, state: dict[str, torch.Tensor], directory: Path) -> None:
+        """Like the base's, but an ablation switch (not only ``use_image``) may add or drop the switched modules.
+
+        Only the fusion layer changes shape with a switch (one or two branches
+        concatenated); a checkpoint's fusion layer of the other width starts
+        fresh. Any other missing, extra or reshaped weight is refused.
+        """
         own = self.state_dict()
-        # A branch switched on or off changes the fusion layer's width: such a layer starts fresh.
-        reshaped = [k for k, v in state.items() if k in own and own[k].shape != v.shape and k.startswith(OPTIONAL_MODULES)]
-        state = {k: v for k, v in state.items() if k not in reshaped}
-        missing, unexpected = self.load_state_dict(state, strict=False)
-        bad = [k for k in [*missing, *unexpected] if not k.startswith(OPTIONAL_MODULES)]
+        prefixes = tuple(f"{name}." for name in SWITCHED_MODULES)
+        state = {k: v for k, v in state.items() if not (k == "fuse.weight" and k in own and own[k].shape != v.shape)}
+        try:
+            missing, unexpected = self.load_state_dict(state, strict=False)
+        except RuntimeError as err:  # a tensor of another shape
+            detail = str(err).strip().splitlines()[-1].strip()
+            raise ModelNotFoundError(f"{directory}: weights do not match the config ({detail})") from None
+        bad = [k for k in [*missing, *unexpected] if not k.startswith(prefixes)]
         if bad:
-            raise ModelNotFoundError(f"{directory}: weights do not fit the config (e.g. {bad[0]})")
-        fresh = sorted({k.split(".")[0] for k in [*missing, *reshaped]})
-        if fresh:
-            logger.warning("%s: %s not in the checkpoint; they start from random initialisation", directory, ", ".join(fresh))
+            raise ModelNotFoundError(f"{directory}: weights do not match the config (e.g. {bad[0]}); was an option that shapes the weights changed?")
+        def modules(keys: list[str]) -> str:
+            return ", ".join(sorted({name for key in keys for name in SWITCHED_MODULES if key.startswith(f"{name}.")}))
+
+        if missing:
+            logger.warning("%s: %s not in the checkpoint; they start from their initialisation", directory, modules(missing))
         if unexpected:
-            logger.info("%s: weights of switched-off parts ignored (%s)", directory, ", ".join(sorted({k.split(".")[0] for k in unexpected})))
+            logger.info("%s: weights of switched-off parts ignored (%s)", directory, modules(unexpected))
 
     # ------------------------------------------------------------------ data
 
-    def encode(self, samples: Sequence[Sample], visual: PairedVisual | None = None) -> list[dict[str, Any]]:  # type: ignore[override]
-        """Word pieces, each kept word's first-piece position and label, and (multimodal) the two visual inputs.
+    def _encode_text(self, samples: Sequence[Sample]) -> list[dict[str, Any]]:
+        """Word pieces, and each kept word's first-piece position and label.
 
         A word with no pieces (e.g. U+00A0) is given the tokenizer's unknown
         piece, so every word has a representation; words whose first piece
         does not fit in ``max_length`` are cut and predicted ``O``.
         """
-        if self.config.branches and visual is None and samples:
-            logger.warning("2M-NER is multimodal but no image features were given: %d posts are treated as image-less", len(samples))
         cls_id, sep_id, unk_id = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id, self.tokenizer.unk_token_id
         if cls_id is None or sep_id is None:
             raise ConfigError(f"encoder '{self.config.encoder}': its tokenizer has no [CLS]/[SEP] tokens")
@@ -300,43 +304,53 @@ class Mner2Model(MnerModel):
                 positions.append(len(input_ids))
                 input_ids.extend(list(token_pieces or [unk_id])[: budget - (len(input_ids) - 1)])
             input_ids.append(sep_id)
-            item: dict[str, Any] = {
+            items.append({
                 "input_ids": np.array(input_ids, dtype=np.int64),
                 "word_positions": np.array(positions, dtype=np.int64),
                 "label_ids": self._label_ids(sample, len(positions)),
                 "num_tokens": len(sample.tokens),
-            }
-            if self.config.branches:
-                item["visual"], item["has_image"] = self._visual(sample, visual)
-            items.append(item)
+            })
         return items
 
     def _label_ids(self, sample: Sample, count: int) -> np.ndarray:
         ids = []
         for position, label in enumerate(sample.labels[:count]):
-            if label not in CANONICAL_LABELS:
+            if label not in LABELS:
                 raise DataFormatError(None, None, f"sample {sample.id}, token {position + 1}: label '{label}' is not canonical BIO ({', '.join(CANONICAL_LABELS)})")
-            ids.append(CANONICAL_LABELS.index(label))
+            ids.append(LABELS.id(label))
         return np.array(ids, dtype=np.int64)
 
-    def _visual(self, sample: Sample, visual: PairedVisual | None) -> tuple[dict[str, np.ndarray] | None, bool]:
+    @property
+    def visual_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per active branch, the shape of one post's input: ``vit`` (tokens, channels), ``resnet`` (channels,)."""
+        shapes = {"vit": (self.config.vit_tokens, self.config.visual_dim), "resnet": (self.config.resnet_dim,)}
+        return {name: shapes[name] for name in self.config.branches}
+
+    def _regions(self, sample: Sample, visual: PairedVisual | None) -> tuple[dict[str, np.ndarray] | None, bool]:  # type: ignore[override]
+        """A post's inputs of the active branches (the ResNet grid reduced to its mean); None for an image-less post.
+
+        As in the base, an image-less post keeps nothing the lookup returned:
+        collation gives it zeros, and the model masks it.
+        """
         if visual is None:
             return None, False
         features, has_image = visual(sample)
         if not isinstance(features, Mapping):
-            raise ConfigError(f"sample {sample.id}: 2M-NER needs CLIP tokens and a ResNet vector per post (a lookup from paired_lookup), got one array")
+            raise ConfigError(f"sample {sample.id}: image features are one array of shape {np.shape(features)}; {self.region_hint}")
+        if not has_image:
+            return None, False
         out: dict[str, np.ndarray] = {}
-        if self.config.use_vit:
-            out["vit"] = np.asarray(features["vit"], dtype=np.float32)
-            if out["vit"].shape != (self.config.vit_tokens, self.config.vit_dim):
-                raise ConfigError(f"sample {sample.id}: ViT features of shape {out['vit'].shape}, 2M-NER expects ({self.config.vit_tokens}, {self.config.vit_dim}) (clip-vit-b32 tokens; check model.vit_tokens/vit_dim)")
-        if self.config.use_resnet:
-            out["resnet"] = _resnet_vector(features["resnet"], self.config.resnet_dim)
-            if out["resnet"].shape != (self.config.resnet_dim,):
-                raise ConfigError(f"sample {sample.id}: ResNet features of shape {np.shape(features['resnet'])}, 2M-NER expects ({self.config.resnet_dim},) or a (regions, {self.config.resnet_dim}) grid (check model.resnet_dim)")
-        return out, bool(has_image)
+        for name, shape in self.visual_shapes.items():
+            array = np.asarray(features[name], dtype=np.float32)
+            if name == "resnet" and array.ndim == 2:
+                array = array.mean(axis=0)  # the (7x7=49, C) grid's mean is torchvision's average pool
+            if array.shape != shape:
+                option = "model.vit_tokens / model.visual_dim" if name == "vit" else "model.resnet_dim"
+                raise ConfigError(f"{option}: sample {sample.id} has {name} features of shape {np.shape(features[name])}, 2M-NER expects {shape}")
+            out[name] = array
+        return out, True
 
-    def collate(self, items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def _collate_text(self, items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         """Pad pieces and words to the batch's longest post; at least one word position stays on for the CRF."""
         batch_size = len(items)
         pieces = np.array([len(item["input_ids"]) for item in items], dtype=np.int64)
@@ -349,30 +363,29 @@ class Mner2Model(MnerModel):
             input_ids[row, : pieces[row]] = item["input_ids"]
             positions[row, : words[row]] = item["word_positions"]
             labels[row, : words[row]] = item["label_ids"]
-        batch = {
+        return {
             "input_ids": torch.from_numpy(input_ids),
             "attention_mask": torch.from_numpy(np.arange(length)[None, :] < pieces[:, None]),
             "word_positions": torch.from_numpy(positions),
             # An empty post keeps position 0 ([CLS]) on, labelled O: the CRF needs step 0; decoding returns [].
             "word_mask": torch.from_numpy(np.arange(width)[None, :] < np.maximum(words, 1)[:, None]),
+            "word_counts": torch.from_numpy(words),
             "labels": torch.from_numpy(labels),
             "num_tokens": torch.tensor([item["num_tokens"] for item in items], dtype=torch.int64),
         }
-        if self.config.branches:
-            batch.update(self._collate_visual(items))
-        return batch
 
-    def _collate_visual(self, items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        config, out = self.config, {}
-        shapes = {"vit": (config.vit_tokens, config.vit_dim), "resnet": (config.resnet_dim,)}
-        for name in self.config.branches:
-            array = np.zeros((len(items), *shapes[name]), dtype=np.float32)
-            for row, item in enumerate(items):
-                if item["visual"] is not None:
-                    array[row] = item["visual"][name]
-            out[name] = torch.from_numpy(array)
-        out["has_image"] = torch.tensor([bool(item["has_image"]) for item in items], dtype=torch.bool)
-        return out
+    def collate(self, items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """The text batch, then one tensor per active branch (zeros for image-less posts) and ``has_image`` (B,)."""
+        batch = self._collate_text(items)
+        if self.config.use_image:
+            for name, shape in self.visual_shapes.items():
+                array = np.zeros((len(items), *shape), dtype=np.float32)
+                for row, item in enumerate(items):
+                    if item["regions"] is not None:
+                        array[row] = item["regions"][name]
+                batch[name] = torch.from_numpy(array)
+            batch["has_image"] = torch.tensor([bool(item["has_image"]) for item in items], dtype=torch.bool)
+        return batch
 
     # ------------------------------------------------------------------ network
 
@@ -421,15 +434,14 @@ class Mner2Model(MnerModel):
         result["loss"] = 2.0 * (alpha * crf_loss + (1.0 - alpha) * contrastive)
         return result
 
-    @torch.no_grad()
-    def decode(self, batch: dict[str, torch.Tensor]) -> list[list[str]]:
-        """Viterbi labels per original token; tokens cut by ``max_length`` are ``O``. Tags are kept as decoded."""
-        paths = self.crf.viterbi(self.compute(batch).emissions, batch["word_mask"])
-        out = []
-        for path, total in zip(paths, batch["num_tokens"].tolist()):
-            labels = [CANONICAL_LABELS[tag] for tag in path[:total]]
-            out.append(labels + ["O"] * (total - len(labels)))
-        return out
+    def _viterbi(self, batch: dict[str, torch.Tensor]) -> tuple[list[list[int]], Vocabulary]:
+        """Viterbi over the word positions."""
+        return self.crf.viterbi(self.compute(batch).emissions, batch["word_mask"]), LABELS
+
+    def _token_positions(self, batch: dict[str, torch.Tensor]) -> list[list[int]]:
+        """Token ``i`` is word position ``i`` when its first piece fit in ``max_length``, else -1."""
+        return [list(range(kept)) + [-1] * (total - kept)
+                for kept, total in zip(batch["word_counts"].tolist(), batch["num_tokens"].tolist())]
 
 
-__all__ = ["BRANCHES", "Mner2Config", "Mner2Model", "Mner2Outputs", "PairedVisual", "paired_lookup"]
+__all__ = ["BRANCHES", "LABELS", "Mner2Config", "Mner2Model", "Mner2Outputs", "PairedVisual", "paired_lookup"]
