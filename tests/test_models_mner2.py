@@ -231,6 +231,14 @@ def test_each_ablation_changes_parameters_loss_terms_and_inputs_used(encoder_dir
         assert active == (not torch.allclose(model(changed)["emissions"], base, atol=1e-6)), key
 
 
+def test_one_seed_gives_every_ablation_the_same_text_weights(encoder_dir):
+    """An ablation then differs from the full model by its visual branch only, not by another text initialisation."""
+    reference = build(encoder_dir, seed=7, use_image=False).state_dict()
+    for overrides, _, _ in ABLATIONS.values():
+        state = build(encoder_dir, seed=7, **overrides).state_dict()
+        assert all(torch.equal(state[k], v) for k, v in reference.items()), overrides
+
+
 def test_text_only_is_encoder_then_classifier(encoder_dir, posts):
     model = build(encoder_dir, use_image=False).eval()
     batch = batch_of(model, posts)

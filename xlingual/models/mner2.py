@@ -94,7 +94,6 @@ class Mner2Config(ModelConfig):
     """Reproduce the reference's word gather, one piece too early: [CLS] for the first word, the
     previous word's last piece for the others."""
 
-
     fixed_on_load: ClassVar[frozenset[str]] = frozenset({"encoder", "visual_dim", "vit_tokens", "resnet_dim"})
     """The encoder is rebuilt from the saved folder; the visual shapes fix weight shapes."""
 
@@ -213,6 +212,10 @@ class Mner2Model(MnerModel):
             raise ConfigError(f"encoder '{config.encoder}' has no pooler: the contrastive terms need its pooled [CLS] (set model.contrastive=false)")
         branches = config.branches
         # New layers keep PyTorch's default initialisation, as in the reference (plain nn.Modules there).
+        # Text layers first: under one seed every ablation starts from the same text weights.
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(hidden, len(CANONICAL_LABELS))
+        self.crf = MaskedCrf(len(CANONICAL_LABELS))
         if "vit" in branches:
             if hidden % heads:
                 raise ConfigError(f"model.cross_heads={heads} does not divide the encoder's hidden size {hidden}")
@@ -224,9 +227,6 @@ class Mner2Model(MnerModel):
             self.resnet_attention = VectorCrossAttention(hidden, hidden, config.dropout, eps)
         if branches:
             self.fuse = nn.Linear(len(branches) * hidden, hidden)
-        self.dropout = nn.Dropout(config.dropout)
-        self.classifier = nn.Linear(hidden, len(CANONICAL_LABELS))
-        self.crf = MaskedCrf(len(CANONICAL_LABELS))
         if config.uses_contrastive:
             self.text_head = ProjectionHead(hidden, hidden, hidden)
             if "vit" in branches:
