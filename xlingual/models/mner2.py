@@ -341,9 +341,11 @@ class Mner2Model(MnerModel):
             return None, False
         out: dict[str, np.ndarray] = {}
         for name, shape in self.visual_shapes.items():
-            array = np.asarray(features[name], dtype=np.float32)
+            # ViT tokens stay as returned (a memory-mapped cache stays on disk until collation);
+            # the ResNet grid becomes its mean, which is torchvision's average pool of the 7x7 map.
+            array = np.asarray(features[name])
             if name == "resnet" and array.ndim == 2:
-                array = array.mean(axis=0)  # the (7x7=49, C) grid's mean is torchvision's average pool
+                array = array.mean(axis=0, dtype=np.float32)
             if array.shape != shape:
                 option = "model.vit_tokens / model.visual_dim" if name == "vit" else "model.resnet_dim"
                 raise ConfigError(f"{option}: sample {sample.id} has {name} features of shape {np.shape(features[name])}, 2M-NER expects {shape}")
