@@ -103,7 +103,7 @@ DATASETS: dict[str, DatasetSpec] = {
     ),
     "mmnerd": DatasetSpec(
         # 2M-NER's dataset (Wang et al. 2024): the English text splits are public (19,968 / 2,463 / 2,533 posts,
-        # Twitter format; 2,982 of the posts are Twitter2017 posts under their Twitter2017 IMGIDs); the images and
+        # Twitter format; 2,982 of the posts carry Twitter2017 IMGIDs, 2,936 with Twitter2017's tokens); the images and
         # the French, German and Spanish splits are not.
         name="mmnerd", lang="en", format="twitter", text_subdir="mmnerd",
         split_files={"train": "train.txt", "dev": "valid.txt", "test": "test.txt"},
