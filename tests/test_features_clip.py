@@ -30,6 +30,7 @@ from xlingual.features import (
     preprocess_image, visual_lookup,
 )
 from xlingual.testing.synthetic import write_images
+from xlingual.testing.tiny_bert import build_tiny_bert
 from xlingual.testing.tiny_clip import build_tiny_clip, tiny_clip_tokens
 
 CLIP = "clip-vit-b32"
@@ -210,6 +211,20 @@ def test_unusable_weights_fail_in_one_line(tmp_path: Path, images: Path) -> None
         with pytest.raises(ModelNotFoundError) as info:
             extract_features(images, NAMES[:1], tmp_path / "c", backbone=CLIP, weights=weights)
         assert "\n" not in str(info.value) and "--weights random" in str(info.value)
+    damaged = build_tiny_clip(tmp_path / "damaged")
+    (damaged / "model.safetensors").write_bytes(b"\0" * 64)
+    with pytest.raises(ModelNotFoundError, match="cannot load the CLIP vision model"):
+        extract_features(images, NAMES[:1], tmp_path / "e", backbone=CLIP, weights=str(damaged))
+    with pytest.raises(ModelNotFoundError, match="a 'bert' model, not CLIP"):  # never a CLIP with random gaps
+        extract_features(images, NAMES[:1], tmp_path / "f", backbone=CLIP, weights=str(build_tiny_bert(tmp_path / "bert", ["x"])))
+    partial = build_tiny_clip(tmp_path / "partial")
+    from safetensors.numpy import load_file, save_file
+
+    tensors = load_file(partial / "model.safetensors")
+    dropped = sorted(name for name in tensors if "post_layernorm" in name)
+    save_file({k: v for k, v in tensors.items() if k not in dropped}, partial / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ModelNotFoundError, match="2 weights of the CLIP vision model are not in the checkpoint"):
+        extract_features(images, NAMES[:1], tmp_path / "g", backbone=CLIP, weights=str(partial))
     mismatched = build_tiny_clip(tmp_path / "mismatched")
     settings_file = mismatched / "preprocessor_config.json"
     settings_file.write_text(json.dumps({**json.loads(settings_file.read_text()), "crop_size": {"height": 32, "width": 32}}))

@@ -32,6 +32,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +52,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
 PREPROCESSOR_FILE = "preprocessor_config.json"
+CLIP_MODEL_TYPES = ("clip_vision_model", "clip")
+"""A vision tower's own config, or a whole CLIP model's (whose ``vision_config`` is read)."""
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
 
@@ -121,22 +125,40 @@ def clip_weights_identity(weights: str, seed: int) -> str:
 def _unloadable(weights: str, what: str, err: Exception) -> ModelNotFoundError:
     reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return ModelNotFoundError(
-        f"--weights {weights}: cannot load the CLIP {what} ({reason[:200]}); offline, copy the model into a local folder "
-        "and pass it, or use --weights random for a smoke run"
+        f"--weights {weights}: cannot load the CLIP {what} ({reason[:200]}); pass a hub id or a save_pretrained folder "
+        "of a CLIP model (offline: a local folder), or --weights random for a smoke run"
     )
 
 
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """transformers' load report lists the text tower a whole CLIPModel checkpoint carries as "unexpected";
+    that is the normal case here, and what matters (nothing missing) is checked after loading."""
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(before)
+
+
 def load_clip_config(weights: str) -> "CLIPVisionConfig":
-    """The vision config (full-size ViT-B/32 for ``random``); fails fast when the model cannot be reached."""
+    """The vision config (full-size ViT-B/32 for ``random``); fails fast when the model cannot be reached or is no CLIP."""
     from transformers import CLIPVisionConfig
 
     source = clip_source(weights)
     if source is None:
         return CLIPVisionConfig()
     try:
-        return CLIPVisionConfig.from_pretrained(source)
-    except (OSError, ValueError, KeyError) as err:
+        with _quiet_transformers():
+            config = CLIPVisionConfig.from_pretrained(source)
+    except Exception as err:  # OSError offline or missing, ValueError/JSON errors for a damaged file: one line either way
         raise _unloadable(weights, "config", err) from None
+    if config.model_type not in CLIP_MODEL_TYPES:
+        raise ModelNotFoundError(f"--weights {weights}: a '{config.model_type}' model, not CLIP ({' or '.join(CLIP_MODEL_TYPES)})")
+    return config
 
 
 def clip_region_shape(spec: ClipSpec, weights: str) -> tuple[int, int]:
@@ -218,10 +240,18 @@ def load_clip(weights: str, seed: int = 0) -> ClipTokens:
         finally:
             torch.random.set_rng_state(generator_state)
     else:
+        load_clip_config(weights)  # refuses other model types before transformers fills their gaps with random weights
         try:
-            vision = CLIPVisionModel.from_pretrained(source, dtype=torch.float32)
-        except (OSError, ValueError, KeyError, RuntimeError) as err:
+            with _quiet_transformers():
+                vision, loading = CLIPVisionModel.from_pretrained(source, dtype=torch.float32, output_loading_info=True)
+        except Exception as err:  # OSError, safetensors' own errors for a damaged file, size mismatches: one line
             raise _unloadable(weights, "vision model", err) from None
+        missing = [*loading.get("missing_keys", ()), *loading.get("mismatched_keys", ())]
+        if missing:
+            raise ModelNotFoundError(
+                f"--weights {weights}: {len(missing)} weights of the CLIP vision model are not in the checkpoint "
+                f"(first: {sorted(map(str, missing))[0]}); they would be random"
+            )
     model = ClipTokens(vision.float())
     model.eval()
     for parameter in model.parameters():

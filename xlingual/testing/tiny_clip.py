@@ -48,7 +48,8 @@ def build_tiny_clip(
     try:
         if full:
             text = dict(hidden_size=hidden_size, num_hidden_layers=1, num_attention_heads=num_attention_heads,
-                        intermediate_size=intermediate_size, vocab_size=64, max_position_embeddings=16)
+                        intermediate_size=intermediate_size, vocab_size=64, max_position_embeddings=16,
+                        pad_token_id=1, bos_token_id=0, eos_token_id=2)
             model: torch.nn.Module = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=hidden_size))
         else:
             model = CLIPVisionModel(CLIPVisionConfig(**vision))
