@@ -24,7 +24,7 @@ from xlingual.data.datasets import DATASETS, RemoteFile, load_split
 from xlingual.data.formats import format_text
 from xlingual.data.sample import Sample
 from xlingual.errors import NetworkError
-from xlingual.models.visual_inputs import dataset_image_dir
+from xlingual.stage_inputs import dataset_image_dir
 from xlingual.testing.synthetic import write_images
 
 runner = CliRunner()

@@ -15,9 +15,10 @@ from typer.testing import CliRunner
 from xlingual.cli import app
 from xlingual.data.sample import Sample
 from xlingual.io import atomic_write_json
-from xlingual.train.report import build_rows, find_runs, write_report
+from xlingual.evaluation.report import build_rows, find_runs, write_report
 from xlingual.train.run import predict_and_write
-from xlingual.train.significance import paired_bootstrap
+from xlingual.workspace import RunFolder
+from xlingual.evaluation.significance import paired_bootstrap
 
 TYPES = ["PER", "LOC", "ORG", "MISC"]
 
@@ -52,7 +53,7 @@ def corrupt(samples: list[Sample], rate: float, seed: int) -> list[list[str]]:
 def make_run(root: Path, model: str, direction: str, setting: str, images: str, seed: int, test: list[Sample], error_rate: float) -> Path:
     run_dir = root / f"{model}-{direction}-{setting}-{images}-seed{seed}"
     fake = FixedPredictions(corrupt(test, error_rate, seed))
-    scores = predict_and_write(fake, test, None, 32, run_dir / "predictions", "test", "zh")
+    scores = predict_and_write(fake, test, None, 32, RunFolder(run_dir), "test", "zh")
     atomic_write_json(run_dir / "metrics.json", {
         "run": run_dir.name, "model_type": model, "direction": direction, "setting": setting, "images": images,
         "seed": seed, "target_dataset": "cmner", "test": scores, "dev": scores,
@@ -135,7 +136,7 @@ def test_every_format_is_written_and_consistent(runs_root, tmp_path):
 
 def test_bootstrap_detects_a_real_gain_and_not_a_null_one():
     test = make_test_set(200, seed=3)
-    from xlingual.train.metrics import sentence_counts
+    from xlingual.evaluation.metrics import sentence_counts
 
     gold = [s.labels for s in test]
     good = [sentence_counts(gold, corrupt(test, 0.05, s)) for s in (1, 2)]

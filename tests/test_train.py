@@ -14,13 +14,14 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from xlingual.cli import app
-from xlingual.data.datasets import DATASETS, translated_dir
+from xlingual.data.datasets import DATASETS
+from xlingual.workspace import DataDir
 from xlingual.data.formats import format_for_lang, read_samples, write_samples
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
 from xlingual.train.config import SETTINGS, apply_overrides, load_config, packaged_config_names
 from xlingual.train.engine import EpochShuffleSampler
-from xlingual.train.inputs import merge_vector_files
+from xlingual.stage_inputs import merge_vector_files
 from xlingual.train.run import train_run
 
 TINY_ACN = [
@@ -49,9 +50,9 @@ def data_dir(tmp_path_factory, sample_data_dir) -> Path:
     shutil.copytree(sample_data_dir, root)
     for dataset, src, tgt in (("twitter2015", "en", "zh"), ("cmner", "zh", "en")):
         spec = DATASETS[dataset]
-        out = translated_dir(root, dataset, src, tgt, "fake-mt")
+        out = DataDir(root).translation(dataset, src, tgt, "fake-mt")
         for split, name in spec.split_files.items():
-            samples = read_samples(spec.split_path(root, split), spec.format)
+            samples = read_samples(DataDir(root).split_file(dataset, split), spec.format)
             write_samples(out / name, [fake_translate(s, tgt) for s in samples], format_for_lang(tgt))
     return root
 
@@ -277,7 +278,7 @@ def test_aligned_vectors_are_found_and_merged_for_cross_lingual_runs(data_dir, t
 
 def test_training_on_vectors_of_a_failed_alignment_says_so(tmp_path, caplog):
     """The failure check's verdict reaches the run that uses the vectors, not only the align command."""
-    from xlingual.train.inputs import aligned_vector_files
+    from xlingual.stage_inputs import aligned_vector_files
 
     aligned = tmp_path / "data" / "embeddings" / "aligned.zh-en"  # the other direction is found too
     aligned.mkdir(parents=True)
@@ -288,14 +289,14 @@ def test_training_on_vectors_of_a_failed_alignment_says_so(tmp_path, caplog):
         (aligned / "alignment.json").write_text(json.dumps({"suspect": suspect, "suspect_reasons": ["criterion at the random baseline"]}))
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="xlingual.embeddings.paths"):
-            files = aligned_vector_files(config)
+            files = aligned_vector_files(config.data.data_dir, config.source_lang, config.target_lang, target_only=False)
         assert files == [aligned / "vectors-tgt.vec", aligned / "vectors-src.vec"]  # en is the zh-en folder's target side
         assert any("LOOKED FAILED" in r.getMessage() and "random baseline" in r.getMessage() for r in caplog.records) is expected
 
 
 @pytest.mark.parametrize("name", packaged_config_names())
 def test_paper_configs_run_every_epoch_and_keep_the_best_dev_checkpoint(name):
-    """The reference code has no early stopping (models.md 2.8, 2.12, 3.11): patience must be off."""
+    """The reference code has no early stopping (docs/training.md, "Which defaults follow which reference"): patience must be off."""
     model_type, src, tgt, setting = name.split("-")
     direction = f"{src}-{tgt}"
     config = load_config(setting, model_type, direction)

@@ -11,8 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from xlingual.data.datasets import DEFAULT_DATA_DIR
-from xlingual.embeddings.paths import aligned_dir, monolingual_vectors_path
+from xlingual.workspace import DEFAULT_DATA_DIR, DataDir
 from xlingual.errors import ConfigError
 
 embeddings_app = typer.Typer(no_args_is_help=True, help="Train, align and evaluate cross-lingual word embeddings.")
@@ -47,7 +46,7 @@ def train(
     """
     from xlingual.embeddings.train import TrainOptions, train_vectors  # fastText and numpy: only when training
 
-    target = out or monolingual_vectors_path(data_dir, lang)
+    target = out or DataDir(data_dir).monolingual_vectors(lang)
     options = TrainOptions(dim=dim, epoch=epoch, min_count=min_count, lr=lr, bucket=bucket, threads=threads)
     path = train_vectors(corpus, target, lang, unit=unit, options=options, lowercase=not keep_case, save_bin=save_bin, force=force)
     typer.echo(f"{path}: written")
@@ -86,7 +85,7 @@ def align_command(
     if out is None:
         if not (src_lang and tgt_lang):
             raise ConfigError("--out: give an output folder, or --src-lang and --tgt-lang for <data-dir>/embeddings/aligned.<src>-<tgt>")
-        out = aligned_dir(data_dir, src_lang, tgt_lang)
+        out = DataDir(data_dir).aligned(src_lang, tgt_lang).root
     from xlingual.embeddings.adversarial import AdversarialOptions  # torch: imported only when aligning
     from xlingual.embeddings.align import AlignOptions, align
     from xlingual.embeddings.normalize import DEFAULT_NORMALIZE

@@ -32,7 +32,7 @@ def predict(
 
         xl predict -m runs/acn-zh/best -i data/cmner/text/test.txt --images one --features data/features/vgg16 --image-dir data/cmner/images > pred.txt
     """
-    from xlingual.models.prediction import predict_file
+    from xlingual.evaluation.prediction import predict_file
 
     predicted, report = predict_file(
         model, input, output, features=features, image_dir=image_dir, images=images, seed=seed, batch_size=batch_size, device=device,

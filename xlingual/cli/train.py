@@ -104,7 +104,7 @@ def evaluate(
 
         xl evaluate --model runs/acn-en-zh-tgt_only-seed444/model --data data/cmner/text/test.txt --features data/features/vgg16
     """
-    from xlingual.train.evaluate import evaluate_files, evaluate_model_on_file, evaluate_run
+    from xlingual.evaluation.evaluate import evaluate_files, evaluate_model_on_file, evaluate_run
 
     chosen = [name for name, given in (("--run", run is not None), ("--gold/--pred", gold is not None or pred is not None), ("--model", model is not None)) if given]
     if len(chosen) != 1:
@@ -175,7 +175,7 @@ def report(
 
         xl report runs/en-zh runs/zh-en --output paper-tables --bootstrap 5000
     """
-    from xlingual.train.report import write_report
+    from xlingual.evaluation.report import write_report
 
     result = write_report(list(runs), output, bootstrap)
     for table in result.tables:

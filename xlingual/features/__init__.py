@@ -1,6 +1,6 @@
 """Image features: frozen VGG16 / ResNet-152 region grids and CLIP ViT-B/32 tokens, extracted once and cached.
 
-``extract_features`` fills a cache folder (default ``features_dir(data_dir,
+``extract_features`` fills a cache folder (default ``DataDir(data_dir).features(
 backbone)``), ``FeatureCache.open`` reads it, ``visual_lookup`` gives the
 models each sample's (49, C) grid or (50, 768) tokens and a has-image flag,
 and ``pooled_lookup`` a CNN grid's average-pooled (C,) vector.

@@ -270,23 +270,40 @@ def extract_for_data_dir(
 ) -> ExtractionReport:
     """Every known dataset under ``data_dir`` that has an image folder, all its splits, into one cache.
 
-    The default cache is ``features_dir(data_dir, backbone)``, where training
+    The default cache is ``DataDir(data_dir).features(backbone)``, where training
     runs look. Translations need nothing extra: their samples name the source
     posts' images.
     """
-    from xlingual.data.datasets import DATASETS, features_dir, get_dataset
+    from xlingual.data.datasets import DATASETS
+    from xlingual.workspace import DataDir
 
-    cache_dir = cache_dir or features_dir(data_dir, backbone)
+    layout = DataDir(data_dir)
+    cache_dir = cache_dir or layout.features(backbone)
     reports = []
     for name in datasets or list(DATASETS):
-        spec = get_dataset(name)
-        images_dir = spec.images_dir(data_dir)
-        files = [path for split in spec.split_files if (path := spec.split_path(data_dir, split)).is_file()]
+        images_dir = layout.images_dir(name)
+        files = [path for split in DATASETS[name].split_files if (path := layout.split_file(name, split)).is_file()]
         if not images_dir.is_dir() or not files:
             logger.info("%s: skipped (no image folder %s or no split files)", name, images_dir)
             continue
         logger.info("%s: images of %d split files from %s", name, len(files), images_dir)
         reports.append(extract_for_datasets(images_dir, files, cache_dir, backbone=backbone, **options))
     if not reports:
-        raise ImageError(f"--data-dir {data_dir}: no dataset with both split files and an image folder (e.g. {get_dataset('cmner').images_dir(data_dir)}); pass --images and --dataset")
+        raise ImageError(f"--data-dir {data_dir}: no dataset with both split files and an image folder (e.g. {layout.images_dir('cmner')}); pass --images and --dataset")
     return merge_reports(reports)
+
+
+def extract(images: str | Path | None, data_dir: str | Path, datasets: Sequence[str | Path] | None = None,
+            cache_dir: str | Path | None = None, **options: Any) -> ExtractionReport:
+    """``xl features extract``: a folder's images, only those the given dataset files' posts name, or (no folder) every dataset under ``data_dir``."""
+    if images is None:
+        if datasets:
+            raise ConfigError("--dataset needs --images (the folder holding those posts' images)")
+        return extract_for_data_dir(data_dir, cache_dir=cache_dir, **options)
+    from xlingual.workspace import DataDir
+
+    cache_dir = cache_dir or DataDir(data_dir).features(options.get("backbone", "vgg16"))
+    if datasets:
+        return extract_for_datasets(images, list(datasets), cache_dir, **options)
+    return extract_folder(images, cache_dir, **options)
+

@@ -303,7 +303,7 @@ def render_preview(report: Mapping[str, Any], results: Mapping[str, Sequence[Pro
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">"
-        f"<title>{escape(title)}</title><style>{_CSS}{_type_css(types)}</style></head><body>"
+        f"<title>{escape(title)}</title><style>{_CSS}{_type_css(sorted(types))}</style></head><body>"
         f"<h1>{escape(title)}</h1><p>Entity types: {legend}. A number on a projected entity is the number of the source "
         "entity it came from (read back from the recorded MT output).</p>"
         + _summary(report)

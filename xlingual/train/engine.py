@@ -51,7 +51,7 @@ from xlingual.io import atomic_write_json
 from xlingual.models.base import MnerModel, VisualLookup
 from xlingual.progress import progress_bar
 from xlingual.train.config import StageConfig, TrainConfig
-from xlingual.train.metrics import score
+from xlingual.evaluation.metrics import score
 
 logger = logging.getLogger(__name__)
 

@@ -17,19 +17,20 @@ from typing import Any
 from xlingual.data.formats import TEXT_FORMATS, detect_format, read_samples
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError, DataFormatError
-from xlingual.train.metrics import evaluate
+from xlingual.evaluation.metrics import score_all_modes
+from xlingual.workspace import RunFolder
 
 
 def _scores(gold: list[list[str]], pred: list[list[str]]) -> dict[str, Any]:
-    return {mode: s.to_dict() for mode, s in evaluate(gold, pred).items()}
+    return {mode: s.to_dict() for mode, s in score_all_modes(gold, pred).items()}
 
 
 def evaluate_run(run_dir: str | Path, splits: tuple[str, ...] = ("dev", "test")) -> dict[str, Any]:
     """Scores per split recomputed from the run's predictions."""
-    folder = Path(run_dir) / "predictions"
+    folder = RunFolder(run_dir)
     result: dict[str, Any] = {}
     for split in splits:
-        path = folder / f"{split}.jsonl"
+        path = folder.prediction(split, ".jsonl")
         if not path.is_file():
             raise ConfigError(f"{path}: no saved predictions (is {run_dir} a finished 'xl train' run folder?)")
         samples = read_samples(path, "jsonl", bio="keep")
@@ -45,11 +46,11 @@ def evaluate_model_on_file(model_dir: str | Path, data_file: str | Path, format:
                            image_dir: str | Path | None = None) -> dict[str, Any]:
     """Predict ``data_file`` with a saved model and score it against the file's labels as written."""
     from xlingual.models import load_model
-    from xlingual.models.prediction import visual_for_model
+    from xlingual.stage_inputs import visual_inputs_for_model
 
     samples = read_samples(data_file, format, bio="keep")
     model = load_model(model_dir)
-    visual, _ = visual_for_model(model, samples, features, image_dir, images, seed, data_file=data_file)
+    visual, _ = visual_inputs_for_model(model, samples, features, image_dir, images, seed, data_file=data_file)
     predictions = model.predict(samples, visual, batch_size=batch_size)
     return {"data": _scores([s.labels for s in samples], predictions)}
 

@@ -19,7 +19,7 @@ from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
 from xlingual.models import load_model
 from xlingual.models.base import MnerModel, VisualLookup
-from xlingual.models.visual_inputs import build_visual_inputs, dataset_image_dir
+from xlingual.stage_inputs import visual_inputs_for_model
 from xlingual.progress import progress_bar
 
 logger = logging.getLogger(__name__)
@@ -40,27 +40,6 @@ class PredictionReport:
     entities: dict[str, int]
     with_images: int
     model_type: str
-
-
-def visual_for_model(model: MnerModel, samples: list[Sample], features: str | Path | None, image_dir: str | Path | None, images: str, seed: int,
-                     data_file: str | Path | None = None) -> tuple[VisualLookup | None, int]:
-    """The visual lookup a model needs for ``samples`` and how many samples have an image.
-
-    ``image_dir`` defaults to the dataset's image folder when ``data_file``
-    sits in the ``xl data download`` layout (``data/cmner/text/test.txt``).
-    """
-    uses_images = bool(getattr(getattr(model, "config", None), "use_image", False))
-    if not uses_images:
-        if features is not None:
-            logger.warning("the model is text-only; --features is ignored")
-        return None, 0
-    if features is None:
-        logger.warning("multimodal model without --features: every post is treated as having no image")
-        return None, 0
-    if image_dir is None and data_file is not None:
-        image_dir = dataset_image_dir(data_file)
-    inputs = build_visual_inputs(samples, features, image_dir=image_dir, mode=images, seed=seed)
-    return inputs.lookup, inputs.with_images
 
 
 def predict_samples(model: MnerModel, samples: list[Sample], visual: VisualLookup | None = None, batch_size: int = 32) -> list[Sample]:
@@ -94,7 +73,7 @@ def predict_file(
     samples = read_samples(input_path, fmt)
     model = load_model(model_dir)
     model.to(device)
-    visual, with_images = visual_for_model(model, samples, features, image_dir, images, seed, data_file=input_path)
+    visual, with_images = visual_inputs_for_model(model, samples, features, image_dir, images, seed, data_file=input_path)
     predicted = predict_samples(model, samples, visual, batch_size)
     if output_path is not None:
         write_samples(output_path, predicted, fmt)
@@ -107,4 +86,4 @@ def predict_file(
     return predicted, report
 
 
-__all__ = ["PredictionReport", "predict_file", "predict_samples", "visual_for_model"]
+__all__ = ["PredictionReport", "predict_file", "predict_samples"]

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from xlingual.train.metrics import f1_from_counts
+from xlingual.evaluation.metrics import f1_from_counts
 
 
 def paired_bootstrap(system: Sequence[np.ndarray], baseline: Sequence[np.ndarray], resamples: int = 1000,

@@ -124,7 +124,7 @@ def score(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], mode: st
     return Scores(precision=p, recall=r, f1=f, per_type_f1=per_type, true_positives=tp, predicted=n_pred, gold=n_gold)
 
 
-def evaluate(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict[str, Scores]:
+def score_all_modes(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict[str, Scores]:
     """Both modes at once: ``{"conlleval": Scores, "strict": Scores}``."""
     return {mode: score(gold, pred, mode) for mode in MODES}
 
@@ -143,4 +143,4 @@ def sentence_counts(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]
     return rows
 
 
-__all__ = ["MODES", "Scores", "chunks", "evaluate", "f1_from_counts", "prf", "score", "sentence_counts", "strict_chunks"]
+__all__ = ["MODES", "Scores", "chunks", "score_all_modes", "f1_from_counts", "prf", "score", "sentence_counts", "strict_chunks"]

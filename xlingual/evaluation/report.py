@@ -27,10 +27,10 @@ from xlingual.data.labels import ENTITY_TYPES
 from xlingual.errors import ConfigError
 from xlingual.io import atomic_write_text
 from xlingual.train.config import SETTINGS
-from xlingual.train.metrics import sentence_counts
-from xlingual.train.paper import CROSS_LINGUAL, IMAGE_LABELS, SETTING_LABELS, TABLE2, PaperRow
-from xlingual.train.run import CONFIG_NAME, METRICS_NAME
-from xlingual.train.significance import paired_bootstrap
+from xlingual.evaluation.metrics import sentence_counts
+from xlingual.evaluation.paper import CROSS_LINGUAL, IMAGE_LABELS, SETTING_LABELS, TABLE2, PaperRow
+from xlingual.workspace import METRICS_NAME, RunFolder
+from xlingual.evaluation.significance import paired_bootstrap
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class RunRecord:
 
     def sentence_counts(self) -> tuple[list[str], np.ndarray]:
         """Sample ids and per-sentence entity counts from the saved test predictions."""
-        samples = read_samples(self.run_dir / "predictions" / "test.jsonl", "jsonl", bio="keep")
+        samples = read_samples(RunFolder(self.run_dir).prediction("test", ".jsonl"), "jsonl", bio="keep")
         gold = [s.meta["gold"] for s in samples]
         return [s.id for s in samples], sentence_counts(gold, [s.labels for s in samples])
 
@@ -283,10 +283,11 @@ def translation_preview(run: RunRecord) -> Path | None:
     from xlingual.train.inputs import locate_translation
 
     recorded = run.metrics.get("stages", {}).get("pretrain", {}).get("data", "")
-    if run.metrics.get("setting") not in ("tgt", "src_tgt") or not (run.run_dir / CONFIG_NAME).is_file():
+    saved_config = RunFolder(run.run_dir).config
+    if run.metrics.get("setting") not in ("tgt", "src_tgt") or not saved_config.is_file():
         return None
     try:
-        folder = locate_translation(config_from_dict(read_yaml(run.run_dir / CONFIG_NAME), where=str(run.run_dir / CONFIG_NAME)))
+        folder = locate_translation(config_from_dict(read_yaml(saved_config), where=str(saved_config)))
     except (ConfigError, OSError):
         return None
     preview = folder / PREVIEW_NAME
