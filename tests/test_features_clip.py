@@ -210,7 +210,8 @@ def test_unusable_weights_fail_in_one_line(tmp_path: Path, images: Path) -> None
     for weights in ("default", "someone/no-such-clip"):  # offline in the tests, and nothing in the HF cache
         with pytest.raises(ModelNotFoundError) as info:
             extract_features(images, NAMES[:1], tmp_path / "c", backbone=CLIP, weights=weights)
-        assert "\n" not in str(info.value) and "--weights random" in str(info.value)
+        message = str(info.value)
+        assert "\n" not in message and "not in the local Hugging Face cache and the hub is offline" in message and "--weights random" in message
     damaged = build_tiny_clip(tmp_path / "damaged")
     (damaged / "model.safetensors").write_bytes(b"\0" * 64)
     with pytest.raises(ModelNotFoundError, match="cannot load the CLIP vision model"):
@@ -290,7 +291,7 @@ def test_cli_extracts_and_describes_clip_tokens(tiny_clip: Path, images: Path, t
     described = json.loads(runner.invoke(app, ["features", "info", str(tmp_path / "c"), "--json"]).stdout)
     assert described["backbone"] == CLIP and described["region_shape"] == list(TINY_SHAPE)
     refused = runner.invoke(app, [*args[:-3], "--weights", str(tmp_path / "nowhere.pth"), "--out", str(tmp_path / "d")])
-    assert refused.exit_code == 2 and re.search(r"no config.json|cannot load the CLIP", refused.stderr), refused.output
+    assert refused.exit_code == 2 and re.search(r"^error: --weights \S+nowhere.pth: \S+nowhere.pth: model folder not found;", refused.stderr), refused.output
 
 
 # ---------------------------------------------------------------- ResNet-152's pooled vector

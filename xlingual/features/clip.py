@@ -48,6 +48,8 @@ from xlingual.io import file_digest
 if TYPE_CHECKING:
     from transformers import CLIPVisionConfig
 
+    from xlingual.translate.resolve import ModelSource
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
@@ -88,10 +90,6 @@ def clip_source(weights: str) -> str | None:
     return weights
 
 
-def _is_folder(source: str) -> bool:
-    return Path(source).is_dir()
-
-
 def _folder_digest(folder: Path) -> str:
     """SHA-256 over the files that decide the outputs: config, preprocessing and every weight file."""
     names = ["config.json", PREPROCESSOR_FILE] + sorted(
@@ -114,12 +112,30 @@ def clip_weights_identity(weights: str, seed: int) -> str:
     source = clip_source(weights)
     if source is None:
         return f"random:seed={seed}"
-    if _is_folder(source):
-        folder = Path(source)
+    folder = Path(source)
+    if folder.is_dir():
         if not (folder / "config.json").is_file():
             raise ModelNotFoundError(f"--weights {weights}: folder has no config.json (save the model with save_pretrained)")
         return f"folder:sha256={_folder_digest(folder)[:16]}"
     return f"hub:{source}"
+
+
+def _resolve(weights: str) -> "ModelSource | None":
+    """Where to load the weights from (None for random), offline-first: a hub id is looked up in the local
+    Hugging Face cache before the network is tried, so a missing model fails in seconds, not after retries."""
+    from xlingual.translate.resolve import resolve_model
+
+    source = clip_source(weights)
+    if source is None:
+        return None
+    try:
+        return resolve_model(source)
+    except ModelNotFoundError as err:
+        reason = str(err).split("; ")[0]
+        raise ModelNotFoundError(
+            f"--weights {weights}: {reason}; pass a hub id or a save_pretrained folder of a CLIP model "
+            "(offline: a local folder), or --weights random for a smoke run"
+        ) from None
 
 
 def _unloadable(weights: str, what: str, err: Exception) -> ModelNotFoundError:
@@ -148,12 +164,12 @@ def load_clip_config(weights: str) -> "CLIPVisionConfig":
     """The vision config (full-size ViT-B/32 for ``random``); fails fast when the model cannot be reached or is no CLIP."""
     from transformers import CLIPVisionConfig
 
-    source = clip_source(weights)
+    source = _resolve(weights)
     if source is None:
         return CLIPVisionConfig()
     try:
         with _quiet_transformers():
-            config = CLIPVisionConfig.from_pretrained(source)
+            config = CLIPVisionConfig.from_pretrained(source.location, local_files_only=source.local_files_only)
     except Exception as err:  # OSError offline or missing, ValueError/JSON errors for a damaged file: one line either way
         raise _unloadable(weights, "config", err) from None
     if config.model_type not in CLIP_MODEL_TYPES:
@@ -169,17 +185,18 @@ def clip_region_shape(spec: ClipSpec, weights: str) -> tuple[int, int]:
     return ((config.image_size // config.patch_size) ** 2 + 1, config.hidden_size)
 
 
-def _preprocessor_settings(source: str, weights: str) -> dict[str, Any] | None:
+def _preprocessor_settings(source: "ModelSource", weights: str) -> dict[str, Any] | None:
     """The model's ``preprocessor_config.json`` as a dict, or None when it has none."""
-    if _is_folder(source):
-        path: Path | None = Path(source) / PREPROCESSOR_FILE
+    if source.is_local_dir:
+        path: Path | None = Path(source.location) / PREPROCESSOR_FILE
         if not path.is_file():
             return None
     else:
         from transformers.utils import cached_file
 
         try:
-            found = cached_file(source, PREPROCESSOR_FILE, _raise_exceptions_for_missing_entries=False)
+            found = cached_file(source.location, PREPROCESSOR_FILE, local_files_only=source.local_files_only,
+                                _raise_exceptions_for_missing_entries=False)
         except (OSError, ValueError) as err:
             raise _unloadable(weights, "image preprocessing", err) from None
         if found is None:
@@ -200,15 +217,15 @@ def load_clip_preprocessing(weights: str) -> ClipPreprocessing:
     Refuses settings whose output size is not the model's input size (the
     position embeddings fit one size only).
     """
-    source = clip_source(weights)
+    source = _resolve(weights)
     config = load_clip_config(weights)
     settings = _preprocessor_settings(source, weights) if source is not None else None
     if settings is None:
         size = config.image_size
         if source is not None:
-            logger.info("%s: no %s; CLIP's default preprocessing at %dx%d", source, PREPROCESSOR_FILE, size, size)
+            logger.info("%s: no %s; CLIP's default preprocessing at %dx%d", source.name, PREPROCESSOR_FILE, size, size)
         return ClipPreprocessing(shortest_edge=size, crop=(size, size))
-    where = f"{source}/{PREPROCESSOR_FILE}"
+    where = f"{source.name}/{PREPROCESSOR_FILE}"
     steps = ClipPreprocessing.from_config(settings, where)
     output = steps.crop or steps.resize_to
     if output != (config.image_size, config.image_size):
@@ -231,7 +248,7 @@ def load_clip(weights: str, seed: int = 0) -> ClipTokens:
     """The frozen CLIP vision encoder in eval mode, float32."""
     from transformers import CLIPVisionModel
 
-    source = clip_source(weights)
+    source = _resolve(weights)
     if source is None:
         generator_state = torch.random.get_rng_state()
         torch.manual_seed(seed)
@@ -243,7 +260,9 @@ def load_clip(weights: str, seed: int = 0) -> ClipTokens:
         load_clip_config(weights)  # refuses other model types before transformers fills their gaps with random weights
         try:
             with _quiet_transformers():
-                vision, loading = CLIPVisionModel.from_pretrained(source, dtype=torch.float32, output_loading_info=True)
+                vision, loading = CLIPVisionModel.from_pretrained(
+                    source.location, local_files_only=source.local_files_only, dtype=torch.float32, output_loading_info=True,
+                )
         except Exception as err:  # OSError, safetensors' own errors for a damaged file, size mismatches: one line
             raise _unloadable(weights, "vision model", err) from None
         missing = [*loading.get("missing_keys", ()), *loading.get("mismatched_keys", ())]
