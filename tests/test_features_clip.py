@@ -128,7 +128,7 @@ def test_second_run_computes_nothing_and_a_rerun_gives_the_same_keys_and_values(
     first, again = FeatureCache.open(clip_cache[0]), FeatureCache.open(tmp_path / "again")
     assert first.names() == again.names()
     for name in NAMES:  # batch size does not change an image's tokens
-        np.testing.assert_allclose(again.get(name), first.get(name), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(again.get(name), first.get(name), rtol=1e-4, atol=1e-5)
 
 
 def test_resume_after_interruption(tiny_clip: Path, images: Path, clip_cache, tmp_path: Path, monkeypatch) -> None:
@@ -153,7 +153,7 @@ def test_resume_after_interruption(tiny_clip: Path, images: Path, clip_cache, tm
     assert (report.cached, report.extracted, counter.images) == (2, 3, 3)
     resumed, whole = FeatureCache.open(tmp_path / "c"), FeatureCache.open(clip_cache[0])
     for name in NAMES:
-        np.testing.assert_allclose(resumed.get(name), whole.get(name), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(resumed.get(name), whole.get(name), rtol=1e-4, atol=1e-5)
 
 
 def test_missing_and_broken_images_as_for_the_cnns(tiny_clip: Path, images: Path, tmp_path: Path) -> None:
@@ -238,7 +238,7 @@ def test_a_folder_without_preprocessing_settings_gets_clips_defaults_at_its_size
     extract_features(images, NAMES[:2], tmp_path / "c", backbone=CLIP, weights=str(bare), dtype="float32")
     bare_cache, cache = FeatureCache.open(tmp_path / "c"), FeatureCache.open(clip_cache[0])
     for name in NAMES[:2]:  # same seed, same weights; the saved settings are CLIP's defaults at 64 pixels
-        np.testing.assert_allclose(bare_cache.get(name), cache.get(name), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(bare_cache.get(name), cache.get(name), rtol=1e-4, atol=1e-5)
 
 
 def test_the_hub_models_settings_file_format_reads_as_clips_defaults() -> None:

@@ -53,7 +53,7 @@ def extract(
     backbone: Backbone = typer.Option(Backbone.VGG16, "--backbone", "-b", help="vgg16 (ACN, 49x512), resnet152 (UMT, 49x2048) or clip-vit-b32 (2M-NER, 50x768 tokens)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Cache folder [default: DATA_DIR/features/BACKBONE]."),
     weights: str = typer.Option("default", "--weights", help="'default' (torchvision ImageNet weights; for clip-vit-b32 openai/clip-vit-base-patch32), a local .pth state dict (CNNs) or a hub id or save_pretrained folder (CLIP), or 'random' (smoke runs)."),
-    crop: CropPolicy = typer.Option(CropPolicy.CLEAN, "--crop", help="clean (resize + centre crop, ImageNet normalisation) or faithful (the original scripts' preprocessing)."),
+    crop: CropPolicy = typer.Option(CropPolicy.CLEAN, "--crop", help="clean (resize + centre crop; ImageNet normalisation for the CNNs, the model's own for CLIP) or faithful (the original scripts' preprocessing)."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per forward pass."),
     device: DeviceOption = "auto",
     seed: int = typer.Option(0, "--seed", help="Seed of random weights and of the faithful ResNet crop."),
