@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import statistics
 import tempfile
 import time
@@ -36,9 +37,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "xlingual-bench" / "joint-batching")
+    parser.add_argument("--fresh", action="store_true", help="delete the previous runs first (otherwise finished runs are reused)")
     add_results_option(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.fresh:
+        shutil.rmtree(args.work, ignore_errors=True)
 
     import torch
 
