@@ -21,12 +21,13 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import xlingual.features.extract as extract_module
+from extraction_helpers import ForwardCounter, interrupt_at_batch
 from xlingual.cli import app
 from xlingual.data.formats import write_samples
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError, ModelNotFoundError
 from xlingual.features import (
-    ClipPreprocessing, FeatureCache, extract_features, extract_for_datasets, load_backbone, pooled_lookup, pooled_vector,
+    ClipPreprocessing, FeatureCache, extract_features, extract_for_datasets, pooled_lookup, pooled_vector,
     preprocess_image, visual_lookup,
 )
 from xlingual.testing.synthetic import write_images
@@ -39,20 +40,6 @@ TINY_SHAPE = (tiny_clip_tokens(), 32)
 NAMES = ["03433732---81KcMoDB8YL._SR500,500_.jpg", "16_05_02_503.jpg", "O_3538.jpg", "00008413---CL-EX.jpg?ext=.jpg", "tall.jpg"]
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-class ForwardCounter:
-    """Wraps ``load_backbone`` so a test knows how often the encoder was loaded and run."""
-
-    def __init__(self) -> None:
-        self.loads = 0
-        self.images = 0
-
-    def __call__(self, *args, **kwargs):
-        self.loads += 1
-        model = load_backbone(*args, **kwargs)
-        model.register_forward_hook(lambda _module, inputs, _output: setattr(self, "images", self.images + inputs[0].shape[0]))
-        return model
 
 
 @pytest.fixture(scope="module")
@@ -132,16 +119,7 @@ def test_second_run_computes_nothing_and_a_rerun_gives_the_same_keys_and_values(
 
 
 def test_resume_after_interruption(tiny_clip: Path, images: Path, clip_cache, tmp_path: Path, monkeypatch) -> None:
-    calls = {"n": 0}
-    real_regions_of = extract_module.regions_of
-
-    def interrupted(model, inputs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real_regions_of(model, inputs)
-
-    monkeypatch.setattr(extract_module, "regions_of", interrupted)
+    real_regions_of = interrupt_at_batch(monkeypatch, 2)
     options = dict(backbone=CLIP, weights=str(tiny_clip), batch_size=2, shard_size=2, dtype="float32")
     with pytest.raises(KeyboardInterrupt):
         extract_features(images, NAMES, tmp_path / "c", **options)
