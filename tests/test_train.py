@@ -20,7 +20,7 @@ from xlingual.data.formats import format_for_lang, read_samples, write_samples
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
 from xlingual.train.config import SETTINGS, apply_overrides, config_yaml, load_config, packaged_config_names
-from xlingual.train.engine import EpochShuffleSampler
+from xlingual.train.batching import EpochShuffleSampler
 from xlingual.embeddings.vectors import merge_vector_files
 from xlingual.train.run import train_run
 

@@ -18,7 +18,7 @@ from xlingual.features.choices import Backbone, CropPolicy, StorageDtype
 if TYPE_CHECKING:
     from xlingual.features.extract import ExtractionReport
 
-features_app = typer.Typer(no_args_is_help=True, help="Extract and inspect cached image features (VGG16 for ACN, ResNet-152 for UMT).")
+features_app = typer.Typer(no_args_is_help=True, help="Extract and inspect cached image features (VGG16 for ACN, ResNet-152 for UMT, CLIP ViT-B/32 for 2M-NER).")
 
 
 def _print_report(report: ExtractionReport, show_failed: int = 10) -> None:
@@ -51,17 +51,17 @@ def extract(
     images: Optional[Path] = typer.Option(None, "--images", help="Folder holding the image files. Without it, every dataset under --data-dir that has an image folder."),
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     dataset: Optional[list[Path]] = typer.Option(None, "--dataset", "-d", help="Dataset file whose posts' images to extract (repeat for several; translations find their source post's images). Without it, every image in the folder."),
-    backbone: Backbone = typer.Option(Backbone.VGG16, "--backbone", "-b", help="vgg16 (ACN, 49x512) or resnet152 (UMT, 49x2048)."),
+    backbone: Backbone = typer.Option(Backbone.VGG16, "--backbone", "-b", help="vgg16 (ACN, 49x512), resnet152 (UMT, 49x2048) or clip-vit-b32 (2M-NER, 50x768 tokens)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Cache folder [default: DATA_DIR/features/BACKBONE]."),
-    weights: str = typer.Option("default", "--weights", help="'default' (torchvision ImageNet weights), a local .pth state dict, or 'random' (smoke runs)."),
-    crop: CropPolicy = typer.Option(CropPolicy.CLEAN, "--crop", help="clean (resize + centre crop, ImageNet normalisation) or faithful (the original scripts' preprocessing)."),
+    weights: str = typer.Option("default", "--weights", help="'default' (torchvision ImageNet weights; for clip-vit-b32 openai/clip-vit-base-patch32), a local .pth state dict (CNNs) or a hub id or save_pretrained folder (CLIP), or 'random' (smoke runs)."),
+    crop: CropPolicy = typer.Option(CropPolicy.CLEAN, "--crop", help="clean (resize + centre crop; ImageNet normalisation for the CNNs, the model's own for CLIP) or faithful (the original scripts' preprocessing)."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per forward pass."),
     device: DeviceOption = DEFAULT_DEVICE,
     seed: int = typer.Option(0, "--seed", help="Seed of random weights and of the faithful ResNet crop."),
     dtype: StorageDtype = typer.Option(StorageDtype.FLOAT16, "--dtype", help="Storage type of the cache."),
     as_json: JsonOption = False,
 ) -> None:
-    """Run a frozen CNN over the images once and cache their 7x7 region features.
+    """Run a frozen image encoder over the images once and cache their 7x7 region features (CNNs) or output tokens (CLIP).
 
     Images already in the cache are not read again; an interrupted run resumes. A cache
     never mixes features of different weights or crop policies.
@@ -75,6 +75,8 @@ def extract(
         xl features extract --images data/twitter2015/images -d data/twitter2015/train.txt --backbone vgg16 --json
 
         xl features extract --images data/cmner/images --weights random --out /tmp/smoke
+
+        xl features extract --images data/mmnerd/images -d data/mmnerd/train.txt --backbone clip-vit-b32
     """
     from xlingual.features.extract import extract as extract_features
 

@@ -45,6 +45,8 @@ class DatasetSpec:
 
 _UMT = "https://raw.githubusercontent.com/jefferyYu/UMT/master/data"
 _CMNER = "https://raw.githubusercontent.com/Jyz99/CMNER/main/text"
+_MMNERD = "https://raw.githubusercontent.com/wangdsh/MMNERD/dda173b4088b4f05576da24ec787c81aba687082/train_valid_test/train_valid_test_en"
+"""Pinned to the commit whose files the checksums below describe (2024-02-04), not a branch that may move."""
 
 DATASETS: dict[str, DatasetSpec] = {
     "twitter2015": DatasetSpec(
@@ -79,6 +81,23 @@ DATASETS: dict[str, DatasetSpec] = {
             "test.txt": RemoteFile(f"{_CMNER}/test.txt", 843689, "4fc1f132b5902d6e34fbb33a5637d04b45255a8003dbbe9306ca86bb1572c302"),
         },
         images_hint="Images: the Jyz99/CMNER README points to a cloud drive (images/weibo_images); unpack the <wid>_<id>.jpg files into {images}",
+    ),
+    "mmnerd": DatasetSpec(
+        # 2M-NER's dataset (Wang et al. 2024): the English text splits are public (19,968 / 2,463 / 2,533 posts,
+        # Twitter format; 2,982 of the posts carry Twitter2017 IMGIDs, 2,936 with Twitter2017's tokens); the images and
+        # the French, German and Spanish splits are not.
+        name="mmnerd", lang="en", format="twitter", text_subdir="mmnerd",
+        split_files={"train": "train.txt", "dev": "valid.txt", "test": "test.txt"},
+        images_subdir="mmnerd/images",
+        remote={
+            "train.txt": RemoteFile(f"{_MMNERD}/train_conll_format.txt", 3986045, "09460256b558b0f6a828a495dbd113c6e278546d271150d01118b41aade2536f"),
+            "valid.txt": RemoteFile(f"{_MMNERD}/valid_conll_format.txt", 490249, "58185cc1f77ea7f590c1d632c102b1cc7727013a637560dfc9d4eca0128241fd"),
+            "test.txt": RemoteFile(f"{_MMNERD}/test_conll_format.txt", 507637, "187de233e976ee35b84c890eddfc7abe7a4c9b346afae7a113e0216c2f574608"),
+        },
+        images_hint=(
+            "Images: not public; the MMNERD authors share the images (and the fr/de/es splits) on request by e-mail to "
+            "wangdsh@pku.edu.cn (github.com/wangdsh/MMNERD README). Put each post's <IMGID>.jpg into {images}"
+        ),
     ),
 }
 

@@ -45,5 +45,6 @@ CROSS_LINGUAL: dict[tuple[str, str, str], PaperRow] = {
     ("umt", "zh-en", "src_tgt"): PaperRow(73.82, 76.93, 75.34),
 }
 
-SETTING_LABELS = {"tgt_only": "−", "src": "SRC", "tgt": "TGT", "src_tgt": "SRC&TGT"}
+SETTING_LABELS = {"tgt_only": "−", "src": "SRC", "tgt": "TGT", "src_tgt": "SRC&TGT", "joint": "JOINT", "joint_tgt": "JOINT&TGT"}
+"""The paper's names for its settings, and ours for the multilingual ones (one model trained on both datasets)."""
 IMAGE_LABELS = {"none": "text", "one": "text + one image", "all": "text + all images"}

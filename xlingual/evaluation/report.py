@@ -26,7 +26,7 @@ from xlingual.data.formats import read_samples
 from xlingual.data.labels import ENTITY_TYPES
 from xlingual.errors import ConfigError
 from xlingual.io import atomic_write_text
-from xlingual.train.config import SETTINGS
+from xlingual.train.config import MODEL_TYPES, PAPER_SETTINGS, SETTINGS
 from xlingual.evaluation.metrics import sentence_counts
 from xlingual.evaluation.paper import CROSS_LINGUAL, IMAGE_LABELS, SETTING_LABELS, TABLE2, PaperRow
 from xlingual.workspace import METRICS_NAME, RunFolder
@@ -52,9 +52,18 @@ class RunRecord:
     def test(self, mode: str = "conlleval") -> dict[str, Any]:
         return self.metrics["test"][mode]
 
-    def sentence_counts(self) -> tuple[list[str], np.ndarray]:
-        """Sample ids and per-sentence entity counts from the saved test predictions."""
-        samples = read_samples(RunFolder(self.run_dir).prediction("test", ".jsonl"), "jsonl", bio="keep")
+    def test_f1(self, dataset: str) -> float | None:
+        """Conlleval F1 on ``dataset``'s test set, if the run was scored there."""
+        scores = self.metrics.get("tests", {}).get(dataset)
+        return None if scores is None else scores["conlleval"]["f1"]
+
+    def prediction_split(self, dataset: str) -> str:
+        """The name under which the run saved its predictions of ``dataset``'s test set."""
+        return "test" if dataset == self.metrics.get("target_dataset") else f"test.{dataset}"
+
+    def sentence_counts(self, split: str = "test") -> tuple[list[str], np.ndarray]:
+        """Sample ids and per-sentence entity counts from the saved predictions of ``split`` (``test.<dataset>``: another test set)."""
+        samples = read_samples(RunFolder(self.run_dir).prediction(split, ".jsonl"), "jsonl", bio="keep")
         gold = [s.meta["gold"] for s in samples]
         return [s.id for s in samples], sentence_counts(gold, [s.labels for s in samples])
 
@@ -197,7 +206,7 @@ def _significance_cells(row: Row) -> list[str]:
 def table2(rows: dict[GroupKey, Row]) -> Table:
     header = ["model", "input", "seeds", *ENTITY_TYPES, "P", "R", "F1", "strict F1", "paper F1", "Δ paper"]
     body = []
-    for model in ("acn", "umt"):
+    for model in _models(rows):
         for images in ("none", "one", "all"):
             row = rows.get((model, "en-zh", "tgt_only", images))
             if row is None:
@@ -212,8 +221,8 @@ def cross_lingual_table(rows: dict[GroupKey, Row], direction: str) -> Table:
     number, target = ("3", "CMNER") if direction == "en-zh" else ("4", "Twitter2015")
     header = ["model", "train", "seeds", "P", "R", "F1", "strict F1", "paper F1", "Δ paper", "Δ vs −", "p (bootstrap)", "verdict"]
     body = []
-    for model in ("acn", "umt"):
-        for setting in SETTINGS:
+    for model in _models(rows):
+        for setting in PAPER_SETTINGS:  # the paper's four; the multilingual table adds the joint settings
             row = rows.get((model, direction, setting, "all")) or rows.get((model, direction, setting, "none"))
             if row is None:
                 continue
@@ -222,6 +231,70 @@ def cross_lingual_table(rows: dict[GroupKey, Row], direction: str) -> Table:
                          _pm(row.values["f1"]), _pm(row.values["strict_f1"]), *_paper_cells(row), *_significance_cells(row)])
     title = f"Table {number}: {direction.replace('-', '→')} (test on {target}; mean ± std over seeds; p: paired bootstrap vs −)"
     return Table(f"table{number}", title, header, body)
+
+
+def _models(rows: dict[GroupKey, Row]) -> list[str]:
+    """The models the rows hold: the packaged ones in their order, then any other."""
+    present = {key[0] for key in rows}
+    return [m for m in MODEL_TYPES if m in present] + sorted(present - set(MODEL_TYPES))
+
+
+def _language_test_sets(direction: str) -> tuple[str, str]:
+    """(target dataset, source dataset) of a direction: the two test sets a multilingual comparison scores."""
+    from xlingual.data.datasets import SOURCE_DATASET_BY_LANG
+
+    src, tgt = direction.split("-")
+    return SOURCE_DATASET_BY_LANG[tgt], SOURCE_DATASET_BY_LANG[src]
+
+
+def _test_set_p(row: Row, baseline: Row, dataset: str, resamples: int) -> str:
+    """Paired bootstrap p of ``row`` against ``baseline`` on one test set, or "" when it cannot be run."""
+    if resamples <= 0 or row is baseline:
+        return ""
+    try:
+        system_ids, system = zip(*(r.sentence_counts(r.prediction_split(dataset)) for r in row.runs))
+        base_ids, base = zip(*(r.sentence_counts(r.prediction_split(dataset)) for r in baseline.runs))
+    except OSError:
+        return ""
+    if any(ids != base_ids[0] for ids in system_ids + base_ids):
+        return ""
+    return f"{paired_bootstrap(list(system), list(base), resamples)[1]:.3f}"
+
+
+def multilingual_table(rows: dict[GroupKey, Row], direction: str, bootstrap: int = 1000) -> Table:
+    """Per model and setting, F1 on both languages' test sets from the same runs, their macro average, and the bootstrap vs −.
+
+    Every run is scored on the target and the source dataset's test set
+    (``metrics.json`` ``tests``), so a monolingual, a cross-lingual and a joint
+    model are compared on the same two test sets. p: paired bootstrap against
+    the ``tgt_only`` runs of the same model, per test set.
+    """
+    target, source = _language_test_sets(direction)
+    names = {"cmner": "CMNER", "twitter2015": "Twitter2015", "twitter2017": "Twitter2017"}
+    header = ["model", "train", "seeds", f"{names.get(target, target)} F1", f"{names.get(source, source)} F1", "macro F1",
+              "Δ macro vs −", f"p {names.get(target, target)}", f"p {names.get(source, source)}"]
+    body = []
+    for model in _models(rows):
+        for images in ("all", "none"):
+            baseline = rows.get((model, direction, "tgt_only", images))
+            for setting in SETTINGS:
+                row = rows.get((model, direction, setting, images))
+                if row is None or any(r.test_f1(d) is None for r in row.runs for d in (target, source)):
+                    continue
+                per_set = {d: _mean_std([r.test_f1(d) for r in row.runs]) for d in (target, source)}
+                macro = _mean_std([(r.test_f1(target) + r.test_f1(source)) / 2 for r in row.runs])
+                delta, p_target, p_source = "", "", ""
+                if baseline is not None and baseline is not row and all(r.test_f1(source) is not None for r in baseline.runs):
+                    base_macro = statistics.fmean((r.test_f1(target) + r.test_f1(source)) / 2 for r in baseline.runs)
+                    delta = f"{macro[0] - base_macro:+.2f}"
+                    p_target = _test_set_p(row, baseline, target, bootstrap)
+                    p_source = _test_set_p(row, baseline, source, bootstrap)
+                label = SETTING_LABELS.get(setting, setting) + ("" if images == "all" else f" ({IMAGE_LABELS[images]})")
+                body.append([model.upper(), label, str(row.seeds), _pm(per_set[target]), _pm(per_set[source]), _pm(macro),
+                             delta, p_target, p_source])
+    title = (f"Multilingual comparison, {direction.replace('-', '→')}: F1 on both test sets from the same runs "
+             "(conlleval; mean ± std over seeds; p: paired bootstrap vs −)")
+    return Table(f"multilingual-{direction}", title, header, body)
 
 
 PAPER_COLUMNS = ("paper F1", "Δ paper")
@@ -312,7 +385,8 @@ def write_report(run_paths: list[str | Path], out_dir: str | Path, bootstrap: in
     runs = find_runs(run_paths)
     rows = build_rows(runs, bootstrap)
     out = Path(out_dir)
-    tables = [table2(rows), cross_lingual_table(rows, "en-zh"), cross_lingual_table(rows, "zh-en")]
+    tables = [table2(rows), cross_lingual_table(rows, "en-zh"), cross_lingual_table(rows, "zh-en"),
+              multilingual_table(rows, "en-zh", bootstrap), multilingual_table(rows, "zh-en", bootstrap)]
     if not paper:
         tables = [without_paper(table) for table in tables]
     if label != "ours":  # every copy of a table (Markdown, LaTeX, CSV) says whose numbers it holds

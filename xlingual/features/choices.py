@@ -6,14 +6,15 @@ from enum import Enum
 
 
 class Backbone(str, Enum):
-    """The frozen CNNs features can be extracted with (their specs: :data:`xlingual.features.backbones.BACKBONES`)."""
+    """The frozen image encoders features can be extracted with (their specs: :data:`xlingual.features.backbones.BACKBONES`)."""
 
     VGG16 = "vgg16"
     RESNET152 = "resnet152"
+    CLIP_VIT_B32 = "clip-vit-b32"
 
 
 class CropPolicy(str, Enum):
-    """How an image becomes a 224x224 input (see :mod:`xlingual.features.preprocess`)."""
+    """How an image becomes a backbone's square input (see :mod:`xlingual.features.preprocess`)."""
 
     CLEAN = "clean"
     FAITHFUL = "faithful"

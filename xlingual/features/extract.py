@@ -25,9 +25,9 @@ from xlingual.data.images import ImageIndex, attach_images
 from xlingual.data.sample import Sample
 from xlingual.devices import resolve_device
 from xlingual.errors import ConfigError, ImageError
-from xlingual.features.backbones import fetch_default_weights, get_backbone, load_backbone, weights_identity
+from xlingual.features.backbones import ensure_weights, get_backbone, input_transform, load_backbone, region_shape, weights_identity
 from xlingual.features.cache import DTYPES, CacheProducer, CacheWriter, FeatureCache
-from xlingual.features.preprocess import check_crop, preprocess_image
+from xlingual.features.preprocess import ClipPreprocessing, check_crop, preprocess_image
 from xlingual.progress import progress_bar
 
 logger = logging.getLogger(__name__)
@@ -76,17 +76,17 @@ def _unique(names: Iterable[str]) -> list[str]:
 
 
 def _producer(backbone: str, weights: str, crop: str, seed: int, dtype: str) -> CacheProducer:
-    spec = get_backbone(backbone)
     return CacheProducer(
-        backbone=backbone, region_shape=spec.region_shape, weights_id=weights_identity(backbone, weights, seed),
+        backbone=backbone, region_shape=region_shape(backbone, weights), weights_id=weights_identity(backbone, weights, seed),
         crop=crop, crop_seed=seed if crop == "faithful" and backbone == "resnet152" else None, dtype=dtype,
     )
 
 
-def _load_inputs(paths: Sequence[Path], backbone: str, crop: str, seed: int, pool: ThreadPoolExecutor) -> list[np.ndarray | ImageError]:
+def _load_inputs(paths: Sequence[Path], backbone: str, crop: str, seed: int, pool: ThreadPoolExecutor,
+                 transform: ClipPreprocessing | None = None) -> list[np.ndarray | ImageError]:
     def one(path: Path) -> np.ndarray | ImageError:
         try:
-            return preprocess_image(path, backbone, crop, seed)
+            return preprocess_image(path, backbone, crop, seed, transform)
         except ImageError as err:
             return err
         except MemoryError:
@@ -97,9 +97,10 @@ def _load_inputs(paths: Sequence[Path], backbone: str, crop: str, seed: int, poo
 
 @torch.no_grad()
 def regions_of(model: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-    """(B, C, 7, 7) maps as (B, 49, C), region r = 7*row + col (the transpose, not UMT-CMNER's scrambled reshape)."""
+    """(B, C, 7, 7) maps as (B, 49, C), region r = 7*row + col (the transpose, not UMT-CMNER's scrambled reshape);
+    a token encoder's (B, tokens, C) output as it is."""
     maps = model(inputs)
-    return maps.flatten(2).transpose(1, 2)
+    return maps if maps.dim() == 3 else maps.flatten(2).transpose(1, 2)
 
 
 def extract_features(
@@ -136,8 +137,8 @@ def extract_features(
     report = ExtractionReport(cache_dir=str(cache_dir), backbone=backbone, weights=weights, crop=crop, named=len(names))
 
     torch_device = torch.device(resolve_device(device))
-    if weights == "default" and any(name not in writer.cache and (images_dir / name).is_file() for name in names):
-        fetch_default_weights(get_backbone(backbone))  # fail before hashing thousands of files, not after
+    if weights != "random" and any(name not in writer.cache and (images_dir / name).is_file() for name in names):
+        ensure_weights(backbone, weights)  # fail before hashing thousands of files, not after
     todo: list[tuple[str, str, str]] = []
     for name in names:
         path = images_dir / name
@@ -163,6 +164,7 @@ def _run_backbone(
 ) -> None:
     report.device = str(torch_device)
     model = load_backbone(report.backbone, weights, seed).to(torch_device)
+    transform = input_transform(report.backbone, weights)
     if torch_device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # every input is 3x224x224: tune the convolutions once
     logger.info("extracting %d images with %s (%s weights, %s crop) on %s", len(todo), report.backbone, weights, report.crop, torch_device)
@@ -172,7 +174,7 @@ def _run_backbone(
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             for start in range(0, len(todo), batch_size):
                 chunk = todo[start : start + batch_size]
-                inputs = _load_inputs([images_dir / name for name, _, _ in chunk], report.backbone, report.crop, seed, pool)
+                inputs = _load_inputs([images_dir / name for name, _, _ in chunk], report.backbone, report.crop, seed, pool, transform)
                 good = [(name, fp, key, x) for (name, fp, key), x in zip(chunk, inputs) if isinstance(x, np.ndarray)]
                 for (name, _, _), x in zip(chunk, inputs):
                     if isinstance(x, ImageError):

@@ -11,17 +11,9 @@ languages take turns; docs/training.md says which of the two the shipped
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from enum import Enum
 
 import torch
 from torch.utils.data import Sampler
-
-
-class Batching(str, Enum):
-    """How training posts are grouped into batches (``--set batching=...``)."""
-
-    MIXED = "mixed"
-    BY_LANGUAGE = "by_language"
 
 
 def _generator(seed: int, epoch: int) -> torch.Generator:
@@ -89,11 +81,16 @@ class LanguageBatchSampler(Sampler[list[int]]):
         return sum(len(queue) for queue in self._per_language())
 
 
-def loader_arguments(langs: Sequence[str], batch_size: int, seed: int, batching: Batching | str = Batching.MIXED) -> dict[str, object]:
-    """The DataLoader arguments that order a stage's training posts; ``langs`` holds each post's language, in order."""
-    if Batching(batching) is Batching.BY_LANGUAGE:
+def loader_arguments(langs: Sequence[str], batch_size: int, seed: int, batching: str = "mixed") -> dict[str, object]:
+    """The DataLoader arguments that order a stage's training posts (``batching``: one of the config's ``BATCHING``).
+
+    ``langs`` holds each training post's language, in order.
+    """
+    if batching == "by_language":
         return {"batch_sampler": LanguageBatchSampler(langs, batch_size, seed)}
+    if batching != "mixed":
+        raise ValueError(f"unknown batching '{batching}'")
     return {"sampler": EpochShuffleSampler(len(langs), seed), "batch_size": batch_size}
 
 
-__all__ = ["Batching", "EpochShuffleSampler", "LanguageBatchSampler", "loader_arguments"]
+__all__ = ["EpochShuffleSampler", "LanguageBatchSampler", "loader_arguments"]

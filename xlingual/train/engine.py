@@ -45,36 +45,18 @@ from typing import Any
 import torch
 from accelerate.data_loader import prepare_data_loader
 from accelerate.utils import send_to_device
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
 from xlingual.data.sample import Sample
 from xlingual.evaluation.metrics import score
 from xlingual.models.base import MnerModel, VisualLookup
 from xlingual.train.config import StageConfig, TrainConfig
-from xlingual.train.plugins import (LOOP_STATE, STATE_DIR, Checkpointing, DevEvaluation, EarlyStopping, LoopState,
+from xlingual.train.batching import EpochShuffleSampler, loader_arguments
+from xlingual.train.plugins import (LOOP_STATE, Checkpointing, DevEvaluation, EarlyStopping, LoopState,
                                     LossLogging, StageCheckpoints, StageRun, StepHook, StepHooks, TrainerPlugin,
                                     dispatch, save_best)
 
 logger = logging.getLogger(__name__)
-
-
-class EpochShuffleSampler(Sampler[int]):
-    """A permutation that depends only on (seed, epoch): resumable without saving the sampler."""
-
-    def __init__(self, size: int, seed: int) -> None:
-        self.size = size
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.size, generator=generator).tolist())
-
-    def __len__(self) -> int:
-        return self.size
 
 
 def process_share(count: int, rank: int, world: int) -> slice:
@@ -320,11 +302,10 @@ class StageTrainer:
         accelerator = new_accelerator(self.config, self.run_dir)
         stage = self.stage
         items = model.encode(list(train), visual)
-        sampler = EpochShuffleSampler(len(items), self.config.seed)
         # A private generator: creating an iterator must not draw from the global RNG, or a resumed
         # epoch (iterator created after the RNG restore) would see different dropout masks.
-        loader = DataLoader(items, batch_size=stage.batch_size, sampler=sampler, collate_fn=keep_items,
-                            generator=torch.Generator().manual_seed(self.config.seed))
+        order = loader_arguments([sample.lang for sample in train], stage.batch_size, self.config.seed, stage.batching)
+        loader = DataLoader(items, collate_fn=keep_items, generator=torch.Generator().manual_seed(self.config.seed), **order)
         # Every process iterates the same global batches (not accelerate's per-process shards, which pad a short
         # last batch with samples from the epoch's start); the loop takes this process's share.
         loader = prepare_data_loader(loader, None, num_processes=1, process_index=0, put_on_device=False,
@@ -404,5 +385,5 @@ class StageTrainer:
 
 
 __all__ = ["DeviceLossSum", "EpochShuffleSampler", "keep_items", "loss_reduction", "process_share", "process_state", "share_weight",
-           "LOOP_STATE", "STATE_DIR", "LoopState", "StageTrainer", "StepHook", "TrainerPlugin", "FUSED_OPTIMIZER_DEVICES",
+           "LOOP_STATE", "LoopState", "StageTrainer", "StepHook", "TrainerPlugin", "FUSED_OPTIMIZER_DEVICES",
            "build_optimizer", "build_scheduler", "clip_by_total_norm", "clip_gradients", "evaluate_model", "save_best"]

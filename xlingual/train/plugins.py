@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from xlingual.workspace import RunFolder
 from xlingual.data.sample import Sample
 from xlingual.io import atomic_write_json
 from xlingual.models.base import MnerModel, VisualLookup
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 # The stage's messages keep the engine's logger name: run.log lines and logging settings for it stay as they were.
 logger = logging.getLogger("xlingual.train.engine")
 
-STATE_DIR = "state"
 LOOP_STATE = "loop_state.json"
 
 
@@ -243,7 +243,7 @@ class StageCheckpoints:
 
     def __init__(self, run_dir: Path, name: str) -> None:
         self.name = name
-        self.state_dir = run_dir / STATE_DIR / name
+        self.state_dir = RunFolder(run_dir).stage_state(name)
 
     def read_loop_state(self) -> LoopState | None:
         """The saved loop counters, if any (also from a checkpoint interrupted while being swapped in)."""
@@ -331,5 +331,5 @@ def save_best(model: MnerModel, folder: Path) -> None:
     tmp.rename(folder)
 
 
-__all__ = ["LOOP_STATE", "STATE_DIR", "Checkpointing", "DevEvaluation", "EarlyStopping", "LoopState", "LossLogging",
+__all__ = ["LOOP_STATE", "Checkpointing", "DevEvaluation", "EarlyStopping", "LoopState", "LossLogging",
            "StageCheckpoints", "StageRun", "StepHook", "StepHooks", "TrainerPlugin", "dispatch", "save_best"]

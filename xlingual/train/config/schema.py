@@ -23,6 +23,8 @@ IMAGE_MODES: tuple[str, ...] = ("none", "one", "all")
 """Table 2's inputs: text only, one randomly chosen image, all images averaged."""
 MIXED_PRECISION: tuple[str, ...] = ("no", "fp16", "bf16")
 OPTIMIZERS: tuple[str, ...] = ("adam", "adamw")
+BATCHING: tuple[str, ...] = ("mixed", "by_language")
+"""How a stage groups its training posts into batches (see :mod:`xlingual.train.batching`)."""
 
 
 def one_of(allowed: Sequence[str] | Callable[[], Sequence[str]]) -> AfterValidator:
@@ -76,6 +78,8 @@ class StageConfig(_Section):
     """Stop the stage after this many optimiser steps (smoke tests, demos)."""
     eval_every_steps: int | None = None
     """Evaluate on dev every N steps as well as at each epoch end."""
+    batching: Annotated[str, one_of(BATCHING)] = "mixed"
+    """``mixed``: one shuffled pool (the reference's order); ``by_language``: each batch one language, the languages taking turns."""
 
     @field_validator("patience")
     @classmethod
