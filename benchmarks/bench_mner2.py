@@ -4,8 +4,9 @@
 layers, H 768, vocabulary 119,547, random init from a BertConfig, pooler
 kept for the contrastive text view), nothing frozen, Adam, batch 32, CLIP
 ViT-B/32 token features (50 x 768) and the ResNet-152 grid (49 x 2048,
-reduced to its 2048 mean vector when a post is encoded), both float16 in
-memory like the feature caches on disk and float32 in the batch. One
+pooled to its 2048 vector by the feature side's ``pooled_vector`` in the
+lookup, as ``pooled_lookup`` does), both float16 in memory like the feature
+caches on disk and float32 in the batch. One
 training step = collate + forward + backward + Adam step. "Outside the
 model" = the per-step share of encode (amortised: the engine encodes a
 dataset once; it includes the visual lookups) and collate.
@@ -30,6 +31,7 @@ from transformers import BertConfig, BertModel
 from _record import add_results_option, recorder
 from bench_models import MBERT_VOCAB, mbert_shaped_tokenizer, synthetic_posts
 from xlingual.data.sample import Sample
+from xlingual.features.lookup import pooled_vector
 from xlingual.models.mner2 import Mner2Config, Mner2Model
 
 VIT_SHAPE, RESNET_GRID = (50, 768), (49, 2048)
@@ -62,7 +64,7 @@ def main() -> None:
 
     def visual(sample: Sample):
         row = int(sample.id)
-        return {"vit": vit_cache[row], "resnet": resnet_cache[row]}, True
+        return {"vit": vit_cache[row], "resnet": pooled_vector(resnet_cache[row])}, True
 
     start = time.perf_counter()
     items = model.encode(posts, visual)

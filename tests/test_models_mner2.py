@@ -2,7 +2,7 @@
 
 Visual inputs are tiny stand-ins for the real caches: 5 "ViT tokens" of 32
 channels (CLIP ViT-B/32: 50 x 768) and a ResNet grid of 49 x 16 (ResNet-152:
-49 x 2048), reduced to its mean vector by the model.
+49 x 2048), pooled to its mean vector as the feature side's ``pooled_vector`` does.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from umt_helpers import single_threaded
 from xlingual.data.labels import CANONICAL_LABELS
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError, DataFormatError
+from xlingual.features.lookup import pooled_vector
 from xlingual.models import MODEL_CLASSES, load_model, model_class
 from xlingual.models.contrastive import nt_xent, retrieval_accuracy
 from xlingual.models.mner2 import Mner2Config, Mner2Model, paired_lookup
@@ -52,7 +53,7 @@ def random_features(seed: int = 0, missing: frozenset[str] = frozenset()):
         return arrays(sample, 1)[0], sample.id not in missing
 
     def resnet(sample: Sample) -> tuple[np.ndarray, bool]:
-        return arrays(sample, 2)[1], sample.id not in missing
+        return pooled_vector(arrays(sample, 2)[1]), sample.id not in missing
 
     return paired_lookup(vit, resnet)
 
@@ -341,10 +342,18 @@ def test_visual_shapes_are_checked(encoder_dir, posts):
     model = build(encoder_dir)
     with pytest.raises(ConfigError, match="vit features of shape"):
         model.encode(posts[:1], lambda s: ({"vit": np.zeros((4, VIT_DIM)), "resnet": np.zeros(RESNET_DIM)}, True))
+    with pytest.raises(ConfigError, match="pooled_lookup of a resnet152 cache"):
+        model.encode(posts[:1], lambda s: ({"vit": np.zeros((VIT_TOKENS, VIT_DIM)), "resnet": np.zeros((GRID, RESNET_DIM))}, True))
     with pytest.raises(ConfigError, match="paired_lookup"):
         model.encode(posts[:1], lambda s: (np.zeros((GRID, RESNET_DIM)), True))
-    vector = model.encode(posts[:1], lambda s: ({"vit": np.zeros((VIT_TOKENS, VIT_DIM)), "resnet": np.arange(GRID * RESNET_DIM, dtype=np.float32).reshape(GRID, RESNET_DIM)}, True))
-    assert np.allclose(vector[0]["regions"]["resnet"], np.arange(GRID * RESNET_DIM).reshape(GRID, RESNET_DIM).mean(axis=0))
+
+
+def test_paired_lookup_needs_both_images_and_keeps_tokens_as_returned(encoder_dir, posts):
+    tokens = np.lib.stride_tricks.as_strided(np.zeros(1, dtype=np.float16), (VIT_TOKENS, VIT_DIM), (0, 0))
+    lookup = paired_lookup(lambda s: (tokens, True), lambda s: (np.ones(RESNET_DIM, dtype=np.float32), s.id != "p0"))
+    items = build(encoder_dir).encode(posts[:2], lookup)
+    assert [item["has_image"] for item in items] == [False, True] and items[0]["regions"] is None
+    assert items[1]["regions"]["vit"] is tokens  # no float32 copy per post before collation
 
 
 def test_registered_and_save_load_round_trip_gives_equal_predictions(encoder_dir, posts, tmp_path):

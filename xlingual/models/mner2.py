@@ -17,10 +17,10 @@ Ablations (each removes computation and parameters, not only a flag):
 reference's text-only run).
 
 Visual input: one lookup per post returning ``({"vit": (50, 768), "resnet":
-(2048,) or its (49, 2048) grid}, has_image)``; :func:`paired_lookup` builds
-it from the two standard feature-cache lookups. A post without an image is
-masked out of both cross-attentions (zero context) and out of the
-contrastive loss.
+(2048,)}, has_image)``; :func:`paired_lookup` builds it from the feature
+side's two lookups (CLIP tokens; the ResNet-152 grid's pooled vector). A
+post without an image is masked out of both cross-attentions (zero context)
+and out of the contrastive loss.
 
 Departures from the reference code are switches or documented fixes; see
 :class:`Mner2Config` and docs/models.md.
@@ -54,7 +54,7 @@ logger = logging.getLogger(__name__)
 
 BRANCHES = ("vit", "resnet")
 PairedVisual = Callable[[Sample], tuple[Mapping[str, np.ndarray], bool]]
-"""What 2M-NER reads per post: ``({"vit": tokens, "resnet": vector or grid}, has_image)``."""
+"""What 2M-NER reads per post: ``({"vit": tokens, "resnet": pooled vector}, has_image)``."""
 
 SWITCHED_MODULES = ("vit_attention", "resnet_proj", "resnet_attention", "fuse", "text_head", "vit_head", "resnet_head", "encoder.pooler")
 """Modules an ablation switch adds or removes (all absent from the text-only model); a checkpoint may lack them or carry extra ones."""
@@ -167,7 +167,10 @@ def encoder_architecture(folder: Path, keep_pooler: bool) -> tuple[PreTrainedMod
 
 
 def paired_lookup(vit: Callable[[Sample], tuple[np.ndarray, bool]], resnet: Callable[[Sample], tuple[np.ndarray, bool]]) -> PairedVisual:
-    """One 2M-NER lookup from two feature-cache lookups (CLIP tokens; ResNet-152 grid or vector).
+    """One 2M-NER lookup from two feature-cache lookups: ``paired_lookup(visual_lookup(clip_cache), pooled_lookup(resnet_cache))``.
+
+    ``vit`` gives a post's (50, 768) CLIP ViT-B/32 tokens, ``resnet`` its
+    (2048,) ResNet-152 vector (:mod:`xlingual.features.lookup`).
 
     A post counts as having an image only when both caches have it: a post
     seen through one branch only would be aligned in one space and masked in
@@ -176,8 +179,8 @@ def paired_lookup(vit: Callable[[Sample], tuple[np.ndarray, bool]], resnet: Call
 
     def lookup(sample: Sample) -> tuple[Mapping[str, np.ndarray], bool]:
         tokens, has_tokens = vit(sample)
-        grid, has_grid = resnet(sample)
-        return {"vit": tokens, "resnet": grid}, bool(has_tokens and has_grid)
+        vector, has_vector = resnet(sample)
+        return {"vit": tokens, "resnet": vector}, bool(has_tokens and has_vector)
 
     return lookup
 
@@ -327,7 +330,7 @@ class Mner2Model(MnerModel):
         return {name: shapes[name] for name in self.config.branches}
 
     def _regions(self, sample: Sample, visual: PairedVisual | None) -> tuple[dict[str, np.ndarray] | None, bool]:  # type: ignore[override]
-        """A post's inputs of the active branches (the ResNet grid reduced to its mean); None for an image-less post.
+        """A post's inputs of the active branches, shape-checked; None for an image-less post.
 
         As in the base, an image-less post keeps nothing the lookup returned:
         collation gives it zeros, and the model masks it.
@@ -341,14 +344,11 @@ class Mner2Model(MnerModel):
             return None, False
         out: dict[str, np.ndarray] = {}
         for name, shape in self.visual_shapes.items():
-            # ViT tokens stay as returned (a memory-mapped cache stays on disk until collation);
-            # the ResNet grid becomes its mean, which is torchvision's average pool of the 7x7 map.
-            array = np.asarray(features[name])
-            if name == "resnet" and array.ndim == 2:
-                array = array.mean(axis=0, dtype=np.float32)
+            array = np.asarray(features[name])  # kept as returned: a memory-mapped cache stays on disk until collation
             if array.shape != shape:
-                option = "model.vit_tokens / model.visual_dim" if name == "vit" else "model.resnet_dim"
-                raise ConfigError(f"{option}: sample {sample.id} has {name} features of shape {np.shape(features[name])}, 2M-NER expects {shape}")
+                option, source = (("model.vit_tokens / model.visual_dim", "visual_lookup of a clip-vit-b32 cache") if name == "vit"
+                                  else ("model.resnet_dim", "pooled_lookup of a resnet152 cache"))
+                raise ConfigError(f"{option}: sample {sample.id} has {name} features of shape {array.shape}, 2M-NER expects {shape} ({source})")
             out[name] = array
         return out, True
 
