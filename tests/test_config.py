@@ -66,15 +66,16 @@ def test_tgt_only_trains_the_target_from_scratch_with_the_pretraining_optimisati
 def test_a_new_setting_and_a_new_model_are_one_file_each(tmp_path, monkeypatch):
     folder = tmp_path / "configs"
     shutil.copytree(packaged.configs_folder(), folder)
-    (folder / "settings" / "joint.yaml").write_text("setting: joint\ntarget:\n  epochs: 10\n", encoding="utf-8")
-    (folder / "models" / "2mner.yaml").write_text(
-        "model_type: 2mner\nseed: 7\nbackbone: resnet152\nmodel:\n  hidden: 8\npretrain:\n  lr: 2.0e-05\n", encoding="utf-8")
+    (folder / "settings" / "pooled.yaml").write_text("setting: pooled\ntarget:\n  epochs: 10\n", encoding="utf-8")
+    (folder / "models" / "newmodel.yaml").write_text(
+        "model_type: newmodel\nseed: 7\nbackbone: resnet152\nmodel:\n  hidden: 8\npretrain:\n  lr: 2.0e-05\n", encoding="utf-8")
+    before_models, before_settings = packaged.model_types(), packaged.settings()
     monkeypatch.setattr(packaged, "configs_folder", lambda: folder)
-    assert packaged.settings() == (*PAPER_SETTINGS, "joint")
-    config = load_config("joint", "2mner", "zh-en", ["model.hidden=16"])
-    assert (config.name, config.seed, config.model, config.target.epochs, config.pretrain.lr) == ("2mner-zh-en-joint", 7, {"hidden": 16}, 10, 2e-5)
-    assert load_config("joint", "umt", "en-zh").target.lr == pytest.approx(5e-5)
-    assert len(packaged_config_names()) == 3 * 2 * 5
+    assert packaged.settings() == (*before_settings, "pooled") and packaged.settings()[:4] == PAPER_SETTINGS
+    config = load_config("pooled", "newmodel", "zh-en", ["model.hidden=16"])
+    assert (config.name, config.seed, config.model, config.target.epochs, config.pretrain.lr) == ("newmodel-zh-en-pooled", 7, {"hidden": 16}, 10, 2e-5)
+    assert load_config("pooled", "umt", "en-zh").target.lr == pytest.approx(5e-5)
+    assert len(packaged_config_names()) == (len(before_models) + 1) * 2 * (len(before_settings) + 1)
 
 
 # -- merge rules and overrides -------------------------------------------------

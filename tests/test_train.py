@@ -15,11 +15,12 @@ from typer.testing import CliRunner
 
 from xlingual.cli import app
 from xlingual.data.datasets import DATASETS
-from xlingual.workspace import DataDir
+from xlingual.workspace import DataDir, RunFolder
 from xlingual.data.formats import format_for_lang, read_samples, write_samples
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
-from xlingual.train.config import SETTINGS, apply_overrides, config_yaml, load_config, packaged_config_names
+from xlingual.evaluation.evaluate import evaluate_run
+from xlingual.train.config import MODEL_TYPES, PAPER_SETTINGS, SETTINGS, apply_overrides, config_yaml, load_config, packaged_config_names
 from xlingual.train.batching import EpochShuffleSampler
 from xlingual.embeddings.vectors import merge_vector_files
 from xlingual.train.run import train_run
@@ -66,7 +67,7 @@ def tiny(data_dir: Path, *extra: str) -> list[str]:
 
 def test_every_packaged_config_loads_and_names_itself():
     names = packaged_config_names()
-    assert len(names) == 16
+    assert len(names) == len(MODEL_TYPES) * 2 * len(SETTINGS) and set(PAPER_SETTINGS) | {"joint", "joint_tgt"} <= set(SETTINGS)
     for name in names:
         model, direction, setting = name.split("-", 1)[0], "-".join(name.split("-")[1:3]), name.split("-", 3)[3]
         config = load_config(setting, model, direction)
@@ -135,7 +136,7 @@ def test_merged_vectors_keep_both_languages_and_prefer_the_later_file(tmp_path):
 
 # -- the four settings end to end ------------------------------------------------
 
-@pytest.mark.parametrize("setting", SETTINGS)
+@pytest.mark.parametrize("setting", PAPER_SETTINGS)
 def test_each_setting_trains_end_to_end_through_the_cli(setting, data_dir, tmp_path):
     run_dir = tmp_path / setting
     args = ["train", "--config", setting, "--model", "acn", "--direction", "en-zh", "--output", str(run_dir), "--json"]
@@ -170,6 +171,42 @@ def test_each_setting_trains_end_to_end_through_the_cli(setting, data_dir, tmp_p
     gold = read_samples(data_dir / "cmner" / "text" / "test.txt")
     assert [s.tokens for s in predicted] == [s.tokens for s in gold]
     assert metrics["test"]["conlleval"]["gold"] == sum(len(s.entities()) for s in gold)
+
+
+@pytest.mark.parametrize("setting", ["joint", "joint_tgt"])
+def test_joint_trains_one_model_on_both_datasets_and_scores_both_test_sets(setting, data_dir, tmp_path):
+    run_dir = tmp_path / setting
+    result = train_run(load_config(setting, "acn", "en-zh", tiny(data_dir, "epochs=2")), run_dir)
+    metrics = result.metrics
+    stage = metrics["stages"]["target"]
+    assert list(metrics["stages"]) == ["target"] and not (run_dir / "pretrain-model").exists()
+    sizes = {name: len(read_samples(DataDir(data_dir).split_file(name, split))) for name in ("cmner", "twitter2015") for split in ("train",)}
+    translated = sizes["twitter2015"] if setting == "joint_tgt" else 0
+    assert stage["train_samples"] == sizes["cmner"] + sizes["twitter2015"] + translated
+    assert stage["dev_samples"] == sum(len(read_samples(DataDir(data_dir).split_file(n, "dev"))) for n in ("cmner", "twitter2015")), "selected on both dev sets"
+    assert ("fake-mt" in stage["data"]) == (setting == "joint_tgt")
+    assert set(metrics["tests"]) == {"cmner", "twitter2015"} and metrics["tests"]["cmner"] == metrics["test"]
+    assert metrics["test_macro_f1"] == pytest.approx((metrics["tests"]["cmner"]["conlleval"]["f1"] + metrics["tests"]["twitter2015"]["conlleval"]["f1"]) / 2)
+    english = read_samples(RunFolder(run_dir).prediction("test.twitter2015", ".txt"), "twitter", bio="keep")
+    assert [s.tokens for s in english] == [s.tokens for s in read_samples(DataDir(data_dir).split_file("twitter2015", "test"))]
+    rescored = evaluate_run(run_dir, splits=("test.twitter2015",))["test.twitter2015"]
+    assert rescored == metrics["tests"]["twitter2015"]
+
+
+def test_every_run_is_also_scored_on_the_other_language_but_trains_without_it(data_dir, tmp_path):
+    """tgt_only sees no English post in training, yet its metrics hold the Twitter2015 test score (zero-shot)."""
+    config = load_config("tgt_only", "acn", "en-zh", tiny(data_dir, "epochs=1"))
+    with_other = train_run(config, tmp_path / "a").metrics
+    assert set(with_other["tests"]) == {"cmner", "twitter2015"}
+    assert with_other["stages"]["target"]["train_samples"] == len(read_samples(DataDir(data_dir).split_file("cmner", "train")))
+    alone = tmp_path / "cmner-only"
+    shutil.copytree(data_dir, alone)
+    DataDir(alone).split_file("twitter2015", "test").unlink()
+    without = train_run(load_config("tgt_only", "acn", "en-zh", tiny(alone, "epochs=1")), tmp_path / "b").metrics
+    assert set(without["tests"]) == {"cmner"} and "test_macro_f1" not in without
+    weights = [load_file(str(RunFolder(tmp_path / run).model / "model.safetensors")) for run in ("a", "b")]
+    assert weights[0].keys() == weights[1].keys() and all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert without["test"] == with_other["test"]
 
 
 def test_zh_en_direction_evaluates_on_twitter(data_dir, tmp_path):
