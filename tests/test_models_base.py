@@ -38,10 +38,16 @@ def _tiny_umt(workdir: Path) -> dict[str, Any]:
     return {"encoder": str(encoder), "cross_heads": 2, "visual_dim": 16, "num_visual_regions": 4, "max_length": 40}
 
 
+def _tiny_2mner(workdir: Path) -> dict[str, Any]:
+    encoder = build_tiny_bert(workdir / "tiny-bert", [t for s in SAMPLES for t in s.tokens])
+    return {"encoder": str(encoder), "vit_tokens": 4, "visual_dim": 32, "resnet_dim": 16, "max_length": 40}
+
+
 TINY: dict[str, Callable[[Path], dict[str, Any]]] = {
     "acn": lambda _: {"word_dim": 8, "char_dim": 4, "char_filters": 4, "char_out": 4, "hidden": 8, "max_length": 30,
                       "max_word_len": 8, "visual_dim": 16, "seed": 5},
     "umt": _tiny_umt,
+    "2mner": _tiny_2mner,
 }
 """The smallest config of each registered model (a folder for any files it needs)."""
 
@@ -52,14 +58,22 @@ def region_shape(model: MnerModel) -> tuple[int, int]:
     return (model._expected_regions() or 5, model.config.visual_dim)
 
 
-def fixed_visual(model: MnerModel, imageless: frozenset[str] = frozenset(), scale: float = 1.0) -> Callable[[Sample], tuple[np.ndarray, bool]]:
-    """Random but fixed regions per post id; posts in ``imageless`` get ``scale``-sized noise and ``has_image`` False."""
-    shape = region_shape(model)
+def fixed_visual(model: MnerModel, imageless: frozenset[str] = frozenset(), scale: float = 1.0) -> Callable[[Sample], tuple[Any, bool]]:
+    """Random but fixed regions per post id; posts in ``imageless`` get ``scale``-sized noise and ``has_image`` False.
 
-    def lookup(sample: Sample) -> tuple[np.ndarray, bool]:
+    A model with several visual inputs per post (``visual_shapes``, 2M-NER) gets a dict of such arrays.
+    """
+    shapes = getattr(model, "visual_shapes", None)
+
+    def lookup(sample: Sample) -> tuple[Any, bool]:
         rng = np.random.default_rng(zlib.crc32(sample.id.encode()))
-        regions = rng.standard_normal(shape).astype(np.float32)
-        return (regions * scale, False) if sample.id in imageless else (regions, True)
+        if shapes is None:
+            regions = rng.standard_normal(region_shape(model)).astype(np.float32)
+        else:
+            regions = {name: rng.standard_normal(shape).astype(np.float32) for name, shape in shapes.items()}
+        if sample.id not in imageless:
+            return regions, True
+        return ({k: v * scale for k, v in regions.items()} if shapes is not None else regions * scale), False
 
     return lookup
 

@@ -17,6 +17,7 @@ from xlingual.models.serialization import read_model_config
 MODEL_CLASSES: dict[str, str] = {
     "acn": "xlingual.models.acn:AcnModel",
     "umt": "xlingual.models.umt:UmtModel",
+    "2mner": "xlingual.models.mner2:Mner2Model",
 }
 
 
