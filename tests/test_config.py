@@ -158,7 +158,7 @@ def test_errors_in_a_file_name_the_file_and_line(tmp_path):
     with pytest.raises(ConfigError, match=r"mine.yaml:3: pretrain.lr: 'fast' is not a number$"):
         load_config(path)
     path.write_text("setting: src\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"^--model bert: model_type: 'bert' is not one of acn, umt$"):
+    with pytest.raises(ConfigError, match=r"^--model bert: model_type: 'bert' is not one of acn, umt, 2mner$"):
         load_config(path, model_type="bert")
     with pytest.raises(ConfigError, match=r"^run/config.yaml: expected a mapping, got list$"):
         config_from_dict([1], where="run/config.yaml")

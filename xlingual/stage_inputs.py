@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from xlingual.data.datasets import SOURCE_DATASET_BY_LANG, get_dataset
 from xlingual.data.formats import format_for_lang, read_samples
@@ -192,9 +193,14 @@ def dataset_image_dir(data_file: str | Path) -> Path | None:
     return None
 
 
-def visual_inputs(samples: list[Sample], cache: "FeatureCache | str | Path", *, image_dir: str | Path | None = None,
-                  mode: str = "all", seed: int = 0) -> VisualInputs:
+def visual_inputs(samples: list[Sample], caches: "FeatureCache | str | Path | Sequence[FeatureCache | str | Path]", *,
+                  image_dir: str | Path | None = None, mode: str = "all", seed: int = 0,
+                  combine: "Callable[[list[FeatureCache], str, int], VisualLookup] | None" = None) -> VisualInputs:
     """Attach each post's images (from ``image_dir`` when given) and build the feature lookup.
+
+    ``combine`` turns the open caches into the lookup a model reads (a model
+    class's ``visual_lookup_from``); by default one cache's regions per post.
+    A post counts as cached when every cache holds one of its images.
 
     ``mode`` is ``all`` (mean over a post's images, the paper's method) or
     ``one`` (one image per post, chosen by ``seed`` and the post id). A CMNER
@@ -204,6 +210,9 @@ def visual_inputs(samples: list[Sample], cache: "FeatureCache | str | Path", *, 
     image-less, i.e. be scored text-only, so that case is refused.
     """
     from xlingual.features import FeatureCache, visual_lookup
+
+    if isinstance(caches, (str, Path, FeatureCache)):
+        caches = [caches]
 
     if image_dir is not None:
         report = attach_images(samples, image_dir)
@@ -215,31 +224,38 @@ def visual_inputs(samples: list[Sample], cache: "FeatureCache | str | Path", *, 
             "image features were asked for but no post names an image: pass --image-dir (the dataset's image folder), "
             "or score text-only with a text-only model"
         )
-    opened = cache if isinstance(cache, FeatureCache) else FeatureCache.open(cache)
-    cached = sum(1 for sample in samples if any(name in opened for name in sample.images))
+    opened = [cache if isinstance(cache, FeatureCache) else FeatureCache.open(cache) for cache in caches]
+    cached = sum(1 for sample in samples if all(any(name in cache for name in sample.images) for cache in opened))
     if with_images and not cached:
-        logger.warning("%s: none of the posts' images is in this feature cache; every post is treated as image-less", opened.cache_dir)
-    return VisualInputs(visual_lookup(opened, mode=mode, seed=seed), with_images, cached)
+        where = ", ".join(str(cache.cache_dir) for cache in opened)
+        logger.warning("%s: none of the posts' images is in this feature cache; every post is treated as image-less", where)
+    lookup = combine(opened, mode, seed) if combine is not None else visual_lookup(opened[0], mode=mode, seed=seed)
+    return VisualInputs(lookup, with_images, cached)
 
 
-def visual_inputs_for_model(model: "MnerModel", samples: list[Sample], features: str | Path | None, image_dir: str | Path | None,
-                            images: str, seed: int, data_file: str | Path | None = None) -> tuple["VisualLookup | None", int]:
+def visual_inputs_for_model(model: "MnerModel", samples: list[Sample], features: "str | Path | Sequence[str | Path] | None",
+                            image_dir: str | Path | None, images: str, seed: int, data_file: str | Path | None = None) -> tuple["VisualLookup | None", int]:
     """The visual lookup a saved model needs for ``samples`` (``xl predict``, ``xl evaluate --model``) and how many posts have an image.
+
+    ``features`` is the cache folder, or the folders of a model that reads
+    several (2M-NER: the clip-vit-b32 and the resnet152 cache).
 
     ``image_dir`` defaults to the dataset's image folder when ``data_file``
     sits in the ``xl data download`` layout (``data/cmner/text/test.txt``).
     """
     uses_images = bool(getattr(getattr(model, "config", None), "use_image", False))
     if not uses_images:
-        if features is not None:
+        if features:
             logger.warning("the model is text-only; --features is ignored")
         return None, 0
-    if features is None:
+    if isinstance(features, (str, Path)):
+        features = [features]
+    if not features:
         logger.warning("multimodal model without --features: every post is treated as having no image")
         return None, 0
     if image_dir is None and data_file is not None:
         image_dir = dataset_image_dir(data_file)
-    inputs = visual_inputs(samples, features, image_dir=image_dir, mode=images, seed=seed)
+    inputs = visual_inputs(samples, list(features), image_dir=image_dir, mode=images, seed=seed, combine=type(model).visual_lookup_from)
     return inputs.lookup, inputs.with_images
 
 

@@ -21,7 +21,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object 
 DeviceOption = Annotated[str, typer.Option("--device", help="auto (a GPU when there is one), cpu, cuda, cuda:1, …")]
 SetOption = Annotated[list[str], typer.Option("--set", help="Override a config field, e.g. --set lr=3e-5 (both stages), --set target.epochs=5, "
                                               "--set model.hidden=100, --set images=none. Repeatable.")]
-FeaturesOption = Annotated[Optional[Path], typer.Option("--features", help="Image feature cache from 'xl features extract' (models that use images).")]
+FeaturesOption = Annotated[Optional[list[Path]], typer.Option("--features", help="Image feature cache from 'xl features extract' (models that use images); "
+                                                                "repeat it for a model that reads several (2M-NER: the clip-vit-b32 and the resnet152 cache).")]
 ImageDirOption = Annotated[Optional[Path], typer.Option("--image-dir", help="The dataset's image folder, to find each post's images in the cache "
                                                         "(default: found from the data file's data-directory layout).")]
 PostImagesOption = Annotated[PostImages, typer.Option("--images", help="all: the mean over a post's images (the paper's method); one: one image chosen by --seed.")]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from xlingual.data.formats import TEXT_FORMATS, detect_format, read_samples
@@ -43,7 +44,7 @@ def evaluate_run(run_dir: str | Path, splits: tuple[str, ...] = ("dev", "test"))
 
 
 def evaluate_model_on_file(model_dir: str | Path, data_file: str | Path, format: str | None = None,
-                           features: str | Path | None = None, images: str = "all", batch_size: int = 32, seed: int = 0,
+                           features: str | Path | Sequence[str | Path] | None = None, images: str = "all", batch_size: int = 32, seed: int = 0,
                            image_dir: str | Path | None = None) -> dict[str, Any]:
     """Predict ``data_file`` with a saved model and score it against the file's labels as written."""
     from xlingual.models import load_model
@@ -121,7 +122,7 @@ class Evaluation:
 
 def evaluate_any(run: str | Path | None = None, gold: str | Path | None = None, pred: str | Path | None = None,
                  model: str | Path | None = None, data: str | Path | None = None, format: str | None = None,
-                 features: str | Path | None = None, image_dir: str | Path | None = None, images: str = "all", seed: int = 0) -> Evaluation:
+                 features: str | Path | Sequence[str | Path] | None = None, image_dir: str | Path | None = None, images: str = "all", seed: int = 0) -> Evaluation:
     """``xl evaluate``: exactly one of a run folder, a gold and a prediction file, or a model folder and a data file."""
     chosen = [name for name, given in (("--run", run is not None), ("--gold/--pred", gold is not None or pred is not None), ("--model", model is not None)) if given]
     if len(chosen) != 1:

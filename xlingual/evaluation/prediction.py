@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def predict_file(
     input_path: str | Path,
     output_path: str | Path | None = None,
     *,
-    features: str | Path | None = None,
+    features: str | Path | Sequence[str | Path] | None = None,
     image_dir: str | Path | None = None,
     images: str = "all",
     seed: int = 0,

@@ -126,6 +126,20 @@ class MnerModel(nn.Module, ABC):
 
     config: Any  # an instance of ``config_class``
 
+    @classmethod
+    def visual_lookup_from(cls, caches: Sequence[Any], mode: str = "all", seed: int = 0) -> VisualLookup:
+        """The model's visual lookup from its open feature caches (``FeatureCache``), in the order the run's config names them.
+
+        Most models read one cache's regions per post; a model that reads
+        several (2M-NER) overrides this, so training, ``predict`` and
+        ``evaluate`` build its inputs the same way.
+        """
+        from xlingual.features import visual_lookup
+
+        if len(caches) != 1:
+            raise ConfigError(f"{cls.model_type} reads one feature cache, got {len(caches)} ({', '.join(str(c.cache_dir) for c in caches)})")
+        return visual_lookup(caches[0], mode=mode, seed=seed)
+
     # ------------------------------------------------------------------ what a model supplies
 
     @classmethod

@@ -202,6 +202,18 @@ class Mner2Model(MnerModel):
     visual_modules = SWITCHED_MODULES
     region_hint = "2M-NER reads CLIP ViT-B/32 tokens and the ResNet-152 vector per post (see paired_lookup)"
 
+    @classmethod
+    def visual_lookup_from(cls, caches: Sequence[Any], mode: str = "all", seed: int = 0) -> PairedVisual:
+        """The paired lookup from a ``clip-vit-b32`` and a ``resnet152`` cache, in either order."""
+        from xlingual.features import pooled_lookup, visual_lookup
+
+        by_backbone = {cache.backbone: cache for cache in caches}
+        if len(caches) != 2 or set(by_backbone) != {"clip-vit-b32", "resnet152"}:
+            found = ", ".join(f"{c.backbone} ({c.cache_dir})" for c in caches) or "none"
+            raise ConfigError(f"2mner reads a clip-vit-b32 and a resnet152 feature cache, got {found}")
+        return paired_lookup(visual_lookup(by_backbone["clip-vit-b32"], mode=mode, seed=seed),
+                             pooled_lookup(by_backbone["resnet152"], mode=mode, seed=seed))
+
     def __init__(self, config: Mner2Config, encoder: nn.Module, tokenizer: Any) -> None:
         super().__init__()
         self.config = config

@@ -235,8 +235,8 @@ def clip_gradients(accelerator, parameters: Iterator[torch.nn.Parameter], max_no
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, stage: StageConfig, total_steps: int):
-    """Linear warm-up and decay over the true number of steps when warm-up is set; constant otherwise."""
-    if stage.warmup_ratio > 0:
+    """The stage's ``schedule``: linear warm-up and decay over the true number of steps, or a constant rate."""
+    if stage.schedule == "linear" or (stage.schedule is None and stage.warmup_ratio > 0):
         from transformers import get_linear_schedule_with_warmup
 
         return get_linear_schedule_with_warmup(optimizer, int(stage.warmup_ratio * total_steps), total_steps)

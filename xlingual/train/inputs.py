@@ -152,9 +152,11 @@ def build_visual(config: TrainConfig, samples: list[Sample]) -> VisualLookup | N
     """
     if config.images == "none":
         return None
-    folder = ensure_features(config.data.data_dir, config.feature_backbone, [config.source_dataset, config.target_dataset],
-                             config.data.build_missing, config.images)
-    return visual_inputs(samples, folder, mode=config.images, seed=config.seed).lookup
+    from xlingual.models import model_class
+
+    folders = [ensure_features(config.data.data_dir, backbone, [config.source_dataset, config.target_dataset], config.data.build_missing,
+                               config.images) for backbone in config.feature_backbones]
+    return visual_inputs(samples, folders, mode=config.images, seed=config.seed, combine=model_class(config.model_type).visual_lookup_from).lookup
 
 
 def resolve_inputs(config: TrainConfig, run_dir: Path) -> RunInputs:

@@ -39,8 +39,13 @@ def _stems(kind: str) -> list[str]:
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml") and "." not in p.name[:-5])
 
 
+PAPER_MODELS: tuple[str, ...] = ("acn", "umt")
+"""The CMNER paper's models, in the order of its tables; other packaged models (2M-NER) follow by name."""
+
+
 def model_types() -> tuple[str, ...]:
-    return tuple(_stems("models"))
+    present = _stems("models")
+    return (*[m for m in PAPER_MODELS if m in present], *[m for m in present if m not in PAPER_MODELS])
 
 
 def directions() -> tuple[str, ...]:
@@ -127,5 +132,5 @@ def merge(below: Mapping[str, Any], delta: Mapping[str, Any], where: str = "conf
     return result
 
 
-__all__ = ["DIRECTIONS", "MODEL_TYPES", "PAPER_SETTINGS", "SETTINGS", "configs_folder", "directions", "layer_files",
+__all__ = ["DIRECTIONS", "MODEL_TYPES", "PAPER_MODELS", "PAPER_SETTINGS", "SETTINGS", "configs_folder", "directions", "layer_files",
            "merge", "model_types", "packaged_config_names", "packaged_values", "resolve_packaged", "settings"]

@@ -23,6 +23,7 @@ IMAGE_MODES: tuple[str, ...] = ("none", "one", "all")
 """Table 2's inputs: text only, one randomly chosen image, all images averaged."""
 MIXED_PRECISION: tuple[str, ...] = ("no", "fp16", "bf16")
 OPTIMIZERS: tuple[str, ...] = ("adam", "adamw")
+SCHEDULES: tuple[str, ...] = ("constant", "linear")
 BATCHING: tuple[str, ...] = ("mixed", "by_language")
 """How a stage groups its training posts into batches (see :mod:`xlingual.train.batching`)."""
 
@@ -78,6 +79,9 @@ class StageConfig(_Section):
     """Stop the stage after this many optimiser steps (smoke tests, demos)."""
     eval_every_steps: int | None = None
     """Evaluate on dev every N steps as well as at each epoch end."""
+    schedule: Annotated[str, one_of(SCHEDULES)] | None = None
+    """Learning-rate schedule: ``linear`` (warm-up over ``warmup_ratio``, then linear decay to 0), ``constant``, or
+    None: linear when ``warmup_ratio`` > 0, else constant (the rule of the CMNER and UMT reference configs)."""
     batching: Annotated[str, one_of(BATCHING)] = "mixed"
     """``mixed``: one shuffled pool (the reference's order); ``by_language``: each batch one language, the languages taking turns."""
 
@@ -109,8 +113,9 @@ class TrainConfig(_Section):
     setting: Annotated[str, one_of(settings)] = "tgt_only"
     seed: int = 444
     images: Annotated[str, one_of(IMAGE_MODES)] = "all"
-    backbone: str | None = None
-    """Feature cache backbone; None: vgg16 for ACN, resnet152 for UMT."""
+    backbone: str | list[str] | None = None
+    """Feature cache backbone(s); None: vgg16 for ACN, resnet152 for UMT. A model that reads several caches lists them
+    (2M-NER: ``[clip-vit-b32, resnet152]``)."""
     model: dict[str, Any] = Field(default_factory=dict)
     pretrain: StageConfig = Field(default_factory=StageConfig)
     target: StageConfig = Field(default_factory=StageConfig)
@@ -148,8 +153,11 @@ class TrainConfig(_Section):
         return SOURCE_DATASET_BY_LANG[self.target_lang]
 
     @property
-    def feature_backbone(self) -> str:
-        return self.backbone or ("vgg16" if self.model_type == "acn" else "resnet152")
+    def feature_backbones(self) -> tuple[str, ...]:
+        """The feature caches the run's model reads, in order."""
+        if isinstance(self.backbone, list):
+            return tuple(self.backbone)
+        return (self.backbone or ("vgg16" if self.model_type == "acn" else "resnet152"),)
 
     @property
     def run_name(self) -> str:
