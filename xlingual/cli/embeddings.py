@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from xlingual.cli._options import DataDirOption, JsonOption
 from xlingual.workspace import DEFAULT_DATA_DIR, DataDir
 from xlingual.errors import ConfigError
 
@@ -22,7 +23,7 @@ def train(
     corpus: list[Path] = typer.Option(..., "--corpus", help="Raw text (one post per line) or dataset files (Twitter/CMNER/JSONL); repeat for several."),
     lang: str = typer.Option(..., "--lang", help="zh or en."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output .vec (default: <data-dir>/embeddings/fasttext.<lang>.vec)."),
-    data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir", help="Data directory for the default --out."),
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
     unit: str = typer.Option("auto", "--unit", help="auto (zh: characters, en: words), char, or word (jieba for zh)."),
     dim: int = typer.Option(300, "--dim", help="Vector dimension."),
     epoch: int = typer.Option(5, "--epoch", help="Training epochs."),
@@ -60,7 +61,7 @@ def align_command(
     dico: Optional[str] = typer.Option(None, "--dico", help="Seed dictionary ('src tgt' per line) for the supervised method, or 'identical'; omit for unsupervised."),
     src_lang: Optional[str] = typer.Option(None, "--src-lang", help="Source language, for the default --out."),
     tgt_lang: Optional[str] = typer.Option(None, "--tgt-lang", help="Target language, for the default --out."),
-    data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir", help="Data directory for the default --out."),
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
     normalize: str = typer.Option(None, "--normalize", help="Comma-separated center/renorm steps ('' for none). [default: renorm,center,renorm]"),
     refinement: int = typer.Option(5, "--refinement", help="Procrustes refinement rounds."),
     max_vocab: int = typer.Option(200_000, "--max-vocab", help="Read only the most frequent words."),
@@ -70,7 +71,7 @@ def align_command(
     adv_most_frequent: int = typer.Option(75000, "--adv-most-frequent", help="Discriminator sees only these frequent words."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the adversarial training."),
     restarts: int = typer.Option(5, "--restarts", help="Unsupervised: adversarial runs with seeds seed, seed+1, …; MUSE's criterion keeps the best (MUSE: 1)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    as_json: JsonOption = False,
 ) -> None:
     """Map source vectors into the target space (MUSE: Procrustes + refinement, or adversarial + refinement).
 
