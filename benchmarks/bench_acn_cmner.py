@@ -51,12 +51,12 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("accelerate").setLevel(logging.WARNING)
 
-    from xlingual.data.datasets import DATASETS
+    from xlingual.workspace import DataDir
     from xlingual.embeddings import TrainOptions, train_vectors
     from xlingual.train.config import load_config
     from xlingual.train.run import train_run
 
-    train_file = DATASETS["cmner"].split_path(args.data_dir, "train")
+    train_file = DataDir(args.data_dir).split_file("cmner", "train")
     if not train_file.is_file():
         raise SystemExit(f"{train_file}: CMNER not found; pass --data-dir")
     args.work.mkdir(parents=True, exist_ok=True)

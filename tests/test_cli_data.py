@@ -125,7 +125,7 @@ def test_download_without_network_exits_2_quickly(tmp_path: Path, monkeypatch: p
     result = run("data", "download", "twitter2015", "--to", str(tmp_path))
     assert result.exit_code == 2 and "cannot download" in result.output
     result = run("data", "download", "imagenet", "--to", str(tmp_path))
-    assert result.exit_code == 2 and "unknown dataset 'imagenet'" in result.output
+    assert result.exit_code == 2 and "'imagenet' is not one of" in result.output and "twitter2015" in result.output
 
 
 def test_console_script_has_no_traceback_on_errors(tmp_path: Path) -> None:

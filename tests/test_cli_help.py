@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Iterator
+from typing import Annotated, get_args, get_origin
 
 import pytest
 import typer
@@ -22,10 +23,11 @@ PLACEHOLDER = re.compile(r"<[^<>\s]+>|\[[^\[\]\n]+\]")
 
 
 def _callback_texts(callback) -> list[str]:
+    """The docstring and every option's help, whether given as the default or in an ``Annotated`` shared option."""
     texts = [inspect.getdoc(callback) or ""]
-    for parameter in inspect.signature(callback).parameters.values():
-        if isinstance(parameter.default, ParameterInfo) and parameter.default.help:
-            texts.append(parameter.default.help)
+    for parameter in inspect.signature(callback, eval_str=True).parameters.values():
+        infos = [parameter.default, *get_args(parameter.annotation)[1:]] if get_origin(parameter.annotation) is Annotated else [parameter.default]
+        texts += [info.help for info in infos if isinstance(info, ParameterInfo) and info.help]
     return texts
 
 
@@ -64,3 +66,11 @@ def test_help_shows_every_bracketed_placeholder(path: tuple[str, ...]) -> None:
 def test_the_reported_case() -> None:
     result = CliRunner().invoke(app, ["embeddings", "train", "--help"], env={"COLUMNS": "1000"}, terminal_width=1000)
     assert "default: <data-dir>/embeddings/fasttext.<lang>.vec" in result.output
+
+
+@pytest.mark.parametrize("path", sorted(p for p in COMMANDS if len(p) >= 1 and p not in {("data",), ("embeddings",), ("features",)}), ids=" ".join)
+def test_a_wrong_option_is_one_error_line_and_exit_2(path: tuple[str, ...]) -> None:
+    """Usage errors read like every other xl error: one ``error:`` line naming the option, exit status 2."""
+    result = CliRunner().invoke(app, [*path, "--no-such-option"])
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and result.output.startswith("error: ") and "--no-such-option" in result.output, result.output

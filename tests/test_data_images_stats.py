@@ -15,6 +15,7 @@ from xlingual.data.images import ImageIndex, attach_images
 from xlingual.data.sample import Sample
 from xlingual.data.stats import compute_stats
 from xlingual.errors import ImageError, NetworkError
+from xlingual.workspace import DataDir
 
 
 def test_twitter_id_prefixes_do_not_steal_images(tmp_path: Path) -> None:
@@ -92,7 +93,7 @@ def test_download_rejects_a_different_version(monkeypatch: pytest.MonkeyPatch, t
 def test_download_keeps_valid_copies_without_network(monkeypatch: pytest.MonkeyPatch, shared_data: Path, tmp_path: Path) -> None:
     spec = get_dataset("twitter2015")
     for name in spec.remote:
-        target = spec.text_dir(tmp_path) / name
+        target = DataDir(tmp_path).text_dir(spec.name) / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes((shared_data / "twitter2015" / name).read_bytes())
     monkeypatch.setattr(download.urllib.request, "urlopen", lambda *a, **k: pytest.fail("no download expected"))
@@ -140,13 +141,13 @@ def test_download_keeps_valid_copies_and_fetches_only_a_changed_one(monkeypatch:
     remote = {name: RemoteFile(f"https://example.org/{name}", len(data), hashlib.sha256(data).hexdigest()) for name, data in source.items()}
     monkeypatch.setattr(download, "get_dataset", lambda name: dataclasses.replace(spec, remote=remote))
     for name, data in source.items():
-        target = spec.text_dir(tmp_path) / name
+        target = DataDir(tmp_path).text_dir(spec.name) / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
     monkeypatch.setattr(download.urllib.request, "urlopen", lambda *a, **k: pytest.fail("no download expected"))
     _, written = download.download_dataset("twitter2015", tmp_path)
     assert len(written) == 3
-    (spec.text_dir(tmp_path) / "valid.txt").write_bytes(source["valid.txt"][:-2] + b"\n")  # same name, other bytes
+    (DataDir(tmp_path).text_dir(spec.name) / "valid.txt").write_bytes(source["valid.txt"][:-2] + b"\n")  # same name, other bytes
     fetched: list[str] = []
 
     def serve(url, **kwargs):
@@ -156,4 +157,4 @@ def test_download_keeps_valid_copies_and_fetches_only_a_changed_one(monkeypatch:
     monkeypatch.setattr(download.urllib.request, "urlopen", serve)
     download.download_dataset("twitter2015", tmp_path)
     assert fetched == ["https://example.org/valid.txt"]
-    assert (spec.text_dir(tmp_path) / "valid.txt").read_bytes() == source["valid.txt"]
+    assert (DataDir(tmp_path).text_dir(spec.name) / "valid.txt").read_bytes() == source["valid.txt"]

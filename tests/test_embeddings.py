@@ -19,7 +19,8 @@ from xlingual.embeddings.align import AlignOptions, align_embeddings
 from xlingual.embeddings.adversarial import AdversarialOptions
 from xlingual.embeddings.dictionary import Dictionary
 from xlingual.embeddings.evaluate import word_translation_scores
-from xlingual.embeddings.paths import AlignedPaths, find_aligned_pair
+from xlingual.embeddings.paths import find_aligned_pair
+from xlingual.workspace import AlignedPaths
 from xlingual.embeddings.similarity import topk_scores
 from xlingual.errors import DataFormatError
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_embeddings import _zipfian_clustered_pair  # imported here, not inside a @given test (hypothesis: nested_given)
 from typer.testing import CliRunner
 
 from xlingual.cli import app
@@ -23,7 +24,8 @@ from xlingual.embeddings.align import AlignOptions, align_embeddings
 from xlingual.embeddings.check import check_alignment, random_rotation
 from xlingual.embeddings.dictionary import Dictionary
 from xlingual.embeddings.normalize import DEFAULT_NORMALIZE, normalize_embeddings
-from xlingual.embeddings.paths import AlignedPaths, find_aligned_pair
+from xlingual.embeddings.paths import find_aligned_pair
+from xlingual.workspace import DataDir
 
 runner = CliRunner()
 PROPERTY = settings(max_examples=6, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
@@ -63,7 +65,6 @@ def test_a_recovered_rotation_is_never_flagged(seed: int, n: int, d: int, noise:
 
 
 def _clustered_pair(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    from test_embeddings import _zipfian_clustered_pair
 
     src, tgt, _ = _zipfian_clustered_pair(n=1500, d=12, seed=seed)
     return _normalized(src), _normalized(tgt)
@@ -81,7 +82,6 @@ def test_a_run_with_adversarial_training_disabled_is_flagged(seed: int) -> None:
 
 def test_the_check_passes_the_true_rotation_and_fails_a_wrong_one() -> None:
     """The same clustered data: the hidden rotation itself passes; a random rotation refined like it does not."""
-    from test_embeddings import _zipfian_clustered_pair
 
     src, tgt, translation = _zipfian_clustered_pair(n=1500, d=12, seed=3)
     src_t, tgt_t = _normalized(src), _normalized(tgt)
@@ -106,7 +106,7 @@ def test_a_failed_alignment_is_loud_in_the_log_the_cli_and_alignment_json(tmp_pa
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["suspect"] > 0 and summary["suspect_reasons"]
     assert "ALIGNMENT LOOKS FAILED" in result.stderr
-    paths = AlignedPaths(data / "embeddings" / "aligned.en-zh")
+    paths = DataDir(data).aligned("en", "zh")
     written = json.loads(paths.summary.read_text())
     assert written["suspect"] == summary["suspect"] and written["check"]["baseline_mutual_rate"] > 0
     assert [r["seed"] for r in written["restarts"]] == [0, 1]

@@ -210,3 +210,79 @@ def test_patience_counts_step_evaluations_too(tmp_path, steps, monkeypatch):
     # evaluations at steps 2, 4, 5 (epoch end), 6, 8: the best is step 5, two misses after it stop the stage
     assert evaluated_steps(loop) == [(0, 2), (0, 4), (0, 5), (1, 6), (1, 8)]
     assert steps.count == 8 and (loop.best_epoch, loop.best_step) == (0, 5)
+
+
+# -- the loop's plugins ----------------------------------------------------------
+
+class Recorder(engine.TrainerPlugin):
+    """Records which plugin points the loop calls, with the optimiser step each saw; may stop the stage at a step."""
+
+    def __init__(self, stop_at: int | None = None) -> None:
+        self.calls: list[tuple[str, int]] = []
+        self.stop_at = stop_at
+
+    def _record(self, point: str, run) -> None:
+        self.calls.append((point, run.loop.global_step))
+
+    def stage_start(self, run) -> None:
+        self._record("stage_start", run)
+
+    def after_step(self, run) -> None:
+        self._record("after_step", run)
+
+    def step_boundary(self, run) -> None:
+        self._record("step_boundary", run)
+        run.stop = run.loop.global_step == self.stop_at
+
+    def epoch_end(self, run) -> None:
+        self._record("epoch_end", run)
+
+    def epoch_boundary(self, run) -> None:
+        self._record("epoch_boundary", run)
+
+    def stage_end(self, run) -> None:
+        self._record("stage_end", run)
+
+    def close(self, run) -> None:
+        self._record("close", run)
+
+    def count(self, point: str) -> int:
+        return sum(1 for call, _ in self.calls if call == point)
+
+
+def train_with(tmp_path: Path, stage: StageConfig, plugin, hooks=()) -> LoopState:
+    torch.manual_seed(0)
+    trainer = StageTrainer(TrainConfig(seed=7), stage, "target", tmp_path / "run", tmp_path / "run" / "model", hooks, plugins=[plugin])
+    return trainer.train(new_model(), TRAIN, DEV, None)
+
+
+def test_a_plugin_sees_every_step_and_the_boundaries_the_stage_goes_on_from(tmp_path):
+    recorder = Recorder()
+    loop = train_with(tmp_path, StageConfig(epochs=2, batch_size=2), recorder)
+    assert loop.global_step == 10 and recorder.calls[0] == ("stage_start", 0)
+    assert [step for call, step in recorder.calls if call == "after_step"] == list(range(1, 11))
+    assert [step for call, step in recorder.calls if call == "step_boundary"] == [1, 2, 3, 4, 5, 6, 7, 8, 9]  # not after the last
+    assert [step for call, step in recorder.calls if call == "epoch_end"] == [5, 10]
+    assert [step for call, step in recorder.calls if call == "epoch_boundary"] == [5]  # no boundary after the last epoch
+    assert recorder.calls[-2:] == [("close", 10), ("stage_end", 10)]
+
+
+def test_a_plugin_that_stops_ends_the_stage_before_the_plugins_after_it(tmp_path, steps):
+    seen: list[int] = []
+    recorder = Recorder(stop_at=3)
+    loop = train_with(tmp_path, StageConfig(epochs=4, batch_size=2), recorder, hooks=[lambda state: seen.append(state.global_step)])
+    assert steps.count == loop.global_step == 3 and loop.finished
+    assert seen == [1, 2]  # the step hooks come after the stopping plugin
+    assert recorder.count("epoch_end") == 0 and recorder.count("stage_end") == 1
+
+
+def test_early_stopping_counts_the_evaluations_before_an_interruption(tmp_path, steps, monkeypatch):
+    """Patience 2; dev F1 50 then no improvement: epoch 2 stops, whether or not the run was cut after epoch 1."""
+    scripted_dev_f1(monkeypatch, [50.0, 10.0, 10.0] + [50.0, 10.0] + [10.0])
+    stage = StageConfig(epochs=6, batch_size=2, patience=2)
+    whole = train(tmp_path, stage, folder="whole")
+    with pytest.raises(Interrupt):
+        train(tmp_path, stage, hooks=[stop_at(10, epoch_end=True)], folder="cut")
+    resumed = train(tmp_path, stage, resume=True, folder="cut")
+    assert evaluated_steps(whole) == evaluated_steps(resumed) == [(0, 5), (1, 10), (2, 15)]
+    assert whole.evals_without_improvement == resumed.evals_without_improvement == 2

@@ -12,8 +12,8 @@ from xlingual.cli import app
 from xlingual.data.labels import ENTITY_TYPES, spans
 from xlingual.data.sample import Sample
 from xlingual.data.formats import read_samples, write_samples
-from xlingual.train.evaluate import evaluate_run
-from xlingual.train.metrics import evaluate, f1_from_counts, score, sentence_counts
+from xlingual.evaluation.evaluate import evaluate_run
+from xlingual.evaluation.metrics import f1_from_counts, score, score_all_modes, sentence_counts
 
 LABELS = ["O"] + [f"{p}-{t}" for t in ENTITY_TYPES for p in "BI"]
 
@@ -85,7 +85,7 @@ def test_seqeval_agrees_with_an_independent_count(seed, mode, chunker):
 def test_modes_differ_exactly_on_ill_formed_entities():
     gold = [["B-PER", "I-PER", "O", "B-LOC"]]
     pred = [["B-PER", "I-PER", "O", "I-LOC"]]
-    both = evaluate(gold, pred)
+    both = score_all_modes(gold, pred)
     assert both["conlleval"].f1 == pytest.approx(100.0)  # I-LOC after O opens an entity
     assert both["strict"].recall == pytest.approx(50.0) and both["strict"].precision == pytest.approx(100.0)
 
@@ -110,7 +110,7 @@ def test_evaluate_run_recomputes_from_saved_predictions(tmp_path):
         samples = [Sample(str(i), [f"w{j}" for j in range(len(g))], p, [], "en", {"gold": g}) for i, (g, p) in enumerate(zip(gold, pred))]
         write_samples(folder / f"{split}.jsonl", samples, "jsonl")
     result = evaluate_run(tmp_path / "run")
-    expected = evaluate(gold, pred)
+    expected = score_all_modes(gold, pred)
     assert result["test"]["strict"]["f1"] == pytest.approx(expected["strict"].f1)  # orphans were kept, not repaired
     assert result["dev"]["conlleval"]["f1"] == pytest.approx(expected["conlleval"].f1)
     out = CliRunner().invoke(app, ["evaluate", "--run", str(tmp_path / "run"), "--json"])
@@ -128,14 +128,15 @@ class OrphanModel:
 
 def test_run_scores_raw_predictions_and_stores_them_unrepaired(tmp_path):
     from xlingual.train.run import predict_and_write
+    from xlingual.workspace import RunFolder
 
     samples = [Sample(f"p{i}", ["a", "b", "c"], ["B-PER", "O", "O"], [], "zh") for i in range(4)]
-    scores = predict_and_write(OrphanModel(), samples, None, 8, tmp_path, "test", "zh")
+    scores = predict_and_write(OrphanModel(), samples, None, 8, RunFolder(tmp_path), "test", "zh")
     assert scores["conlleval"]["f1"] == pytest.approx(100.0)  # conlleval opens an entity at the orphan
     assert scores["strict"]["f1"] == pytest.approx(0.0) and scores["strict"]["predicted"] == 0
-    stored = read_samples(tmp_path / "test.txt", "cmner", bio="keep")
+    stored = read_samples(RunFolder(tmp_path).prediction("test", ".txt"), "cmner", bio="keep")
     assert all(s.labels[0] == "I-PER" for s in stored)
-    jsonl = read_samples(tmp_path / "test.jsonl", "jsonl", bio="keep")
+    jsonl = read_samples(RunFolder(tmp_path).prediction("test"), "jsonl", bio="keep")
     assert all(s.labels[0] == "I-PER" and s.meta["gold"][0] == "B-PER" for s in jsonl)
 
 
@@ -143,6 +144,6 @@ def test_gold_with_orphans_is_scored_as_written(tmp_path):
     """A gold orphan I- is no entity in strict mode; predicting it as B- is a false positive there."""
     gold = [["O", "I-LOC", "I-LOC", "O"]]
     pred = [["O", "B-LOC", "I-LOC", "O"]]
-    both = evaluate(gold, pred)
+    both = score_all_modes(gold, pred)
     assert both["conlleval"].f1 == pytest.approx(100.0)
     assert (both["strict"].gold, both["strict"].predicted, both["strict"].true_positives) == (0, 1, 0)

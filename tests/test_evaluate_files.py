@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 from xlingual.cli import app
 from xlingual.data.formats import read_samples, write_samples
 from xlingual.data.labels import ENTITY_TYPES
-from xlingual.train.evaluate import evaluate_files
-from xlingual.train.metrics import evaluate
+from xlingual.evaluation.evaluate import evaluate_files
+from xlingual.evaluation.metrics import score_all_modes
 
 # -- an independent conlleval.pl ---------------------------------------------
 
@@ -174,7 +174,7 @@ sequences = st.lists(st.lists(st.sampled_from(LABELS), min_size=1, max_size=12),
 @given(data=st.data(), gold=sequences)
 def test_conlleval_mode_is_conlleval_pl_on_any_label_sequences(data, gold):
     pred = [data.draw(st.lists(st.sampled_from(LABELS), min_size=len(g), max_size=len(g))) for g in gold]
-    ours = evaluate(gold, pred)
+    ours = score_all_modes(gold, pred)
     f1, per_type, counts = conlleval(gold, pred)
     assert (ours["conlleval"].true_positives, ours["conlleval"].predicted, ours["conlleval"].gold) == counts
     assert ours["conlleval"].f1 == pytest.approx(f1, abs=1e-9)

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 import xlingual.features.extract as extract_module
+from extraction_helpers import ForwardCounter, interrupt_at_batch
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError, ImageError
 from xlingual.features import BACKBONES, FeatureCache, extract_features, extract_for_datasets, load_backbone, visual_lookup
@@ -44,26 +45,6 @@ def posts(image_names: list[str]) -> dict[str, list[str]]:
         by_post[name.split("_")[0]].append(name)
     assert len(by_post) == 6
     return dict(by_post)
-
-
-class ForwardCounter:
-    """Wraps ``load_backbone`` so a test knows how often the CNN was loaded and run."""
-
-    def __init__(self) -> None:
-        self.loads = 0
-        self.forwards = 0
-        self.images = 0
-
-    def __call__(self, *args, **kwargs):
-        self.loads += 1
-        model = load_backbone(*args, **kwargs)
-
-        def count(_module, inputs, _output):
-            self.forwards += 1
-            self.images += inputs[0].shape[0]
-
-        model.register_forward_hook(count)
-        return model
 
 
 @pytest.fixture(scope="module")
@@ -232,16 +213,7 @@ def test_weights_from_a_local_state_dict(tmp_path: Path, cmner_images: Path, ima
 def test_resume_after_interruption_keeps_finished_batches(tmp_path: Path, cmner_images: Path, image_names: list[str], vgg_cache, monkeypatch) -> None:
     names = image_names[:4]
     cache_dir = tmp_path / "resume"
-    calls = {"n": 0}
-    real_regions_of = extract_module.regions_of
-
-    def interrupted(model, inputs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real_regions_of(model, inputs)
-
-    monkeypatch.setattr(extract_module, "regions_of", interrupted)
+    real_regions_of = interrupt_at_batch(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         extract_features(cmner_images, names, cache_dir, backbone="vgg16", weights="random", batch_size=2, shard_size=2)
     assert len(FeatureCache.open(cache_dir)) == 2

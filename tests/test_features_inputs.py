@@ -12,7 +12,8 @@ from xlingual.errors import ImageError
 from xlingual.features import FeatureCache, extract_features, preprocess_image
 from xlingual.features.preprocess import IMAGENET_MEAN
 
-POLICIES = [("vgg16", "clean"), ("vgg16", "faithful"), ("resnet152", "clean"), ("resnet152", "faithful")]
+POLICIES = [("vgg16", "clean"), ("vgg16", "faithful"), ("resnet152", "clean"), ("resnet152", "faithful"),
+            ("clip-vit-b32", "clean"), ("clip-vit-b32", "faithful")]
 
 
 def _photo(size: tuple[int, int], seed: int = 0) -> Image.Image:

@@ -86,7 +86,7 @@ def test_one_vocabulary_covers_english_words_and_chinese_characters(mixed: list[
     assert model.words.to_list()[:2] == [PAD, UNK] and model.chars.to_list()[:2] == [PAD, UNK]
     english = {normalise_token(t) for s in mixed if s.lang == "en" for t in s.tokens}
     chinese = {normalise_token(t) for s in mixed if s.lang == "zh" for t in s.tokens}
-    assert english <= set(model.words.tokens) and chinese <= set(model.words.tokens)
+    assert english <= set(model.words.items) and chinese <= set(model.words.items)
     assert len(model.words) == 2 + len(english | chinese)
     words, _ = build_vocabularies([["b", "a", "a", "c", "b", "a"]])
     assert words.to_list() == [PAD, UNK, "a", "b", "c"]  # by frequency, ties in first-seen order
@@ -251,7 +251,7 @@ def test_aligned_source_and_target_files_fill_one_vocabulary(mixed: list[Sample]
     chinese = write_vec(tmp_path / "vectors-tgt.vec", {"的": [3.0] * 4, "a": [9.0] * 4})
     model = AcnModel.build({**TINY, "word_vectors": [str(english), str(chinese)]}, mixed)
     rows = {word: model.word_embedding.weight[model.words.id(word)].tolist() for word in ("rt", "a", "的")}
-    assert rows == {"rt": [1.0] * 4, "a": [2.0] * 4, "的": [3.0] * 4}  # first file wins for "a"
+    assert rows == {"rt": [1.0] * 4, "a": [9.0] * 4, "的": [3.0] * 4}  # the last file (target) wins for "a"
     assert model.embedding_coverage == pytest.approx(3 / len(model.words))
     narrow = write_vec(tmp_path / "narrow.vec", {"x": [1.0] * 3})
     with pytest.raises(ConfigError, match="different dimensions"):
@@ -316,7 +316,7 @@ def test_save_and_load_give_identical_predictions(mixed: list[Sample], tmp_path:
     assert {p.name for p in (tmp_path / "acn").iterdir()} == {"config.json", "model.safetensors"}
     reloaded = load_model(tmp_path / "acn")
     assert isinstance(reloaded, AcnModel) and reloaded.config == model.config
-    assert reloaded.words.tokens == model.words.tokens and reloaded.chars.tokens == model.chars.tokens
+    assert reloaded.words.items == model.words.items and reloaded.chars.items == model.chars.items
     assert reloaded.predict(mixed, regions_of) == model.predict(mixed, regions_of)
     model.eval()
     batch = model.collate(model.encode(mixed[:8], regions_of))

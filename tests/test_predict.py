@@ -84,7 +84,7 @@ def test_predict_cmner_with_feature_cache_to_stdout(tmp_path, model_dir, posts, 
     "extra, message",
     [
         (["--model", "{tmp}/missing"], "not a model folder"),
-        (["--images", "some"], "--images must be 'one' or 'all'"),
+        (["--images", "some"], "'some' is not one of 'all', 'one'"),
         (["--features", "{tmp}"], "not a feature cache"),
     ],
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from html.parser import HTMLParser
 
 from hypothesis import given, settings
@@ -202,7 +203,7 @@ def test_choice_is_reproducible_covers_every_strategy_and_respects_n(sample_data
 
 def test_report_links_a_run_to_the_preview_of_the_corpus_it_trained_on(sample_data_dir, tmp_path) -> None:
     from xlingual.train.config import load_config, save_config
-    from xlingual.train.report import RunRecord, translation_preview
+    from xlingual.evaluation.report import RunRecord, translation_preview
 
     data_dir = tmp_path / "data"
     folder = data_dir / "translated" / "twitter2015.en-zh.glossary-en-zh"
@@ -218,3 +219,26 @@ def test_report_links_a_run_to_the_preview_of_the_corpus_it_trained_on(sample_da
     assert translation_preview(run("src_tgt", f"twitter2015 (en) + {folder.name} (zh)")) == folder / PREVIEW_NAME
     assert translation_preview(run("tgt", "twitter2015.en-zh.other-model (zh)")) is None, "not the corpus the run recorded"
     assert translation_preview(run("tgt_only", "")) is None
+
+
+def test_page_is_the_same_bytes_whatever_the_hash_seed(sample_data_dir, tmp_path) -> None:
+    """Set iteration order changes with PYTHONHASHSEED; a page built from sets must not (runs are compared byte for byte)."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; sys.path.insert(0, 'tests')\n"
+        "from pathlib import Path\n"
+        "from projection_fakes import FakeTranslator\n"
+        "from xlingual.data.datasets import load_split\n"
+        "from test_preview import _project_file\n"
+        f"samples = load_split(Path({str(sample_data_dir)!r}), 'twitter2015', 'train', with_images=False)\n"
+        "sys.stdout.write(_project_file(samples, FakeTranslator('zh', ('drop',), rate=1.0, seed='h'))[1])\n"
+    )
+    pages = {
+        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                       env={**os.environ, "PYTHONHASHSEED": seed}, cwd=Path(__file__).resolve().parents[1]).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(pages) == 1 and "t-LOC" in next(iter(pages))

@@ -15,9 +15,10 @@ from typer.testing import CliRunner
 from xlingual.cli import app
 from xlingual.data.sample import Sample
 from xlingual.io import atomic_write_json
-from xlingual.train.report import build_rows, find_runs, write_report
+from xlingual.evaluation.report import build_rows, find_runs, write_report
 from xlingual.train.run import predict_and_write
-from xlingual.train.significance import paired_bootstrap
+from xlingual.workspace import RunFolder
+from xlingual.evaluation.significance import paired_bootstrap
 
 TYPES = ["PER", "LOC", "ORG", "MISC"]
 
@@ -52,7 +53,7 @@ def corrupt(samples: list[Sample], rate: float, seed: int) -> list[list[str]]:
 def make_run(root: Path, model: str, direction: str, setting: str, images: str, seed: int, test: list[Sample], error_rate: float) -> Path:
     run_dir = root / f"{model}-{direction}-{setting}-{images}-seed{seed}"
     fake = FixedPredictions(corrupt(test, error_rate, seed))
-    scores = predict_and_write(fake, test, None, 32, run_dir / "predictions", "test", "zh")
+    scores = predict_and_write(fake, test, None, 32, RunFolder(run_dir), "test", "zh")
     atomic_write_json(run_dir / "metrics.json", {
         "run": run_dir.name, "model_type": model, "direction": direction, "setting": setting, "images": images,
         "seed": seed, "target_dataset": "cmner", "test": scores, "dev": scores,
@@ -135,7 +136,7 @@ def test_every_format_is_written_and_consistent(runs_root, tmp_path):
 
 def test_bootstrap_detects_a_real_gain_and_not_a_null_one():
     test = make_test_set(200, seed=3)
-    from xlingual.train.metrics import sentence_counts
+    from xlingual.evaluation.metrics import sentence_counts
 
     gold = [s.labels for s in test]
     good = [sentence_counts(gold, corrupt(test, 0.05, s)) for s in (1, 2)]
@@ -165,3 +166,46 @@ def test_runs_are_grouped_by_configuration(runs_root):
     rows = build_rows(find_runs([runs_root]), bootstrap=0)
     assert rows[("acn", "en-zh", "src_tgt", "all")].seeds == 3
     assert rows[("umt", "zh-en", "tgt", "all")].seeds == 1
+
+
+def make_multilingual_run(root: Path, model: str, setting: str, seed: int, tests: dict[str, list[Sample]], error_rates: dict[str, float]) -> Path:
+    """A run folder scored on both languages' test sets, as train_run writes it (predictions/test*.jsonl, metrics tests)."""
+    run_dir = root / f"{model}-en-zh-{setting}-seed{seed}"
+    folder = RunFolder(run_dir)
+    scores = {}
+    for dataset, test in tests.items():
+        split = "test" if dataset == "cmner" else f"test.{dataset}"
+        fake = FixedPredictions(corrupt(test, error_rates[dataset], seed))
+        scores[dataset] = predict_and_write(fake, test, None, 32, folder, split, "zh" if dataset == "cmner" else "en")
+    atomic_write_json(folder.metrics, {
+        "run": run_dir.name, "model_type": model, "direction": "en-zh", "setting": setting, "images": "all", "seed": seed,
+        "target_dataset": "cmner", "test": scores["cmner"], "dev": scores["cmner"], "tests": scores,
+        "test_macro_f1": statistics.fmean(s["conlleval"]["f1"] for s in scores.values()),
+    })
+    return run_dir
+
+
+def test_multilingual_table_reads_both_test_sets_of_each_run(tmp_path):
+    tests = {"cmner": make_test_set(120, seed=5), "twitter2015": make_test_set(100, seed=6)}
+    root = tmp_path / "runs"
+    for seed in (1, 2, 3):
+        make_multilingual_run(root, "2mner", "tgt_only", seed, tests, {"cmner": 0.3, "twitter2015": 0.8})  # poor on the other language
+        make_multilingual_run(root, "2mner", "joint", seed, tests, {"cmner": 0.3, "twitter2015": 0.05})   # good on both
+        make_multilingual_run(root, "2mner", "src_tgt", seed, tests, {"cmner": 0.25, "twitter2015": 0.6})
+    report = write_report([root], tmp_path / "out", bootstrap=300)
+    table = {t.name: t for t in report.tables}["multilingual-en-zh"]
+    rows = {r[1]: dict(zip(table.header, r)) for r in table.rows}
+    assert set(rows) == {"−", "SRC&TGT", "JOINT"} and all(r["model"] == "2MNER" for r in rows.values())
+    for setting, label in (("tgt_only", "−"), ("joint", "JOINT"), ("src_tgt", "SRC&TGT")):
+        metrics = _metrics(root, f"2mner-en-zh-{setting}-seed*")
+        for dataset, column in (("cmner", "CMNER F1"), ("twitter2015", "Twitter2015 F1")):
+            values = [m["tests"][dataset]["conlleval"]["f1"] for m in metrics]
+            assert rows[label][column] == _cell(statistics.fmean(values), statistics.stdev(values))
+        macro = [m["test_macro_f1"] for m in metrics]
+        assert rows[label]["macro F1"] == _cell(statistics.fmean(macro), statistics.stdev(macro))
+    base = statistics.fmean(m["test_macro_f1"] for m in _metrics(root, "2mner-en-zh-tgt_only-seed*"))
+    joint = statistics.fmean(m["test_macro_f1"] for m in _metrics(root, "2mner-en-zh-joint-seed*"))
+    assert rows["JOINT"]["Δ macro vs −"] == f"{joint - base:+.2f}" and rows["−"]["Δ macro vs −"] == ""
+    assert float(rows["JOINT"]["p Twitter2015"]) < 0.01, "a large gain on the other language's test set is significant"
+    assert float(rows["JOINT"]["p CMNER"]) > 0.05, "the same error rate on CMNER is not"
+    assert (tmp_path / "out" / "multilingual-en-zh.md").is_file() and "Multilingual comparison" in (tmp_path / "out" / "report.md").read_text()

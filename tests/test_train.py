@@ -14,13 +14,15 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from xlingual.cli import app
-from xlingual.data.datasets import DATASETS, translated_dir
+from xlingual.data.datasets import DATASETS
+from xlingual.workspace import DataDir, RunFolder
 from xlingual.data.formats import format_for_lang, read_samples, write_samples
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
-from xlingual.train.config import SETTINGS, apply_overrides, load_config, packaged_config_names
-from xlingual.train.engine import EpochShuffleSampler
-from xlingual.train.inputs import merge_vector_files
+from xlingual.evaluation.evaluate import evaluate_run
+from xlingual.train.config import MODEL_TYPES, PAPER_SETTINGS, SETTINGS, apply_overrides, config_yaml, load_config, packaged_config_names
+from xlingual.train.batching import EpochShuffleSampler
+from xlingual.embeddings.vectors import merge_vector_files
 from xlingual.train.run import train_run
 
 TINY_ACN = [
@@ -49,9 +51,9 @@ def data_dir(tmp_path_factory, sample_data_dir) -> Path:
     shutil.copytree(sample_data_dir, root)
     for dataset, src, tgt in (("twitter2015", "en", "zh"), ("cmner", "zh", "en")):
         spec = DATASETS[dataset]
-        out = translated_dir(root, dataset, src, tgt, "fake-mt")
+        out = DataDir(root).translation(dataset, src, tgt, "fake-mt")
         for split, name in spec.split_files.items():
-            samples = read_samples(spec.split_path(root, split), spec.format)
+            samples = read_samples(DataDir(root).split_file(dataset, split), spec.format)
             write_samples(out / name, [fake_translate(s, tgt) for s in samples], format_for_lang(tgt))
     return root
 
@@ -65,7 +67,7 @@ def tiny(data_dir: Path, *extra: str) -> list[str]:
 
 def test_every_packaged_config_loads_and_names_itself():
     names = packaged_config_names()
-    assert len(names) == 16
+    assert len(names) == len(MODEL_TYPES) * 2 * len(SETTINGS) and set(PAPER_SETTINGS) | {"joint", "joint_tgt"} <= set(SETTINGS)
     for name in names:
         model, direction, setting = name.split("-", 1)[0], "-".join(name.split("-")[1:3]), name.split("-", 3)[3]
         config = load_config(setting, model, direction)
@@ -99,7 +101,7 @@ def test_bad_overrides_are_config_errors(override, message):
 
 def test_yaml_file_config_and_its_errors(tmp_path):
     path = tmp_path / "mine.yaml"
-    values = yaml.safe_load(Path(load_config.__globals__["packaged_config_path"]("acn", "en-zh", "tgt").as_posix()).read_text())
+    values = yaml.safe_load(config_yaml(load_config("tgt", "acn", "en-zh")))
     values["seed"] = 7
     path.write_text(yaml.safe_dump(values))
     assert load_config(path).seed == 7
@@ -134,7 +136,7 @@ def test_merged_vectors_keep_both_languages_and_prefer_the_later_file(tmp_path):
 
 # -- the four settings end to end ------------------------------------------------
 
-@pytest.mark.parametrize("setting", SETTINGS)
+@pytest.mark.parametrize("setting", PAPER_SETTINGS)
 def test_each_setting_trains_end_to_end_through_the_cli(setting, data_dir, tmp_path):
     run_dir = tmp_path / setting
     args = ["train", "--config", setting, "--model", "acn", "--direction", "en-zh", "--output", str(run_dir), "--json"]
@@ -169,6 +171,42 @@ def test_each_setting_trains_end_to_end_through_the_cli(setting, data_dir, tmp_p
     gold = read_samples(data_dir / "cmner" / "text" / "test.txt")
     assert [s.tokens for s in predicted] == [s.tokens for s in gold]
     assert metrics["test"]["conlleval"]["gold"] == sum(len(s.entities()) for s in gold)
+
+
+@pytest.mark.parametrize("setting", ["joint", "joint_tgt"])
+def test_joint_trains_one_model_on_both_datasets_and_scores_both_test_sets(setting, data_dir, tmp_path):
+    run_dir = tmp_path / setting
+    result = train_run(load_config(setting, "acn", "en-zh", tiny(data_dir, "epochs=2")), run_dir)
+    metrics = result.metrics
+    stage = metrics["stages"]["target"]
+    assert list(metrics["stages"]) == ["target"] and not (run_dir / "pretrain-model").exists()
+    sizes = {name: len(read_samples(DataDir(data_dir).split_file(name, split))) for name in ("cmner", "twitter2015") for split in ("train",)}
+    translated = sizes["twitter2015"] if setting == "joint_tgt" else 0
+    assert stage["train_samples"] == sizes["cmner"] + sizes["twitter2015"] + translated
+    assert stage["dev_samples"] == sum(len(read_samples(DataDir(data_dir).split_file(n, "dev"))) for n in ("cmner", "twitter2015")), "selected on both dev sets"
+    assert ("fake-mt" in stage["data"]) == (setting == "joint_tgt")
+    assert set(metrics["tests"]) == {"cmner", "twitter2015"} and metrics["tests"]["cmner"] == metrics["test"]
+    assert metrics["test_macro_f1"] == pytest.approx((metrics["tests"]["cmner"]["conlleval"]["f1"] + metrics["tests"]["twitter2015"]["conlleval"]["f1"]) / 2)
+    english = read_samples(RunFolder(run_dir).prediction("test.twitter2015", ".txt"), "twitter", bio="keep")
+    assert [s.tokens for s in english] == [s.tokens for s in read_samples(DataDir(data_dir).split_file("twitter2015", "test"))]
+    rescored = evaluate_run(run_dir, splits=("test.twitter2015",))["test.twitter2015"]
+    assert rescored == metrics["tests"]["twitter2015"]
+
+
+def test_every_run_is_also_scored_on_the_other_language_but_trains_without_it(data_dir, tmp_path):
+    """tgt_only sees no English post in training, yet its metrics hold the Twitter2015 test score (zero-shot)."""
+    config = load_config("tgt_only", "acn", "en-zh", tiny(data_dir, "epochs=1"))
+    with_other = train_run(config, tmp_path / "a").metrics
+    assert set(with_other["tests"]) == {"cmner", "twitter2015"}
+    assert with_other["stages"]["target"]["train_samples"] == len(read_samples(DataDir(data_dir).split_file("cmner", "train")))
+    alone = tmp_path / "cmner-only"
+    shutil.copytree(data_dir, alone)
+    DataDir(alone).split_file("twitter2015", "test").unlink()
+    without = train_run(load_config("tgt_only", "acn", "en-zh", tiny(alone, "epochs=1")), tmp_path / "b").metrics
+    assert set(without["tests"]) == {"cmner"} and "test_macro_f1" not in without
+    weights = [load_file(str(RunFolder(tmp_path / run).model / "model.safetensors")) for run in ("a", "b")]
+    assert weights[0].keys() == weights[1].keys() and all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert without["test"] == with_other["test"]
 
 
 def test_zh_en_direction_evaluates_on_twitter(data_dir, tmp_path):
@@ -277,7 +315,7 @@ def test_aligned_vectors_are_found_and_merged_for_cross_lingual_runs(data_dir, t
 
 def test_training_on_vectors_of_a_failed_alignment_says_so(tmp_path, caplog):
     """The failure check's verdict reaches the run that uses the vectors, not only the align command."""
-    from xlingual.train.inputs import aligned_vector_files
+    from xlingual.stage_inputs import aligned_vector_files
 
     aligned = tmp_path / "data" / "embeddings" / "aligned.zh-en"  # the other direction is found too
     aligned.mkdir(parents=True)
@@ -288,20 +326,27 @@ def test_training_on_vectors_of_a_failed_alignment_says_so(tmp_path, caplog):
         (aligned / "alignment.json").write_text(json.dumps({"suspect": suspect, "suspect_reasons": ["criterion at the random baseline"]}))
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="xlingual.embeddings.paths"):
-            files = aligned_vector_files(config)
+            files = aligned_vector_files(config.data.data_dir, config.source_lang, config.target_lang, target_only=False)
         assert files == [aligned / "vectors-tgt.vec", aligned / "vectors-src.vec"]  # en is the zh-en folder's target side
         assert any("LOOKED FAILED" in r.getMessage() and "random baseline" in r.getMessage() for r in caplog.records) is expected
 
 
 @pytest.mark.parametrize("name", packaged_config_names())
 def test_paper_configs_run_every_epoch_and_keep_the_best_dev_checkpoint(name):
-    """The reference code has no early stopping (models.md 2.8, 2.12, 3.11): patience must be off."""
+    """The reference code has no early stopping (docs/training.md, "Which defaults follow which reference"): patience must be off."""
     model_type, src, tgt, setting = name.split("-")
     direction = f"{src}-{tgt}"
     config = load_config(setting, model_type, direction)
     for stage in (config.pretrain, config.target):
         assert stage.patience is None
-    assert config.target.epochs >= 24
+    assert config.target.epochs >= (8 if model_type == "2mner" else 24)  # 2M-NER's reference trains 8 epochs, the CMNER code 24
+
+
+def test_2mner_configs_follow_its_reference_and_read_two_feature_caches():
+    config = load_config("joint", "2mner", "en-zh")
+    stage = config.target
+    assert (config.seed, stage.lr, stage.batch_size, stage.epochs, stage.optimizer, stage.schedule, stage.warmup_ratio) == (19, 5e-5, 32, 8, "adam", "linear", 0.0)
+    assert config.feature_backbones == ("clip-vit-b32", "resnet152") and load_config("src", "acn", "en-zh").feature_backbones == ("vgg16",)
 
 
 def test_dry_run_prints_the_resolved_config_and_writes_nothing(tmp_path, monkeypatch):

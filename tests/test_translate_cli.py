@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from xlingual.cli import app
-from xlingual.data.datasets import find_translated_dirs
+from xlingual.workspace import DataDir
 from xlingual.data.formats import read_samples
 
 runner = CliRunner()
@@ -69,7 +69,7 @@ def invoke(*args: str):
 def test_dataset_mode_writes_every_split_where_training_looks(plugin, data_dir, src, tgt, dataset, files, fmt) -> None:
     result = invoke("--src", src, "--tgt", tgt, "--data-dir", str(data_dir), "--translator", f"{plugin}:make_{tgt}", "--json")
     assert result.exit_code == 0, result.output
-    found = find_translated_dirs(data_dir, dataset, src, tgt)
+    found = DataDir(data_dir).find_translations(dataset, src, tgt)
     assert len(found) == 1 and found[0].name == f"{dataset}.{src}-{tgt}.fakemt-make_{tgt}"
     out = found[0]
     report = json.loads((out / "report.json").read_text())

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from xlingual.data.datasets import DATASETS, features_dir, load_split
+from xlingual.data.datasets import load_split
+from xlingual.workspace import DataDir
 from xlingual.data.sample_data import write_sample_data_dir
 
 logger = logging.getLogger(__name__)
@@ -86,7 +87,8 @@ def stage_translate(work_dir: Path, data_dir: Path) -> StageOutcome:
     output keeps the placeholders and so gives the training stage a real
     projected corpus.
     """
-    from xlingual.projection.corpus import ProjectionSettings, default_output_dir, read_source_dataset, translate_corpus
+    from xlingual.projection.corpus import ProjectionSettings
+    from xlingual.stage_inputs import default_translation_dir, translate_source_dataset
     from xlingual.testing.tiny_mt import build_tiny_marian
     from xlingual.translate import DecodingOptions, load_translator
 
@@ -94,13 +96,13 @@ def stage_translate(work_dir: Path, data_dir: Path) -> StageOutcome:
     model_dir = work_dir / "models" / "tiny-marian-en-zh"
     if not (model_dir / "config.json").is_file():
         build_tiny_marian(model_dir, src, tgt, train_steps=0)  # untrained: training it costs minutes on 2 CPUs
-    marian_out = default_output_dir(data_dir, src, tgt, str(model_dir))
+    marian_out = default_translation_dir(data_dir, src, tgt, str(model_dir))
     translator = load_translator(src, tgt, str(model_dir), "transformers", None, DecodingOptions(beam_size=1, max_length=24), "cpu", work_dir=marian_out / ".cache")
-    marian = translate_corpus(read_source_dataset(data_dir, src), marian_out, translator, ProjectionSettings(src, tgt, model_name=str(model_dir))).report
+    marian = translate_source_dataset(data_dir, translator, ProjectionSettings(src, tgt, model_name=str(model_dir)), marian_out).report
 
-    glossary_out = default_output_dir(data_dir, src, tgt, GLOSSARY_MODEL)
+    glossary_out = default_translation_dir(data_dir, src, tgt, GLOSSARY_MODEL)
     glossary = load_translator(src, tgt, plugin="xlingual.translate.glossary:sample_en_zh")
-    kept = translate_corpus(read_source_dataset(data_dir, src), glossary_out, glossary, ProjectionSettings(src, tgt, model_name=GLOSSARY_MODEL)).report
+    kept = translate_source_dataset(data_dir, glossary, ProjectionSettings(src, tgt, model_name=GLOSSARY_MODEL), glossary_out).report
     summary = (f"translated the {marian.get('samples_in', '?')} Twitter2015 sample posts en->zh; the tiny random Marian model's output "
                f"verified for {marian.get('samples_out', '?')} (failures and reasons in report.json), the glossary plug-in's "
                f"(--translator xlingual.translate.glossary:sample_en_zh) for {kept.get('samples_out', '?')}: training uses the latter")
@@ -109,15 +111,17 @@ def stage_translate(work_dir: Path, data_dir: Path) -> StageOutcome:
 
 def stage_embeddings(work_dir: Path, data_dir: Path) -> StageOutcome:
     """Tiny fastText vectors per language on the sample train splits, aligned into one space."""
-    from xlingual.embeddings import TrainOptions, aligned_dir, monolingual_vectors_path, train_vectors
+    from xlingual.embeddings import TrainOptions, train_vectors
     from xlingual.embeddings.align import align
 
     options = TrainOptions(dim=16, epoch=5, min_count=1, threads=1)  # one thread: the same vectors, hence the same scores, every run
-    vec_en = train_vectors([DATASETS["twitter2015"].split_path(data_dir, "train")], monolingual_vectors_path(data_dir, "en"), "en", options=options)
-    vec_zh = train_vectors([DATASETS["cmner"].split_path(data_dir, "train")], monolingual_vectors_path(data_dir, "zh"), "zh", unit="char", options=options)
-    out = aligned_dir(data_dir, *DIRECTION)
+    layout = DataDir(data_dir)
+    vec_en = train_vectors([layout.split_file("twitter2015", "train")], layout.monolingual_vectors("en"), "en", options=options)
+    vec_zh = train_vectors([layout.split_file("cmner", "train")], layout.monolingual_vectors("zh"), "zh", unit="char", options=options)
+    aligned = layout.aligned(*DIRECTION)
+    out = aligned.root
     dictionary = write_rank_dictionary(vec_en, vec_zh, work_dir / "models" / "seed-dictionary.en-zh.txt")
-    if not (out / "vectors-tgt.vec").is_file():
+    if not aligned.tgt_vectors.is_file():
         align(vec_en, vec_zh, out, dico=str(dictionary))
     return StageOutcome("embeddings", "trained 16-d fastText vectors (en words, zh characters) and aligned en->zh by Procrustes "
                         "on a made-up seed dictionary (the sample shares no spelling across languages)", [vec_en, vec_zh, dictionary, out])
@@ -146,7 +150,7 @@ def write_synthetic_images(data_dir: Path, per_dataset: int = 6) -> list[Path]:
     written = []
     rng = np.random.default_rng(0)
     for dataset, naming in (("twitter2015", "{id}.jpg"), ("cmner", "{id}_0.jpg")):
-        folder = DATASETS[dataset].images_dir(data_dir)
+        folder = DataDir(data_dir).images_dir(dataset)
         folder.mkdir(parents=True, exist_ok=True)
         samples = load_split(data_dir, dataset, "train", with_images=False) + load_split(data_dir, dataset, "test", with_images=False)
         for sample in samples[:per_dataset]:
@@ -161,9 +165,9 @@ def stage_features(data_dir: Path) -> StageOutcome:
     from xlingual.features import extract_features
 
     images = write_synthetic_images(data_dir)
-    cache = features_dir(data_dir, "vgg16")
+    cache = DataDir(data_dir).features("vgg16")
     for dataset in ("twitter2015", "cmner"):
-        folder = DATASETS[dataset].images_dir(data_dir)
+        folder = DataDir(data_dir).images_dir(dataset)
         extract_features(folder, sorted(p.name for p in images if p.parent == folder), cache, "vgg16", weights="random", batch_size=8, device="cpu")
     return StageOutcome("features", f"wrote {len(images)} synthetic images, extracted random-weight VGG16 region features (49 x 512) once into a cache", [cache])
 
@@ -227,7 +231,7 @@ def _train_tiny_umt(work_dir: Path, data_dir: Path, runs_dir: Path, base: list[s
 
 
 def stage_report(runs_dir: Path, report_dir: Path) -> StageOutcome:
-    from xlingual.train.report import write_report
+    from xlingual.evaluation.report import write_report
 
     report = write_report([runs_dir], report_dir, bootstrap=200, note=DEMO_NOTE, label=DEMO_LABEL, paper=False)
     return StageOutcome("report", f"Tables 2-4 (Markdown, LaTeX, CSV) and a bar chart from {report.runs} run folders, "

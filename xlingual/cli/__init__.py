@@ -56,6 +56,24 @@ def keep_help_placeholders(command: click.Command) -> None:
         keep_help_placeholders(sub)
 
 
+def _exception_classes(name: str) -> tuple[type[BaseException], ...]:
+    """``name`` from click and, where typer carries its own copy of click (typer >= 0.26), from that copy too."""
+    modules = [click.exceptions]
+    try:
+        from typer import _click as vendored  # typer's vendored click raises its own exception classes
+
+        modules.append(vendored.exceptions)
+    except ImportError:
+        pass
+    return tuple(dict.fromkeys(getattr(m, name) for m in modules if hasattr(m, name)))
+
+
+_NO_ARGS_IS_HELP = _exception_classes("NoArgsIsHelpError")
+_USAGE_ERROR = _exception_classes("UsageError")
+_CLICK_EXCEPTION = _exception_classes("ClickException")
+_ABORT = _exception_classes("Abort")
+
+
 #: options whose value may be left out, and the value they then take (``--ray`` alone: a local Ray runtime)
 OPTIONAL_VALUES: dict[str, str] = {"--ray": "local"}
 
@@ -79,6 +97,33 @@ class _ErrorHandlingGroup(TyperGroup):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, fill_optional_values(list(args)))
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode: bool = True, **extra):  # type: ignore[override]
+        """Usage errors (an unknown choice, a missing option) become one ``error:`` line and exit 2, like library errors.
+
+        Typer would draw them in a multi-line box; a line is what scripts and
+        logs can grep, and what every other ``xl`` error looks like.
+        """
+        if not standalone_mode:
+            return super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
+        try:
+            result = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
+        except _NO_ARGS_IS_HELP as err:
+            err.show()  # type: ignore[attr-defined]
+            sys.exit(err.exit_code)  # type: ignore[attr-defined]
+        except _USAGE_ERROR as err:
+            ctx = getattr(err, "ctx", None)
+            where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            message = " ".join(err.format_message().split()).replace("Value error, ", "")  # type: ignore[attr-defined]
+            click.echo(f"error: {message}{where}", err=True)
+            sys.exit(err.exit_code)  # type: ignore[attr-defined]
+        except _CLICK_EXCEPTION as err:
+            err.show()  # type: ignore[attr-defined]
+            sys.exit(err.exit_code)  # type: ignore[attr-defined]
+        except _ABORT:
+            click.echo("aborted", err=True)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
 
     def invoke(self, ctx: click.Context):
         try:

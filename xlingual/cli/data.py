@@ -10,37 +10,22 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from xlingual.data.compare import compare as compare_profiles
-from xlingual.data.compare import expand_inputs, profile, write_comparison
-from xlingual.data.datasets import DATASETS, DEFAULT_DATA_DIR
+from xlingual.cli._options import FormatOption, JsonOption, format_name
+from xlingual.data.compare import compare_inputs, write_comparison
+from xlingual.data.datasets import DatasetName
 from xlingual.data.download import download_dataset
-from xlingual.data.formats import FORMAT_NAMES, ReadResult, parse_file
-from xlingual.data.images import attach_images
+from xlingual.data.formats import parse_file
 from xlingual.data.labels import BioPolicy
-from xlingual.data.stats import compute_stats, table_rows
-from xlingual.errors import ConfigError, DataValidationError
+from xlingual.data.stats import stats_of_files, table_rows
+from xlingual.workspace import DEFAULT_DATA_DIR, DataDir
 
 data_app = typer.Typer(no_args_is_help=True, help="Validate, describe, compare and download datasets.")
-
-
-def _check_format(value: Optional[str]) -> Optional[str]:
-    if value is not None and value not in FORMAT_NAMES:
-        raise typer.BadParameter(f"choose from {', '.join(FORMAT_NAMES)}")
-    return value
-
-
-def _parse_valid(path: Path, format: Optional[str]) -> ReadResult:
-    """A file read as ``stats`` and ``compare`` read it (orphan I- repaired), or every error as file:line."""
-    result = parse_file(path, format, BioPolicy.repair)
-    if result.error_count:
-        raise DataValidationError(result.errors, result.error_count)
-    return result
 
 
 @data_app.command("validate")
 def validate(
     paths: list[Path] = typer.Argument(..., help="Dataset files to check."),
-    format: Optional[str] = typer.Option(None, "--format", "-f", callback=_check_format, help="twitter, cmner or jsonl (guessed from the first line when omitted)."),
+    format: FormatOption = None,
     bio: BioPolicy = typer.Option(BioPolicy.repair, "--bio", help="Orphan I- tags: repair to B- (counted), reject as errors, or keep."),
 ) -> None:
     """Check dataset files and list every problem with file:line.
@@ -53,7 +38,7 @@ def validate(
     """
     failed = False
     for path in paths:
-        result = parse_file(path, format, bio)
+        result = parse_file(path, format_name(format), bio)
         if result.error_count:
             failed = True
             for err in result.errors:
@@ -72,9 +57,9 @@ def validate(
 @data_app.command("stats")
 def stats(
     paths: list[Path] = typer.Argument(..., help="Dataset files, one column each (e.g. train, dev and test)."),
-    format: Optional[str] = typer.Option(None, "--format", "-f", callback=_check_format, help="twitter, cmner or jsonl (guessed when omitted)."),
+    format: FormatOption = None,
     images: Optional[Path] = typer.Option(None, "--images", help="Image folder: also count each post's images."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
+    as_json: JsonOption = False,
 ) -> None:
     """Entity counts per type and split, in the shape of the CMNER paper's Table 1.
 
@@ -86,15 +71,7 @@ def stats(
 
         xl data stats data/twitter2015/*.txt --json
     """
-    columns = []
-    for path in paths:
-        result = _parse_valid(path, format)
-        image_note = None
-        if images is not None:
-            image_note = attach_images(result.samples, images)
-        columns.append(compute_stats(path.stem, result.samples, images_known=images is not None, repaired_orphans=result.repaired_orphans))
-        if image_note and image_note.missing:
-            typer.echo(f"{path}: {image_note.summary()}", err=True)
+    columns = stats_of_files(paths, format_name(format), images)
     if as_json:
         typer.echo(json.dumps({"splits": [c.to_dict() for c in columns]}, indent=2))
         return
@@ -113,8 +90,8 @@ def compare(
     second: str = typer.Argument(..., metavar="TRANSLATED_FILES", help="The corpus to compare with, given the same way."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder for compare.md, compare.json and PNG charts."),
     names: Optional[str] = typer.Option(None, "--names", help="Column names for the two corpora, comma-separated (default: the arguments)."),
-    format: Optional[str] = typer.Option(None, "--format", "-f", callback=_check_format, help="twitter, cmner or jsonl (guessed when omitted)."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the Markdown tables."),
+    format: FormatOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Compare two corpora: entity counts and type shares, entity lengths, posts without entities, label transitions.
 
@@ -127,15 +104,7 @@ def compare(
 
         xl data compare data/twitter2015/train.txt data/twitter2017/train.txt --json
     """
-    labels = [n.strip() for n in names.split(",")] if names else [first, second]
-    if len(labels) != 2 or not all(labels):
-        raise ConfigError("--names: give two names separated by a comma")
-    profiles = []
-    for spec, label in zip((first, second), labels):
-        paths = expand_inputs(spec)
-        samples = [s for path in paths for s in _parse_valid(path, format).samples]
-        profiles.append(profile(label, [str(p) for p in paths], samples))
-    result = compare_profiles(*profiles)
+    result = compare_inputs(first, second, names, format_name(format))
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     else:
@@ -147,8 +116,8 @@ def compare(
 
 @data_app.command("download")
 def download(
-    dataset: str = typer.Argument(..., help=f"One of: {', '.join(DATASETS)}."),
-    to: Path = typer.Option(DEFAULT_DATA_DIR, "--to", help="Data directory to fill (the layout 'xl train' reads)."),
+    dataset: DatasetName = typer.Argument(..., metavar="DATASET", help="The dataset to fetch."),
+    to: Path = typer.Option(DEFAULT_DATA_DIR, "--to", "--data-dir", help="Data directory to fill (the layout 'xl train' reads)."),
 ) -> None:
     """Download a dataset's public text files and check their checksums.
 
@@ -160,12 +129,10 @@ def download(
 
         xl data download cmner --to data
     """
-    if dataset not in DATASETS:
-        raise ConfigError(f"unknown dataset '{dataset}' (choose from {', '.join(DATASETS)})")
-    spec, written = download_dataset(dataset, to)
+    spec, written = download_dataset(dataset.value, to)
     for path in written:
         typer.echo(f"{path}: ok (checksum verified)")
-    typer.echo(spec.images_hint.format(images=spec.images_dir(to)))
+    typer.echo(spec.images_hint.format(images=DataDir(to).images_dir(spec.name)))
 
 
 def register(app: typer.Typer) -> None:

@@ -11,8 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from xlingual.data.datasets import DEFAULT_DATA_DIR
-from xlingual.embeddings.paths import aligned_dir, monolingual_vectors_path
+from xlingual.cli._options import DataDirOption, JsonOption
+from xlingual.workspace import DEFAULT_DATA_DIR, DataDir
 from xlingual.errors import ConfigError
 
 embeddings_app = typer.Typer(no_args_is_help=True, help="Train, align and evaluate cross-lingual word embeddings.")
@@ -23,7 +23,7 @@ def train(
     corpus: list[Path] = typer.Option(..., "--corpus", help="Raw text (one post per line) or dataset files (Twitter/CMNER/JSONL); repeat for several."),
     lang: str = typer.Option(..., "--lang", help="zh or en."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output .vec (default: <data-dir>/embeddings/fasttext.<lang>.vec)."),
-    data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir", help="Data directory for the default --out."),
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
     unit: str = typer.Option("auto", "--unit", help="auto (zh: characters, en: words), char, or word (jieba for zh)."),
     dim: int = typer.Option(300, "--dim", help="Vector dimension."),
     epoch: int = typer.Option(5, "--epoch", help="Training epochs."),
@@ -47,7 +47,7 @@ def train(
     """
     from xlingual.embeddings.train import TrainOptions, train_vectors  # fastText and numpy: only when training
 
-    target = out or monolingual_vectors_path(data_dir, lang)
+    target = out or DataDir(data_dir).monolingual_vectors(lang)
     options = TrainOptions(dim=dim, epoch=epoch, min_count=min_count, lr=lr, bucket=bucket, threads=threads)
     path = train_vectors(corpus, target, lang, unit=unit, options=options, lowercase=not keep_case, save_bin=save_bin, force=force)
     typer.echo(f"{path}: written")
@@ -61,7 +61,7 @@ def align_command(
     dico: Optional[str] = typer.Option(None, "--dico", help="Seed dictionary ('src tgt' per line) for the supervised method, or 'identical'; omit for unsupervised."),
     src_lang: Optional[str] = typer.Option(None, "--src-lang", help="Source language, for the default --out."),
     tgt_lang: Optional[str] = typer.Option(None, "--tgt-lang", help="Target language, for the default --out."),
-    data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir", help="Data directory for the default --out."),
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
     normalize: str = typer.Option(None, "--normalize", help="Comma-separated center/renorm steps ('' for none). [default: renorm,center,renorm]"),
     refinement: int = typer.Option(5, "--refinement", help="Procrustes refinement rounds."),
     max_vocab: int = typer.Option(200_000, "--max-vocab", help="Read only the most frequent words."),
@@ -71,7 +71,7 @@ def align_command(
     adv_most_frequent: int = typer.Option(75000, "--adv-most-frequent", help="Discriminator sees only these frequent words."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the adversarial training."),
     restarts: int = typer.Option(5, "--restarts", help="Unsupervised: adversarial runs with seeds seed, seed+1, …; MUSE's criterion keeps the best (MUSE: 1)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    as_json: JsonOption = False,
 ) -> None:
     """Map source vectors into the target space (MUSE: Procrustes + refinement, or adversarial + refinement).
 
@@ -86,7 +86,7 @@ def align_command(
     if out is None:
         if not (src_lang and tgt_lang):
             raise ConfigError("--out: give an output folder, or --src-lang and --tgt-lang for <data-dir>/embeddings/aligned.<src>-<tgt>")
-        out = aligned_dir(data_dir, src_lang, tgt_lang)
+        out = DataDir(data_dir).aligned(src_lang, tgt_lang).root
     from xlingual.embeddings.adversarial import AdversarialOptions  # torch: imported only when aligning
     from xlingual.embeddings.align import AlignOptions, align
     from xlingual.embeddings.normalize import DEFAULT_NORMALIZE

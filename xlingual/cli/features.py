@@ -10,15 +10,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from xlingual.data.datasets import DEFAULT_DATA_DIR, features_dir
-from xlingual.errors import ConfigError
+from xlingual.cli._options import DataDirOption, DeviceOption, GpusPerWorkerOption, JsonOption, RayOption, WorkersOption
+from xlingual.devices import DEFAULT_DEVICE
+from xlingual.workspace import DEFAULT_DATA_DIR
 from xlingual.features.choices import Backbone, CropPolicy, StorageDtype
-from xlingual.scale.runtime import RAY_HELP, RaySettings
+from xlingual.scale.runtime import RaySettings
 
 if TYPE_CHECKING:
     from xlingual.features.extract import ExtractionReport
 
-features_app = typer.Typer(no_args_is_help=True, help="Extract and inspect cached image features (VGG16 for ACN, ResNet-152 for UMT).")
+features_app = typer.Typer(no_args_is_help=True, help="Extract and inspect cached image features (VGG16 for ACN, ResNet-152 for UMT, CLIP ViT-B/32 for 2M-NER).")
 
 
 def _print_report(report: ExtractionReport, show_failed: int = 10) -> None:
@@ -49,22 +50,22 @@ def _print_report(report: ExtractionReport, show_failed: int = 10) -> None:
 @features_app.command("extract")
 def extract(
     images: Optional[Path] = typer.Option(None, "--images", help="Folder holding the image files. Without it, every dataset under --data-dir that has an image folder."),
-    data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir", help="Data directory in the 'xl data download' layout; the default cache is DATA_DIR/features/BACKBONE."),
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
     dataset: Optional[list[Path]] = typer.Option(None, "--dataset", "-d", help="Dataset file whose posts' images to extract (repeat for several; translations find their source post's images). Without it, every image in the folder."),
-    backbone: Backbone = typer.Option(Backbone.VGG16, "--backbone", "-b", help="vgg16 (ACN, 49x512) or resnet152 (UMT, 49x2048)."),
+    backbone: Backbone = typer.Option(Backbone.VGG16, "--backbone", "-b", help="vgg16 (ACN, 49x512), resnet152 (UMT, 49x2048) or clip-vit-b32 (2M-NER, 50x768 tokens)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Cache folder [default: DATA_DIR/features/BACKBONE]."),
-    weights: str = typer.Option("default", "--weights", help="'default' (torchvision ImageNet weights), a local .pth state dict, or 'random' (smoke runs)."),
-    crop: CropPolicy = typer.Option(CropPolicy.CLEAN, "--crop", help="clean (resize + centre crop, ImageNet normalisation) or faithful (the original scripts' preprocessing)."),
+    weights: str = typer.Option("default", "--weights", help="'default' (torchvision ImageNet weights; for clip-vit-b32 openai/clip-vit-base-patch32), a local .pth state dict (CNNs) or a hub id or save_pretrained folder (CLIP), or 'random' (smoke runs)."),
+    crop: CropPolicy = typer.Option(CropPolicy.CLEAN, "--crop", help="clean (resize + centre crop; ImageNet normalisation for the CNNs, the model's own for CLIP) or faithful (the original scripts' preprocessing)."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per forward pass."),
-    device: str = typer.Option("auto", "--device", help="auto (GPU when present), cpu, cuda, cuda:1, …"),
+    device: DeviceOption = DEFAULT_DEVICE,
     seed: int = typer.Option(0, "--seed", help="Seed of random weights and of the faithful ResNet crop."),
     dtype: StorageDtype = typer.Option(StorageDtype.FLOAT16, "--dtype", help="Storage type of the cache."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
-    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help=RAY_HELP),
-    workers: int = typer.Option(0, "--workers", min=0, help="With --ray: workers, each loading the backbone once (0: as many as the cluster holds)."),
-    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", min=0, help="With --ray: GPUs each worker reserves (0: one CPU each)."),
+    as_json: JsonOption = False,
+    ray: RayOption = None,
+    workers: WorkersOption = 0,
+    gpus_per_worker: GpusPerWorkerOption = 0.0,
 ) -> None:
-    """Run a frozen CNN over the images once and cache their 7x7 region features.
+    """Run a frozen image encoder over the images once and cache their 7x7 region features (CNNs) or output tokens (CLIP).
 
     Images already in the cache are not read again; an interrupted run resumes. A cache
     never mixes features of different weights or crop policies.
@@ -79,21 +80,15 @@ def extract(
 
         xl features extract --images data/cmner/images --weights random --out /tmp/smoke
 
+        xl features extract --images data/mmnerd/images -d data/mmnerd/train.txt --backbone clip-vit-b32
+
         xl features extract --data-dir data --backbone resnet152 --ray auto --gpus-per-worker 1
     """
-    from xlingual.features.extract import extract_folder, extract_for_data_dir, extract_for_datasets
+    from xlingual.features.extract import extract as extract_features
 
-    cache_dir = out or features_dir(data_dir, backbone.value)
-    options = dict(backbone=backbone.value, weights=weights, crop=crop.value, batch_size=batch_size, device=device, seed=seed, dtype=dtype.value,
-                   ray=RaySettings(ray, workers, gpus_per_worker) if ray is not None else None)
-    if images is None:
-        if dataset:
-            raise ConfigError("--dataset needs --images (the folder holding those posts' images)")
-        report = extract_for_data_dir(data_dir, cache_dir=cache_dir, **options)
-    elif dataset:
-        report = extract_for_datasets(images, dataset, cache_dir, **options)
-    else:
-        report = extract_folder(images, cache_dir, **options)
+    report = extract_features(images, data_dir, dataset, out, backbone=backbone.value, weights=weights, crop=crop.value,
+                              batch_size=batch_size, device=device, seed=seed, dtype=dtype.value,
+                              ray=RaySettings(ray, workers, gpus_per_worker) if ray is not None else None)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
     else:
@@ -103,7 +98,7 @@ def extract(
 @features_app.command("info")
 def info(
     cache: Path = typer.Argument(..., help="A feature cache folder."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    as_json: JsonOption = False,
 ) -> None:
     """Describe a feature cache: backbone, what produced it, how many images it holds.
 
@@ -113,12 +108,7 @@ def info(
     """
     from xlingual.features.cache import FeatureCache
 
-    opened = FeatureCache.open(cache)
-    summary = {
-        "cache_dir": str(cache), "backbone": opened.backbone, "region_shape": list(opened.region_shape),
-        "weights": opened.weights, **{k: v for k, v in opened.producer.to_dict().items() if k not in ("backbone", "region_shape")},
-        "images": len(opened),
-    }
+    summary = FeatureCache.open(cache).summary()
     if as_json:
         typer.echo(json.dumps(summary, ensure_ascii=False))
         return

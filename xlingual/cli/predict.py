@@ -9,19 +9,22 @@ from typing import Optional
 
 import typer
 
+from xlingual.cli._options import DeviceOption, FeaturesOption, ImageDirOption, ImageSeedOption, PostImagesOption
 from xlingual.data.formats import format_jsonl, format_text
+from xlingual.devices import DEFAULT_DEVICE
+from xlingual.features.choices import PostImages
 
 
 def predict(
     model: Path = typer.Option(..., "--model", "-m", help="Model folder written by 'xl train' or save_pretrained (ACN or UMT)."),
     input: Path = typer.Option(..., "--input", "-i", help="Dataset file to label (Twitter, CMNER or JSONL format; existing labels are ignored)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write the labelled file, in the input's format (default: stdout)."),
-    features: Optional[Path] = typer.Option(None, "--features", help="Image feature cache from 'xl features extract' (multimodal models)."),
-    image_dir: Optional[Path] = typer.Option(None, "--image-dir", help="The dataset's image folder, to find each post's images in the cache."),
-    images: str = typer.Option("all", "--images", help="'all': mean over a post's images (the paper's method); 'one': one random image."),
-    seed: int = typer.Option(0, "--seed", help="Seed for '--images one'."),
+    features: FeaturesOption = None,
+    image_dir: ImageDirOption = None,
+    images: PostImagesOption = PostImages.ALL,
+    seed: ImageSeedOption = 0,
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Posts per forward pass."),
-    device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda:0."),
+    device: DeviceOption = DEFAULT_DEVICE,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stderr."),
 ) -> None:
     """Label a dataset file with a saved model, writing the same format back.
@@ -32,10 +35,10 @@ def predict(
 
         xl predict -m runs/acn-zh/best -i data/cmner/text/test.txt --images one --features data/features/vgg16 --image-dir data/cmner/images > pred.txt
     """
-    from xlingual.models.prediction import predict_file
+    from xlingual.evaluation.prediction import predict_file
 
     predicted, report = predict_file(
-        model, input, output, features=features, image_dir=image_dir, images=images, seed=seed, batch_size=batch_size, device=device,
+        model, input, output, features=features, image_dir=image_dir, images=images.value, seed=seed, batch_size=batch_size, device=device,
     )
     if output is None:
         typer.echo(format_jsonl(predicted) if report.format == "jsonl" else format_text(predicted, report.format), nl=False)

@@ -10,10 +10,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from xlingual.errors import ConfigError, XlingualError
-from xlingual.scale.runtime import RAY_HELP, RaySettings, failure_summary
-
-_SET_HELP = "Override a config field, e.g. --set lr=3e-5 (both stages), --set target.epochs=5, --set model.hidden=100, --set images=none. Repeatable."
+from xlingual.errors import XlingualError
+from xlingual.cli._options import (
+    BuildMissingOption, FeaturesOption, FormatOption, ImageDirOption, ImageSeedOption, JsonOption, PostImagesOption, RayOption, SetOption,
+    format_name,
+)
+from xlingual.features.choices import PostImages
+from xlingual.scale.runtime import RaySettings, failure_summary
 
 
 def _print_scores(title: str, scores: dict) -> None:
@@ -44,9 +47,9 @@ def train(
     direction: Optional[str] = typer.Option(None, "--direction", "-d", help="en-zh (target CMNER) or zh-en (target Twitter2015) [default with a setting name: en-zh]."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data directory (default: the config's, ./data)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run folder (default: runs/MODEL-DIRECTION-SETTING-seedN)."),
-    set_: list[str] = typer.Option([], "--set", help=_SET_HELP),
+    set_: SetOption = [],
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --output from its last checkpoint (a finished run is kept)."),
-    build_missing: bool = typer.Option(False, "--build-missing", help="Build a missing translation or feature cache instead of failing."),
+    build_missing: BuildMissingOption = False,
     as_json: bool = typer.Option(False, "--json", help="Print metrics.json instead of the table."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved configuration as YAML and exit without training or writing anything."),
 ) -> None:
@@ -88,12 +91,12 @@ def evaluate(
     pred: Optional[Path] = typer.Option(None, "--pred", help="Predicted dataset file with the same posts and tokens as --gold."),
     model: Optional[Path] = typer.Option(None, "--model", help="A model folder (a run's model/): predict --data and score it."),
     data: Optional[Path] = typer.Option(None, "--data", help="Dataset file to predict with --model."),
-    format: Optional[str] = typer.Option(None, "--format", "-f", help="twitter, cmner or jsonl (guessed per file when omitted)."),
-    features: Optional[Path] = typer.Option(None, "--features", help="Feature cache folder for models that use images."),
-    image_dir: Optional[Path] = typer.Option(None, "--image-dir", help="The dataset's image folder (default: found from --data's data-directory layout)."),
-    images: str = typer.Option("all", "--images", help="'all': mean over a post's images (the paper's method); 'one': one random image."),
-    seed: int = typer.Option(0, "--seed", help="Seed for '--images one'."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of the table."),
+    format: FormatOption = None,
+    features: FeaturesOption = None,
+    image_dir: ImageDirOption = None,
+    images: PostImagesOption = PostImages.ALL,
+    seed: ImageSeedOption = 0,
+    as_json: JsonOption = False,
 ) -> None:
     """Entity-level P/R/F1 (conlleval and strict IOB2) from saved predictions, a saved model, or two files.
 
@@ -105,31 +108,14 @@ def evaluate(
 
         xl evaluate --model runs/acn-en-zh-tgt_only-seed444/model --data data/cmner/text/test.txt --features data/features/vgg16
     """
-    from xlingual.train.evaluate import evaluate_files, evaluate_model_on_file, evaluate_run
+    from xlingual.evaluation.evaluate import evaluate_any
 
-    chosen = [name for name, given in (("--run", run is not None), ("--gold/--pred", gold is not None or pred is not None), ("--model", model is not None)) if given]
-    if len(chosen) != 1:
-        raise ConfigError("pass one of --run DIR, --gold FILE --pred FILE, or --model DIR --data FILE")
-    if run is not None:
-        scores, title = evaluate_run(run), str(run)
-    elif model is not None:
-        if data is None:
-            raise ConfigError("--model needs --data FILE")
-        if images not in ("one", "all"):
-            raise ConfigError(f"--images must be 'one' or 'all', not '{images}'")
-        scores, title = evaluate_model_on_file(model, data, format, features, images=images, seed=seed, image_dir=image_dir), str(data)
-    else:
-        if gold is None or pred is None:
-            raise ConfigError("--gold and --pred go together: pass both files")
-        scores = evaluate_files(gold, pred, format)
-        if as_json:
-            typer.echo(json.dumps(scores, indent=2))
-            return
-        scores, title = {"pred": scores}, f"{pred} against {gold}"
+    result = evaluate_any(run=run, gold=gold, pred=pred, model=model, data=data, format=format_name(format), features=features,
+                          image_dir=image_dir, images=images.value, seed=seed)
     if as_json:
-        typer.echo(json.dumps(scores, indent=2))
+        typer.echo(json.dumps(result.scores, indent=2))
     else:
-        _print_scores(title, scores)
+        _print_scores(result.title, result.table_scores)
 
 
 def experiment(
@@ -139,11 +125,13 @@ def experiment(
     seeds: int = typer.Option(3, "--seeds", help="Runs per cell (seeds: the config's seed, +1, +2, ...)."),
     output: Path = typer.Option(Path("runs"), "--output", "-o", help="Folder holding one run folder per cell."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data directory (default ./data)."),
-    set_: list[str] = typer.Option([], "--set", help=_SET_HELP),
-    build_missing: bool = typer.Option(False, "--build-missing", help="Build missing translations / feature caches."),
-    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help=RAY_HELP + " Each run is a task with one GPU (one CPU where there is none); a failed run does not stop the others."),
+    set_: SetOption = [],
+    build_missing: BuildMissingOption = False,
+    ray: RayOption = None,
 ) -> None:
     """Run the grid of models x settings x seeds; finished runs are skipped, interrupted ones resumed.
+
+    With --ray each run is a Ray task with one GPU (one CPU where the cluster has none); a failed run does not stop the others.
 
     Examples:
 
@@ -191,7 +179,7 @@ def report(
 
         xl report runs/en-zh runs/zh-en --output paper-tables --bootstrap 5000
     """
-    from xlingual.train.report import write_report
+    from xlingual.evaluation.report import write_report
 
     result = write_report(list(runs), output, bootstrap)
     for table in result.tables:

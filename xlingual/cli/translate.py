@@ -10,17 +10,22 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from xlingual.data.datasets import DEFAULT_DATA_DIR
+from xlingual.devices import DEFAULT_DEVICE
+from xlingual.cli._options import (
+    DataDirOption, DeviceOption, FormatOption, GpusPerWorkerOption, JsonOption, RayOption, WorkersOption, format_name,
+)
+from xlingual.workspace import DEFAULT_DATA_DIR
 from xlingual.errors import ConfigError
 from xlingual.projection.corpus import (
-    CACHE_NAME, ProjectionSettings, default_output_dir, read_input_files, read_source_dataset, translate_corpus,
+    CACHE_NAME, ProjectionSettings, read_input_files, read_source_dataset, translate_corpus,
 )
 from xlingual.projection.preview import DEFAULT_PREVIEW_POSTS
-from xlingual.projection.project import STRATEGIES
+from xlingual.projection.project import STRATEGIES, parse_strategies
 from xlingual.translate.base import DecodingOptions
-from xlingual.scale.runtime import RAY_HELP, RaySettings
+from xlingual.scale.runtime import RaySettings
 from xlingual.scale.translate import DEFAULT_SHARD_SIZE
-from xlingual.translate.factory import BACKENDS, check_direction, default_model, load_translator, parse_device_index
+from xlingual.stage_inputs import default_translation_dir
+from xlingual.translate.factory import Backend, check_direction, default_model, load_translator, parse_device_index
 
 EPILOG = """
 Examples:
@@ -39,14 +44,6 @@ Examples:
 
     xl translate --src en --tgt zh --backend ctranslate2 --device cuda --ray auto --gpus-per-worker 1   # on a Ray cluster
 """
-
-
-def _strategies(value: str) -> list[str]:
-    names = [s.strip() for s in value.split(",") if s.strip()]
-    bad = [s for s in names if s not in STRATEGIES]
-    if bad or not names:
-        raise typer.BadParameter(f"choose a comma-separated list from {', '.join(STRATEGIES)}")
-    return names
 
 
 def _print_report(report: dict, output_dir: Path) -> None:
@@ -81,13 +78,13 @@ def translate(
     tgt: str = typer.Option(..., "--tgt", help="Target language: en or zh."),
     input: Optional[list[Path]] = typer.Option(None, "--input", "-i", help="Dataset file(s) to translate (repeatable). Default: all splits of the source dataset in --data-dir."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder. Default with no --input: DATA_DIR/translated/DATASET.SRC-TGT.MODEL/."),
-    data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir", help="Data directory (layout of 'xl data download')."),
-    input_format: Optional[str] = typer.Option(None, "--format", "-f", help="Format of --input files: twitter, cmner or jsonl (guessed when omitted)."),
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    input_format: FormatOption = None,
     images: Optional[Path] = typer.Option(None, "--images", help="Image folder for --input files: attach each post's image names."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Hub id or local folder. Default: Helsinki-NLP/opus-mt-SRC-TGT."),
-    backend: str = typer.Option("transformers", "--backend", help=f"One of: {', '.join(BACKENDS)}."),
+    backend: Backend = typer.Option(Backend.TRANSFORMERS, "--backend", help="The MT engine for --model."),
     translator_spec: Optional[str] = typer.Option(None, "--translator", help="Your own MT: MODULE:NAME, an object with translate(texts) or a zero-argument factory."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (half precision on GPU)."),
+    device: DeviceOption = DEFAULT_DEVICE,
     beam_size: int = typer.Option(4, "--beam-size", min=1, help="Beam size (1 = greedy)."),
     max_length: int = typer.Option(256, "--max-length", min=1, help="Most new tokens per sentence (also bounded by 2 x input length + 10 and by the model's position table)."),
     max_tokens: int = typer.Option(4096, "--max-tokens", min=1, help="Padded token budget of one MT batch."),
@@ -98,13 +95,13 @@ def translate(
     entity_context: bool = typer.Option(False, "--entity-context", help="Also translate each entity inside its sentence (bracketed); the read-back is kept only where it agrees with the stand-alone translation."),
     cache: Optional[Path] = typer.Option(None, "--cache", help=f"Translation cache file (default: OUTPUT/{CACHE_NAME})."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the translation cache (no resume)."),
-    as_json: bool = typer.Option(False, "--json", help="Print report.json instead of the table."),
+    as_json: JsonOption = False,
     preview: int = typer.Option(DEFAULT_PREVIEW_POSTS, "--preview", min=0, help="Projected posts (and left-out posts) shown in OUTPUT/preview.html, chosen reproducibly."),
     device_index: Optional[str] = typer.Option(None, "--device-index", help="CTranslate2 on several GPUs of this machine: comma-separated GPU ids (one model replica each), e.g. 0,1."),
-    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help=RAY_HELP),
-    workers: int = typer.Option(0, "--workers", min=0, help="With --ray: workers, each loading the translator once (0: as many as the cluster holds)."),
-    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", min=0, help="With --ray: GPUs each worker reserves (0: CPU workers, --threads CPUs each)."),
-    shard_size: int = typer.Option(DEFAULT_SHARD_SIZE, "--shard-size", min=1, help="With --ray: samples per shard (the unit of work, resume and failure)."),
+    ray: RayOption = None,
+    workers: WorkersOption = 0,
+    gpus_per_worker: GpusPerWorkerOption = 0.0,
+    shard_size: int = typer.Option(DEFAULT_SHARD_SIZE, "--shard-size", min=1, help="With --ray: samples per shard, the unit of work, resume and failure (a multiple of 256 keeps MT batches as one process forms them)."),
 ) -> None:
     """Translate an annotated dataset and project its entity labels (SPAN-placeholder method).
 
@@ -112,17 +109,14 @@ def translate(
     NAME.failures.jsonl, report.json and preview.html (open it in a browser). Interrupted runs resume from the translation cache.
     """
     check_direction(src, tgt)
-    strategy_list = _strategies(strategies)
+    strategy_list = parse_strategies(strategies)
     model_name = translator_spec or model or default_model(src, tgt)
-    if input:
-        if output is None:
-            raise ConfigError("--input needs --output DIR (where the translated files go)")
-        inputs = read_input_files(input, input_format, images)
-    else:
-        inputs = read_source_dataset(data_dir, src)
-        output = output or default_output_dir(data_dir, src, tgt, model_name)
+    if input and output is None:
+        raise ConfigError("--input needs --output DIR (where the translated files go)")
+    inputs = read_input_files(input, format_name(input_format), images) if input else read_source_dataset(data_dir, src)  # bad input fails before a model loads
+    output = output or default_translation_dir(data_dir, src, tgt, model_name)
     options = DecodingOptions(beam_size=beam_size, max_length=max_length, max_tokens=max_tokens, max_batch_size=batch_size)
-    loader = dict(src=src, tgt=tgt, model=model, backend=backend, plugin=translator_spec, options=options, device=device,
+    loader = dict(src=src, tgt=tgt, model=model, backend=backend.value, plugin=translator_spec, options=options, device=device,
                   quantization=quantization, work_dir=output / ".cache", threads=threads, device_index=parse_device_index(device_index))
     settings = ProjectionSettings(src, tgt, strategy_list, entity_context, cache_path=cache, use_cache=not no_cache, model_name=model_name,
                                   preview_posts=preview)

@@ -4,7 +4,8 @@ from xlingual.data.datasets import DATASETS, SPLITS, get_dataset, load_split
 from xlingual.data.formats import detect_format, parse_file, read_samples, write_samples
 from xlingual.data.images import ImageIndex, attach_images
 from xlingual.data.labels import ENTITY_TYPES, BioPolicy, spans
-from xlingual.data.sample import Sample, Span
+from xlingual.data.labels import Span
+from xlingual.data.sample import Sample
 
 __all__ = [
     "DATASETS", "SPLITS", "ENTITY_TYPES", "BioPolicy", "ImageIndex", "Sample", "Span",

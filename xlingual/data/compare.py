@@ -254,6 +254,23 @@ def write_comparison(c: Comparison, out_dir: str | Path) -> list[Path]:
     return [out / "compare.md", out / "compare.json", *write_charts(c, out)]
 
 
+def profile_inputs(spec: str, name: str, format: str | None = None) -> CorpusProfile:
+    """The profile of one side of ``xl data compare`` (see :func:`expand_inputs`), files read as ``xl data stats`` reads them."""
+    from xlingual.data.formats import parse_valid_file
+
+    paths = expand_inputs(spec)
+    samples = [s for path in paths for s in parse_valid_file(path, format).samples]
+    return profile(name, [str(p) for p in paths], samples)
+
+
+def compare_inputs(first: str, second: str, names: str | None = None, format: str | None = None) -> Comparison:
+    """``xl data compare``: two corpora, each a file, a folder or a comma-separated list; ``names`` "a,b" labels the columns."""
+    labels = [n.strip() for n in names.split(",")] if names else [first, second]
+    if len(labels) != 2 or not all(labels):
+        raise ConfigError("--names: give two names separated by a comma")
+    return compare(profile_inputs(first, labels[0], format), profile_inputs(second, labels[1], format))
+
+
 def expand_inputs(spec: str) -> list[Path]:
     """One side of ``xl data compare``: a file, a folder (its ``*.txt`` dataset files) or a comma-separated list."""
     paths: list[Path] = []
@@ -275,4 +292,4 @@ def expand_inputs(spec: str) -> list[Path]:
     return paths
 
 
-__all__ = ["Comparison", "CorpusProfile", "Lengths", "compare", "expand_inputs", "markdown_tables", "profile", "write_charts", "write_comparison"]
+__all__ = ["Comparison", "CorpusProfile", "Lengths", "compare", "compare_inputs", "expand_inputs", "markdown_tables", "profile", "profile_inputs", "write_charts", "write_comparison"]

@@ -1,32 +1,24 @@
-"""The datasets xlingual knows and where their files live in a data directory.
+"""The datasets xlingual knows: language, format, split files, public sources.
 
-The data directory layout (``--data-dir``, default ``./data``) is the one
-``xl data download`` creates::
-
-    data/twitter2015/{train,valid,test}.txt   data/twitter2015/images/
-    data/twitter2017/{train,valid,test}.txt   data/twitter2017/images/
-    data/cmner/text/{train,dev,test}.txt      data/cmner/images/
-    data/translated/<dataset>.<src>-<tgt>.<model>/   (xl translate)
-    data/features/<backbone>/                        (xl features extract)
-    data/embeddings/                                 (xl embeddings)
-
-Splits are called ``train``, ``dev`` and ``test`` everywhere in the library;
-the file names (Twitter's ``valid.txt``) are a detail of each dataset.
+Where their files lie in a data directory is :mod:`xlingual.workspace`'s
+business (``DataDir.split_file``, ``DataDir.images_dir``). Splits are called
+``train``, ``dev`` and ``test`` everywhere in the library; the file names
+(Twitter's ``valid.txt``) are a detail of each dataset.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 from xlingual.data.formats import read_samples
 from xlingual.data.images import attach_images
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError, XlingualError
+from xlingual.workspace import DataDir
 
 SPLITS: tuple[str, ...] = ("train", "dev", "test")
-DEFAULT_DATA_DIR = Path("data")
 
 
 @dataclass(frozen=True)
@@ -49,20 +41,12 @@ class DatasetSpec:
     remote: dict[str, RemoteFile]
     images_hint: str
 
-    def text_dir(self, data_dir: str | Path) -> Path:
-        return Path(data_dir) / self.text_subdir
-
-    def split_path(self, data_dir: str | Path, split: str) -> Path:
-        if split not in self.split_files:
-            raise ConfigError(f"unknown split '{split}' for {self.name} (choose from {', '.join(self.split_files)})")
-        return self.text_dir(data_dir) / self.split_files[split]
-
-    def images_dir(self, data_dir: str | Path) -> Path:
-        return Path(data_dir) / self.images_subdir
 
 
 _UMT = "https://raw.githubusercontent.com/jefferyYu/UMT/master/data"
 _CMNER = "https://raw.githubusercontent.com/Jyz99/CMNER/main/text"
+_MMNERD = "https://raw.githubusercontent.com/wangdsh/MMNERD/dda173b4088b4f05576da24ec787c81aba687082/train_valid_test/train_valid_test_en"
+"""Pinned to the commit whose files the checksums below describe (2024-02-04), not a branch that may move."""
 
 DATASETS: dict[str, DatasetSpec] = {
     "twitter2015": DatasetSpec(
@@ -98,7 +82,27 @@ DATASETS: dict[str, DatasetSpec] = {
         },
         images_hint="Images: the Jyz99/CMNER README points to a cloud drive (images/weibo_images); unpack the <wid>_<id>.jpg files into {images}",
     ),
+    "mmnerd": DatasetSpec(
+        # 2M-NER's dataset (Wang et al. 2024): the English text splits are public (19,968 / 2,463 / 2,533 posts,
+        # Twitter format; 2,982 of the posts carry Twitter2017 IMGIDs, 2,936 with Twitter2017's tokens); the images and
+        # the French, German and Spanish splits are not.
+        name="mmnerd", lang="en", format="twitter", text_subdir="mmnerd",
+        split_files={"train": "train.txt", "dev": "valid.txt", "test": "test.txt"},
+        images_subdir="mmnerd/images",
+        remote={
+            "train.txt": RemoteFile(f"{_MMNERD}/train_conll_format.txt", 3986045, "09460256b558b0f6a828a495dbd113c6e278546d271150d01118b41aade2536f"),
+            "valid.txt": RemoteFile(f"{_MMNERD}/valid_conll_format.txt", 490249, "58185cc1f77ea7f590c1d632c102b1cc7727013a637560dfc9d4eca0128241fd"),
+            "test.txt": RemoteFile(f"{_MMNERD}/test_conll_format.txt", 507637, "187de233e976ee35b84c890eddfc7abe7a4c9b346afae7a113e0216c2f574608"),
+        },
+        images_hint=(
+            "Images: not public; the MMNERD authors share the images (and the fr/de/es splits) on request by e-mail to "
+            "wangdsh@pku.edu.cn (github.com/wangdsh/MMNERD README). Put each post's <IMGID>.jpg into {images}"
+        ),
+    ),
 }
+
+DatasetName = Enum("DatasetName", {name.upper(): name for name in DATASETS}, type=str)  # type: ignore[misc]
+"""The known datasets as a choice (``xl data download DATASET``), generated from :data:`DATASETS`."""
 
 SOURCE_DATASET_BY_LANG: dict[str, str] = {"en": "twitter2015", "zh": "cmner"}
 """The dataset each language's experiments start from (CMNER paper, §5)."""
@@ -116,36 +120,12 @@ def load_split(data_dir: str | Path, dataset: str, split: str, with_images: bool
     ``bio="keep"`` reads the labels as written (scoring); the default repairs orphan ``I-`` tags (training).
     """
     spec = get_dataset(dataset)
-    path = spec.split_path(data_dir, split)
+    layout = DataDir(data_dir)
+    path = layout.split_file(dataset, split)
     if not path.exists():
         raise XlingualError(f"{path}: not found (run 'xl data download {dataset} --to {data_dir}' or pass --data-dir)")
     samples = read_samples(path, spec.format, bio)
-    images = spec.images_dir(data_dir)
+    images = layout.images_dir(dataset)
     if with_images and images.is_dir():
         attach_images(samples, images)
     return samples
-
-
-def model_tag(model: str) -> str:
-    """A folder-safe name for a model id or path (``Helsinki-NLP/opus-mt-en-zh`` -> ``opus-mt-en-zh``)."""
-    name = Path(str(model).rstrip("/")).name or str(model)
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name)
-
-
-def translated_dir(data_dir: str | Path, dataset: str, src: str, tgt: str, model: str) -> Path:
-    """Where ``xl translate`` writes the translation of ``dataset`` (file names kept from the source)."""
-    return Path(data_dir) / "translated" / f"{dataset}.{src}-{tgt}.{model_tag(model)}"
-
-
-def find_translated_dirs(data_dir: str | Path, dataset: str, src: str, tgt: str) -> list[Path]:
-    """Every translation of ``dataset`` from ``src`` to ``tgt`` under ``data_dir``, by any model."""
-    root = Path(data_dir) / "translated"
-    return sorted(p for p in root.glob(f"{dataset}.{src}-{tgt}.*") if p.is_dir())
-
-
-def features_dir(data_dir: str | Path, backbone: str) -> Path:
-    return Path(data_dir) / "features" / backbone
-
-
-def embeddings_dir(data_dir: str | Path) -> Path:
-    return Path(data_dir) / "embeddings"

@@ -16,6 +16,7 @@ from pathlib import Path
 from xlingual.data.datasets import DatasetSpec, RemoteFile, get_dataset
 from xlingual.errors import NetworkError
 from xlingual.io import atomic_open, file_digest
+from xlingual.workspace import DataDir
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def fetch_file(remote: RemoteFile, dest: Path, timeout: float = TIMEOUT_S) -> No
 def download_dataset(name: str, data_dir: str | Path) -> tuple[DatasetSpec, list[Path]]:
     """Fetch every text file of dataset ``name`` into ``data_dir``; files already valid are kept."""
     spec = get_dataset(name)
-    target = spec.text_dir(data_dir)
+    target = DataDir(data_dir).text_dir(spec.name)
     written = []
     for file_name, remote in spec.remote.items():
         dest = target / file_name
@@ -59,5 +60,5 @@ def download_dataset(name: str, data_dir: str | Path) -> tuple[DatasetSpec, list
             logger.info("downloading %s", remote.url)
             fetch_file(remote, dest)
         written.append(dest)
-    spec.images_dir(data_dir).mkdir(parents=True, exist_ok=True)
+    DataDir(data_dir).images_dir(spec.name).mkdir(parents=True, exist_ok=True)
     return spec, written

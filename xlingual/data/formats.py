@@ -23,6 +23,7 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 from xlingual.data.labels import (
@@ -32,6 +33,7 @@ from xlingual.data.labels import (
     BioPolicy,
     LabelSchema,
     orphan_positions,
+    repair_bio,
 )
 from xlingual.data.sample import Sample
 from xlingual.errors import DataFormatError, DataValidationError
@@ -56,7 +58,17 @@ class TextFormat:
 TWITTER = TextFormat("twitter", "IMGID:", TWITTER_SCHEMA, "en", ".jpg")
 CMNER = TextFormat("cmner", "WID:", CMNER_SCHEMA, "zh", None)
 TEXT_FORMATS: dict[str, TextFormat] = {f.name: f for f in (TWITTER, CMNER)}
-FORMAT_NAMES: tuple[str, ...] = ("twitter", "cmner", "jsonl")
+
+
+class DatasetFormat(str, Enum):
+    """The file formats a user names on the command line (``--format``)."""
+
+    TWITTER = "twitter"
+    CMNER = "cmner"
+    JSONL = "jsonl"
+
+
+FORMAT_NAMES: tuple[str, ...] = tuple(f.value for f in DatasetFormat)
 
 
 @dataclass
@@ -108,19 +120,27 @@ def _read_lines(path: Path) -> list[str]:
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
+def format_of_first_line(line: str) -> str | None:
+    """``twitter``, ``cmner`` or ``jsonl`` when a file's first non-blank line is one of our headers or a JSON object, else None."""
+    stripped = line.lstrip("\ufeff").strip()
+    if stripped.startswith(TWITTER.header):
+        return "twitter"
+    if stripped.startswith(CMNER.header):
+        return "cmner"
+    if stripped.startswith("{") and stripped.endswith("}"):  # one JSON object per line
+        return "jsonl"
+    return None
+
+
 def detect_format(path: str | Path) -> str:
     """Guess ``twitter``, ``cmner`` or ``jsonl`` from the first non-blank line."""
     path = Path(path)
     for line in _read_lines(path):
-        stripped = line.strip()
-        if not stripped:
+        if not line.strip():
             continue
-        if stripped.startswith(TWITTER.header):
-            return "twitter"
-        if stripped.startswith(CMNER.header):
-            return "cmner"
-        if stripped.startswith("{"):
-            return "jsonl"
+        found = format_of_first_line(line)
+        if found is not None:
+            return found
         raise DataFormatError(
             path, None, "cannot tell the format: first line is neither an 'IMGID:'/'WID:' header nor a JSON object (pass --format)"
         )
@@ -138,10 +158,8 @@ def _apply_bio_policy(result: ReadResult, labels: list[str], label_lines: list[i
         for i in orphans:
             result.add_error(label_lines[i], f"'{labels[i]}' follows '{labels[i - 1] if i else 'start'}' (orphan I- tag; use --bio repair)")
         return labels
-    fixed = list(labels)
-    for i in orphans:
-        fixed[i] = "B-" + labels[i][2:]
-    result.repaired_orphans += len(orphans)
+    fixed, repaired = repair_bio(labels)
+    result.repaired_orphans += repaired
     return fixed
 
 
@@ -255,6 +273,14 @@ def parse_file(path: str | Path, format: str | None = None, bio: BioPolicy | str
     if fmt not in TEXT_FORMATS:
         raise DataFormatError(path, None, f"unknown format '{fmt}' (choose from {', '.join(FORMAT_NAMES)})")
     return parse_text_format(path, TEXT_FORMATS[fmt], bio)
+
+
+def parse_valid_file(path: str | Path, format: str | None = None) -> ReadResult:
+    """A file read as ``xl data stats`` and ``compare`` read it (orphan ``I-`` repaired and counted), or every error as file:line."""
+    result = parse_file(path, format, BioPolicy.repair)
+    if result.error_count:
+        raise DataValidationError(result.errors, result.error_count)
+    return result
 
 
 def read_samples(path: str | Path, format: str | None = None, bio: BioPolicy | str = BioPolicy.repair) -> list[Sample]:

@@ -12,7 +12,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from enum import Enum
 
-from xlingual.data.sample import Span
+
+@dataclass(frozen=True)
+class Span:
+    """An entity: tokens ``start`` (inclusive) to ``end`` (exclusive) of type ``type``."""
+
+    start: int
+    end: int
+    type: str
+
 
 ENTITY_TYPES: tuple[str, ...] = ("PER", "LOC", "ORG", "MISC")
 """The canonical entity types, in the order the paper's tables use."""

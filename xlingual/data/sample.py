@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from xlingual.data.labels import Span, spans
+
 
 @dataclass
 class Sample:
@@ -37,10 +39,8 @@ class Sample:
         """The post as one string: characters joined directly for Chinese, tokens with spaces otherwise."""
         return ("" if self.lang == "zh" else " ").join(self.tokens)
 
-    def entities(self) -> list["Span"]:
+    def entities(self) -> list[Span]:
         """Entity spans, counted conlleval-style (see :func:`xlingual.data.labels.spans`)."""
-        from xlingual.data.labels import spans
-
         return spans(self.labels)
 
     def to_dict(self) -> dict[str, Any]:
@@ -56,12 +56,3 @@ class Sample:
             lang=str(obj.get("lang", "en")),
             meta=dict(obj.get("meta", {})),
         )
-
-
-@dataclass(frozen=True)
-class Span:
-    """An entity: tokens ``start`` (inclusive) to ``end`` (exclusive) of type ``type``."""
-
-    start: int
-    end: int
-    type: str

@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 from xlingual.data.datasets import get_dataset
+from xlingual.workspace import DataDir
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"
 SAMPLE_DATASETS: tuple[str, ...] = ("twitter2015", "cmner")
@@ -33,7 +34,7 @@ def write_sample_data_dir(data_dir: str | Path) -> Path:
     for dataset in SAMPLE_DATASETS:
         spec = get_dataset(dataset)
         for split in spec.split_files:
-            target = spec.split_path(data_dir, split)
+            target = DataDir(data_dir).split_file(spec.name, split)
             if not target.exists():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(sample_file(dataset, split), target)

@@ -7,10 +7,15 @@ the figures can be compared with those papers directly.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from xlingual.data.labels import ENTITY_TYPES, count_entities
 from xlingual.data.sample import Sample
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -59,6 +64,22 @@ def compute_stats(name: str, samples: list[Sample], images_known: bool = False, 
         posts_with_images=sum(1 for s in samples if s.images) if images_known else None,
         repaired_orphans=repaired_orphans,
     )
+
+
+def stats_of_files(paths: Sequence[str | Path], format: str | None = None, images: str | Path | None = None) -> list[SplitStats]:
+    """One column per file (``xl data stats``); with ``images``, each post's images are counted too (missing ones logged)."""
+    from xlingual.data.formats import parse_valid_file
+    from xlingual.data.images import attach_images
+
+    columns = []
+    for path in map(Path, paths):
+        result = parse_valid_file(path, format)
+        if images is not None:
+            found = attach_images(result.samples, images)
+            if found.missing:
+                logger.warning("%s: %s", path, found.summary())
+        columns.append(compute_stats(path.stem, result.samples, images_known=images is not None, repaired_orphans=result.repaired_orphans))
+    return columns
 
 
 def table_rows(stats: list[SplitStats]) -> list[tuple[str, list[str]]]:

@@ -16,15 +16,14 @@ from xlingual.lazy import lazy_exports
 #: public name -> defining sub-module, imported on first use (``xl`` starts without numpy-heavy modules)
 _EXPORTS: dict[str, str] = {
     "EmbeddingMatrix": "matrix", "build_embedding_matrix": "matrix",
-    "AlignedPaths": "paths", "aligned_dir": "paths", "find_aligned_pair": "paths",
-    "monolingual_vectors_path": "paths",
+    "find_aligned_pair": "paths",
     "TrainOptions": "train", "train_vectors": "train",
     "Vectors": "vectors", "load_vectors": "vectors", "save_vectors": "vectors",
 }
 
 if TYPE_CHECKING:
     from xlingual.embeddings.matrix import EmbeddingMatrix, build_embedding_matrix
-    from xlingual.embeddings.paths import AlignedPaths, aligned_dir, find_aligned_pair, monolingual_vectors_path
+    from xlingual.embeddings.paths import find_aligned_pair
     from xlingual.embeddings.train import TrainOptions, train_vectors
     from xlingual.embeddings.vectors import Vectors, load_vectors, save_vectors
 

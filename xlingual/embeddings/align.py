@@ -29,7 +29,7 @@ from xlingual.embeddings.check import FailureCheck, check_alignment
 from xlingual.embeddings.dictionary import IDENTICAL, Dictionary, identical_dictionary, read_dictionary
 from xlingual.embeddings.evaluate import mean_cosine_criterion
 from xlingual.embeddings.normalize import DEFAULT_NORMALIZE, normalize_embeddings, parse_steps
-from xlingual.embeddings.paths import AlignedPaths
+from xlingual.workspace import AlignedPaths
 from xlingual.embeddings.procrustes import procrustes
 from xlingual.embeddings.refine import CRITERION_RANK, CRITERION_WORDS, Ranks, refine
 from xlingual.embeddings.similarity import as_tensor, default_device

@@ -29,6 +29,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from xlingual.devices import resolve_device
+
 MAX_BLOCK_ELEMENTS = 1 << 26
 BACKENDS = ("faiss", "torch")
 _chosen: str | None = os.environ.get("XLINGUAL_SEARCH") or None
@@ -72,7 +74,8 @@ def use_search_backend(name: str) -> Iterator[None]:
 
 
 def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """Where searches run: :func:`xlingual.devices.resolve_device`'s ``auto``."""
+    return torch.device(resolve_device())
 
 
 def as_tensor(matrix: np.ndarray | torch.Tensor, device: torch.device | None = None) -> torch.Tensor:

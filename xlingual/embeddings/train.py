@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 
-from xlingual.data.formats import read_samples
+from xlingual.data.formats import format_of_first_line, read_samples
 from xlingual.embeddings.fasttext_worker import FastTextJob, train_in_child
 from xlingual.embeddings.vectors import load_vectors, save_vectors
 from xlingual.errors import ConfigError, DataFormatError
@@ -36,7 +36,6 @@ logger = logging.getLogger(__name__)
 LANGS = ("en", "zh")
 UNITS = ("auto", "char", "word")
 CORPUS_FORMATS = ("auto", "raw", "twitter", "cmner", "jsonl")
-_HEADERS = {"IMGID:": "twitter", "WID:": "cmner"}
 
 
 @dataclass(frozen=True)
@@ -89,12 +88,7 @@ def sniff_corpus_format(path: Path) -> str:
             stripped = line.lstrip("\ufeff").strip()
             if not stripped:
                 continue
-            for header, name in _HEADERS.items():
-                if stripped.startswith(header):
-                    return name
-            if stripped.startswith("{") and stripped.endswith("}"):
-                return "jsonl"
-            return "raw"
+            return format_of_first_line(stripped) or "raw"
     return "raw"
 
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import gzip
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 import numpy as np
 
-from xlingual.errors import DataFormatError
+from xlingual.errors import ConfigError, DataFormatError
 from xlingual.io import atomic_open
 
 logger = logging.getLogger(__name__)
@@ -183,6 +183,42 @@ def load_vectors(path: str | Path, max_vocab: int | None = None) -> Vectors:
     vectors = _read_bin(path, max_vocab) if path.suffix == ".bin" else _read_vec(path, max_vocab)
     logger.info("%s: %d vectors of dimension %d", path, len(vectors), vectors.dim)
     return vectors
+
+
+def merge_vectors(sources: Sequence[tuple[str | Path, Vectors]]) -> Vectors:
+    """One vocabulary from several files of one space (e.g. MUSE-aligned source and target vectors).
+
+    Precedence, the one convention for every caller: a word present in
+    several files takes its vector from the LAST file listed, at the position
+    where it first appeared. Runs list the target language last, so a word
+    shared by both languages (``@``, numbers, names) keeps its target-language
+    vector: the language the model is scored on. ``sources`` pairs each
+    file's name (for the error message) with its vectors; different
+    dimensions are a :class:`ConfigError`.
+    """
+    dims = {vectors.dim for _, vectors in sources}
+    if len(dims) > 1:
+        raise ConfigError(f"model.word_vectors: files have different dimensions ({', '.join(f'{name}: {v.dim}' for name, v in sources)})")
+    if not sources:
+        raise ConfigError("model.word_vectors: no vector files to merge")
+    row_of: dict[str, int] = {}
+    words: list[str] = []
+    rows: list[np.ndarray] = []
+    for _, vectors in sources:
+        for word, row in zip(vectors.words, vectors.matrix):
+            if word in row_of:
+                rows[row_of[word]] = row
+            else:
+                row_of[word] = len(words)
+                words.append(word)
+                rows.append(row)
+    matrix = np.vstack(rows) if rows else np.zeros((0, dims.pop()), dtype=np.float32)
+    return Vectors(words, matrix)
+
+
+def merge_vector_files(paths: Sequence[str | Path], out: str | Path) -> Path:
+    """:func:`merge_vectors` of ``paths`` written to ``out`` (a model that takes one vectors file gets all languages)."""
+    return save_vectors(out, merge_vectors([(str(path), load_vectors(path)) for path in paths]))
 
 
 def save_vectors(path: str | Path, vectors: Vectors, precision: int = 6) -> Path:

@@ -1,8 +1,13 @@
-"""The frozen CNNs that turn an image into a 7x7 grid of region features.
+"""The frozen image encoders: two CNNs giving a 7x7 grid of region features, and CLIP's ViT giving tokens.
 
 ACN reads VGG16's last pooling layer (pool5, 512 channels); UMT reads
 ResNet-152's last convolutional block (layer4, 2048 channels). Both give a
 (C, 7, 7) map on a 224x224 input, stored as (49, C) with region r = 7*row + col.
+2M-NER reads CLIP ViT-B/32's 50 output tokens of 768 (:mod:`xlingual.features.clip`,
+loaded through transformers, with its own weights options); the functions
+below dispatch on the backbone, so extraction and the cache treat all three alike.
+
+For the CNNs:
 
 Weights come from one of three places, and the cache records which
 (:func:`weights_identity`), so features of different weights never mix:
@@ -32,6 +37,8 @@ from torch import nn
 
 from xlingual.errors import ConfigError, ModelNotFoundError
 from xlingual.features.choices import Backbone
+from xlingual.features.clip import DEFAULT_CLIP_MODEL, ClipSpec, clip_region_shape, clip_weights_identity, load_clip, load_clip_config, load_clip_preprocessing
+from xlingual.features.preprocess import ClipPreprocessing
 from xlingual.io import file_digest
 
 logger = logging.getLogger(__name__)
@@ -81,7 +88,7 @@ def _resnet_layer4(model: nn.Module) -> nn.Module:
     return nn.Sequential(*body, nn.AdaptiveAvgPool2d(GRID))
 
 
-BACKBONES: dict[str, BackboneSpec] = {
+BACKBONES: dict[str, BackboneSpec | ClipSpec] = {
     Backbone.VGG16.value: BackboneSpec(
         name=Backbone.VGG16.value,
         channels=512,
@@ -98,13 +105,42 @@ BACKBONES: dict[str, BackboneSpec] = {
         truncate=_resnet_layer4,
         summary="ResNet-152 layer4, 49x2048 (UMT)",
     ),
+    Backbone.CLIP_VIT_B32.value: ClipSpec(
+        name=Backbone.CLIP_VIT_B32.value,
+        tokens=50,
+        channels=768,
+        default_model=DEFAULT_CLIP_MODEL,
+        summary="CLIP ViT-B/32 last_hidden_state, 50x768 tokens (2M-NER)",
+    ),
 }
 
 
-def get_backbone(name: str) -> BackboneSpec:
+def get_backbone(name: str) -> BackboneSpec | ClipSpec:
     if name not in BACKBONES:
         raise ConfigError(f"unknown backbone '{name}' (choose from {', '.join(BACKBONES)})")
     return BACKBONES[name]
+
+
+def region_shape(backbone: str, weights: str) -> tuple[int, int]:
+    """The (regions, C) array a cache of this backbone and these weights holds per image."""
+    spec = get_backbone(backbone)
+    return clip_region_shape(spec, weights) if isinstance(spec, ClipSpec) else spec.region_shape
+
+
+def input_transform(backbone: str, weights: str) -> ClipPreprocessing | None:
+    """The weights' own preprocessing where a backbone has one (CLIP); None for the CNNs (:mod:`.preprocess`)."""
+    return load_clip_preprocessing(weights) if isinstance(get_backbone(backbone), ClipSpec) else None
+
+
+def ensure_weights(backbone: str, weights: str) -> None:
+    """Fail now, before any file is hashed, when the weights cannot be had (download once where needed)."""
+    spec = get_backbone(backbone)
+    if isinstance(spec, ClipSpec):
+        load_clip_config(weights)
+    elif weights == "default":
+        fetch_default_weights(spec)
+    elif weights != "random" and not Path(weights).is_file():
+        raise _no_such_file(weights)
 
 
 def _offline() -> bool:
@@ -121,6 +157,10 @@ def _unreachable(spec: BackboneSpec, why: str) -> ModelNotFoundError:
         f"--weights default: torchvision's {spec.name} weights are not in {default_weights_path(spec)} and cannot be "
         f"downloaded ({why}); copy the file there, pass --weights PATH (a local .pth), or --weights random for a smoke run"
     )
+
+
+def _no_such_file(weights: str) -> ConfigError:
+    return ConfigError(f"--weights {weights}: no such file (use 'default', 'random' or a path to a .pth state dict)")
 
 
 def fetch_default_weights(spec: BackboneSpec) -> Path:
@@ -147,13 +187,15 @@ def fetch_default_weights(spec: BackboneSpec) -> Path:
 def weights_identity(backbone: str, weights: str, seed: int) -> str:
     """A string that differs whenever the weights differ; stored in the cache to refuse mixing."""
     spec = get_backbone(backbone)
+    if isinstance(spec, ClipSpec):
+        return clip_weights_identity(weights, seed)
     if weights == "random":
         return f"random:seed={seed}"
     if weights == "default":
         return f"torchvision:{Path(urlparse(spec.default_weights_url).path).name}"
     path = Path(weights)
     if not path.is_file():
-        raise ConfigError(f"--weights {weights}: no such file (use 'default', 'random' or a path to a .pth state dict)")
+        raise _no_such_file(weights)
     return f"file:sha256={file_digest(path)[:16]}"
 
 
@@ -197,8 +239,10 @@ def _init_random(extractor: nn.Module, seed: int) -> None:
 
 
 def load_backbone(backbone: str, weights: str = "default", seed: int = 0) -> nn.Module:
-    """The frozen feature extractor in eval mode: input (B, 3, 224, 224), output (B, C, 7, 7)."""
+    """The frozen feature extractor in eval mode: input (B, 3, 224, 224), output (B, C, 7, 7) for a CNN, (B, 50, 768) for CLIP."""
     spec = get_backbone(backbone)
+    if isinstance(spec, ClipSpec):
+        return load_clip(weights, seed)
     if weights == "default":
         path: Path | None = fetch_default_weights(spec)
     elif weights == "random":
@@ -206,7 +250,7 @@ def load_backbone(backbone: str, weights: str = "default", seed: int = 0) -> nn.
     else:
         path = Path(weights)
         if not path.is_file():
-            raise ConfigError(f"--weights {weights}: no such file (use 'default', 'random' or a path to a .pth state dict)")
+            raise _no_such_file(weights)
     with torch.device("meta"):  # no time spent initialising layers (VGG's classifier alone is 120M) that are replaced or cut
         model = spec.build_full()
     if path is None:

@@ -206,6 +206,12 @@ class FeatureCache:
             total += self.get(name)
         return PostFeature((total / len(usable)).astype(np.float32), has_image=True, n_images=len(usable))
 
+    def summary(self) -> dict[str, Any]:
+        """What ``xl features info`` shows: backbone, region shape, what produced the features, how many images."""
+        producer = {k: v for k, v in self.producer.to_dict().items() if k not in ("backbone", "region_shape")}
+        return {"cache_dir": str(self.cache_dir), "backbone": self.backbone, "region_shape": list(self.region_shape),
+                "weights": self.weights, **producer, "images": len(self)}
+
     def close(self) -> None:
         self._handles.clear()
 

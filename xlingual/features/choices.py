@@ -6,14 +6,15 @@ from enum import Enum
 
 
 class Backbone(str, Enum):
-    """The frozen CNNs features can be extracted with (their specs: :data:`xlingual.features.backbones.BACKBONES`)."""
+    """The frozen image encoders features can be extracted with (their specs: :data:`xlingual.features.backbones.BACKBONES`)."""
 
     VGG16 = "vgg16"
     RESNET152 = "resnet152"
+    CLIP_VIT_B32 = "clip-vit-b32"
 
 
 class CropPolicy(str, Enum):
-    """How an image becomes a 224x224 input (see :mod:`xlingual.features.preprocess`)."""
+    """How an image becomes a backbone's square input (see :mod:`xlingual.features.preprocess`)."""
 
     CLEAN = "clean"
     FAITHFUL = "faithful"
@@ -24,3 +25,12 @@ class StorageDtype(str, Enum):
 
     FLOAT16 = "float16"
     FLOAT32 = "float32"
+
+
+class PostImages(str, Enum):
+    """How a post with several images becomes one visual input (``--images``)."""
+
+    ALL = "all"
+    """The mean over the post's images: the CMNER paper's method."""
+    ONE = "one"
+    """One of the post's images, chosen by the seed and the post id."""

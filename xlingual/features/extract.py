@@ -23,10 +23,11 @@ import torch
 from xlingual.data.formats import read_samples
 from xlingual.data.images import ImageIndex, attach_images
 from xlingual.data.sample import Sample
+from xlingual.devices import resolve_device
 from xlingual.errors import ConfigError, ImageError
-from xlingual.features.backbones import fetch_default_weights, get_backbone, load_backbone, weights_identity
+from xlingual.features.backbones import ensure_weights, get_backbone, input_transform, load_backbone, region_shape, weights_identity
 from xlingual.features.cache import DTYPES, CacheProducer, CacheWriter, FeatureCache
-from xlingual.features.preprocess import check_crop, preprocess_image
+from xlingual.features.preprocess import ClipPreprocessing, check_crop, preprocess_image
 from xlingual.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -73,34 +74,22 @@ class ExtractionReport:
         return out
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as err:
-        raise ConfigError(f"--device {device}: {err}") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: CUDA is not available here (use --device cpu or auto)")
-    return resolved
-
-
 def _unique(names: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
 def _producer(backbone: str, weights: str, crop: str, seed: int, dtype: str) -> CacheProducer:
-    spec = get_backbone(backbone)
     return CacheProducer(
-        backbone=backbone, region_shape=spec.region_shape, weights_id=weights_identity(backbone, weights, seed),
+        backbone=backbone, region_shape=region_shape(backbone, weights), weights_id=weights_identity(backbone, weights, seed),
         crop=crop, crop_seed=seed if crop == "faithful" and backbone == "resnet152" else None, dtype=dtype,
     )
 
 
-def _load_inputs(paths: Sequence[Path], backbone: str, crop: str, seed: int, pool: ThreadPoolExecutor) -> list[np.ndarray | ImageError]:
+def _load_inputs(paths: Sequence[Path], backbone: str, crop: str, seed: int, pool: ThreadPoolExecutor,
+                 transform: ClipPreprocessing | None = None) -> list[np.ndarray | ImageError]:
     def one(path: Path) -> np.ndarray | ImageError:
         try:
-            return preprocess_image(path, backbone, crop, seed)
+            return preprocess_image(path, backbone, crop, seed, transform)
         except ImageError as err:
             return err
         except MemoryError:
@@ -111,9 +100,10 @@ def _load_inputs(paths: Sequence[Path], backbone: str, crop: str, seed: int, poo
 
 @torch.no_grad()
 def regions_of(model: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-    """(B, C, 7, 7) maps as (B, 49, C), region r = 7*row + col (the transpose, not UMT-CMNER's scrambled reshape)."""
+    """(B, C, 7, 7) maps as (B, 49, C), region r = 7*row + col (the transpose, not UMT-CMNER's scrambled reshape);
+    a token encoder's (B, tokens, C) output as it is."""
     maps = model(inputs)
-    return maps.flatten(2).transpose(1, 2)
+    return maps if maps.dim() == 3 else maps.flatten(2).transpose(1, 2)
 
 
 def extract_features(
@@ -153,13 +143,13 @@ def extract_features(
     report = ExtractionReport(cache_dir=str(cache_dir), backbone=backbone, weights=weights, crop=crop, named=len(names))
 
     if ray is None:
-        torch_device = resolve_device(device)
+        torch_device = torch.device(resolve_device(device))
     else:  # the workers resolve the device; a killed earlier run's finished parts join the cache first
         from xlingual.scale.features import adopt_parts
 
         adopt_parts(writer)
-    if weights == "default" and any(name not in writer.cache and (images_dir / name).is_file() for name in names):
-        fetch_default_weights(get_backbone(backbone))  # fail before hashing thousands of files, not after
+    if weights != "random" and any(name not in writer.cache and (images_dir / name).is_file() for name in names):
+        ensure_weights(backbone, weights)  # fail before hashing thousands of files, not after
     todo: list[tuple[str, str, str]] = []
     for name in names:
         path = images_dir / name
@@ -194,6 +184,7 @@ def run_backbone(
     """
     report.device = str(torch_device)
     model = model if model is not None else load_backbone(report.backbone, weights, seed).to(torch_device)
+    transform = input_transform(report.backbone, weights)
     if torch_device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # every input is 3x224x224: tune the convolutions once
     logger.info("extracting %d images with %s (%s weights, %s crop) on %s", len(todo), report.backbone, weights, report.crop, torch_device)
@@ -203,7 +194,7 @@ def run_backbone(
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             for start in range(0, len(todo), batch_size):
                 chunk = todo[start : start + batch_size]
-                inputs = _load_inputs([images_dir / name for name, _, _ in chunk], report.backbone, report.crop, seed, pool)
+                inputs = _load_inputs([images_dir / name for name, _, _ in chunk], report.backbone, report.crop, seed, pool, transform)
                 good = [(name, fp, key, x) for (name, fp, key), x in zip(chunk, inputs) if isinstance(x, np.ndarray)]
                 for (name, _, _), x in zip(chunk, inputs):
                     if isinstance(x, ImageError):
@@ -288,23 +279,40 @@ def extract_for_data_dir(
 ) -> ExtractionReport:
     """Every known dataset under ``data_dir`` that has an image folder, all its splits, into one cache.
 
-    The default cache is ``features_dir(data_dir, backbone)``, where training
+    The default cache is ``DataDir(data_dir).features(backbone)``, where training
     runs look. Translations need nothing extra: their samples name the source
     posts' images.
     """
-    from xlingual.data.datasets import DATASETS, features_dir, get_dataset
+    from xlingual.data.datasets import DATASETS
+    from xlingual.workspace import DataDir
 
-    cache_dir = cache_dir or features_dir(data_dir, backbone)
+    layout = DataDir(data_dir)
+    cache_dir = cache_dir or layout.features(backbone)
     reports = []
     for name in datasets or list(DATASETS):
-        spec = get_dataset(name)
-        images_dir = spec.images_dir(data_dir)
-        files = [path for split in spec.split_files if (path := spec.split_path(data_dir, split)).is_file()]
+        images_dir = layout.images_dir(name)
+        files = [path for split in DATASETS[name].split_files if (path := layout.split_file(name, split)).is_file()]
         if not images_dir.is_dir() or not files:
             logger.info("%s: skipped (no image folder %s or no split files)", name, images_dir)
             continue
         logger.info("%s: images of %d split files from %s", name, len(files), images_dir)
         reports.append(extract_for_datasets(images_dir, files, cache_dir, backbone=backbone, **options))
     if not reports:
-        raise ImageError(f"--data-dir {data_dir}: no dataset with both split files and an image folder (e.g. {get_dataset('cmner').images_dir(data_dir)}); pass --images and --dataset")
+        raise ImageError(f"--data-dir {data_dir}: no dataset with both split files and an image folder (e.g. {layout.images_dir('cmner')}); pass --images and --dataset")
     return merge_reports(reports)
+
+
+def extract(images: str | Path | None, data_dir: str | Path, datasets: Sequence[str | Path] | None = None,
+            cache_dir: str | Path | None = None, **options: Any) -> ExtractionReport:
+    """``xl features extract``: a folder's images, only those the given dataset files' posts name, or (no folder) every dataset under ``data_dir``."""
+    if images is None:
+        if datasets:
+            raise ConfigError("--dataset needs --images (the folder holding those posts' images)")
+        return extract_for_data_dir(data_dir, cache_dir=cache_dir, **options)
+    from xlingual.workspace import DataDir
+
+    cache_dir = cache_dir or DataDir(data_dir).features(options.get("backbone", "vgg16"))
+    if datasets:
+        return extract_for_datasets(images, list(datasets), cache_dir, **options)
+    return extract_folder(images, cache_dir, **options)
+

@@ -1,4 +1,4 @@
-"""Turning an image file into the 3x224x224 array a backbone reads.
+"""Turning an image file into the (3, H, W) array a backbone reads (224x224 for all three full-size ones).
 
 Two crop policies per backbone (../shared/docs/models.md §2.4 and §3.6):
 
@@ -16,6 +16,13 @@ Two crop policies per backbone (../shared/docs/models.md §2.4 and §3.6):
   replicated, alpha dropped), then the Caffe BGR means subtracted from R, G, B
   in 8-bit unsigned arithmetic: truncated, negative values wrapping modulo 256.
 
+CLIP ViT-B/32 takes CLIP's own preprocessing (:class:`ClipPreprocessing`, read
+from the model's ``preprocessor_config.json``; for ViT-B/32: shorter side to
+224 bicubic, centre crop 224, CLIP's mean/std), the same as transformers'
+``CLIPImageProcessorPil``. Its two policies differ only in the RGB conversion:
+``clean`` as above, ``faithful`` Pillow's plain ``convert("RGB")`` as the 2M-NER
+reference code does (alpha dropped, not composited).
+
 Any problem with one file raises :class:`~xlingual.errors.ImageError`; the
 extractor reports it and goes on.
 """
@@ -25,13 +32,16 @@ from __future__ import annotations
 import hashlib
 import random
 import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from xlingual.errors import ConfigError, ImageError
-from xlingual.features.choices import CropPolicy
+from xlingual.errors import ConfigError, ImageError, ModelNotFoundError
+from xlingual.features.choices import Backbone, CropPolicy
 
 CROP_POLICIES = tuple(policy.value for policy in CropPolicy)
 INPUT_SIZE = 224
@@ -39,6 +49,8 @@ RESIZE_SHORTER = 256
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 CAFFE_BGR_MEANS = (103.939, 116.779, 123.68)
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 DRAFT_ABOVE_PIXELS = 40_000_000
 """JPEGs larger than this are decoded at a reduced scale (clean policy only) to bound memory and time."""
 
@@ -135,9 +147,106 @@ def _vgg_faithful(image: Image.Image) -> np.ndarray:
     return wrapped.astype(np.float32).transpose(2, 0, 1).copy()
 
 
-def preprocess_image(path: Path, backbone: str, crop: str = "clean", seed: int = 0) -> np.ndarray:
-    """The (3, 224, 224) float32 input of ``backbone`` for one file, under the crop policy."""
+def _size_pair(value: Any, where: str, key: str) -> tuple[int, int]:
+    """A ``{"height", "width"}`` dict or one int (a square) as (height, width)."""
+    if isinstance(value, int) and value > 0:
+        return (value, value)
+    if isinstance(value, Mapping) and isinstance(value.get("height"), int) and isinstance(value.get("width"), int):
+        return (value["height"], value["width"])
+    raise ModelNotFoundError(f"{where}: {key}={value!r} is not an int or a height/width pair")
+
+
+@dataclass(frozen=True)
+class ClipPreprocessing:
+    """CLIP's image preprocessing, as a model's ``preprocessor_config.json`` describes it.
+
+    Re-implemented with Pillow and NumPy (the steps of transformers'
+    ``CLIPImageProcessorPil``: resize, centre crop, rescale, normalise) so the
+    decoding threads need neither transformers nor torch; a test checks the two
+    agree. The defaults are openai/clip-vit-base-patch32's.
+    """
+
+    shortest_edge: int | None = 224
+    """Resize the shorter side to this, the longer one to ``int(edge * long / short)`` (None: ``resize_to``)."""
+    resize_to: tuple[int, int] | None = None
+    """Resize to exactly (height, width) when the config gives a height/width size."""
+    crop: tuple[int, int] | None = (224, 224)
+    """Centre crop (height, width); None: no crop."""
+    resample: int = Image.Resampling.BICUBIC
+    rescale: float | None = 1 / 255
+    mean: tuple[float, ...] | None = CLIP_MEAN
+    std: tuple[float, ...] | None = CLIP_STD
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], where: str) -> "ClipPreprocessing":
+        """From an image processor's settings (``preprocessor_config.json``); ``where`` names it in errors."""
+        shortest: int | None = None
+        resize_to: tuple[int, int] | None = None
+        if config.get("do_resize", True):
+            size = config.get("size", {"shortest_edge": 224})
+            if isinstance(size, int):  # the old feature-extractor format (openai/clip-vit-base-patch32): the shorter side
+                shortest = size
+            elif isinstance(size, Mapping) and isinstance(size.get("shortest_edge"), int) and not size.get("longest_edge"):
+                shortest = size["shortest_edge"]
+            else:
+                resize_to = _size_pair(size, where, "size")
+        crop = _size_pair(config.get("crop_size", 224), where, "crop_size") if config.get("do_center_crop", True) else None
+        fits = min(resize_to) if resize_to else shortest
+        if crop is not None and fits is not None and max(crop) > fits:
+            raise ModelNotFoundError(f"{where}: crop_size {crop} is larger than the resized image ({fits}); padding crops are not supported")
+        if crop is None and resize_to is None:
+            raise ModelNotFoundError(f"{where}: without a centre crop the size must be a height/width pair (inputs of one shape)")
+        normalise = config.get("do_normalize", True)
+        return cls(
+            shortest_edge=shortest, resize_to=resize_to, crop=crop,
+            resample=int(config.get("resample", Image.Resampling.BICUBIC)),
+            rescale=float(config.get("rescale_factor", 1 / 255)) if config.get("do_rescale", True) else None,
+            mean=tuple(float(v) for v in config.get("image_mean", CLIP_MEAN)) if normalise else None,
+            std=tuple(float(v) for v in config.get("image_std", CLIP_STD)) if normalise else None,
+        )
+
+    @property
+    def decode_size(self) -> int:
+        """The side a large JPEG may be decoded down to (Pillow's draft keeps at least this)."""
+        return self.shortest_edge or max(self.resize_to or (INPUT_SIZE,))
+
+    def __call__(self, rgb: Image.Image) -> np.ndarray:
+        """The (3, H, W) float32 input for an RGB image."""
+        if self.shortest_edge is not None:
+            width, height = rgb.size
+            if width <= height:
+                size = (self.shortest_edge, int(self.shortest_edge * height / width))
+            else:
+                size = (int(self.shortest_edge * width / height), self.shortest_edge)
+            rgb = rgb.resize(size, self.resample)
+        elif self.resize_to is not None:
+            rgb = rgb.resize((self.resize_to[1], self.resize_to[0]), self.resample)
+        if self.crop is not None:
+            crop_height, crop_width = self.crop
+            top, left = (rgb.height - crop_height) // 2, (rgb.width - crop_width) // 2
+            rgb = rgb.crop((left, top, left + crop_width, top + crop_height))
+        array = np.asarray(rgb, dtype=np.float64)
+        if self.rescale is not None:
+            array = array * self.rescale
+        array = array.astype(np.float32)
+        if self.mean is not None and self.std is not None:
+            array = (array - np.asarray(self.mean, dtype=np.float32)) / np.asarray(self.std, dtype=np.float32)
+        return array.transpose(2, 0, 1).copy()
+
+
+def preprocess_image(path: Path, backbone: str, crop: str = "clean", seed: int = 0, clip: ClipPreprocessing | None = None) -> np.ndarray:
+    """The (3, H, W) float32 input of ``backbone`` for one file, under the crop policy.
+
+    ``clip`` is the CLIP model's own preprocessing (default: ViT-B/32's); the
+    CNNs ignore it.
+    """
     check_crop(crop)
+    if backbone == Backbone.CLIP_VIT_B32.value:
+        steps = clip or ClipPreprocessing()
+        if crop == "faithful":  # the 2M-NER reference: Pillow's convert, alpha dropped
+            image = open_image(path)
+            return steps(image if image.mode == "RGB" else image.convert("RGB"))
+        return steps(to_rgb(open_image(path, draft_to=steps.decode_size)))
     if backbone == "vgg16":
         if crop == "faithful":
             return _vgg_faithful(open_image(path))

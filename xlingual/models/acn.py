@@ -2,7 +2,7 @@
 
 CharCNN + word embeddings -> BiLSTM -> word-guided visual attention ->
 image-guided textual attention -> gated multimodal fusion -> filtration gate
--> CRF (models.md §3). The text-only variant (``use_image: false``) runs the
+-> CRF (docs/models.md, ACN). The text-only variant (``use_image: false``) runs the
 same code minus the visual branch and has exactly the text weights of the
 multimodal model, so checkpoints move between the two.
 
@@ -22,12 +22,11 @@ Decisions (see docs/models.md, section ACN, for the reasons):
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -35,27 +34,26 @@ from torch import nn
 
 from xlingual.data.labels import CANONICAL_LABELS
 from xlingual.data.sample import Sample
-from xlingual.errors import ConfigError, DataFormatError, ModelNotFoundError
+from xlingual.errors import ConfigError, DataFormatError
 from xlingual.models.acn_layers import BiLstm, CharCnn, FiltrationGate, GatedMultimodalFusion, SplitTanhAttention
-from xlingual.models.acn_text import PAD, TokenVocab, build_vocabularies, normalise_token
-from xlingual.models.base import MnerModel, VisualLookup, config_from_dict
+from xlingual.models.acn_text import PAD, build_vocabularies, normalise_token, token_vocab
+from xlingual.models.base import MnerModel, ModelConfig, gate_by_image
 from xlingual.models.crf import MaskedCrf
-from xlingual.models.labels import LabelVocab
-from xlingual.models.serialization import load_model_weights, read_model_config, save_model_folder
+from xlingual.models.vocab import Vocabulary
 
 logger = logging.getLogger(__name__)
 
 ACN_LABELS: tuple[str, ...] = (PAD, *CANONICAL_LABELS)
 """Saved label map: ``[pad]`` at 0, then the nine canonical labels (the CRF's states are ids 1..9)."""
 
+ACN_LABEL_VOCAB = Vocabulary(ACN_LABELS, pad=PAD)
+
 DEFAULT_MAX_LENGTH = {"zh": 250, "en": 35}
-_VISUAL_MODULES = ("visual_projection.", "visual_attention.", "textual_attention.", "fusion.", "filtration.")
-"""The multimodal model's extra modules: everything else is shared with the text-only variant."""
 
 
 @dataclass
-class AcnConfig:
-    """ACN's hyper-parameters (defaults: the CMNER reference, models.md §3.11).
+class AcnConfig(ModelConfig):
+    """ACN's hyper-parameters (defaults: the CMNER reference, docs/models.md, ACN).
 
     ``max_length`` of ``None`` is resolved at build time: 250 when any sample
     is Chinese (CMNER posts are counted in characters), else 35. ``word_dim``
@@ -80,9 +78,8 @@ class AcnConfig:
     max_chars: int | None = None
     seed: int = 444
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "AcnConfig":
-        return config_from_dict(cls, values, "ACN")
+    fixed_on_load: ClassVar[frozenset[str]] = frozenset(
+        {"word_dim", "char_dim", "char_filters", "char_kernels", "char_out", "hidden", "visual_dim", "max_words", "max_chars"})
 
     def validate(self) -> None:
         positive = ("word_dim", "char_dim", "char_filters", "char_out", "max_word_len", "hidden", "visual_dim")
@@ -97,9 +94,6 @@ class AcnConfig:
             raise ConfigError(f"model.char_kernels: must be positive widths, got {self.char_kernels}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"model.dropout: must be in [0, 1), got {self.dropout}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -122,15 +116,18 @@ class AcnModel(MnerModel):
     """ACN behind the :class:`~xlingual.models.base.MnerModel` interface."""
 
     model_type = "acn"
+    config_class = AcnConfig
+    visual_modules = ("visual_projection", "visual_attention", "textual_attention", "fusion", "filtration")
+    region_hint = "extract VGG16 features for ACN"
 
-    def __init__(self, config: AcnConfig, words: TokenVocab, chars: TokenVocab, word_matrix: torch.Tensor | None = None, embedding_coverage: float | None = None) -> None:
+    def __init__(self, config: AcnConfig, words: Vocabulary, chars: Vocabulary, word_matrix: torch.Tensor | None = None, embedding_coverage: float | None = None) -> None:
         super().__init__()
         if config.max_length is None:
             raise ConfigError("model.max_length: must be set (build() resolves it from the samples)")
         self.config = config
         self.words = words
         self.chars = chars
-        self.labels = LabelVocab(ACN_LABELS)
+        self.labels = ACN_LABEL_VOCAB
         self.embedding_coverage = embedding_coverage
         # Initialisation draws from its own seeded stream, leaving the caller's RNG untouched.
         with torch.random.fork_rng(devices=[]):
@@ -180,19 +177,11 @@ class AcnModel(MnerModel):
 
     # ------------------------------------------------------------------ data
 
-    def encode(self, samples: Sequence[Sample], visual: VisualLookup | None = None) -> list[dict[str, Any]]:
-        """Vocabulary ids, character ids, label ids and (multimodal) region features per sample."""
-        if self.config.use_image and visual is None and samples:
-            logger.warning("ACN is multimodal but no image features were given: %d posts are treated as having no image", len(samples))
-        items = []
-        for sample in samples:
-            item = self._encode_text(sample)
-            if self.config.use_image:
-                item["regions"], item["has_image"] = self._regions(sample, visual)
-            items.append(item)
-        return items
+    def _encode_text(self, samples: Sequence[Sample]) -> list[dict[str, Any]]:
+        """Vocabulary ids, character ids and label ids per sample."""
+        return [self._encode_one(sample) for sample in samples]
 
-    def _encode_text(self, sample: Sample) -> dict[str, Any]:
+    def _encode_one(self, sample: Sample) -> dict[str, Any]:
         tokens = sample.tokens[: self.config.max_length]
         normalised = [normalise_token(t) for t in tokens]
         width = self.config.max_word_len
@@ -212,16 +201,7 @@ class AcnModel(MnerModel):
             "num_tokens": len(sample.tokens),
         }
 
-    def _regions(self, sample: Sample, visual: VisualLookup | None) -> tuple[np.ndarray | None, bool]:
-        if visual is None:
-            return None, False
-        regions, has_image = visual(sample)
-        regions = np.asarray(regions, dtype=np.float32)
-        if regions.ndim != 2 or regions.shape[1] != self.config.visual_dim:
-            raise ConfigError(f"model.visual_dim: sample {sample.id} has visual features of shape {regions.shape}, expected (regions, {self.config.visual_dim}); extract VGG16 features for ACN")
-        return regions, bool(has_image)
-
-    def collate(self, items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def _collate_text(self, items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         """Pad to the longest post (or to ``max_length`` when reproducing the reference, which always pads)."""
         lengths = [len(item["word_ids"]) for item in items]
         width = self.config.max_length if not self.config.mask_padding else max([1, *lengths])
@@ -241,21 +221,7 @@ class AcnModel(MnerModel):
             "lengths": torch.tensor([max(1, n) for n in lengths]),
             "num_tokens": torch.tensor([item["num_tokens"] for item in items]),
         }
-        if self.config.use_image:
-            out["regions"], out["has_image"] = self._collate_regions(items)
         return out
-
-    def _collate_regions(self, items: Sequence[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
-        shapes = {item["regions"].shape for item in items if item["regions"] is not None}
-        if len(shapes) > 1:
-            raise ConfigError(f"model.visual_dim: posts in one batch have visual features of different shapes {sorted(shapes)}")
-        shape = shapes.pop() if shapes else (1, self.config.visual_dim)
-        regions = np.zeros((len(items), *shape), dtype=np.float32)
-        for row, item in enumerate(items):
-            if item["regions"] is not None:
-                regions[row] = item["regions"]
-        has_image = torch.tensor([bool(item["has_image"]) for item in items], dtype=torch.bool)
-        return torch.from_numpy(regions), has_image
 
     # ------------------------------------------------------------------ network
 
@@ -272,8 +238,7 @@ class AcnModel(MnerModel):
         textual_weights, attended_text = self.textual_attention(attended_visual, states, states, key_mask)
         fused, fusion_gate = self.fusion(attended_visual, attended_text)
         filtered, filtration_gate = self.filtration(states, fused)
-        # A post without a usable image gets no visual signal rather than attention over zeros.
-        filtered = filtered * batch["has_image"].to(filtered.dtype)[:, None, None]
+        filtered = gate_by_image(filtered, batch["has_image"])
         emissions = self.output(torch.cat([states, filtered], dim=-1))
         return AcnOutputs(emissions, visual_weights, textual_weights, fusion_gate, filtration_gate)
 
@@ -291,81 +256,48 @@ class AcnModel(MnerModel):
             result["loss"] = self.crf.nll(outputs.emissions, tags, mask, reduction="mean")
         return result
 
-    def decode(self, batch: dict[str, torch.Tensor]) -> list[list[str]]:
-        """Viterbi labels per original token; tokens beyond ``max_length`` are ``O``.
+    def _viterbi(self, batch: dict[str, torch.Tensor]) -> tuple[list[list[int]], Vocabulary]:
+        """CRF states are label ids 1..9 (``[pad]`` is never a state), so decoding can only return real labels."""
+        paths = self.crf.viterbi(self.compute(batch).emissions, self._mask(batch))
+        return [[tag + 1 for tag in path] for path in paths], self.labels
 
-        The CRF may still choose ``O -> I-X`` (its transitions are learnt, not
-        constrained); the tag is kept as produced, so strict IOB2 scoring sees
-        it (conlleval counts it as an entity start anyway).
-        """
-        emissions = self.compute(batch).emissions
-        paths = self.crf.viterbi(emissions, self._mask(batch))
+    def _token_positions(self, batch: dict[str, torch.Tensor]) -> list[list[int]]:
+        """Token i sits at position i; tokens beyond ``max_length`` were cut (-1)."""
         out = []
-        for path, length, total in zip(paths, batch["lengths"].tolist(), batch["num_tokens"].tolist()):
-            labels = [self.labels.label(tag + 1) for tag in path[: min(length, total)]]
-            out.append(labels + ["O"] * (total - len(labels)))
+        for length, total in zip(batch["lengths"].tolist(), batch["num_tokens"].tolist()):
+            kept = min(length, total)
+            out.append(list(range(kept)) + [-1] * (total - kept))
         return out
 
     # ------------------------------------------------------------------ persistence
 
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Config, weights (embedding matrix included) and vocabularies: reloading needs no vectors file."""
-        extras = {
-            "labels": self.labels.to_list(),
-            "words": self.words.to_list(),
-            "chars": self.chars.to_list(),
-            "embedding_coverage": self.embedding_coverage,
-        }
-        save_model_folder(directory, self.model_type, self.config.to_dict(), self.state_dict(), extras)
+    @classmethod
+    def label_maps(cls) -> dict[str, list[str]]:
+        return {"labels": list(ACN_LABELS)}
+
+    def _extras(self) -> dict[str, Any]:
+        """The vocabularies and coverage; with the embedding matrix in the weights, reloading needs no vectors file."""
+        return {"words": self.words.to_list(), "chars": self.chars.to_list(), "embedding_coverage": self.embedding_coverage}
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, **overrides: Any) -> "AcnModel":
-        """Rebuild a saved ACN; ``overrides`` change config fields that do not alter weight shapes (e.g. ``dropout``)."""
-        saved = read_model_config(directory)
-        if saved.get("model_type") != cls.model_type:
-            raise ModelNotFoundError(f"{directory}: holds a '{saved.get('model_type')}' model, not ACN")
-        shape_fields = {"word_dim", "char_dim", "char_filters", "char_kernels", "char_out", "hidden", "visual_dim", "max_words", "max_chars"}
-        changed = sorted(set(overrides) & shape_fields)
-        if changed:
-            raise ConfigError(f"model.{changed[0]}: cannot be changed when loading a trained ACN (it fixes weight shapes)")
-        config = AcnConfig.from_dict({**saved["config"], **overrides})
-        extras = saved["extras"]
-        if extras.get("labels") != list(ACN_LABELS):
-            raise ModelNotFoundError(f"{directory}: label map {extras.get('labels')} is not ACN's {list(ACN_LABELS)}")
-        model = cls(config, TokenVocab(extras["words"]), TokenVocab(extras["chars"]), embedding_coverage=extras.get("embedding_coverage"))
-        state = load_model_weights(directory)
-        if saved["config"].get("use_image", True) and not config.use_image:
-            state = {name: tensor for name, tensor in state.items() if name in model.state_dict()}
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if not saved["config"].get("use_image", True) and config.use_image:
-            # A text-only checkpoint starting a multimodal model: the visual branch starts untrained.
-            logger.warning("%s: text-only ACN loaded as multimodal; the visual branch starts from random weights", directory)
-            missing = [name for name in missing if not name.startswith(_VISUAL_MODULES)]
-        if missing or unexpected:
-            raise ModelNotFoundError(f"{directory}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
-        # Loading copies values into the parameters; requires_grad was set from the config.
-        return model.eval()  # as transformers does: a loaded model predicts deterministically until train() is called
+    def _from_saved(cls, config: AcnConfig, extras: dict[str, Any], directory: Path) -> "AcnModel":
+        # Parameters are created from the config (requires_grad included); loading copies values only.
+        return cls(config, token_vocab(extras["words"]), token_vocab(extras["chars"]), embedding_coverage=extras.get("embedding_coverage"))
 
 
-def _pretrained_matrix(paths: str | list[str], words: TokenVocab, seed: int) -> tuple[torch.Tensor, float, int]:
+def _pretrained_matrix(paths: str | list[str], words: Vocabulary, seed: int) -> tuple[torch.Tensor, float, int]:
     """The word-embedding matrix for ``words`` from one or more ``.vec`` files, its coverage and dimension.
 
     Several files are the cross-lingual case: MUSE-aligned source and target
-    vectors live in one space but in two files. A word present in several
-    files takes its vector from the first one listed.
+    vectors live in one space but in two files; they are merged with the one
+    precedence of :func:`xlingual.embeddings.vectors.merge_vectors` (the last
+    file listed wins on shared words).
     """
-    from xlingual.embeddings import Vectors, build_embedding_matrix, load_vectors
+    from xlingual.embeddings.matrix import build_embedding_matrix
+    from xlingual.embeddings.vectors import load_vectors, merge_vectors
 
     files = [paths] if isinstance(paths, str) else list(paths)
-    loaded = [load_vectors(path) for path in files]
-    dims = {vectors.dim for vectors in loaded}
-    if len(dims) != 1:
-        raise ConfigError(f"model.word_vectors: files have different dimensions ({', '.join(f'{p}: {v.dim}' for p, v in zip(files, loaded))})")
-    merged, seen = loaded[0], set(loaded[0].words)
-    for vectors in loaded[1:]:
-        rows = [row for row, word in enumerate(vectors.words) if word not in seen]
-        seen.update(vectors.words[row] for row in rows)
-        merged = Vectors(merged.words + [vectors.words[row] for row in rows], np.concatenate([merged.matrix, vectors.matrix[rows]]))
+    merged = merge_vectors([(path, load_vectors(path)) for path in files])
     built = build_embedding_matrix(words.to_list(), merged, seed=seed, init_range=0.25)
     logger.info("word vectors %s: %s", ", ".join(map(str, files)), built.summary())
     matrix = torch.as_tensor(np.asarray(built.matrix), dtype=torch.float32)

@@ -1,4 +1,4 @@
-"""The layers of ACN (Zhang et al. 2018) as the CMNER reference uses them (models.md §3.4-§3.10).
+"""The layers of ACN (Zhang et al. 2018) as the CMNER reference uses them (docs/models.md, ACN).
 
 The two attentions score ``w . tanh([A x_t ; B y_j]) + b``. Because tanh acts
 element-wise, that score splits exactly into ``w1 . tanh(A x_t) + w2 . tanh(B y_j)``:
@@ -20,7 +20,7 @@ class CharCnn(nn.Module):
     """Per-word character CNN: kernels of several widths, max-pooled, then a 2-layer projection.
 
     Pooling is a global max over the convolution outputs (the reference uses a
-    window that covers all but one or two positions; models.md §3.4 allows
+    window that covers all but one or two positions; the specification allows
     this simplification). Words always arrive padded to the same width, so a
     word's vector never depends on the other words of the batch.
     """
@@ -73,7 +73,7 @@ class SplitTanhAttention(nn.Module):
 
 
 class GatedMultimodalFusion(nn.Module):
-    """``m_t = g_t p_v + (1 - g_t) p_h`` with a scalar gate per token (models.md §3.9)."""
+    """``m_t = g_t p_v + (1 - g_t) p_h`` with a scalar gate per token (docs/models.md, ACN)."""
 
     def __init__(self, size: int) -> None:
         super().__init__()
@@ -89,7 +89,7 @@ class GatedMultimodalFusion(nn.Module):
 
 
 class FiltrationGate(nn.Module):
-    """How much of the fused multimodal vector reaches the tagger, one scalar per token (models.md §3.10)."""
+    """How much of the fused multimodal vector reaches the tagger, one scalar per token (docs/models.md, ACN)."""
 
     def __init__(self, size: int) -> None:
         super().__init__()

@@ -4,7 +4,7 @@ ACN looks words up in a fixed vocabulary built once per run from every sample
 the run will see (all stages, all splits, both languages), so a model trained
 on the source language fine-tunes on the target language with no vocabulary
 change and no re-initialised rows. Normalisation follows the reference
-pipeline (models.md §3.2): numbers and URLs collapse to placeholders, leading
+pipeline (docs/models.md, ACN): numbers and URLs collapse to placeholders, leading
 ``#``/``@`` are stripped, everything is lower-cased. Chinese tokens are single
 characters already, so the same rules apply unchanged (a lone ``#`` stays).
 """
@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
+
+from xlingual.models.vocab import Vocabulary
 
 PAD = "[pad]"
 UNK = "[unk]"
@@ -44,36 +46,9 @@ def normalise_token(token: str) -> str:
     return token.lower()
 
 
-class TokenVocab:
-    """Strings <-> ids with ``[pad]`` at 0 and ``[unk]`` at 1, then types by descending frequency."""
-
-    def __init__(self, tokens: Sequence[str]) -> None:
-        if list(tokens[:2]) != [PAD, UNK]:
-            raise ValueError(f"a vocabulary must start with {PAD}, {UNK}")
-        if len(set(tokens)) != len(tokens):
-            raise ValueError("duplicate entries in vocabulary")
-        self.tokens = list(tokens)
-        self.index = {token: i for i, token in enumerate(self.tokens)}
-
-    @classmethod
-    def from_counts(cls, counts: Counter[str], max_size: int | None = None) -> "TokenVocab":
-        """Most frequent first; ties keep first-seen order (Counter is insertion-ordered), so builds are reproducible."""
-        ranked = [token for token, _ in counts.most_common() if token not in (PAD, UNK)]
-        if max_size is not None:
-            ranked = ranked[: max(0, max_size - 2)]
-        return cls([PAD, UNK, *ranked])
-
-    def __len__(self) -> int:
-        return len(self.tokens)
-
-    def __contains__(self, token: str) -> bool:
-        return token in self.index
-
-    def id(self, token: str) -> int:
-        return self.index.get(token, 1)
-
-    def to_list(self) -> list[str]:
-        return list(self.tokens)
+def token_vocab(tokens: Sequence[str]) -> Vocabulary:
+    """A word or character vocabulary: ``[pad]`` at 0, ``[unk]`` at 1 (unseen strings), then the types."""
+    return Vocabulary(tokens, pad=PAD, unk=UNK)
 
 
 def count_words_and_chars(token_lists: Iterable[Sequence[str]]) -> tuple[Counter[str], Counter[str]]:
@@ -88,7 +63,11 @@ def count_words_and_chars(token_lists: Iterable[Sequence[str]]) -> tuple[Counter
     return words, chars
 
 
-def build_vocabularies(token_lists: Iterable[Sequence[str]], max_words: int | None = None, max_chars: int | None = None) -> tuple[TokenVocab, TokenVocab]:
-    """Word and character vocabularies over all given posts (see the module docstring for why all)."""
+def build_vocabularies(token_lists: Iterable[Sequence[str]], max_words: int | None = None, max_chars: int | None = None) -> tuple[Vocabulary, Vocabulary]:
+    """Word and character vocabularies over all given posts (see the module docstring for why all).
+
+    Most frequent first after the two specials; ties keep first-seen order.
+    """
     words, chars = count_words_and_chars(token_lists)
-    return TokenVocab.from_counts(words, max_words), TokenVocab.from_counts(chars, max_chars)
+    return (Vocabulary.from_counts(words, max_words, pad=PAD, unk=UNK),
+            Vocabulary.from_counts(chars, max_chars, pad=PAD, unk=UNK))

@@ -1,4 +1,4 @@
-"""UMT-BERT-CRF (Yu et al. 2020), as adapted by the CMNER paper (Ji et al. 2024); models.md §2.
+"""UMT-BERT-CRF (Yu et al. 2020), as adapted by the CMNER paper (Ji et al. 2024); docs/models.md, UMT.
 
 Data flow of one batch (B posts, T word pieces, R = 49 image regions, H hidden)::
 
@@ -32,7 +32,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -41,12 +41,12 @@ from torch.nn import functional as F
 
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
-from xlingual.models.base import MnerModel, VisualLookup, config_from_dict
+from xlingual.models.base import MnerModel, ModelConfig, gate_by_image
 from xlingual.models.crf import MaskedCrf, joint_nll
-from xlingual.models.serialization import load_model_weights, read_model_config, save_model_folder
 from xlingual.models.umt_encoder import ENCODER_SUBDIR, encoder_from_folder, load_encoder, save_encoder_files
 from xlingual.models.umt_layers import CrossModalLayer, init_bert_style
-from xlingual.models.umt_text import SPAN_LABELS, TYPED_LABELS, align, labels_for_tokens, pieces_per_token, span_to_typed_matrix
+from xlingual.models.umt_text import SPAN_LABELS, TYPED_LABELS, align, pieces_per_token, span_to_typed_matrix
+from xlingual.models.vocab import Vocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +55,8 @@ VISUAL_BRANCH = ("visual_proj_text", "visual_proj_image", "cmt_text_to_image", "
 
 
 @dataclass
-class UmtConfig:
-    """UMT's settings (the ``model`` section of a training config); defaults follow models.md §2.8."""
+class UmtConfig(ModelConfig):
+    """UMT's settings (the ``model`` section of a training config); defaults follow docs/models.md, UMT."""
 
     encoder: str = "bert-base-cased"
     """Hub id or local folder of any ``AutoModel`` encoder (bert-base-chinese, bert-base-multilingual-cased…)."""
@@ -69,9 +69,9 @@ class UmtConfig:
     visual_dim: int = 2048
     num_visual_regions: int = 49
     extra_linear: bool = False
-    """The CMNER copy's Linear(H, H) on the encoder output (models.md §2.12 item 4)."""
+    """The CMNER copy's Linear(H, H) on the encoder output (docs/models.md, UMT deviations)."""
     scrambled_regions: bool = False
-    """Reproduce the CMNER copy's reshape of (2048, 7, 7) maps straight to (49, 2048) (§2.12 item 3)."""
+    """Reproduce the CMNER copy's reshape of (2048, 7, 7) maps straight to (49, 2048) (docs/models.md, UMT deviations)."""
     loss_reduction: str = "mean"
     """CRF loss over the batch: "mean" (original UMT) or "sum" (CMNER copy)."""
     aux_weight: float = 0.5
@@ -80,9 +80,8 @@ class UmtConfig:
     """Weight of the main emissions against the converted span emissions."""
     dropout: float = 0.1
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "UmtConfig":
-        return config_from_dict(cls, values, "UMT")
+    fixed_on_load: ClassVar[frozenset[str]] = frozenset({"encoder", "visual_dim", "extra_linear"})
+    """The encoder is rebuilt from the saved folder; the other two fix weight shapes."""
 
     def validate(self) -> None:
         if self.max_length < 3:
@@ -94,9 +93,6 @@ class UmtConfig:
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"model.alpha must be in [0, 1], not {self.alpha}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
 
 def _bool(mask: torch.Tensor) -> torch.Tensor:
     """``mask`` as bool; collated masks already are, and a no-op conversion is still an operator call per step."""
@@ -107,6 +103,9 @@ class UmtModel(MnerModel):
     """UMT-BERT-CRF; build with :meth:`build`, reload with :meth:`from_pretrained`."""
 
     model_type = "umt"
+    config_class = UmtConfig
+    visual_modules = VISUAL_BRANCH
+    region_hint = "ResNet-152 grid features; check --features / model.visual_dim"
 
     def __init__(self, config: UmtConfig, encoder: nn.Module, tokenizer: Any) -> None:
         super().__init__()
@@ -153,41 +152,18 @@ class UmtModel(MnerModel):
         encoder, tokenizer = load_encoder(umt_config.encoder)
         return cls(umt_config, encoder, tokenizer)
 
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Config, weights, label maps, and the encoder's config + tokenizer (``encoder/``): no network needed to reload."""
-        directory = Path(directory)
+    @classmethod
+    def label_maps(cls) -> dict[str, list[str]]:
+        return {"typed_labels": TYPED_LABELS.to_list(), "span_labels": SPAN_LABELS.to_list()}
+
+    def _save_files(self, directory: Path) -> None:
+        """The encoder's config and tokenizer (``encoder/``): no network needed to reload."""
         save_encoder_files(self.encoder, self.tokenizer, directory / ENCODER_SUBDIR)
-        save_model_folder(
-            directory, self.model_type, self.config.to_dict(), self.state_dict(),
-            extras={"typed_labels": TYPED_LABELS.to_list(), "span_labels": SPAN_LABELS.to_list()},
-        )
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, **overrides: Any) -> "UmtModel":
-        """Rebuild a saved model; ``overrides`` change config fields (e.g. ``freeze_bottom_layers``, ``use_image``)."""
-        directory = Path(directory)
-        saved = read_model_config(directory)
-        if saved.get("model_type") != cls.model_type:
-            raise ConfigError(f"{directory}: holds a '{saved.get('model_type')}' model, not UMT")
-        for key, expected in (("typed_labels", TYPED_LABELS), ("span_labels", SPAN_LABELS)):
-            if saved.get("extras", {}).get(key, expected.to_list()) != expected.to_list():
-                raise ConfigError(f"{directory}: saved {key} differ from this version's label space")
-        config = UmtConfig.from_dict({**saved["config"], **overrides})
+    def _from_saved(cls, config: UmtConfig, extras: dict[str, Any], directory: Path) -> "UmtModel":
         encoder, tokenizer = encoder_from_folder(directory / ENCODER_SUBDIR)
-        model = cls(config, encoder, tokenizer)
-        model._load_weights(load_model_weights(directory), directory)
-        return model
-
-    def _load_weights(self, state: dict[str, torch.Tensor], directory: Path) -> None:
-        missing, unexpected = self.load_state_dict(state, strict=False)
-        visual = tuple(f"{name}." for name in VISUAL_BRANCH)
-        bad = [k for k in missing if not k.startswith(visual)] + [k for k in unexpected if not k.startswith(visual)]
-        if bad:
-            raise ConfigError(f"{directory}: weights do not fit the config (e.g. {bad[0]}); was model.extra_linear changed?")
-        if missing:
-            logger.warning("%s: text-only weights; the visual branch starts from random initialisation", directory)
-        if unexpected:
-            logger.info("%s: visual branch weights ignored (use_image is off)", directory)
+        return cls(config, encoder, tokenizer)
 
     def _freeze_bottom(self, layers: int) -> None:
         if not layers:
@@ -204,39 +180,19 @@ class UmtModel(MnerModel):
 
     # ------------------------------------------------------------------ data
 
-    def encode(self, samples: Sequence[Sample], visual: VisualLookup | None = None) -> list[dict[str, Any]]:
-        """Word pieces, aligned labels and (multimodal) region features per sample.
-
-        With ``use_image`` and no ``visual`` lookup, every post gets zero
-        features and a closed gate. Region arrays are kept as the lookup
-        returns them (a memory-mapped cache stays on disk until collation).
-        """
+    def _encode_text(self, samples: Sequence[Sample]) -> list[dict[str, Any]]:
+        """Word pieces and aligned labels per sample."""
         all_pieces = pieces_per_token(self.tokenizer, [s.tokens for s in samples])
         cls_id, sep_id = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
         if cls_id is None or sep_id is None:
             raise ConfigError(f"encoder '{self.config.encoder}': its tokenizer has no [CLS]/[SEP] tokens")
-        items = []
-        for sample, pieces in zip(samples, all_pieces):
-            aligned = align(pieces, sample.labels, self.config.max_length, cls_id, sep_id)
-            item: dict[str, Any] = dataclasses.asdict(aligned)
-            if self.config.use_image:
-                item["regions"], item["has_image"] = self._regions(sample, visual)
-            items.append(item)
-        return items
+        return [dataclasses.asdict(align(pieces, sample.labels, self.config.max_length, cls_id, sep_id))
+                for sample, pieces in zip(samples, all_pieces)]
 
-    def _regions(self, sample: Sample, visual: VisualLookup | None) -> tuple[np.ndarray | None, bool]:
-        if visual is None:
-            return None, False
-        regions, has_image = visual(sample)
-        expected = (self.config.num_visual_regions, self.config.visual_dim)
-        if tuple(regions.shape) != expected:
-            raise ConfigError(
-                f"sample {sample.id}: image features of shape {tuple(regions.shape)}, UMT expects {expected} "
-                "(ResNet-152 grid features; check --features / model.visual_dim)"
-            )
-        return regions, bool(has_image)
+    def _expected_regions(self) -> int | None:
+        return self.config.num_visual_regions
 
-    def collate(self, items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def _collate_text(self, items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         """Pad to the longest post of the batch (the CRF and attention masks make this equal to padding to max_length).
 
         Filled in NumPy and handed to torch once per field: building small
@@ -263,14 +219,6 @@ class UmtModel(MnerModel):
             # From lengths, not from id 0: a real piece may have id 0 in some vocabularies.
             "attention_mask": torch.from_numpy(np.arange(length)[None, :] < lengths[:, None]),
         }
-        if self.config.use_image:
-            shape = (self.config.num_visual_regions, self.config.visual_dim)
-            regions = np.zeros((batch_size, *shape), dtype=np.float32)
-            for row, item in enumerate(items):
-                if item["regions"] is not None:
-                    regions[row] = item["regions"]
-            batch["regions"] = torch.from_numpy(regions)
-            batch["has_image"] = torch.from_numpy(np.array([bool(item["has_image"]) for item in items]))
         return batch
 
     # ------------------------------------------------------------------ model
@@ -310,7 +258,7 @@ class UmtModel(MnerModel):
         text_aware_regions, attn_image_to_text = self.cmt_image_to_text(visual_for_image, words, mask)
         image_aware_words, attn_text_to_regions = self.cmt_text_to_regions(words, text_aware_regions, None)
         gate = torch.sigmoid(self.visual_gate(torch.cat([image_aware_words, word_aware_visual], dim=-1)))
-        gate = gate * batch["has_image"].to(gate.dtype)[:, None, None]
+        gate = gate_by_image(gate, batch["has_image"])
         fused = torch.cat([image_aware_words, gate * word_aware_visual], dim=-1)
         details = {
             "gate": gate,
@@ -333,19 +281,14 @@ class UmtModel(MnerModel):
             out["loss"] = typed_loss + self.config.aux_weight * span_loss
         return out
 
-    @torch.no_grad()
-    def decode(self, batch: dict[str, torch.Tensor]) -> list[list[str]]:
-        """Viterbi on the typed CRF, mapped back to each post's original tokens, tags as decoded.
+    def _viterbi(self, batch: dict[str, torch.Tensor]) -> tuple[list[list[int]], Vocabulary]:
+        """Viterbi on the typed CRF over word pieces."""
+        return self.crf.viterbi(self.emissions(batch)["emissions"], batch["attention_mask"]), TYPED_LABELS
 
-        The CRF may put an ``I-`` after ``O`` (nothing forbids it); the tag is
-        kept as produced so that strict IOB2 scoring sees it (conlleval counts
-        it as an entity start anyway).
-        """
-        out = self.emissions(batch)
-        paths = self.crf.viterbi(out["emissions"], batch["attention_mask"])
-        positions = batch["token_positions"].tolist()
-        counts = batch["token_counts"].tolist()
-        return [labels_for_tokens(path, pos[:count]) for path, pos, count in zip(paths, positions, counts)]
+    def _token_positions(self, batch: dict[str, torch.Tensor]) -> list[list[int]]:
+        """Each token's first piece (-1: no piece, or cut by the length limit)."""
+        positions, counts = batch["token_positions"].tolist(), batch["token_counts"].tolist()
+        return [pos[:count] for pos, count in zip(positions, counts)]
 
 
 __all__ = ["UmtConfig", "UmtModel", "VISUAL_BRANCH"]

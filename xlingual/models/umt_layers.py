@@ -1,4 +1,4 @@
-"""The transformer blocks UMT adds on top of BERT (Yu et al. 2020, models.md §2.5).
+"""The transformer blocks UMT adds on top of BERT (Yu et al. 2020, docs/models.md, UMT).
 
 One block serves both uses: with ``s2 = s1`` it is a standard BERT encoder
 layer (UMT's extra ESD and MNER layers); with a second sequence it is the

@@ -1,4 +1,4 @@
-"""UMT's text side: the two label spaces and word-piece alignment (models.md §2.2-2.3).
+"""UMT's text side: the two label spaces and word-piece alignment (docs/models.md, UMT).
 
 Every token is split into word pieces; its FIRST piece carries the token's
 label and the rest carry the pseudo-label ``X``. ``[CLS]`` and ``[SEP]`` have
@@ -18,14 +18,14 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from xlingual.data.labels import ENTITY_TYPES
-from xlingual.models.labels import LabelVocab
+from xlingual.models.vocab import Vocabulary
 
 PAD, CONTINUATION, CLS, SEP = "<pad>", "X", "[CLS]", "[SEP]"
 
-TYPED_LABELS = LabelVocab([PAD, "O", "B-MISC", "I-MISC", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", CONTINUATION, CLS, SEP])
+TYPED_LABELS = Vocabulary([PAD, "O", "B-MISC", "I-MISC", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", CONTINUATION, CLS, SEP], pad=PAD)
 """The 13 typed labels in the order of the original code (index 0 is padding)."""
 
-SPAN_LABELS = LabelVocab([PAD, "O", "B", "I", CONTINUATION, CLS, SEP])
+SPAN_LABELS = Vocabulary([PAD, "O", "B", "I", CONTINUATION, CLS, SEP], pad=PAD)
 """The 7 span labels of the auxiliary entity-span-detection task."""
 
 PSEUDO_LABELS = frozenset({PAD, CONTINUATION, CLS, SEP})
@@ -99,16 +99,7 @@ def align(pieces: Sequence[Sequence[int]], labels: Sequence[str], max_length: in
     )
 
 
-def labels_for_tokens(tag_ids: Sequence[int], token_positions: Sequence[int]) -> list[str]:
-    """Canonical labels per original token from decoded piece tags; pseudo-labels and lost tokens become ``O``."""
-    labels = []
-    for position in token_positions:
-        label = TYPED_LABELS.label(tag_ids[position]) if 0 <= position < len(tag_ids) else "O"
-        labels.append("O" if label in PSEUDO_LABELS else label)
-    return labels
-
-
 __all__ = [
-    "AlignedText", "PSEUDO_LABELS", "SPAN_LABELS", "TYPED_LABELS", "align", "labels_for_tokens",
+    "AlignedText", "PSEUDO_LABELS", "SPAN_LABELS", "TYPED_LABELS", "align",
     "pieces_per_token", "span_label", "span_to_typed_matrix",
 ]

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xlingual.data.datasets import SOURCE_DATASET_BY_LANG, get_dataset, load_split, translated_dir
+from xlingual.data.datasets import SOURCE_DATASET_BY_LANG, get_dataset, load_split
 from xlingual.data.formats import format_for_lang, read_samples, write_samples
 from xlingual.data.images import attach_images
 from xlingual.data.sample import Sample
@@ -197,7 +197,3 @@ def read_source_dataset(data_dir: str | Path, src: str) -> list[CorpusInput]:
     spec = get_dataset(SOURCE_DATASET_BY_LANG[src])
     return [CorpusInput(Path(file_name).stem, load_split(data_dir, spec.name, split)) for split, file_name in spec.split_files.items()]
 
-
-def default_output_dir(data_dir: str | Path, src: str, tgt: str, model_name: str) -> Path:
-    """``data/translated/<dataset>.<src>-<tgt>.<model>/``, where training looks for translated corpora."""
-    return translated_dir(data_dir, SOURCE_DATASET_BY_LANG[src], src, tgt, model_name)

@@ -37,8 +37,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from xlingual.data.labels import labels_from_spans, spans
-from xlingual.data.sample import Sample, Span
+from xlingual.data.labels import Span, labels_from_spans, spans
+from xlingual.errors import ConfigError
+from xlingual.data.sample import Sample
 from xlingual.projection.artifacts import find_artifacts, is_artifact
 from xlingual.projection.placeholders import FORMS, NUMBERED, PlaceholderForm, find_marked, normalise
 from xlingual.projection.tokenization import join_tokens, tidy_spacing, tokenize_target
@@ -52,6 +53,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STRATEGIES: tuple[str, ...] = ("numbered", "bracketed", "markers")
+
+
+def parse_strategies(text: str) -> list[str]:
+    """``--strategies numbered,markers`` -> the strategies to try, in order; a one-line error for an unknown name."""
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in names if s not in STRATEGIES]
+    if bad or not names:
+        raise ConfigError(f"--strategies {text}: choose a comma-separated list from {', '.join(STRATEGIES)}")
+    return names
+
 #: every reason a strategy's attempt can be rejected with (the report's ``failures_by_reason`` keys)
 FAILURE_REASONS: tuple[str, ...] = (
     "placeholder_missing", "placeholder_duplicated", "placeholder_invented", "placeholder_overlap", "placeholder_in_source",

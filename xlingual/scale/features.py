@@ -66,12 +66,14 @@ class _PartStage:
 
     def __init__(self, producer: CacheProducer, images_dir: Path, weights: str, batch_size: int, device: str, seed: int,
                  decode_workers: int | None) -> None:
+        import torch
+
+        from xlingual.devices import resolve_device
         from xlingual.features.backbones import load_backbone
-        from xlingual.features.extract import resolve_device
 
         self.producer, self.images_dir, self.weights = producer, images_dir, weights
         self.batch_size, self.seed, self.decode_workers = batch_size, seed, decode_workers
-        self.device = resolve_device(device)
+        self.device = torch.device(resolve_device(device))
         self.model = load_backbone(producer.backbone, weights, seed).to(self.device)
 
     def __call__(self, part: FeaturePart):

@@ -15,6 +15,10 @@ uninterrupted one under a fixed seed:
 * model selection is on dev micro-F1 (conlleval), strictly improving, with the
   best model kept as a ``save_pretrained`` folder.
 
+The loop here draws batches and takes optimiser steps; checkpoints, logging,
+dev evaluation and early stopping are plugins it calls between steps and
+epochs (:mod:`xlingual.train.plugins`).
+
 On several processes (``accelerate launch`` / ``torchrun``) the config's
 ``batch_size`` stays the *global* batch: every process draws the same global
 batch from the sampler and trains on its contiguous share of it
@@ -30,81 +34,29 @@ main process writes files.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate.data_loader import prepare_data_loader
 from accelerate.utils import send_to_device
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
 from xlingual.data.sample import Sample
-from xlingual.io import atomic_write_json
+from xlingual.evaluation.metrics import score
 from xlingual.models.base import MnerModel, VisualLookup
-from xlingual.progress import progress_bar
 from xlingual.train.config import StageConfig, TrainConfig
-from xlingual.train.metrics import score
+from xlingual.train.batching import EpochShuffleSampler, loader_arguments
+from xlingual.train.plugins import (LOOP_STATE, Checkpointing, DevEvaluation, EarlyStopping, LoopState,
+                                    LossLogging, StageCheckpoints, StageRun, StepHook, StepHooks, TrainerPlugin,
+                                    dispatch, save_best)
 
 logger = logging.getLogger(__name__)
-
-STATE_DIR = "state"
-LOOP_STATE = "loop_state.json"
-
-
-class EpochShuffleSampler(Sampler[int]):
-    """A permutation that depends only on (seed, epoch): resumable without saving the sampler."""
-
-    def __init__(self, size: int, seed: int) -> None:
-        self.size = size
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.size, generator=generator).tolist())
-
-    def __len__(self) -> int:
-        return self.size
-
-
-@dataclass
-class LoopState:
-    """Counters of a stage's loop, saved with every checkpoint."""
-
-    stage: str
-    epoch: int = 0
-    batches_done_in_epoch: int = 0
-    global_step: int = 0
-    best_dev_f1: float = -1.0
-    best_epoch: int = -1
-    best_step: int = -1
-    evals_without_improvement: int = 0
-    epoch_loss_sum: float = 0.0
-    epoch_loss_steps: int = 0
-    finished: bool = False
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-StepHook = Callable[[LoopState], None]
-"""Called after every optimiser step (and after any checkpoint of that step).
-
-``epoch_loss_sum`` in the state it sees is brought up to date at logging
-points, evaluations and checkpoints only (see :class:`DeviceLossSum`).
-"""
 
 
 def process_share(count: int, rank: int, world: int) -> slice:
@@ -283,8 +235,8 @@ def clip_gradients(accelerator, parameters: Iterator[torch.nn.Parameter], max_no
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, stage: StageConfig, total_steps: int):
-    """Linear warm-up and decay over the true number of steps when warm-up is set; constant otherwise."""
-    if stage.warmup_ratio > 0:
+    """The stage's ``schedule``: linear warm-up and decay over the true number of steps, or a constant rate."""
+    if stage.schedule == "linear" or (stage.schedule is None and stage.warmup_ratio > 0):
         from transformers import get_linear_schedule_with_warmup
 
         return get_linear_schedule_with_warmup(optimizer, int(stage.warmup_ratio * total_steps), total_steps)
@@ -298,58 +250,38 @@ def evaluate_model(model: MnerModel, samples: Sequence[Sample], visual: VisualLo
 
 
 class StageTrainer:
-    """Trains one stage with dev-based model selection and resumable checkpoints."""
+    """Trains one stage with dev-based model selection and resumable checkpoints.
+
+    :meth:`train` sets the stage up and runs the loop of optimiser steps;
+    logging, dev evaluation, early stopping, checkpoints and the caller's
+    ``hooks`` are :mod:`xlingual.train.plugins` the loop calls at fixed points
+    (``plugins`` adds more, before the hooks).
+    """
 
     def __init__(self, config: TrainConfig, stage_config: StageConfig, stage_name: str, run_dir: Path,
-                 best_dir: Path, hooks: Sequence[StepHook] = ()) -> None:
+                 best_dir: Path, hooks: Sequence[StepHook] = (), plugins: Sequence[TrainerPlugin] = ()) -> None:
         self.config = config
         self.stage = stage_config
         self.name = stage_name
         self.run_dir = run_dir
-        self.state_dir = run_dir / STATE_DIR / stage_name
+        self.checkpoints = StageCheckpoints(run_dir, stage_name)
+        self.state_dir = self.checkpoints.state_dir
         self.best_dir = best_dir
         self.hooks = list(hooks)
+        self.extra_plugins = list(plugins)
 
-    # -- checkpoints ---------------------------------------------------
     def has_checkpoint(self) -> bool:
         return self.read_loop_state() is not None
 
     def read_loop_state(self) -> LoopState | None:
         """The saved loop counters, if any (also from a checkpoint interrupted while being swapped in)."""
-        for folder in (self.state_dir, self.state_dir.with_name(self.name + ".old")):
-            if (folder / LOOP_STATE).is_file():
-                return LoopState(**json.loads((folder / LOOP_STATE).read_text(encoding="utf-8")))
-        return None
+        return self.checkpoints.read_loop_state()
 
-    def _save_checkpoint(self, accelerator, loop: LoopState) -> None:
-        accelerator.wait_for_everyone()
-        tmp = self.state_dir.with_name(self.name + ".tmp")
-        old = self.state_dir.with_name(self.name + ".old")
-        if accelerator.is_main_process:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-        accelerator.wait_for_everyone()  # every process writes its RNG state into the folder
-        accelerator.save_state(str(tmp))
-        accelerator.wait_for_everyone()  # all RNG states are in before the folder moves
-        if accelerator.is_main_process:
-            atomic_write_json(tmp / LOOP_STATE, loop.to_dict())
-            if self.state_dir.exists():
-                shutil.rmtree(old, ignore_errors=True)
-                self.state_dir.rename(old)
-            tmp.rename(self.state_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        accelerator.wait_for_everyone()
+    def plugins(self, dev: Sequence[Sample], visual: VisualLookup | None) -> list[TrainerPlugin]:
+        """The stage's plugins in calling order: early stopping reads the evaluation; checkpoints hold both."""
+        return [LossLogging(), DevEvaluation(dev, visual, self.best_dir, evaluate_model), EarlyStopping(),
+                Checkpointing(self.checkpoints, self.config.save_every_steps), *self.extra_plugins, StepHooks(self.hooks)]
 
-    def _load_checkpoint(self, accelerator) -> LoopState:
-        folder = self.state_dir
-        if not (folder / LOOP_STATE).is_file():
-            folder = self.state_dir.with_name(self.name + ".old")  # interrupted during the swap
-        accelerator.load_state(str(folder))
-        values = json.loads((folder / LOOP_STATE).read_text(encoding="utf-8"))
-        logger.info("resuming stage %s at epoch %d, batch %d (step %d)", self.name, values["epoch"], values["batches_done_in_epoch"], values["global_step"])
-        return LoopState(**values)
-
-    # -- the loop ------------------------------------------------------
     def train(self, model: MnerModel, train: Sequence[Sample], dev: Sequence[Sample], visual: VisualLookup | None,
               resume: bool = False) -> LoopState:
         """Train ``model`` in place; the best dev model ends up in ``best_dir``."""
@@ -357,21 +289,28 @@ class StageTrainer:
         if saved is not None and saved.finished:
             logger.info("stage %s already finished (best dev F1 %.2f)", self.name, saved.best_dev_f1)
             return saved
+        run, loader, optimizer = self._set_up(model, train, visual, resume)
+        if run.loop.finished:
+            return run.loop
+        logger.info("stage %s: %d samples, %d steps per epoch, up to %d epochs (%d steps)", self.name, len(loader.dataset),
+                    run.steps_per_epoch, self.stage.epochs, run.total_steps)
+        self._loop(run, loader, optimizer, model, self.plugins(dev, visual))
+        return run.loop
+
+    def _set_up(self, model: MnerModel, train: Sequence[Sample], visual: VisualLookup | None, resume: bool):
+        """Accelerator, data, optimiser and schedule of the stage, and its loop state (restored on resume)."""
         accelerator = new_accelerator(self.config, self.run_dir)
         stage = self.stage
         items = model.encode(list(train), visual)
-        sampler = EpochShuffleSampler(len(items), self.config.seed)
         # A private generator: creating an iterator must not draw from the global RNG, or a resumed
         # epoch (iterator created after the RNG restore) would see different dropout masks.
-        loader = DataLoader(items, batch_size=stage.batch_size, sampler=sampler, collate_fn=keep_items,
-                            generator=torch.Generator().manual_seed(self.config.seed))
+        order = loader_arguments([sample.lang for sample in train], stage.batch_size, self.config.seed, stage.batching)
+        loader = DataLoader(items, collate_fn=keep_items, generator=torch.Generator().manual_seed(self.config.seed), **order)
         # Every process iterates the same global batches (not accelerate's per-process shards, which pad a short
         # last batch with samples from the epoch's start); the loop takes this process's share.
         loader = prepare_data_loader(loader, None, num_processes=1, process_index=0, put_on_device=False,
                                      rng_types=accelerator.rng_types.copy())
-        world, rank, reduction = accelerator.num_processes, accelerator.process_index, loss_reduction(model)
-        batches_per_epoch = len(loader)
-        steps_per_epoch = math.ceil(batches_per_epoch / self.config.gradient_accumulation_steps)
+        steps_per_epoch = math.ceil(len(loader) / self.config.gradient_accumulation_steps)
         total_steps = steps_per_epoch * stage.epochs
         if stage.max_steps:
             total_steps = min(total_steps, stage.max_steps)
@@ -380,19 +319,21 @@ class StageTrainer:
         wrapped, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
         if accelerator.log_with:
             accelerator.init_trackers(f"tensorboard-{self.name}")
+        loop = self.checkpoints.load(accelerator) if resume and self.has_checkpoint() else LoopState(stage=self.name)
+        run = StageRun(self.name, stage, accelerator, wrapped, accelerator.unwrap_model(wrapped), scheduler, loop,
+                       DeviceLossSum(accelerator), total_steps, steps_per_epoch)
+        return run, loader, optimizer
 
-        loop = self._load_checkpoint(accelerator) if resume and self.has_checkpoint() else LoopState(stage=self.name)
-        if loop.finished:
-            return loop
-        logger.info("stage %s: %d samples, %d steps per epoch, up to %d epochs (%d steps)", self.name, len(items), steps_per_epoch, stage.epochs, total_steps)
-        unwrapped = accelerator.unwrap_model(wrapped)
-        started = self.started = time.time()
-        early_stop = budget_done = False
-        bar = progress_bar(total=total_steps, initial=loop.global_step, desc=f"train {self.name}", unit="step")
-        losses = DeviceLossSum(accelerator)
-        losses.start(loop.epoch_loss_sum)
-        log_every = max(1, steps_per_epoch // 10)
+    def _loop(self, run: StageRun, loader, optimizer, model: MnerModel, plugins: list[TrainerPlugin]) -> None:
+        """Epochs of optimiser steps with the plugins between them; the step budget or a plugin's stop ends it early."""
+        accelerator, loop, stage, wrapped = run.accelerator, run.loop, self.stage, run.wrapped
+        world, rank, reduction = accelerator.num_processes, accelerator.process_index, loss_reduction(model)
+        run.started = time.time()
+        run.losses.start(loop.epoch_loss_sum)
+        budget_done = False
         try:
+            for plugin in plugins:
+                plugin.stage_start(run)
             while loop.epoch < stage.epochs:
                 loader.set_epoch(loop.epoch)
                 epoch_loader = accelerator.skip_first_batches(loader, loop.batches_done_in_epoch) if loop.batches_done_in_epoch else loader
@@ -411,109 +352,38 @@ class StageTrainer:
                         if accelerator.sync_gradients and stage.max_grad_norm:
                             clip_gradients(accelerator, wrapped.parameters(), stage.max_grad_norm)
                         optimizer.step()
-                        scheduler.step()
+                        run.scheduler.step()
                         optimizer.zero_grad()
                     loop.batches_done_in_epoch += 1
                     if not accelerator.sync_gradients:
                         continue
                     loop.global_step += 1
-                    losses.add(loss)
+                    run.losses.add(loss)
                     loop.epoch_loss_steps += 1
-                    bar.update(1)
-                    logged = loop.global_step % log_every == 0
-                    if logged or accelerator.log_with:
-                        step_loss = float((accelerator.reduce(loss.detach().clone(), reduction="sum") if world > 1 else loss).item())
-                    if logged:  # visible progress in non-tty logs; the only per-epoch reads of the loss
-                        loop.epoch_loss_sum = losses.read()
-                        bar.set_postfix(loss=f"{step_loss:.3f}")
-                        logger.info("stage %s epoch %d: step %d/%d, loss %.4f, %.1f s", self.name, loop.epoch, loop.global_step,
-                                    total_steps, step_loss, time.time() - started)
-                    if accelerator.log_with:  # a per-step curve has to read every step's loss
-                        accelerator.log({f"{self.name}/loss": step_loss, f"{self.name}/lr": scheduler.get_last_lr()[0]}, step=loop.global_step)
-                    budget_done = loop.global_step >= total_steps
+                    run.loss = loss
+                    dispatch(plugins, "after_step", run)
+                    budget_done = loop.global_step >= run.total_steps
                     if budget_done:
                         break
-                    if stage.eval_every_steps and loop.global_step % stage.eval_every_steps == 0:
-                        loop.epoch_loss_sum = losses.read()
-                        early_stop = self._evaluate(accelerator, unwrapped, dev, visual, loop)
-                        losses.start(loop.epoch_loss_sum)
-                        wrapped.train()
-                        if early_stop:
-                            break
-                    if self.config.save_every_steps and loop.global_step % self.config.save_every_steps == 0:
-                        loop.epoch_loss_sum = losses.read()
-                        self._save_checkpoint(accelerator, loop)
-                    for hook in self.hooks:
-                        hook(loop)
-                if early_stop:
+                    dispatch(plugins, "step_boundary", run)
+                    if run.stop:
+                        break
+                if run.stop:
                     break
-                # end of an epoch (or of the step budget): evaluate, unless eval_every_steps just did at
-                # this very step (a second look at the same weights would count against patience), then
-                # checkpoint the next position
-                if not (loop.history and loop.history[-1]["step"] == loop.global_step):
-                    loop.epoch_loss_sum = losses.read()
-                    early_stop = self._evaluate(accelerator, unwrapped, dev, visual, loop)
-                    losses.start(loop.epoch_loss_sum)
+                dispatch(plugins, "epoch_end", run)  # the end of an epoch, or of the step budget
                 loop.epoch += 1
                 loop.batches_done_in_epoch = 0
-                if budget_done or early_stop:
+                if budget_done or run.stop:
                     break
-                self._save_checkpoint(accelerator, loop)
-                for hook in self.hooks:
-                    hook(loop)
+                dispatch(plugins, "epoch_boundary", run)  # the next epoch follows
         finally:
-            bar.close()
+            for plugin in reversed(plugins):
+                plugin.close(run)
         loop.finished = True
-        self._save_loop_only(accelerator, loop)
-        if accelerator.log_with:
-            accelerator.end_training()
-        logger.info("stage %s done in %.1fs: best dev F1 %.2f at epoch %d", self.name, time.time() - started, loop.best_dev_f1, loop.best_epoch)
-        return loop
-
-    def _save_loop_only(self, accelerator, loop: LoopState) -> None:
-        """Mark the stage finished without keeping the (large) optimiser state."""
-        if accelerator.is_main_process:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            for child in self.state_dir.iterdir():
-                if child.name != LOOP_STATE:
-                    shutil.rmtree(child) if child.is_dir() else child.unlink()
-            atomic_write_json(self.state_dir / LOOP_STATE, loop.to_dict())
-
-    def _evaluate(self, accelerator, model: MnerModel, dev: Sequence[Sample], visual: VisualLookup | None, loop: LoopState) -> bool:
-        """Score dev, keep the best model; True when early stopping says stop."""
-        f1 = evaluate_model(model, dev, visual, self.stage.eval_batch_size)[0] if accelerator.is_main_process else 0.0
-        if accelerator.num_processes > 1:  # every process takes the same decisions from the main process's score
-            from accelerate.utils import broadcast_object_list
-
-            f1 = broadcast_object_list([f1])[0]
-        improved = f1 > loop.best_dev_f1
-        train_loss = loop.epoch_loss_sum / loop.epoch_loss_steps if loop.epoch_loss_steps else None
-        loop.epoch_loss_sum, loop.epoch_loss_steps = 0.0, 0
-        loop.history.append({"epoch": loop.epoch, "step": loop.global_step, "train_loss": train_loss, "dev_f1": round(f1, 4),
-                             "improved": improved, "seconds": round(time.time() - self.started, 2)})
-        logger.info("stage %s epoch %d step %d: train loss %s, dev F1 %.2f%s", self.name, loop.epoch, loop.global_step,
-                    f"{train_loss:.4f}" if train_loss is not None else "-", f1, " (best)" if improved else "")
-        if accelerator.log_with:
-            accelerator.log({f"{self.name}/dev_f1": f1}, step=loop.global_step)
-        if improved:
-            loop.best_dev_f1, loop.best_epoch, loop.best_step = f1, loop.epoch, loop.global_step
-            loop.evals_without_improvement = 0
-            if accelerator.is_main_process:
-                save_best(model, self.best_dir)
-            accelerator.wait_for_everyone()
-            return False
-        loop.evals_without_improvement += 1
-        return self.stage.patience is not None and loop.evals_without_improvement >= self.stage.patience
+        for plugin in reversed(plugins):
+            plugin.stage_end(run)
 
 
-def save_best(model: MnerModel, folder: Path) -> None:
-    """Write the model atomically (to a sibling temp folder, then rename)."""
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    if folder.exists():
-        shutil.rmtree(folder)
-    tmp.rename(folder)
-
-
-__all__ = ["DeviceLossSum", "EpochShuffleSampler", "keep_items", "loss_reduction", "process_share", "process_state", "share_weight", "LoopState", "StageTrainer", "FUSED_OPTIMIZER_DEVICES", "build_optimizer", "build_scheduler", "clip_by_total_norm", "clip_gradients", "evaluate_model"]
+__all__ = ["DeviceLossSum", "EpochShuffleSampler", "keep_items", "loss_reduction", "process_share", "process_state", "share_weight",
+           "LOOP_STATE", "LoopState", "StageTrainer", "StepHook", "TrainerPlugin", "FUSED_OPTIMIZER_DEVICES",
+           "build_optimizer", "build_scheduler", "clip_by_total_norm", "clip_gradients", "evaluate_model", "save_best"]

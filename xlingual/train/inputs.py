@@ -1,9 +1,10 @@
-"""Finding everything a run reads: datasets, translated corpora, word vectors, image features.
+"""Everything a run reads: the samples of each training stage, the test split, and the model's inputs.
 
 A run names only a direction, a setting and a data directory; this module
-turns that into the samples of each training stage and the visual/word-vector
-inputs, or fails with one line that says which command builds what is
-missing (``xl translate``, ``xl features extract``, ``xl embeddings``).
+turns that into the samples of each training stage, and asks
+:mod:`xlingual.stage_inputs` for the translation, the word vectors and the
+visual inputs (which fails with one line saying which command builds what is
+missing: ``xl translate``, ``xl features extract``, ``xl embeddings``).
 """
 
 from __future__ import annotations
@@ -12,23 +13,13 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xlingual.data.datasets import (
-    embeddings_dir,
-    features_dir,
-    find_translated_dirs,
-    get_dataset,
-    load_split,
-    translated_dir,
-)
-from xlingual.data.formats import format_for_lang, read_samples
-from xlingual.data.images import attach_images
+from xlingual.data.datasets import load_split
 from xlingual.data.sample import Sample
-from xlingual.embeddings.paths import find_aligned_pair
 from xlingual.errors import ConfigError
-from xlingual.io import atomic_open
 from xlingual.models.base import VisualLookup
-from xlingual.models.visual_inputs import build_visual_inputs
+from xlingual.stage_inputs import ensure_features, ensure_translation, ensure_word_vectors, read_translated_split, visual_inputs
 from xlingual.train.config import TrainConfig
+from xlingual.workspace import DataDir, RunFolder
 
 logger = logging.getLogger(__name__)
 
@@ -45,13 +36,22 @@ class StageData:
 
 @dataclass
 class RunInputs:
-    """Everything a run trains and evaluates on."""
+    """Everything a run trains and evaluates on.
+
+    ``test`` is the target dataset's test split, the one the CMNER paper's
+    tables score; ``other_tests`` holds the other language's test split by
+    dataset name, so every run is also scored there (the multilingual table
+    reads both numbers from the same run). They stay out of
+    :meth:`vocab_samples`: a run's vocabulary, hence its trained weights, must
+    not depend on whether the other test set happens to be in the data directory.
+    """
 
     stages: list[StageData]
     test: list[Sample]
     visual: VisualLookup | None = None
     model_config: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    other_tests: dict[str, list[Sample]] = field(default_factory=dict)
 
     @property
     def target(self) -> StageData:
@@ -72,57 +72,27 @@ def _limit(samples: list[Sample], max_samples: int | None) -> list[Sample]:
 
 
 def locate_translation(config: TrainConfig) -> Path:
-    """The folder holding the source dataset translated into the target language."""
-    data_dir = config.data.data_dir
-    src, tgt, dataset = config.source_lang, config.target_lang, config.source_dataset
-    build_hint = f"xl translate --src {src} --tgt {tgt} --data-dir {data_dir}"
-    if config.data.translation_model:
-        candidate = Path(config.data.translation_model)
-        folder = candidate if candidate.is_dir() and (candidate / get_dataset(dataset).split_files["train"]).is_file() else translated_dir(data_dir, dataset, src, tgt, config.data.translation_model)
-        if not folder.is_dir():
-            raise ConfigError(f"data.translation_model: no translation at {folder} (build it with '{build_hint} --model {config.data.translation_model}')")
-        return folder
-    found = find_translated_dirs(data_dir, dataset, src, tgt)
-    if not found:
-        raise ConfigError(f"setting '{config.setting}' needs {dataset} translated {src}->{tgt}, none under {Path(data_dir) / 'translated'} (build it with '{build_hint}' or pass --build-missing)")
-    if len(found) > 1:
-        names = ", ".join(p.name for p in found)
-        raise ConfigError(f"several translations of {dataset} {src}->{tgt} ({names}): choose one with --set data.translation_model=<model>")
-    return found[0]
+    """The folder holding the run's source dataset translated into the target language (built when ``build_missing``)."""
+    return ensure_translation(config.data.data_dir, config.source_lang, config.target_lang, config.data.translation_model,
+                              config.data.build_missing, needed_by=f"setting '{config.setting}'")
 
 
-def build_translation(config: TrainConfig) -> Path:
-    """Translate and project the source dataset as ``xl translate`` does (default MT model unless configured)."""
-    from xlingual.projection.corpus import ProjectionSettings, default_output_dir, read_source_dataset, translate_corpus
-    from xlingual.translate import default_model, load_translator
-
-    src, tgt, data_dir = config.source_lang, config.target_lang, config.data.data_dir
-    model = config.data.translation_model or default_model(src, tgt)
-    out = default_output_dir(data_dir, src, tgt, model)
-    logger.info("building the %s->%s translation of %s with %s into %s", src, tgt, config.source_dataset, model, out)
-    translator = load_translator(src, tgt, model, work_dir=out / ".cache")
-    translate_corpus(read_source_dataset(data_dir, src), out, translator, ProjectionSettings(src, tgt, model_name=model))
-    return out
+JOINT_SETTINGS: tuple[str, ...] = ("joint", "joint_tgt")
+"""Multilingual settings: one stage on the source and the target dataset together (joint_tgt: plus the translation)."""
 
 
-def read_translated_split(folder: Path, config: TrainConfig, split: str) -> list[Sample]:
-    spec = get_dataset(config.source_dataset)
-    path = folder / spec.split_files[split]
-    if not path.is_file():
-        raise ConfigError(f"{path}: translated split missing (re-run 'xl translate --src {config.source_lang} --tgt {config.target_lang}')")
-    if path.stat().st_size == 0:  # projection kept no post of this split (see the folder's report.json)
-        logger.warning("%s: empty (no post survived projection; see %s)", path, folder / "report.json")
-        return []
-    samples = read_samples(path, format_for_lang(config.target_lang))
-    source_images = spec.images_dir(config.data.data_dir)
-    if source_images.is_dir():
-        attach_images(samples, source_images)  # translated samples keep meta["source_id"]
-    return samples
+def translated_splits(config: TrainConfig) -> tuple[list[Sample], list[Sample], str]:
+    """Train and dev posts of the source dataset translated into the target language, and where they came from."""
+    folder = locate_translation(config)
+    data_dir, src, tgt, limit = config.data.data_dir, config.source_lang, config.target_lang, config.data.max_samples
+    train = _limit(read_translated_split(folder, data_dir, src, tgt, "train"), limit)
+    dev = _limit(read_translated_split(folder, data_dir, src, tgt, "dev"), limit)
+    return train, dev, f"{folder.name} ({tgt})"
 
 
 def pretrain_stage(config: TrainConfig) -> StageData | None:
-    """Source-side data of the first stage (SRC, TGT or SRC&TGT); None for tgt_only."""
-    if config.setting == "tgt_only":
+    """Source-side data of the first stage (SRC, TGT or SRC&TGT); None for tgt_only and the joint settings (one stage)."""
+    if config.setting == "tgt_only" or config.setting in JOINT_SETTINGS:
         return None
     limit = config.data.max_samples
     train: list[Sample] = []
@@ -133,15 +103,10 @@ def pretrain_stage(config: TrainConfig) -> StageData | None:
         dev += _limit(load_split(config.data.data_dir, config.source_dataset, "dev"), limit)
         parts.append(f"{config.source_dataset} ({config.source_lang})")
     if config.setting in ("tgt", "src_tgt"):
-        try:
-            folder = locate_translation(config)
-        except ConfigError:
-            if not config.data.build_missing:
-                raise
-            folder = build_translation(config)
-        train += _limit(read_translated_split(folder, config, "train"), limit)
-        dev += _limit(read_translated_split(folder, config, "dev"), limit)
-        parts.append(f"{folder.name} ({config.target_lang})")
+        translated_train, translated_dev, origin = translated_splits(config)
+        train += translated_train
+        dev += translated_dev
+        parts.append(origin)
     if not train or not dev:
         raise ConfigError(f"setting '{config.setting}': the pre-training data ({' + '.join(parts)}) has no {'train' if not train else 'dev'} posts; check the translation's report.json")
     return StageData("pretrain", train, dev, " + ".join(parts))
@@ -158,68 +123,25 @@ def target_data(config: TrainConfig) -> tuple[StageData, list[Sample]]:
     train = _limit(load_split(data_dir, dataset, "train"), limit)
     dev = _limit(load_split(data_dir, dataset, "dev", bio="keep"), limit)
     test = _limit(load_split(data_dir, dataset, "test", bio="keep"), limit)
-    return StageData("target", train, dev, f"{dataset} ({config.target_lang})"), test
+    parts = [f"{dataset} ({config.target_lang})"]
+    if config.setting in JOINT_SETTINGS:  # one model for both languages: selected on the union of both dev sets
+        train += _limit(load_split(data_dir, config.source_dataset, "train"), limit)
+        dev += _limit(load_split(data_dir, config.source_dataset, "dev", bio="keep"), limit)
+        parts.append(f"{config.source_dataset} ({config.source_lang})")
+        if config.setting == "joint_tgt":
+            translated_train, _, origin = translated_splits(config)
+            train += translated_train
+            parts.append(origin)
+    return StageData("target", train, dev, " + ".join(parts)), test
 
 
-def merge_vector_files(paths: list[Path], out: Path) -> Path:
-    """One ``.vec`` holding the words of every file (later files win on shared words).
-
-    ACN takes one vector file; cross-lingual runs need both languages'
-    aligned vectors in one vocabulary.
-    """
-    vectors: dict[str, str] = {}
-    dim = None
-    for path in paths:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            first = handle.readline().split()
-            if len(first) == 2 and all(x.isdigit() for x in first):
-                file_dim = int(first[1])
-            else:
-                file_dim = len(first) - 1
-                vectors[first[0]] = " ".join(first[1:])
-            if dim is not None and file_dim != dim:
-                raise ConfigError(f"{path}: vectors of dimension {file_dim}, but {paths[0]} has {dim}")
-            dim = file_dim
-            for line in handle:
-                word, _, rest = line.rstrip("\n").partition(" ")
-                if word and rest:
-                    vectors[word] = rest
-    with atomic_open(out) as handle:
-        handle.write(f"{len(vectors)} {dim}\n")
-        for word, rest in vectors.items():
-            handle.write(f"{word} {rest}\n")
-    return out
-
-
-def aligned_vector_files(config: TrainConfig) -> list[Path]:
-    """The aligned ``.vec`` files of the run's languages (target last, so it wins on shared words)."""
-    src, tgt = config.source_lang, config.target_lang
-    by_lang = find_aligned_pair(config.data.data_dir, src, tgt)
-    if by_lang is None:
-        raise ConfigError(
-            f"model.word_vectors=auto: no aligned vectors under {embeddings_dir(config.data.data_dir)} (aligned.{src}-{tgt}/); "
-            "build them with 'xl embeddings' (see docs/embeddings.md), pass --set model.word_vectors=PATH.vec, "
-            "or --set model.word_vectors=null for random embeddings"
-        )
-    wanted = [by_lang[tgt]] if config.setting == "tgt_only" else [by_lang[src], by_lang[tgt]]
-    missing = [p for p in wanted if not p.is_file()]
-    if missing:
-        raise ConfigError(f"{missing[0]}: aligned vectors missing (re-run 'xl embeddings align')")
-    return wanted
-
-
-def resolve_word_vectors(config: TrainConfig, run_dir: Path) -> str | None:
-    value = config.model.get("word_vectors")
-    if value in (None, "", "none", "null"):
-        return None
-    if value != "auto":
-        if not Path(value).is_file():
-            raise ConfigError(f"model.word_vectors: {value} does not exist")
-        return str(value)
-    files = aligned_vector_files(config)
-    if len(files) == 1:
-        return str(files[0])
-    return str(merge_vector_files(files, run_dir / "word_vectors.vec"))
+def other_test_sets(config: TrainConfig) -> dict[str, list[Sample]]:
+    """The source language's test split (labels as written), when the data directory has it."""
+    dataset = config.source_dataset
+    if not DataDir(config.data.data_dir).split_file(dataset, "test").is_file():
+        logger.info("%s test split not found: the run is scored on %s only", dataset, config.target_dataset)
+        return {}
+    return {dataset: _limit(load_split(config.data.data_dir, dataset, "test", bio="keep"), config.data.max_samples)}
 
 
 def build_visual(config: TrainConfig, samples: list[Sample]) -> VisualLookup | None:
@@ -230,29 +152,11 @@ def build_visual(config: TrainConfig, samples: list[Sample]) -> VisualLookup | N
     """
     if config.images == "none":
         return None
-    folder = features_dir(config.data.data_dir, config.feature_backbone)
-    if not folder.exists():
-        if not config.data.build_missing:
-            raise ConfigError(
-                f"images={config.images} needs cached {config.feature_backbone} features at {folder}; build them with "
-                f"'xl features extract --data-dir {config.data.data_dir} --backbone {config.feature_backbone}', "
-                "pass --build-missing, or --set images=none for text only"
-            )
-        extract_missing_features(config, samples, folder)
-    return build_visual_inputs(samples, folder, mode=config.images, seed=config.seed).lookup
+    from xlingual.models import model_class
 
-
-def extract_missing_features(config: TrainConfig, samples: list[Sample], folder: Path) -> None:
-    from xlingual.features import extract_features
-
-    for dataset in {config.source_dataset, config.target_dataset}:
-        images_dir = get_dataset(dataset).images_dir(config.data.data_dir)
-        if not images_dir.is_dir():
-            continue
-        names = sorted({name for s in samples for name in s.images if (images_dir / name).is_file()})
-        if names:
-            logger.info("extracting %s features of %d images from %s", config.feature_backbone, len(names), images_dir)
-            extract_features(images_dir, names, folder, config.feature_backbone, weights="default")
+    folders = [ensure_features(config.data.data_dir, backbone, [config.source_dataset, config.target_dataset], config.data.build_missing,
+                               config.images) for backbone in config.feature_backbones]
+    return visual_inputs(samples, folders, mode=config.images, seed=config.seed, combine=model_class(config.model_type).visual_lookup_from).lookup
 
 
 def resolve_inputs(config: TrainConfig, run_dir: Path) -> RunInputs:
@@ -263,10 +167,13 @@ def resolve_inputs(config: TrainConfig, run_dir: Path) -> RunInputs:
         stages.append(pre)
     target, test = target_data(config)
     stages.append(target)
-    inputs = RunInputs(stages=stages, test=test, model_config=dict(config.model))
+    inputs = RunInputs(stages=stages, test=test, model_config=dict(config.model), other_tests=other_test_sets(config))
     inputs.model_config["use_image"] = config.images != "none" and bool(config.model.get("use_image", True))
     if config.model_type == "acn" and "word_vectors" in config.model:
-        inputs.model_config["word_vectors"] = resolve_word_vectors(config, run_dir)
+        inputs.model_config["word_vectors"] = ensure_word_vectors(
+            config.model.get("word_vectors"), config.data.data_dir, config.source_lang, config.target_lang,
+            target_only=config.setting == "tgt_only", merged_out=RunFolder(run_dir).word_vectors,
+        )
     if inputs.model_config["use_image"]:
         inputs.visual = build_visual(config, inputs.vocab_samples())
     for stage in stages:

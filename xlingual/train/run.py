@@ -1,16 +1,7 @@
 """One training run end to end: stages, model selection, test evaluation and the run folder.
 
-Run folder layout (``xl report`` and ``xl evaluate`` read only this)::
-
-    config.yaml          resolved config (re-run with: xl train --config config.yaml)
-    environment.json     package versions, device, git revision, seed, command line
-    run.log              the log of the run (appended on resume)
-    pretrain-model/      best pre-training model (SRC / TGT / SRC&TGT only)
-    model/               best target model (save_pretrained folder; xl evaluate --model)
-    predictions/{dev,test}.txt    predictions in the target dataset's format
-    predictions/{dev,test}.jsonl  the same with gold labels (meta.gold), for re-scoring
-    metrics.json         dev/test scores (conlleval and strict), best epochs, timings
-    state/               resumable training state (removed parts once a stage is done)
+The run folder's layout is :class:`xlingual.workspace.RunFolder`'s (``xl report``
+and ``xl evaluate`` read only that folder).
 
 On several processes (``accelerate launch`` / ``torchrun``) every process
 trains and checks the folder, and the main process alone writes it; the
@@ -29,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from xlingual.data.datasets import get_dataset
 from xlingual.data.formats import format_for_lang, write_samples
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
@@ -36,15 +28,12 @@ from xlingual.io import atomic_write_json
 from xlingual.models import load_model, model_class
 from xlingual.models.base import MnerModel, VisualLookup
 from xlingual.train.config import TrainConfig, save_config
-from xlingual.train.engine import STATE_DIR, StageTrainer, StepHook, process_state
+from xlingual.train.engine import StageTrainer, StepHook, process_state
 from xlingual.train.inputs import RunInputs, resolve_inputs
-from xlingual.train.metrics import evaluate
+from xlingual.evaluation.metrics import score_all_modes
+from xlingual.workspace import RunFolder
 
 logger = logging.getLogger(__name__)
-
-METRICS_NAME = "metrics.json"
-CONFIG_NAME = "config.yaml"
-
 
 @dataclass
 class RunResult:
@@ -112,33 +101,34 @@ def _seed_everything(seed: int) -> None:
 
 def _prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool, processes: int = 1, writer: bool = True) -> bool:
     """Check the run folder and (``writer``: the main process) create it; True when a finished run is found (nothing to do)."""
-    if (run_dir / METRICS_NAME).is_file():
+    folder = RunFolder(run_dir)
+    if folder.finished:
         if resume:
             return True
         raise ConfigError(f"{run_dir}: a finished run is already there (pass --resume to keep it, or another --output)")
-    if (run_dir / STATE_DIR).is_dir() and not resume:
+    if folder.state.is_dir() and not resume:
         raise ConfigError(f"{run_dir}: an unfinished run is there; pass --resume to continue it, or choose another --output")
-    if resume and (run_dir / CONFIG_NAME).is_file():
+    if resume and folder.config.is_file():
         from xlingual.train.config import config_from_dict, read_yaml
 
-        saved = config_from_dict(read_yaml(run_dir / CONFIG_NAME), where=str(run_dir / CONFIG_NAME))
+        saved = config_from_dict(read_yaml(folder.config), where=str(folder.config))
         if saved.to_dict() != config.to_dict():
-            raise ConfigError(f"{run_dir / CONFIG_NAME}: the saved config differs from this one; resume with the same options or use another --output")
+            raise ConfigError(f"{folder.config}: the saved config differs from this one; resume with the same options or use another --output")
     if writer:
         run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(config, run_dir / CONFIG_NAME)
-        atomic_write_json(run_dir / "environment.json", environment_record(config, processes))
+        save_config(config, folder.config)
+        atomic_write_json(folder.environment, environment_record(config, processes))
     return False
 
 
 def predict_and_write(model: MnerModel, samples: Sequence[Sample], visual: VisualLookup | None, batch_size: int,
-                      out_dir: Path, split: str, lang: str) -> dict[str, Any]:
+                      folder: RunFolder, split: str, lang: str) -> dict[str, Any]:
     """Predict a split, write it in the dataset's format (+ JSONL with gold), return its scores."""
     predictions = model.predict(list(samples), visual, batch_size=batch_size)
     predicted = [Sample(s.id, list(s.tokens), list(p), list(s.images), s.lang, {**s.meta, "gold": list(s.labels)}) for s, p in zip(samples, predictions)]
-    write_samples(out_dir / f"{split}.txt", predicted, format_for_lang(lang))
-    write_samples(out_dir / f"{split}.jsonl", predicted, "jsonl")
-    return {mode: scores.to_dict() for mode, scores in evaluate([s.labels for s in samples], predictions).items()}
+    write_samples(folder.prediction(split, ".txt"), predicted, format_for_lang(lang))
+    write_samples(folder.prediction(split, ".jsonl"), predicted, "jsonl")
+    return {mode: scores.to_dict() for mode, scores in score_all_modes([s.labels for s in samples], predictions).items()}
 
 
 def train_run(config: TrainConfig, run_dir: str | Path, resume: bool = False, hooks: Sequence[StepHook] = ()) -> RunResult:
@@ -149,13 +139,14 @@ def train_run(config: TrainConfig, run_dir: str | Path, resume: bool = False, ho
     """
     processes = process_state()  # under accelerate launch / torchrun: joins the process group
     run_dir = Path(run_dir)
+    folder = RunFolder(run_dir)
     finished = _prepare_run_dir(run_dir, config, resume, processes.num_processes, writer=processes.is_main_process)
     processes.wait_for_everyone()  # the folder exists before any process writes into it
     if finished:
         logger.info("%s: finished run found, skipping", run_dir)
-        return RunResult(run_dir, json.loads((run_dir / METRICS_NAME).read_text(encoding="utf-8")), skipped=True)
+        return RunResult(run_dir, json.loads(folder.metrics.read_text(encoding="utf-8")), skipped=True)
     started = time.time()
-    with _RunLog(run_dir / "run.log", enabled=processes.is_main_process):
+    with _RunLog(folder.log, enabled=processes.is_main_process):
         logger.info("run %s -> %s", config.run_name, run_dir)
         with processes.main_process_first():  # files the inputs write into the run folder are written once
             inputs = resolve_inputs(config, run_dir)
@@ -164,10 +155,10 @@ def train_run(config: TrainConfig, run_dir: str | Path, resume: bool = False, ho
         stage_summaries = {}
         for stage_data in inputs.stages:
             stage_config = config.pretrain if stage_data.name == "pretrain" else config.target
-            best_dir = run_dir / ("pretrain-model" if stage_data.name == "pretrain" else "model")
+            best_dir = folder.best_model(stage_data.name)
             trainer = StageTrainer(config, stage_config, stage_data.name, run_dir, best_dir, hooks)
-            if stage_data.name == "target" and (run_dir / "pretrain-model").is_dir():
-                model = load_model(run_dir / "pretrain-model")  # fine-tune the best pre-trained model
+            if stage_data.name == "target" and folder.pretrain_model.is_dir():
+                model = load_model(folder.pretrain_model)  # fine-tune the best pre-trained model
                 _seed_everything(config.seed + 1)
             loop = trainer.train(model, stage_data.train, stage_data.dev, inputs.visual, resume=resume)
             stage_summaries[stage_data.name] = {
@@ -177,11 +168,11 @@ def train_run(config: TrainConfig, run_dir: str | Path, resume: bool = False, ho
             }
         if not processes.is_main_process:  # the main process scores test and writes the results
             processes.wait_for_everyone()
-            return RunResult(run_dir, json.loads((run_dir / METRICS_NAME).read_text(encoding="utf-8")))
+            return RunResult(run_dir, json.loads(folder.metrics.read_text(encoding="utf-8")))
         metrics = _final_evaluation(config, inputs, run_dir)
         metrics["stages"] = stage_summaries
         metrics["train_seconds"] = round(time.time() - started, 2)
-        atomic_write_json(run_dir / METRICS_NAME, metrics)
+        atomic_write_json(folder.metrics, metrics)
         processes.wait_for_everyone()
         logger.info("test F1 %.2f (P %.2f R %.2f), conlleval; strict F1 %.2f -> %s", metrics["test"]["conlleval"]["f1"],
                     metrics["test"]["conlleval"]["precision"], metrics["test"]["conlleval"]["recall"], metrics["test"]["strict"]["f1"], run_dir)
@@ -189,17 +180,24 @@ def train_run(config: TrainConfig, run_dir: str | Path, resume: bool = False, ho
 
 
 def _final_evaluation(config: TrainConfig, inputs: RunInputs, run_dir: Path) -> dict[str, Any]:
-    best = load_model(run_dir / "model")
+    folder = RunFolder(run_dir)
+    best = load_model(folder.model)
     batch = config.target.eval_batch_size
     lang = config.target_lang
-    out = run_dir / "predictions"
-    return {
+    metrics: dict[str, Any] = {
         "run": config.run_name, "model_type": config.model_type, "direction": config.direction,
         "setting": config.setting, "images": config.images, "seed": config.seed,
         "target_dataset": config.target_dataset, "test_samples": len(inputs.test),
-        "dev": predict_and_write(best, inputs.target.dev, inputs.visual, batch, out, "dev", lang),
-        "test": predict_and_write(best, inputs.test, inputs.visual, batch, out, "test", lang),
+        "dev": predict_and_write(best, inputs.target.dev, inputs.visual, batch, folder, "dev", lang),
+        "test": predict_and_write(best, inputs.test, inputs.visual, batch, folder, "test", lang),
     }
+    tests = {config.target_dataset: metrics["test"]}
+    for dataset, samples in inputs.other_tests.items():
+        tests[dataset] = predict_and_write(best, samples, inputs.visual, batch, folder, f"test.{dataset}", get_dataset(dataset).lang)
+    metrics["tests"] = tests
+    if len(tests) > 1:  # the multilingual table's macro average: each language's test set counts once
+        metrics["test_macro_f1"] = sum(t["conlleval"]["f1"] for t in tests.values()) / len(tests)
+    return metrics
 
 
-__all__ = ["METRICS_NAME", "RunResult", "environment_record", "predict_and_write", "train_run"]
+__all__ = ["RunResult", "environment_record", "predict_and_write", "train_run"]

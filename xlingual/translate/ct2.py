@@ -15,6 +15,7 @@ import logging
 import shutil
 from pathlib import Path
 
+from xlingual.devices import resolve_device
 from xlingual.errors import ConfigError, ModelNotFoundError
 from xlingual.translate.base import DecodingOptions, ModelLimits, available_cores, length_sorted_batches
 from xlingual.translate.hf import MARIAN_TARGET_TOKENS, NLLB_CODES, model_fingerprint, source_lengths
@@ -77,12 +78,10 @@ class CTranslate2Translator:
 
         self.folder = Path(folder)
         self.options = options or DecodingOptions()
-        if device == "auto":
-            device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
-        self.device = device
+        self.device = resolve_device(device, lambda: ctranslate2.get_cuda_device_count() > 0)
         self.threads = threads if threads > 0 else available_cores()
         self.device_index = list(device_index) if device_index else [0]
-        if len(self.device_index) > 1 and device != "cuda":
+        if len(self.device_index) > 1 and self.device != "cuda":
             raise ConfigError(f"--device-index {','.join(map(str, self.device_index))}: several devices need --device cuda")
         self.whole_list = whole_list or len(self.device_index) > 1
         self.inter_threads = max(1, inter_threads)

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 
 from xlingual.errors import ConfigError
 from xlingual.translate.base import DEFAULT_MODELS, DEFAULT_NLLB_MODEL, LANGUAGES, DecodingOptions, Translator
 
-BACKENDS: tuple[str, ...] = ("transformers", "ctranslate2")
+
+
+class Backend(str, Enum):
+    """The MT engines a Hugging Face model runs on (``--backend``)."""
+
+    TRANSFORMERS = "transformers"
+    CTRANSLATE2 = "ctranslate2"
+
+
+BACKENDS: tuple[str, ...] = tuple(b.value for b in Backend)
 
 
 def default_model(src: str, tgt: str, family: str = "marian") -> str:

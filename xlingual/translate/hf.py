@@ -18,7 +18,8 @@ import json
 import logging
 from pathlib import Path
 
-from xlingual.errors import ConfigError, ModelNotFoundError
+from xlingual.devices import resolve_device
+from xlingual.errors import ModelNotFoundError
 from xlingual.progress import progress_bar
 from xlingual.translate.base import DecodingOptions, ModelLimits, length_sorted_batches
 from xlingual.translate.resolve import ModelSource, resolve_model
@@ -30,19 +31,6 @@ MARIAN_TARGET_TOKENS: dict[str, tuple[str, ...]] = {
     "zh": (">>cmn_Hans<<", ">>zho_Hans<<", ">>cmn<<", ">>zho<<", ">>zh<<"),
     "en": (">>eng<<", ">>en<<"),
 }
-
-
-def pick_device(device: str) -> str:
-    """``auto`` means CUDA when present, else CPU; an explicit ``cuda`` without a GPU is a user error."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device is available here (use --device auto or cpu)")
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise ConfigError(f"--device {device}: choose auto, cpu or cuda")
-    return device
 
 
 def model_fingerprint(source: ModelSource) -> str:
@@ -102,7 +90,7 @@ class HFTranslator:
         """Load a Marian or NLLB model from a hub id or folder (fails fast when it is nowhere to be found)."""
         options = options or DecodingOptions()
         source = resolve_model(name_or_path)  # before importing transformers: a missing model fails in a second
-        device = pick_device(device)
+        device = resolve_device(device)
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
         try:

@@ -1,0 +1,111 @@
+"""Training speed and memory of 2M-NER at full size on this machine (random weights, nothing downloaded).
+
+2M-NER as the reference trains it: bert-base-multilingual-cased's shape (12
+layers, H 768, vocabulary 119,547, random init from a BertConfig, pooler
+kept for the contrastive text view), nothing frozen, Adam, batch 32, CLIP
+ViT-B/32 token features (50 x 768) and the ResNet-152 grid (49 x 2048,
+pooled to its 2048 vector by the feature side's ``pooled_vector`` in the
+lookup, as ``pooled_lookup`` does), both float16 in memory like the feature
+caches on disk and float32 in the batch. One
+training step = collate + forward + backward + Adam step. "Outside the
+model" = the per-step share of encode (amortised: the engine encodes a
+dataset once; it includes the visual lookups) and collate.
+
+    .venv/bin/python benchmarks/bench_mner2.py                 # 2 measured steps at batch 32 (a few minutes on 2 cores)
+    .venv/bin/python benchmarks/bench_mner2.py --length 64 --steps 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import BertConfig, BertModel
+
+from _record import add_results_option, recorder
+from bench_models import MBERT_VOCAB, mbert_shaped_tokenizer, synthetic_posts
+from xlingual.data.sample import Sample
+from xlingual.features.lookup import pooled_vector
+from xlingual.models.mner2 import Mner2Config, Mner2Model
+
+VIT_SHAPE, RESNET_GRID = (50, 768), (49, 2048)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=2, help="measured training steps (after one warm-up step)")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--length", type=int, default=128, help="word pieces per post incl. [CLS]/[SEP] (one piece per word here)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    add_results_option(parser)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    out = recorder(__file__, args, f"{args.steps} measured steps after one warm-up, nothing frozen, Adam")
+    torch.manual_seed(0)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer = mbert_shaped_tokenizer(Path(tmp))
+    encoder = BertModel(BertConfig(vocab_size=MBERT_VOCAB))
+    config = Mner2Config(encoder="bert-base-multilingual-cased(random)", max_length=args.length)
+    model = Mner2Model(config, encoder, tokenizer)
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-5)
+
+    steps = args.steps + 1
+    posts = synthetic_posts(args.batch * steps, args.length - 2, seed=0)
+    rng = np.random.default_rng(1)
+    vit_cache = rng.standard_normal((len(posts), *VIT_SHAPE)).astype(np.float16)
+    resnet_cache = rng.standard_normal((len(posts), *RESNET_GRID)).astype(np.float16)
+
+    def visual(sample: Sample):
+        row = int(sample.id)
+        return {"vit": vit_cache[row], "resnet": pooled_vector(resnet_cache[row])}, True
+
+    start = time.perf_counter()
+    items = model.encode(posts, visual)
+    encode_per_step = (time.perf_counter() - start) / steps
+
+    model.train()
+    collate_times, model_times, terms = [], [], []
+    for step in range(steps):
+        t0 = time.perf_counter()
+        batch = model.collate(items[step * args.batch : (step + 1) * args.batch])
+        t1 = time.perf_counter()
+        result = model(batch)
+        optimizer.zero_grad(set_to_none=True)
+        result["loss"].backward()
+        optimizer.step()
+        t2 = time.perf_counter()
+        if step:  # the first step warms up allocators and kernels
+            collate_times.append(t1 - t0)
+            model_times.append(t2 - t1)
+            terms.append({k: round(float(v.detach()), 3) for k, v in result.items() if k != "emissions"})
+    assert batch["input_ids"].shape == (args.batch, args.length) and batch["vit"].shape == (args.batch, *VIT_SHAPE)
+
+    collate_s, model_s = float(np.mean(collate_times)), float(np.mean(model_times))
+    step_s = collate_s + model_s + encode_per_step
+    outside = (collate_s + encode_per_step) / step_s
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, no GPU")
+    print(f"2M-NER mBERT-shaped: {n_params / 1e6:.1f} M parameters (all trainable; ViT-token head {model.vit_head.dense.weight.numel() / 1e6:.1f} M)")
+    print(f"batch {args.batch} x {args.length} pieces, ViT tokens 50 x 768 + ResNet vector 2048, {args.steps} measured steps")
+    print(f"training step: {step_s:.2f} s  ({1 / step_s:.3f} steps/s, {args.batch / step_s:.2f} posts/s)")
+    print(f"  model (forward+backward+Adam): {model_s:.2f} s")
+    print(f"  collate: {collate_s * 1000:.1f} ms, encode incl. visual lookups (amortised): {encode_per_step * 1000:.1f} ms")
+    print(f"share of step time outside the model: {outside:.2%} (target < 10%)")
+    print(f"peak resident memory: {peak_gib:.2f} GiB")
+    print(f"loss terms of the measured steps (random weights, random inputs): {terms}")
+    what = f"2M-NER, mBERT shape ({n_params / 1e6:.0f} M parameters), batch {args.batch} x {args.length}, ViT 50x768 + ResNet 2048 cached inputs"
+    out.record(f"{what}: time per training step", step_s, "s")
+    out.record(f"{what}: share of step time outside the model (target < 10 %)", 100 * outside, "%")
+    out.record(f"{what}: peak resident memory", peak_gib, "GiB")
+
+
+if __name__ == "__main__":
+    main()

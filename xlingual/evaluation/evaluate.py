@@ -1,0 +1,144 @@
+"""Re-scoring: a run's saved predictions, a saved model on a dataset file, or two dataset files.
+
+``evaluate_run`` never touches a model: it reads ``predictions/*.jsonl``
+(predicted labels with the gold labels in ``meta.gold``), so a changed metric
+can be applied to old runs. ``evaluate_model_on_file`` loads a model folder
+and predicts a file first, building the visual inputs exactly as ``xl
+predict`` and ``xl train`` do. ``evaluate_files`` scores a prediction file
+against a gold file. Labels are always read as written (no BIO repair), so
+strict IOB2 sees ill-formed tags on either side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from collections.abc import Sequence
+from typing import Any
+
+from xlingual.data.formats import TEXT_FORMATS, detect_format, read_samples
+from xlingual.data.sample import Sample
+from xlingual.errors import ConfigError, DataFormatError
+from xlingual.evaluation.metrics import score_all_modes
+from xlingual.workspace import RunFolder
+
+
+def _scores(gold: list[list[str]], pred: list[list[str]]) -> dict[str, Any]:
+    return {mode: s.to_dict() for mode, s in score_all_modes(gold, pred).items()}
+
+
+def evaluate_run(run_dir: str | Path, splits: tuple[str, ...] = ("dev", "test")) -> dict[str, Any]:
+    """Scores per split recomputed from the run's predictions."""
+    folder = RunFolder(run_dir)
+    result: dict[str, Any] = {}
+    for split in splits:
+        path = folder.prediction(split, ".jsonl")
+        if not path.is_file():
+            raise ConfigError(f"{path}: no saved predictions (is {run_dir} a finished 'xl train' run folder?)")
+        samples = read_samples(path, "jsonl", bio="keep")
+        missing = [s.id for s in samples if "gold" not in s.meta]
+        if missing:
+            raise ConfigError(f"{path}: sample {missing[0]} has no meta.gold labels")
+        result[split] = _scores([s.meta["gold"] for s in samples], [s.labels for s in samples])
+    return result
+
+
+def evaluate_model_on_file(model_dir: str | Path, data_file: str | Path, format: str | None = None,
+                           features: str | Path | Sequence[str | Path] | None = None, images: str = "all", batch_size: int = 32, seed: int = 0,
+                           image_dir: str | Path | None = None) -> dict[str, Any]:
+    """Predict ``data_file`` with a saved model and score it against the file's labels as written."""
+    from xlingual.models import load_model
+    from xlingual.stage_inputs import visual_inputs_for_model
+
+    samples = read_samples(data_file, format, bio="keep")
+    model = load_model(model_dir)
+    visual, _ = visual_inputs_for_model(model, samples, features, image_dir, images, seed, data_file=data_file)
+    predictions = model.predict(samples, visual, batch_size=batch_size)
+    return {"data": _scores([s.labels for s in samples], predictions)}
+
+
+# -- two files ---------------------------------------------------------------
+
+def _line_numbers(path: Path, fmt: str) -> list[tuple[int, list[int]]]:
+    """Per post of a valid dataset file: its first line and the line of each token."""
+    lines = path.read_text(encoding="utf-8-sig").split("\n")
+    posts: list[tuple[int, list[int]]] = []
+    if fmt == "jsonl":
+        return [(number, []) for number, line in enumerate(lines, start=1) if line.strip()]
+    header = TEXT_FORMATS[fmt].header
+    for number, line in enumerate(lines, start=1):
+        if "\t" not in line and line.startswith(header):
+            posts.append((number, []))
+        elif line.strip() and posts:
+            posts[-1][1].append(number)
+    return posts
+
+
+def check_same_posts(gold: list[Sample], gold_path: Path, gold_fmt: str, pred: list[Sample], pred_path: Path, pred_fmt: str) -> None:
+    """Raise a one-line :class:`DataFormatError` at the first post or token where the files differ."""
+    gold_lines, pred_lines = _line_numbers(gold_path, gold_fmt), _line_numbers(pred_path, pred_fmt)
+
+    def token_line(lines: list[tuple[int, list[int]]], post: int, token: int) -> int:
+        first, tokens = lines[post]
+        return tokens[token] if token < len(tokens) else first
+
+    for i, (g, p) in enumerate(zip(gold, pred)):
+        if g.id != p.id:
+            raise DataFormatError(pred_path, pred_lines[i][0], f"post '{p.id}' where {gold_path}:{gold_lines[i][0]} has post '{g.id}' (the files must hold the same posts in the same order)")
+        if len(g.tokens) != len(p.tokens):
+            raise DataFormatError(pred_path, pred_lines[i][0], f"post '{p.id}' has {len(p.tokens)} tokens, {gold_path}:{gold_lines[i][0]} has {len(g.tokens)}")
+        for j, (gt, pt) in enumerate(zip(g.tokens, p.tokens)):
+            if gt != pt:
+                raise DataFormatError(pred_path, token_line(pred_lines, i, j), f"token {pt!r} of post '{p.id}' differs from {gold_path}:{token_line(gold_lines, i, j)} {gt!r}")
+    if len(gold) != len(pred):
+        longer, path, lines = (gold, gold_path, gold_lines) if len(gold) > len(pred) else (pred, pred_path, pred_lines)
+        other = pred_path if path == gold_path else gold_path
+        n = min(len(gold), len(pred))
+        raise DataFormatError(path, lines[n][0], f"post '{longer[n].id}' has no counterpart in {other} ({len(gold)} gold posts, {len(pred)} predicted)")
+
+
+def evaluate_files(gold_path: str | Path, pred_path: str | Path, format: str | None = None) -> dict[str, Any]:
+    """conlleval and strict IOB2 scores of a prediction file against a gold file (same posts and tokens).
+
+    Each file may be in any supported format (guessed unless ``format`` is
+    given); both are read without BIO repair.
+    """
+    gold_path, pred_path = Path(gold_path), Path(pred_path)
+    gold_fmt, pred_fmt = format or detect_format(gold_path), format or detect_format(pred_path)
+    gold = read_samples(gold_path, gold_fmt, bio="keep")
+    pred = read_samples(pred_path, pred_fmt, bio="keep")
+    check_same_posts(gold, gold_path, gold_fmt, pred, pred_path, pred_fmt)
+    return _scores([s.labels for s in gold], [s.labels for s in pred])
+
+
+@dataclass
+class Evaluation:
+    """What ``xl evaluate`` scored: ``scores`` as printed with ``--json``, per split or file, and a title for the table."""
+
+    scores: dict[str, Any]
+    title: str
+    table_scores: dict[str, Any]
+
+
+def evaluate_any(run: str | Path | None = None, gold: str | Path | None = None, pred: str | Path | None = None,
+                 model: str | Path | None = None, data: str | Path | None = None, format: str | None = None,
+                 features: str | Path | Sequence[str | Path] | None = None, image_dir: str | Path | None = None, images: str = "all", seed: int = 0) -> Evaluation:
+    """``xl evaluate``: exactly one of a run folder, a gold and a prediction file, or a model folder and a data file."""
+    chosen = [name for name, given in (("--run", run is not None), ("--gold/--pred", gold is not None or pred is not None), ("--model", model is not None)) if given]
+    if len(chosen) != 1:
+        raise ConfigError("pass one of --run DIR, --gold FILE --pred FILE, or --model DIR --data FILE")
+    if run is not None:
+        scores = evaluate_run(run)
+        return Evaluation(scores, str(run), scores)
+    if model is not None:
+        if data is None:
+            raise ConfigError("--model needs --data FILE")
+        scores = evaluate_model_on_file(model, data, format, features, images=images, seed=seed, image_dir=image_dir)
+        return Evaluation(scores, str(data), scores)
+    if gold is None or pred is None:
+        raise ConfigError("--gold and --pred go together: pass both files")
+    scores = evaluate_files(gold, pred, format)
+    return Evaluation(scores, f"{pred} against {gold}", {"pred": scores})
+
+
+__all__ = ["Evaluation", "check_same_posts", "evaluate_any", "evaluate_files", "evaluate_model_on_file", "evaluate_run"]

@@ -1,0 +1,413 @@
+"""Tables 2-4 of the CMNER paper from run folders: Markdown, LaTeX, CSV and a bar chart.
+
+Runs are grouped by (model, direction, setting, images); each row shows the
+mean ± standard deviation over seeds, the paper's number and our difference
+from it, and for SRC / TGT / SRC&TGT a paired bootstrap against ``tgt_only``
+with a plain verdict on whether the gain exceeds seed noise.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import statistics
+import textwrap
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xlingual.data.formats import read_samples
+from xlingual.data.labels import ENTITY_TYPES
+from xlingual.errors import ConfigError
+from xlingual.io import atomic_write_text
+from xlingual.train.config import MODEL_TYPES, PAPER_SETTINGS, SETTINGS
+from xlingual.evaluation.metrics import sentence_counts
+from xlingual.evaluation.paper import CROSS_LINGUAL, IMAGE_LABELS, SETTING_LABELS, TABLE2, PaperRow
+from xlingual.workspace import METRICS_NAME, RunFolder
+from xlingual.evaluation.significance import paired_bootstrap
+
+logger = logging.getLogger(__name__)
+
+GroupKey = tuple[str, str, str, str]  # model, direction, setting, images
+
+
+@dataclass
+class RunRecord:
+    """What the report needs from one run folder."""
+
+    run_dir: Path
+    metrics: dict[str, Any]
+
+    @property
+    def key(self) -> GroupKey:
+        m = self.metrics
+        return (m["model_type"], m["direction"], m["setting"], m["images"])
+
+    def test(self, mode: str = "conlleval") -> dict[str, Any]:
+        return self.metrics["test"][mode]
+
+    def test_f1(self, dataset: str) -> float | None:
+        """Conlleval F1 on ``dataset``'s test set, if the run was scored there."""
+        scores = self.metrics.get("tests", {}).get(dataset)
+        return None if scores is None else scores["conlleval"]["f1"]
+
+    def prediction_split(self, dataset: str) -> str:
+        """The name under which the run saved its predictions of ``dataset``'s test set."""
+        return "test" if dataset == self.metrics.get("target_dataset") else f"test.{dataset}"
+
+    def sentence_counts(self, split: str = "test") -> tuple[list[str], np.ndarray]:
+        """Sample ids and per-sentence entity counts from the saved predictions of ``split`` (``test.<dataset>``: another test set)."""
+        samples = read_samples(RunFolder(self.run_dir).prediction(split, ".jsonl"), "jsonl", bio="keep")
+        gold = [s.meta["gold"] for s in samples]
+        return [s.id for s in samples], sentence_counts(gold, [s.labels for s in samples])
+
+
+@dataclass
+class Row:
+    """One table row: our mean ± std over seeds and the paper's number."""
+
+    key: GroupKey
+    runs: list[RunRecord]
+    paper: PaperRow | None
+    values: dict[str, tuple[float, float]] = field(default_factory=dict)  # name -> (mean, std)
+    delta_vs_baseline: float | None = None
+    p_value: float | None = None
+    verdict: str = ""
+
+    @property
+    def seeds(self) -> int:
+        return len(self.runs)
+
+
+def find_runs(paths: list[str | Path]) -> list[RunRecord]:
+    """Every finished run folder at or below ``paths`` (a folder with metrics.json)."""
+    found: dict[Path, RunRecord] = {}
+    for path in map(Path, paths):
+        if not path.exists():
+            raise ConfigError(f"{path}: no such run folder")
+        candidates = [path / METRICS_NAME] if (path / METRICS_NAME).is_file() else sorted(path.rglob(METRICS_NAME))
+        for metrics_path in candidates:
+            try:
+                metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as err:
+                raise ConfigError(f"{metrics_path}:{err.lineno}: not valid JSON ({err.msg})") from None
+            found[metrics_path.parent.resolve()] = RunRecord(metrics_path.parent, metrics)
+    if not found:
+        raise ConfigError(f"no finished runs (folders with {METRICS_NAME}) under {', '.join(map(str, paths))}")
+    return list(found.values())
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def build_rows(runs: list[RunRecord], bootstrap: int = 1000) -> dict[GroupKey, Row]:
+    groups: dict[GroupKey, list[RunRecord]] = defaultdict(list)
+    for run in runs:
+        groups[run.key].append(run)
+    rows: dict[GroupKey, Row] = {}
+    for key, members in groups.items():
+        model, direction, setting, images = key
+        paper = TABLE2.get((model, images)) if (direction == "en-zh" and setting == "tgt_only") else None
+        if images == "all" or paper is None:
+            paper = CROSS_LINGUAL.get((model, direction, setting)) if images == "all" else paper
+        row = Row(key, sorted(members, key=lambda r: r.metrics["seed"]), paper)
+        for name in ("precision", "recall", "f1"):
+            row.values[name] = _mean_std([r.test()[name] for r in members])
+        row.values["strict_f1"] = _mean_std([r.test("strict")["f1"] for r in members])
+        for etype in ENTITY_TYPES:
+            row.values[etype] = _mean_std([r.test()["per_type_f1"].get(etype, 0.0) for r in members])
+        rows[key] = row
+    for key, row in rows.items():
+        model, direction, setting, images = key
+        baseline = rows.get((model, direction, "tgt_only", images))
+        if setting == "tgt_only" or baseline is None or bootstrap <= 0:
+            continue
+        _compare(row, baseline, bootstrap)
+    return rows
+
+
+def _compare(row: Row, baseline: Row, resamples: int) -> None:
+    system_ids, system = zip(*(r.sentence_counts() for r in row.runs))
+    base_ids, base = zip(*(r.sentence_counts() for r in baseline.runs))
+    if any(ids != base_ids[0] for ids in system_ids + base_ids):
+        logger.warning("%s: test sentences differ from tgt_only's; no significance test", "-".join(row.key))
+        return
+    row.delta_vs_baseline, row.p_value = paired_bootstrap(list(system), list(base), resamples)
+    noise = max(row.values["f1"][1], baseline.values["f1"][1])
+    if row.seeds < 2 or baseline.seeds < 2:
+        row.verdict = "one seed: seed noise unknown"
+    elif row.delta_vs_baseline > 2 * noise and row.p_value < 0.05:
+        row.verdict = "gain exceeds seed noise"
+    elif row.delta_vs_baseline > 0:
+        row.verdict = "gain within seed noise"
+    else:
+        row.verdict = "no gain"
+
+
+# -- tables ----------------------------------------------------------------
+
+@dataclass
+class Table:
+    """A rendered-agnostic table: a title, column headers, and rows of cell strings."""
+
+    name: str
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+
+    def markdown(self) -> str:
+        lines = [f"### {self.title}", "", "| " + " | ".join(self.header) + " |", "|" + "---|" * len(self.header)]
+        lines += ["| " + " | ".join(r) + " |" for r in self.rows]
+        return "\n".join(lines) + "\n"
+
+    def latex(self) -> str:
+        def esc(text: str) -> str:
+            return text.replace("&", r"\&").replace("±", r"$\pm$").replace("−", "--").replace("_", r"\_").replace("%", r"\%")
+
+        cols = "l" * 2 + "r" * (len(self.header) - 2)
+        out = [r"\begin{table}[t]", r"\centering", rf"\caption{{{esc(self.title)}}}", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
+               " & ".join(esc(h) for h in self.header) + r" \\", r"\midrule"]
+        out += [" & ".join(esc(c) for c in r) + r" \\" for r in self.rows]
+        out += [r"\bottomrule", r"\end{tabular}", rf"\label{{tab:{self.name}}}", r"\end{table}"]
+        return "\n".join(out) + "\n"
+
+    def csv(self) -> str:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(self.header)
+        writer.writerows(self.rows)
+        return buffer.getvalue()
+
+
+def _pm(value: tuple[float, float]) -> str:
+    return f"{value[0]:.2f} ± {value[1]:.2f}"
+
+
+def _paper_cells(row: Row, paper: PaperRow | None = None) -> list[str]:
+    paper = paper or row.paper
+    if paper is None:
+        return ["", ""]
+    return [f"{paper.f1:.2f}", f"{row.values['f1'][0] - paper.f1:+.2f}"]
+
+
+def _significance_cells(row: Row) -> list[str]:
+    if row.delta_vs_baseline is None:
+        return ["", "", ""]
+    return [f"{row.delta_vs_baseline:+.2f}", f"{row.p_value:.3f}", row.verdict]
+
+
+def table2(rows: dict[GroupKey, Row]) -> Table:
+    header = ["model", "input", "seeds", *ENTITY_TYPES, "P", "R", "F1", "strict F1", "paper F1", "Δ paper"]
+    body = []
+    for model in _models(rows):
+        for images in ("none", "one", "all"):
+            row = rows.get((model, "en-zh", "tgt_only", images))
+            if row is None:
+                continue
+            body.append([model.upper(), IMAGE_LABELS[images], str(row.seeds), *(_pm(row.values[t]) for t in ENTITY_TYPES),
+                         _pm(row.values["precision"]), _pm(row.values["recall"]), _pm(row.values["f1"]), _pm(row.values["strict_f1"]),
+                         *_paper_cells(row, TABLE2.get((model, images)))])
+    return Table("table2", "Table 2: CMNER test, target-only (entity F1, conlleval; mean ± std over seeds)", header, body)
+
+
+def cross_lingual_table(rows: dict[GroupKey, Row], direction: str) -> Table:
+    number, target = ("3", "CMNER") if direction == "en-zh" else ("4", "Twitter2015")
+    header = ["model", "train", "seeds", "P", "R", "F1", "strict F1", "paper F1", "Δ paper", "Δ vs −", "p (bootstrap)", "verdict"]
+    body = []
+    for model in _models(rows):
+        for setting in PAPER_SETTINGS:  # the paper's four; the multilingual table adds the joint settings
+            row = rows.get((model, direction, setting, "all")) or rows.get((model, direction, setting, "none"))
+            if row is None:
+                continue
+            label = SETTING_LABELS[setting] + ("" if row.key[3] == "all" else f" ({IMAGE_LABELS[row.key[3]]})")
+            body.append([model.upper(), label, str(row.seeds), _pm(row.values["precision"]), _pm(row.values["recall"]),
+                         _pm(row.values["f1"]), _pm(row.values["strict_f1"]), *_paper_cells(row), *_significance_cells(row)])
+    title = f"Table {number}: {direction.replace('-', '→')} (test on {target}; mean ± std over seeds; p: paired bootstrap vs −)"
+    return Table(f"table{number}", title, header, body)
+
+
+def _models(rows: dict[GroupKey, Row]) -> list[str]:
+    """The models the rows hold: the packaged ones in their order, then any other."""
+    present = {key[0] for key in rows}
+    return [m for m in MODEL_TYPES if m in present] + sorted(present - set(MODEL_TYPES))
+
+
+def _language_test_sets(direction: str) -> tuple[str, str]:
+    """(target dataset, source dataset) of a direction: the two test sets a multilingual comparison scores."""
+    from xlingual.data.datasets import SOURCE_DATASET_BY_LANG
+
+    src, tgt = direction.split("-")
+    return SOURCE_DATASET_BY_LANG[tgt], SOURCE_DATASET_BY_LANG[src]
+
+
+def _test_set_p(row: Row, baseline: Row, dataset: str, resamples: int) -> str:
+    """Paired bootstrap p of ``row`` against ``baseline`` on one test set, or "" when it cannot be run."""
+    if resamples <= 0 or row is baseline:
+        return ""
+    try:
+        system_ids, system = zip(*(r.sentence_counts(r.prediction_split(dataset)) for r in row.runs))
+        base_ids, base = zip(*(r.sentence_counts(r.prediction_split(dataset)) for r in baseline.runs))
+    except OSError:
+        return ""
+    if any(ids != base_ids[0] for ids in system_ids + base_ids):
+        return ""
+    return f"{paired_bootstrap(list(system), list(base), resamples)[1]:.3f}"
+
+
+def multilingual_table(rows: dict[GroupKey, Row], direction: str, bootstrap: int = 1000) -> Table:
+    """Per model and setting, F1 on both languages' test sets from the same runs, their macro average, and the bootstrap vs −.
+
+    Every run is scored on the target and the source dataset's test set
+    (``metrics.json`` ``tests``), so a monolingual, a cross-lingual and a joint
+    model are compared on the same two test sets. p: paired bootstrap against
+    the ``tgt_only`` runs of the same model, per test set.
+    """
+    target, source = _language_test_sets(direction)
+    names = {"cmner": "CMNER", "twitter2015": "Twitter2015", "twitter2017": "Twitter2017"}
+    header = ["model", "train", "seeds", f"{names.get(target, target)} F1", f"{names.get(source, source)} F1", "macro F1",
+              "Δ macro vs −", f"p {names.get(target, target)}", f"p {names.get(source, source)}"]
+    body = []
+    for model in _models(rows):
+        for images in ("all", "none"):
+            baseline = rows.get((model, direction, "tgt_only", images))
+            for setting in SETTINGS:
+                row = rows.get((model, direction, setting, images))
+                if row is None or any(r.test_f1(d) is None for r in row.runs for d in (target, source)):
+                    continue
+                per_set = {d: _mean_std([r.test_f1(d) for r in row.runs]) for d in (target, source)}
+                macro = _mean_std([(r.test_f1(target) + r.test_f1(source)) / 2 for r in row.runs])
+                delta, p_target, p_source = "", "", ""
+                if baseline is not None and baseline is not row and all(r.test_f1(source) is not None for r in baseline.runs):
+                    base_macro = statistics.fmean((r.test_f1(target) + r.test_f1(source)) / 2 for r in baseline.runs)
+                    delta = f"{macro[0] - base_macro:+.2f}"
+                    p_target = _test_set_p(row, baseline, target, bootstrap)
+                    p_source = _test_set_p(row, baseline, source, bootstrap)
+                label = SETTING_LABELS.get(setting, setting) + ("" if images == "all" else f" ({IMAGE_LABELS[images]})")
+                body.append([model.upper(), label, str(row.seeds), _pm(per_set[target]), _pm(per_set[source]), _pm(macro),
+                             delta, p_target, p_source])
+    title = (f"Multilingual comparison, {direction.replace('-', '→')}: F1 on both test sets from the same runs "
+             "(conlleval; mean ± std over seeds; p: paired bootstrap vs −)")
+    return Table(f"multilingual-{direction}", title, header, body)
+
+
+PAPER_COLUMNS = ("paper F1", "Δ paper")
+
+
+def without_paper(table: Table) -> Table:
+    """The table less its paper columns (for runs that must not be read against the paper, e.g. the demo's)."""
+    keep = [i for i, name in enumerate(table.header) if name not in PAPER_COLUMNS]
+    return Table(table.name, table.title, [table.header[i] for i in keep], [[row[i] for i in keep] for row in table.rows])
+
+
+def bar_chart(rows: dict[GroupKey, Row], path: Path, note: str | None = None, label: str = "ours", paper: bool = True) -> Path | None:
+    """F1 per configuration with seed standard deviations as error bars (PNG).
+
+    ``label`` names our bars in the legend, ``note`` becomes the title and
+    ``paper=False`` leaves out the paper's bars, so a chart of demo runs cannot
+    pass for a reproduction of the paper.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted(rows, key=lambda k: (k[1], k[0], SETTINGS.index(k[2]), k[3]))
+    if not keys:
+        return None
+    labels = [f"{m.upper()} {d}\n{SETTING_LABELS[s]}{'' if i == 'all' else ' ' + i}" for m, d, s, i in keys]
+    means = [rows[k].values["f1"][0] for k in keys]
+    stds = [rows[k].values["f1"][1] for k in keys]
+    paper_f1 = [rows[k].paper.f1 if rows[k].paper and paper else np.nan for k in keys]
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(keys) + 2), 4.5))
+    x = np.arange(len(keys))
+    ax.bar(x - 0.2 if paper else x, means, 0.4, yerr=stds, capsize=3, label=f"{label} (mean ± std over seeds)")
+    if paper:
+        ax.bar(x + 0.2, paper_f1, 0.4, alpha=0.6, label="paper")
+    ax.set_xticks(x)
+    ax.set_xticklabels(labels, fontsize=7)
+    ax.set_ylabel("test F1 (conlleval)")
+    ax.legend(fontsize=8)
+    if note:
+        ax.set_title(textwrap.fill(note, int(13 * fig.get_figwidth())), fontsize=8, color="darkred")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def translation_preview(run: RunRecord) -> Path | None:
+    """The ``preview.html`` of the translated corpus a run pre-trained on, if it is still where the run found it.
+
+    Resolved from the run's saved config as training resolved it, and kept only
+    when the folder is the one the run recorded in ``metrics.json``.
+    """
+    from xlingual.projection.preview import PREVIEW_NAME
+    from xlingual.train.config import config_from_dict, read_yaml
+    from xlingual.train.inputs import locate_translation
+
+    recorded = run.metrics.get("stages", {}).get("pretrain", {}).get("data", "")
+    saved_config = RunFolder(run.run_dir).config
+    if run.metrics.get("setting") not in ("tgt", "src_tgt") or not saved_config.is_file():
+        return None
+    try:
+        folder = locate_translation(config_from_dict(read_yaml(saved_config), where=str(saved_config)))
+    except (ConfigError, OSError):
+        return None
+    preview = folder / PREVIEW_NAME
+    return preview if f"{folder.name} (" in recorded and preview.is_file() else None
+
+
+@dataclass
+class Report:
+    tables: list[Table]
+    files: list[Path]
+    runs: int
+
+
+def write_report(run_paths: list[str | Path], out_dir: str | Path, bootstrap: int = 1000, note: str | None = None,
+                 label: str = "ours", paper: bool = True) -> Report:
+    """Find runs, build Tables 2-4 and the chart, write them under ``out_dir``.
+
+    ``note`` (e.g. that the runs are a demo's) heads report.md and titles the
+    chart; ``label`` names our numbers in table titles and the chart's legend;
+    ``paper=False`` leaves the paper's numbers out of tables and chart.
+    """
+    runs = find_runs(run_paths)
+    rows = build_rows(runs, bootstrap)
+    out = Path(out_dir)
+    tables = [table2(rows), cross_lingual_table(rows, "en-zh"), cross_lingual_table(rows, "zh-en"),
+              multilingual_table(rows, "en-zh", bootstrap), multilingual_table(rows, "zh-en", bootstrap)]
+    if not paper:
+        tables = [without_paper(table) for table in tables]
+    if label != "ours":  # every copy of a table (Markdown, LaTeX, CSV) says whose numbers it holds
+        tables = [replace(table, title=f"{table.title}: {label}") for table in tables]
+    files: list[Path] = []
+    for table in tables:
+        for suffix, text in (("md", table.markdown()), ("tex", table.latex()), ("csv", table.csv())):
+            path = out / f"{table.name}.{suffix}"
+            atomic_write_text(path, text)
+            files.append(path)
+    summary = "\n".join(t.markdown() for t in tables if t.rows)
+    previews = {r.metrics.get("run", r.run_dir.name): translation_preview(r) for r in sorted(runs, key=lambda r: str(r.run_dir))}
+    links = "".join(f"- {name}: [{p.parent.name}/{p.name}]({os.path.relpath(p.resolve(), out.resolve())})\n" for name, p in previews.items() if p)
+    summary += f"\n### Translated corpora the runs trained on\n\n{links}" if links else ""
+    heading = f"# Results ({len(runs)} runs)\n\n" + (f"**{note}**\n\n" if note else "")
+    atomic_write_text(out / "report.md", heading + summary)
+    files.append(out / "report.md")
+    chart = bar_chart(rows, out / "f1_by_config.png", note, label, paper)
+    if chart:
+        files.append(chart)
+    return Report(tables, files, len(runs))
+
+
+__all__ = ["Report", "RunRecord", "Table", "build_rows", "find_runs", "write_report"]

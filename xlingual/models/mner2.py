@@ -1,0 +1,461 @@
+"""2M-NER (Wang et al. 2024, arXiv 2404.17122): contrastive text-image alignment + multimodal collaboration.
+
+Data flow of one batch (B posts, T word pieces, W words, H hidden; docs/models.md, section 2M-NER)::
+
+    S, p   = encoder(ids)                  last hidden states (B, T, H), pooled [CLS] (B, H)
+    X      = S[first piece of each word]   (B, W, H)   the CRF runs over words, not pieces
+    F_vit  = TokenCrossAttention(X -> V)   V: CLIP ViT-B/32 tokens (B, 50, 768)
+    F_res  = VectorCrossAttention(X -> r)  r = Linear(2048, H)(ResNet-152 pooled vector)
+    E      = classifier(dropout(Linear(2H, H)([F_vit; F_res])))           emissions (B, W, 9)
+    CL_vit = NT-Xent(head_t(p), head_v(flatten(V)))    CL_res = NT-Xent(head_t(p), head_r(r_raw))
+    loss   = 2 * (alpha * CRF_NLL(E) + (1 - alpha) * (CL_vit + CL_res)),  alpha = 0.8
+
+Ablations (each removes computation and parameters, not only a flag):
+``contrastive: false`` (no CL terms, no projection heads, no pooler),
+``use_resnet: false`` (ViT only), ``use_vit: false`` (ResNet only), and
+``use_image: false`` (text only: X -> dropout -> classifier, as the
+reference's text-only run).
+
+Visual input: one lookup per post returning ``({"vit": (50, 768), "resnet":
+(2048,)}, has_image)``; :func:`paired_lookup` builds it from the feature
+side's two lookups (CLIP tokens; the ResNet-152 grid's pooled vector). A
+post without an image is masked out of both cross-attentions (zero context)
+and out of the contrastive loss.
+
+Departures from the reference code are switches or documented fixes; see
+:class:`Mner2Config` and docs/models.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from xlingual.data.labels import CANONICAL_LABELS
+from xlingual.data.sample import Sample
+from xlingual.errors import ConfigError, DataFormatError, ModelNotFoundError
+from xlingual.models.base import MnerModel, ModelConfig
+from xlingual.models.contrastive import ProjectionHead, nt_xent
+from xlingual.models.crf import MaskedCrf
+from xlingual.models.mner2_layers import TokenCrossAttention, VectorCrossAttention
+from xlingual.models.umt_encoder import ENCODER_SUBDIR, load_encoder, resolve_encoder, save_encoder_files
+from xlingual.models.umt_text import pieces_per_token
+from xlingual.models.vocab import Vocabulary
+
+logger = logging.getLogger(__name__)
+
+BRANCHES = ("vit", "resnet")
+PairedVisual = Callable[[Sample], tuple[Mapping[str, np.ndarray], bool]]
+"""What 2M-NER reads per post: ``({"vit": tokens, "resnet": pooled vector}, has_image)``."""
+
+SWITCHED_MODULES = ("vit_attention", "resnet_proj", "resnet_attention", "fuse", "text_head", "vit_head", "resnet_head", "encoder.pooler")
+"""Modules an ablation switch adds or removes (all absent from the text-only model); a checkpoint may lack them or carry extra ones."""
+
+LABELS = Vocabulary(list(CANONICAL_LABELS))
+"""The CRF's states: the nine canonical labels, ids in their canonical order (no padding state)."""
+
+
+@dataclass
+class Mner2Config(ModelConfig):
+    """2M-NER's settings (the ``model`` section of a training config); defaults follow the reference code."""
+
+    encoder: str = "bert-base-multilingual-cased"
+    max_length: int = 512
+    """Word pieces per post incl. [CLS]/[SEP]. The reference never truncates, i.e. mBERT's 512; batches pad to their longest post."""
+    use_image: bool = True
+    """False: the text-only model (the training layer sets this from ``images: none``)."""
+    use_vit: bool = True
+    """The CLIP ViT-B/32 branch (cross-attention + its contrastive term); off with use_resnet on is "ResNet only"."""
+    use_resnet: bool = True
+    """The ResNet-152 branch; off with use_vit on is "ViT only"."""
+    contrastive: bool = True
+    """The NT-Xent alignment terms; off trains on the CRF loss alone (same 2*alpha scale)."""
+    alpha: float = 0.8
+    """Weight of the CRF loss against the sum of the contrastive terms."""
+    temperature: float = 0.5
+    vit_tokens: int = 50
+    visual_dim: int = 768
+    """Channels of the ViT tokens (the base's name for a model's region channels)."""
+    resnet_dim: int = 2048
+    cross_heads: int | None = None
+    """Heads of the ViT cross-attention; None: the encoder's (12 for mBERT, as the reference)."""
+    dropout: float = 0.1
+    faithful_query_bug: bool = False
+    """Reproduce the reference's queries projected with the key weights (needs visual_dim == hidden)."""
+    faithful_word_offset: bool = False
+    """Reproduce the reference's word gather, one piece too early: [CLS] for the first word, the
+    previous word's last piece for the others."""
+
+    fixed_on_load: ClassVar[frozenset[str]] = frozenset({"encoder", "visual_dim", "vit_tokens", "resnet_dim"})
+    """The encoder is rebuilt from the saved folder; the visual shapes fix weight shapes."""
+
+    def validate(self) -> None:
+        if self.max_length < 3:
+            raise ConfigError(f"model.max_length must be at least 3, not {self.max_length}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError(f"model.alpha must be in [0, 1], not {self.alpha}")
+        if self.temperature <= 0:
+            raise ConfigError(f"model.temperature must be positive, not {self.temperature}")
+        for name in ("vit_tokens", "visual_dim", "resnet_dim"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"model.{name} must be positive, not {getattr(self, name)}")
+        if self.use_image and not (self.use_vit or self.use_resnet):
+            raise ConfigError("model.use_vit and model.use_resnet are both off: set model.use_image=false for the text-only model")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model.dropout must be in [0, 1), not {self.dropout}")
+
+    @property
+    def branches(self) -> tuple[str, ...]:
+        """The active visual branches, in the reference's concatenation order (ViT, then ResNet)."""
+        if not self.use_image:
+            return ()
+        return tuple(name for name, on in zip(BRANCHES, (self.use_vit, self.use_resnet)) if on)
+
+    @property
+    def uses_contrastive(self) -> bool:
+        return self.contrastive and bool(self.branches)
+
+
+@dataclass
+class Mner2Outputs:
+    """One pass: word emissions (B, W, 9); projected views for the contrastive terms; ViT attention (B, heads, W, 50)."""
+
+    emissions: torch.Tensor
+    text_view: torch.Tensor | None = None
+    vit_view: torch.Tensor | None = None
+    resnet_view: torch.Tensor | None = None
+    vit_attention: torch.Tensor | None = None
+
+
+# ---------------------------------------------------------------------- encoder loading
+
+
+def _encoder_error(name: str, err: Exception) -> ModelNotFoundError:
+    return ModelNotFoundError(f"encoder '{name}' cannot be loaded ({type(err).__name__}); pass a local copy with --set model.encoder=PATH")
+
+
+def pretrained_encoder(name: str, keep_pooler: bool) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Pre-trained encoder and tokenizer; with ``keep_pooler`` the pre-trained pooler stays (the contrastive text view)."""
+    if not keep_pooler:
+        return load_encoder(name)
+    source, local_only = resolve_encoder(name)
+    try:
+        return AutoModel.from_pretrained(source, local_files_only=local_only), AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+    except (OSError, ValueError) as err:
+        raise _encoder_error(name, err) from err
+
+
+def encoder_architecture(folder: Path, keep_pooler: bool) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """An encoder of the architecture saved in ``folder`` (random weights, loaded afterwards), pooler as asked."""
+    if not (folder / "config.json").is_file():
+        raise ModelNotFoundError(f"{folder}: the model folder has no {ENCODER_SUBDIR}/config.json; re-save the model")
+    encoder = AutoModel.from_config(AutoConfig.from_pretrained(folder, local_files_only=True))
+    if not keep_pooler and getattr(encoder, "pooler", None) is not None:
+        encoder.pooler = None
+    return encoder, AutoTokenizer.from_pretrained(folder, local_files_only=True)
+
+
+# ---------------------------------------------------------------------- visual input
+
+
+def paired_lookup(vit: Callable[[Sample], tuple[np.ndarray, bool]], resnet: Callable[[Sample], tuple[np.ndarray, bool]]) -> PairedVisual:
+    """One 2M-NER lookup from two feature-cache lookups: ``paired_lookup(visual_lookup(clip_cache), pooled_lookup(resnet_cache))``.
+
+    ``vit`` gives a post's (50, 768) CLIP ViT-B/32 tokens, ``resnet`` its
+    (2048,) ResNet-152 vector (:mod:`xlingual.features.lookup`).
+
+    A post counts as having an image only when both caches have it: a post
+    seen through one branch only would be aligned in one space and masked in
+    the other, which the reference never does.
+    """
+
+    def lookup(sample: Sample) -> tuple[Mapping[str, np.ndarray], bool]:
+        tokens, has_tokens = vit(sample)
+        vector, has_vector = resnet(sample)
+        return {"vit": tokens, "resnet": vector}, bool(has_tokens and has_vector)
+
+    return lookup
+
+
+# ---------------------------------------------------------------------- the model
+
+
+class Mner2Model(MnerModel):
+    """2M-NER on the :class:`~xlingual.models.base.MnerModel` base.
+
+    The base's visual path carries one region array per post; 2M-NER reads two
+    inputs per post, so it overrides :meth:`_regions` (the paired lookup) and
+    :meth:`collate` (one tensor per active branch); saving, loading, the
+    label-map check, ``decode`` and ``predict`` are the base's.
+    """
+
+    model_type = "2mner"
+    config_class = Mner2Config
+    visual_modules = SWITCHED_MODULES
+    region_hint = "2M-NER reads CLIP ViT-B/32 tokens and the ResNet-152 vector per post (see paired_lookup)"
+
+    @classmethod
+    def visual_lookup_from(cls, caches: Sequence[Any], mode: str = "all", seed: int = 0) -> PairedVisual:
+        """The paired lookup from a ``clip-vit-b32`` and a ``resnet152`` cache, in either order."""
+        from xlingual.features import pooled_lookup, visual_lookup
+
+        by_backbone = {cache.backbone: cache for cache in caches}
+        if len(caches) != 2 or set(by_backbone) != {"clip-vit-b32", "resnet152"}:
+            found = ", ".join(f"{c.backbone} ({c.cache_dir})" for c in caches) or "none"
+            raise ConfigError(f"2mner reads a clip-vit-b32 and a resnet152 feature cache, got {found}")
+        return paired_lookup(visual_lookup(by_backbone["clip-vit-b32"], mode=mode, seed=seed),
+                             pooled_lookup(by_backbone["resnet152"], mode=mode, seed=seed))
+
+    def __init__(self, config: Mner2Config, encoder: nn.Module, tokenizer: Any) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        text = encoder.config
+        hidden = text.hidden_size
+        eps = getattr(text, "layer_norm_eps", 1e-12)
+        heads = config.cross_heads or text.num_attention_heads
+        if config.uses_contrastive and getattr(encoder, "pooler", None) is None:
+            raise ConfigError(f"encoder '{config.encoder}' has no pooler: the contrastive terms need its pooled [CLS] (set model.contrastive=false)")
+        branches = config.branches
+        # New layers keep PyTorch's default initialisation, as in the reference (plain nn.Modules there).
+        # Text layers first: under one seed every ablation starts from the same text weights.
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(hidden, len(CANONICAL_LABELS))
+        self.crf = MaskedCrf(len(CANONICAL_LABELS))
+        if "vit" in branches:
+            if hidden % heads:
+                raise ConfigError(f"model.cross_heads={heads} does not divide the encoder's hidden size {hidden}")
+            if config.faithful_query_bug and config.visual_dim != hidden:
+                raise ConfigError(f"model.faithful_query_bug projects words with the key weights: needs model.visual_dim == the encoder's hidden size ({config.visual_dim} != {hidden})")
+            self.vit_attention = TokenCrossAttention(hidden, config.visual_dim, heads, config.dropout, eps, query_from_key=config.faithful_query_bug)
+        if "resnet" in branches:
+            self.resnet_proj = nn.Linear(config.resnet_dim, hidden)
+            self.resnet_attention = VectorCrossAttention(hidden, hidden, config.dropout, eps)
+        if branches:
+            self.fuse = nn.Linear(len(branches) * hidden, hidden)
+        if config.uses_contrastive:
+            self.text_head = ProjectionHead(hidden, hidden, hidden)
+            if "vit" in branches:
+                self.vit_head = ProjectionHead(config.vit_tokens * config.visual_dim, hidden, hidden)
+            if "resnet" in branches:
+                self.resnet_head = ProjectionHead(config.resnet_dim, hidden, hidden)
+
+    # ------------------------------------------------------------------ building and saving
+
+    @classmethod
+    def build(cls, config: dict[str, Any], vocab_samples: Sequence[Sample] = ()) -> "Mner2Model":
+        """A new model on pre-trained encoder weights; the label space is fixed, so samples are not needed."""
+        mner2 = Mner2Config.from_dict(config)
+        encoder, tokenizer = pretrained_encoder(mner2.encoder, keep_pooler=mner2.uses_contrastive)
+        return cls(mner2, encoder, tokenizer)
+
+    @classmethod
+    def label_maps(cls) -> dict[str, list[str]]:
+        return {"labels": LABELS.to_list()}
+
+    def _save_files(self, directory: Path) -> None:
+        """The encoder's config and tokenizer (``encoder/``): no network needed to reload."""
+        save_encoder_files(self.encoder, self.tokenizer, directory / ENCODER_SUBDIR)
+
+    @classmethod
+    def _from_saved(cls, config: Mner2Config, extras: dict[str, Any], directory: Path) -> "Mner2Model":
+        encoder, tokenizer = encoder_architecture(directory / ENCODER_SUBDIR, keep_pooler=config.uses_contrastive)
+        return cls(config, encoder, tokenizer)
+
+    def _load_weights(self, state: dict[str, torch.Tensor], directory: Path) -> None:
+        """Like the base's, but an ablation switch (not only ``use_image``) may add or drop the switched modules.
+
+        Only the fusion layer changes shape with a switch (one or two branches
+        concatenated); a checkpoint's fusion layer of the other width starts
+        fresh. Any other missing, extra or reshaped weight is refused.
+        """
+        own = self.state_dict()
+        prefixes = tuple(f"{name}." for name in SWITCHED_MODULES)
+        state = {k: v for k, v in state.items() if not (k == "fuse.weight" and k in own and own[k].shape != v.shape)}
+        try:
+            missing, unexpected = self.load_state_dict(state, strict=False)
+        except RuntimeError as err:  # a tensor of another shape
+            detail = str(err).strip().splitlines()[-1].strip()
+            raise ModelNotFoundError(f"{directory}: weights do not match the config ({detail})") from None
+        bad = [k for k in [*missing, *unexpected] if not k.startswith(prefixes)]
+        if bad:
+            raise ModelNotFoundError(f"{directory}: weights do not match the config (e.g. {bad[0]}); was an option that shapes the weights changed?")
+        def modules(keys: list[str]) -> str:
+            return ", ".join(sorted({name for key in keys for name in SWITCHED_MODULES if key.startswith(f"{name}.")}))
+
+        if missing:
+            logger.warning("%s: %s not in the checkpoint; they start from their initialisation", directory, modules(missing))
+        if unexpected:
+            logger.info("%s: weights of switched-off parts ignored (%s)", directory, modules(unexpected))
+
+    # ------------------------------------------------------------------ data
+
+    def _encode_text(self, samples: Sequence[Sample]) -> list[dict[str, Any]]:
+        """Word pieces, and each kept word's first-piece position and label.
+
+        A word with no pieces (e.g. U+00A0) is given the tokenizer's unknown
+        piece, so every word has a representation; words whose first piece
+        does not fit in ``max_length`` are cut and predicted ``O``.
+        """
+        cls_id, sep_id, unk_id = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id, self.tokenizer.unk_token_id
+        if cls_id is None or sep_id is None:
+            raise ConfigError(f"encoder '{self.config.encoder}': its tokenizer has no [CLS]/[SEP] tokens")
+        budget = self.config.max_length - 2
+        items = []
+        for sample, pieces in zip(samples, pieces_per_token(self.tokenizer, [s.tokens for s in samples])):
+            input_ids, positions = [cls_id], []
+            for token_pieces in pieces:
+                if len(input_ids) - 1 >= budget:
+                    break
+                positions.append(len(input_ids))
+                input_ids.extend(list(token_pieces or [unk_id])[: budget - (len(input_ids) - 1)])
+            input_ids.append(sep_id)
+            items.append({
+                "input_ids": np.array(input_ids, dtype=np.int64),
+                "word_positions": np.array(positions, dtype=np.int64),
+                "label_ids": self._label_ids(sample, len(positions)),
+                "num_tokens": len(sample.tokens),
+            })
+        return items
+
+    def _label_ids(self, sample: Sample, count: int) -> np.ndarray:
+        ids = []
+        for position, label in enumerate(sample.labels[:count]):
+            if label not in LABELS:
+                raise DataFormatError(None, None, f"sample {sample.id}, token {position + 1}: label '{label}' is not canonical BIO ({', '.join(CANONICAL_LABELS)})")
+            ids.append(LABELS.id(label))
+        return np.array(ids, dtype=np.int64)
+
+    @property
+    def visual_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per active branch, the shape of one post's input: ``vit`` (tokens, channels), ``resnet`` (channels,)."""
+        shapes = {"vit": (self.config.vit_tokens, self.config.visual_dim), "resnet": (self.config.resnet_dim,)}
+        return {name: shapes[name] for name in self.config.branches}
+
+    def _regions(self, sample: Sample, visual: PairedVisual | None) -> tuple[dict[str, np.ndarray] | None, bool]:  # type: ignore[override]
+        """A post's inputs of the active branches, shape-checked; None for an image-less post.
+
+        As in the base, an image-less post keeps nothing the lookup returned:
+        collation gives it zeros, and the model masks it.
+        """
+        if visual is None:
+            return None, False
+        features, has_image = visual(sample)
+        if not isinstance(features, Mapping):
+            raise ConfigError(f"sample {sample.id}: image features are one array of shape {np.shape(features)}; {self.region_hint}")
+        if not has_image:
+            return None, False
+        out: dict[str, np.ndarray] = {}
+        for name, shape in self.visual_shapes.items():
+            array = np.asarray(features[name])  # kept as returned: a memory-mapped cache stays on disk until collation
+            if array.shape != shape:
+                option, source = (("model.vit_tokens / model.visual_dim", "visual_lookup of a clip-vit-b32 cache") if name == "vit"
+                                  else ("model.resnet_dim", "pooled_lookup of a resnet152 cache"))
+                raise ConfigError(f"{option}: sample {sample.id} has {name} features of shape {array.shape}, 2M-NER expects {shape} ({source})")
+            out[name] = array
+        return out, True
+
+    def _collate_text(self, items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """Pad pieces and words to the batch's longest post; at least one word position stays on for the CRF."""
+        batch_size = len(items)
+        pieces = np.array([len(item["input_ids"]) for item in items], dtype=np.int64)
+        words = np.array([len(item["word_positions"]) for item in items], dtype=np.int64)
+        length, width = int(pieces.max()), max(1, int(words.max()))
+        input_ids = np.zeros((batch_size, length), dtype=np.int64)
+        positions = np.zeros((batch_size, width), dtype=np.int64)
+        labels = np.zeros((batch_size, width), dtype=np.int64)
+        for row, item in enumerate(items):
+            input_ids[row, : pieces[row]] = item["input_ids"]
+            positions[row, : words[row]] = item["word_positions"]
+            labels[row, : words[row]] = item["label_ids"]
+        return {
+            "input_ids": torch.from_numpy(input_ids),
+            "attention_mask": torch.from_numpy(np.arange(length)[None, :] < pieces[:, None]),
+            "word_positions": torch.from_numpy(positions),
+            # An empty post keeps position 0 ([CLS]) on, labelled O: the CRF needs step 0; decoding returns [].
+            "word_mask": torch.from_numpy(np.arange(width)[None, :] < np.maximum(words, 1)[:, None]),
+            "word_counts": torch.from_numpy(words),
+            "labels": torch.from_numpy(labels),
+            "num_tokens": torch.tensor([item["num_tokens"] for item in items], dtype=torch.int64),
+        }
+
+    def collate(self, items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """The text batch, then one tensor per active branch (zeros for image-less posts) and ``has_image`` (B,)."""
+        batch = self._collate_text(items)
+        if self.config.use_image:
+            for name, shape in self.visual_shapes.items():
+                array = np.zeros((len(items), *shape), dtype=np.float32)
+                for row, item in enumerate(items):
+                    if item["regions"] is not None:
+                        array[row] = item["regions"][name]
+                batch[name] = torch.from_numpy(array)
+            batch["has_image"] = torch.tensor([bool(item["has_image"]) for item in items], dtype=torch.bool)
+        return batch
+
+    # ------------------------------------------------------------------ network
+
+    def compute(self, batch: dict[str, torch.Tensor]) -> Mner2Outputs:
+        """Emissions and, when the contrastive terms are on, the projected text and image views."""
+        encoded = self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"].long())
+        states = encoded.last_hidden_state
+        positions = batch["word_positions"]
+        if self.config.faithful_word_offset:
+            positions = (positions - 1).clamp(min=0)
+        words = states.gather(1, positions[:, :, None].expand(-1, -1, states.shape[-1]))
+        branches = self.config.branches
+        vit_attention = None
+        if branches:
+            present = batch["has_image"]
+            parts = []
+            if "vit" in branches:
+                fused_vit, vit_attention = self.vit_attention(words, batch["vit"].to(words.dtype), present)
+                parts.append(fused_vit)
+            if "resnet" in branches:
+                parts.append(self.resnet_attention(words, self.resnet_proj(batch["resnet"].to(words.dtype)), present))
+            words = self.fuse(torch.cat(parts, dim=-1))
+        out = Mner2Outputs(emissions=self.classifier(self.dropout(words)), vit_attention=vit_attention)
+        if self.config.uses_contrastive:
+            out.text_view = self.text_head(encoded.pooler_output)
+            if "vit" in branches:
+                out.vit_view = self.vit_head(batch["vit"].to(words.dtype).flatten(1))
+            if "resnet" in branches:
+                out.resnet_view = self.resnet_head(batch["resnet"].to(words.dtype))
+        return out
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Emissions, and with labels ``loss`` plus its parts ``crf_loss``, ``cl_vit``, ``cl_resnet``."""
+        out = self.compute(batch)
+        result = {"emissions": out.emissions}
+        if "labels" not in batch:
+            return result
+        crf_loss = self.crf.nll(out.emissions, batch["labels"], batch["word_mask"], reduction="mean")
+        result["crf_loss"] = crf_loss
+        contrastive = crf_loss.new_zeros(())
+        for name, view in (("vit", out.vit_view), ("resnet", out.resnet_view)):
+            if view is not None:
+                result[f"cl_{name}"] = nt_xent(out.text_view, view, batch["has_image"], self.config.temperature)
+                contrastive = contrastive + result[f"cl_{name}"]
+        alpha = self.config.alpha
+        result["loss"] = 2.0 * (alpha * crf_loss + (1.0 - alpha) * contrastive)
+        return result
+
+    def _viterbi(self, batch: dict[str, torch.Tensor]) -> tuple[list[list[int]], Vocabulary]:
+        """Viterbi over the word positions."""
+        return self.crf.viterbi(self.compute(batch).emissions, batch["word_mask"]), LABELS
+
+    def _token_positions(self, batch: dict[str, torch.Tensor]) -> list[list[int]]:
+        """Token ``i`` is word position ``i`` when its first piece fit in ``max_length``, else -1."""
+        return [list(range(kept)) + [-1] * (total - kept)
+                for kept, total in zip(batch["word_counts"].tolist(), batch["num_tokens"].tolist())]
+
+
+__all__ = ["BRANCHES", "LABELS", "Mner2Config", "Mner2Model", "Mner2Outputs", "PairedVisual", "paired_lookup"]

@@ -1,0 +1,266 @@
+"""One function per input a stage needs: a translation, image features, word vectors, the visual inputs of posts.
+
+``xl translate``, ``xl train`` (``--build-missing``), the demo, ``xl predict`` and
+``xl evaluate`` all come here, so each input is found, built and reported the
+same way whoever asks for it. Where things lie is :mod:`xlingual.workspace`'s
+business; how they are made is the stage packages' (projection, features,
+embeddings). This module only decides "find it, or build it, or say which
+command builds it".
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from xlingual.data.datasets import SOURCE_DATASET_BY_LANG, get_dataset
+from xlingual.data.formats import format_for_lang, read_samples
+from xlingual.data.images import attach_images
+from xlingual.data.sample import Sample
+from xlingual.embeddings.paths import find_aligned_pair
+from xlingual.embeddings.vectors import merge_vector_files
+from xlingual.errors import ConfigError
+from xlingual.workspace import DataDir
+
+if TYPE_CHECKING:
+    from xlingual.features import FeatureCache
+    from xlingual.models.base import MnerModel, VisualLookup
+    from xlingual.projection.corpus import CorpusResult, ProjectionSettings
+    from xlingual.translate.base import Translator
+
+logger = logging.getLogger(__name__)
+
+
+# -- translations ----------------------------------------------------------------
+
+def translate_source_dataset(data_dir: str | Path, translator: "Translator", settings: "ProjectionSettings",
+                             output: str | Path | None = None) -> "CorpusResult":
+    """Translate and project every split of the direction's source dataset.
+
+    The output defaults to ``DataDir.translation(...)``, the folder training
+    looks in; the split files keep their source names.
+    """
+    from xlingual.projection.corpus import read_source_dataset, translate_corpus
+
+    src, tgt = settings.src, settings.tgt
+    output = Path(output) if output is not None else default_translation_dir(data_dir, src, tgt, settings.model_name or "model")
+    return translate_corpus(read_source_dataset(data_dir, src), output, translator, settings)
+
+
+def default_translation_dir(data_dir: str | Path, src: str, tgt: str, model: str) -> Path:
+    """``data/translated/<source dataset>.<src>-<tgt>.<model>/``."""
+    return DataDir(data_dir).translation(SOURCE_DATASET_BY_LANG[src], src, tgt, model)
+
+
+def find_translation(data_dir: str | Path, src: str, tgt: str, model: str | None = None, needed_by: str = "this run") -> Path:
+    """The folder holding the source dataset translated ``src`` -> ``tgt`` (by ``model``: a tag or a folder)."""
+    dataset = SOURCE_DATASET_BY_LANG[src]
+    layout = DataDir(data_dir)
+    build_hint = f"xl translate --src {src} --tgt {tgt} --data-dir {data_dir}"
+    if model:
+        candidate = Path(model)
+        train_file = get_dataset(dataset).split_files["train"]
+        folder = candidate if candidate.is_dir() and (candidate / train_file).is_file() else layout.translation(dataset, src, tgt, model)
+        if not folder.is_dir():
+            raise ConfigError(f"data.translation_model: no translation at {folder} (build it with '{build_hint} --model {model}')")
+        return folder
+    found = layout.find_translations(dataset, src, tgt)
+    if not found:
+        raise ConfigError(f"{needed_by} needs {dataset} translated {src}->{tgt}, none under {layout.translations_root} "
+                          f"(build it with '{build_hint}' or pass --build-missing)")
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        raise ConfigError(f"several translations of {dataset} {src}->{tgt} ({names}): choose one with --set data.translation_model=<model>")
+    return found[0]
+
+
+def ensure_translation(data_dir: str | Path, src: str, tgt: str, model: str | None = None, build_missing: bool = False,
+                       needed_by: str = "this run") -> Path:
+    """:func:`find_translation`, or (``build_missing``) translate with ``model`` or the default MT model as ``xl translate`` does."""
+    try:
+        return find_translation(data_dir, src, tgt, model, needed_by)
+    except ConfigError:
+        if not build_missing:
+            raise
+    from xlingual.projection.corpus import ProjectionSettings
+    from xlingual.translate import default_model, load_translator
+
+    model = model or default_model(src, tgt)
+    out = default_translation_dir(data_dir, src, tgt, model)
+    logger.info("building the %s->%s translation of %s with %s into %s", src, tgt, SOURCE_DATASET_BY_LANG[src], model, out)
+    translator = load_translator(src, tgt, model, work_dir=out / ".cache")
+    translate_source_dataset(data_dir, translator, ProjectionSettings(src, tgt, model_name=model), out)
+    return out
+
+
+def read_translated_split(folder: Path, data_dir: str | Path, src: str, tgt: str, split: str) -> list[Sample]:
+    """One split of a translation, with the source posts' images attached (translated posts keep ``meta.source_id``)."""
+    dataset = SOURCE_DATASET_BY_LANG[src]
+    path = folder / get_dataset(dataset).split_files[split]
+    if not path.is_file():
+        raise ConfigError(f"{path}: translated split missing (re-run 'xl translate --src {src} --tgt {tgt}')")
+    if path.stat().st_size == 0:  # projection kept no post of this split (see the folder's report.json)
+        logger.warning("%s: empty (no post survived projection; see %s)", path, folder / "report.json")
+        return []
+    samples = read_samples(path, format_for_lang(tgt))
+    source_images = DataDir(data_dir).images_dir(dataset)
+    if source_images.is_dir():
+        attach_images(samples, source_images)
+    return samples
+
+
+# -- image features ----------------------------------------------------------------
+
+def ensure_features(data_dir: str | Path, backbone: str, datasets: Sequence[str], build_missing: bool = False,
+                    images_option: str = "all") -> Path:
+    """The feature cache of ``backbone`` in ``data_dir``, extracted from the datasets' images when missing and asked to."""
+    folder = DataDir(data_dir).features(backbone)
+    if folder.exists():
+        return folder
+    if not build_missing:
+        raise ConfigError(
+            f"images={images_option} needs cached {backbone} features at {folder}; build them with "
+            f"'xl features extract --data-dir {data_dir} --backbone {backbone}', "
+            "pass --build-missing, or --set images=none for text only"
+        )
+    from xlingual.features.extract import extract_for_data_dir
+
+    with_images = [name for name in dict.fromkeys(datasets) if DataDir(data_dir).images_dir(name).is_dir()]
+    logger.info("extracting %s features of %s into %s", backbone, ", ".join(with_images) or "no dataset", folder)
+    extract_for_data_dir(data_dir, backbone, datasets=with_images, cache_dir=folder, weights="default")
+    return folder
+
+
+# -- word vectors ----------------------------------------------------------------------
+
+def aligned_vector_files(data_dir: str | Path, src: str, tgt: str, target_only: bool) -> list[Path]:
+    """The aligned ``.vec`` files of a run's languages (target last, so it wins on shared words)."""
+    by_lang = find_aligned_pair(data_dir, src, tgt)
+    if by_lang is None:
+        raise ConfigError(
+            f"model.word_vectors=auto: no aligned vectors at {DataDir(data_dir).aligned(src, tgt).root} (either direction); "
+            "build them with 'xl embeddings' (see docs/embeddings.md), pass --set model.word_vectors=PATH.vec, "
+            "or --set model.word_vectors=null for random embeddings"
+        )
+    wanted = [by_lang[tgt]] if target_only else [by_lang[src], by_lang[tgt]]
+    missing = [p for p in wanted if not p.is_file()]
+    if missing:
+        raise ConfigError(f"{missing[0]}: aligned vectors missing (re-run 'xl embeddings align')")
+    return wanted
+
+
+def ensure_word_vectors(value: str | None, data_dir: str | Path, src: str, tgt: str, target_only: bool, merged_out: Path) -> str | None:
+    """The ``.vec`` file ACN reads: none, a given file, or (``auto``) the run's aligned vectors, merged into ``merged_out`` when two."""
+    if value in (None, "", "none", "null"):
+        return None
+    if value != "auto":
+        if not Path(value).is_file():
+            raise ConfigError(f"model.word_vectors: {value} does not exist")
+        return str(value)
+    files = aligned_vector_files(data_dir, src, tgt, target_only)
+    if len(files) == 1:
+        return str(files[0])
+    return str(merge_vector_files(files, merged_out))
+
+
+# -- visual inputs of posts ------------------------------------------------------------------
+
+@dataclass
+class VisualInputs:
+    """The lookup (sample -> region features, has_image) and how many posts it covers."""
+
+    lookup: "VisualLookup"
+    with_images: int
+    """Posts that name at least one image file."""
+    cached: int
+    """Posts with at least one of their images in the feature cache."""
+
+
+def dataset_image_dir(data_file: str | Path) -> Path | None:
+    """The image folder of a dataset file laid out as ``xl data download`` does, if it exists.
+
+    ``data/cmner/text/test.txt`` -> ``data/cmner/images``; any other path -> None.
+    """
+    path = Path(data_file).resolve()
+    for root in path.parents:
+        found = DataDir(root).dataset_of_file(path)
+        if found is not None:
+            folder = DataDir(root).images_dir(found[0])
+            return folder if folder.is_dir() else None
+    return None
+
+
+def visual_inputs(samples: list[Sample], caches: "FeatureCache | str | Path | Sequence[FeatureCache | str | Path]", *,
+                  image_dir: str | Path | None = None, mode: str = "all", seed: int = 0,
+                  combine: "Callable[[list[FeatureCache], str, int], VisualLookup] | None" = None) -> VisualInputs:
+    """Attach each post's images (from ``image_dir`` when given) and build the feature lookup.
+
+    ``combine`` turns the open caches into the lookup a model reads (a model
+    class's ``visual_lookup_from``); by default one cache's regions per post.
+    A post counts as cached when every cache holds one of its images.
+
+    ``mode`` is ``all`` (mean over a post's images, the paper's method) or
+    ``one`` (one image per post, chosen by ``seed`` and the post id). A CMNER
+    post names no image in its text file (Twitter's ``IMGID`` names
+    ``<id>.jpg``); its pictures are found only through the dataset's image
+    folder. Without it a multimodal model would silently see every post as
+    image-less, i.e. be scored text-only, so that case is refused.
+    """
+    from xlingual.features import FeatureCache, visual_lookup
+
+    if isinstance(caches, (str, Path, FeatureCache)):
+        caches = [caches]
+
+    if image_dir is not None:
+        report = attach_images(samples, image_dir)
+        if report.missing:
+            logger.warning("%s", report.summary())
+    with_images = sum(1 for sample in samples if sample.images)
+    if samples and not with_images:
+        raise ConfigError(
+            "image features were asked for but no post names an image: pass --image-dir (the dataset's image folder), "
+            "or score text-only with a text-only model"
+        )
+    opened = [cache if isinstance(cache, FeatureCache) else FeatureCache.open(cache) for cache in caches]
+    cached = sum(1 for sample in samples if all(any(name in cache for name in sample.images) for cache in opened))
+    if with_images and not cached:
+        where = ", ".join(str(cache.cache_dir) for cache in opened)
+        logger.warning("%s: none of the posts' images is in this feature cache; every post is treated as image-less", where)
+    lookup = combine(opened, mode, seed) if combine is not None else visual_lookup(opened[0], mode=mode, seed=seed)
+    return VisualInputs(lookup, with_images, cached)
+
+
+def visual_inputs_for_model(model: "MnerModel", samples: list[Sample], features: "str | Path | Sequence[str | Path] | None",
+                            image_dir: str | Path | None, images: str, seed: int, data_file: str | Path | None = None) -> tuple["VisualLookup | None", int]:
+    """The visual lookup a saved model needs for ``samples`` (``xl predict``, ``xl evaluate --model``) and how many posts have an image.
+
+    ``features`` is the cache folder, or the folders of a model that reads
+    several (2M-NER: the clip-vit-b32 and the resnet152 cache).
+
+    ``image_dir`` defaults to the dataset's image folder when ``data_file``
+    sits in the ``xl data download`` layout (``data/cmner/text/test.txt``).
+    """
+    uses_images = bool(getattr(getattr(model, "config", None), "use_image", False))
+    if not uses_images:
+        if features:
+            logger.warning("the model is text-only; --features is ignored")
+        return None, 0
+    if isinstance(features, (str, Path)):
+        features = [features]
+    if not features:
+        logger.warning("multimodal model without --features: every post is treated as having no image")
+        return None, 0
+    if image_dir is None and data_file is not None:
+        image_dir = dataset_image_dir(data_file)
+    inputs = visual_inputs(samples, list(features), image_dir=image_dir, mode=images, seed=seed, combine=type(model).visual_lookup_from)
+    return inputs.lookup, inputs.with_images
+
+
+__all__ = [
+    "VisualInputs", "aligned_vector_files", "dataset_image_dir", "default_translation_dir", "ensure_features",
+    "ensure_translation", "ensure_word_vectors", "find_translation", "read_translated_split",
+    "translate_source_dataset", "visual_inputs", "visual_inputs_for_model",
+]

@@ -1,0 +1,49 @@
+"""Reading a YAML mapping from a file, with errors that name the file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from xlingual.errors import ConfigError
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The mapping a YAML file holds (an empty file is an empty mapping)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: not valid YAML ({getattr(err, 'problem', err)})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: a config file must hold a mapping")
+    return values
+
+
+def key_lines(path: str | Path) -> dict[str, int]:
+    """Dotted key -> the line (from 1) where a YAML mapping file writes it, so errors can point at lines."""
+    try:
+        root = yaml.compose(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    lines: dict[str, int] = {}
+
+    def walk(node: yaml.Node, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    lines[prefix + key.value] = key.start_mark.line + 1
+                    walk(value, f"{prefix}{key.value}.")
+
+    if root is not None:
+        walk(root, "")
+    return lines
+
+
+__all__ = ["key_lines", "read_yaml"]

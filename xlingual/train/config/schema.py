@@ -1,0 +1,252 @@
+"""The typed training config: pydantic models that validate a resolved mapping.
+
+pydantic does the checking (types, ranges, choices, unknown keys, YAML's loose
+numbers such as ``1e-3`` read as text); :func:`config_from_dict` turns its
+report into one ``ConfigError`` line naming the field (and the ``--set``
+option that set it, when one did).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from xlingual.data.datasets import SOURCE_DATASET_BY_LANG
+from xlingual.errors import ConfigError
+from xlingual.train.config.packaged import directions, model_types, settings
+
+CONFIG_VERSION = 1
+IMAGE_MODES: tuple[str, ...] = ("none", "one", "all")
+"""Table 2's inputs: text only, one randomly chosen image, all images averaged."""
+MIXED_PRECISION: tuple[str, ...] = ("no", "fp16", "bf16")
+OPTIMIZERS: tuple[str, ...] = ("adam", "adamw")
+SCHEDULES: tuple[str, ...] = ("constant", "linear")
+BATCHING: tuple[str, ...] = ("mixed", "by_language")
+"""How a stage groups its training posts into batches (see :mod:`xlingual.train.batching`)."""
+
+
+def one_of(allowed: Sequence[str] | Callable[[], Sequence[str]]) -> AfterValidator:
+    """A choice check; ``allowed`` may be a function, for the choices the packaged config files offer."""
+    def check(value: str) -> str:
+        options = allowed() if callable(allowed) else allowed
+        if value not in options:
+            raise ValueError(f"'{value}' is not one of {', '.join(options)}")
+        return value
+    return AfterValidator(check)
+
+
+def _text(value: Any) -> Any:
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
+def _yaml_no(value: Any) -> Any:
+    return "no" if value is False else value  # YAML 1.1 reads an unquoted `no` as false
+
+
+PositiveInt = Annotated[int, Field(gt=0)]
+Text = Annotated[str, BeforeValidator(_text)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+class StageConfig(_Section):
+    """Optimisation of one training stage (pre-training on source data, or training on the target)."""
+
+    epochs: PositiveInt = 24
+    lr: Annotated[float, Field(gt=0)] = 1e-3
+    batch_size: PositiveInt = 16
+    eval_batch_size: PositiveInt = 32
+    optimizer: Annotated[str, one_of(OPTIMIZERS)] = "adam"
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    warmup_ratio: Annotated[float, Field(ge=0, le=1)] = 0.0
+    max_grad_norm: float | None = None
+    patience: int | None = None
+    """Stop after this many evaluations without a dev improvement; None or 0: run every epoch.
+
+    The reference code (UMT and the CMNER copy of UMT and ACN) has no early
+    stopping: it runs all epochs and keeps the best dev checkpoint, so the
+    shipped configs leave this off. It stays available as a switch
+    (``--set patience=5``)."""
+    max_steps: int | None = None
+    """Stop the stage after this many optimiser steps (smoke tests, demos)."""
+    eval_every_steps: int | None = None
+    """Evaluate on dev every N steps as well as at each epoch end."""
+    schedule: Annotated[str, one_of(SCHEDULES)] | None = None
+    """Learning-rate schedule: ``linear`` (warm-up over ``warmup_ratio``, then linear decay to 0), ``constant``, or
+    None: linear when ``warmup_ratio`` > 0, else constant (the rule of the CMNER and UMT reference configs)."""
+    batching: Annotated[str, one_of(BATCHING)] = "mixed"
+    """``mixed``: one shuffled pool (the reference's order); ``by_language``: each batch one language, the languages taking turns."""
+
+    @field_validator("patience")
+    @classmethod
+    def _patience(cls, value: int | None) -> int | None:
+        if value is not None and value < 0:
+            raise ValueError("must be a positive number of evaluations, or null/0 to run every epoch")
+        return value or None  # 0 reads as "no early stopping", the same as null
+
+
+class DataConfig(_Section):
+    """Where the inputs come from; every path defaults to the data-directory layout."""
+
+    data_dir: Text = "data"
+    translation_model: Text | None = None
+    """Which translation to use (model tag or folder); None: the only one found."""
+    build_missing: bool = False
+    """Build a missing translation / feature cache instead of failing."""
+    max_samples: int | None = None
+    """Use only the first N samples of every split (smoke tests, demos)."""
+
+
+class TrainConfig(_Section):
+    """Everything one run needs; ``model`` is passed unchanged to ``MnerModel.build`` (the model class validates it)."""
+
+    model_type: Annotated[str, one_of(model_types)] = "acn"
+    direction: Annotated[str, one_of(directions)] = "en-zh"
+    setting: Annotated[str, one_of(settings)] = "tgt_only"
+    seed: int = 444
+    images: Annotated[str, one_of(IMAGE_MODES)] = "all"
+    backbone: str | list[str] | None = None
+    """Feature cache backbone(s); None: vgg16 for ACN, resnet152 for UMT. A model that reads several caches lists them
+    (2M-NER: ``[clip-vit-b32, resnet152]``)."""
+    model: dict[str, Any] = Field(default_factory=dict)
+    pretrain: StageConfig = Field(default_factory=StageConfig)
+    target: StageConfig = Field(default_factory=StageConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    gradient_accumulation_steps: Annotated[int, Field(ge=1)] = 1
+    mixed_precision: Annotated[str, BeforeValidator(_yaml_no), one_of(MIXED_PRECISION)] = "no"
+    save_every_steps: int | None = None
+    """Save a resumable training state every N steps (always at each epoch end)."""
+    tensorboard: bool = False
+    version: int = CONFIG_VERSION
+    name: str = ""
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: int) -> int:
+        if value != CONFIG_VERSION:
+            raise ValueError(f"config version {value} is not supported (this xlingual reads version {CONFIG_VERSION})")
+        return value
+
+    # -- derived ---------------------------------------------------------
+    @property
+    def source_lang(self) -> str:
+        return self.direction.split("-")[0]
+
+    @property
+    def target_lang(self) -> str:
+        return self.direction.split("-")[1]
+
+    @property
+    def source_dataset(self) -> str:
+        return SOURCE_DATASET_BY_LANG[self.source_lang]
+
+    @property
+    def target_dataset(self) -> str:
+        return SOURCE_DATASET_BY_LANG[self.target_lang]
+
+    @property
+    def feature_backbones(self) -> tuple[str, ...]:
+        """The feature caches the run's model reads, in order."""
+        if isinstance(self.backbone, list):
+            return tuple(self.backbone)
+        return (self.backbone or ("vgg16" if self.model_type == "acn" else "resnet152"),)
+
+    @property
+    def run_name(self) -> str:
+        image = "" if self.images == "all" else f"-img_{self.images}"
+        return f"{self.model_type}-{self.direction}-{self.setting}{image}-seed{self.seed}"
+
+
+def config_from_dict(values: Mapping[str, Any], where: str = "config",
+                     sources: Mapping[str, str] | None = None) -> TrainConfig:
+    """A validated config from a plain mapping (a resolved packaged config, a YAML file, a saved run config).
+
+    ``where`` names the origin in errors; ``sources`` maps dotted keys to what
+    set them (``mine.yaml:3``, ``--set lr=x``), so an error names the line or
+    option behind the bad value.
+    """
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {type(values).__name__}")
+    try:
+        return TrainConfig.model_validate(dict(values))
+    except ValidationError as err:
+        raise ConfigError(_one_line(err, where, sources or {})) from None
+
+
+# -- pydantic's report as one line ------------------------------------------
+
+def _section_class(path: tuple[str, ...]) -> type[BaseModel] | None:
+    cls: Any = TrainConfig
+    for part in path:
+        field = cls.model_fields.get(part) if isinstance(cls, type) and issubclass(cls, BaseModel) else None
+        if field is None:
+            return None
+        cls = field.annotation
+    return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else None
+
+
+def _origin(path: tuple[str, ...], where: str, sources: Mapping[str, str]) -> str:
+    """What set the value at ``path``: the nearest entry of ``sources`` at or above it, else ``where``."""
+    for end in range(len(path), 0, -1):
+        origin = sources.get(".".join(path[:end]))
+        if origin is not None:
+            return origin
+    return where
+
+
+_NOT_A_NUMBER = {"int_parsing", "float_parsing", "int_type", "float_type"}
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
+    if kind in _NOT_A_NUMBER:
+        return f"'{value}' is not a number"
+    if kind == "int_from_float":
+        return f"'{value}' is not a whole number"
+    if kind == "greater_than" and ctx.get("gt") == 0:
+        return f"must be positive, not {value}"
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        bound = {"greater_than_equal": "at least", "less_than_equal": "at most", "greater_than": "more than", "less_than": "less than"}[kind]
+        return f"must be {bound} {next(iter(ctx.values()))}, not {value}"
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"expected a mapping, got {type(value).__name__}"
+    if kind == "bool_parsing":
+        return f"'{value}' is not true or false"
+    if kind == "string_type":
+        return f"expected text, got {value!r}"
+    return f"{error['msg']} (got {value!r})"
+
+
+def _one_line(err: ValidationError, where: str, sources: Mapping[str, str]) -> str:
+    """The first problem (unknown keys first), the fields one option broke in one phrase, and a count of the rest."""
+    unknown: dict[tuple[str, ...], list[str]] = {}
+    grouped: dict[tuple[str, str], list[str]] = {}  # (origin, description) -> fields, in pydantic's order
+    for error in err.errors():
+        path = tuple(str(part) for part in error["loc"])
+        if error["type"] == "extra_forbidden":
+            unknown.setdefault(path[:-1], []).append(path[-1])
+        else:
+            grouped.setdefault((_origin(path, where, sources), _describe(error)), []).append(".".join(path))
+    messages = []
+    for section, keys in unknown.items():
+        cls = _section_class(section)
+        known = f" (known: {', '.join(cls.model_fields)})" if cls is not None else ""
+        prefix = f"{'.'.join(section)}: " if section else ""
+        messages.append(f"{_origin(section + (keys[0],), where, sources)}: {prefix}unknown key(s) {', '.join(keys)}{known}")
+    messages += [f"{origin}: {' and '.join(fields)}: {description}" for (origin, description), fields in grouped.items()]
+    more = len(messages) - 1
+    return messages[0] + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")
+
+
+__all__ = ["CONFIG_VERSION", "IMAGE_MODES", "MIXED_PRECISION", "OPTIMIZERS", "DataConfig", "StageConfig", "TrainConfig",
+           "config_from_dict"]

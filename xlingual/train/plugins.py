@@ -1,0 +1,335 @@
+"""What happens around the optimiser steps of a stage: logging, dev evaluation, early stopping, checkpoints.
+
+:class:`xlingual.train.engine.StageTrainer` runs the loop (batches, forward,
+backward, optimiser step) and calls its plugins at five points, in the
+spirit of flair's trainer plugins:
+
+* ``after_step``: after every optimiser step (loss bookkeeping, logging);
+* ``step_boundary``: after a step the stage goes on from (not the last one
+  of the step budget): evaluation every ``eval_every_steps``, a checkpoint
+  every ``save_every_steps``, the caller's :data:`StepHook` functions;
+* ``epoch_end``: at the end of an epoch or of the step budget (evaluation);
+* ``epoch_boundary``: after the epoch counter moved on, when another epoch
+  follows (checkpoint, step hooks);
+* ``stage_end`` once the stage is done, and ``close`` whatever happens
+  (both in reverse order: the last plugin set up is the first taken down).
+
+Plugins run in list order; one that sets :attr:`StageRun.stop` (early
+stopping) ends the stage, and the plugins after it are not called for that
+event. What a resumed stage needs is in :class:`LoopState`, which is saved
+with every checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from xlingual.workspace import RunFolder
+from xlingual.data.sample import Sample
+from xlingual.io import atomic_write_json
+from xlingual.models.base import MnerModel, VisualLookup
+from xlingual.progress import progress_bar
+
+if TYPE_CHECKING:
+    import torch
+
+    from xlingual.train.config import StageConfig
+
+# The stage's messages keep the engine's logger name: run.log lines and logging settings for it stay as they were.
+logger = logging.getLogger("xlingual.train.engine")
+
+LOOP_STATE = "loop_state.json"
+
+
+@dataclass
+class LoopState:
+    """Counters of a stage's loop, saved with every checkpoint."""
+
+    stage: str
+    epoch: int = 0
+    batches_done_in_epoch: int = 0
+    global_step: int = 0
+    best_dev_f1: float = -1.0
+    best_epoch: int = -1
+    best_step: int = -1
+    evals_without_improvement: int = 0
+    epoch_loss_sum: float = 0.0
+    epoch_loss_steps: int = 0
+    finished: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+StepHook = Callable[[LoopState], None]
+"""Called after every optimiser step (and after any checkpoint of that step).
+
+``epoch_loss_sum`` in the state it sees is brought up to date at logging
+points, evaluations and checkpoints only (see :class:`DeviceLossSum`).
+"""
+
+
+@dataclass
+class StageRun:
+    """What the loop shares with its plugins while one stage trains."""
+
+    name: str
+    stage: StageConfig
+    accelerator: Any
+    wrapped: torch.nn.Module
+    """The model as accelerate prepared it (what trains)."""
+    model: MnerModel
+    """The same model unwrapped (what predicts and is saved)."""
+    scheduler: Any
+    loop: LoopState
+    losses: Any
+    """The epoch's running loss sum on the device (:class:`xlingual.train.engine.DeviceLossSum`)."""
+    total_steps: int
+    steps_per_epoch: int
+    started: float = field(default_factory=time.time)
+    loss: torch.Tensor | None = None
+    """The loss of the last optimiser step."""
+    stop: bool = False
+    """Set by a plugin to end the stage (early stopping)."""
+
+    def sync_loss(self) -> None:
+        """Bring ``loop.epoch_loss_sum`` up to date from the device (a collective on several processes)."""
+        self.loop.epoch_loss_sum = self.losses.read()
+
+
+class TrainerPlugin:
+    """One concern of the stage loop; override the points it acts at (all do nothing by default)."""
+
+    def stage_start(self, run: StageRun) -> None: ...
+
+    def after_step(self, run: StageRun) -> None: ...
+
+    def step_boundary(self, run: StageRun) -> None: ...
+
+    def epoch_end(self, run: StageRun) -> None: ...
+
+    def epoch_boundary(self, run: StageRun) -> None: ...
+
+    def stage_end(self, run: StageRun) -> None: ...
+
+    def close(self, run: StageRun) -> None: ...
+
+
+def dispatch(plugins: Sequence[TrainerPlugin], point: str, run: StageRun) -> None:
+    """Call ``point`` on each plugin in order, up to the first that stops the stage."""
+    for plugin in plugins:
+        getattr(plugin, point)(run)
+        if run.stop:
+            return
+
+
+class LossLogging(TrainerPlugin):
+    """The progress bar, ten loss lines per epoch in the log, and (with TensorBoard) per-step loss and learning rate."""
+
+    def stage_start(self, run: StageRun) -> None:
+        self.log_every = max(1, run.steps_per_epoch // 10)
+        self.bar = progress_bar(total=run.total_steps, initial=run.loop.global_step, desc=f"train {run.name}", unit="step")
+
+    def after_step(self, run: StageRun) -> None:
+        accelerator, loop, loss = run.accelerator, run.loop, run.loss
+        self.bar.update(1)
+        logged = loop.global_step % self.log_every == 0
+        if logged or accelerator.log_with:
+            step_loss = float((accelerator.reduce(loss.detach().clone(), reduction="sum") if accelerator.num_processes > 1 else loss).item())
+        if logged:  # visible progress in non-tty logs; the only per-epoch reads of the loss
+            run.sync_loss()
+            self.bar.set_postfix(loss=f"{step_loss:.3f}")
+            logger.info("stage %s epoch %d: step %d/%d, loss %.4f, %.1f s", run.name, loop.epoch, loop.global_step,
+                        run.total_steps, step_loss, time.time() - run.started)
+        if accelerator.log_with:  # a per-step curve has to read every step's loss
+            accelerator.log({f"{run.name}/loss": step_loss, f"{run.name}/lr": run.scheduler.get_last_lr()[0]}, step=loop.global_step)
+
+    def close(self, run: StageRun) -> None:
+        if getattr(self, "bar", None) is not None:
+            self.bar.close()
+
+    def stage_end(self, run: StageRun) -> None:
+        if run.accelerator.log_with:
+            run.accelerator.end_training()
+        logger.info("stage %s done in %.1fs: best dev F1 %.2f at epoch %d", run.name, time.time() - run.started,
+                    run.loop.best_dev_f1, run.loop.best_epoch)
+
+
+class DevEvaluation(TrainerPlugin):
+    """Dev micro-F1 at each epoch end (and every ``eval_every_steps``); a strictly better model is saved to ``best_dir``.
+
+    ``score(model, samples, visual, batch_size) -> (f1, predictions)`` is
+    given by the trainer. On several processes the main process scores and
+    every process takes the same decisions from its broadcast score.
+    """
+
+    def __init__(self, dev: Sequence[Sample], visual: VisualLookup | None, best_dir: Path,
+                 score: Callable[..., tuple[float, list[list[str]]]]) -> None:
+        self.dev, self.visual, self.best_dir, self.score = dev, visual, best_dir, score
+
+    def step_boundary(self, run: StageRun) -> None:
+        every = run.stage.eval_every_steps
+        if every and run.loop.global_step % every == 0:
+            self.evaluate(run)
+            run.wrapped.train()
+
+    def epoch_end(self, run: StageRun) -> None:
+        # unless eval_every_steps just scored these very weights (a second look would count against patience)
+        if not (run.loop.history and run.loop.history[-1]["step"] == run.loop.global_step):
+            self.evaluate(run)
+
+    def evaluate(self, run: StageRun) -> None:
+        accelerator, loop = run.accelerator, run.loop
+        run.sync_loss()
+        f1 = self.score(run.model, self.dev, self.visual, run.stage.eval_batch_size)[0] if accelerator.is_main_process else 0.0
+        if accelerator.num_processes > 1:  # every process takes the same decisions from the main process's score
+            from accelerate.utils import broadcast_object_list
+
+            f1 = broadcast_object_list([f1])[0]
+        improved = f1 > loop.best_dev_f1
+        train_loss = loop.epoch_loss_sum / loop.epoch_loss_steps if loop.epoch_loss_steps else None
+        loop.epoch_loss_sum, loop.epoch_loss_steps = 0.0, 0
+        loop.history.append({"epoch": loop.epoch, "step": loop.global_step, "train_loss": train_loss, "dev_f1": round(f1, 4),
+                             "improved": improved, "seconds": round(time.time() - run.started, 2)})
+        logger.info("stage %s epoch %d step %d: train loss %s, dev F1 %.2f%s", run.name, loop.epoch, loop.global_step,
+                    f"{train_loss:.4f}" if train_loss is not None else "-", f1, " (best)" if improved else "")
+        if accelerator.log_with:
+            accelerator.log({f"{run.name}/dev_f1": f1}, step=loop.global_step)
+        if improved:
+            loop.best_dev_f1, loop.best_epoch, loop.best_step = f1, loop.epoch, loop.global_step
+            if accelerator.is_main_process:
+                save_best(run.model, self.best_dir)
+            accelerator.wait_for_everyone()
+        run.losses.start(loop.epoch_loss_sum)
+
+
+class EarlyStopping(TrainerPlugin):
+    """Counts dev evaluations without improvement (in the loop state); stops the stage after ``patience`` of them.
+
+    With ``patience`` None (the paper configs) it only counts. It reads the
+    evaluations :class:`DevEvaluation` recorded, so it comes after it.
+    """
+
+    def stage_start(self, run: StageRun) -> None:
+        self.counted = len(run.loop.history)
+
+    def step_boundary(self, run: StageRun) -> None:
+        self.check(run)
+
+    def epoch_end(self, run: StageRun) -> None:
+        self.check(run)
+
+    def check(self, run: StageRun) -> None:
+        loop = run.loop
+        new = loop.history[self.counted:]
+        self.counted = len(loop.history)
+        for entry in new:
+            loop.evals_without_improvement = 0 if entry["improved"] else loop.evals_without_improvement + 1
+        patience = run.stage.patience
+        if new and patience is not None and loop.evals_without_improvement >= patience:
+            run.stop = True
+
+
+class StageCheckpoints:
+    """The resumable state of one stage in ``run_dir/state/<stage>``, swapped in through a temporary folder."""
+
+    def __init__(self, run_dir: Path, name: str) -> None:
+        self.name = name
+        self.state_dir = RunFolder(run_dir).stage_state(name)
+
+    def read_loop_state(self) -> LoopState | None:
+        """The saved loop counters, if any (also from a checkpoint interrupted while being swapped in)."""
+        for folder in (self.state_dir, self.state_dir.with_name(self.name + ".old")):
+            if (folder / LOOP_STATE).is_file():
+                return LoopState(**json.loads((folder / LOOP_STATE).read_text(encoding="utf-8")))
+        return None
+
+    def save(self, accelerator, loop: LoopState) -> None:
+        accelerator.wait_for_everyone()
+        tmp = self.state_dir.with_name(self.name + ".tmp")
+        old = self.state_dir.with_name(self.name + ".old")
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        accelerator.wait_for_everyone()  # every process writes its RNG state into the folder
+        accelerator.save_state(str(tmp))
+        accelerator.wait_for_everyone()  # all RNG states are in before the folder moves
+        if accelerator.is_main_process:
+            atomic_write_json(tmp / LOOP_STATE, loop.to_dict())
+            if self.state_dir.exists():
+                shutil.rmtree(old, ignore_errors=True)
+                self.state_dir.rename(old)
+            tmp.rename(self.state_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        accelerator.wait_for_everyone()
+
+    def load(self, accelerator) -> LoopState:
+        folder = self.state_dir
+        if not (folder / LOOP_STATE).is_file():
+            folder = self.state_dir.with_name(self.name + ".old")  # interrupted during the swap
+        accelerator.load_state(str(folder))
+        values = json.loads((folder / LOOP_STATE).read_text(encoding="utf-8"))
+        logger.info("resuming stage %s at epoch %d, batch %d (step %d)", self.name, values["epoch"], values["batches_done_in_epoch"], values["global_step"])
+        return LoopState(**values)
+
+    def save_loop_only(self, accelerator, loop: LoopState) -> None:
+        """Mark the stage finished without keeping the (large) optimiser state."""
+        if accelerator.is_main_process:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            for child in self.state_dir.iterdir():
+                if child.name != LOOP_STATE:
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+            atomic_write_json(self.state_dir / LOOP_STATE, loop.to_dict())
+
+
+class Checkpointing(TrainerPlugin):
+    """A resumable checkpoint at every epoch boundary and every ``save_every_steps``; the loop state alone at the end."""
+
+    def __init__(self, checkpoints: StageCheckpoints, save_every_steps: int | None) -> None:
+        self.checkpoints, self.every = checkpoints, save_every_steps
+
+    def step_boundary(self, run: StageRun) -> None:
+        if self.every and run.loop.global_step % self.every == 0:
+            run.sync_loss()
+            self.checkpoints.save(run.accelerator, run.loop)
+
+    def epoch_boundary(self, run: StageRun) -> None:
+        self.checkpoints.save(run.accelerator, run.loop)
+
+    def stage_end(self, run: StageRun) -> None:
+        self.checkpoints.save_loop_only(run.accelerator, run.loop)
+
+
+class StepHooks(TrainerPlugin):
+    """The caller's :data:`StepHook` functions, after each step's (and each epoch's) checkpoint."""
+
+    def __init__(self, hooks: Sequence[StepHook]) -> None:
+        self.hooks = list(hooks)
+
+    def step_boundary(self, run: StageRun) -> None:
+        for hook in self.hooks:
+            hook(run.loop)
+
+    epoch_boundary = step_boundary
+
+
+def save_best(model: MnerModel, folder: Path) -> None:
+    """Write the model atomically (to a sibling temp folder, then rename)."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+
+
+__all__ = ["LOOP_STATE", "Checkpointing", "DevEvaluation", "EarlyStopping", "LoopState", "LossLogging",
+           "StageCheckpoints", "StageRun", "StepHook", "StepHooks", "TrainerPlugin", "dispatch", "save_best"]
