@@ -29,6 +29,7 @@ import os
 from projection_fakes import FAULTS, FakeTranslator
 
 POISON_FLAG = {poison_flag!r}  # while this file exists, a text with "Snow" raises
+DIE_FLAG = POISON_FLAG + ".die"  # while this file exists, a text with "Snow" ends the worker process
 PID_FILE = {pid_file!r}  # while this file exists, the 6th call kills the pid it holds, then this worker
 
 
@@ -36,6 +37,8 @@ class Scripted(FakeTranslator):
     def translate(self, texts):
         if os.path.exists(PID_FILE) and len(self.calls) + 1 >= 6:
             os.kill(int(open(PID_FILE).read()), 9)
+            os._exit(1)
+        if os.path.exists(DIE_FLAG) and any("Snow" in t for t in texts):
             os._exit(1)
         if os.path.exists(POISON_FLAG) and any("Snow" in t for t in texts):
             raise ValueError("poisoned text")
@@ -150,6 +153,18 @@ def test_a_failing_shard_is_reported_while_the_others_finish(ray_runtime, plugin
     assert again.exit_code == 0, again.output
     assert translate(sample_data_dir, tmp_path / "one", spec).exit_code == 0
     assert_same_outputs(tmp_path / "one", out)
+
+
+@needs_ray
+def test_a_worker_that_dies_fails_its_shard_only(ray_runtime, plugin, sample_data_dir, tmp_path) -> None:
+    spec, poison, _ = plugin
+    Path(str(poison) + ".die").touch()
+    out = tmp_path / "ray"
+    failed = translate(sample_data_dir, out, spec, "--ray", "--workers", "2", "--shard-size", str(SHARD))
+    assert failed.exit_code == 2
+    message = next(line for line in failed.output.splitlines() if line.startswith("error:"))  # Ray's raylet adds its own warning
+    assert "1 of 9 shards failed" in message and "train[0:4]: the Ray worker died" in message, message
+    assert len(list((out / ".cache" / "shards").glob("*.pkl"))) == 8  # the other worker took the rest
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
