@@ -209,3 +209,29 @@ def test_ctranslate2_parallel_batches_give_the_same_outputs_in_input_order(maria
                                      whole_list=True, inter_threads=2)
     assert parallel.inter_threads == 2 and serial.inter_threads == 1
     assert parallel.translate(texts) == serial.translate(texts)  # a 12-token budget splits these into several batches
+
+
+def test_device_index_places_one_ctranslate2_replica_per_gpu_and_batches_each_call_whole(marian: Path, tmp_path: Path, monkeypatch) -> None:
+    """No GPU here: CTranslate2's Translator is replaced by a recorder of what it is asked to build, and two GPUs are made up."""
+    ctranslate2 = pytest.importorskip("ctranslate2")
+    from xlingual.translate.ct2 import CTranslate2Translator
+    from xlingual.translate.factory import parse_device_index
+
+    one = load_translator("en", "zh", str(marian), backend="ctranslate2", options=GREEDY, quantization="float32", work_dir=tmp_path,
+                          device="cpu", device_index=[0])
+    assert one.device_index == [0] and not one.whole_list
+    converted = next(tmp_path.glob("ct2-*-float32"))
+    built: dict = {}
+    monkeypatch.setattr(ctranslate2, "Translator", lambda path, **kwargs: built.update(kwargs))
+    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: 2)
+    several = CTranslate2Translator(converted, "en", "zh", GREEDY, device="cuda", compute_type="float32", device_index=parse_device_index("0,1"),
+                                    inter_threads=2)
+    assert (built["device_index"], built["inter_threads"], several.whole_list) == ([0, 1], 2, True)
+    assert '"whole_list": true' in several.cache_key
+    with pytest.raises(ConfigError, match="need --device cuda"):
+        CTranslate2Translator(converted, "en", "zh", GREEDY, device="cpu", device_index=[0, 1])
+    for bad in ("0,x", "1,1", "-1", ""):
+        with pytest.raises(ConfigError, match="--device-index"):
+            parse_device_index(bad)
+    with pytest.raises(ConfigError, match="only the ctranslate2 backend"):
+        load_translator("en", "zh", str(marian), options=GREEDY, device_index=[0, 1])

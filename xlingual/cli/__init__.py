@@ -74,6 +74,16 @@ _CLICK_EXCEPTION = _exception_classes("ClickException")
 _ABORT = _exception_classes("Abort")
 
 
+#: options whose value may be left out, and the value they then take (``--ray`` alone: a local Ray runtime)
+OPTIONAL_VALUES: dict[str, str] = {"--ray": "local"}
+
+
+def fill_optional_values(args: list[str]) -> list[str]:
+    """``--ray`` followed by nothing or by another option becomes ``--ray=local`` (the parser has no optional values)."""
+    return [f"{arg}={OPTIONAL_VALUES[arg]}" if arg in OPTIONAL_VALUES and (i + 1 == len(args) or args[i + 1].startswith("-")) else arg
+            for i, arg in enumerate(args)]
+
+
 class _ErrorHandlingGroup(TyperGroup):
     """Turns library errors into ``error: <message>`` and exit 2, for every sub-command.
 
@@ -84,6 +94,9 @@ class _ErrorHandlingGroup(TyperGroup):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         keep_help_placeholders(self)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, fill_optional_values(list(args)))
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode: bool = True, **extra):  # type: ignore[override]
         """Usage errors (an unknown choice, a missing option) become one ``error:`` line and exit 2, like library errors.

@@ -14,6 +14,7 @@ import typer
 
 from xlingual.data.formats import DatasetFormat
 from xlingual.features.choices import PostImages
+from xlingual.scale.runtime import RAY_HELP
 
 DataDirOption = Annotated[Path, typer.Option("--data-dir", help="Data directory in the layout of 'xl data download' (derived files go beside the datasets).")]
 FormatOption = Annotated[Optional[DatasetFormat], typer.Option("--format", "-f", help="File format (guessed from the first line when omitted).")]
@@ -28,6 +29,9 @@ ImageDirOption = Annotated[Optional[Path], typer.Option("--image-dir", help="The
 PostImagesOption = Annotated[PostImages, typer.Option("--images", help="all: the mean over a post's images (the paper's method); one: one image chosen by --seed.")]
 ImageSeedOption = Annotated[int, typer.Option("--seed", help="Seed for '--images one'.")]
 BuildMissingOption = Annotated[bool, typer.Option("--build-missing", help="Build a missing translation or feature cache instead of failing.")]
+RayOption = Annotated[Optional[str], typer.Option("--ray", metavar="[ADDRESS]", help=RAY_HELP)]
+WorkersOption = Annotated[int, typer.Option("--workers", min=0, help="With --ray: workers, each loading the model once (0: as many as the cluster holds).")]
+GpusPerWorkerOption = Annotated[float, typer.Option("--gpus-per-worker", min=0, help="With --ray: GPUs each worker reserves (0: CPU workers).")]
 
 
 def format_name(value: DatasetFormat | None) -> str | None:
@@ -36,6 +40,6 @@ def format_name(value: DatasetFormat | None) -> str | None:
 
 
 __all__ = [
-    "BuildMissingOption", "DataDirOption", "DeviceOption", "FeaturesOption", "FormatOption", "ImageDirOption", "ImageSeedOption", "JsonOption",
-    "PostImagesOption", "SetOption", "format_name",
+    "BuildMissingOption", "DataDirOption", "DeviceOption", "FeaturesOption", "FormatOption", "GpusPerWorkerOption", "ImageDirOption",
+    "ImageSeedOption", "JsonOption", "PostImagesOption", "RayOption", "SetOption", "WorkersOption", "format_name",
 ]

@@ -10,10 +10,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from xlingual.cli._options import DataDirOption, DeviceOption, JsonOption
+from xlingual.cli._options import DataDirOption, DeviceOption, GpusPerWorkerOption, JsonOption, RayOption, WorkersOption
 from xlingual.devices import DEFAULT_DEVICE
 from xlingual.workspace import DEFAULT_DATA_DIR
 from xlingual.features.choices import Backbone, CropPolicy, StorageDtype
+from xlingual.scale.runtime import RaySettings
 
 if TYPE_CHECKING:
     from xlingual.features.extract import ExtractionReport
@@ -60,6 +61,9 @@ def extract(
     seed: int = typer.Option(0, "--seed", help="Seed of random weights and of the faithful ResNet crop."),
     dtype: StorageDtype = typer.Option(StorageDtype.FLOAT16, "--dtype", help="Storage type of the cache."),
     as_json: JsonOption = False,
+    ray: RayOption = None,
+    workers: WorkersOption = 0,
+    gpus_per_worker: GpusPerWorkerOption = 0.0,
 ) -> None:
     """Run a frozen image encoder over the images once and cache their 7x7 region features (CNNs) or output tokens (CLIP).
 
@@ -77,11 +81,14 @@ def extract(
         xl features extract --images data/cmner/images --weights random --out /tmp/smoke
 
         xl features extract --images data/mmnerd/images -d data/mmnerd/train.txt --backbone clip-vit-b32
+
+        xl features extract --data-dir data --backbone resnet152 --ray auto --gpus-per-worker 1
     """
     from xlingual.features.extract import extract as extract_features
 
     report = extract_features(images, data_dir, dataset, out, backbone=backbone.value, weights=weights, crop=crop.value,
-                              batch_size=batch_size, device=device, seed=seed, dtype=dtype.value)
+                              batch_size=batch_size, device=device, seed=seed, dtype=dtype.value,
+                              ray=RaySettings(ray, workers, gpus_per_worker) if ray is not None else None)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
     else:

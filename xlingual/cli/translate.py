@@ -11,7 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 from xlingual.devices import DEFAULT_DEVICE
-from xlingual.cli._options import DataDirOption, DeviceOption, FormatOption, JsonOption, format_name
+from xlingual.cli._options import (
+    DataDirOption, DeviceOption, FormatOption, GpusPerWorkerOption, JsonOption, RayOption, WorkersOption, format_name,
+)
 from xlingual.workspace import DEFAULT_DATA_DIR
 from xlingual.errors import ConfigError
 from xlingual.projection.corpus import (
@@ -20,8 +22,10 @@ from xlingual.projection.corpus import (
 from xlingual.projection.preview import DEFAULT_PREVIEW_POSTS
 from xlingual.projection.project import STRATEGIES, parse_strategies
 from xlingual.translate.base import DecodingOptions
+from xlingual.scale.runtime import RaySettings
+from xlingual.scale.translate import DEFAULT_SHARD_SIZE
 from xlingual.stage_inputs import default_translation_dir
-from xlingual.translate.factory import Backend, check_direction, default_model, load_translator
+from xlingual.translate.factory import Backend, check_direction, default_model, load_translator, parse_device_index
 
 EPILOG = """
 Examples:
@@ -35,6 +39,10 @@ Examples:
     xl translate --src en --tgt zh --model ./my-marian --backend ctranslate2
 
     xl translate --src en --tgt zh --translator my_mt:make_translator --output out/tw15-zh-mine/
+
+    xl translate --src en --tgt zh --backend ctranslate2 --ray --workers 2 --threads 1   # shards on a local Ray runtime
+
+    xl translate --src en --tgt zh --backend ctranslate2 --device cuda --ray auto --gpus-per-worker 1   # on a Ray cluster
 """
 
 
@@ -89,6 +97,11 @@ def translate(
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the translation cache (no resume)."),
     as_json: JsonOption = False,
     preview: int = typer.Option(DEFAULT_PREVIEW_POSTS, "--preview", min=0, help="Projected posts (and left-out posts) shown in OUTPUT/preview.html, chosen reproducibly."),
+    device_index: Optional[str] = typer.Option(None, "--device-index", help="CTranslate2 on several GPUs of this machine: comma-separated GPU ids (one model replica each), e.g. 0,1."),
+    ray: RayOption = None,
+    workers: WorkersOption = 0,
+    gpus_per_worker: GpusPerWorkerOption = 0.0,
+    shard_size: int = typer.Option(DEFAULT_SHARD_SIZE, "--shard-size", min=1, help="With --ray: samples per shard, the unit of work, resume and failure (a multiple of 256 keeps MT batches as one process forms them)."),
 ) -> None:
     """Translate an annotated dataset and project its entity labels (SPAN-placeholder method).
 
@@ -103,10 +116,16 @@ def translate(
     inputs = read_input_files(input, format_name(input_format), images) if input else read_source_dataset(data_dir, src)  # bad input fails before a model loads
     output = output or default_translation_dir(data_dir, src, tgt, model_name)
     options = DecodingOptions(beam_size=beam_size, max_length=max_length, max_tokens=max_tokens, max_batch_size=batch_size)
-    translator = load_translator(src, tgt, model, backend.value, translator_spec, options, device, quantization, work_dir=output / ".cache", threads=threads)
+    loader = dict(src=src, tgt=tgt, model=model, backend=backend.value, plugin=translator_spec, options=options, device=device,
+                  quantization=quantization, work_dir=output / ".cache", threads=threads, device_index=parse_device_index(device_index))
     settings = ProjectionSettings(src, tgt, strategy_list, entity_context, cache_path=cache, use_cache=not no_cache, model_name=model_name,
                                   preview_posts=preview)
-    result = translate_corpus(inputs, output, translator, settings)
+    if ray is None:
+        result = translate_corpus(inputs, output, load_translator(**loader), settings)
+    else:
+        from xlingual.scale.translate import translate_corpus_on_ray
+
+        result = translate_corpus_on_ray(inputs, output, loader, settings, RaySettings(ray, workers, gpus_per_worker, max(1, threads)), shard_size)
     if as_json:
         typer.echo(json.dumps(result.report, indent=2, ensure_ascii=False))
     else:

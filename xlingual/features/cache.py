@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import re
 from collections.abc import Sequence
@@ -293,3 +294,21 @@ class CacheWriter:
         self.cache._index_shard(shard)
         logger.debug("wrote %s", shard)
         return shard
+
+    def adopt(self, other: FeatureCache) -> int:
+        """Move every shard of ``other`` (a cache of the same producer, e.g. a Ray worker's part) into this cache.
+
+        Each shard is renamed, whole, to this cache's next shard number, in
+        ``other``'s order, so later entries still win; returns how many moved.
+        """
+        if other.producer != self.cache.producer:
+            raise ConfigError(f"{other.cache_dir}: features of {', '.join(other.producer.differences(self.cache.producer))}; not merged")
+        moved = 0
+        for shard in _shard_paths(other.cache_dir):
+            target = self.cache.cache_dir / f"shard-{self._next_shard:06d}.safetensors"
+            os.replace(shard, target)
+            self._next_shard += 1
+            self.shards_written += 1
+            self.cache._index_shard(target)
+            moved += 1
+        return moved

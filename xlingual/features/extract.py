@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,6 +29,9 @@ from xlingual.features.backbones import ensure_weights, get_backbone, input_tran
 from xlingual.features.cache import DTYPES, CacheProducer, CacheWriter, FeatureCache
 from xlingual.features.preprocess import ClipPreprocessing, check_crop, preprocess_image
 from xlingual.progress import progress_bar
+
+if TYPE_CHECKING:
+    from xlingual.scale.runtime import RaySettings
 
 logger = logging.getLogger(__name__)
 
@@ -116,11 +119,14 @@ def extract_features(
     dtype: str = "float16",
     shard_size: int = DEFAULT_SHARD_SIZE,
     decode_workers: int | None = None,
+    ray: RaySettings | None = None,
 ) -> ExtractionReport:
     """Make sure ``cache_dir`` holds features for every named image in ``images_dir``; return what was done.
 
     Each name is read once however often it is given. Failed images are
     reported in ``failed`` (never raised); bad options raise ConfigError.
+    With ``ray`` the images to extract are run by Ray workers
+    (:mod:`xlingual.scale.features`); the cache ends up the same.
     """
     started = time.perf_counter()
     get_backbone(backbone)
@@ -136,7 +142,12 @@ def extract_features(
     writer = CacheWriter.open(cache_dir, _producer(backbone, weights, crop, seed, dtype), weights)
     report = ExtractionReport(cache_dir=str(cache_dir), backbone=backbone, weights=weights, crop=crop, named=len(names))
 
-    torch_device = torch.device(resolve_device(device))
+    if ray is None:
+        torch_device = torch.device(resolve_device(device))
+    else:  # the workers resolve the device; a killed earlier run's finished parts join the cache first
+        from xlingual.scale.features import adopt_parts
+
+        adopt_parts(writer)
     if weights != "random" and any(name not in writer.cache and (images_dir / name).is_file() for name in names):
         ensure_weights(backbone, weights)  # fail before hashing thousands of files, not after
     todo: list[tuple[str, str, str]] = []
@@ -150,20 +161,29 @@ def extract_features(
             report.cached += 1
         else:
             todo.append((name, fingerprint, stat_key))
-    if todo:
-        _run_backbone(todo, images_dir, writer, report, weights, batch_size, torch_device, seed, shard_size, decode_workers)
+    if todo and ray is None:
+        run_backbone(todo, images_dir, writer, report, weights, batch_size, torch_device, seed, shard_size, decode_workers)
+    elif todo:
+        from xlingual.scale.features import run_backbone_on_ray
+
+        run_backbone_on_ray(todo, images_dir, writer, report, weights, batch_size, device, seed, shard_size, decode_workers, ray)
     report.seconds = time.perf_counter() - started
     if report.failed:
         logger.warning("%d of %d images have no features (first: %s: %s)", len(report.failed), len(names), *next(iter(report.failed.items())))
     return report
 
 
-def _run_backbone(
+def run_backbone(
     todo: list[tuple[str, str, str]], images_dir: Path, writer: CacheWriter, report: ExtractionReport,
     weights: str, batch_size: int, torch_device: torch.device, seed: int, shard_size: int, decode_workers: int | None,
+    model: torch.nn.Module | None = None,
 ) -> None:
+    """Run the CNN over ``todo`` (name, fingerprint, stat key) in batches of ``batch_size``, in order, into ``writer``.
+
+    ``model``: the backbone already loaded on ``torch_device`` (a Ray worker loads it once for all its shards).
+    """
     report.device = str(torch_device)
-    model = load_backbone(report.backbone, weights, seed).to(torch_device)
+    model = model if model is not None else load_backbone(report.backbone, weights, seed).to(torch_device)
     transform = input_transform(report.backbone, weights)
     if torch_device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # every input is 3x224x224: tune the convolutions once

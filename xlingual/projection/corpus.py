@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,50 +85,96 @@ def write_outputs(output_dir: Path, name: str, results: list[ProjectionResult], 
     return dataset_path
 
 
+@dataclass
+class ProjectedPart:
+    """The projection results of one input file (or one shard of it) and the MT work that produced them.
+
+    ``mt`` holds the translation cache's counters and the projector's per-pass
+    counts; a file projected in several shards is the concatenation of its
+    shards, their counts and seconds summed (see :mod:`xlingual.scale.translate`).
+    """
+
+    results: list[ProjectionResult]
+    mt: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @classmethod
+    def concatenate(cls, parts: Sequence["ProjectedPart"]) -> "ProjectedPart":
+        mt: Counter = Counter()
+        for part in parts:
+            mt.update(part.mt)
+        return cls([r for part in parts for r in part.results], dict(mt), sum(part.seconds for part in parts))
+
+    def report(self) -> ProjectionReport:
+        report = ProjectionReport.from_results(self.results)
+        report.seconds = self.seconds
+        report.mt.update(self.mt)
+        return report
+
+
+def check_source_language(inputs: Sequence[CorpusInput], src: str) -> None:
+    for item in inputs:
+        wrong = next((s for s in item.samples if s.lang != src), None)
+        if wrong is not None:
+            raise ConfigError(f"{item.name}: sample '{wrong.id}' is in '{wrong.lang}' but --src is '{src}'")
+
+
+def open_translation(translator: Translator, settings: ProjectionSettings, cache_path: Path | None) -> tuple[CachedTranslator, Projector]:
+    """The cached translator (``cache_path`` None: no cache) and the projector one corpus (or shard) is projected with."""
+    cached = CachedTranslator(translator, TranslationCache(cache_path) if cache_path is not None else None)
+    projector = Projector(cached, settings.src, settings.tgt, settings.strategies, settings.entity_context, settings.model_name)
+    return cached, projector
+
+
+def project_part(name: str, samples: list[Sample], cached: CachedTranslator, projector: Projector, settings: ProjectionSettings) -> ProjectedPart:
+    """Project ``samples`` (one file, or a shard of one) and count the MT work it took."""
+    before_mt, before_proj = cached.stats.to_dict(), projector.stats.to_dict()
+    started = time.perf_counter()
+    with progress_bar(total=len(samples), desc=f"{name} {settings.src}->{settings.tgt}", unit="sent") as bar:
+        results = project_samples(samples, cached, settings.src, settings.tgt, chunk_size=settings.chunk_size,
+                                  on_progress=bar.update, projector=projector)
+    seconds = time.perf_counter() - started
+    after_mt, after_proj = cached.stats.to_dict(), projector.stats.to_dict()
+    mt = {k: after_mt[k] - before_mt[k] for k in after_mt}
+    mt.update({k: after_proj[k] - before_proj[k] for k in after_proj})
+    return ProjectedPart(results, mt, seconds)
+
+
 def translate_corpus(inputs: list[CorpusInput], output_dir: str | Path, translator: Translator, settings: ProjectionSettings) -> CorpusResult:
     """Project every input into ``output_dir`` (see the module docstring for what is written)."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    for item in inputs:
-        wrong = next((s for s in item.samples if s.lang != settings.src), None)
-        if wrong is not None:
-            raise ConfigError(f"{item.name}: sample '{wrong.id}' is in '{wrong.lang}' but --src is '{settings.src}'")
-    cache = None
-    if settings.use_cache:
-        cache = TranslationCache(settings.cache_path or output_dir / CACHE_NAME)
-    cached = CachedTranslator(translator, cache)
-    projector = Projector(cached, settings.src, settings.tgt, settings.strategies, settings.entity_context, settings.model_name)
-    total = ProjectionReport()
-    per_file: dict[str, Any] = {}
-    shown: dict[str, list[ProjectionResult]] = {}
-    result = CorpusResult(output_dir, {})
+    check_source_language(inputs, settings.src)
+    cached, projector = open_translation(translator, settings, (settings.cache_path or output_dir / CACHE_NAME) if settings.use_cache else None)
+    parts: dict[str, ProjectedPart] = {}
+    files: dict[str, Path] = {}
     try:
         for item in inputs:
-            before_mt, before_proj = cached.stats.to_dict(), projector.stats.to_dict()
-            started = time.perf_counter()
-            with progress_bar(total=len(item.samples), desc=f"{item.name} {settings.src}->{settings.tgt}", unit="sent") as bar:
-                results = project_samples(item.samples, cached, settings.src, settings.tgt, chunk_size=settings.chunk_size,
-                                          on_progress=bar.update, projector=projector)
-            report = ProjectionReport.from_results(results)
-            report.seconds = time.perf_counter() - started
-            after_mt, after_proj = cached.stats.to_dict(), projector.stats.to_dict()
-            report.mt.update({k: after_mt[k] - before_mt[k] for k in after_mt})
-            report.mt.update({k: after_proj[k] - before_proj[k] for k in after_proj})
-            result.files[item.name] = write_outputs(output_dir, item.name, results, settings.tgt)
-            per_file[item.name] = report.to_dict()
-            shown[item.name] = results
-            total.add(report)
-            logger.info("%s: %d/%d samples projected", item.name, report.samples_out, report.samples_in)
+            parts[item.name] = project_part(item.name, item.samples, cached, projector, settings)
+            files[item.name] = write_outputs(output_dir, item.name, parts[item.name].results, settings.tgt)
     finally:
-        if cache is not None:
-            cache.close()
+        if cached.cache is not None:
+            cached.cache.close()
+    return write_corpus_report(output_dir, settings, parts, files)
+
+
+def write_corpus_report(output_dir: Path, settings: ProjectionSettings, parts: dict[str, ProjectedPart], files: dict[str, Path]) -> CorpusResult:
+    """``report.json`` and ``preview.html`` of the projected files (each already written by :func:`write_outputs`)."""
+    total = ProjectionReport()
+    per_file: dict[str, Any] = {}
+    for name, part in parts.items():
+        report = part.report()
+        per_file[name] = report.to_dict()
+        total.add(report)
+        logger.info("%s: %d/%d samples projected", name, report.samples_out, report.samples_in)
+    result = CorpusResult(output_dir, {}, dict(files))
     result.report = {
         **total.to_dict(), "files": per_file, "src": settings.src, "tgt": settings.tgt, "model": settings.model_name,
         "strategies": list(settings.strategies), "entity_context": settings.entity_context,
         "output_format": format_for_lang(settings.tgt),
     }
     atomic_write_json(output_dir / "report.json", result.report)
-    write_preview(output_dir, result.report, shown, settings.preview_posts)
+    write_preview(output_dir, result.report, {name: part.results for name, part in parts.items()}, settings.preview_posts)
     return result
 
 

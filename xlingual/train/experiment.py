@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xlingual.errors import ConfigError
-from xlingual.train.config import MODEL_TYPES, SETTINGS, load_config
+from xlingual.train.config import MODEL_TYPES, SETTINGS, TrainConfig, load_config
 from xlingual.train.run import RunResult, train_run
 
 logger = logging.getLogger(__name__)
@@ -39,20 +39,29 @@ def grid(models: list[str], settings: list[str], seeds: int) -> list[GridCell]:
     return [GridCell(m, s, i) for m in models for s in settings for i in range(seeds)]
 
 
-def run_experiment(direction: str, models: str, settings: str, seeds: int, output: str | Path,
-                   overrides: list[str] | None = None) -> list[RunResult]:
-    """Run (or finish) every cell of the grid; seeds are the config's seed, +1, +2, ..."""
+def plan_grid(direction: str, models: str, settings: str, seeds: int, output: str | Path,
+              overrides: list[str] | None = None) -> list[tuple[TrainConfig, Path]]:
+    """Every cell's config and run folder, in grid order; seeds are the config's seed, +1, +2, ..."""
     if seeds < 1:
         raise ConfigError("--seeds: must be at least 1")
     cells = grid(parse_list(models, MODEL_TYPES, "--models"), parse_list(settings, SETTINGS, "--configs"), seeds)
-    results = []
-    for number, cell in enumerate(cells, 1):
+    runs = []
+    for cell in cells:
         config = load_config(cell.setting, cell.model_type, direction, overrides)
         config.seed += cell.seed_index
-        run_dir = Path(output) / config.run_name
-        logger.info("[%d/%d] %s", number, len(cells), config.run_name)
+        runs.append((config, Path(output) / config.run_name))
+    return runs
+
+
+def run_experiment(direction: str, models: str, settings: str, seeds: int, output: str | Path,
+                   overrides: list[str] | None = None) -> list[RunResult]:
+    """Run (or finish) every cell of the grid, one after the other (``xl experiment --ray``: :mod:`xlingual.scale.experiment`)."""
+    runs = plan_grid(direction, models, settings, seeds, output, overrides)
+    results = []
+    for number, (config, run_dir) in enumerate(runs, 1):
+        logger.info("[%d/%d] %s", number, len(runs), config.run_name)
         results.append(train_run(config, run_dir, resume=True))
     return results
 
 
-__all__ = ["GridCell", "grid", "parse_list", "run_experiment"]
+__all__ = ["GridCell", "grid", "parse_list", "plan_grid", "run_experiment"]

@@ -64,10 +64,15 @@ class CTranslate2Translator:
     ``inter_threads`` > 1 runs that many batches at once (each with
     ``threads // inter_threads`` threads); it only helps with ``whole_list``,
     where CTranslate2 holds every batch of the call.
+    ``device_index`` lists the GPUs to place one replica each on (CTranslate2's
+    own multi-GPU mode, ``inter_threads`` batches per GPU); with more than one,
+    every call goes to CTranslate2 whole (``whole_list``), since replicas only
+    run in parallel on batches submitted together.
     """
 
     def __init__(self, folder: str | Path, src_lang: str, tgt_lang: str, options: DecodingOptions | None = None,
-                 device: str = "auto", compute_type: str = "default", threads: int = 0, whole_list: bool = False, inter_threads: int = 1) -> None:
+                 device: str = "auto", compute_type: str = "default", threads: int = 0, whole_list: bool = False, inter_threads: int = 1,
+                 device_index: list[int] | None = None) -> None:
         ctranslate2 = _require_ctranslate2()
         from transformers import AutoTokenizer
 
@@ -75,9 +80,12 @@ class CTranslate2Translator:
         self.options = options or DecodingOptions()
         self.device = resolve_device(device, lambda: ctranslate2.get_cuda_device_count() > 0)
         self.threads = threads if threads > 0 else available_cores()
-        self.whole_list = whole_list
+        self.device_index = list(device_index) if device_index else [0]
+        if len(self.device_index) > 1 and self.device != "cuda":
+            raise ConfigError(f"--device-index {','.join(map(str, self.device_index))}: several devices need --device cuda")
+        self.whole_list = whole_list or len(self.device_index) > 1
         self.inter_threads = max(1, inter_threads)
-        self.translator = ctranslate2.Translator(str(self.folder), device=device, compute_type=compute_type,
+        self.translator = ctranslate2.Translator(str(self.folder), device=device, device_index=self.device_index, compute_type=compute_type,
                                                  inter_threads=self.inter_threads,
                                                  intra_threads=max(1, self.threads // self.inter_threads) if device == "cpu" else 0)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder), local_files_only=True)
@@ -98,18 +106,19 @@ class CTranslate2Translator:
         self.cache_key = json.dumps(
             {"backend": "ctranslate2", "model": model_fingerprint(resolve_model(str(self.folder), "model.bin")),
              "compute_type": compute_type, "src": src_lang, "tgt": tgt_lang, "options": self.options.output_key(),
-             **({"whole_list": True} if whole_list else {})},
+             **({"whole_list": True} if self.whole_list else {})},
             sort_keys=True,
         )
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, src_lang: str, tgt_lang: str, options: DecodingOptions | None = None,
                         device: str = "auto", quantization: str = "int8", cache_dir: str | Path | None = None,
-                        threads: int = 0, whole_list: bool = False) -> "CTranslate2Translator":
+                        threads: int = 0, whole_list: bool = False, device_index: list[int] | None = None) -> "CTranslate2Translator":
         """Open a converted folder, or convert a transformers model (folder or cached hub id) first."""
         path = Path(name_or_path).expanduser()
         if path.is_dir() and (path / "model.bin").exists():
-            return cls(path, src_lang, tgt_lang, options, device, compute_type=quantization, threads=threads, whole_list=whole_list)
+            return cls(path, src_lang, tgt_lang, options, device, compute_type=quantization, threads=threads, whole_list=whole_list,
+                       device_index=device_index)
         source = resolve_model(name_or_path)
         location = Path(source.location)
         if not source.is_local_dir:
@@ -120,7 +129,8 @@ class CTranslate2Translator:
             raise ModelNotFoundError(f"{name_or_path}: not a CTranslate2 folder (no model.bin) and no folder to convert it into")
         tag = model_fingerprint(source).replace("/", "_").replace("#", "_").strip("_")[-80:]
         converted = convert_to_ctranslate2(location, Path(cache_dir) / f"ct2-{tag}-{quantization}", quantization)
-        return cls(converted, src_lang, tgt_lang, options, device, compute_type=quantization, threads=threads, whole_list=whole_list)
+        return cls(converted, src_lang, tgt_lang, options, device, compute_type=quantization, threads=threads, whole_list=whole_list,
+                   device_index=device_index)
 
     def too_long(self, texts: list[str]) -> list[bool]:
         """Which texts exceed the model's input limit (they would be cut)."""

@@ -35,11 +35,12 @@ def check_direction(src: str, tgt: str) -> None:
 
 def load_translator(src: str, tgt: str, model: str | None = None, backend: str = "transformers", plugin: str | None = None,
                     options: DecodingOptions | None = None, device: str = "auto", quantization: str = "int8",
-                    work_dir: str | Path | None = None, threads: int = 0) -> Translator:
+                    work_dir: str | Path | None = None, threads: int = 0, device_index: list[int] | None = None) -> Translator:
     """Build the translator the user asked for; a plug-in wins over ``model``/``backend``.
 
     ``threads`` (0: the cores this process is given) sets CTranslate2's
     ``intra_threads``; for transformers it sets torch's threads only when given.
+    ``device_index`` (CTranslate2 only) puts one model replica on each listed GPU.
     """
     check_direction(src, tgt)
     if plugin:
@@ -47,6 +48,8 @@ def load_translator(src: str, tgt: str, model: str | None = None, backend: str =
 
         return load_plugin_translator(plugin)
     model = model or default_model(src, tgt)
+    if device_index is not None and backend != "ctranslate2":
+        raise ConfigError("--device-index: only the ctranslate2 backend places replicas on several GPUs (add --backend ctranslate2)")
     if backend == "transformers":
         from xlingual.translate.hf import HFTranslator
 
@@ -58,5 +61,19 @@ def load_translator(src: str, tgt: str, model: str | None = None, backend: str =
     if backend == "ctranslate2":
         from xlingual.translate.ct2 import CTranslate2Translator
 
-        return CTranslate2Translator.from_pretrained(model, src, tgt, options, device, quantization, cache_dir=work_dir, threads=threads)
+        return CTranslate2Translator.from_pretrained(model, src, tgt, options, device, quantization, cache_dir=work_dir, threads=threads,
+                                                   device_index=device_index)
     raise ConfigError(f"--backend {backend}: choose from {', '.join(BACKENDS)}")
+
+
+def parse_device_index(text: str | None) -> list[int] | None:
+    """``--device-index 0,1`` -> [0, 1] (None when not given)."""
+    if text is None:
+        return None
+    try:
+        ids = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        ids = []
+    if not ids or any(i < 0 for i in ids) or len(set(ids)) != len(ids):
+        raise ConfigError(f"--device-index {text}: expected distinct GPU ids separated by commas, e.g. 0,1")
+    return ids

@@ -1,0 +1,28 @@
+"""One local Ray runtime (2 CPUs) for every Ray test of the session, and the mark that skips them where Ray is missing.
+
+Starting Ray takes seconds, so the runtime is started by the first Ray test
+and stopped when the session ends; the library finds it initialised and
+uses it as it is (:func:`xlingual.scale.runtime.ray_runtime`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import os
+
+import pytest
+
+RAY_INSTALLED = importlib.util.find_spec("ray") is not None
+needs_ray = pytest.mark.skipif(not RAY_INSTALLED, reason="ray is not installed (pip install 'xlingual[ray]'; make test installs it)")
+
+
+def shared_ray():
+    """The session's Ray runtime, started on first use."""
+    import ray
+
+    if not ray.is_initialized():
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+        atexit.register(ray.shutdown)
+    return ray

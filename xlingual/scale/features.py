@@ -1,0 +1,124 @@
+"""``xl features extract --ray``: images run through the CNN by Ray workers, each writing cache shards of its own.
+
+The driver decides what to extract exactly as one process does
+(:func:`xlingual.features.extract.extract_features`: same names, same
+fingerprints, same cached images skipped) and cuts that list into parts of
+whole batches. A worker loads the backbone once and runs each part with the
+single-process loop (:func:`~xlingual.features.extract.run_backbone`) into its
+own folder, ``CACHE/.parts/part-NNNNNN/`` (a small cache of the same
+producer). When every part is in, the driver moves their shards into the
+cache in part order and indexes them, once. Each part's batches are the
+single-process run's batches, so the cache holds the same keys and the same
+values; only the shard files are cut differently.
+
+A part left by a killed driver or worker is complete shard by shard (written
+atomically): the next run adopts whatever shards it holds before deciding
+what is left to extract.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from xlingual.errors import ImageError, XlingualError
+from xlingual.features.cache import CacheProducer, CacheWriter, FeatureCache
+from xlingual.scale.runtime import RaySettings, failure_summary, import_ray, run_on_workers
+
+logger = logging.getLogger(__name__)
+
+PARTS_DIR = ".parts"
+
+
+@dataclass(frozen=True)
+class FeaturePart:
+    """One worker job: whole batches of the images to extract, and the folder its shards go to."""
+
+    number: int
+    todo: list[tuple[str, str, str]]  # (name, fingerprint, stat key), as extract_features found them
+    folder: Path
+
+
+def adopt_parts(writer: CacheWriter) -> int:
+    """Move the shards of every part folder under the cache into it (part order), then remove the parts; how many shards moved."""
+    root = writer.cache.cache_dir / PARTS_DIR
+    if not root.is_dir():
+        return 0
+    moved = 0
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        try:
+            part = FeatureCache.open(folder)
+        except ImageError:  # a worker killed before it described its part: nothing in it to keep
+            part = None
+        if part is not None and part.producer == writer.cache.producer:
+            moved += writer.adopt(part)
+        shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(root, ignore_errors=True)
+    if moved:
+        logger.info("%s: %d shards of Ray workers merged into the cache", writer.cache.cache_dir, moved)
+    return moved
+
+
+class _PartStage:
+    """A worker's stage: the backbone loaded once, running part after part."""
+
+    def __init__(self, producer: CacheProducer, images_dir: Path, weights: str, batch_size: int, device: str, seed: int,
+                 decode_workers: int | None) -> None:
+        import torch
+
+        from xlingual.devices import resolve_device
+        from xlingual.features.backbones import load_backbone
+
+        self.producer, self.images_dir, self.weights = producer, images_dir, weights
+        self.batch_size, self.seed, self.decode_workers = batch_size, seed, decode_workers
+        self.device = torch.device(resolve_device(device))
+        self.model = load_backbone(producer.backbone, weights, seed).to(self.device)
+
+    def __call__(self, part: FeaturePart):
+        from xlingual.features.extract import ExtractionReport, run_backbone
+
+        writer = CacheWriter.open(part.folder, self.producer, self.weights)
+        report = ExtractionReport(cache_dir=str(part.folder), backbone=self.producer.backbone, weights=self.weights, crop=self.producer.crop)
+        run_backbone(part.todo, self.images_dir, writer, report, self.weights, self.batch_size, self.device, self.seed,
+                     len(part.todo) + 1, self.decode_workers, model=self.model)
+        return report
+
+
+@dataclass(frozen=True)
+class PartStageFactory:
+    producer: CacheProducer
+    images_dir: Path
+    weights: str
+    batch_size: int
+    device: str
+    seed: int
+    decode_workers: int | None
+
+    def __call__(self) -> _PartStage:
+        return _PartStage(self.producer, self.images_dir, self.weights, self.batch_size, self.device, self.seed, self.decode_workers)
+
+
+def run_backbone_on_ray(todo: list[tuple[str, str, str]], images_dir: Path, writer: CacheWriter, report, weights: str, batch_size: int,
+                        device: str, seed: int, shard_size: int, decode_workers: int | None, ray: RaySettings) -> None:
+    """Extract ``todo`` on Ray workers into ``writer``'s cache, adding what they did to ``report`` (see the module docstring).
+
+    Parts hold ``shard_size`` images rounded up to whole batches.
+    """
+    import_ray()
+    size = -(-shard_size // batch_size) * batch_size
+    root = writer.cache.cache_dir / PARTS_DIR
+    parts = [FeaturePart(n, todo[start:start + size], root / f"part-{n:06d}") for n, start in enumerate(range(0, len(todo), size))]
+    factory = PartStageFactory(writer.cache.producer, Path(images_dir).resolve(), weights, batch_size, device, seed, decode_workers)
+    outcome = run_on_workers(ray, factory, [(f"part {p.number} ({p.todo[0][0]} .. {p.todo[-1][0]})", p) for p in parts], desc="feature parts")
+    adopt_parts(writer)
+    for key in sorted(outcome.results, key=lambda k: int(k.split()[1])):  # part order: failures listed as one process lists them
+        done = outcome.results[key]
+        report.device = done.device
+        report.extracted += done.extracted
+        report.forward_batches += done.forward_batches
+        report.failed.update(done.failed)
+    if outcome.failures:
+        raise XlingualError(failure_summary("feature parts", len(parts), outcome.failures,
+                                            "the finished ones are in the cache, run the same command again to extract the rest"))

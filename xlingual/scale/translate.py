@@ -1,0 +1,187 @@
+"""``xl translate --ray``: a corpus projected in shards by Ray workers, merged into the files one process writes.
+
+Each input file is cut into shards of ``shard_size`` samples. A worker loads
+the translator once (any backend, plug-ins included) and projects shard after
+shard with the same functions as a single process
+(:func:`xlingual.projection.corpus.project_part`), each shard with its own
+translation cache. When a shard is done the worker writes its results to
+``OUTPUT/.cache/shards/NAME.NNNNN.pkl`` (atomically); once every shard is
+there, the driver concatenates them in input order and writes the outputs and
+the report with the single-process writers. So:
+
+* the output files and ``preview.html`` are byte-identical to a single-process
+  run with the same translator (projection of a sample depends only on the
+  sample and the translations of its texts);
+* ``report.json`` is identical except the fields that measure the work:
+  ``seconds``/``sentences_per_s`` are summed over the shards (worker time), and
+  in ``mt`` the counts that the single process de-duplicates across the whole
+  corpus (``requested``, ``cache_hits``, ``mt_calls``, ``entity_texts``,
+  ``too_long``) are de-duplicated per shard; each shard records the work
+  that produced it, so a rerun that redoes nothing rewrites the same report;
+* a killed driver or worker loses only unfinished shards: a rerun reuses
+  every shard file whose fingerprint (inputs, direction, strategies, model
+  and decoding options) matches, and a shard cut short resumes from its cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import pickle
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from xlingual.data.sample import Sample
+from xlingual.errors import XlingualError
+from xlingual.io import atomic_open
+from xlingual.projection.corpus import (
+    CorpusInput, CorpusResult, ProjectedPart, ProjectionSettings, check_source_language, open_translation, project_part,
+    write_corpus_report, write_outputs,
+)
+from xlingual.scale.runtime import RaySettings, failure_summary, import_ray, run_on_workers
+from xlingual.translate.base import Translator
+
+logger = logging.getLogger(__name__)
+
+SHARDS_DIR = Path(".cache") / "shards"
+DEFAULT_SHARD_SIZE = 1024
+"""Samples per shard: four projection chunks; a killed worker loses at most one shard's projection (not its cached translations)."""
+SHARD_FORMAT = "xlingual-projection-shard/1"
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """One shard of one input file: where its results and its translation cache go, and what must match to reuse them."""
+
+    file: str
+    name: str
+    samples: list[Sample]
+    path: Path
+    cache_path: Path | None
+    fingerprint: str
+
+
+@dataclass
+class ShardedCorpusResult(CorpusResult):
+    shards: int = 0
+    reused: int = 0
+    workers: int = 0
+
+
+def plan_shards(inputs: list[CorpusInput], output_dir: Path, settings: ProjectionSettings, recipe: str, shard_size: int) -> list[ShardJob]:
+    """Every shard of every input, in input order; ``recipe`` identifies the translator and projection settings."""
+    if shard_size < 1:
+        raise XlingualError(f"--shard-size {shard_size}: must be at least 1")
+    jobs = []
+    for item in inputs:
+        for number, start in enumerate(range(0, len(item.samples), shard_size)):
+            samples = item.samples[start:start + shard_size]
+            stem = f"{item.name}.{number:05d}"
+            folder = output_dir / SHARDS_DIR
+            digest = hashlib.sha256(recipe.encode("utf-8"))
+            for sample in samples:
+                digest.update(json.dumps(asdict(sample), sort_keys=True, ensure_ascii=False).encode("utf-8"))
+            jobs.append(ShardJob(item.name, f"{item.name}[{start}:{start + len(samples)}]", samples, folder / f"{stem}.pkl",
+                                 folder / f"{stem}.translations.sqlite" if settings.use_cache else None, digest.hexdigest()))
+    return jobs
+
+
+def recipe_key(loader: dict[str, Any], settings: ProjectionSettings) -> str:
+    """What changes a shard's results besides its samples: the translator's recipe and the projection settings."""
+    options = loader.get("options")
+    return json.dumps({
+        "src": settings.src, "tgt": settings.tgt, "strategies": list(settings.strategies), "entity_context": settings.entity_context,
+        "model_name": settings.model_name, "model": loader.get("model"), "backend": loader.get("backend"), "plugin": loader.get("plugin"),
+        "device": loader.get("device"), "quantization": loader.get("quantization"),
+        "options": options.output_key() if options is not None else None,
+    }, sort_keys=True)
+
+
+def write_shard(path: Path, fingerprint: str, part: ProjectedPart) -> None:
+    with atomic_open(path, "wb") as handle:
+        pickle.dump({"format": SHARD_FORMAT, "fingerprint": fingerprint, "part": part}, handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def read_shard(job: ShardJob) -> ProjectedPart | None:
+    """The shard's finished results, or None when it has none for these inputs and settings (not run, or stale)."""
+    if not job.path.is_file():
+        return None
+    try:
+        with open(job.path, "rb") as handle:
+            stored = pickle.load(handle)
+    except Exception as err:  # a damaged file costs its shard, which is projected again
+        logger.warning("%s: unreadable shard file (%s); projecting it again", job.path, err)
+        return None
+    if not isinstance(stored, dict) or stored.get("format") != SHARD_FORMAT or stored.get("fingerprint") != job.fingerprint:
+        return None
+    return stored["part"]
+
+
+class _ShardStage:
+    """A worker's stage: one loaded translator, projecting shard after shard."""
+
+    def __init__(self, translator: Translator, settings: ProjectionSettings) -> None:
+        self.translator = translator
+        self.settings = settings
+
+    def __call__(self, job: ShardJob) -> int:
+        cached, projector = open_translation(self.translator, self.settings, job.cache_path)
+        try:
+            part = project_part(job.name, job.samples, cached, projector, self.settings)
+        finally:
+            if cached.cache is not None:
+                cached.cache.close()
+        write_shard(job.path, job.fingerprint, part)
+        return len(part.results)
+
+
+@dataclass(frozen=True)
+class ShardProjectorFactory:
+    """Sent to every worker: loads the translator there, once (``loader`` holds :func:`load_translator`'s arguments)."""
+
+    loader: dict[str, Any]
+    settings: ProjectionSettings
+
+    def __call__(self) -> _ShardStage:
+        from xlingual.translate.factory import load_translator
+
+        return _ShardStage(load_translator(**self.loader), self.settings)
+
+
+def translate_corpus_on_ray(inputs: list[CorpusInput], output_dir: str | Path, loader: dict[str, Any], settings: ProjectionSettings,
+                            ray: RaySettings, shard_size: int = DEFAULT_SHARD_SIZE) -> ShardedCorpusResult:
+    """:func:`~xlingual.projection.corpus.translate_corpus` on Ray workers; see the module docstring.
+
+    ``loader`` holds the keyword arguments of
+    :func:`~xlingual.translate.factory.load_translator`; its ``threads`` become
+    the worker's CPUs (at least one), so workers do not fight over cores.
+    """
+    import_ray()  # before any work: without Ray, --ray is one line saying how to install it
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    check_source_language(inputs, settings.src)
+    loader = {**loader, "threads": ray.cpus_per_worker}
+    jobs = plan_shards(inputs, output_dir, settings, recipe_key(loader, settings), shard_size)
+    done = {job.name for job in jobs if read_shard(job) is not None}
+    todo = [(job.name, job) for job in jobs if job.name not in done]
+    logger.info("%d shards: %d finished earlier, %d to project", len(jobs), len(done), len(todo))
+    outcome = run_on_workers(ray, ShardProjectorFactory(loader, settings), todo, desc="translation shards")
+    if outcome.failures:
+        raise XlingualError(failure_summary("shards", len(jobs), outcome.failures, "the finished ones are kept, run the same command again to redo the rest"))
+    result = merge_shards(inputs, jobs, output_dir, settings)
+    return ShardedCorpusResult(result.output_dir, result.report, result.files, shards=len(jobs), reused=len(done), workers=outcome.workers)
+
+
+def merge_shards(inputs: list[CorpusInput], jobs: list[ShardJob], output_dir: Path, settings: ProjectionSettings) -> CorpusResult:
+    """Every shard's results, concatenated per input file in input order, written as one process writes them."""
+    parts: dict[str, list[ProjectedPart]] = {item.name: [] for item in inputs}
+    for job in jobs:
+        part = read_shard(job)
+        if part is None:
+            raise XlingualError(f"{job.path}: a worker reported this shard finished but its file is missing or stale; is {output_dir} on a file system every node sees?")
+        parts[job.file].append(part)
+    merged = {name: ProjectedPart.concatenate(file_parts) for name, file_parts in parts.items()}
+    files = {name: write_outputs(output_dir, name, part.results, settings.tgt) for name, part in merged.items()}
+    return write_corpus_report(output_dir, settings, merged, files)
