@@ -52,6 +52,8 @@ TINY: dict[str, Callable[[Path], dict[str, Any]]] = {
 """The smallest config of each registered model (a folder for any files it needs)."""
 
 MODELS = sorted(MODEL_CLASSES)
+SAVED_EXTRAS = {"acn": ["labels", "words", "chars", "embedding_coverage"], "umt": ["typed_labels", "span_labels"]}
+"""The ``config.json`` extras each model wrote before the base existed: folders saved then must still load."""
 
 
 def region_shape(model: MnerModel) -> tuple[int, int]:
@@ -81,7 +83,16 @@ def fixed_visual(model: MnerModel, imageless: frozenset[str] = frozenset(), scal
 @pytest.fixture(scope="module", params=MODELS)
 def built(request, tmp_path_factory) -> tuple[str, dict[str, Any], MnerModel]:
     """(model type, tiny config, a model given a few training steps so its weights are not the initial ones)."""
-    model_type = request.param
+    return _build_trained(request.param, tmp_path_factory)
+
+
+@pytest.fixture(scope="module", params=sorted(SAVED_EXTRAS))
+def built_before_the_base(request, tmp_path_factory) -> tuple[str, dict[str, Any], MnerModel]:
+    """As ``built``, for the models that had saved folders before the base existed."""
+    return _build_trained(request.param, tmp_path_factory)
+
+
+def _build_trained(model_type: str, tmp_path_factory) -> tuple[str, dict[str, Any], MnerModel]:
     config = TINY[model_type](tmp_path_factory.mktemp(model_type))
     torch.manual_seed(0)
     model = model_class(model_type).build(config, SAMPLES)
@@ -134,14 +145,8 @@ def test_save_and_load_round_trip_in_eval_mode(built, tmp_path: Path) -> None:
     assert model.training  # predict restores the mode it found
 
 
-SAVED_EXTRAS = {"acn": ["labels", "words", "chars", "embedding_coverage"], "umt": ["typed_labels", "span_labels"]}
-"""The ``config.json`` extras each model wrote before the base existed: folders saved then must still load."""
-
-
-def test_folders_in_the_earlier_layout_still_load(built, tmp_path: Path) -> None:
-    model_type, _, model = built
-    if model_type not in SAVED_EXTRAS:
-        pytest.skip("no earlier layout for this model")
+def test_folders_in_the_earlier_layout_still_load(built_before_the_base, tmp_path: Path) -> None:
+    model_type, _, model = built_before_the_base
     model.save_pretrained(tmp_path / "m")
     saved = json.loads((tmp_path / "m" / CONFIG_NAME).read_text())
     assert set(saved) == {"model_type", "config", "extras"} and set(saved["extras"]) == set(SAVED_EXTRAS[model_type])
