@@ -22,11 +22,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(OFFLINE) $(PY) -m pytest -q
 
-# `make bench`: every benchmark at small sizes, one thread (12 min of CPU time on this 2-core machine; 20.6 min wall at load 3-5.6), figures as JSON lines in
-# $(BENCH_RESULTS), then benchmarks/results.md and the README's "Measured here" block regenerated from them.
+# `make bench`: every benchmark at small sizes, one thread (about 15 min wall on this 2-core machine at load 1, 2026-12-05), figures as
+# JSON lines in $(BENCH_RESULTS), then benchmarks/results.md and the README's "Measured here" block regenerated from them.
 # Each benchmark's own options give the full sizes (see its docstring); override a BENCH_* variable to change a run.
-# bench_ray.py came later and is not in those times: its three runs of 512 sentences take about 3.5 min more
-# (from its 2,000-sentence run: 261 s + 249 s + 135 s at load 2).
 BENCH_RESULTS   ?= build/bench-results.jsonl
 # One thread: on two cores shared with other work, two threads wait on each other and times swing several-fold.
 BENCH_THREADS   ?= 1
@@ -40,7 +38,7 @@ BENCH_OPS       ?= --steps 10 --threads $(BENCH_THREADS)
 BENCH_ACN_CMNER ?= --data-dir $(BENCH_DATA) --epochs 1 --fresh
 BENCH_CLI_START ?= --runs 7
 BENCH_MNER2     ?= --steps 2 --threads $(BENCH_THREADS)
-BENCH_JOINT     ?= --data-dir $(BENCH_DATA) --posts 100 --seeds 2 --epochs 4
+BENCH_JOINT     ?= --data-dir $(BENCH_DATA) --posts 300 --seeds 2 --epochs 8
 BENCH_RAY       ?= --data $(BENCH_DATA) --sentences 512 --shard-size 256
 BENCH_RUN        = $(OFFLINE) OMP_NUM_THREADS=$(BENCH_THREADS) PYTHONPATH=$(CURDIR) XLINGUAL_BENCH_RESULTS=$(BENCH_RESULTS) $(PY)
 
