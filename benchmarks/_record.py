@@ -107,3 +107,37 @@ class Recorder:
 def recorder(script: str, args: argparse.Namespace, setup: str) -> Recorder:
     """A recorder named after the benchmark script (``bench_acn.py``) writing to ``args.results``."""
     return Recorder(benchmark=Path(script).name, setup=setup, path=getattr(args, "results", None))
+
+
+@dataclass
+class StepTiming:
+    """Where one training step's time goes: the model (forward, backward, optimiser), collation, and encoding amortised per step."""
+
+    model_s: float
+    collate_s: float
+    encode_s: float
+
+    @property
+    def step_s(self) -> float:
+        return self.model_s + self.collate_s + self.encode_s
+
+    @property
+    def outside_share(self) -> float:
+        """The share of a step spent outside the model (data loading): the benchmarks' target is < 10 %."""
+        return (self.collate_s + self.encode_s) / self.step_s
+
+
+def report_training_step(out: Recorder, what: str, timing: StepTiming, batch: int, optimiser: str, encode_note: str = "encode") -> None:
+    """Print and record a training-step measurement the same way for every model benchmark."""
+    import resource
+
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    step_s = timing.step_s
+    print(f"training step: {step_s:.2f} s  ({1 / step_s:.3f} steps/s, {batch / step_s:.2f} posts/s)")
+    print(f"  model (forward+backward+{optimiser}): {timing.model_s:.2f} s")
+    print(f"  collate: {timing.collate_s * 1000:.1f} ms, {encode_note} (amortised): {timing.encode_s * 1000:.1f} ms")
+    print(f"share of step time outside the model: {timing.outside_share:.2%} (target < 10%)")
+    print(f"peak resident memory: {peak_gib:.2f} GiB")
+    out.record(f"{what}: time per training step", step_s, "s")
+    out.record(f"{what}: share of step time outside the model (target < 10 %)", 100 * timing.outside_share, "%")
+    out.record(f"{what}: peak resident memory", peak_gib, "GiB")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import resource
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 from transformers import BertConfig, BertModel
 
-from _record import add_results_option, recorder
+from _record import StepTiming, add_results_option, recorder, report_training_step
 from bench_models import MBERT_VOCAB, mbert_shaped_tokenizer, synthetic_posts
 from xlingual.data.sample import Sample
 from xlingual.features.lookup import pooled_vector
@@ -87,25 +86,14 @@ def main() -> None:
             terms.append({k: round(float(v.detach()), 3) for k, v in result.items() if k != "emissions"})
     assert batch["input_ids"].shape == (args.batch, args.length) and batch["vit"].shape == (args.batch, *VIT_SHAPE)
 
-    collate_s, model_s = float(np.mean(collate_times)), float(np.mean(model_times))
-    step_s = collate_s + model_s + encode_per_step
-    outside = (collate_s + encode_per_step) / step_s
-    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    timing = StepTiming(model_s=float(np.mean(model_times)), collate_s=float(np.mean(collate_times)), encode_s=encode_per_step)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, no GPU")
     print(f"2M-NER mBERT-shaped: {n_params / 1e6:.1f} M parameters (all trainable; ViT-token head {model.vit_head.dense.weight.numel() / 1e6:.1f} M)")
     print(f"batch {args.batch} x {args.length} pieces, ViT tokens 50 x 768 + ResNet vector 2048, {args.steps} measured steps")
-    print(f"training step: {step_s:.2f} s  ({1 / step_s:.3f} steps/s, {args.batch / step_s:.2f} posts/s)")
-    print(f"  model (forward+backward+Adam): {model_s:.2f} s")
-    print(f"  collate: {collate_s * 1000:.1f} ms, encode incl. visual lookups (amortised): {encode_per_step * 1000:.1f} ms")
-    print(f"share of step time outside the model: {outside:.2%} (target < 10%)")
-    print(f"peak resident memory: {peak_gib:.2f} GiB")
-    print(f"loss terms of the measured steps (random weights, random inputs): {terms}")
     what = f"2M-NER, mBERT shape ({n_params / 1e6:.0f} M parameters), batch {args.batch} x {args.length}, ViT 50x768 + ResNet 2048 cached inputs"
-    out.record(f"{what}: time per training step", step_s, "s")
-    out.record(f"{what}: share of step time outside the model (target < 10 %)", 100 * outside, "%")
-    out.record(f"{what}: peak resident memory", peak_gib, "GiB")
-
+    report_training_step(out, what, timing, args.batch, "Adam", "encode incl. visual lookups")
+    print(f"loss terms of the measured steps (random weights, random inputs): {terms}")
 
 if __name__ == "__main__":
     main()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import resource
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 from transformers import BertConfig, BertModel, BertTokenizer
 
-from _record import add_results_option, recorder
+from _record import StepTiming, add_results_option, recorder, report_training_step
 from xlingual.data.sample import Sample
 from xlingual.models.umt import UmtConfig, UmtModel
 from xlingual.models.umt_encoder import drop_pooler
@@ -101,24 +100,13 @@ def main() -> None:
             model_times.append(t2 - t1)
     assert batch["input_ids"].shape == (args.batch, args.length)
 
-    collate_s, model_s = float(np.mean(collate_times)), float(np.mean(model_times))
-    step_s = collate_s + model_s + encode_per_step
-    outside = (collate_s + encode_per_step) / step_s
-    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    timing = StepTiming(model_s=float(np.mean(model_times)), collate_s=float(np.mean(collate_times)), encode_s=encode_per_step)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, no GPU")
     print(f"UMT mBERT-shaped: {n_params / 1e6:.1f} M parameters ({sum(p.numel() for p in trainable) / 1e6:.1f} M trainable, bottom {args.freeze} layers frozen)")
     print(f"batch {args.batch} x {args.length} pieces, 49 x 2048 regions, {args.steps} measured steps")
-    print(f"training step: {step_s:.2f} s  ({1 / step_s:.3f} steps/s, {args.batch / step_s:.2f} posts/s)")
-    print(f"  model (forward+backward+AdamW): {model_s:.2f} s")
-    print(f"  collate: {collate_s * 1000:.1f} ms, encode (amortised): {encode_per_step * 1000:.1f} ms")
-    print(f"share of step time outside the model: {outside:.2%} (target < 10%)")
-    print(f"peak resident memory: {peak_gib:.2f} GiB")
     what = f"UMT, mBERT shape ({n_params / 1e6:.0f} M parameters), batch {args.batch} x {args.length}, cached-feature inputs"
-    out.record(f"{what}: time per training step", step_s, "s")
-    out.record(f"{what}: share of step time outside the model (target < 10 %)", 100 * outside, "%")
-    out.record(f"{what}: peak resident memory", peak_gib, "GiB")
-
+    report_training_step(out, what, timing, args.batch, "AdamW")
 
 if __name__ == "__main__":
     main()
