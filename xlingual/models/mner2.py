@@ -37,7 +37,6 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from xlingual.data.labels import CANONICAL_LABELS
 from xlingual.data.sample import Sample
@@ -46,7 +45,7 @@ from xlingual.models.base import MnerModel, ModelConfig
 from xlingual.models.contrastive import ProjectionHead, nt_xent
 from xlingual.models.crf import MaskedCrf
 from xlingual.models.mner2_layers import TokenCrossAttention, VectorCrossAttention
-from xlingual.models.umt_encoder import ENCODER_SUBDIR, load_encoder, resolve_encoder, save_encoder_files
+from xlingual.models.umt_encoder import ENCODER_SUBDIR, encoder_from_folder, load_encoder, save_encoder_files
 from xlingual.models.umt_text import pieces_per_token
 from xlingual.models.vocab import Vocabulary
 
@@ -136,31 +135,6 @@ class Mner2Outputs:
 
 
 # ---------------------------------------------------------------------- encoder loading
-
-
-def _encoder_error(name: str, err: Exception) -> ModelNotFoundError:
-    return ModelNotFoundError(f"encoder '{name}' cannot be loaded ({type(err).__name__}); pass a local copy with --set model.encoder=PATH")
-
-
-def pretrained_encoder(name: str, keep_pooler: bool) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Pre-trained encoder and tokenizer; with ``keep_pooler`` the pre-trained pooler stays (the contrastive text view)."""
-    if not keep_pooler:
-        return load_encoder(name)
-    source, local_only = resolve_encoder(name)
-    try:
-        return AutoModel.from_pretrained(source, local_files_only=local_only), AutoTokenizer.from_pretrained(source, local_files_only=local_only)
-    except (OSError, ValueError) as err:
-        raise _encoder_error(name, err) from err
-
-
-def encoder_architecture(folder: Path, keep_pooler: bool) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """An encoder of the architecture saved in ``folder`` (random weights, loaded afterwards), pooler as asked."""
-    if not (folder / "config.json").is_file():
-        raise ModelNotFoundError(f"{folder}: the model folder has no {ENCODER_SUBDIR}/config.json; re-save the model")
-    encoder = AutoModel.from_config(AutoConfig.from_pretrained(folder, local_files_only=True))
-    if not keep_pooler and getattr(encoder, "pooler", None) is not None:
-        encoder.pooler = None
-    return encoder, AutoTokenizer.from_pretrained(folder, local_files_only=True)
 
 
 # ---------------------------------------------------------------------- visual input
@@ -255,7 +229,7 @@ class Mner2Model(MnerModel):
     def build(cls, config: dict[str, Any], vocab_samples: Sequence[Sample] = ()) -> "Mner2Model":
         """A new model on pre-trained encoder weights; the label space is fixed, so samples are not needed."""
         mner2 = Mner2Config.from_dict(config)
-        encoder, tokenizer = pretrained_encoder(mner2.encoder, keep_pooler=mner2.uses_contrastive)
+        encoder, tokenizer = load_encoder(mner2.encoder, keep_pooler=mner2.uses_contrastive)
         return cls(mner2, encoder, tokenizer)
 
     @classmethod
@@ -268,7 +242,7 @@ class Mner2Model(MnerModel):
 
     @classmethod
     def _from_saved(cls, config: Mner2Config, extras: dict[str, Any], directory: Path) -> "Mner2Model":
-        encoder, tokenizer = encoder_architecture(directory / ENCODER_SUBDIR, keep_pooler=config.uses_contrastive)
+        encoder, tokenizer = encoder_from_folder(directory / ENCODER_SUBDIR, keep_pooler=config.uses_contrastive)
         return cls(config, encoder, tokenizer)
 
     def _load_weights(self, state: dict[str, torch.Tensor], directory: Path) -> None:

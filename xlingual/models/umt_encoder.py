@@ -64,25 +64,26 @@ def resolve_encoder(name: str) -> tuple[str, bool]:
     return name, False
 
 
-def load_encoder(name: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Pre-trained encoder weights and tokenizer for ``name`` (hub id or folder)."""
+def load_encoder(name: str, keep_pooler: bool = False) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Pre-trained encoder weights and tokenizer for ``name`` (hub id or folder); ``keep_pooler`` keeps BERT's pre-trained pooler."""
     source, local_only = resolve_encoder(name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
         encoder = AutoModel.from_pretrained(source, local_files_only=local_only)
     except (OSError, ValueError) as err:
         raise _not_found(name, f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from err
-    return drop_pooler(encoder), tokenizer
+    return (encoder if keep_pooler else drop_pooler(encoder)), tokenizer
 
 
-def encoder_from_folder(folder: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """An encoder with the architecture saved in ``folder`` (weights left random, to be loaded after)."""
+def encoder_from_folder(folder: str | Path, keep_pooler: bool = False) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """An encoder with the architecture saved in ``folder`` (weights left random, to be loaded after); pooler as asked."""
     folder = Path(folder)
     if not (folder / "config.json").is_file():
         raise ModelNotFoundError(f"{folder}: the model folder has no {ENCODER_SUBDIR}/config.json; re-save the model")
     config = AutoConfig.from_pretrained(folder, local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    return drop_pooler(AutoModel.from_config(config)), tokenizer
+    encoder = AutoModel.from_config(config)
+    return (encoder if keep_pooler else drop_pooler(encoder)), tokenizer
 
 
 def save_encoder_files(encoder: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: str | Path) -> None:
@@ -94,7 +95,7 @@ def save_encoder_files(encoder: PreTrainedModel, tokenizer: PreTrainedTokenizerB
 
 
 def drop_pooler(encoder: PreTrainedModel) -> PreTrainedModel:
-    """Remove BERT's pooler: UMT never uses it, and unused parameters would get no gradient."""
+    """Remove BERT's pooler where a model does not use it (UMT; 2M-NER without its contrastive terms): unused parameters would get no gradient."""
     if getattr(encoder, "pooler", None) is not None:
         encoder.pooler = None
     return encoder
