@@ -1,6 +1,6 @@
 """Turning an image file into the (3, H, W) array a backbone reads (224x224 for all three full-size ones).
 
-Two crop policies per backbone (../shared/docs/models.md §2.4 and §3.6):
+Two crop policies per backbone (docs/features.md, "Preprocessing (crop policies)", names the reference script each follows):
 
 * ``"clean"`` (default): the image is converted to RGB properly (alpha
   composited on white, CMYK and grey-scale converted), then
