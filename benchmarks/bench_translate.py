@@ -217,6 +217,7 @@ SETTINGS = (
     Setting("int8_float32", compute_type="int8_float32"),
     Setting("whole_list (tokens)", whole_list=True),
     Setting("whole_list, inter 2 x intra 1", inter_threads=2, whole_list=True),
+    Setting("xlingual batches in parallel, inter 2 x intra 1", inter_threads=2),
     Setting("default again (drift check)"),
 )
 

@@ -209,6 +209,11 @@ def test_ctranslate2_parallel_batches_give_the_same_outputs_in_input_order(maria
                                      whole_list=True, inter_threads=2)
     assert parallel.inter_threads == 2 and serial.inter_threads == 1
     assert parallel.translate(texts) == serial.translate(texts)  # a 12-token budget splits these into several batches
+    one_by_one = CTranslate2Translator(converted, "en", "zh", fixed_cap, device="cpu", compute_type="float32", threads=2, inter_threads=1)
+    side_by_side = CTranslate2Translator(converted, "en", "zh", fixed_cap, device="cpu", compute_type="float32", threads=2)
+    assert side_by_side.inter_threads == 2, "on the CPU the default runs one batch per thread"
+    assert side_by_side.translate(texts) == one_by_one.translate(texts), "xlingual's batches submitted together: the same outputs"
+    assert side_by_side.cache_key == one_by_one.cache_key, "how batches are scheduled never changes a cached translation"
 
 
 def test_device_index_places_one_ctranslate2_replica_per_gpu_and_batches_each_call_whole(marian: Path, tmp_path: Path, monkeypatch) -> None:

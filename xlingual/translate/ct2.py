@@ -62,8 +62,11 @@ class CTranslate2Translator:
     and lets CTranslate2 sort and batch; then the new-token cap follows the
     longest text of the call instead of the longest of each batch.
     ``inter_threads`` > 1 runs that many batches at once (each with
-    ``threads // inter_threads`` threads); it only helps with ``whole_list``,
-    where CTranslate2 holds every batch of the call.
+    ``threads // inter_threads`` threads): xlingual's batches are all submitted
+    asynchronously, or, with ``whole_list``, CTranslate2 holds every batch of the call.
+    The default on the CPU is one batch per thread (``inter_threads = threads``,
+    one thread each): the same batches, hence the same outputs, as one batch
+    after another, and on two cores 2x faster than one batch on both.
     ``device_index`` lists the GPUs to place one replica each on (CTranslate2's
     own multi-GPU mode, ``inter_threads`` batches per GPU); with more than one,
     every call goes to CTranslate2 whole (``whole_list``), since replicas only
@@ -71,7 +74,7 @@ class CTranslate2Translator:
     """
 
     def __init__(self, folder: str | Path, src_lang: str, tgt_lang: str, options: DecodingOptions | None = None,
-                 device: str = "auto", compute_type: str = "default", threads: int = 0, whole_list: bool = False, inter_threads: int = 1,
+                 device: str = "auto", compute_type: str = "default", threads: int = 0, whole_list: bool = False, inter_threads: int | None = None,
                  device_index: list[int] | None = None) -> None:
         ctranslate2 = _require_ctranslate2()
         from transformers import AutoTokenizer
@@ -84,10 +87,13 @@ class CTranslate2Translator:
         if len(self.device_index) > 1 and self.device != "cuda":
             raise ConfigError(f"--device-index {','.join(map(str, self.device_index))}: several devices need --device cuda")
         self.whole_list = whole_list or len(self.device_index) > 1
-        self.inter_threads = max(1, inter_threads)
+        # On the CPU, batches in parallel with one thread each beat one batch on several threads (measured in
+        # docs/translate.md); a GPU runs one batch at a time per replica unless asked otherwise.
+        default_inter = self.threads if self.device == "cpu" else 1
+        self.inter_threads = max(1, inter_threads if inter_threads is not None else default_inter)
         self.translator = ctranslate2.Translator(str(self.folder), device=device, device_index=self.device_index, compute_type=compute_type,
                                                  inter_threads=self.inter_threads,
-                                                 intra_threads=max(1, self.threads // self.inter_threads) if device == "cpu" else 0)
+                                                 intra_threads=max(1, self.threads // self.inter_threads) if self.device == "cpu" else 0)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder), local_files_only=True)
         config_path = self.folder / "hf_config.json"
         hf_config = json.loads(config_path.read_text()) if config_path.exists() else {}
@@ -148,15 +154,23 @@ class CTranslate2Translator:
         else:
             batches = length_sorted_batches([len(p) for p in pieces], self.options.max_tokens, self.options.max_batch_size)
             batching = {}
-        for batch in batches:
-            results = self.translator.translate_batch(
+        # With several translation threads, every batch is submitted at once (asynchronous results) so CTranslate2 runs
+        # ``inter_threads`` of them in parallel; each batch is the same as when run one after another, so are its outputs.
+        parallel = self.inter_threads > 1 and not self.whole_list
+        submitted = [
+            self.translator.translate_batch(
                 [pieces[i] for i in batch],
                 target_prefix=[self.target_prefix] * len(batch) if self.target_prefix else None,
                 beam_size=self.options.beam_size,
                 max_input_length=limit,
                 max_decoding_length=max(1, min(self.options.new_token_limit(max(len(pieces[i]) for i in batch)), self.limits.max_new_tokens) - self.eos_reserved),
+                asynchronous=parallel,
                 **batching,
             )
+            for batch in batches
+        ]
+        for batch, pending in zip(batches, submitted):
+            results = [item.result() for item in pending] if parallel else pending
             for index, result in zip(batch, results):
                 tokens = result.hypotheses[0]
                 if self.target_prefix:

@@ -38,8 +38,9 @@ def load_translator(src: str, tgt: str, model: str | None = None, backend: str =
                     work_dir: str | Path | None = None, threads: int = 0, device_index: list[int] | None = None) -> Translator:
     """Build the translator the user asked for; a plug-in wins over ``model``/``backend``.
 
-    ``threads`` (0: the cores this process is given) sets CTranslate2's
-    ``intra_threads``; for transformers it sets torch's threads only when given.
+    ``threads`` (0: the cores this process is given) is how many batches
+    CTranslate2 runs at once on the CPU, one thread each; for transformers it
+    sets torch's threads only when given.
     ``device_index`` (CTranslate2 only) puts one model replica on each listed GPU.
     """
     check_direction(src, tgt)
