@@ -98,6 +98,17 @@ def test_sharded_run_is_byte_identical_to_one_process(ray_runtime, plugin, sampl
     assert_same_outputs(tmp_path / "one", tmp_path / "ray")
     assert len(list((tmp_path / "ray" / ".cache" / "shards").glob("*.pkl"))) == 9
     assert len(list((tmp_path / "ray" / ".cache" / "shards").glob("*.translations.sqlite"))) == 9
+    from xlingual.projection.corpus import CACHE_NAME
+    from xlingual.translate.cache import TranslationCache
+
+    caches = [TranslationCache(folder / CACHE_NAME) for folder in (tmp_path / "one", tmp_path / "ray")]
+    assert len(caches[1]) == len(caches[0]) > 0, "the shards' translations are absorbed into the corpus cache"
+    for cache in caches:
+        cache.close()
+    again = translate(sample_data_dir, tmp_path / "ray", spec)  # the same folder without --ray: everything is cached
+    assert again.exit_code == 0, again.output
+    assert json.loads((tmp_path / "ray" / "report.json").read_text())["mt"]["mt_calls"] == 0
+    assert_same_outputs(tmp_path / "one", tmp_path / "ray")
 
 
 @needs_ray

@@ -37,11 +37,12 @@ from xlingual.data.sample import Sample
 from xlingual.errors import XlingualError
 from xlingual.io import atomic_open
 from xlingual.projection.corpus import (
-    CorpusInput, CorpusResult, ProjectedPart, ProjectionSettings, check_source_language, open_translation, project_part,
+    CACHE_NAME, CorpusInput, CorpusResult, ProjectedPart, ProjectionSettings, check_source_language, open_translation, project_part,
     write_corpus_report, write_outputs,
 )
 from xlingual.scale.runtime import RaySettings, failure_summary, import_ray, run_on_workers
 from xlingual.translate.base import Translator
+from xlingual.translate.cache import TranslationCache
 
 logger = logging.getLogger(__name__)
 
@@ -184,4 +185,18 @@ def merge_shards(inputs: list[CorpusInput], jobs: list[ShardJob], output_dir: Pa
         parts[job.file].append(part)
     merged = {name: ProjectedPart.concatenate(file_parts) for name, file_parts in parts.items()}
     files = {name: write_outputs(output_dir, name, part.results, settings.tgt) for name, part in merged.items()}
+    absorb_shard_caches(jobs, output_dir, settings)
     return write_corpus_report(output_dir, settings, merged, files)
+
+
+def absorb_shard_caches(jobs: list[ShardJob], output_dir: Path, settings: ProjectionSettings) -> None:
+    """Copy the shards' translations into the corpus cache a single-process run reads, so it translates nothing again."""
+    shard_caches = [job.cache_path for job in jobs if job.cache_path is not None and job.cache_path.is_file()]
+    if not settings.use_cache or not shard_caches:
+        return
+    cache = TranslationCache(settings.cache_path or output_dir / CACHE_NAME)
+    try:
+        added = sum(cache.absorb(path) for path in shard_caches)
+    finally:
+        cache.close()
+    logger.info("%d translations of %d shards added to %s", added, len(shard_caches), cache.path)

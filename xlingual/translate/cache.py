@@ -61,6 +61,24 @@ class TranslationCache:
         )
         self._db.commit()
 
+    def absorb(self, other: str | Path) -> int:
+        """Copy every entry of another cache file into this one (entries this one has are kept); returns how many were new.
+
+        ``xl translate --ray`` gives each shard its own cache; absorbing them
+        afterwards lets a later single-process run reuse every translation.
+        """
+        before = len(self)
+        try:
+            self._db.execute("ATTACH DATABASE ? AS other", (str(other),))
+            try:
+                self._db.execute("INSERT OR IGNORE INTO translations (key, source, target) SELECT key, source, target FROM other.translations")
+                self._db.commit()
+            finally:
+                self._db.execute("DETACH DATABASE other")
+        except sqlite3.DatabaseError as err:
+            raise XlingualError(f"{other}: translation cache is unusable ({err}); delete it to start afresh") from None
+        return len(self) - before
+
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM translations").fetchone()[0]
 
