@@ -346,21 +346,22 @@ def bar_chart(rows: dict[GroupKey, Row], path: Path, note: str | None = None, la
 
 
 def translation_preview(run: RunRecord) -> Path | None:
-    """The ``preview.html`` of the translated corpus a run pre-trained on, if it is still where the run found it.
+    """The ``preview.html`` of the translated corpus a run trained on (TGT, SRC&TGT, JOINT&TGT), if it is still where the run found it.
 
     Resolved from the run's saved config as training resolved it, and kept only
     when the folder is the one the run recorded in ``metrics.json``.
     """
     from xlingual.projection.preview import PREVIEW_NAME
+    from xlingual.stage_inputs import find_translation
     from xlingual.train.config import config_from_dict, read_yaml
-    from xlingual.train.inputs import locate_translation
 
-    recorded = run.metrics.get("stages", {}).get("pretrain", {}).get("data", "")
+    recorded = " ".join(stage.get("data", "") for stage in run.metrics.get("stages", {}).values())
     saved_config = RunFolder(run.run_dir).config
-    if run.metrics.get("setting") not in ("tgt", "src_tgt") or not saved_config.is_file():
+    if run.metrics.get("setting") not in ("tgt", "src_tgt", "joint_tgt") or not saved_config.is_file():
         return None
-    try:
-        folder = locate_translation(config_from_dict(read_yaml(saved_config), where=str(saved_config)))
+    try:  # only looks: a report never builds a translation, whatever the run's build_missing said
+        config = config_from_dict(read_yaml(saved_config), where=str(saved_config))
+        folder = find_translation(config.data.data_dir, config.source_lang, config.target_lang, config.data.translation_model)
     except (ConfigError, OSError):
         return None
     preview = folder / PREVIEW_NAME
