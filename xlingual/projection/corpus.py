@@ -58,6 +58,10 @@ class ProjectionSettings:
     model_name: str | None = None
     preview_posts: int = DEFAULT_PREVIEW_POSTS  # posts shown in preview.html (and as many left-out ones)
 
+    def cache_file(self, output_dir: Path) -> Path | None:
+        """The corpus's translation cache (None: no cache, no resume)."""
+        return (self.cache_path or output_dir / CACHE_NAME) if self.use_cache else None
+
 
 @dataclass
 class CorpusInput:
@@ -145,7 +149,7 @@ def translate_corpus(inputs: list[CorpusInput], output_dir: str | Path, translat
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     check_source_language(inputs, settings.src)
-    cached, projector = open_translation(translator, settings, (settings.cache_path or output_dir / CACHE_NAME) if settings.use_cache else None)
+    cached, projector = open_translation(translator, settings, settings.cache_file(output_dir))
     parts: dict[str, ProjectedPart] = {}
     files: dict[str, Path] = {}
     try:

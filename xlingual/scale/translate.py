@@ -37,7 +37,7 @@ from xlingual.data.sample import Sample
 from xlingual.errors import XlingualError
 from xlingual.io import atomic_open
 from xlingual.projection.corpus import (
-    CACHE_NAME, CorpusInput, CorpusResult, ProjectedPart, ProjectionSettings, check_source_language, open_translation, project_part,
+    CorpusInput, CorpusResult, ProjectedPart, ProjectionSettings, check_source_language, open_translation, project_part,
     write_corpus_report, write_outputs,
 )
 from xlingual.scale.runtime import RaySettings, failure_summary, import_ray, run_on_workers
@@ -192,9 +192,10 @@ def merge_shards(inputs: list[CorpusInput], jobs: list[ShardJob], output_dir: Pa
 def absorb_shard_caches(jobs: list[ShardJob], output_dir: Path, settings: ProjectionSettings) -> None:
     """Copy the shards' translations into the corpus cache a single-process run reads, so it translates nothing again."""
     shard_caches = [job.cache_path for job in jobs if job.cache_path is not None and job.cache_path.is_file()]
-    if not settings.use_cache or not shard_caches:
+    corpus_cache = settings.cache_file(output_dir)
+    if corpus_cache is None or not shard_caches:
         return
-    cache = TranslationCache(settings.cache_path or output_dir / CACHE_NAME)
+    cache = TranslationCache(corpus_cache)
     try:
         added = sum(cache.absorb(path) for path in shard_caches)
     finally:
