@@ -165,21 +165,25 @@ def translate_corpus_on_ray(inputs: list[CorpusInput], output_dir: str | Path, l
     check_source_language(inputs, settings.src)
     loader = {**loader, "threads": ray.cpus_per_worker}
     jobs = plan_shards(inputs, output_dir, settings, recipe_key(loader, settings), shard_size)
-    done = {job.name for job in jobs if read_shard(job) is not None}
+    done = {job.name: part for job in jobs if (part := read_shard(job)) is not None}
     todo = [(job.name, job) for job in jobs if job.name not in done]
     logger.info("%d shards: %d finished earlier, %d to project", len(jobs), len(done), len(todo))
     outcome = run_on_workers(ray, ShardProjectorFactory(loader, settings), todo, desc="translation shards")
     if outcome.failures:
         raise XlingualError(failure_summary("shards", len(jobs), outcome.failures, "the finished ones are kept, run the same command again to redo the rest"))
-    result = merge_shards(inputs, jobs, output_dir, settings)
+    result = merge_shards(inputs, jobs, output_dir, settings, done)
     return ShardedCorpusResult(result.output_dir, result.report, result.files, shards=len(jobs), reused=len(done), workers=outcome.workers)
 
 
-def merge_shards(inputs: list[CorpusInput], jobs: list[ShardJob], output_dir: Path, settings: ProjectionSettings) -> CorpusResult:
-    """Every shard's results, concatenated per input file in input order, written as one process writes them."""
+def merge_shards(inputs: list[CorpusInput], jobs: list[ShardJob], output_dir: Path, settings: ProjectionSettings,
+                 loaded: dict[str, ProjectedPart] | None = None) -> CorpusResult:
+    """Every shard's results, concatenated per input file in input order, written as one process writes them.
+
+    ``loaded`` holds shards already read by name (those a rerun found finished), so no shard file is read twice.
+    """
     parts: dict[str, list[ProjectedPart]] = {item.name: [] for item in inputs}
     for job in jobs:
-        part = read_shard(job)
+        part = (loaded or {}).get(job.name) or read_shard(job)
         if part is None:
             raise XlingualError(f"{job.path}: a worker reported this shard finished but its file is missing or stale; is {output_dir} on a file system every node sees?")
         parts[job.file].append(part)
