@@ -3,8 +3,8 @@
 ``from_pretrained`` with a hub id and no network retries for tens of seconds
 per file before failing; a user with a typo or no cache deserves the answer
 at once. So: a local folder is used as is; a hub id is first looked up in the
-local cache (``local_files_only=True``), and the network is tried only when
-the hub is not switched off (``HF_HUB_OFFLINE``). Every failure becomes a
+local cache, and the network is tried only when the hub is switched on and
+answers (:mod:`xlingual.translate.resolve`). Every failure becomes a
 :class:`~xlingual.errors.ModelNotFoundError` that names the model and the
 option to change.
 """
@@ -12,7 +12,6 @@ option to change.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -25,15 +24,6 @@ ENCODER_SUBDIR = "encoder"
 """Where a saved UMT folder keeps its encoder's config and tokenizer files."""
 
 
-def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
-
-
-def _looks_like_path(name: str) -> bool:
-    """Hub ids are ``name`` or ``org/name``; anything else that is not a folder is a mistyped path."""
-    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
-
-
 def _not_found(name: str, reason: str) -> ModelNotFoundError:
     return ModelNotFoundError(
         f"encoder '{name}' cannot be loaded ({reason}); download it once with network access, "
@@ -42,26 +32,19 @@ def _not_found(name: str, reason: str) -> ModelNotFoundError:
 
 
 def resolve_encoder(name: str) -> tuple[str, bool]:
-    """``(name_or_path, local_files_only)`` to load ``name`` with; raises when it is not available."""
-    path = Path(name).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise _not_found(name, "the folder has no config.json")
-        return str(path), True
-    if path.exists() or _looks_like_path(name):
-        raise _not_found(name, "no such folder")
+    """``(name_or_path, local_files_only)`` to load ``name`` with; raises at once when it is not available.
+
+    The lookup is :func:`xlingual.translate.resolve.resolve_model`'s, the one
+    every model folder or hub id of xlingual goes through; the error names the
+    option a UMT or 2M-NER user changes.
+    """
+    from xlingual.translate.resolve import resolve_model
+
     try:
-        AutoConfig.from_pretrained(name, local_files_only=True)
-        return name, True
-    except (OSError, ValueError) as err:
-        if _hub_offline():
-            raise _not_found(name, "not in the local cache and HF_HUB_OFFLINE is set") from err
-    logger.info("encoder %s is not cached; trying the hub once", name)
-    try:
-        AutoConfig.from_pretrained(name)
-    except (OSError, ValueError) as err:
-        raise _not_found(name, f"not cached and the hub failed: {type(err).__name__}") from err
-    return name, False
+        source = resolve_model(name)
+    except ModelNotFoundError as err:  # its first clause says what is wrong; the hint here names the encoder option
+        raise _not_found(name, str(err).split("; ")[0]) from None
+    return source.location, source.local_files_only
 
 
 def load_encoder(name: str, keep_pooler: bool = False) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
