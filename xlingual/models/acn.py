@@ -34,10 +34,10 @@ from torch import nn
 
 from xlingual.data.labels import CANONICAL_LABELS
 from xlingual.data.sample import Sample
-from xlingual.errors import ConfigError, DataFormatError
+from xlingual.errors import ConfigError
 from xlingual.models.acn_layers import BiLstm, CharCnn, FiltrationGate, GatedMultimodalFusion, SplitTanhAttention
 from xlingual.models.acn_text import PAD, build_vocabularies, normalise_token, token_vocab
-from xlingual.models.base import MnerModel, ModelConfig, gate_by_image
+from xlingual.models.base import MnerModel, ModelConfig, canonical_label_ids, gate_by_image
 from xlingual.models.crf import MaskedCrf
 from xlingual.models.vocab import Vocabulary
 
@@ -189,15 +189,10 @@ class AcnModel(MnerModel):
         for i, word in enumerate(normalised):
             ids = [self.chars.id(c) for c in word[:width]]
             char_ids[i, : len(ids)] = ids
-        label_ids = []
-        for position, label in enumerate(sample.labels[: self.config.max_length]):
-            if label not in self.labels or label == PAD:
-                raise DataFormatError(None, None, f"sample {sample.id}, token {position + 1}: label '{label}' is not canonical BIO ({', '.join(CANONICAL_LABELS)})")
-            label_ids.append(self.labels.id(label))
         return {
             "word_ids": np.array([self.words.id(w) for w in normalised], dtype=np.int64),
             "char_ids": char_ids,
-            "label_ids": np.array(label_ids, dtype=np.int64),
+            "label_ids": canonical_label_ids(sample, self.labels, self.config.max_length),
             "num_tokens": len(sample.tokens),
         }
 

@@ -38,7 +38,7 @@ from torch import nn
 
 from xlingual.data.labels import CANONICAL_LABELS
 from xlingual.data.sample import Sample
-from xlingual.errors import ConfigError, ModelNotFoundError
+from xlingual.errors import ConfigError, DataFormatError, ModelNotFoundError
 from xlingual.models.serialization import load_model_weights, read_model_config, save_model_folder
 from xlingual.models.vocab import Vocabulary
 
@@ -96,6 +96,19 @@ def gate_by_image(signal: torch.Tensor, has_image: torch.Tensor) -> torch.Tensor
     and still receive a (learnt, image-independent) visual contribution.
     """
     return signal * has_image.to(signal.dtype).view(-1, *([1] * (signal.dim() - 1)))
+
+
+_CANONICAL = frozenset(CANONICAL_LABELS)
+
+
+def canonical_label_ids(sample: Sample, labels: Vocabulary, count: int) -> np.ndarray:
+    """Ids in ``labels`` of the sample's first ``count`` labels; a label outside the canonical BIO set is a one-line error naming the token."""
+    ids = []
+    for position, label in enumerate(sample.labels[:count]):
+        if label not in _CANONICAL:
+            raise DataFormatError(None, None, f"sample {sample.id}, token {position + 1}: label '{label}' is not canonical BIO ({', '.join(CANONICAL_LABELS)})")
+        ids.append(labels.id(label))
+    return np.array(ids, dtype=np.int64)
 
 
 def labels_at_positions(tag_ids: Sequence[int], positions: Sequence[int], labels: Vocabulary) -> list[str]:

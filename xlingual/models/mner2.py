@@ -40,8 +40,8 @@ from torch import nn
 
 from xlingual.data.labels import CANONICAL_LABELS
 from xlingual.data.sample import Sample
-from xlingual.errors import ConfigError, DataFormatError, ModelNotFoundError
-from xlingual.models.base import MnerModel, ModelConfig
+from xlingual.errors import ConfigError, ModelNotFoundError
+from xlingual.models.base import MnerModel, ModelConfig, canonical_label_ids
 from xlingual.models.contrastive import ProjectionHead, nt_xent
 from xlingual.models.crf import MaskedCrf
 from xlingual.models.mner2_layers import TokenCrossAttention, VectorCrossAttention
@@ -296,18 +296,10 @@ class Mner2Model(MnerModel):
             items.append({
                 "input_ids": np.array(input_ids, dtype=np.int64),
                 "word_positions": np.array(positions, dtype=np.int64),
-                "label_ids": self._label_ids(sample, len(positions)),
+                "label_ids": canonical_label_ids(sample, LABELS, len(positions)),
                 "num_tokens": len(sample.tokens),
             })
         return items
-
-    def _label_ids(self, sample: Sample, count: int) -> np.ndarray:
-        ids = []
-        for position, label in enumerate(sample.labels[:count]):
-            if label not in LABELS:
-                raise DataFormatError(None, None, f"sample {sample.id}, token {position + 1}: label '{label}' is not canonical BIO ({', '.join(CANONICAL_LABELS)})")
-            ids.append(LABELS.id(label))
-        return np.array(ids, dtype=np.int64)
 
     @property
     def visual_shapes(self) -> dict[str, tuple[int, ...]]:
