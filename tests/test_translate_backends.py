@@ -214,6 +214,9 @@ def test_ctranslate2_parallel_batches_give_the_same_outputs_in_input_order(maria
     assert side_by_side.inter_threads == 2, "on the CPU the default runs one batch per thread"
     assert side_by_side.translate(texts) == one_by_one.translate(texts), "xlingual's batches submitted together: the same outputs"
     assert side_by_side.cache_key == one_by_one.cache_key, "how batches are scheduled never changes a cached translation"
+    entities, sentences = texts[1::2], texts[0::2]
+    pending_entities, pending_sentences = side_by_side.submit(entities), side_by_side.submit(sentences)  # both lists in flight
+    assert pending_sentences() == one_by_one.translate(sentences) and pending_entities() == one_by_one.translate(entities)
 
 
 def test_device_index_places_one_ctranslate2_replica_per_gpu_and_batches_each_call_whole(marian: Path, tmp_path: Path, monkeypatch) -> None:

@@ -45,7 +45,7 @@ from xlingual.projection.placeholders import FORMS, NUMBERED, PlaceholderForm, f
 from xlingual.projection.tokenization import join_tokens, tidy_spacing, tokenize_target
 from xlingual.projection.verify import Rejected as _Failure
 from xlingual.projection.verify import MARKER_REASONS, agrees, match_marked
-from xlingual.translate.base import too_long
+from xlingual.translate.base import PendingTranslations, submit, too_long
 
 if TYPE_CHECKING:
     from xlingual.translate.base import Translator
@@ -318,15 +318,24 @@ class Projector:
         self.stats = ProjectionStats()
 
     def _translate(self, texts: list[str], kind: str) -> list[str]:
-        if not texts:
-            return []
-        setattr(self.stats, kind, getattr(self.stats, kind) + len(texts))
-        outputs = self.translator.translate(list(texts))
-        if len(outputs) != len(texts):
-            from xlingual.errors import XlingualError
+        return self._submit(texts, kind)()
 
-            raise XlingualError(f"the translator returned {len(outputs)} translations for {len(texts)} texts")
-        return [str(o) for o in outputs]
+    def _submit(self, texts: list[str], kind: str) -> PendingTranslations:
+        """Start translating ``texts`` (counted under ``kind``); the result checks that every text got one translation."""
+        if not texts:
+            return lambda: []
+        setattr(self.stats, kind, getattr(self.stats, kind) + len(texts))
+        pending = submit(self.translator, list(texts))
+
+        def result() -> list[str]:
+            outputs = pending()
+            if len(outputs) != len(texts):
+                from xlingual.errors import XlingualError
+
+                raise XlingualError(f"the translator returned {len(outputs)} translations for {len(texts)} texts")
+            return [str(o) for o in outputs]
+
+        return result
 
     def _fitting(self, texts: list[str]) -> list[bool]:
         """Which texts the translator can take whole (the others are counted and never sent)."""
@@ -334,10 +343,12 @@ class Projector:
         self.stats.too_long += sum(cut)
         return [not c for c in cut]
 
-    def _standalone(self, texts: list[str]) -> None:
-        """Translate entity strings not seen before; artefact-like entities (``@Nike``) are copied.
+    def _standalone(self, texts: list[str]) -> Callable[[], None]:
+        """Start translating entity strings not seen before; artefact-like entities (``@Nike``) are copied.
 
-        An entity too long for the model gets no translation; its samples fail with ``too_long``.
+        An entity too long for the model gets no translation (it is in
+        ``too_long_entities`` as soon as this returns); its samples fail with
+        ``too_long``. Call the returned function to wait for the translations.
         """
         new = [t for t in dict.fromkeys(texts) if t not in self.entity_translations and t not in self.too_long_entities]
         for text in [t for t in new if is_artifact(t, self.src_lang)]:
@@ -346,18 +357,24 @@ class Projector:
         fits = self._fitting(todo)
         self.too_long_entities.update(t for t, ok in zip(todo, fits) if not ok)
         todo = [t for t, ok in zip(todo, fits) if ok]
-        for text, out in zip(todo, self._translate(todo, "entity_texts")):
-            self.entity_translations[text] = out.strip()
+        pending = self._submit(todo, "entity_texts")
+
+        def finish() -> None:
+            for text, out in zip(todo, pending()):
+                self.entity_translations[text] = out.strip()
+
+        return finish
 
     def _entity_texts(self, prepared: list[PreparedSample]) -> list[dict[int, str]]:
         """For each sample, slot number -> the entity's verified translation (``{}`` when an entity is too long).
+
+        Every entity string must have been through :meth:`_standalone` (and its translations collected).
 
         The stand-alone translation is the reference. With ``entity_context`` the
         in-context read-back replaces it only when the two agree after
         normalisation (then the sentence's own surface form is kept); a missing
         or disagreeing read-back falls back to the stand-alone translation.
         """
-        self._standalone([s.text for p in prepared for s in p.entity_slots])
         chosen: list[dict[int, str]] = [
             {s.number: self.entity_translations[s.text] for s in p.entity_slots}
             if all(s.text in self.entity_translations for s in p.entity_slots) else {}
@@ -409,14 +426,20 @@ class Projector:
         result.strategy = attempt.strategy
 
     def project(self, samples: Sequence[Sample]) -> list[ProjectionResult]:
-        """Project one chunk of samples; see :func:`project_samples`."""
+        """Project one chunk of samples; see :func:`project_samples`.
+
+        The entity strings and the first strategy's sentences do not depend on
+        each other, so both are submitted before either is awaited: a translator
+        that runs batches side by side keeps every thread busy across the two.
+        """
         prepared = [prepare_sample(s, self.src_lang) for s in samples]
         results = [ProjectionResult(source=s) for s in samples]
-        entity_texts = self._entity_texts(prepared)
+        finish_entities: Callable[[], None] | None = self._standalone([s.text for p in prepared for s in p.entity_slots])
+        entity_texts: list[dict[int, str]] = []
         pending = []
         for i, p in enumerate(prepared):
-            if p.entity_slots and not entity_texts[i]:
-                cut = [s.text for s in p.entity_slots if s.text in self.too_long_entities]
+            cut = [s.text for s in p.entity_slots if s.text in self.too_long_entities]
+            if cut:
                 results[i].attempts.append(Attempt("entities", "too_long", f"entity {cut[0]!r} is longer than the model takes"))
             else:
                 pending.append(i)
@@ -432,8 +455,11 @@ class Projector:
                 if not ok:
                     results[i].attempts.append(Attempt(strategy, "too_long", "the sentence is longer than the model takes", mt_input=text))
             rendered = [job for job, ok in zip(rendered, fits) if ok]
-            outputs = self._translate([text for _, text in rendered], "sentence_texts")
-            for (i, text), translation in zip(rendered, outputs):
+            translations = self._submit([text for _, text in rendered], "sentence_texts")
+            if finish_entities is not None:
+                finish_entities()
+                entity_texts, finish_entities = self._entity_texts(prepared), None
+            for (i, text), translation in zip(rendered, translations()):
                 attempt = Attempt(strategy, None, mt_input=text, translation=translation)
                 results[i].attempts.append(attempt)
                 try:

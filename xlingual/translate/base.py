@@ -10,7 +10,7 @@ expose ``cache_key``: a string that changes whenever the output could change
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Protocol, runtime_checkable
 
@@ -28,6 +28,27 @@ class Translator(Protocol):
     """Anything that translates a list of texts, returning a list of the same length and order."""
 
     def translate(self, texts: list[str]) -> list[str]: ...
+
+
+#: what :func:`submit` returns: call it to wait for the translations (in the order of the texts submitted)
+PendingTranslations = Callable[[], list[str]]
+
+
+def submit(translator: Translator, texts: list[str]) -> PendingTranslations:
+    """Start translating ``texts``; the returned function waits for the translations and returns them.
+
+    A translator that runs batches side by side (a ``submit`` method, e.g.
+    CTranslate2 with several ``inter_threads``) starts them now, so texts
+    submitted next run alongside and no list waits for the last batch of the one
+    before it. Any other translator translates when the result is asked for,
+    exactly as one ``translate`` call. Either way each list is batched on its
+    own, as ``translate`` would batch it, so the outputs are the same.
+    """
+    method = getattr(translator, "submit", None)
+    if callable(method):
+        return method(list(texts))
+    texts = list(texts)
+    return lambda: translator.translate(texts)
 
 
 @dataclass(frozen=True)

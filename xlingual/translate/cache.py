@@ -13,11 +13,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import sqlite3
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
 from xlingual.errors import XlingualError
-from xlingual.translate.base import Translator, too_long, translator_cache_key
+from xlingual.translate.base import PendingTranslations, Translator, submit, too_long, translator_cache_key
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +103,11 @@ class CachedTranslator:
     """Wraps a translator: duplicates and cached texts never reach it; new results are stored at once.
 
     Texts are sent to the inner translator in slices of ``commit_every`` so a
-    long call is committed piece by piece.
+    long call is committed piece by piece. :meth:`submit` starts a list without
+    waiting for it (see :func:`~xlingual.translate.base.submit`); slices are
+    collected and committed in the order they were submitted, so a text already
+    on its way is never sent twice and the cache never holds a later slice
+    without the earlier ones.
     """
 
     def __init__(self, inner: Translator, cache: TranslationCache | None, commit_every: int = 256) -> None:
@@ -112,6 +117,9 @@ class CachedTranslator:
         self.commit_every = commit_every
         self.stats = CacheStats()
         self._memory: dict[str, str] = {}
+        self._in_flight: set[str] = set()
+        self._queue: deque[tuple[int, list[str], PendingTranslations]] = deque()
+        self._submitted = 0  # slices submitted so far; a slice's number is its place in that order
 
     @property
     def cache_key(self) -> str:
@@ -122,25 +130,42 @@ class CachedTranslator:
         return too_long(self.inner, texts)
 
     def translate(self, texts: list[str]) -> list[str]:
+        return self.submit(texts)()
+
+    def submit(self, texts: list[str]) -> PendingTranslations:
+        texts = list(texts)
         self.stats.requested += len(texts)
         unique = list(dict.fromkeys(texts))
-        known = {t: self._memory[t] for t in unique if t in self._memory}
-        missing = [t for t in unique if t not in known]
+        missing = [t for t in unique if t not in self._memory and t not in self._in_flight]
         if missing and self.cache is not None:
             stored = self.cache.get_many(self.key, missing)
-            known.update(stored)
             self._memory.update(stored)
             missing = [t for t in missing if t not in stored]
         for start in range(0, len(missing), self.commit_every):
             chunk = missing[start:start + self.commit_every]
-            outputs = self.inner.translate(chunk)
+            self._queue.append((self._submitted, chunk, submit(self.inner, chunk)))
+            self._submitted += 1
+            self._in_flight.update(chunk)
+        self.stats.cache_hits += len(texts) - len(missing)
+        needed = self._submitted  # every slice submitted up to now: this call's own and the earlier ones it may share texts with
+
+        def result() -> list[str]:
+            self._collect(needed)
+            return [self._memory[t] for t in texts]
+
+        return result
+
+    def _collect(self, count: int) -> None:
+        """Wait for, check and commit the slices numbered below ``count``, oldest first."""
+        while self._queue and self._queue[0][0] < count:
+            _, chunk, pending = self._queue[0]
+            outputs = pending()
             if len(outputs) != len(chunk):
                 raise XlingualError(f"translator {self.key} returned {len(outputs)} translations for {len(chunk)} texts")
+            self._queue.popleft()
             fresh = {s: str(t) for s, t in zip(chunk, outputs)}
             self.stats.mt_calls += len(chunk)
             if self.cache is not None:
                 self.cache.put_many(self.key, fresh)
-            known.update(fresh)
             self._memory.update(fresh)
-        self.stats.cache_hits += len(texts) - len(missing)
-        return [known[t] for t in texts]
+            self._in_flight.difference_update(chunk)

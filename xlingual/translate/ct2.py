@@ -17,7 +17,7 @@ from pathlib import Path
 
 from xlingual.devices import resolve_device
 from xlingual.errors import ConfigError, ModelNotFoundError
-from xlingual.translate.base import DecodingOptions, ModelLimits, available_cores, length_sorted_batches
+from xlingual.translate.base import DecodingOptions, ModelLimits, PendingTranslations, available_cores, length_sorted_batches
 from xlingual.translate.hf import MARIAN_TARGET_TOKENS, NLLB_CODES, model_fingerprint, source_lengths
 from xlingual.translate.resolve import resolve_model
 
@@ -143,11 +143,19 @@ class CTranslate2Translator:
         return self.limits.over(source_lengths(self.tokenizer, [self.prefix + t for t in texts])) if texts else []
 
     def translate(self, texts: list[str]) -> list[str]:
+        return self.submit(texts)()
+
+    def submit(self, texts: list[str]) -> PendingTranslations:
+        """Tokenise and batch ``texts`` now; with several ``inter_threads`` their batches start at once (see :func:`~xlingual.translate.base.submit`).
+
+        Batches submitted by later calls queue behind these and run as soon as
+        a translation thread is free, so an entity list and a sentence list
+        share the threads instead of the second waiting for the first's last batch.
+        """
         if not texts:
-            return []
+            return lambda: []
         limit = self.limits.max_input_tokens
         pieces = [self.tokenizer.convert_ids_to_tokens(self.tokenizer(self.prefix + t, truncation=True, max_length=limit).input_ids) for t in texts]
-        outputs: list[str] = [""] * len(texts)
         if self.whole_list:
             batches = [list(range(len(texts)))]
             batching = {"max_batch_size": self.options.max_tokens, "batch_type": "tokens"}
@@ -157,8 +165,9 @@ class CTranslate2Translator:
         # With several translation threads, every batch is submitted at once (asynchronous results) so CTranslate2 runs
         # ``inter_threads`` of them in parallel; each batch is the same as when run one after another, so are its outputs.
         parallel = self.inter_threads > 1 and not self.whole_list
-        submitted = [
-            self.translator.translate_batch(
+
+        def run(batch: list[int]):
+            return self.translator.translate_batch(
                 [pieces[i] for i in batch],
                 target_prefix=[self.target_prefix] * len(batch) if self.target_prefix else None,
                 beam_size=self.options.beam_size,
@@ -167,14 +176,19 @@ class CTranslate2Translator:
                 asynchronous=parallel,
                 **batching,
             )
-            for batch in batches
-        ]
-        for batch, pending in zip(batches, submitted):
-            results = [item.result() for item in pending] if parallel else pending
-            for index, result in zip(batch, results):
-                tokens = result.hypotheses[0]
-                if self.target_prefix:
-                    tokens = tokens[len(self.target_prefix):]
-                ids = self.tokenizer.convert_tokens_to_ids(tokens)
-                outputs[index] = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
-        return outputs
+
+        started = [run(batch) for batch in batches] if parallel else None
+
+        def collect() -> list[str]:
+            outputs: list[str] = [""] * len(texts)
+            for number, batch in enumerate(batches):
+                results = [item.result() for item in started[number]] if started is not None else run(batch)
+                for index, result in zip(batch, results):
+                    tokens = result.hypotheses[0]
+                    if self.target_prefix:
+                        tokens = tokens[len(self.target_prefix):]
+                    ids = self.tokenizer.convert_tokens_to_ids(tokens)
+                    outputs[index] = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+            return outputs
+
+        return collect
