@@ -74,12 +74,12 @@ def test_experiment_gives_one_outcome_either_way_and_the_same_failure_line(fake_
     overrides = [*TINY_ACN, f"data.data_dir={sample_data_dir}"]
     sequential = run_experiment("en-zh", "acn", "tgt_only", 1, tmp_path, overrides)
     assert isinstance(sequential, GridOutcome) and not sequential.failures
-    assert list(sequential) == sequential.results and len(sequential) == 1 and not sequential[0].skipped
+    assert len(sequential.results) == 1 and not sequential.results[0].skipped
     assert fake_ray.inits == 0
 
     on_ray = run_experiment("en-zh", "acn", "tgt_only,tgt", 1, tmp_path, overrides, ray=RaySettings())
-    assert [r.run_dir.name for r in on_ray] == [sequential[0].run_dir.name] and on_ray[0].skipped
-    assert on_ray[0].metrics["test"] == sequential[0].metrics["test"]
+    assert [r.run_dir.name for r in on_ray.results] == [sequential.results[0].run_dir.name] and on_ray.results[0].skipped
+    assert on_ray.results[0].metrics["test"] == sequential.results[0].metrics["test"]
     assert list(on_ray.failures) == ["acn-en-zh-tgt-img_none-seed444"]
     assert (fake_ray.inits, fake_ray.shutdowns) == (1, 1)
 

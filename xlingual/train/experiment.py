@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,23 +62,12 @@ class GridOutcome:
     """Finished runs (trained now or earlier) in grid order, and the failed ones by run name with their error.
 
     One process stops at the first run that raises, so ``failures`` is filled
-    only under Ray, where a failed run does not stop the others. Iterating
-    (and ``len``, indexing) goes over ``results``, as over the list of runs
-    :func:`run_experiment` returned before it returned failures too.
+    only under Ray, where a failed run does not stop the others.
     """
 
     results: list[RunResult] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
-
-    def __iter__(self) -> Iterator[RunResult]:
-        return iter(self.results)
-
-    def __len__(self) -> int:
-        return len(self.results)
-
-    def __getitem__(self, index: int) -> RunResult:
-        return self.results[index]
 
     def raise_for_failures(self) -> None:
         """The one-line error of a grid some of whose runs failed (after the caller has shown the table)."""
