@@ -35,7 +35,7 @@ def test_grid_runs_as_tasks_into_the_sequential_folders_and_a_failed_run_does_no
     assert result.exit_code == 2, result.output
     last = result.output.strip().splitlines()[-1]
     assert "2 of 4 runs failed" in last and "acn-en-zh-tgt-img_none-seed444: setting 'tgt' needs twitter2015 translated" in last, last
-    for run in sequential:
+    for run in sequential.results:
         twin = tmp_path / "ray" / run.run_dir.name
         assert files_of(twin) == files_of(run.run_dir)
         metrics = json.loads((twin / "metrics.json").read_text())

@@ -88,7 +88,7 @@ def extract(
 
     report = extract_features(images, data_dir, dataset, out, backbone=backbone.value, weights=weights, crop=crop.value,
                               batch_size=batch_size, device=device, seed=seed, dtype=dtype.value,
-                              ray=RaySettings(ray, workers, gpus_per_worker) if ray is not None else None)
+                              ray=RaySettings.from_options(ray, workers, gpus_per_worker))
     if as_json:
         typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
     else:

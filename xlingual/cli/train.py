@@ -10,13 +10,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from xlingual.errors import XlingualError
 from xlingual.cli._options import (
     BuildMissingOption, FeaturesOption, FormatOption, ImageDirOption, ImageSeedOption, JsonOption, PostImagesOption, RayOption, SetOption,
     format_name,
 )
 from xlingual.features.choices import PostImages
-from xlingual.scale.runtime import RaySettings, failure_summary
+from xlingual.scale.runtime import RaySettings
 
 
 def _print_scores(title: str, scores: dict) -> None:
@@ -141,29 +140,20 @@ def experiment(
 
         xl experiment --direction en-zh --seeds 3 --ray auto     # the 24 runs spread over a Ray cluster's GPUs
     """
-    overrides = _with_data_dir(set_, data_dir, build_missing)
-    failures: dict[str, str] = {}
-    if ray is None:
-        from xlingual.train.experiment import run_experiment
+    from xlingual.train.experiment import run_experiment
 
-        results = run_experiment(direction, models, configs, seeds, output, overrides)
-    else:
-        from xlingual.scale.experiment import run_experiment_on_ray
-
-        outcome = run_experiment_on_ray(direction, models, configs, seeds, output, overrides, RaySettings(ray))
-        results, failures = outcome.results, outcome.failures
-    table = Table(title=f"Experiment {direction}: {len(results) + len(failures)} runs")
+    outcome = run_experiment(direction, models, configs, seeds, output, _with_data_dir(set_, data_dir, build_missing), ray=RaySettings.from_options(ray))
+    table = Table(title=f"Experiment {direction}: {len(outcome.results) + len(outcome.failures)} runs")
     for column in ("run", "test P", "test R", "test F1", "status"):
         table.add_column(column)
-    for r in results:
+    for r in outcome.results:
         t = r.metrics["test"]["conlleval"]
         table.add_row(r.run_dir.name, f"{t['precision']:.2f}", f"{t['recall']:.2f}", f"{t['f1']:.2f}", "skipped (done)" if r.skipped else "trained")
-    for name, error in failures.items():
+    for name, error in outcome.failures.items():
         table.add_row(name, "", "", "", f"failed: {error}")
     Console().print(table)
     typer.echo(f"report: xl report {output}")
-    if failures:
-        raise XlingualError(failure_summary("runs", len(results) + len(failures), failures, "the others are kept, run the same command again to redo these"))
+    outcome.raise_for_failures()
 
 
 def report(

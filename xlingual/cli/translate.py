@@ -16,16 +16,14 @@ from xlingual.cli._options import (
 )
 from xlingual.workspace import DEFAULT_DATA_DIR
 from xlingual.errors import ConfigError
-from xlingual.projection.corpus import (
-    CACHE_NAME, ProjectionSettings, read_input_files, read_source_dataset, translate_corpus,
-)
+from xlingual.projection.corpus import CACHE_NAME, ProjectionSettings, read_input_files, read_source_dataset
 from xlingual.projection.preview import DEFAULT_PREVIEW_POSTS
 from xlingual.projection.project import STRATEGIES, parse_strategies
 from xlingual.translate.base import DecodingOptions
 from xlingual.scale.runtime import RaySettings
-from xlingual.scale.translate import DEFAULT_SHARD_SIZE
+from xlingual.scale.translate import DEFAULT_SHARD_SIZE, load_and_translate_corpus
 from xlingual.stage_inputs import default_translation_dir
-from xlingual.translate.factory import Backend, check_direction, default_model, load_translator, parse_device_index
+from xlingual.translate.factory import Backend, check_direction, default_model, parse_device_index
 
 EPILOG = """
 Examples:
@@ -120,12 +118,7 @@ def translate(
                   quantization=quantization, work_dir=output / ".cache", threads=threads, device_index=parse_device_index(device_index))
     settings = ProjectionSettings(src, tgt, strategy_list, entity_context, cache_path=cache, use_cache=not no_cache, model_name=model_name,
                                   preview_posts=preview)
-    if ray is None:
-        result = translate_corpus(inputs, output, load_translator(**loader), settings)
-    else:
-        from xlingual.scale.translate import translate_corpus_on_ray
-
-        result = translate_corpus_on_ray(inputs, output, loader, settings, RaySettings(ray, workers, gpus_per_worker, max(1, threads)), shard_size)
+    result = load_and_translate_corpus(inputs, output, loader, settings, RaySettings.from_options(ray, workers, gpus_per_worker, threads), shard_size)
     if as_json:
         typer.echo(json.dumps(result.report, indent=2, ensure_ascii=False))
     else:

@@ -281,22 +281,25 @@ def extract_for_data_dir(
 
     The default cache is ``DataDir(data_dir).features(backbone)``, where training
     runs look. Translations need nothing extra: their samples name the source
-    posts' images.
+    posts' images. With ``ray`` in ``options`` the datasets share one Ray
+    runtime, started by the first that has images to extract.
     """
     from xlingual.data.datasets import DATASETS
+    from xlingual.scale.runtime import one_runtime
     from xlingual.workspace import DataDir
 
     layout = DataDir(data_dir)
     cache_dir = cache_dir or layout.features(backbone)
     reports = []
-    for name in datasets or list(DATASETS):
-        images_dir = layout.images_dir(name)
-        files = [path for split in DATASETS[name].split_files if (path := layout.split_file(name, split)).is_file()]
-        if not images_dir.is_dir() or not files:
-            logger.info("%s: skipped (no image folder %s or no split files)", name, images_dir)
-            continue
-        logger.info("%s: images of %d split files from %s", name, len(files), images_dir)
-        reports.append(extract_for_datasets(images_dir, files, cache_dir, backbone=backbone, **options))
+    with one_runtime():
+        for name in datasets or list(DATASETS):
+            images_dir = layout.images_dir(name)
+            files = [path for split in DATASETS[name].split_files if (path := layout.split_file(name, split)).is_file()]
+            if not images_dir.is_dir() or not files:
+                logger.info("%s: skipped (no image folder %s or no split files)", name, images_dir)
+                continue
+            logger.info("%s: images of %d split files from %s", name, len(files), images_dir)
+            reports.append(extract_for_datasets(images_dir, files, cache_dir, backbone=backbone, **options))
     if not reports:
         raise ImageError(f"--data-dir {data_dir}: no dataset with both split files and an image folder (e.g. {layout.images_dir('cmner')}); pass --images and --dataset")
     return merge_reports(reports)

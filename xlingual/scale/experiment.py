@@ -10,22 +10,12 @@ The output folder must be on a file system every node sees.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from xlingual.scale.runtime import RaySettings, import_ray, run_as_tasks
 from xlingual.train.config import TrainConfig
-from xlingual.train.experiment import plan_grid
+from xlingual.train.experiment import GridOutcome, plan_grid
 from xlingual.train.run import RunResult
-
-
-@dataclass
-class GridOutcome:
-    """Finished runs (trained now or earlier) in grid order, and the failed ones by run name with their error."""
-
-    results: list[RunResult] = field(default_factory=list)
-    failures: dict[str, str] = field(default_factory=dict)
-    seconds: float = 0.0
 
 
 def _train(run: tuple[TrainConfig, Path]) -> RunResult:
@@ -37,7 +27,10 @@ def _train(run: tuple[TrainConfig, Path]) -> RunResult:
 
 def run_experiment_on_ray(direction: str, models: str, settings: str, seeds: int, output: str | Path,
                           overrides: list[str] | None, ray: RaySettings) -> GridOutcome:
-    """The grid of :func:`~xlingual.train.experiment.run_experiment`, its runs as Ray tasks; see the module docstring."""
+    """The grid of :func:`~xlingual.train.experiment.run_experiment`, its runs as Ray tasks; see the module docstring.
+
+    Called by ``run_experiment(..., ray=...)``, the entry point for both ways of running the grid.
+    """
     import_ray()
     runs = plan_grid(direction, models, settings, seeds, output, overrides)
     outcome = run_as_tasks(ray, _train, [(config.run_name, (config, run_dir)) for config, run_dir in runs], desc="grid runs")

@@ -11,6 +11,12 @@ error and the others go on; a worker that dies (killed, out of memory) costs
 its current job only. Results are whatever the job returns; stages write their
 real output to the shared data directory themselves, so a killed driver loses
 nothing a worker finished.
+
+A command runs on one runtime however many pools it starts:
+:func:`one_runtime` marks the command's extent, the first pool inside it
+starts Ray, and the block's end stops it (a local runtime takes seconds to
+start). Ray is still started only when a pool has jobs, so a ``--ray`` command
+with nothing to do neither imports nor starts it.
 """
 
 from __future__ import annotations
@@ -63,6 +69,17 @@ class RaySettings:
         if self.cpus_per_worker < 1:
             raise ConfigError(f"CPUs per worker {self.cpus_per_worker}: must be at least 1")
 
+    @classmethod
+    def from_options(cls, address: str | None, workers: int = 0, gpus_per_worker: float = 0.0, threads: int = 0) -> "RaySettings | None":
+        """The settings of ``--ray ADDRESS --workers N --gpus-per-worker G``, or None (one process) without ``--ray``.
+
+        ``threads`` is the command's ``--threads``: a worker reserves that many
+        CPUs, and at least one where 0 would mean "every core" to one process.
+        """
+        if address is None:
+            return None
+        return cls(address, workers, gpus_per_worker, max(1, threads))
+
 
 def import_ray() -> Any:
     """The ``ray`` module, or the one-line error saying how to install it."""
@@ -73,9 +90,43 @@ def import_ray() -> Any:
     return ray
 
 
+@dataclass
+class _CommandScope:
+    """How deep inside :func:`one_runtime` blocks the command is, and whether a pool in them started Ray (to stop at the end)."""
+
+    depth: int = 0
+    started: Any = None
+
+
+_SCOPE = _CommandScope()
+
+
+@contextmanager
+def one_runtime() -> Iterator[None]:
+    """Every pool inside this block shares one Ray runtime: the first to need Ray starts it, the block's end stops it.
+
+    Re-entrant: an inner block leaves the runtime to the outermost one.
+    Nothing is imported or started by the block itself, so a command with no
+    ``--ray``, or none of whose pools has work, pays nothing for it. A runtime
+    that was already initialised when the command began is used and left as
+    it is, as :func:`ray_runtime` does.
+    """
+    _SCOPE.depth += 1
+    try:
+        yield
+    finally:
+        _SCOPE.depth -= 1
+        if _SCOPE.depth == 0 and _SCOPE.started is not None:
+            ray, _SCOPE.started = _SCOPE.started, None
+            ray.shutdown()
+
+
 @contextmanager
 def ray_runtime(settings: RaySettings) -> Iterator[Any]:
-    """Ray, connected: an already initialised runtime is used as it is; otherwise one is started or joined, and left after."""
+    """Ray, connected: an already initialised runtime is used as it is; otherwise one is started or joined, and left after.
+
+    Inside :func:`one_runtime` a runtime started here is left to the end of the block instead, for the command's next pool.
+    """
     ray = import_ray()
     if ray.is_initialized():
         yield ray
@@ -86,6 +137,10 @@ def ray_runtime(settings: RaySettings) -> Iterator[Any]:
         ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as err:
         raise ConfigError(f"--ray {settings.address}: no Ray cluster reachable there ({' '.join(str(err).split())[:200]})") from None
+    if _SCOPE.depth:
+        _SCOPE.started = ray
+        yield ray
+        return
     try:
         yield ray
     finally:

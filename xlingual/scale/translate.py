@@ -1,4 +1,10 @@
-"""``xl translate --ray``: a corpus projected in shards by Ray workers, merged into the files one process writes.
+"""``xl translate``'s entry point, and its ``--ray`` path: a corpus projected in shards by Ray workers, merged into the files one process writes.
+
+:func:`load_and_translate_corpus` takes the translator as a recipe (the
+arguments of :func:`~xlingual.translate.factory.load_translator`) so that it
+can be loaded where the work runs: in this process
+(:func:`~xlingual.projection.corpus.translate_corpus`), or once in every Ray
+worker (:func:`translate_corpus_on_ray`).
 
 Each input file is cut into shards of ``shard_size`` samples. A worker loads
 the translator once (any backend, plug-ins included) and projects shard after
@@ -38,7 +44,7 @@ from xlingual.errors import XlingualError
 from xlingual.io import atomic_open
 from xlingual.projection.corpus import (
     CorpusInput, CorpusResult, ProjectedPart, ProjectionSettings, check_source_language, open_translation, project_part,
-    write_corpus_report, write_outputs,
+    translate_corpus, write_corpus_report, write_outputs,
 )
 from xlingual.scale.runtime import RaySettings, failure_summary, import_ray, run_on_workers
 from xlingual.translate.base import Translator
@@ -149,6 +155,23 @@ class ShardProjectorFactory:
         from xlingual.translate.factory import load_translator
 
         return _ShardStage(load_translator(**self.loader), self.settings)
+
+
+def load_and_translate_corpus(inputs: list[CorpusInput], output_dir: str | Path, loader: dict[str, Any], settings: ProjectionSettings,
+                              ray: RaySettings | None = None, shard_size: int = DEFAULT_SHARD_SIZE) -> CorpusResult:
+    """Load the translator ``loader`` describes and project ``inputs`` into ``output_dir``: here, or with ``ray`` on Ray workers.
+
+    ``loader`` holds the keyword arguments of
+    :func:`~xlingual.translate.factory.load_translator`; ``shard_size`` is
+    the unit of work under Ray (see the module docstring). Either way the
+    files written are those of
+    :func:`~xlingual.projection.corpus.translate_corpus`.
+    """
+    if ray is not None:
+        return translate_corpus_on_ray(inputs, output_dir, loader, settings, ray, shard_size)
+    from xlingual.translate.factory import load_translator
+
+    return translate_corpus(inputs, output_dir, load_translator(**loader), settings)
 
 
 def translate_corpus_on_ray(inputs: list[CorpusInput], output_dir: str | Path, loader: dict[str, Any], settings: ProjectionSettings,

@@ -3,16 +3,20 @@
 Each cell is an ordinary run folder (``<model>-<direction>-<setting>-seed<N>``)
 trained with ``resume=True``: a finished cell is skipped, an interrupted one
 continues from its checkpoint, so re-running the same command after a crash
-or a pre-emption only does the missing work.
+or a pre-emption only does the missing work. With ``ray`` the cells run as
+Ray tasks instead (:mod:`xlingual.scale.experiment`); either way the caller
+gets one :class:`GridOutcome`.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from xlingual.errors import ConfigError
+from xlingual.errors import ConfigError, XlingualError
+from xlingual.scale.runtime import RaySettings, failure_summary
 from xlingual.train.config import MODEL_TYPES, SETTINGS, TrainConfig, load_config
 from xlingual.train.run import RunResult, train_run
 
@@ -53,15 +57,40 @@ def plan_grid(direction: str, models: str, settings: str, seeds: int, output: st
     return runs
 
 
+@dataclass
+class GridOutcome:
+    """Finished runs (trained now or earlier) in grid order, and the failed ones by run name with their error.
+
+    One process stops at the first run that raises, so ``failures`` is filled
+    only under Ray, where a failed run does not stop the others.
+    """
+
+    results: list[RunResult] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def raise_for_failures(self) -> None:
+        """The one-line error of a grid some of whose runs failed (after the caller has shown the table)."""
+        if self.failures:
+            raise XlingualError(failure_summary("runs", len(self.results) + len(self.failures), self.failures,
+                                                "the others are kept, run the same command again to redo these"))
+
+
 def run_experiment(direction: str, models: str, settings: str, seeds: int, output: str | Path,
-                   overrides: list[str] | None = None) -> list[RunResult]:
-    """Run (or finish) every cell of the grid, one after the other (``xl experiment --ray``: :mod:`xlingual.scale.experiment`)."""
+                   overrides: list[str] | None = None, ray: RaySettings | None = None) -> GridOutcome:
+    """Run (or finish) every cell of the grid: one after the other, or with ``ray`` as Ray tasks (:mod:`xlingual.scale.experiment`)."""
+    if ray is not None:
+        from xlingual.scale.experiment import run_experiment_on_ray
+
+        return run_experiment_on_ray(direction, models, settings, seeds, output, overrides, ray)
+    started = time.perf_counter()
     runs = plan_grid(direction, models, settings, seeds, output, overrides)
-    results = []
+    outcome = GridOutcome()
     for number, (config, run_dir) in enumerate(runs, 1):
         logger.info("[%d/%d] %s", number, len(runs), config.run_name)
-        results.append(train_run(config, run_dir, resume=True))
-    return results
+        outcome.results.append(train_run(config, run_dir, resume=True))
+    outcome.seconds = time.perf_counter() - started
+    return outcome
 
 
-__all__ = ["GridCell", "grid", "parse_list", "plan_grid", "run_experiment"]
+__all__ = ["GridCell", "GridOutcome", "grid", "parse_list", "plan_grid", "run_experiment"]
