@@ -243,3 +243,21 @@ def test_device_index_places_one_ctranslate2_replica_per_gpu_and_batches_each_ca
             parse_device_index(bad)
     with pytest.raises(ConfigError, match="only the ctranslate2 backend"):
         load_translator("en", "zh", str(marian), options=GREEDY, device_index=[0, 1])
+
+
+def test_transformers_batches_side_by_side_give_the_same_outputs_and_leave_torch_threads_as_they_were(marian: Path) -> None:
+    import torch
+
+    from xlingual.translate.base import ThreadLayout
+
+    budget = DecodingOptions(beam_size=1, max_length=8, max_tokens=12)  # a 12-token budget: several batches
+    texts = ["X1 loves X2 .", "Paris", "we met X2 in X1 today .", "I see X3 .", "John", "X1 and X2 met X3 in Paris ."]
+    one_by_one = HFTranslator.from_pretrained(str(marian), "en", "zh", budget, device="cpu", threads=2, inter_threads=1)
+    side_by_side = HFTranslator.from_pretrained(str(marian), "en", "zh", budget, device="cpu", threads=2)
+    assert side_by_side.layout == ThreadLayout(batches=2, per_batch=1) and one_by_one.layout == ThreadLayout(1, 2)
+    assert side_by_side.cache_key == one_by_one.cache_key, "how batches are scheduled never changes a cached translation"
+    before = torch.get_num_threads()
+    assert side_by_side.translate(texts) == one_by_one.translate(texts)
+    assert torch.get_num_threads() == before
+    assert ThreadLayout.choose(4, "cuda") == ThreadLayout(1, 4), "a GPU decodes one batch at a time"
+    assert ThreadLayout.choose(0, "cpu").batches >= 1

@@ -88,7 +88,7 @@ def translate(
     max_tokens: int = typer.Option(4096, "--max-tokens", min=1, help="Padded token budget of one MT batch."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Most sentences in one MT batch."),
     quantization: str = typer.Option("int8", "--quantization", help="CTranslate2 compute type when converting (int8, float32, ...)."),
-    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads (0: the cores this process is given): CTranslate2 runs that many batches at once, one thread each; torch's threads when set."),
+    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads (0: the cores this process is given): either backend decodes that many batches at once, one thread each."),
     strategies: str = typer.Option(",".join(STRATEGIES), "--strategies", help="Placeholder strategies to try, in order."),
     entity_context: bool = typer.Option(False, "--entity-context", help="Also translate each entity inside its sentence (bracketed); the read-back is kept only where it agrees with the stand-alone translation."),
     cache: Optional[Path] = typer.Option(None, "--cache", help=f"Translation cache file (default: OUTPUT/{CACHE_NAME})."),

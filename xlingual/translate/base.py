@@ -89,6 +89,29 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+@dataclass(frozen=True)
+class ThreadLayout:
+    """How a backend spends its CPU threads: ``batches`` decoded side by side, ``per_batch`` threads each.
+
+    On the CPU the default is one batch per thread. Decoding a batch is a
+    long chain of small matrix products; split over two threads each product
+    waits on the slower thread (and on a busy machine, on a descheduled one),
+    while two batches on one thread each never wait on each other. Measured in
+    docs/translate.md. The batches are the same either way, so are the
+    outputs. A GPU decodes one batch at a time unless asked otherwise.
+    """
+
+    batches: int
+    per_batch: int
+
+    @classmethod
+    def choose(cls, threads: int, device: str, batches: int | None = None) -> "ThreadLayout":
+        """``threads`` 0: the cores this process is given; ``batches`` None: one per thread on the CPU, 1 elsewhere."""
+        threads = threads if threads > 0 else available_cores()
+        side_by_side = max(1, batches if batches is not None else (threads if device == "cpu" else 1))
+        return cls(side_by_side, max(1, threads // side_by_side))
+
+
 def too_long(translator: Translator, texts: list[str]) -> list[bool]:
     """Which ``texts`` the translator would have to cut (its optional ``too_long`` method; none without one).
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from xlingual.devices import resolve_device
 from xlingual.errors import ConfigError, ModelNotFoundError
-from xlingual.translate.base import DecodingOptions, ModelLimits, PendingTranslations, available_cores, length_sorted_batches
+from xlingual.translate.base import DecodingOptions, ModelLimits, PendingTranslations, ThreadLayout, available_cores, length_sorted_batches
 from xlingual.translate.hf import MARIAN_TARGET_TOKENS, NLLB_CODES, model_fingerprint, source_lengths
 from xlingual.translate.resolve import resolve_model
 
@@ -87,13 +87,10 @@ class CTranslate2Translator:
         if len(self.device_index) > 1 and self.device != "cuda":
             raise ConfigError(f"--device-index {','.join(map(str, self.device_index))}: several devices need --device cuda")
         self.whole_list = whole_list or len(self.device_index) > 1
-        # On the CPU, batches in parallel with one thread each beat one batch on several threads (measured in
-        # docs/translate.md); a GPU runs one batch at a time per replica unless asked otherwise.
-        default_inter = self.threads if self.device == "cpu" else 1
-        self.inter_threads = max(1, inter_threads if inter_threads is not None else default_inter)
+        layout = ThreadLayout.choose(self.threads, self.device, inter_threads)  # a GPU: one batch at a time per replica
+        self.inter_threads = layout.batches
         self.translator = ctranslate2.Translator(str(self.folder), device=device, device_index=self.device_index, compute_type=compute_type,
-                                                 inter_threads=self.inter_threads,
-                                                 intra_threads=max(1, self.threads // self.inter_threads) if self.device == "cpu" else 0)
+                                                 inter_threads=self.inter_threads, intra_threads=layout.per_batch if self.device == "cpu" else 0)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder), local_files_only=True)
         config_path = self.folder / "hf_config.json"
         hf_config = json.loads(config_path.read_text()) if config_path.exists() else {}

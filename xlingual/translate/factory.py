@@ -39,8 +39,8 @@ def load_translator(src: str, tgt: str, model: str | None = None, backend: str =
     """Build the translator the user asked for; a plug-in wins over ``model``/``backend``.
 
     ``threads`` (0: the cores this process is given) is how many batches
-    CTranslate2 runs at once on the CPU, one thread each; for transformers it
-    sets torch's threads only when given.
+    either backend decodes at once on the CPU, one thread each
+    (:class:`~xlingual.translate.base.ThreadLayout`).
     ``device_index`` (CTranslate2 only) puts one model replica on each listed GPU.
     """
     check_direction(src, tgt)
@@ -54,11 +54,7 @@ def load_translator(src: str, tgt: str, model: str | None = None, backend: str =
     if backend == "transformers":
         from xlingual.translate.hf import HFTranslator
 
-        if threads > 0:
-            import torch
-
-            torch.set_num_threads(threads)
-        return HFTranslator.from_pretrained(model, src, tgt, options, device)
+        return HFTranslator.from_pretrained(model, src, tgt, options, device, threads=threads)
     if backend == "ctranslate2":
         from xlingual.translate.ct2 import CTranslate2Translator
 

@@ -16,12 +16,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 from xlingual.devices import resolve_device
 from xlingual.errors import ModelNotFoundError
 from xlingual.progress import progress_bar
-from xlingual.translate.base import DecodingOptions, ModelLimits, length_sorted_batches
+from xlingual.translate.base import DecodingOptions, ModelLimits, ThreadLayout, length_sorted_batches
 from xlingual.translate.resolve import ModelSource, resolve_model
 
 logger = logging.getLogger(__name__)
@@ -52,15 +55,23 @@ def source_lengths(tokenizer, inputs: list[str]) -> list[int]:
 
 
 class HFTranslator:
-    """A seq2seq translation model from transformers (Marian or NLLB) behind the Translator protocol."""
+    """A seq2seq translation model from transformers (Marian or NLLB) behind the Translator protocol.
 
-    def __init__(self, model, tokenizer, src_lang: str, tgt_lang: str, options: DecodingOptions, device: str, fingerprint: str) -> None:
+    On the CPU, ``threads`` (0: the cores this process is given) decode that
+    many batches side by side, one torch thread each (``inter_threads`` other
+    than None overrides how many; see :class:`~xlingual.translate.base.ThreadLayout`).
+    torch's thread count is changed only while a call runs and restored after it.
+    """
+
+    def __init__(self, model, tokenizer, src_lang: str, tgt_lang: str, options: DecodingOptions, device: str, fingerprint: str,
+                 threads: int = 0, inter_threads: int | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.src_lang = src_lang
         self.tgt_lang = tgt_lang
         self.options = options
         self.device = device
+        self.layout = ThreadLayout.choose(threads, device, inter_threads)
         self.model_type = getattr(model.config, "model_type", "")
         self.prefix = ""
         self.generate_kwargs: dict = {}
@@ -86,7 +97,8 @@ class HFTranslator:
         )
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, src_lang: str, tgt_lang: str, options: DecodingOptions | None = None, device: str = "auto") -> "HFTranslator":
+    def from_pretrained(cls, name_or_path: str, src_lang: str, tgt_lang: str, options: DecodingOptions | None = None, device: str = "auto",
+                        threads: int = 0, inter_threads: int | None = None) -> "HFTranslator":
         """Load a Marian or NLLB model from a hub id or folder (fails fast when it is nowhere to be found)."""
         options = options or DecodingOptions()
         source = resolve_model(name_or_path)  # before importing transformers: a missing model fails in a second
@@ -105,15 +117,13 @@ class HFTranslator:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ModelNotFoundError(f"cannot load translation model '{name_or_path}': {first}") from None
         model.to(device).eval()
-        return cls(model, tokenizer, src_lang, tgt_lang, options, device, model_fingerprint(source))
+        return cls(model, tokenizer, src_lang, tgt_lang, options, device, model_fingerprint(source), threads, inter_threads)
 
     def too_long(self, texts: list[str]) -> list[bool]:
         """Which texts exceed the model's input limit (they would be cut)."""
         return self.limits.over(source_lengths(self.tokenizer, [self.prefix + t for t in texts])) if texts else []
 
     def translate(self, texts: list[str]) -> list[str]:
-        import torch
-
         if not texts:
             return []
         inputs = [self.prefix + t for t in texts]
@@ -121,8 +131,11 @@ class HFTranslator:
         lengths = [min(n, limit) for n in source_lengths(self.tokenizer, inputs)]
         batches = length_sorted_batches(lengths, self.options.max_tokens, self.options.max_batch_size)
         outputs: list[str] = [""] * len(texts)
-        with torch.inference_mode(), progress_bar(total=len(texts), desc="translating", unit="sent", leave=False) as bar:
-            for batch in batches:
+
+        def generate(batch: list[int]) -> list[str]:
+            import torch
+
+            with torch.inference_mode():
                 encoded = self.tokenizer(
                     [inputs[i] for i in batch], return_tensors="pt", padding=True, truncation=True, max_length=limit
                 ).to(self.device)
@@ -133,8 +146,32 @@ class HFTranslator:
                     max_new_tokens=min(self.options.new_token_limit(max(lengths[i] for i in batch)), self.limits.max_new_tokens),
                     **self.generate_kwargs,
                 )
-                decoded = self.tokenizer.batch_decode(generated, skip_special_tokens=True)
+            return self.tokenizer.batch_decode(generated, skip_special_tokens=True)
+
+        with progress_bar(total=len(texts), desc="translating", unit="sent", leave=False) as bar, self._decoding(len(batches)) as run:
+            for batch, decoded in zip(batches, run(generate, batches)):  # in submission order, longest batch first
                 for index, text in zip(batch, decoded):
                     outputs[index] = text.strip()
                 bar.update(len(batch))
         return outputs
+
+    @contextmanager
+    def _decoding(self, batches: int) -> Iterator[Callable[[Callable, list], Iterator]]:
+        """A ``map`` over batches: side by side on this translator's threads, or one after another.
+
+        torch's thread count is process-wide, so it is set for the call and
+        restored after it (a training run in the same process keeps its own).
+        """
+        import torch
+
+        side_by_side = min(self.layout.batches, batches)
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.layout.per_batch)
+        try:
+            if side_by_side <= 1:
+                yield map
+            else:
+                with ThreadPoolExecutor(side_by_side, thread_name_prefix="xl-translate") as pool:
+                    yield pool.map
+        finally:
+            torch.set_num_threads(before)
