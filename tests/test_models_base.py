@@ -56,26 +56,18 @@ SAVED_EXTRAS = {"acn": ["labels", "words", "chars", "embedding_coverage"], "umt"
 """The ``config.json`` extras each model wrote before the base existed: folders saved then must still load."""
 
 
-def region_shape(model: MnerModel) -> tuple[int, int]:
-    return (model._expected_regions() or 5, model.config.visual_dim)
-
-
 def fixed_visual(model: MnerModel, imageless: frozenset[str] = frozenset(), scale: float = 1.0) -> Callable[[Sample], tuple[Any, bool]]:
-    """Random but fixed regions per post id; posts in ``imageless`` get ``scale``-sized noise and ``has_image`` False.
+    """Random but fixed inputs per post id (each of ``visual_inputs()``, 5 along a free axis); posts in ``imageless`` get ``scale``-sized noise and ``has_image`` False.
 
-    A model with several visual inputs per post (``visual_shapes``, 2M-NER) gets a dict of such arrays.
+    A model with named visual inputs (2M-NER) gets a dict of such arrays, any other its one array.
     """
-    shapes = getattr(model, "visual_shapes", None)
+    shapes = {spec.name: tuple(5 if isinstance(size, str) else size for size in spec.shape) for spec in model.visual_inputs()}
 
     def lookup(sample: Sample) -> tuple[Any, bool]:
         rng = np.random.default_rng(zlib.crc32(sample.id.encode()))
-        if shapes is None:
-            regions = rng.standard_normal(region_shape(model)).astype(np.float32)
-        else:
-            regions = {name: rng.standard_normal(shape).astype(np.float32) for name, shape in shapes.items()}
-        if sample.id not in imageless:
-            return regions, True
-        return ({k: v * scale for k, v in regions.items()} if shapes is not None else regions * scale), False
+        arrays = {name: rng.standard_normal(shape).astype(np.float32) * (scale if sample.id in imageless else 1.0) for name, shape in shapes.items()}
+        features = arrays if model.named_visual_inputs else next(iter(arrays.values()))
+        return features, sample.id not in imageless
 
     return lookup
 

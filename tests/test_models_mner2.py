@@ -352,8 +352,8 @@ def test_paired_lookup_needs_both_images_and_keeps_tokens_as_returned(encoder_di
     tokens = np.lib.stride_tricks.as_strided(np.zeros(1, dtype=np.float16), (VIT_TOKENS, VIT_DIM), (0, 0))
     lookup = paired_lookup(lambda s: (tokens, True), lambda s: (np.ones(RESNET_DIM, dtype=np.float32), s.id != "p0"))
     items = build(encoder_dir).encode(posts[:2], lookup)
-    assert [item["has_image"] for item in items] == [False, True] and items[0]["regions"] is None
-    assert items[1]["regions"]["vit"] is tokens  # no float32 copy per post before collation
+    assert [item["has_image"] for item in items] == [False, True] and items[0]["vit"] is None and items[0]["resnet"] is None
+    assert items[1]["vit"] is tokens  # no float32 copy per post before collation
 
 
 def test_registered_and_save_load_round_trip_gives_equal_predictions(encoder_dir, posts, tmp_path):

@@ -5,9 +5,12 @@ and future models train, evaluate, save and predict through one code path:
 
 * ``encode(samples, visual)`` turns samples into per-sample feature dicts once
   per dataset: the model's own text encoding (``_encode_text``) plus, for a
-  multimodal model, each post's region features and whether it had an image;
+  multimodal model, each post's visual inputs (``visual_inputs``: one
+  ``regions`` array by default, named arrays for a model that reads several),
+  shape-checked, and whether it had an image;
 * ``collate(items)`` pads a list of those into a batch of tensors (the model
-  pads its text fields in ``_collate_text``; regions are padded here);
+  pads its text fields in ``_collate_text``; visual inputs are batched here,
+  zeros for a post without an image);
 * ``forward(batch)`` returns a dict with ``loss`` (a scalar) when the batch has
   labels;
 * ``decode(batch)`` returns one label list per sample, aligned to the sample's
@@ -44,8 +47,50 @@ from xlingual.models.vocab import Vocabulary
 
 logger = logging.getLogger(__name__)
 
-VisualLookup = Callable[[Sample], tuple[np.ndarray, bool]]
-"""Returns a sample's visual input, (regions, channels) float32, and whether it had a usable image."""
+VisualLookup = Callable[[Sample], tuple[np.ndarray | Mapping[str, np.ndarray], bool]]
+"""Returns a sample's visual input and whether it had a usable image.
+
+The input is one array for a model that reads one (ACN, UMT: (regions, channels)
+float32), or one array per name for a model that reads several (2M-NER: ``vit``
+and ``resnet``); see :class:`VisualInput`.
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class VisualInput:
+    """One array a multimodal model reads per post: its name and the shape the model needs.
+
+    The name is both the key in the lookup's mapping (when the model reads
+    several inputs) and the batch key ``collate`` writes it to, so the model's
+    layers read ``batch[name]``. Each entry of ``shape`` is a size, or a word
+    (e.g. ``"regions"``) for an axis of any size, on which the posts of one
+    batch must agree; such an axis is 1 in a batch with no image at all.
+    """
+
+    name: str
+    shape: tuple[int | str, ...]
+    option: str
+    """The model option(s) that set the shape, named first in a shape error (``model.visual_dim``)."""
+    hint: str
+    """Which features give this input, the end of a shape error."""
+    label: str = ""
+    """What errors call these features (``"{label} features"``); the name when empty."""
+
+    @property
+    def called(self) -> str:
+        return self.label or self.name
+
+    def matches(self, shape: tuple[int, ...]) -> bool:
+        return len(shape) == len(self.shape) and all(isinstance(want, str) or want == got for want, got in zip(self.shape, shape))
+
+    def empty_shape(self) -> tuple[int, ...]:
+        """One post's shape in a batch where no post has the input: free axes are 1."""
+        return tuple(1 if isinstance(size, str) else size for size in self.shape)
+
+    def expected(self) -> str:
+        """The shape as errors show it: ``(regions, 512)``, ``(2048,)``."""
+        sizes = [str(size) for size in self.shape]
+        return f"({', '.join(sizes)}{',' if len(sizes) == 1 else ''})"
 
 
 NON_MODEL_KEYS = frozenset({"type", "model_type", "name", "images", "backbone"})
@@ -135,7 +180,10 @@ class MnerModel(nn.Module, ABC):
     visual_modules: ClassVar[tuple[str, ...]] = ()
     """Names of the child modules only the multimodal variant has; every other weight is shared with the text-only one."""
     region_hint: ClassVar[str] = ""
-    """Which image features the model reads, shown when a feature cache has the wrong shape."""
+    """Which image features the model reads, shown when its lookup gives the wrong shape or structure."""
+    named_visual_inputs: ClassVar[bool] = False
+    """True: the model's lookup returns a mapping from input name to array (2M-NER, even with one branch on);
+    False: one bare array, the model's single visual input (ACN, UMT)."""
 
     config: Any  # an instance of ``config_class``
 
@@ -203,13 +251,26 @@ class MnerModel(nn.Module, ABC):
         """Per post, the model position of each original token (-1 for one the model did not see)."""
 
     def _expected_regions(self) -> int | None:
-        """The number of regions every post must have, or None when any number will do."""
+        """The number of regions every post must have, or None when any number will do (the default ``regions`` input)."""
         return None
+
+    def visual_inputs(self) -> tuple[VisualInput, ...]:
+        """The arrays the multimodal variant reads per post; ``encode`` checks them and ``collate`` batches them under their names.
+
+        The default is one ``regions`` array of ``_expected_regions()`` (or any
+        number of) regions by ``config.visual_dim`` channels, which the lookup
+        returns as a bare array. A model reading several arrays (2M-NER)
+        overrides this and sets ``named_visual_inputs``: its lookup returns a
+        mapping from these names.
+        """
+        count = self._expected_regions()
+        return (VisualInput("regions", ("regions" if count is None else count, self.config.visual_dim),
+                            option="model.visual_dim", hint=self.region_hint, label="image"),)
 
     # ------------------------------------------------------------------ data
 
     def encode(self, samples: Sequence[Sample], visual: VisualLookup | None = None) -> list[dict[str, Any]]:
-        """Text features and (multimodal) region features per sample.
+        """Text features and (multimodal) each visual input per sample, under the input's name, plus ``has_image``.
 
         With ``use_image`` and no ``visual`` lookup, every post is image-less:
         zero features and no visual signal (see :func:`gate_by_image`).
@@ -219,47 +280,63 @@ class MnerModel(nn.Module, ABC):
                            self.model_type.upper(), len(samples))
         items = self._encode_text(samples)
         if self.config.use_image:
+            inputs = self.visual_inputs()
             for item, sample in zip(items, samples):
-                item["regions"], item["has_image"] = self._regions(sample, visual)
+                arrays, item["has_image"] = self._visual_arrays(sample, visual, inputs)
+                for spec in inputs:
+                    item[spec.name] = None if arrays is None else arrays[spec.name]
         return items
 
-    def _regions(self, sample: Sample, visual: VisualLookup | None) -> tuple[np.ndarray | None, bool]:
-        """A post's region features as the lookup returns them (a memory-mapped cache stays on disk until collation).
+    def _visual_arrays(self, sample: Sample, visual: VisualLookup | None,
+                       inputs: Sequence[VisualInput]) -> tuple[dict[str, np.ndarray] | None, bool]:
+        """A post's visual inputs as the lookup returns them (a memory-mapped cache stays on disk until collation), shape-checked.
 
-        An image-less post keeps no features (``None``): collation gives it
-        zero regions whatever the lookup returned, so nothing but its text
-        decides its prediction.
+        Every post's shapes are checked, with or without an image, so a wrong
+        feature cache fails on the first post. An image-less post then keeps
+        nothing (``None``): collation gives it zeros whatever the lookup
+        returned, so nothing but its text decides its prediction.
         """
         if visual is None:
             return None, False
-        regions, has_image = visual(sample)
-        regions = np.asarray(regions)
-        count = self._expected_regions()
-        if regions.ndim != 2 or regions.shape[1] != self.config.visual_dim or (count is not None and regions.shape[0] != count):
-            expected = f"({'regions' if count is None else count}, {self.config.visual_dim})"
-            raise ConfigError(f"model.visual_dim: sample {sample.id} has image features of shape {tuple(regions.shape)}, "
-                              f"{self.model_type.upper()} expects {expected}; {self.region_hint}")
-        return (regions, True) if has_image else (None, False)
+        features, has_image = visual(sample)
+        if not self.named_visual_inputs:
+            (single,) = inputs
+            arrays = {single.name: np.asarray(features)}
+        elif not isinstance(features, Mapping):
+            raise ConfigError(f"sample {sample.id}: image features are one array of shape {np.shape(features)}; {self.region_hint}")
+        else:
+            absent = [spec.name for spec in inputs if spec.name not in features]
+            if absent:
+                raise ConfigError(f"sample {sample.id}: image features have no '{absent[0]}' array (got {', '.join(map(str, features)) or 'none'}); {self.region_hint}")
+            arrays = {spec.name: np.asarray(features[spec.name]) for spec in inputs}
+        for spec in inputs:
+            shape = tuple(arrays[spec.name].shape)
+            if not spec.matches(shape):
+                raise ConfigError(f"{spec.option}: sample {sample.id} has {spec.called} features of shape {shape}, "
+                                  f"{self.model_type.upper()} expects {spec.expected()}; {spec.hint}")
+        return (arrays, True) if has_image else (None, False)
 
     def collate(self, items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        """The padded batch: the model's text fields, then ``regions`` (B, R, C) and ``has_image`` (B,)."""
+        """The padded batch: the model's text fields, then (multimodal) one tensor per visual input (B, *shape) and ``has_image`` (B,)."""
         batch = self._collate_text(items)
         if self.config.use_image:
-            batch["regions"], batch["has_image"] = self._collate_regions(items)
+            for spec in self.visual_inputs():
+                batch[spec.name] = self._collate_input(spec, [item[spec.name] for item in items])
+            batch["has_image"] = torch.tensor([bool(item["has_image"]) for item in items], dtype=torch.bool)
         return batch
 
-    def _collate_regions(self, items: Sequence[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posts without features get zero regions (and ``has_image`` False); all posts of a batch share one shape."""
-        shapes = {tuple(item["regions"].shape) for item in items if item["regions"] is not None}
+    @staticmethod
+    def _collate_input(spec: VisualInput, arrays: Sequence[np.ndarray | None]) -> torch.Tensor:
+        """Posts without features get zeros; all posts of a batch share one shape (float32, whatever the cache stores)."""
+        shapes = {tuple(array.shape) for array in arrays if array is not None}
         if len(shapes) > 1:
-            raise ConfigError(f"model.visual_dim: posts in one batch have visual features of different shapes {sorted(shapes)}")
-        shape = shapes.pop() if shapes else (self._expected_regions() or 1, self.config.visual_dim)
-        regions = np.zeros((len(items), *shape), dtype=np.float32)
-        for row, item in enumerate(items):
-            if item["regions"] is not None:
-                regions[row] = item["regions"]
-        has_image = torch.tensor([bool(item["has_image"]) for item in items], dtype=torch.bool)
-        return torch.from_numpy(regions), has_image
+            raise ConfigError(f"{spec.option}: posts in one batch have {spec.called} features of different shapes {sorted(shapes)}")
+        shape = shapes.pop() if shapes else spec.empty_shape()
+        out = np.zeros((len(arrays), *shape), dtype=np.float32)
+        for row, array in enumerate(arrays):
+            if array is not None:
+                out[row] = array
+        return torch.from_numpy(out)
 
     # ------------------------------------------------------------------ decoding
 
@@ -340,4 +417,4 @@ class MnerModel(nn.Module, ABC):
             logger.info("%s: visual branch weights ignored (use_image is off)", directory)
 
 
-__all__ = ["ModelConfig", "MnerModel", "NON_MODEL_KEYS", "VisualLookup", "gate_by_image", "labels_at_positions"]
+__all__ = ["ModelConfig", "MnerModel", "NON_MODEL_KEYS", "VisualInput", "VisualLookup", "gate_by_image", "labels_at_positions"]

@@ -41,7 +41,7 @@ from torch import nn
 from xlingual.data.labels import CANONICAL_LABELS
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError, ModelNotFoundError
-from xlingual.models.base import MnerModel, ModelConfig, canonical_label_ids
+from xlingual.models.base import MnerModel, ModelConfig, VisualInput, canonical_label_ids
 from xlingual.models.contrastive import ProjectionHead, nt_xent
 from xlingual.models.crf import MaskedCrf
 from xlingual.models.mner2_layers import TokenCrossAttention, VectorCrossAttention
@@ -165,16 +165,18 @@ def paired_lookup(vit: Callable[[Sample], tuple[np.ndarray, bool]], resnet: Call
 class Mner2Model(MnerModel):
     """2M-NER on the :class:`~xlingual.models.base.MnerModel` base.
 
-    The base's visual path carries one region array per post; 2M-NER reads two
-    inputs per post, so it overrides :meth:`_regions` (the paired lookup) and
-    :meth:`collate` (one tensor per active branch); saving, loading, the
-    label-map check, ``decode`` and ``predict`` are the base's.
+    It declares its visual inputs (one per active branch, :meth:`visual_inputs`);
+    the base checks their shapes, drops an image-less post's arrays and
+    collates them (zeros for such a post) with ``has_image``, as for ACN and
+    UMT. Saving, loading, the label-map check, ``decode`` and ``predict`` are
+    the base's too.
     """
 
     model_type = "2mner"
     config_class = Mner2Config
     visual_modules = SWITCHED_MODULES
     region_hint = "2M-NER reads CLIP ViT-B/32 tokens and the ResNet-152 vector per post (see paired_lookup)"
+    named_visual_inputs = True
 
     @classmethod
     def visual_lookup_from(cls, caches: Sequence[Any], mode: str = "all", seed: int = 0) -> PairedVisual:
@@ -301,34 +303,15 @@ class Mner2Model(MnerModel):
             })
         return items
 
-    @property
-    def visual_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Per active branch, the shape of one post's input: ``vit`` (tokens, channels), ``resnet`` (channels,)."""
-        shapes = {"vit": (self.config.vit_tokens, self.config.visual_dim), "resnet": (self.config.resnet_dim,)}
-        return {name: shapes[name] for name in self.config.branches}
-
-    def _regions(self, sample: Sample, visual: PairedVisual | None) -> tuple[dict[str, np.ndarray] | None, bool]:  # type: ignore[override]
-        """A post's inputs of the active branches, shape-checked; None for an image-less post.
-
-        As in the base, an image-less post keeps nothing the lookup returned:
-        collation gives it zeros, and the model masks it.
-        """
-        if visual is None:
-            return None, False
-        features, has_image = visual(sample)
-        if not isinstance(features, Mapping):
-            raise ConfigError(f"sample {sample.id}: image features are one array of shape {np.shape(features)}; {self.region_hint}")
-        if not has_image:
-            return None, False
-        out: dict[str, np.ndarray] = {}
-        for name, shape in self.visual_shapes.items():
-            array = np.asarray(features[name])  # kept as returned: a memory-mapped cache stays on disk until collation
-            if array.shape != shape:
-                option, source = (("model.vit_tokens / model.visual_dim", "visual_lookup of a clip-vit-b32 cache") if name == "vit"
-                                  else ("model.resnet_dim", "pooled_lookup of a resnet152 cache"))
-                raise ConfigError(f"{option}: sample {sample.id} has {name} features of shape {array.shape}, 2M-NER expects {shape} ({source})")
-            out[name] = array
-        return out, True
+    def visual_inputs(self) -> tuple[VisualInput, ...]:
+        """The active branches' inputs, ViT first: ``vit`` (tokens, channels) and ``resnet`` (channels,), from :func:`paired_lookup`."""
+        inputs = {
+            "vit": VisualInput("vit", (self.config.vit_tokens, self.config.visual_dim), option="model.vit_tokens / model.visual_dim",
+                               hint="CLIP ViT-B/32 tokens, from visual_lookup of a clip-vit-b32 cache"),
+            "resnet": VisualInput("resnet", (self.config.resnet_dim,), option="model.resnet_dim",
+                                  hint="the ResNet-152 vector, from pooled_lookup of a resnet152 cache"),
+        }
+        return tuple(inputs[name] for name in self.config.branches)
 
     def _collate_text(self, items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         """Pad pieces and words to the batch's longest post; at least one word position stays on for the CRF."""
@@ -353,19 +336,6 @@ class Mner2Model(MnerModel):
             "labels": torch.from_numpy(labels),
             "num_tokens": torch.tensor([item["num_tokens"] for item in items], dtype=torch.int64),
         }
-
-    def collate(self, items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        """The text batch, then one tensor per active branch (zeros for image-less posts) and ``has_image`` (B,)."""
-        batch = self._collate_text(items)
-        if self.config.use_image:
-            for name, shape in self.visual_shapes.items():
-                array = np.zeros((len(items), *shape), dtype=np.float32)
-                for row, item in enumerate(items):
-                    if item["regions"] is not None:
-                        array[row] = item["regions"][name]
-                batch[name] = torch.from_numpy(array)
-            batch["has_image"] = torch.tensor([bool(item["has_image"]) for item in items], dtype=torch.bool)
-        return batch
 
     # ------------------------------------------------------------------ network
 
