@@ -256,8 +256,33 @@ def test_transformers_batches_side_by_side_give_the_same_outputs_and_leave_torch
     side_by_side = HFTranslator.from_pretrained(str(marian), "en", "zh", budget, device="cpu", threads=2)
     assert side_by_side.layout == ThreadLayout(batches=2, per_batch=1) and one_by_one.layout == ThreadLayout(1, 2)
     assert side_by_side.cache_key == one_by_one.cache_key, "how batches are scheduled never changes a cached translation"
+    from xlingual.translate.hf import source_lengths
+
+    batches = length_sorted_batches(source_lengths(side_by_side.tokenizer, texts), budget.max_tokens, budget.max_batch_size)
+    assert side_by_side.layout.for_call(len(batches)).batches == 2, "enough batches to decode two at a time"
     before = torch.get_num_threads()
     assert side_by_side.translate(texts) == one_by_one.translate(texts)
     assert torch.get_num_threads() == before
     assert ThreadLayout.choose(4, "cuda") == ThreadLayout(1, 4), "a GPU decodes one batch at a time"
+    layout = ThreadLayout.choose(2, "cpu")
+    assert layout.for_call(4) == layout and layout.for_call(3) == ThreadLayout(1, 2) == layout.for_call(1), \
+        "side by side only with at least two batches per worker, otherwise one at a time on all threads"
+    assert ThreadLayout(1, 2).for_call(100) == ThreadLayout(1, 2)
     assert ThreadLayout.choose(0, "cpu").batches >= 1
+
+
+def test_dtype_sets_the_transformers_precision_and_keys_the_cache_and_ctranslate2_refuses_it(marian: Path, tmp_path: Path,
+                                                                                              sample_data_dir: Path) -> None:
+    import torch
+
+    plain = load_translator("en", "zh", str(marian), options=GREEDY, device="cpu")
+    half = load_translator("en", "zh", str(marian), options=GREEDY, device="cpu", dtype="bfloat16")
+    assert plain.model.dtype == torch.float32 and half.model.dtype == torch.bfloat16
+    assert "dtype" not in json.loads(plain.cache_key), "float32 keeps the key earlier caches were written under"
+    assert json.loads(half.cache_key)["dtype"] == "bfloat16" and half.cache_key != plain.cache_key
+    texts = ["X1 loves X2 .", "John"]
+    assert [isinstance(t, str) for t in half.translate(texts)] == [True, True]
+    result = runner.invoke(app, ["translate", "--src", "en", "--tgt", "zh", "--data-dir", str(sample_data_dir), "--model", str(marian),
+                                 "--backend", "ctranslate2", "--dtype", "bfloat16", "--output", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "--dtype bfloat16: only the transformers backend" in result.output.strip().splitlines()[-1]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("*.txt"))

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from xlingual.devices import resolve_device
-from xlingual.errors import ModelNotFoundError
+from xlingual.errors import ConfigError, ModelNotFoundError
 from xlingual.progress import progress_bar
 from xlingual.translate.base import DecodingOptions, ModelLimits, ThreadLayout, length_sorted_batches
 from xlingual.translate.resolve import ModelSource, resolve_model
@@ -52,6 +52,21 @@ def model_fingerprint(source: ModelSource) -> str:
 def source_lengths(tokenizer, inputs: list[str]) -> list[int]:
     """Token counts of ``inputs`` (special tokens included), uncut, so an over-long text can be recognised."""
     return [len(ids) for ids in tokenizer(inputs, truncation=False, verbose=False)["input_ids"]]
+
+
+def _torch_dtype(name: str, device: str):
+    """The torch dtype ``--dtype NAME`` asks for on ``device`` (None: the checkpoint's own, float32 for these models)."""
+    import torch
+
+    if name == "auto":
+        if device.startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return None
+    if name not in ("float32", "bfloat16", "float16"):
+        raise ConfigError(f"--dtype {name}: choose from auto, float32, bfloat16, float16")
+    if name == "bfloat16" and device == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        logger.warning("--dtype bfloat16: this CPU has no native bfloat16 arithmetic, so it is emulated and slower than float32")
+    return getattr(torch, name)
 
 
 class HFTranslator:
@@ -91,15 +106,21 @@ class HFTranslator:
             self.prefix = next((t + " " for t in MARIAN_TARGET_TOKENS.get(tgt_lang, ()) if t in vocab), "")
             if self.prefix:
                 logger.info("multi-target Marian model: prefixing inputs with %s", self.prefix.strip())
+        precision = str(getattr(model, "dtype", "float32")).removeprefix("torch.")
         self.cache_key = json.dumps(
-            {"backend": "transformers", "model": fingerprint, "src": src_lang, "tgt": tgt_lang, "options": options.output_key()},
+            {"backend": "transformers", "model": fingerprint, "src": src_lang, "tgt": tgt_lang, "options": options.output_key(),
+             # another precision can change a translation; float32 stays out of the key so earlier caches still apply
+             **({"dtype": precision} if precision != "float32" else {})},
             sort_keys=True,
         )
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, src_lang: str, tgt_lang: str, options: DecodingOptions | None = None, device: str = "auto",
-                        threads: int = 0, inter_threads: int | None = None) -> "HFTranslator":
-        """Load a Marian or NLLB model from a hub id or folder (fails fast when it is nowhere to be found)."""
+                        threads: int = 0, inter_threads: int | None = None, dtype: str = "auto") -> "HFTranslator":
+        """Load a Marian or NLLB model from a hub id or folder (fails fast when it is nowhere to be found).
+
+        ``dtype``: ``auto`` (half precision on a GPU, float32 elsewhere), ``float32``, ``bfloat16`` or ``float16``.
+        """
         options = options or DecodingOptions()
         source = resolve_model(name_or_path)  # before importing transformers: a missing model fails in a second
         device = resolve_device(device)
@@ -107,12 +128,8 @@ class HFTranslator:
 
         try:
             tokenizer = AutoTokenizer.from_pretrained(source.location, local_files_only=source.local_files_only)
-            dtype = None
-            if device.startswith("cuda"):
-                import torch
-
-                dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            model = AutoModelForSeq2SeqLM.from_pretrained(source.location, local_files_only=source.local_files_only, dtype=dtype)
+            model = AutoModelForSeq2SeqLM.from_pretrained(source.location, local_files_only=source.local_files_only,
+                                                          dtype=_torch_dtype(dtype, device))
         except (OSError, ValueError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ModelNotFoundError(f"cannot load translation model '{name_or_path}': {first}") from None
@@ -164,14 +181,14 @@ class HFTranslator:
         """
         import torch
 
-        side_by_side = min(self.layout.batches, batches)
+        layout = self.layout.for_call(batches)
         before = torch.get_num_threads()
-        torch.set_num_threads(self.layout.per_batch)
+        torch.set_num_threads(layout.per_batch)
         try:
-            if side_by_side <= 1:
+            if layout.batches <= 1:
                 yield map
             else:
-                with ThreadPoolExecutor(side_by_side, thread_name_prefix="xl-translate") as pool:
+                with ThreadPoolExecutor(layout.batches, thread_name_prefix="xl-translate") as pool:
                     yield pool.map
         finally:
             torch.set_num_threads(before)
