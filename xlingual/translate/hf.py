@@ -16,10 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from xlingual.devices import resolve_device
 from xlingual.errors import ConfigError, ModelNotFoundError
@@ -149,31 +150,32 @@ class HFTranslator:
         batches = length_sorted_batches(lengths, self.options.max_tokens, self.options.max_batch_size)
         outputs: list[str] = [""] * len(texts)
 
-        def generate(batch: list[int]) -> list[str]:
+        # Tokenising and detokenising stay on this thread: only generate runs side by side (a tokenizer's settings are shared state).
+        encoded = [self.tokenizer([inputs[i] for i in batch], return_tensors="pt", padding=True, truncation=True, max_length=limit)
+                   for batch in batches]
+
+        def generate(job: tuple[list[int], Any]):
             import torch
 
+            batch, tokens = job
             with torch.inference_mode():
-                encoded = self.tokenizer(
-                    [inputs[i] for i in batch], return_tensors="pt", padding=True, truncation=True, max_length=limit
-                ).to(self.device)
-                generated = self.model.generate(
-                    **encoded,
+                return self.model.generate(
+                    **tokens.to(self.device),
                     num_beams=self.options.beam_size,
                     do_sample=False,
                     max_new_tokens=min(self.options.new_token_limit(max(lengths[i] for i in batch)), self.limits.max_new_tokens),
                     **self.generate_kwargs,
                 )
-            return self.tokenizer.batch_decode(generated, skip_special_tokens=True)
 
         with progress_bar(total=len(texts), desc="translating", unit="sent", leave=False) as bar, self._decoding(len(batches)) as run:
-            for batch, decoded in zip(batches, run(generate, batches)):  # in submission order, longest batch first
-                for index, text in zip(batch, decoded):
+            for batch, generated in zip(batches, run(generate, zip(batches, encoded))):  # in submission order, longest batch first
+                for index, text in zip(batch, self.tokenizer.batch_decode(generated, skip_special_tokens=True)):
                     outputs[index] = text.strip()
                 bar.update(len(batch))
         return outputs
 
     @contextmanager
-    def _decoding(self, batches: int) -> Iterator[Callable[[Callable, list], Iterator]]:
+    def _decoding(self, batches: int) -> Iterator[Callable[[Callable, Iterable], Iterator]]:
         """A ``map`` over batches: side by side on this translator's threads, or one after another.
 
         torch's thread count is process-wide, so it is set for the call and
