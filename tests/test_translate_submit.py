@@ -110,9 +110,11 @@ class SubmittingFake(FakeTranslator):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.log: list[str] = []
+        self.submitted: list[list[str]] = []
 
     def submit(self, texts: list[str]):
         self.log.append("submit")
+        self.submitted.append(list(texts))
 
         def result() -> list[str]:
             self.log.append("collect")
@@ -134,9 +136,11 @@ def test_projection_with_a_submitting_translator_equals_one_call_at_a_time(src, 
     assert sorted(map(tuple, submitting.calls)) == sorted(map(tuple, plain.calls)), "the same lists reach MT"
 
 
-def test_entities_and_first_sentences_are_submitted_before_either_is_awaited() -> None:
+def test_first_sentences_then_entities_are_submitted_before_either_is_awaited() -> None:
     mt = SubmittingFake("zh")
     projector = Projector(mt, "en", "zh", ("numbered",))
-    projector.project(generated_tweets(40, seed=3))
+    results = projector.project(generated_tweets(40, seed=3))
     assert mt.log[:2] == ["submit", "submit"], mt.log
-    assert projector.stats.entity_texts > 0 and projector.stats.sentence_texts > 0
+    sentences = {a.mt_input for r in results for a in r.attempts if a.mt_input}
+    assert set(mt.submitted[0]) <= sentences, "the long sentence batches go first, the short entity batches fill in after"
+    assert not set(mt.submitted[1]) & sentences and len(mt.submitted[1]) == projector.stats.entity_texts > 0

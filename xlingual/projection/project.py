@@ -343,12 +343,11 @@ class Projector:
         self.stats.too_long += sum(cut)
         return [not c for c in cut]
 
-    def _standalone(self, texts: list[str]) -> Callable[[], None]:
-        """Start translating entity strings not seen before; artefact-like entities (``@Nike``) are copied.
+    def _new_entities(self, texts: list[str]) -> list[str]:
+        """The entity strings not seen before that need MT; artefact-like ones (``@Nike``) are copied, too-long ones set aside.
 
         An entity too long for the model gets no translation (it is in
-        ``too_long_entities`` as soon as this returns); its samples fail with
-        ``too_long``. Call the returned function to wait for the translations.
+        ``too_long_entities`` once this returns); its samples fail with ``too_long``.
         """
         new = [t for t in dict.fromkeys(texts) if t not in self.entity_translations and t not in self.too_long_entities]
         for text in [t for t in new if is_artifact(t, self.src_lang)]:
@@ -356,7 +355,10 @@ class Projector:
         todo = [t for t in new if t not in self.entity_translations]
         fits = self._fitting(todo)
         self.too_long_entities.update(t for t, ok in zip(todo, fits) if not ok)
-        todo = [t for t, ok in zip(todo, fits) if ok]
+        return [t for t, ok in zip(todo, fits) if ok]
+
+    def _translate_entities(self, todo: list[str]) -> Callable[[], None]:
+        """Start translating the entity strings ``todo``; the returned function waits for them and records them."""
         pending = self._submit(todo, "entity_texts")
 
         def finish() -> None:
@@ -368,7 +370,7 @@ class Projector:
     def _entity_texts(self, prepared: list[PreparedSample]) -> list[dict[int, str]]:
         """For each sample, slot number -> the entity's verified translation (``{}`` when an entity is too long).
 
-        Every entity string must have been through :meth:`_standalone` (and its translations collected).
+        Every entity string must have been through :meth:`_new_entities` (and its translation collected).
 
         The stand-alone translation is the reference. With ``entity_context`` the
         in-context read-back replaces it only when the two agree after
@@ -431,10 +433,12 @@ class Projector:
         The entity strings and the first strategy's sentences do not depend on
         each other, so both are submitted before either is awaited: a translator
         that runs batches side by side keeps every thread busy across the two.
+        The sentences go first: their batches are the long ones, and the short
+        entity batches then fill the threads at the end (longest first).
         """
         prepared = [prepare_sample(s, self.src_lang) for s in samples]
         results = [ProjectionResult(source=s) for s in samples]
-        finish_entities: Callable[[], None] | None = self._standalone([s.text for p in prepared for s in p.entity_slots])
+        entities_todo: list[str] | None = self._new_entities([s.text for p in prepared for s in p.entity_slots])
         entity_texts: list[dict[int, str]] = []
         pending = []
         for i, p in enumerate(prepared):
@@ -456,9 +460,9 @@ class Projector:
                     results[i].attempts.append(Attempt(strategy, "too_long", "the sentence is longer than the model takes", mt_input=text))
             rendered = [job for job, ok in zip(rendered, fits) if ok]
             translations = self._submit([text for _, text in rendered], "sentence_texts")
-            if finish_entities is not None:
-                finish_entities()
-                entity_texts, finish_entities = self._entity_texts(prepared), None
+            if entities_todo is not None:
+                self._translate_entities(entities_todo)()
+                entity_texts, entities_todo = self._entity_texts(prepared), None
             for (i, text), translation in zip(rendered, translations()):
                 attempt = Attempt(strategy, None, mt_input=text, translation=translation)
                 results[i].attempts.append(attempt)
