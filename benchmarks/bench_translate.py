@@ -42,6 +42,7 @@ faster of the two).
 from __future__ import annotations
 
 import argparse
+import functools
 import atexit
 import json
 import os
@@ -118,6 +119,8 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    # the thread count every figure was measured with (torch's own count at record time can have been changed by loading a model)
+    out.record = functools.partial(out.record, threads=torch.get_num_threads())
 
     from xlingual.data.formats import read_samples
     from xlingual.projection import ProjectionSettings, translate_corpus
