@@ -114,6 +114,8 @@ def main() -> None:
     out.record("`xl translate --ray --workers 2` vs `--workers 1` (expected close to 2x on 2 idle cores)", two, "s", one / two, "faster", threads=1)
     out.record("`xl translate --ray --workers 1` vs one process: Ray's overhead (target < 10 %)", one, "s", one / single, "the single-process time",
                threads=1)
+    out.record("`xl translate --ray --workers 1` less the runtime's start and stop vs one process: Ray's overhead on a running cluster"
+               " (`--ray auto` starts nothing)", one - startup, "s", (one - startup) / single, "the single-process time", threads=1)
     out.record("`xl translate` in one process, same sentences", single, "s", threads=1)
     out.record("Ray runtime start and stop alone (part of every local --ray run)", startup, "s", threads=1)
     out.record("posts whose output differs from the single process (2 workers; batch-dependent MT)", differing[2], "posts", threads=1)
