@@ -183,6 +183,9 @@ class HFTranslator:
         """
         import torch
 
+        if self.device != "cpu":  # a GPU decodes one batch at a time; torch's CPU threads are left as they are
+            yield map
+            return
         layout = self.layout.for_call(batches)
         before = torch.get_num_threads()
         torch.set_num_threads(layout.per_batch)
