@@ -30,7 +30,7 @@ BENCH_RESULTS   ?= build/bench-results.jsonl
 BENCH_THREADS   ?= 1
 BENCH_DATA      ?= ../shared/data
 # Translation on both cores, the condition its goals are set for: batches side by side, one thread each, never wait on each other.
-BENCH_TRANSLATE ?= --data $(BENCH_DATA) --sentences 96 --loop-sentences 16 --threads 2 --bfloat16
+BENCH_TRANSLATE ?= --data $(BENCH_DATA) --sentences 96 --loop-sentences 16 --threads 2 --bfloat16 --repeats 2
 BENCH_ALIGN     ?= --n 20000 --threads $(BENCH_THREADS)
 BENCH_FEATURES  ?= --n-images 32
 BENCH_MODELS    ?= --steps 2
