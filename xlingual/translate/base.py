@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from enum import Enum
 from typing import Protocol, runtime_checkable
 
 LANGUAGES: tuple[str, ...] = ("en", "zh")
@@ -49,6 +50,22 @@ def submit(translator: Translator, texts: list[str]) -> PendingTranslations:
         return method(list(texts))
     texts = list(texts)
     return lambda: translator.translate(texts)
+
+
+class ComputeDtype(str, Enum):
+    """The transformers backend's weights and arithmetic (``--dtype``).
+
+    ``auto`` is half precision on a GPU (bfloat16 where supported) and float32
+    elsewhere. ``bfloat16`` on a CPU with native bfloat16 matrix units (Intel
+    AMX or AVX512-BF16) roughly halves the time of a batched decoding step;
+    like any other precision it can change translations, so it is never chosen
+    for the CPU by itself and is part of the translation cache key.
+    """
+
+    AUTO = "auto"
+    FLOAT32 = "float32"
+    BFLOAT16 = "bfloat16"
+    FLOAT16 = "float16"
 
 
 @dataclass(frozen=True)

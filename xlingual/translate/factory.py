@@ -6,7 +6,7 @@ from enum import Enum
 from pathlib import Path
 
 from xlingual.errors import ConfigError
-from xlingual.translate.base import DEFAULT_MODELS, DEFAULT_NLLB_MODEL, LANGUAGES, DecodingOptions, Translator
+from xlingual.translate.base import DEFAULT_MODELS, DEFAULT_NLLB_MODEL, LANGUAGES, ComputeDtype, DecodingOptions, Translator
 
 
 
@@ -18,22 +18,6 @@ class Backend(str, Enum):
 
 
 BACKENDS: tuple[str, ...] = tuple(b.value for b in Backend)
-
-
-class ComputeDtype(str, Enum):
-    """The transformers backend's weights and arithmetic (``--dtype``).
-
-    ``auto`` is half precision on a GPU (bfloat16 where supported) and float32
-    elsewhere. ``bfloat16`` on a CPU with native bfloat16 matrix units (Intel
-    AMX or AVX512-BF16) roughly halves the time of a batched decoding step;
-    like any other precision it can change translations, so it is never chosen
-    for the CPU by itself and is part of the translation cache key.
-    """
-
-    AUTO = "auto"
-    FLOAT32 = "float32"
-    BFLOAT16 = "bfloat16"
-    FLOAT16 = "float16"
 
 
 def default_model(src: str, tgt: str, family: str = "marian") -> str:

@@ -25,7 +25,7 @@ from typing import Any
 from xlingual.devices import resolve_device
 from xlingual.errors import ConfigError, ModelNotFoundError
 from xlingual.progress import progress_bar
-from xlingual.translate.base import DecodingOptions, ModelLimits, ThreadLayout, length_sorted_batches
+from xlingual.translate.base import ComputeDtype, DecodingOptions, ModelLimits, ThreadLayout, length_sorted_batches
 from xlingual.translate.resolve import ModelSource, resolve_model
 
 logger = logging.getLogger(__name__)
@@ -59,13 +59,15 @@ def _torch_dtype(name: str, device: str):
     """The torch dtype ``--dtype NAME`` asks for on ``device`` (None: the checkpoint's own, float32 for these models)."""
     import torch
 
-    if name == "auto":
+    try:
+        choice = ComputeDtype(name)
+    except ValueError:
+        raise ConfigError(f"--dtype {name}: choose from {', '.join(d.value for d in ComputeDtype)}") from None
+    if choice is ComputeDtype.AUTO:
         if device.startswith("cuda"):
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return None
-    if name not in ("float32", "bfloat16", "float16"):
-        raise ConfigError(f"--dtype {name}: choose from auto, float32, bfloat16, float16")
-    if name == "bfloat16" and device == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if choice is ComputeDtype.BFLOAT16 and device == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         logger.warning("--dtype bfloat16: this CPU has no native bfloat16 arithmetic, so it is emulated and slower than float32")
     return getattr(torch, name)
 
