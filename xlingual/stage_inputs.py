@@ -194,13 +194,14 @@ def dataset_image_dir(data_file: str | Path) -> Path | None:
 
 
 def visual_inputs(samples: list[Sample], caches: "FeatureCache | str | Path | Sequence[FeatureCache | str | Path]", *,
-                  image_dir: str | Path | None = None, mode: str = "all", seed: int = 0,
-                  combine: "Callable[[list[FeatureCache], str, int], VisualLookup] | None" = None) -> VisualInputs:
+                  combine: "Callable[[list[FeatureCache], str, int], VisualLookup]", image_dir: str | Path | None = None,
+                  mode: str = "all", seed: int = 0) -> VisualInputs:
     """Attach each post's images (from ``image_dir`` when given) and build the feature lookup.
 
-    ``combine`` turns the open caches into the lookup a model reads (a model
-    class's ``visual_lookup_from``); by default one cache's regions per post.
-    A post counts as cached when every cache holds one of its images.
+    ``combine`` turns the open caches into the lookup a model reads: the model
+    class's ``visual_lookup_from`` (one cache's regions per post in the base,
+    several caches for 2M-NER). A post counts as cached when every cache holds
+    one of its images.
 
     ``mode`` is ``all`` (mean over a post's images, the paper's method) or
     ``one`` (one image per post, chosen by ``seed`` and the post id). A CMNER
@@ -209,7 +210,7 @@ def visual_inputs(samples: list[Sample], caches: "FeatureCache | str | Path | Se
     folder. Without it a multimodal model would silently see every post as
     image-less, i.e. be scored text-only, so that case is refused.
     """
-    from xlingual.features import FeatureCache, visual_lookup
+    from xlingual.features import FeatureCache
 
     if isinstance(caches, (str, Path, FeatureCache)):
         caches = [caches]
@@ -229,8 +230,7 @@ def visual_inputs(samples: list[Sample], caches: "FeatureCache | str | Path | Se
     if with_images and not cached:
         where = ", ".join(str(cache.cache_dir) for cache in opened)
         logger.warning("%s: none of the posts' images is in this feature cache; every post is treated as image-less", where)
-    lookup = combine(opened, mode, seed) if combine is not None else visual_lookup(opened[0], mode=mode, seed=seed)
-    return VisualInputs(lookup, with_images, cached)
+    return VisualInputs(combine(opened, mode, seed), with_images, cached)
 
 
 def visual_inputs_for_model(model: "MnerModel", samples: list[Sample], features: "str | Path | Sequence[str | Path] | None",
