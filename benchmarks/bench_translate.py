@@ -263,16 +263,43 @@ SETTINGS = (
 )
 
 
-class _Plain:
-    """A translator seen through its ``translate`` only (so the sweep's timing wrapper is not called back)."""
+class _Timed:
+    """A translator that adds up, per text kind (the one the projector is submitting), the texts and the seconds spent waiting for them."""
 
-    def __init__(self, inner) -> None:
-        self.translate = inner.translate
+    def __init__(self, inner, kind: list[str], clock: dict[str, float], outputs: dict[str, str]) -> None:
+        self.inner, self.kind, self.clock, self.outputs = inner, kind, clock, outputs
 
+    @property
+    def cache_key(self) -> str:
+        from xlingual.translate.base import translator_cache_key
 
-class _Submitting:
-    def __init__(self, submit) -> None:
-        self.submit = submit
+        return translator_cache_key(self.inner)
+
+    def too_long(self, texts: list[str]) -> list[bool]:
+        from xlingual.translate.base import too_long
+
+        return too_long(self.inner, texts)
+
+    def translate(self, texts: list[str]) -> list[str]:
+        return self.submit(texts)()
+
+    def submit(self, texts: list[str]):
+        from xlingual.translate.base import submit
+
+        which = self.kind[0]
+        self.clock[f"{which} texts"] += len(texts)
+        start = time.perf_counter()
+        pending = submit(self.inner, texts)
+        self.clock[f"{which} translate()"] += time.perf_counter() - start
+
+        def result() -> list[str]:
+            start = time.perf_counter()
+            translations = pending()
+            self.clock[f"{which} translate()"] += time.perf_counter() - start
+            self.outputs.update(zip(texts, translations))
+            return translations
+
+        return result
 
 
 def sweep(args, folder: Path, samples, options, hf, work: Path, out) -> None:
@@ -295,34 +322,10 @@ def sweep(args, folder: Path, samples, options, hf, work: Path, out) -> None:
 
     def run(name: str, translator, clock: dict[str, float], outputs: dict[str, str]) -> float:
         """The pipeline with ``translator``; ``clock`` gets, per text kind, the texts and the seconds spent waiting for them."""
-        from xlingual.translate.base import submit as submit_to
-
-        inner_submit = getattr(translator, "submit", None)
-
-        def timed_submit(texts):
-            which = kind[0]
-            clock[f"{which} texts"] += len(texts)
-            start = time.perf_counter()
-            pending = submit_to(_Plain(translator) if inner_submit is None else _Submitting(inner_submit), texts)
-            clock[f"{which} translate()"] += time.perf_counter() - start
-
-            def result():
-                start = time.perf_counter()
-                translations = pending()
-                clock[f"{which} translate()"] += time.perf_counter() - start
-                outputs.update(zip(texts, translations))
-                return translations
-
-            return result
-
-        translator.submit = timed_submit
         start = time.perf_counter()
-        try:
-            translate_corpus([CorpusInput("train", samples)], work / name.replace(" ", "_").replace(",", "").replace(":", ""), translator,
-                             ProjectionSettings("en", "zh", strategies=("numbered",)))
-            return time.perf_counter() - start
-        finally:
-            del translator.submit
+        translate_corpus([CorpusInput("train", samples)], work / name.replace(" ", "_").replace(",", "").replace(":", ""),
+                         _Timed(translator, kind, clock, outputs), ProjectionSettings("en", "zh", strategies=("numbered",)))
+        return time.perf_counter() - start
 
     hf_clock: dict[str, float] = defaultdict(float)
     hf_seconds = run("transformers", hf, hf_clock, {})
