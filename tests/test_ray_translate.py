@@ -96,7 +96,7 @@ def test_sharded_run_is_byte_identical_to_one_process(ray_runtime, plugin, sampl
     sharded = translate(sample_data_dir, tmp_path / "ray", spec, "--ray", "--workers", "2", "--shard-size", str(SHARD))
     assert sharded.exit_code == 0, sharded.output
     assert_same_outputs(tmp_path / "one", tmp_path / "ray")
-    assert len(list((tmp_path / "ray" / ".cache" / "shards").glob("*.pkl"))) == 9
+    assert len(list((tmp_path / "ray" / ".cache" / "shards").glob("*.json"))) == 9
     assert len(list((tmp_path / "ray" / ".cache" / "shards").glob("*.translations.sqlite"))) == 9
     from xlingual.projection.corpus import CACHE_NAME
     from xlingual.translate.cache import TranslationCache
@@ -129,7 +129,7 @@ def test_a_killed_driver_leaves_finished_shards_and_a_rerun_does_only_the_rest(r
     killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert killed.returncode == -9, killed.stderr[-2000:]
     os.unlink(pid_file)
-    finished = sorted((out / ".cache" / "shards").glob("*.pkl"))
+    finished = sorted((out / ".cache" / "shards").glob("*.json"))
     assert 0 < len(finished) < 9 and not (out / "report.json").exists()
     stamps = {p: p.stat().st_mtime_ns for p in finished}
 
@@ -156,9 +156,9 @@ def test_a_failing_shard_is_reported_while_the_others_finish(ray_runtime, plugin
     failed = translate(sample_data_dir, out, spec, "--ray", "--workers", "2", "--shard-size", str(SHARD))
     assert failed.exit_code == 2
     message = failed.output.strip().splitlines()[-1]
-    assert "1 of 9 shards failed" in message and "train[0:4]: ValueError: poisoned text" in message, message
+    assert "1 of 9 shards failed" in message and "train[0:4]: translator scriptedmt:Scripted raised ValueError: poisoned text" in message, message
     assert "Traceback" not in failed.output
-    assert len(list((out / ".cache" / "shards").glob("*.pkl"))) == 8 and not (out / "train.txt").exists()
+    assert len(list((out / ".cache" / "shards").glob("*.json"))) == 8 and not (out / "train.txt").exists()
     poison.unlink()
     again = translate(sample_data_dir, out, spec, "--ray", "--workers", "2", "--shard-size", str(SHARD))
     assert again.exit_code == 0, again.output
@@ -175,7 +175,7 @@ def test_a_worker_that_dies_fails_its_shard_only(ray_runtime, plugin, sample_dat
     assert failed.exit_code == 2
     message = next(line for line in failed.output.splitlines() if line.startswith("error:"))  # Ray's raylet adds its own warning
     assert "1 of 9 shards failed" in message and "train[0:4]: the Ray worker died" in message, message
-    assert len(list((out / ".cache" / "shards").glob("*.pkl"))) == 8  # the other worker took the rest
+    assert len(list((out / ".cache" / "shards").glob("*.json"))) == 8  # the other worker took the rest
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -50,6 +50,10 @@ class ConfigError(XlingualError):
     """A configuration value or command-line option that is invalid."""
 
 
+class TranslatorError(XlingualError):
+    """A translator (backend or plug-in) that raised, or returned something other than one string per text."""
+
+
 class ImageError(XlingualError):
     """An image folder or image file that cannot be used."""
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xlingual.errors import XlingualError
-from xlingual.translate.base import PendingTranslations, Translator, submit, too_long, translator_cache_key
+from xlingual.translate.base import PendingTranslations, Translator, submit, too_long, translator_cache_key, translator_name
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +125,11 @@ class CachedTranslator:
     def cache_key(self) -> str:
         return self.key
 
+    @property
+    def label(self) -> str:
+        """The wrapped translator's name, so an error names the backend or plug-in, not the cache."""
+        return translator_name(self.inner)
+
     def too_long(self, texts: list[str]) -> list[bool]:
         """The inner translator's answer (a cached text was short enough when it was translated)."""
         return too_long(self.inner, texts)
@@ -156,14 +161,17 @@ class CachedTranslator:
         return result
 
     def _collect(self, count: int) -> None:
-        """Wait for, check and commit the slices numbered below ``count``, oldest first."""
+        """Wait for and commit the slices numbered below ``count``, oldest first.
+
+        :func:`~xlingual.translate.base.submit` has checked each slice (one
+        string per text) before it gets here; a slice that fails raises before
+        anything of it is cached.
+        """
         while self._queue and self._queue[0][0] < count:
             _, chunk, pending = self._queue[0]
             outputs = pending()
-            if len(outputs) != len(chunk):
-                raise XlingualError(f"translator {self.key} returned {len(outputs)} translations for {len(chunk)} texts")
             self._queue.popleft()
-            fresh = {s: str(t) for s, t in zip(chunk, outputs)}
+            fresh = dict(zip(chunk, outputs))
             self.stats.mt_calls += len(chunk)
             if self.cache is not None:
                 self.cache.put_many(self.key, fresh)
