@@ -97,6 +97,8 @@ def find_runs(paths: list[str | Path]) -> list[RunRecord]:
                 metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
             except json.JSONDecodeError as err:
                 raise ConfigError(f"{metrics_path}:{err.lineno}: not valid JSON ({err.msg})") from None
+            except UnicodeDecodeError:
+                raise ConfigError(f"{metrics_path}: not valid JSON (not UTF-8 text)") from None
             found[metrics_path.parent.resolve()] = RunRecord(metrics_path.parent, metrics)
     if not found:
         raise ConfigError(f"no finished runs (folders with {METRICS_NAME}) under {', '.join(map(str, paths))}")
