@@ -14,6 +14,8 @@ import hashlib
 import logging
 import sqlite3
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,25 +44,37 @@ class TranslationCache:
         except sqlite3.DatabaseError as err:
             raise XlingualError(f"{self.path}: translation cache is unusable ({err}); delete it to start afresh") from None
 
+    @contextmanager
+    def _reading(self, path: str | Path | None = None) -> Iterator[None]:
+        """SQLite's errors on a damaged file (a garbled page, not a database) as one line naming the file."""
+        try:
+            yield
+        except sqlite3.DatabaseError as err:
+            raise XlingualError(f"{path or self.path}: translation cache is unusable ({err}); delete it to start afresh") from None
+
     def get_many(self, translator_key: str, texts: list[str]) -> dict[str, str]:
         found: dict[str, str] = {}
         keys = {_entry_key(translator_key, t): t for t in texts}
         items = list(keys)
-        for start in range(0, len(items), 500):
-            chunk = items[start:start + 500]
-            rows = self._db.execute(
-                f"SELECT key, target FROM translations WHERE key IN ({','.join('?' * len(chunk))})", chunk
-            ).fetchall()
-            for key, target in rows:
-                found[keys[key]] = target
+        with self._reading():
+            for start in range(0, len(items), 500):
+                chunk = items[start:start + 500]
+                rows = self._db.execute(
+                    f"SELECT key, target FROM translations WHERE key IN ({','.join('?' * len(chunk))})", chunk
+                ).fetchall()
+                for key, target in rows:
+                    if not isinstance(target, str):
+                        raise sqlite3.DatabaseError(f"an entry holds {type(target).__name__}, not a translation")
+                    found[keys[key]] = target
         return found
 
     def put_many(self, translator_key: str, pairs: dict[str, str]) -> None:
-        self._db.executemany(
-            "INSERT OR REPLACE INTO translations (key, source, target) VALUES (?, ?, ?)",
-            [(_entry_key(translator_key, s), s, t) for s, t in pairs.items()],
-        )
-        self._db.commit()
+        with self._reading():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO translations (key, source, target) VALUES (?, ?, ?)",
+                [(_entry_key(translator_key, s), s, t) for s, t in pairs.items()],
+            )
+            self._db.commit()
 
     def absorb(self, other: str | Path) -> int:
         """Copy every entry of another cache file into this one (entries this one has are kept); returns how many were new.
@@ -69,19 +83,18 @@ class TranslationCache:
         afterwards lets a later single-process run reuse every translation.
         """
         before = len(self)
-        try:
+        with self._reading(other):
             self._db.execute("ATTACH DATABASE ? AS other", (str(other),))
             try:
                 self._db.execute("INSERT OR IGNORE INTO translations (key, source, target) SELECT key, source, target FROM other.translations")
                 self._db.commit()
             finally:
                 self._db.execute("DETACH DATABASE other")
-        except sqlite3.DatabaseError as err:
-            raise XlingualError(f"{other}: translation cache is unusable ({err}); delete it to start afresh") from None
         return len(self) - before
 
     def __len__(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM translations").fetchone()[0]
+        with self._reading():
+            return self._db.execute("SELECT COUNT(*) FROM translations").fetchone()[0]
 
     def close(self) -> None:
         self._db.close()
