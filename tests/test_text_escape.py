@@ -49,8 +49,8 @@ def test_a_plain_label_is_drawn_as_text_never_parsed_as_math(text: str) -> None:
     fig, ax = plt.subplots()
     try:
         ax.set_title(plain_label(text))
-        ax.bar([0], [1], label=plain_label(text))
-        ax.legend()
+        bars = ax.bar([0], [1])
+        ax.legend([bars], [plain_label(text)])
         fig.canvas.draw()  # a malformed $...$ raises here when parsed as math text
         shown, is_math = ax.title._preprocess_math(ax.title.get_text())
         assert is_math is False and shown == text, "the label would be drawn as math text, or not as written"
