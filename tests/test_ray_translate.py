@@ -214,3 +214,37 @@ def test_ray_alone_means_a_local_runtime_and_takes_an_address() -> None:
     assert fill_optional_values(["translate", "--ray"]) == ["translate", "--ray=local"]
     assert fill_optional_values(["--ray", "--workers", "2"]) == ["--ray=local", "--workers", "2"]
     assert fill_optional_values(["--ray", "auto", "--workers", "2"]) == ["--ray", "auto", "--workers", "2"]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "tokens_not_a_list", "label_not_a_string", "other_samples", "old_format", "neither_sample_nor_failure"])
+def test_a_damaged_or_foreign_shard_file_is_discarded_naming_it(sample_data_dir, tmp_path, caplog, damage) -> None:
+    """A shard file is read as JSON and checked against the shard's own samples; anything else is projected again, never trusted."""
+    from xlingual.projection.corpus import ProjectionSettings, read_source_dataset
+    from xlingual.scale.translate import ShardProjectorFactory, plan_shards, read_shard, recipe_key
+
+    spec = "xlingual.translate.glossary:sample_en_zh"
+    settings_ = ProjectionSettings("en", "zh", model_name=spec, use_cache=False)
+    loader = dict(src="en", tgt="zh", plugin=spec)
+    job = plan_shards(read_source_dataset(sample_data_dir, "en"), tmp_path, settings_, recipe_key(loader, settings_), SHARD)[0]
+    ShardProjectorFactory(loader, settings_)()(job)
+    part = read_shard(job)
+    assert part is not None and [r.source for r in part.results] == job.samples  # a sound file reads back
+    stored = json.loads(job.path.read_text(encoding="utf-8"))
+    ok = next(r for r in stored["results"] if r["sample"] is not None)
+    if damage == "truncated":
+        job.path.write_text(job.path.read_text(encoding="utf-8")[:-40], encoding="utf-8")
+    else:
+        if damage == "tokens_not_a_list":
+            ok["sample"]["tokens"] = "".join(ok["sample"]["tokens"])
+        elif damage == "label_not_a_string":
+            ok["sample"]["labels"][0] = 1
+        elif damage == "other_samples":
+            stored["results"] = stored["results"][1:]
+        elif damage == "old_format":
+            stored["format"] = "xlingual-projection-shard/1"
+        else:
+            ok["sample"] = None
+        job.path.write_text(json.dumps(stored), encoding="utf-8")
+    with caplog.at_level("WARNING"):
+        assert read_shard(job) is None
+    assert f"{job.path}: unusable shard file" in caplog.text
