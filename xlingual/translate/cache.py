@@ -35,17 +35,15 @@ class TranslationCache:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
+        with self._damage_reported():
             self._db = sqlite3.connect(str(self.path))
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS translations (key TEXT PRIMARY KEY, source TEXT, target TEXT)")
             self._db.commit()
-        except sqlite3.DatabaseError as err:
-            raise XlingualError(f"{self.path}: translation cache is unusable ({err}); delete it to start afresh") from None
 
     @contextmanager
-    def _reading(self, path: str | Path | None = None) -> Iterator[None]:
+    def _damage_reported(self, path: str | Path | None = None) -> Iterator[None]:
         """SQLite's errors on a damaged file (a garbled page, not a database) as one line naming the file."""
         try:
             yield
@@ -56,7 +54,7 @@ class TranslationCache:
         found: dict[str, str] = {}
         keys = {_entry_key(translator_key, t): t for t in texts}
         items = list(keys)
-        with self._reading():
+        with self._damage_reported():
             for start in range(0, len(items), 500):
                 chunk = items[start:start + 500]
                 rows = self._db.execute(
@@ -69,7 +67,7 @@ class TranslationCache:
         return found
 
     def put_many(self, translator_key: str, pairs: dict[str, str]) -> None:
-        with self._reading():
+        with self._damage_reported():
             self._db.executemany(
                 "INSERT OR REPLACE INTO translations (key, source, target) VALUES (?, ?, ?)",
                 [(_entry_key(translator_key, s), s, t) for s, t in pairs.items()],
@@ -83,7 +81,7 @@ class TranslationCache:
         afterwards lets a later single-process run reuse every translation.
         """
         before = len(self)
-        with self._reading(other):
+        with self._damage_reported(other):
             self._db.execute("ATTACH DATABASE ? AS other", (str(other),))
             try:
                 self._db.execute("INSERT OR IGNORE INTO translations (key, source, target) SELECT key, source, target FROM other.translations")
@@ -93,7 +91,7 @@ class TranslationCache:
         return len(self) - before
 
     def __len__(self) -> int:
-        with self._reading():
+        with self._damage_reported():
             return self._db.execute("SELECT COUNT(*) FROM translations").fetchone()[0]
 
     def close(self) -> None:
