@@ -127,3 +127,42 @@ def test_profile_invariants(posts, lang) -> None:
     shares = [measured.share(t) for t in measured.entities]
     assert not shares or abs(sum(shares) - 1) < 1e-9
     assert compare(measured, measured).markdown().count("+0.0 pp") >= len(measured.entities)
+
+
+HOSTILE_NAME = "<img src=x onerror=alert(1)>|$\\frac{$"
+
+
+def test_a_huge_entity_and_hostile_names_are_binned_and_escaped(tmp_path: Path) -> None:
+    """A 200,000-character entity costs a few dozen bars, and names with HTML, pipes and $...$ reach no output raw."""
+    from xlingual.data.compare import MAX_LENGTH_BARS, _binned, length_bins
+
+    huge = "x" * 200_000
+    first, second = tmp_path / "a.txt", tmp_path / "b.txt"
+    for path, entity in ((first, huge), (second, "Paris")):
+        path.write_text(f"IMGID:1\n{entity}\tB-LOC\nvisits\tO\n\nIMGID:2\nhello\tO\n", encoding="utf-8")
+    out = tmp_path / "out"
+    result = run("data", "compare", str(first), str(second), "--output", str(out), "--names", f"{HOSTILE_NAME},b")
+    assert result.exit_code == 0, result.output
+    markdown = (out / "compare.md").read_text(encoding="utf-8")
+    assert "<img" not in markdown and "&lt;img src=x onerror=alert(1)&gt;\\|$\\\\frac{$" in markdown
+    for name in ("type_shares", "entity_length_tokens", "entity_length_characters"):
+        assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ranges = length_bins(200_000)
+    assert len(ranges) <= MAX_LENGTH_BARS
+    assert _binned(profile("a", [], read_samples(first)).entity_chars.histogram, ranges)[-1] == 1
+
+
+@given(lengths=st.lists(st.integers(1, 10**6), min_size=1, max_size=30))
+def test_length_bins_cover_every_length_once_in_few_bars(lengths: list[int]) -> None:
+    from collections import Counter
+
+    from xlingual.data.compare import MAX_LENGTH_BARS, _binned, length_bins
+
+    ranges = length_bins(max(lengths))
+    assert len(ranges) <= MAX_LENGTH_BARS and ranges[0][0] == 1 and ranges[-1][1] == max(lengths)
+    assert all(low <= high for low, high in ranges) and all(a[1] + 1 == b[0] for a, b in zip(ranges, ranges[1:]))
+    counts = _binned(Counter(lengths), ranges)
+    assert sum(counts) == len(lengths)
+    for length in lengths:
+        index = next(i for i, (low, high) in enumerate(ranges) if low <= length <= high)
+        assert counts[index] >= 1

@@ -232,3 +232,23 @@ def test_generated_files_keep_spellings_orphans_and_odd_tokens(tmp_path: Path) -
     assert samples[-1].tokens[-1] == "#" and samples[-1].labels[-1] == "O"
     assert all(len(tok) == 1 for s in samples for tok in s.tokens)
     assert all(s.lang == "zh" and s.images == [] for s in samples)
+
+
+@pytest.mark.parametrize("content, line_no, ending", [
+    ("IMGID:1\ntoken\t" + "X" * 5_000_000 + "\nword\tO\n", 2, "' is not in the twitter schema"),
+    ("IMGID:" + "7" * 5_000_000 + "\nword\tO\n\nIMGID:" + "7" * 5_000_000 + "\nword\tO\n", 4, "' (first at line 1)"),
+])
+def test_a_5mb_bad_line_is_quoted_in_a_few_hundred_characters(tmp_path: Path, content: str, line_no: int, ending: str) -> None:
+    from typer.testing import CliRunner
+
+    from xlingual.cli import app
+    from xlingual.errors import MAX_MESSAGE_CHARS
+
+    path = tmp_path / "big.txt"
+    path.write_text(content, encoding="utf-8")
+    result = CliRunner().invoke(app, ["data", "stats", str(path)])
+    assert result.exit_code == 2, result.output[:500]
+    line = result.output.strip()
+    assert "\n" not in line and len(line) < MAX_MESSAGE_CHARS + 200, len(result.output)
+    assert line.startswith(f"error: {path}:{line_no}: ") and "characters cut" in line, line
+    assert ending in line[-200:], line[-200:]

@@ -313,3 +313,29 @@ def test_real_cmner_images_are_extracted_for_the_posts_of_the_real_train_file(sh
     cache = FeatureCache.open(tmp_path / "c")
     features = [cache.get(p.name) for p in sorted(images.glob("*.jpg"))]
     assert all(f.shape == (49, 512) and np.isfinite(f).all() and f.std() > 0 for f in features)
+
+
+@pytest.mark.parametrize("damage", ["producer", "weights", "region_shape", "not_utf8"])
+def test_a_damaged_cache_description_is_one_line_naming_the_file(vgg_cache, tmp_path, damage) -> None:
+    import json
+
+    from xlingual.features.cache import META_FILE
+
+    cache_dir = tmp_path / "copy"
+    shutil.copytree(vgg_cache[0], cache_dir)
+    meta_path = cache_dir / META_FILE
+    if damage == "not_utf8":
+        meta_path.write_bytes(b"\x80\x04garbled")
+    else:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if damage == "region_shape":
+            del meta["producer"]["region_shape"]
+        else:
+            del meta[damage]
+        meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(ImageError) as caught:
+        FeatureCache.open(cache_dir)
+    message = str(caught.value)
+    assert message.startswith(f"{meta_path}: ") and "\n" not in message, message
+    if damage != "not_utf8":
+        assert damage in message

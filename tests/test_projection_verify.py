@@ -10,6 +10,7 @@ the promise of the docs on whatever comes out.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from collections import Counter
 
 import pytest
@@ -165,3 +166,77 @@ def test_a_digit_before_x_is_not_a_placeholder() -> None:
 
     result = project_samples([Sample("1", "Paris code".split(), ["B-LOC", "O"], lang="en")], MT(), "en", "zh", strategies=["numbered"])[0]
     assert not result.ok and result.failure == "placeholder_missing"
+
+
+# -- translators that break the contract: never a label, never a cache entry ------------------------------------------
+
+BREAKAGES = ("returns_none", "none_item", "int_item", "bytes_item", "one_short", "one_extra", "raises")
+
+
+class ContractBreakingMT:
+    """Wraps :class:`AdversarialMT`; hypothesis decides per call whether it answers or breaks the contract, and how."""
+
+    def __init__(self, inner: AdversarialMT, data: st.DataObject) -> None:
+        self.inner, self.data = inner, data
+        self.answered: dict[str, str] = {}  # text -> translation, from the calls that kept the contract
+        self.broke: str | None = None
+
+    @property
+    def cache_key(self) -> str:
+        return "contract-breaking"
+
+    def translate(self, texts: list[str]) -> object:
+        outputs = self.inner.translate(texts)
+        breakage = self.data.draw(st.sampled_from([None, None, *BREAKAGES]), label="breakage")
+        if breakage is None:
+            self.answered.update(zip(texts, outputs))
+            return outputs
+        self.broke = breakage
+        where = self.data.draw(st.integers(0, len(outputs) - 1), label="where")
+        if breakage == "returns_none":
+            return None
+        if breakage == "raises":
+            raise RuntimeError("the MT service\nis down")
+        if breakage == "one_short":
+            return outputs[:-1]
+        if breakage == "one_extra":
+            return [*outputs, outputs[where]]
+        outputs[where] = {"none_item": None, "int_item": 7, "bytes_item": outputs[where].encode()}[breakage]
+        return outputs
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sample=source_samples(), data=st.data(), entity_context=st.booleans(),
+       strategies=st.sampled_from([STRATEGIES, ("markers",), ("bracketed", "markers")]))
+def test_a_translator_that_breaks_its_contract_is_one_line_and_leaves_nothing_cached(sample, data, entity_context, strategies) -> None:
+    """None, non-strings, a wrong count or an exception: one line naming the translator, never a "None" entity, no cache entry of that call."""
+    import sqlite3
+    import tempfile
+
+    from xlingual.errors import TranslatorError
+    from xlingual.translate import CachedTranslator, TranslationCache
+
+    standalone = {n: data.draw(st.sampled_from(RENDERINGS), label=f"stand-alone {n}") for n in NAMES}
+    mt = ContractBreakingMT(AdversarialMT(data, standalone), data)
+    with tempfile.TemporaryDirectory() as folder:
+        cache = TranslationCache(Path(folder) / "t.sqlite")
+        cached = CachedTranslator(mt, cache, commit_every=data.draw(st.sampled_from([1, 2, 256]), label="commit_every"))
+        try:
+            result = project_samples([sample], cached, "en", "zh", projector=Projector(cached, "en", "zh", strategies, entity_context=entity_context))[0]
+        except TranslatorError as err:
+            message = str(err)
+            assert mt.broke is not None
+            assert message.startswith("translator ") and "ContractBreakingMT" in message and "\n" not in message, message
+            result = None
+        finally:
+            cache.close()
+        with sqlite3.connect(Path(folder) / "t.sqlite") as db:
+            stored = db.execute("SELECT source, target FROM translations").fetchall()
+    assert all(mt.answered.get(source) == target for source, target in stored), "an entry from a call that broke the contract was cached"
+    if result is None:
+        return
+    assert mt.broke is None  # every breakage is an error, none is projected
+    if result.ok:
+        assert "None" not in "".join(result.sample.tokens)
+        expected = Counter((s.type, canonical(standalone[sample.tokens[s.start]])) for s in spans(sample.labels))
+        assert entity_pairs(result.sample) == expected

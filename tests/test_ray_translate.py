@@ -96,7 +96,7 @@ def test_sharded_run_is_byte_identical_to_one_process(ray_runtime, plugin, sampl
     sharded = translate(sample_data_dir, tmp_path / "ray", spec, "--ray", "--workers", "2", "--shard-size", str(SHARD))
     assert sharded.exit_code == 0, sharded.output
     assert_same_outputs(tmp_path / "one", tmp_path / "ray")
-    assert len(list((tmp_path / "ray" / ".cache" / "shards").glob("*.pkl"))) == 9
+    assert len(list((tmp_path / "ray" / ".cache" / "shards").glob("*.json"))) == 9
     assert len(list((tmp_path / "ray" / ".cache" / "shards").glob("*.translations.sqlite"))) == 9
     from xlingual.projection.corpus import CACHE_NAME
     from xlingual.translate.cache import TranslationCache
@@ -129,7 +129,7 @@ def test_a_killed_driver_leaves_finished_shards_and_a_rerun_does_only_the_rest(r
     killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert killed.returncode == -9, killed.stderr[-2000:]
     os.unlink(pid_file)
-    finished = sorted((out / ".cache" / "shards").glob("*.pkl"))
+    finished = sorted((out / ".cache" / "shards").glob("*.json"))
     assert 0 < len(finished) < 9 and not (out / "report.json").exists()
     stamps = {p: p.stat().st_mtime_ns for p in finished}
 
@@ -156,9 +156,9 @@ def test_a_failing_shard_is_reported_while_the_others_finish(ray_runtime, plugin
     failed = translate(sample_data_dir, out, spec, "--ray", "--workers", "2", "--shard-size", str(SHARD))
     assert failed.exit_code == 2
     message = failed.output.strip().splitlines()[-1]
-    assert "1 of 9 shards failed" in message and "train[0:4]: ValueError: poisoned text" in message, message
+    assert "1 of 9 shards failed" in message and "train[0:4]: translator scriptedmt:Scripted raised ValueError: poisoned text" in message, message
     assert "Traceback" not in failed.output
-    assert len(list((out / ".cache" / "shards").glob("*.pkl"))) == 8 and not (out / "train.txt").exists()
+    assert len(list((out / ".cache" / "shards").glob("*.json"))) == 8 and not (out / "train.txt").exists()
     poison.unlink()
     again = translate(sample_data_dir, out, spec, "--ray", "--workers", "2", "--shard-size", str(SHARD))
     assert again.exit_code == 0, again.output
@@ -175,7 +175,7 @@ def test_a_worker_that_dies_fails_its_shard_only(ray_runtime, plugin, sample_dat
     assert failed.exit_code == 2
     message = next(line for line in failed.output.splitlines() if line.startswith("error:"))  # Ray's raylet adds its own warning
     assert "1 of 9 shards failed" in message and "train[0:4]: the Ray worker died" in message, message
-    assert len(list((out / ".cache" / "shards").glob("*.pkl"))) == 8  # the other worker took the rest
+    assert len(list((out / ".cache" / "shards").glob("*.json"))) == 8  # the other worker took the rest
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -214,3 +214,37 @@ def test_ray_alone_means_a_local_runtime_and_takes_an_address() -> None:
     assert fill_optional_values(["translate", "--ray"]) == ["translate", "--ray=local"]
     assert fill_optional_values(["--ray", "--workers", "2"]) == ["--ray=local", "--workers", "2"]
     assert fill_optional_values(["--ray", "auto", "--workers", "2"]) == ["--ray", "auto", "--workers", "2"]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "tokens_not_a_list", "label_not_a_string", "other_samples", "old_format", "neither_sample_nor_failure"])
+def test_a_damaged_or_foreign_shard_file_is_discarded_naming_it(sample_data_dir, tmp_path, caplog, damage) -> None:
+    """A shard file is read as JSON and checked against the shard's own samples; anything else is projected again, never trusted."""
+    from xlingual.projection.corpus import ProjectionSettings, read_source_dataset
+    from xlingual.scale.translate import ShardProjectorFactory, plan_shards, read_shard, recipe_key
+
+    spec = "xlingual.translate.glossary:sample_en_zh"
+    settings_ = ProjectionSettings("en", "zh", model_name=spec, use_cache=False)
+    loader = dict(src="en", tgt="zh", plugin=spec)
+    job = plan_shards(read_source_dataset(sample_data_dir, "en"), tmp_path, settings_, recipe_key(loader, settings_), SHARD)[0]
+    ShardProjectorFactory(loader, settings_)()(job)
+    part = read_shard(job)
+    assert part is not None and [r.source for r in part.results] == job.samples  # a sound file reads back
+    stored = json.loads(job.path.read_text(encoding="utf-8"))
+    ok = next(r for r in stored["results"] if r["sample"] is not None)
+    if damage == "truncated":
+        job.path.write_text(job.path.read_text(encoding="utf-8")[:-40], encoding="utf-8")
+    else:
+        if damage == "tokens_not_a_list":
+            ok["sample"]["tokens"] = "".join(ok["sample"]["tokens"])
+        elif damage == "label_not_a_string":
+            ok["sample"]["labels"][0] = 1
+        elif damage == "other_samples":
+            stored["results"] = stored["results"][1:]
+        elif damage == "old_format":
+            stored["format"] = "xlingual-projection-shard/1"
+        else:
+            ok["sample"] = None
+        job.path.write_text(json.dumps(stored), encoding="utf-8")
+    with caplog.at_level("WARNING"):
+        assert read_shard(job) is None
+    assert f"{job.path}: unusable shard file" in caplog.text

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import random
+import re
 import statistics
 from pathlib import Path
 
@@ -209,3 +210,18 @@ def test_multilingual_table_reads_both_test_sets_of_each_run(tmp_path):
     assert float(rows["JOINT"]["p Twitter2015"]) < 0.01, "a large gain on the other language's test set is significant"
     assert float(rows["JOINT"]["p CMNER"]) > 0.05, "the same error rate on CMNER is not"
     assert (tmp_path / "out" / "multilingual-en-zh.md").is_file() and "Multilingual comparison" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_table_cells_from_run_folders_are_escaped_in_markdown_and_latex():
+    """A model name read from metrics.json reaches no table as live HTML, a split cell or broken LaTeX."""
+    from xlingual.evaluation.report import Table
+
+    hostile = "<img src=x onerror=alert(1)>|a_b#c$d%e&f{g}~h^i\\j"
+    table = Table("t", "T", ["model", "F1"], [[hostile, "80.00 ± 1.00"]])
+    markdown = table.markdown()
+    row = markdown.splitlines()[-1]
+    assert "<img" not in markdown and "&lt;img src=x onerror=alert(1)&gt;" in row
+    assert len(re.split(r"(?<!\\)\|", row)) == 4  # the border, two cells, the border
+    latex = table.latex()
+    assert r"\textless" not in latex and r"a\_b\#c\$d\%e\&f\{g\}\textasciitilde{}h\textasciicircum{}i\textbackslash{}j" in latex
+    assert r"80.00 $\pm$ 1.00" in latex

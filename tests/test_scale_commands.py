@@ -104,7 +104,7 @@ def test_translate_with_and_without_ray_writes_the_same_files(fake_ray, sample_d
     assert (fake_ray.inits, fake_ray.shutdowns, fake_ray.up) == (1, 1, False)
     for name in ("train.txt", "train.jsonl", "valid.txt", "test.txt", "preview.html"):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "ray" / name).read_bytes(), name
-    assert len(list((tmp_path / "ray" / ".cache" / "shards").glob("*.pkl"))) == 5  # 18/6/6 posts in shards of 8
+    assert len(list((tmp_path / "ray" / ".cache" / "shards").glob("*.json"))) == 5  # 18/6/6 posts in shards of 8
 
 
 def test_no_command_imports_ray_without_the_option(sample_data_dir, tmp_path) -> None:

@@ -38,6 +38,19 @@ PLUGIN = textwrap.dedent('''
         return Interruptible("en", FAULTS, rate=0.3)
 
     english = FakeTranslator("en")
+
+    class Broken(FakeTranslator):
+        """Breaks the translator contract as XL_FAKE_BREAK says, on every call."""
+
+        def __init__(self):
+            super().__init__("zh")
+
+        def translate(self, texts):
+            out = super().translate(texts)
+            how = os.environ["XL_FAKE_BREAK"]
+            if how == "raise":
+                raise ConnectionError("MT server\\nunreachable")
+            return {"none": None, "short": out[:-1], "item": [None] + out[1:]}[how]
 ''')
 
 
@@ -162,6 +175,27 @@ def test_user_errors_are_one_line_exit_2(plugin, tmp_path, sample_data_dir, monk
     result = invoke(*args)
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("how, message", [
+    ("none", "translator fakemt:Broken returned None for 6 texts; expected a list of 6 strings"),
+    ("short", "translator fakemt:Broken returned 5 results for 6 texts"),
+    ("item", "translator fakemt:Broken returned None as result 1 of 6; expected a string"),
+    ("raise", "translator fakemt:Broken raised ConnectionError: MT server unreachable"),
+])
+def test_a_plugin_that_breaks_its_contract_is_one_line_and_nothing_is_cached(plugin, tmp_path, sample_data_dir, monkeypatch, how, message) -> None:
+    monkeypatch.setenv("XL_FAKE_BREAK", how)
+    source = sample_data_dir / "twitter2015" / "test.txt"  # 6 posts
+    result = invoke("--src", "en", "--tgt", "zh", "--input", str(source), "--output", str(tmp_path / "o"), "--translator", f"{plugin}:Broken")
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == f"error: {message}", result.output
+    from xlingual.projection.corpus import CACHE_NAME
+    from xlingual.translate.cache import TranslationCache
+
+    cache = TranslationCache(tmp_path / "o" / CACHE_NAME)
+    assert len(cache) == 0
+    cache.close()
+    assert not (tmp_path / "o" / "test.txt").exists()
 
 
 def test_help_shows_examples() -> None:

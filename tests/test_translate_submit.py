@@ -144,3 +144,34 @@ def test_first_sentences_then_entities_are_submitted_before_either_is_awaited() 
     sentences = {a.mt_input for r in results for a in r.attempts if a.mt_input}
     assert set(mt.submitted[0]) <= sentences, "the long sentence batches go first, the short entity batches fill in after"
     assert not set(mt.submitted[1]) & sentences and len(mt.submitted[1]) == projector.stats.entity_texts > 0
+
+
+@pytest.mark.parametrize("damage", ["garbled_pages", "not_a_string"])
+def test_a_damaged_cache_is_one_line_naming_the_file(tmp_path: Path, damage: str) -> None:
+    import sqlite3
+
+    from xlingual.errors import XlingualError
+
+    path = tmp_path / "t.sqlite"
+    cache = TranslationCache(path)
+    texts = [f"text number {i} " * 8 for i in range(2000)]
+    cache.put_many("k", {t: reverse(t) for t in texts})
+    cache.close()
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA journal_mode=DELETE")  # everything in the main file, so garbling it is garbling the cache
+        if damage == "not_a_string":
+            db.execute("UPDATE translations SET target = NULL")
+    if damage == "garbled_pages":
+        data = bytearray(path.read_bytes())
+        page = 4096
+        for start in range(3 * page, len(data), page):  # leave the header and schema pages; garble every table and index page
+            data[start + 8:start + page] = bytes(range(256)) * ((page - 8) // 256) + bytes((page - 8) % 256)
+        path.write_bytes(bytes(data))
+    cache = TranslationCache(path)
+    try:
+        with pytest.raises(XlingualError) as caught:
+            cache.get_many("k", texts)
+    finally:
+        cache.close()
+    message = str(caught.value)
+    assert message.startswith(f"{path}: translation cache is unusable") and "\n" not in message, message

@@ -27,7 +27,19 @@ class DataFormatError(XlingualError):
         where = self.path or "<input>"
         if self.line is not None:
             where = f"{where}:{self.line}"
-        return f"{where}: {self.message}"
+        return f"{where}: {shortened(self.message)}"
+
+
+MAX_MESSAGE_CHARS = 500
+"""Messages quote the bad content (a header, a label, an id); a 5 MB line must not become 5 MB of stderr."""
+
+
+def shortened(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``message`` with its middle cut out when longer than ``limit``: the start quotes the content, the end says what is wrong."""
+    if len(message) <= limit:
+        return message
+    keep = (limit - 40) // 2
+    return f"{message[:keep]}…[{len(message) - 2 * keep:,} characters cut]…{message[-keep:]}"
 
 
 class DataValidationError(XlingualError):
@@ -48,6 +60,10 @@ class ModelNotFoundError(XlingualError):
 
 class ConfigError(XlingualError):
     """A configuration value or command-line option that is invalid."""
+
+
+class TranslatorError(XlingualError):
+    """A translator (backend or plug-in) that raised, or returned something other than one string per text."""
 
 
 class ImageError(XlingualError):

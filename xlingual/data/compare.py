@@ -27,6 +27,7 @@ from xlingual.data.labels import ENTITY_TYPES, count_entities
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
 from xlingual.io import atomic_write_text
+from xlingual.text_escape import markdown_cell, plain_label
 
 
 @dataclass
@@ -153,11 +154,8 @@ def _length_cell(summary: dict[str, Any]) -> str:
 
 
 def _rows_to_md(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|")
-
-    lines = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(map(cell, row)) + " |" for row in rows]
+    lines = ["| " + " | ".join(map(markdown_cell, header)) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(markdown_cell, row)) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -188,7 +186,7 @@ def markdown_tables(c: Comparison) -> str:
     transitions = [[pair, *(f"{p.transitions.get(pair, 0):,} ({_pct(p.transition_share(pair))})" for p in (a, b)),
                     _pp(a.transition_share(pair), b.transition_share(pair))] for pair in pairs]
     return (
-        f"### Corpora: {a.name} vs {b.name}\n\n" + _rows_to_md(header, rows)
+        f"### Corpora: {markdown_cell(a.name)} vs {markdown_cell(b.name)}\n\n" + _rows_to_md(header, rows)
         + "\n### Entity length (mean / median / 90th percentile / max)\n\n" + _rows_to_md(["", a.name, b.name], lengths)
         + "\n### Label transitions (adjacent labels inside a post; share of all pairs)\n\n" + _rows_to_md(header, transitions)
     )
@@ -208,11 +206,49 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
+MAX_LENGTH_BARS = 40
+"""Bars per length chart: one per length up to this, else single lengths up to half of it and log-spaced ranges above."""
+
+
+def length_bins(longest: int, bars: int = MAX_LENGTH_BARS) -> list[tuple[int, int]]:
+    """Inclusive length ranges covering 1..``longest`` in at most ``bars`` bars.
+
+    One bar per integer length would make a 200,000-character entity cost
+    200,000 bars (minutes of drawing); above ``bars // 2`` the ranges grow
+    geometrically, so the cost depends on ``bars`` only.
+    """
+    if longest <= bars:
+        return [(k, k) for k in range(1, longest + 1)]
+    first = bars // 2 + 1  # the first length given a range
+    steps = bars - first + 1
+    edges = sorted({first, longest + 1, *(round(first * ((longest + 1) / first) ** (i / steps)) for i in range(1, steps))})
+    return [(k, k) for k in range(1, first)] + [(low, high - 1) for low, high in zip(edges, edges[1:])]
+
+
+def _binned(histogram: Counter, ranges: list[tuple[int, int]]) -> list[int]:
+    """How many entities fall into each range (one pass over the histogram's distinct lengths)."""
+    import bisect
+
+    starts = [low for low, _ in ranges]
+    counts = [0] * len(ranges)
+    for length, count in histogram.items():
+        index = bisect.bisect_right(starts, length) - 1
+        if index >= 0 and length <= ranges[index][1]:
+            counts[index] += count
+    return counts
+
+
 def write_charts(c: Comparison, out_dir: str | Path) -> list[Path]:
-    """PNG charts: type shares, and entity length distributions in tokens and characters."""
+    """PNG charts: type shares, and entity length distributions in tokens and characters (lengths binned, :func:`length_bins`).
+
+    Names and types come from the data, so every label goes through
+    :func:`~xlingual.text_escape.plain_label` and TeX is off: a ``$`` in a
+    name is drawn as a dollar sign, never parsed as math.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["text.usetex"] = False
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -223,20 +259,24 @@ def write_charts(c: Comparison, out_dir: str | Path) -> list[Path]:
     x = np.arange(len(types))
     for offset, p in ((-0.2, c.a), (0.2, c.b)):
         shares = [100 * (p.share(t) or 0.0) for t in types]
-        ax.bar(x + offset, shares, 0.4, label=f"{p.name} ({p.total_entities:,} entities)")
+        ax.bar(x + offset, shares, 0.4, label=plain_label(f"{p.name} ({p.total_entities:,} entities)"))
     ax.set_xticks(x)
-    ax.set_xticklabels(types)
+    ax.set_xticklabels([plain_label(t) for t in types])
     ax.set_ylabel("share of entities (%)")
     ax.legend(fontsize=8)
     written.append(_save(fig, out / "type_shares.png"))
     for unit, attr in (("tokens", "entity_tokens"), ("characters", "entity_chars")):
         fig, ax = plt.subplots(figsize=(6, 3.6))
         top = max([1, *getattr(c.a, attr).histogram, *getattr(c.b, attr).histogram])
-        bins = np.arange(1, top + 1)
+        ranges = length_bins(top)
+        x = np.arange(len(ranges))
         for offset, p in ((-0.2, c.a), (0.2, c.b)):
             hist = getattr(p, attr).histogram
             total = sum(hist.values()) or 1
-            ax.bar(bins + offset, [100 * hist.get(int(k), 0) / total for k in bins], 0.4, label=p.name)
+            ax.bar(x + offset, [100 * n / total for n in _binned(hist, ranges)], 0.4, label=plain_label(p.name))
+        step = max(1, len(ranges) // 10)
+        ax.set_xticks(x[::step])
+        ax.set_xticklabels([str(low) if low == high else f"{low}–{high}" for low, high in ranges[::step]], fontsize=7)
         ax.set_xlabel(f"entity length ({unit})")
         ax.set_ylabel("share of entities (%)")
         ax.legend(fontsize=8)
@@ -292,4 +332,4 @@ def expand_inputs(spec: str) -> list[Path]:
     return paths
 
 
-__all__ = ["Comparison", "CorpusProfile", "Lengths", "compare", "compare_inputs", "expand_inputs", "markdown_tables", "profile", "profile_inputs", "write_charts", "write_comparison"]
+__all__ = ["Comparison", "CorpusProfile", "Lengths", "compare", "compare_inputs", "expand_inputs", "length_bins", "markdown_tables", "profile", "profile_inputs", "write_charts", "write_comparison"]

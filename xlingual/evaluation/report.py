@@ -26,6 +26,7 @@ from xlingual.data.formats import read_samples
 from xlingual.data.labels import ENTITY_TYPES
 from xlingual.errors import ConfigError
 from xlingual.io import atomic_write_text
+from xlingual.text_escape import latex_text, markdown_cell, plain_label
 from xlingual.train.config import MODEL_TYPES, PAPER_SETTINGS, SETTINGS
 from xlingual.evaluation.metrics import sentence_counts
 from xlingual.evaluation.paper import CROSS_LINGUAL, IMAGE_LABELS, SETTING_LABELS, TABLE2, PaperRow
@@ -97,6 +98,8 @@ def find_runs(paths: list[str | Path]) -> list[RunRecord]:
                 metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
             except json.JSONDecodeError as err:
                 raise ConfigError(f"{metrics_path}:{err.lineno}: not valid JSON ({err.msg})") from None
+            except UnicodeDecodeError:
+                raise ConfigError(f"{metrics_path}: not valid JSON (not UTF-8 text)") from None
             found[metrics_path.parent.resolve()] = RunRecord(metrics_path.parent, metrics)
     if not found:
         raise ConfigError(f"no finished runs (folders with {METRICS_NAME}) under {', '.join(map(str, paths))}")
@@ -163,14 +166,12 @@ class Table:
     rows: list[list[str]]
 
     def markdown(self) -> str:
-        lines = [f"### {self.title}", "", "| " + " | ".join(self.header) + " |", "|" + "---|" * len(self.header)]
-        lines += ["| " + " | ".join(r) + " |" for r in self.rows]
+        lines = [f"### {self.title}", "", "| " + " | ".join(map(markdown_cell, self.header)) + " |", "|" + "---|" * len(self.header)]
+        lines += ["| " + " | ".join(map(markdown_cell, r)) + " |" for r in self.rows]
         return "\n".join(lines) + "\n"
 
     def latex(self) -> str:
-        def esc(text: str) -> str:
-            return text.replace("&", r"\&").replace("±", r"$\pm$").replace("−", "--").replace("_", r"\_").replace("%", r"\%")
-
+        esc = latex_text
         cols = "l" * 2 + "r" * (len(self.header) - 2)
         out = [r"\begin{table}[t]", r"\centering", rf"\caption{{{esc(self.title)}}}", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
                " & ".join(esc(h) for h in self.header) + r" \\", r"\midrule"]
@@ -316,18 +317,19 @@ def bar_chart(rows: dict[GroupKey, Row], path: Path, note: str | None = None, la
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["text.usetex"] = False  # labels carry names from run folders: never handed to TeX (plain_label keeps them out of math text)
     import matplotlib.pyplot as plt
 
     keys = sorted(rows, key=lambda k: (k[1], k[0], SETTINGS.index(k[2]), k[3]))
     if not keys:
         return None
-    labels = [f"{m.upper()} {d}\n{SETTING_LABELS[s]}{'' if i == 'all' else ' ' + i}" for m, d, s, i in keys]
+    labels = [plain_label(f"{m.upper()} {d}\n{SETTING_LABELS[s]}{'' if i == 'all' else ' ' + i}") for m, d, s, i in keys]
     means = [rows[k].values["f1"][0] for k in keys]
     stds = [rows[k].values["f1"][1] for k in keys]
     paper_f1 = [rows[k].paper.f1 if rows[k].paper and paper else np.nan for k in keys]
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(keys) + 2), 4.5))
     x = np.arange(len(keys))
-    ax.bar(x - 0.2 if paper else x, means, 0.4, yerr=stds, capsize=3, label=f"{label} (mean ± std over seeds)")
+    ax.bar(x - 0.2 if paper else x, means, 0.4, yerr=stds, capsize=3, label=plain_label(f"{label} (mean ± std over seeds)"))
     if paper:
         ax.bar(x + 0.2, paper_f1, 0.4, alpha=0.6, label="paper")
     ax.set_xticks(x)
@@ -335,7 +337,7 @@ def bar_chart(rows: dict[GroupKey, Row], path: Path, note: str | None = None, la
     ax.set_ylabel("test F1 (conlleval)")
     ax.legend(fontsize=8)
     if note:
-        ax.set_title(textwrap.fill(note, int(13 * fig.get_figwidth())), fontsize=8, color="darkred")
+        ax.set_title(plain_label(textwrap.fill(note, int(13 * fig.get_figwidth()))), fontsize=8, color="darkred")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")

@@ -107,10 +107,18 @@ def _read_meta(cache_dir: Path) -> dict[str, Any]:
         raise ImageError(f"{cache_dir}: not a feature cache (no {META_FILE}); build it with 'xl features extract'")
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise ImageError(f"{path}: unreadable cache description ({err})") from None
-    if meta.get("format") != CACHE_FORMAT:
-        raise ImageError(f"{path}: unknown cache format {meta.get('format')!r} (expected {CACHE_FORMAT})")
+    except (OSError, ValueError) as err:  # ValueError: not JSON, or not UTF-8 text at all
+        raise ImageError(f"{path}: unreadable cache description ({str(err)[:200]})") from None
+    if not isinstance(meta, dict) or meta.get("format") != CACHE_FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ImageError(f"{path}: unknown cache format {found!r} (expected {CACHE_FORMAT})")
+    try:
+        CacheProducer.from_dict(meta["producer"])
+        if not isinstance(meta["weights"], str):
+            raise TypeError("'weights' is not a string")
+    except (KeyError, TypeError, ValueError) as err:
+        missing = f"no {err}" if isinstance(err, KeyError) else str(err)
+        raise ImageError(f"{path}: damaged cache description ({missing}); extract into a new folder or delete this one") from None
     return meta
 
 

@@ -109,6 +109,19 @@ class ProjectedPart:
             mt.update(part.mt)
         return cls([r for part in parts for r in part.results], dict(mt), sum(part.seconds for part in parts))
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"results": [r.to_dict() for r in self.results], "mt": dict(self.mt), "seconds": self.seconds}
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any]) -> "ProjectedPart":
+        """The inverse of :meth:`to_dict`, for a part read back from a file: every field is checked (ValueError)."""
+        mt, seconds, results = obj.get("mt"), obj.get("seconds"), obj.get("results")
+        if not isinstance(mt, dict) or not all(isinstance(k, str) and type(v) is int for k, v in mt.items()):
+            raise ValueError("'mt' is not a mapping of counts")
+        if type(seconds) not in (int, float) or not isinstance(results, list):
+            raise ValueError("'seconds' or 'results' is missing")
+        return cls([ProjectionResult.from_dict(r) for r in results], mt, float(seconds))
+
     def report(self) -> ProjectionReport:
         report = ProjectionReport.from_results(self.results)
         report.seconds = self.seconds

@@ -108,6 +108,16 @@ class Attempt:
     def to_dict(self) -> dict[str, Any]:
         return {"strategy": self.strategy, "reason": self.reason, "detail": self.detail, "mt_input": self.mt_input, "translation": self.translation}
 
+    @classmethod
+    def from_dict(cls, obj: Any) -> "Attempt":
+        """The inverse of :meth:`to_dict`, for results read back from a file: every field is checked (ValueError)."""
+        if not isinstance(obj, dict) or not isinstance(obj.get("strategy"), str) or not isinstance(obj.get("detail", ""), str):
+            raise ValueError("an attempt is not a record with a strategy")
+        for key in ("reason", "mt_input", "translation"):
+            if obj.get(key) is not None and not isinstance(obj[key], str):
+                raise ValueError(f"an attempt's {key} is not a string")
+        return cls(obj["strategy"], obj.get("reason"), obj.get("detail", ""), obj.get("mt_input"), obj.get("translation"))
+
 
 @dataclass
 class ProjectionResult:
@@ -128,12 +138,44 @@ class ProjectionResult:
     def ok(self) -> bool:
         return self.sample is not None
 
+    def to_dict(self) -> dict[str, Any]:
+        """Everything about the outcome, as JSON types (a ``--ray`` shard file holds a list of these)."""
+        return {"source": self.source.to_dict(), "sample": self.sample.to_dict() if self.sample is not None else None,
+                "strategy": self.strategy, "failure": self.failure, "detail": self.detail, "attempts": [a.to_dict() for a in self.attempts]}
+
+    @classmethod
+    def from_dict(cls, obj: Any) -> "ProjectionResult":
+        """The inverse of :meth:`to_dict`, for results read back from a file: every field is checked (ValueError)."""
+        if not isinstance(obj, dict) or not isinstance(obj.get("attempts"), list) or not isinstance(obj.get("detail"), str):
+            raise ValueError("a result is not a projection record")
+        for key in ("strategy", "failure"):
+            if obj.get(key) is not None and not isinstance(obj[key], str):
+                raise ValueError(f"a result's {key} is not a string")
+        sample = _checked_sample(obj["sample"]) if obj.get("sample") is not None else None
+        if (sample is None) == (obj.get("failure") is None):
+            raise ValueError("a result must hold either a sample or a failure")
+        return cls(_checked_sample(obj.get("source")), sample, obj.get("strategy"), obj.get("failure"), obj["detail"],
+                   [Attempt.from_dict(a) for a in obj["attempts"]])
+
     def failure_record(self) -> dict[str, Any]:
         return {
             "id": self.source.id, "reason": self.failure, "detail": self.detail,
             "source_text": self.source.text, "entities": [[s.type, " ".join(self.source.tokens[s.start:s.end])] for s in self.source.entities()],
             "attempts": [a.to_dict() for a in self.attempts],
         }
+
+
+def _checked_sample(obj: Any) -> Sample:
+    """A :class:`Sample` from a record read back from a file, refusing anything but strings where strings belong."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("id"), str) or not isinstance(obj.get("lang", "en"), str):
+        raise ValueError("a sample is not a record with an id")
+    for key in ("tokens", "labels", "images"):
+        values = obj.get(key, [])
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise ValueError(f"sample {obj['id']}: {key} is not a list of strings")
+    if not isinstance(obj.get("meta", {}), dict):
+        raise ValueError(f"sample {obj['id']}: meta is not a mapping")
+    return Sample.from_dict(obj)
 
 
 @dataclass
@@ -321,21 +363,11 @@ class Projector:
         return self._submit(texts, kind)()
 
     def _submit(self, texts: list[str], kind: str) -> PendingTranslations:
-        """Start translating ``texts`` (counted under ``kind``); the result checks that every text got one translation."""
+        """Start translating ``texts`` (counted under ``kind``)."""
         if not texts:
             return lambda: []
         setattr(self.stats, kind, getattr(self.stats, kind) + len(texts))
-        pending = submit(self.translator, list(texts))
-
-        def result() -> list[str]:
-            outputs = pending()
-            if len(outputs) != len(texts):
-                from xlingual.errors import XlingualError
-
-                raise XlingualError(f"the translator returned {len(outputs)} translations for {len(texts)} texts")
-            return [str(o) for o in outputs]
-
-        return result
+        return submit(self.translator, list(texts))  # checked there: one string per text, or one line naming the translator
 
     def _fitting(self, texts: list[str]) -> list[bool]:
         """Which texts the translator can take whole (the others are counted and never sent)."""

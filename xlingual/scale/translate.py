@@ -11,7 +11,7 @@ the translator once (any backend, plug-ins included) and projects shard after
 shard with the same functions as a single process
 (:func:`xlingual.projection.corpus.project_part`), each shard with its own
 translation cache. When a shard is done the worker writes its results to
-``OUTPUT/.cache/shards/NAME.NNNNN.pkl`` (atomically); once every shard is
+``OUTPUT/.cache/shards/NAME.NNNNN.json`` (atomically); once every shard is
 there, the driver concatenates them in input order and writes the outputs and
 the report with the single-process writers. So:
 
@@ -27,6 +27,11 @@ the report with the single-process writers. So:
 * a killed driver or worker loses only unfinished shards: a rerun reuses
   every shard file whose fingerprint (inputs, direction, strategies, model
   and decoding options) matches, and a shard cut short resumes from its cache.
+
+A shard file is data, never code: JSON, checked when read against the
+shard's own samples. A file that is not such a record (garbled, truncated,
+from another version or planted) is discarded with a warning naming it, and
+its shard is projected again; nothing in it is ever executed.
 """
 
 from __future__ import annotations
@@ -34,14 +39,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from xlingual.data.sample import Sample
 from xlingual.errors import XlingualError
-from xlingual.io import atomic_open
+from xlingual.io import atomic_write_text
 from xlingual.projection.corpus import (
     CorpusInput, CorpusResult, ProjectedPart, ProjectionSettings, check_source_language, open_translation, project_part,
     translate_corpus, write_corpus_report, write_outputs,
@@ -55,7 +59,8 @@ logger = logging.getLogger(__name__)
 SHARDS_DIR = Path(".cache") / "shards"
 DEFAULT_SHARD_SIZE = 1024
 """Samples per shard: four projection chunks; a killed worker loses at most one shard's projection (not its cached translations)."""
-SHARD_FORMAT = "xlingual-projection-shard/1"
+SHARD_FORMAT = "xlingual-projection-shard/2"
+"""Version 1 was a pickle (``.pkl``); such files are never read, their shards are projected again."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +95,7 @@ def plan_shards(inputs: list[CorpusInput], output_dir: Path, settings: Projectio
             digest = hashlib.sha256(recipe.encode("utf-8"))
             for sample in samples:
                 digest.update(json.dumps(asdict(sample), sort_keys=True, ensure_ascii=False).encode("utf-8"))
-            jobs.append(ShardJob(item.name, f"{item.name}[{start}:{start + len(samples)}]", samples, folder / f"{stem}.pkl",
+            jobs.append(ShardJob(item.name, f"{item.name}[{start}:{start + len(samples)}]", samples, folder / f"{stem}.json",
                                  folder / f"{stem}.translations.sqlite" if settings.use_cache else None, digest.hexdigest()))
     return jobs
 
@@ -107,23 +112,31 @@ def recipe_key(loader: dict[str, Any], settings: ProjectionSettings) -> str:
 
 
 def write_shard(path: Path, fingerprint: str, part: ProjectedPart) -> None:
-    with atomic_open(path, "wb") as handle:
-        pickle.dump({"format": SHARD_FORMAT, "fingerprint": fingerprint, "part": part}, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    """One JSON record, keys in the order written (a sample's ``meta`` keeps its order, so the merged outputs match one process's)."""
+    atomic_write_text(path, json.dumps({"format": SHARD_FORMAT, "fingerprint": fingerprint, **part.to_dict()}, ensure_ascii=False))
 
 
 def read_shard(job: ShardJob) -> ProjectedPart | None:
-    """The shard's finished results, or None when it has none for these inputs and settings (not run, or stale)."""
+    """The shard's finished results, or None when it has none for these inputs and settings (not run, stale or damaged).
+
+    Only JSON is read, and only a record of this shard's own samples is
+    accepted: anything else costs its shard, which is projected again.
+    """
     if not job.path.is_file():
         return None
     try:
-        with open(job.path, "rb") as handle:
-            stored = pickle.load(handle)
-    except Exception as err:  # a damaged file costs its shard, which is projected again
-        logger.warning("%s: unreadable shard file (%s); projecting it again", job.path, err)
+        stored = json.loads(job.path.read_text(encoding="utf-8"))
+        if not isinstance(stored, dict) or stored.get("format") != SHARD_FORMAT:
+            raise ValueError(f"not a {SHARD_FORMAT} record")
+        if stored.get("fingerprint") != job.fingerprint:
+            return None  # stale: other inputs or settings
+        part = ProjectedPart.from_dict(stored)
+        if [r.source for r in part.results] != job.samples:
+            raise ValueError("its results are not those of the shard's samples")
+    except (OSError, ValueError, TypeError, KeyError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        logger.warning("%s: unusable shard file (%s); projecting it again", job.path, str(err)[:200])
         return None
-    if not isinstance(stored, dict) or stored.get("format") != SHARD_FORMAT or stored.get("fingerprint") != job.fingerprint:
-        return None
-    return stored["part"]
+    return part
 
 
 class _ShardStage:

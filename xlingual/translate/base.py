@@ -10,7 +10,8 @@ expose ``cache_key``: a string that changes whenever the output could change
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import Protocol, runtime_checkable
@@ -36,7 +37,7 @@ PendingTranslations = Callable[[], list[str]]
 
 
 def submit(translator: Translator, texts: list[str]) -> PendingTranslations:
-    """Start translating ``texts``; the returned function waits for the translations and returns them.
+    """Start translating ``texts``; the returned function waits for the translations, checks them and returns them.
 
     A translator that runs batches side by side (a ``submit`` method, e.g.
     CTranslate2 with several ``inter_threads``) starts them now, so texts
@@ -44,12 +45,85 @@ def submit(translator: Translator, texts: list[str]) -> PendingTranslations:
     before it. Any other translator translates when the result is asked for,
     exactly as one ``translate`` call. Either way each list is batched on its
     own, as ``translate`` would batch it, so the outputs are the same.
+
+    This is the one way into any translator (the cache and projection both
+    call it), so it is where MT output is checked: whatever a backend or
+    plug-in returns or raises, the caller gets a list of one string per text,
+    or one :class:`~xlingual.errors.TranslatorError` line naming the
+    translator (see :func:`checked_translations`).
     """
-    method = getattr(translator, "submit", None)
-    if callable(method):
-        return method(list(texts))
     texts = list(texts)
-    return lambda: translator.translate(texts)
+    method = getattr(translator, "submit", None)
+    with _blamed_on(translator):
+        pending = method(texts) if callable(method) else (lambda: translator.translate(texts))
+
+    def result() -> list[str]:
+        with _blamed_on(translator):
+            outputs = pending()
+        return checked_translations(translator, texts, outputs)
+
+    return result
+
+
+def checked_translations(translator: Translator, texts: list[str], outputs: object) -> list[str]:
+    """``outputs`` if it is a list (or tuple) of exactly one ``str`` per text; else one line naming ``translator``.
+
+    Nothing is coerced: ``str(None)`` would become an entity spelled ``None``
+    and pass every later check, so a wrong type is refused here, before
+    anything is cached or projected.
+    """
+    from xlingual.errors import TranslatorError
+
+    name = translator_name(translator)
+    if not isinstance(outputs, (list, tuple)):
+        raise TranslatorError(f"translator {name} returned {_shown(outputs)} for {len(texts)} texts; expected a list of {len(texts)} strings")
+    if len(outputs) != len(texts):
+        raise TranslatorError(f"translator {name} returned {len(outputs)} results for {len(texts)} texts")
+    wrong = next((i for i, out in enumerate(outputs) if not isinstance(out, str)), None)
+    if wrong is not None:
+        raise TranslatorError(f"translator {name} returned {_shown(outputs[wrong])} as result {wrong + 1} of {len(texts)}; expected a string")
+    return list(outputs)
+
+
+def _shown(value: object) -> str:
+    """A wrong value as an error shows it: its type, and its text cut short."""
+    text = repr(value)
+    return f"{type(value).__name__} {text[:60] + '...' if len(text) > 60 else text}" if value is not None else "None"
+
+
+@contextmanager
+def _blamed_on(translator: Translator) -> Iterator[None]:
+    """Any exception of the translator's own becomes one line naming it and the exception (errors of the library pass through)."""
+    from xlingual.errors import TranslatorError, XlingualError
+
+    try:
+        yield
+    except XlingualError:
+        raise
+    except Exception as err:
+        message = " ".join(str(err).split())
+        raise TranslatorError(f"translator {translator_name(translator)} raised {type(err).__name__}: {message[:300]}") from err
+
+
+def translator_name(translator: Translator) -> str:
+    """How errors name a translator: its ``label`` if it has a string one, a backend by backend and model, else ``MODULE:CLASS``.
+
+    ``MODULE:CLASS`` is a plug-in's own spelling (``--translator mymod:Mt``);
+    :class:`~xlingual.translate.cache.CachedTranslator` passes on the name of
+    the translator it wraps.
+    """
+    label = getattr(translator, "label", None)
+    if isinstance(label, str) and label:
+        return label
+    key = getattr(translator, "cache_key", None)
+    if isinstance(key, str) and key.startswith("{"):
+        try:
+            fields = json.loads(key)
+            return f"{fields['backend']} {fields['model']}"
+        except (ValueError, KeyError, TypeError):
+            pass
+    cls = type(translator)
+    return f"{cls.__module__}:{cls.__qualname__}"
 
 
 class ComputeDtype(str, Enum):
@@ -151,9 +225,12 @@ def too_long(translator: Translator, texts: list[str]) -> list[bool]:
     check = getattr(translator, "too_long", None)
     if not callable(check) or not texts:
         return [False] * len(texts)
-    flags = [bool(f) for f in check(list(texts))]
+    with _blamed_on(translator):
+        flags = [bool(f) for f in check(list(texts))]
     if len(flags) != len(texts):
-        raise ValueError(f"too_long returned {len(flags)} flags for {len(texts)} texts")
+        from xlingual.errors import TranslatorError
+
+        raise TranslatorError(f"translator {translator_name(translator)}: too_long returned {len(flags)} flags for {len(texts)} texts")
     return flags
 
 

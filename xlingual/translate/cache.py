@@ -14,11 +14,13 @@ import hashlib
 import logging
 import sqlite3
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from xlingual.errors import XlingualError
-from xlingual.translate.base import PendingTranslations, Translator, submit, too_long, translator_cache_key
+from xlingual.translate.base import PendingTranslations, Translator, submit, too_long, translator_cache_key, translator_name
 
 logger = logging.getLogger(__name__)
 
@@ -33,34 +35,44 @@ class TranslationCache:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
+        with self._damage_reported():
             self._db = sqlite3.connect(str(self.path))
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS translations (key TEXT PRIMARY KEY, source TEXT, target TEXT)")
             self._db.commit()
+
+    @contextmanager
+    def _damage_reported(self, path: str | Path | None = None) -> Iterator[None]:
+        """SQLite's errors on a damaged file (a garbled page, not a database) as one line naming the file."""
+        try:
+            yield
         except sqlite3.DatabaseError as err:
-            raise XlingualError(f"{self.path}: translation cache is unusable ({err}); delete it to start afresh") from None
+            raise XlingualError(f"{path or self.path}: translation cache is unusable ({err}); delete it to start afresh") from None
 
     def get_many(self, translator_key: str, texts: list[str]) -> dict[str, str]:
         found: dict[str, str] = {}
         keys = {_entry_key(translator_key, t): t for t in texts}
         items = list(keys)
-        for start in range(0, len(items), 500):
-            chunk = items[start:start + 500]
-            rows = self._db.execute(
-                f"SELECT key, target FROM translations WHERE key IN ({','.join('?' * len(chunk))})", chunk
-            ).fetchall()
-            for key, target in rows:
-                found[keys[key]] = target
+        with self._damage_reported():
+            for start in range(0, len(items), 500):
+                chunk = items[start:start + 500]
+                rows = self._db.execute(
+                    f"SELECT key, target FROM translations WHERE key IN ({','.join('?' * len(chunk))})", chunk
+                ).fetchall()
+                for key, target in rows:
+                    if not isinstance(target, str):
+                        raise sqlite3.DatabaseError(f"an entry holds {type(target).__name__}, not a translation")
+                    found[keys[key]] = target
         return found
 
     def put_many(self, translator_key: str, pairs: dict[str, str]) -> None:
-        self._db.executemany(
-            "INSERT OR REPLACE INTO translations (key, source, target) VALUES (?, ?, ?)",
-            [(_entry_key(translator_key, s), s, t) for s, t in pairs.items()],
-        )
-        self._db.commit()
+        with self._damage_reported():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO translations (key, source, target) VALUES (?, ?, ?)",
+                [(_entry_key(translator_key, s), s, t) for s, t in pairs.items()],
+            )
+            self._db.commit()
 
     def absorb(self, other: str | Path) -> int:
         """Copy every entry of another cache file into this one (entries this one has are kept); returns how many were new.
@@ -69,19 +81,18 @@ class TranslationCache:
         afterwards lets a later single-process run reuse every translation.
         """
         before = len(self)
-        try:
+        with self._damage_reported(other):
             self._db.execute("ATTACH DATABASE ? AS other", (str(other),))
             try:
                 self._db.execute("INSERT OR IGNORE INTO translations (key, source, target) SELECT key, source, target FROM other.translations")
                 self._db.commit()
             finally:
                 self._db.execute("DETACH DATABASE other")
-        except sqlite3.DatabaseError as err:
-            raise XlingualError(f"{other}: translation cache is unusable ({err}); delete it to start afresh") from None
         return len(self) - before
 
     def __len__(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM translations").fetchone()[0]
+        with self._damage_reported():
+            return self._db.execute("SELECT COUNT(*) FROM translations").fetchone()[0]
 
     def close(self) -> None:
         self._db.close()
@@ -125,6 +136,11 @@ class CachedTranslator:
     def cache_key(self) -> str:
         return self.key
 
+    @property
+    def label(self) -> str:
+        """The wrapped translator's name, so an error names the backend or plug-in, not the cache."""
+        return translator_name(self.inner)
+
     def too_long(self, texts: list[str]) -> list[bool]:
         """The inner translator's answer (a cached text was short enough when it was translated)."""
         return too_long(self.inner, texts)
@@ -156,14 +172,17 @@ class CachedTranslator:
         return result
 
     def _collect(self, count: int) -> None:
-        """Wait for, check and commit the slices numbered below ``count``, oldest first."""
+        """Wait for and commit the slices numbered below ``count``, oldest first.
+
+        :func:`~xlingual.translate.base.submit` has checked each slice (one
+        string per text) before it gets here; a slice that fails raises before
+        anything of it is cached.
+        """
         while self._queue and self._queue[0][0] < count:
             _, chunk, pending = self._queue[0]
             outputs = pending()
-            if len(outputs) != len(chunk):
-                raise XlingualError(f"translator {self.key} returned {len(outputs)} translations for {len(chunk)} texts")
             self._queue.popleft()
-            fresh = {s: str(t) for s, t in zip(chunk, outputs)}
+            fresh = dict(zip(chunk, outputs))
             self.stats.mt_calls += len(chunk)
             if self.cache is not None:
                 self.cache.put_many(self.key, fresh)
