@@ -313,3 +313,41 @@ def test_real_cmner_images_are_extracted_for_the_posts_of_the_real_train_file(sh
     cache = FeatureCache.open(tmp_path / "c")
     features = [cache.get(p.name) for p in sorted(images.glob("*.jpg"))]
     assert all(f.shape == (49, 512) and np.isfinite(f).all() and f.std() > 0 for f in features)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_cache_with_non_finite_features_is_refused_naming_the_shard(vgg_cache, tmp_path: Path, bad: float) -> None:
+    """NaN features would train NaN losses to the end: reading one is an error that names the file to delete."""
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    folder = tmp_path / "cache"
+    shutil.copytree(vgg_cache[0], folder)
+    shard = next(p for p in sorted(folder.iterdir()) if SHARD_PATTERN.match(p.name))
+    with safe_open(str(shard), framework="np") as handle:
+        tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+        metadata = handle.metadata()
+    poisoned = sorted(tensors)[0]
+    tensors[poisoned] = tensors[poisoned].copy()
+    tensors[poisoned][3, 5] = bad
+    save_file(tensors, str(shard), metadata=metadata)
+    cache = FeatureCache.open(folder)
+    healthy = sorted(tensors)[1]
+    assert np.isfinite(cache.get(healthy)).all()
+    with pytest.raises(ImageError, match=f"^{shard}: the features of {poisoned} hold NaN or infinite values"):
+        cache.get(poisoned)
+    with pytest.raises(ImageError, match=str(shard)):
+        cache.post_feature([healthy, poisoned])
+
+
+def test_a_cache_description_missing_a_key_is_one_line(vgg_cache, tmp_path: Path) -> None:
+    import json
+
+    folder = tmp_path / "cache"
+    shutil.copytree(vgg_cache[0], folder)
+    meta_path = next(p for p in folder.iterdir() if p.suffix == ".json")
+    meta = json.loads(meta_path.read_text())
+    del meta["producer"]
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ImageError, match="incomplete cache description"):
+        FeatureCache.open(folder)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import re
 import shutil
 from pathlib import Path
 
@@ -374,3 +376,121 @@ def test_early_stopping_stays_a_switch(value, expected):
 def test_negative_patience_is_a_one_line_error():
     result = CliRunner().invoke(app, ["train", "--config", "tgt_only", "--set", "patience=-1", "--dry-run"])
     assert result.exit_code == 2 and "patience" in result.output and "Traceback" not in result.output
+
+
+# -- resume is all or nothing; a run folder holds one run ----------------------------
+
+def _interrupted(data_dir: Path, folder: Path, *extra: str):
+    """A tiny src run (3 steps per epoch) stopped at target step 2, with its checkpoint of target epoch 0 saved."""
+    config = load_config("src", "acn", "en-zh", tiny(data_dir, "epochs=2", "batch_size=2", "model.dropout=0.5", "data.max_samples=6", *extra))
+    with pytest.raises(Interrupt):
+        train_run(config, folder, hooks=[_stop_at(4, "target")])
+    return config
+
+
+def test_resume_without_the_rng_state_refuses_unless_partial(data_dir, tmp_path):
+    config = _interrupted(data_dir, tmp_path / "cut")
+    state = tmp_path / "cut" / "state" / "target"
+    (state / "random_states_0.pkl").unlink()
+    with pytest.raises(ConfigError, match=r"state/target: the saved training state is incomplete \(missing: random_states_0.pkl\).*--resume-partial"):
+        train_run(config, tmp_path / "cut", resume=True)
+    assert not (tmp_path / "cut" / "metrics.json").exists()
+    args = ["train", "--config", "src", "--model", "acn", "--direction", "en-zh", "--output", str(tmp_path / "cut"), "--json"]
+    for item in tiny(data_dir, "epochs=2", "batch_size=2", "model.dropout=0.5", "data.max_samples=6"):
+        args += ["--set", item]
+    refused = CliRunner().invoke(app, [*args, "--resume"])
+    assert refused.exit_code == 2 and "missing: random_states_0.pkl" in refused.output and "Traceback" not in refused.output
+    resumed = CliRunner().invoke(app, [*args, "--resume-partial"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "results will differ" in (tmp_path / "cut" / "run.log").read_text()
+    assert json.loads((tmp_path / "cut" / "metrics.json").read_text())["stages"]["target"]["steps"] == 6
+
+
+def test_missing_optimizer_and_scheduler_are_listed_and_a_partial_resume_goes_on(data_dir, tmp_path):
+    config = _interrupted(data_dir, tmp_path / "cut")
+    state = tmp_path / "cut" / "state" / "target"
+    for name in ("optimizer.bin", "scheduler.bin"):
+        (state / name).unlink()
+    with pytest.raises(ConfigError, match=r"missing: optimizer.bin, scheduler.bin\)"):
+        train_run(config, tmp_path / "cut", resume=True)
+    result = train_run(config, tmp_path / "cut", resume=True, partial=True)
+    assert result.metrics["stages"]["target"]["steps"] == 6
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda s: (s / "loop_state.json").write_text("{not json"), r"loop_state.json: not a readable loop state"),
+    (lambda s: (s / "loop_state.json").write_text('{"stage": "target", "bogus": 1}'), r"loop_state.json: not a readable loop state"),
+    (lambda s: (s / "loop_state.json").unlink(), r"cannot resume without loop_state.json"),
+    (lambda s: (s / "optimizer.bin").write_bytes((s / "optimizer.bin").read_bytes()[:50]), r"state/target: the saved training state cannot be read"),
+    (lambda s: (s / "model.safetensors").write_bytes(b"\x00" * 12), r"state/target: the saved training state cannot be read"),
+])
+def test_a_damaged_training_state_is_a_one_line_error(data_dir, tmp_path, damage, message):
+    config = _interrupted(data_dir, tmp_path / "cut")
+    damage(tmp_path / "cut" / "state" / "target")
+    with pytest.raises(ConfigError, match=message) as err:
+        train_run(config, tmp_path / "cut", resume=True)
+    assert "\n" not in str(err.value)
+
+
+def test_resume_refuses_a_folder_that_mixes_two_runs(data_dir, tmp_path):
+    """Files of another run (another config) in the folder: the state, the environment or the metrics."""
+    mine = _interrupted(data_dir, tmp_path / "mine")
+    _interrupted(data_dir, tmp_path / "other", "seed=7")
+    foreign_state = tmp_path / "other" / "state" / "target" / "loop_state.json"
+    for name, source, message in (("state/target/loop_state.json", foreign_state, "saved training state belongs to another run"),
+                                  ("environment.json", tmp_path / "other" / "environment.json", "environment.json: written by another run")):
+        mixed = tmp_path / f"mixed-{name.replace('/', '-')}"
+        shutil.copytree(tmp_path / "mine", mixed)
+        shutil.copy(source, mixed / name)
+        with pytest.raises(ConfigError, match=message):
+            train_run(mine, mixed, resume=True)
+    finished = train_run(mine, tmp_path / "mine", resume=True)
+    assert finished.metrics["run_id"] == json.loads((tmp_path / "mine" / "environment.json").read_text())["run_id"]
+    other = load_config("src", "acn", "en-zh", tiny(data_dir, "epochs=2", "batch_size=2", "model.dropout=0.5", "data.max_samples=6", "seed=7"))
+    train_run(other, tmp_path / "other", resume=True)
+    shutil.copy(tmp_path / "other" / "metrics.json", tmp_path / "mine" / "metrics.json")
+    with pytest.raises(ConfigError, match="metrics.json: written by another run"):
+        train_run(mine, tmp_path / "mine", resume=True)
+
+
+# -- a NaN loss fails the run ----------------------------------------------------------
+
+def _nan_loss_from_step(monkeypatch, step: int) -> None:
+    """The model's loss turns NaN at training forward ``step`` (a planted fault: lr=inf and NaN inputs are refused earlier)."""
+    from xlingual.models.acn import AcnModel
+
+    forward, calls = AcnModel.forward, []
+
+    def poisoned(self, batch, *args, **kwargs):
+        out = forward(self, batch, *args, **kwargs)
+        if self.training and out.get("loss") is not None:
+            calls.append(1)
+            if len(calls) >= step:
+                out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(AcnModel, "forward", poisoned)
+
+
+def test_a_nan_loss_stops_the_run_and_marks_it_failed(data_dir, tmp_path, monkeypatch):
+    from xlingual.errors import TrainingDivergedError
+
+    _nan_loss_from_step(monkeypatch, 3)
+    args = ["train", "--config", "tgt_only", "--model", "acn", "--direction", "en-zh", "--output", str(tmp_path / "run")]
+    for item in tiny(data_dir, "epochs=3", "batch_size=2", "data.max_samples=6"):
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert re.search(r"error: step 3: loss is nan \(stage target, lr [^)]+\)", result.output), result.output
+    folder = RunFolder(tmp_path / "run")
+    assert not folder.finished and not folder.metrics.exists()  # xl report reads only finished runs
+    failure = json.loads(folder.failure.read_text())
+    assert failure["stage"] == "target" and failure["error"].startswith("step 3: loss is nan")
+    history = json.loads((folder.state / "target" / "loop_state.json").read_text())["history"] if (folder.state / "target").exists() else []
+    assert all(h["train_loss"] is None or math.isfinite(h["train_loss"]) for h in history)  # nothing after the NaN was kept
+    config = load_config("tgt_only", "acn", "en-zh", tiny(data_dir, "epochs=3", "batch_size=2", "data.max_samples=6"))
+    for resume in (False, True):
+        with pytest.raises(ConfigError, match="this run failed .*step 3: loss is nan.*never resumed"):
+            train_run(config, tmp_path / "run", resume=resume)
+    with pytest.raises(TrainingDivergedError):
+        train_run(config, tmp_path / "again")

@@ -137,7 +137,12 @@ class FeatureCache:
     @classmethod
     def open(cls, cache_dir: str | Path) -> "FeatureCache":
         cache_dir = Path(cache_dir)
-        return cls(cache_dir, _read_meta(cache_dir))
+        meta = _read_meta(cache_dir)
+        try:
+            return cls(cache_dir, meta)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ImageError(f"{cache_dir / META_FILE}: incomplete cache description ({type(err).__name__}: {err}); "
+                             "rebuild it with 'xl features extract'") from None
 
     def _index_shard(self, shard: Path) -> None:
         try:
@@ -189,7 +194,11 @@ class FeatureCache:
         handle = self._handles.get(shard)
         if handle is None:
             handle = self._handles[shard] = safe_open(str(shard), framework="np")
-        return np.asarray(handle.get_tensor(image_name), dtype=np.float32)
+        features = np.asarray(handle.get_tensor(image_name), dtype=np.float32)
+        if not np.isfinite(features).all():  # would train NaN losses to the end of the run
+            raise ImageError(f"{shard}: the features of {image_name} hold NaN or infinite values; delete this shard and run "
+                             "'xl features extract' again")
+        return features
 
     def post_feature(self, image_names: Sequence[str], mode: str = "all", rng: random.Random | None = None) -> PostFeature:
         """One post's input: the mean over its cached images (``"all"``, the paper's method) or one random image (``"one"``)."""
