@@ -494,3 +494,66 @@ def test_a_nan_loss_stops_the_run_and_marks_it_failed(data_dir, tmp_path, monkey
             train_run(config, tmp_path / "run", resume=resume)
     with pytest.raises(TrainingDivergedError):
         train_run(config, tmp_path / "again")
+
+
+# -- interrupts: SIGINT and SIGTERM end alike and say how to resume ------------------------
+
+def test_the_interrupt_message_gives_the_exact_resume_command(data_dir, tmp_path, monkeypatch):
+    import xlingual.train.run as run_module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "train_run", interrupted)
+    args = ["train", "--config", "tgt_only", "--model", "acn", "--output", str(tmp_path / "my run"), "--set", "epochs=2"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 130
+    assert result.output.strip().endswith("to resume, run: xl train --config tgt_only --model acn --output "
+                                          f"'{tmp_path / 'my run'}' --set epochs=2 --resume")
+    again = CliRunner().invoke(app, [*args, "--resume"])
+    assert again.output.strip().endswith("--set epochs=2 --resume") and "--resume --resume" not in again.output
+
+
+SLOW_AFTER_FIRST_CHECKPOINT = """
+import sys, time
+import xlingual.train.plugins as plugins
+save = plugins.Checkpointing.epoch_boundary
+def save_then_wait(self, run):
+    save(self, run)
+    print("checkpoint", flush=True)
+    time.sleep(120)
+plugins.Checkpointing.epoch_boundary = save_then_wait
+from xlingual.cli import app
+sys.argv[0] = "xl"
+app()
+"""
+
+
+def test_sigterm_ends_training_like_an_interrupt_and_the_printed_command_resumes_it(data_dir, tmp_path):
+    """The first run waits after its first checkpoint (so the signal lands mid-run on any machine); the resume is a plain xl train."""
+    import os
+    import shlex
+    import signal
+    import subprocess
+    import sys
+
+    run_dir = tmp_path / "run"
+    sets = [a for item in tiny(data_dir, "epochs=3", "batch_size=2", "data.max_samples=6") for a in ("--set", item)]
+    args = ["train", "--config", "tgt_only", "--model", "acn", "--output", str(run_dir), *sets]
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.Popen([sys.executable, "-c", SLOW_AFTER_FIRST_CHECKPOINT, *args], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "checkpoint"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("interrupted: finished work is saved; to resume, run: xl train ") and "Traceback" not in stderr
+    command = shlex.split(last.split("to resume, run: ", 1)[1])
+    assert command[0] == "xl" and command[1:-1] == args and command[-1] == "--resume"
+    assert not (run_dir / ".xl.lock").exists() and not (run_dir / "metrics.json").exists()
+    resumed = subprocess.run([sys.executable, "-m", "xlingual", *command[1:]], env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming stage target at epoch 1" in (run_dir / "run.log").read_text()
+    assert json.loads((run_dir / "metrics.json").read_text())["stages"]["target"]["epochs_run"] == 3
