@@ -165,9 +165,10 @@ class NonFiniteWatch:
                 values = torch.cat([values, grad_norm.detach().float().reshape(1).to(values.device)])
             if self.first is None:
                 self.first = torch.full((3,), -1.0, dtype=torch.float32, device=values.device)
+            # device-side only: no .item(), no tensor indexing (that reads the index back), no host-to-device copy
             bad = ~torch.isfinite(values)
-            kind = torch.argmax(bad.to(torch.int32))
-            record = torch.stack([torch.tensor(float(step), device=values.device), kind.float(), values[kind]])
+            kind = torch.argmax(bad.to(torch.int32)).reshape(1)
+            record = torch.cat([torch.full((1,), float(step), device=values.device), kind.float(), values.gather(0, kind)])
             self.first = torch.where(bad.any() & (self.first[0] < 0), record, self.first)
 
     def first_bad(self) -> tuple[int, str, float] | None:
