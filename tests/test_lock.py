@@ -142,3 +142,15 @@ def test_every_writing_command_exits_2_on_a_folder_in_use(tmp_path, sample_data_
             assert "Traceback" not in result.output
         written = sorted(p.name for p in output.iterdir()) if folder and output.is_dir() else []
         assert written == [], (name, written)
+
+
+def test_an_output_that_cannot_be_a_locked_folder_is_a_one_line_error(tmp_path):
+    from xlingual.errors import ConfigError
+
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(ConfigError, match="file.txt: exists and is not a folder"):
+        with output_lock(tmp_path / "file.txt"):
+            pass
+    with pytest.raises(ConfigError, match="cannot create the output folder"):
+        with output_lock(tmp_path / "file.txt" / "below"):
+            pass

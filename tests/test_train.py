@@ -529,7 +529,7 @@ app()
 """
 
 
-def test_sigterm_ends_training_like_an_interrupt_and_the_printed_command_resumes_it(data_dir, tmp_path):
+def test_a_second_train_is_refused_and_sigterm_ends_the_first_like_an_interrupt_with_its_resume_command(data_dir, tmp_path):
     """The first run waits after its first checkpoint (so the signal lands mid-run on any machine); the resume is a plain xl train."""
     import os
     import shlex
@@ -545,6 +545,12 @@ def test_sigterm_ends_training_like_an_interrupt_and_the_printed_command_resumes
     process = subprocess.Popen([sys.executable, "-c", SLOW_AFTER_FIRST_CHECKPOINT, *args], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     assert process.stdout.readline().strip() == "checkpoint"
+    # a second xl train into the same folder while the first one runs: another seed, or the same run resumed
+    for second in ([*args, "--set", "seed=7"], [*args, "--resume"]):
+        refused = CliRunner().invoke(app, second)
+        assert refused.exit_code == 2 and "Traceback" not in refused.output
+        assert re.search(rf"error: {re.escape(str(run_dir))} is in use by process {process.pid} \(started [^)]+\)$", refused.output.strip())
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["seed"] == 444  # nothing of the refused runs was written
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 143, stderr

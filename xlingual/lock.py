@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xlingual.errors import FolderInUseError
+from xlingual.errors import ConfigError, FolderInUseError
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +85,13 @@ def output_lock(output: str | Path, folder: bool = True) -> Iterator[Path]:
     Yields ``output`` as a Path.
     """
     output = Path(output)
+    if folder and output.exists() and not output.is_dir():
+        raise ConfigError(f"{output}: exists and is not a folder; choose another output folder")
     created = folder and not output.exists()
-    (output if folder else output.parent).mkdir(parents=True, exist_ok=True)
+    try:
+        (output if folder else output.parent).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"{output}: cannot create the output folder ({err.strerror or err})") from None
     lock_path = lock_file_for(output, folder).resolve()
     if lock_path in _held:
         fd, depth = _held[lock_path]
@@ -131,7 +136,10 @@ def locks_output(parameter: str, folder: bool = True) -> Callable[[Callable[...,
 
 def _acquire(lock_path: Path, output: Path) -> int:
     while True:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as err:  # a read-only folder, or one we may not write
+            raise ConfigError(f"{output}: cannot write here ({err.strerror or err})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
