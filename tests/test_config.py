@@ -184,3 +184,64 @@ def test_an_unquoted_no_is_the_mixed_precision_off_switch():
 def test_the_cli_reports_an_unknown_key_in_one_line_with_status_2():
     result = CliRunner().invoke(app, ["train", "--config", "src", "--model", "acn", "--set", "taget.lr=1", "--dry-run"])
     assert result.exit_code == 2 and "unknown key(s) taget" in result.output and "Traceback" not in result.output
+
+
+# -- bounds: finite numbers, no negative counts, no YAML aliases --------------------
+
+NON_FINITE = ["nan", ".nan", "inf", "-inf", ".inf", "-.Inf", "NaN", "infinity"]
+FLOAT_KEYS = ["lr", "target.lr", "max_grad_norm", "weight_decay", "warmup_ratio", "model.dropout", "model.hidden",
+              "model.char_kernels=[2,{}]"]
+
+
+@given(key=st.sampled_from(FLOAT_KEYS), value=st.sampled_from(NON_FINITE))
+def test_a_non_finite_number_anywhere_is_a_one_line_error_naming_the_option(key, value):
+    option = key.format(value) if "{}" in key else f"{key}={value}"
+    with pytest.raises(ConfigError) as err:
+        load_config("tgt_only", "acn", "en-zh", [option])
+    assert str(err.value).startswith(f"--set {option}: ") and "finite number" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("option, message", [
+    ("data.max_samples=-3", "data.max_samples: must be at least 0, not -3"),
+    ("seed=-1", "seed: must be at least 0, not -1"),
+    ("seed=4294967296", "seed: must be less than 4294967296"),
+    ("max_steps=-1", "pretrain.max_steps and target.max_steps: must be at least 0"),
+    ("save_every_steps=-5", "save_every_steps: must be at least 0"),
+    ("eval_every_steps=-2", "eval_every_steps: must be at least 0"),
+    ("max_grad_norm=-1", "max_grad_norm: must be at least 0"),
+])
+def test_negative_counts_and_seeds_are_one_line_errors(option, message):
+    with pytest.raises(ConfigError, match=f"^--set {option}: .*{message}"):
+        load_config("tgt_only", "acn", "en-zh", [option])
+
+
+@pytest.mark.parametrize("option", ["data.max_samples=-3", "seed=-1", "model.dropout=nan", "lr=inf"])
+def test_the_cli_reports_bad_numbers_in_one_line_even_when_training(option, tmp_path):
+    result = CliRunner().invoke(app, ["train", "--config", "tgt_only", "--model", "acn", "--set", option, "--output", str(tmp_path / "run")])
+    assert result.exit_code == 2 and f"--set {option}" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_finite_numbers_and_text_in_the_model_section_pass():
+    config = load_config("tgt_only", "acn", "en-zh", ["model.dropout=0.1", "model.word_vectors=data/x.vec", "lr=1e-4"])
+    assert config.model["dropout"] == 0.1 and config.model["word_vectors"] == "data/x.vec"
+
+
+BILLION_LAUGHS = "model_type: acn\nmodel:\n  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"  {name}: &{name} [{', '.join([f'*{previous}'] * 9)}]\n" for previous, name in zip("abcdefghi", "bcdefghij"))
+
+
+def test_a_yaml_alias_bomb_fails_fast_naming_the_file_and_line(tmp_path):
+    import time
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text(BILLION_LAUGHS, encoding="utf-8")
+    started = time.perf_counter()
+    result = CliRunner().invoke(app, ["train", "--config", str(path), "--dry-run"])
+    assert time.perf_counter() - started < 5  # unbounded, the expansion takes minutes and gigabytes
+    assert result.exit_code == 2 and f"{path}:4: " in result.output and "alias *a is not allowed" in result.output
+    with pytest.raises(ConfigError, match=r"--set model.x=\[&a \[1\], \*a\]: alias \*a is not allowed"):
+        load_config("tgt_only", "acn", "en-zh", ["model.x=[&a [1], *a]"])
+    anchors_only = tmp_path / "anchor.yaml"
+    anchors_only.write_text("model_type: &m acn\nseed: 3\n", encoding="utf-8")  # an anchor alone expands nothing
+    assert load_config(anchors_only).seed == 3

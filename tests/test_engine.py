@@ -286,3 +286,52 @@ def test_early_stopping_counts_the_evaluations_before_an_interruption(tmp_path, 
     resumed = train(tmp_path, stage, resume=True, folder="cut")
     assert evaluated_steps(whole) == evaluated_steps(resumed) == [(0, 5), (1, 10), (2, 15)]
     assert whole.evals_without_improvement == resumed.evals_without_improvement == 2
+
+
+# -- a non-finite loss or gradient norm stops the stage ------------------------------------
+
+class PoisonGradients(engine.TrainerPlugin):
+    """From optimiser step ``step`` on, every gradient of one parameter is NaN while the loss stays finite."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def stage_start(self, run) -> None:
+        loop = run.loop
+        parameter = next(p for p in run.wrapped.parameters() if p.requires_grad)
+        parameter.register_hook(lambda grad: grad * float("nan") if loop.global_step + 1 >= self.step else grad)
+
+
+@pytest.mark.parametrize("bad_step", [2, 4, 7])
+def test_a_nan_gradient_norm_stops_the_stage_at_its_step_before_anything_is_scored(tmp_path, monkeypatch, bad_step):
+    """10 posts, batch 2: 5 steps per epoch. The loss stays finite; the clipped gradient norm gives the fault away."""
+    from xlingual.errors import TrainingDivergedError
+
+    dev_scores = scripted_dev_f1(monkeypatch, [10.0, 20.0, 30.0])
+    with pytest.raises(TrainingDivergedError, match=rf"^step {bad_step}: gradient norm is nan \(stage target, lr 0.001\)"):
+        train_with(tmp_path, StageConfig(epochs=3, batch_size=2, max_grad_norm=1.0), PoisonGradients(bad_step))
+    assert len(dev_scores) == (bad_step - 1) // 5  # only epochs that ended before the bad step were evaluated
+    if (bad_step - 1) // 5:  # a model kept before the fault is finite; nothing after it was saved
+        kept = load_file(str(tmp_path / "run" / "model" / "model.safetensors"))
+        assert all(torch.isfinite(t).all() for t in kept.values())
+    saved = StageTrainer(TrainConfig(seed=7), StageConfig(epochs=3, batch_size=2, max_grad_norm=1.0), "target", tmp_path / "run",
+                         tmp_path / "run" / "model").read_loop_state()
+    assert saved is None or saved.global_step < bad_step
+
+
+def test_without_clipping_a_nan_gradient_shows_as_the_next_steps_nan_loss(tmp_path, monkeypatch):
+    from xlingual.errors import TrainingDivergedError
+
+    scripted_dev_f1(monkeypatch, [10.0, 20.0])
+    with pytest.raises(TrainingDivergedError, match=r"^step 4: loss is nan"):  # step 3's NaN update poisons step 4's loss
+        train_with(tmp_path, StageConfig(epochs=2, batch_size=2), PoisonGradients(3))
+
+
+def test_the_watch_keeps_the_first_bad_step_and_ignores_finite_ones():
+    watch = engine.NonFiniteWatch(None, "target", StageConfig())
+    for step, loss, norm in [(1, 0.5, 1.0), (2, 0.4, None), (3, 0.3, float("inf")), (4, float("nan"), 1.0), (5, 0.2, 0.1)]:
+        watch.observe(step, torch.tensor(loss), None if norm is None else torch.tensor(norm))
+    assert watch.first_bad() == (3, "gradient norm", float("inf"))
+    clean = engine.NonFiniteWatch()
+    clean.observe(1, torch.tensor(0.5), torch.tensor(2.0))
+    assert clean.first_bad() is None

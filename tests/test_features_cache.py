@@ -339,3 +339,28 @@ def test_a_damaged_cache_description_is_one_line_naming_the_file(vgg_cache, tmp_
     assert message.startswith(f"{meta_path}: ") and "\n" not in message, message
     if damage != "not_utf8":
         assert damage in message
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_cache_with_non_finite_features_is_refused_naming_the_shard(vgg_cache, tmp_path: Path, bad: float) -> None:
+    """NaN features would train NaN losses to the end: reading one is an error that names the file to delete."""
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    folder = tmp_path / "cache"
+    shutil.copytree(vgg_cache[0], folder)
+    shard = next(p for p in sorted(folder.iterdir()) if SHARD_PATTERN.match(p.name))
+    with safe_open(str(shard), framework="np") as handle:
+        tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+        metadata = handle.metadata()
+    poisoned = sorted(tensors)[0]
+    tensors[poisoned] = tensors[poisoned].copy()
+    tensors[poisoned][3, 5] = bad
+    save_file(tensors, str(shard), metadata=metadata)
+    cache = FeatureCache.open(folder)
+    healthy = sorted(tensors)[1]
+    assert np.isfinite(cache.get(healthy)).all()
+    with pytest.raises(ImageError, match=f"^{shard}: the features of {poisoned} hold NaN or infinite values"):
+        cache.get(poisoned)
+    with pytest.raises(ImageError, match=str(shard)):
+        cache.post_feature([healthy, poisoned])

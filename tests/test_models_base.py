@@ -272,3 +272,40 @@ def test_load_model_refuses_unknown_types_and_reshaped_weights(built, tmp_path: 
     path.write_text(json.dumps({**saved, "config": {**saved["config"], "visual_dim": saved["config"]["visual_dim"] + 1}}))
     with pytest.raises(ModelNotFoundError, match="weights do not match"):
         load_model(tmp_path / "m")
+
+
+def test_identical_tensors_give_identical_weight_files_with_the_umask(built, tmp_path: Path) -> None:
+    """The header order of safetensors is a hash map's: without sorting, saves of the same model differed in bytes."""
+    import hashlib
+    import os
+
+    from xlingual.io import current_umask
+    from xlingual.models.serialization import WEIGHTS_NAME
+
+    _, _, model = built
+    digests = set()
+    for attempt in range(8):
+        model.save_pretrained(tmp_path / f"m{attempt}")
+        digests.add(hashlib.sha256((tmp_path / f"m{attempt}" / WEIGHTS_NAME).read_bytes()).hexdigest())
+    assert len(digests) == 1
+    mode = os.stat(tmp_path / "m0" / WEIGHTS_NAME).st_mode & 0o777
+    assert mode == 0o666 & ~current_umask()
+    assert_same_tensors(load_model(tmp_path / "m0").state_dict(), model.state_dict())
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "m0" / WEIGHTS_NAME), framework="pt") as handle:
+        assert handle.metadata() == {"format": "pt", "model_type": model.model_type}
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda m: (m / CONFIG_NAME).write_text('{"model_type": "acn", "config": '), "config.json: not readable JSON"),
+    (lambda m: (m / CONFIG_NAME).write_text('{"model_type": "acn"}'), "config.json: not a model config"),
+    (lambda m: (m / "model.safetensors").write_bytes((m / "model.safetensors").read_bytes()[:200]), "model.safetensors: unreadable weights"),
+])
+def test_a_damaged_model_folder_is_a_one_line_error(built, tmp_path: Path, damage, message) -> None:
+    _, _, model = built
+    model.save_pretrained(tmp_path / "m")
+    damage(tmp_path / "m")
+    with pytest.raises(ModelNotFoundError, match=message) as err:
+        load_model(tmp_path / "m")
+    assert "\n" not in str(err.value)

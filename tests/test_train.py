@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import re
 import shutil
 from pathlib import Path
 
@@ -374,3 +376,190 @@ def test_early_stopping_stays_a_switch(value, expected):
 def test_negative_patience_is_a_one_line_error():
     result = CliRunner().invoke(app, ["train", "--config", "tgt_only", "--set", "patience=-1", "--dry-run"])
     assert result.exit_code == 2 and "patience" in result.output and "Traceback" not in result.output
+
+
+# -- resume is all or nothing; a run folder holds one run ----------------------------
+
+def _interrupted(data_dir: Path, folder: Path, *extra: str):
+    """A tiny src run (3 steps per epoch) stopped at target step 2, with its checkpoint of target epoch 0 saved."""
+    config = load_config("src", "acn", "en-zh", tiny(data_dir, "epochs=2", "batch_size=2", "model.dropout=0.5", "data.max_samples=6", *extra))
+    with pytest.raises(Interrupt):
+        train_run(config, folder, hooks=[_stop_at(4, "target")])
+    return config
+
+
+def test_resume_without_the_rng_state_refuses_unless_partial(data_dir, tmp_path):
+    config = _interrupted(data_dir, tmp_path / "cut")
+    state = tmp_path / "cut" / "state" / "target"
+    (state / "random_states_0.pkl").unlink()
+    with pytest.raises(ConfigError, match=r"state/target: the saved training state is incomplete \(missing: random_states_0.pkl\).*--resume-partial"):
+        train_run(config, tmp_path / "cut", resume=True)
+    assert not (tmp_path / "cut" / "metrics.json").exists()
+    args = ["train", "--config", "src", "--model", "acn", "--direction", "en-zh", "--output", str(tmp_path / "cut"), "--json"]
+    for item in tiny(data_dir, "epochs=2", "batch_size=2", "model.dropout=0.5", "data.max_samples=6"):
+        args += ["--set", item]
+    refused = CliRunner().invoke(app, [*args, "--resume"])
+    assert refused.exit_code == 2 and "missing: random_states_0.pkl" in refused.output and "Traceback" not in refused.output
+    resumed = CliRunner().invoke(app, [*args, "--resume-partial"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "results will differ" in (tmp_path / "cut" / "run.log").read_text()
+    assert json.loads((tmp_path / "cut" / "metrics.json").read_text())["stages"]["target"]["steps"] == 6
+
+
+def test_missing_optimizer_and_scheduler_are_listed_and_a_partial_resume_goes_on(data_dir, tmp_path):
+    config = _interrupted(data_dir, tmp_path / "cut")
+    state = tmp_path / "cut" / "state" / "target"
+    for name in ("optimizer.bin", "scheduler.bin"):
+        (state / name).unlink()
+    with pytest.raises(ConfigError, match=r"missing: optimizer.bin, scheduler.bin\)"):
+        train_run(config, tmp_path / "cut", resume=True)
+    result = train_run(config, tmp_path / "cut", resume=True, partial=True)
+    assert result.metrics["stages"]["target"]["steps"] == 6
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda s: (s / "loop_state.json").write_text("{not json"), r"loop_state.json: not a readable loop state"),
+    (lambda s: (s / "loop_state.json").write_text('{"stage": "target", "bogus": 1}'), r"loop_state.json: not a readable loop state"),
+    (lambda s: (s / "loop_state.json").unlink(), r"cannot resume without loop_state.json"),
+    (lambda s: (s / "optimizer.bin").write_bytes((s / "optimizer.bin").read_bytes()[:50]), r"state/target: the saved training state cannot be read"),
+    (lambda s: (s / "model.safetensors").write_bytes(b"\x00" * 12), r"state/target: the saved training state cannot be read"),
+])
+def test_a_damaged_training_state_is_a_one_line_error(data_dir, tmp_path, damage, message):
+    config = _interrupted(data_dir, tmp_path / "cut")
+    damage(tmp_path / "cut" / "state" / "target")
+    with pytest.raises(ConfigError, match=message) as err:
+        train_run(config, tmp_path / "cut", resume=True)
+    assert "\n" not in str(err.value)
+
+
+def test_resume_refuses_a_folder_that_mixes_two_runs(data_dir, tmp_path):
+    """Files of another run (another config) in the folder: the state, the environment or the metrics."""
+    mine = _interrupted(data_dir, tmp_path / "mine")
+    _interrupted(data_dir, tmp_path / "other", "seed=7")
+    foreign_state = tmp_path / "other" / "state" / "target" / "loop_state.json"
+    for name, source, message in (("state/target/loop_state.json", foreign_state, "saved training state belongs to another run"),
+                                  ("environment.json", tmp_path / "other" / "environment.json", "environment.json: written by another run")):
+        mixed = tmp_path / f"mixed-{name.replace('/', '-')}"
+        shutil.copytree(tmp_path / "mine", mixed)
+        shutil.copy(source, mixed / name)
+        with pytest.raises(ConfigError, match=message):
+            train_run(mine, mixed, resume=True)
+    finished = train_run(mine, tmp_path / "mine", resume=True)
+    assert finished.metrics["run_id"] == json.loads((tmp_path / "mine" / "environment.json").read_text())["run_id"]
+    other = load_config("src", "acn", "en-zh", tiny(data_dir, "epochs=2", "batch_size=2", "model.dropout=0.5", "data.max_samples=6", "seed=7"))
+    train_run(other, tmp_path / "other", resume=True)
+    shutil.copy(tmp_path / "other" / "metrics.json", tmp_path / "mine" / "metrics.json")
+    with pytest.raises(ConfigError, match="metrics.json: written by another run"):
+        train_run(mine, tmp_path / "mine", resume=True)
+
+
+# -- a NaN loss fails the run ----------------------------------------------------------
+
+def _nan_loss_from_step(monkeypatch, step: int) -> None:
+    """The model's loss turns NaN at training forward ``step`` (a planted fault: lr=inf and NaN inputs are refused earlier)."""
+    from xlingual.models.acn import AcnModel
+
+    forward, calls = AcnModel.forward, []
+
+    def poisoned(self, batch, *args, **kwargs):
+        out = forward(self, batch, *args, **kwargs)
+        if self.training and out.get("loss") is not None:
+            calls.append(1)
+            if len(calls) >= step:
+                out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(AcnModel, "forward", poisoned)
+
+
+def test_a_nan_loss_stops_the_run_and_marks_it_failed(data_dir, tmp_path, monkeypatch):
+    from xlingual.errors import TrainingDivergedError
+
+    _nan_loss_from_step(monkeypatch, 3)
+    args = ["train", "--config", "tgt_only", "--model", "acn", "--direction", "en-zh", "--output", str(tmp_path / "run")]
+    for item in tiny(data_dir, "epochs=3", "batch_size=2", "data.max_samples=6"):
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert re.search(r"error: step 3: loss is nan \(stage target, lr [^)]+\)", result.output), result.output
+    folder = RunFolder(tmp_path / "run")
+    assert not folder.finished and not folder.metrics.exists()  # xl report reads only finished runs
+    failure = json.loads(folder.failure.read_text())
+    assert failure["stage"] == "target" and failure["error"].startswith("step 3: loss is nan")
+    history = json.loads((folder.state / "target" / "loop_state.json").read_text())["history"] if (folder.state / "target").exists() else []
+    assert all(h["train_loss"] is None or math.isfinite(h["train_loss"]) for h in history)  # nothing after the NaN was kept
+    config = load_config("tgt_only", "acn", "en-zh", tiny(data_dir, "epochs=3", "batch_size=2", "data.max_samples=6"))
+    for resume in (False, True):
+        with pytest.raises(ConfigError, match="this run failed .*step 3: loss is nan.*never resumed"):
+            train_run(config, tmp_path / "run", resume=resume)
+    with pytest.raises(TrainingDivergedError):
+        train_run(config, tmp_path / "again")
+
+
+# -- interrupts: SIGINT and SIGTERM end alike and say how to resume ------------------------
+
+def test_the_interrupt_message_gives_the_exact_resume_command(data_dir, tmp_path, monkeypatch):
+    import xlingual.train.run as run_module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "train_run", interrupted)
+    args = ["train", "--config", "tgt_only", "--model", "acn", "--output", str(tmp_path / "my run"), "--set", "epochs=2"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 130
+    assert result.output.strip().endswith("to resume, run: xl train --config tgt_only --model acn --output "
+                                          f"'{tmp_path / 'my run'}' --set epochs=2 --resume")
+    again = CliRunner().invoke(app, [*args, "--resume"])
+    assert again.output.strip().endswith("--set epochs=2 --resume") and "--resume --resume" not in again.output
+
+
+SLOW_AFTER_FIRST_CHECKPOINT = """
+import sys, time
+import xlingual.train.plugins as plugins
+save = plugins.Checkpointing.epoch_boundary
+def save_then_wait(self, run):
+    save(self, run)
+    print("checkpoint", flush=True)
+    time.sleep(120)
+plugins.Checkpointing.epoch_boundary = save_then_wait
+from xlingual.cli import app
+sys.argv[0] = "xl"
+app()
+"""
+
+
+def test_a_second_train_is_refused_and_sigterm_ends_the_first_like_an_interrupt_with_its_resume_command(data_dir, tmp_path):
+    """The first run waits after its first checkpoint (so the signal lands mid-run on any machine); the resume is a plain xl train."""
+    import os
+    import shlex
+    import signal
+    import subprocess
+    import sys
+
+    run_dir = tmp_path / "run"
+    sets = [a for item in tiny(data_dir, "epochs=3", "batch_size=2", "data.max_samples=6") for a in ("--set", item)]
+    args = ["train", "--config", "tgt_only", "--model", "acn", "--output", str(run_dir), *sets]
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.Popen([sys.executable, "-c", SLOW_AFTER_FIRST_CHECKPOINT, *args], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "checkpoint"
+    # a second xl train into the same folder while the first one runs: another seed, or the same run resumed
+    for second in ([*args, "--set", "seed=7"], [*args, "--resume"]):
+        refused = CliRunner().invoke(app, second)
+        assert refused.exit_code == 2 and "Traceback" not in refused.output
+        assert re.search(rf"error: {re.escape(str(run_dir))} is in use by process {process.pid} \(started [^)]+\)$", refused.output.strip())
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["seed"] == 444  # nothing of the refused runs was written
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("interrupted: finished work is saved; to resume, run: xl train ") and "Traceback" not in stderr
+    command = shlex.split(last.split("to resume, run: ", 1)[1])
+    assert command[0] == "xl" and command[1:-1] == args and command[-1] == "--resume"
+    assert not (run_dir / ".xl.lock").exists() and not (run_dir / "metrics.json").exists()
+    resumed = subprocess.run([sys.executable, "-m", "xlingual", *command[1:]], env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming stage target at epoch 1" in (run_dir / "run.log").read_text()
+    assert json.loads((run_dir / "metrics.json").read_text())["stages"]["target"]["epochs_run"] == 3

@@ -72,3 +72,11 @@ class ImageError(XlingualError):
 
 class NetworkError(XlingualError):
     """A download that failed (no network, bad checksum, HTTP error)."""
+
+
+class FolderInUseError(XlingualError):
+    """An output folder (or file) another process is writing: ``FOLDER is in use by process PID (started TIME)``."""
+
+
+class TrainingDivergedError(XlingualError):
+    """A loss or gradient norm that became NaN or infinite: ``step N: loss is nan (...)``; the run is marked failed."""

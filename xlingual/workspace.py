@@ -26,6 +26,7 @@ A run folder (``xl report`` and ``xl evaluate`` read only this)::
     predictions/{dev,test}.txt    predictions in the target dataset's format
     predictions/{dev,test}.jsonl  the same with gold labels (meta.gold), for re-scoring
     metrics.json         dev/test scores (conlleval and strict), best epochs, timings
+    failed.json          instead of metrics.json when training diverged (NaN loss): the error; never resumed
     word_vectors.vec     both languages' aligned vectors in one file (cross-lingual ACN runs)
     state/<stage>/       resumable training state (removed parts once a stage is done)
 """
@@ -197,6 +198,11 @@ class RunFolder:
 
     def stage_state(self, stage: str) -> Path:
         return self.state / stage
+
+    @property
+    def failure(self) -> Path:
+        """Written instead of ``metrics.json`` when a run failed (a NaN loss): such a run is never finished or resumed."""
+        return self.root / "failed.json"
 
     @property
     def finished(self) -> bool:

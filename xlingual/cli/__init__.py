@@ -12,7 +12,11 @@ import inspect
 import logging
 import os
 import re
+import shlex
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 import typer
@@ -84,6 +88,41 @@ def fill_optional_values(args: list[str]) -> list[str]:
             for i, arg in enumerate(args)]
 
 
+#: commands whose resume needs an option the first run did not have (``xl train`` refuses a folder in use without it)
+RESUME_OPTIONS: dict[str, str] = {"train": "--resume"}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a scheduler's time limit), turned into the interrupt it is, so it ends the same way as Ctrl-C."""
+
+    exit_code = 128 + signal.SIGTERM
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While the command runs, SIGTERM raises :class:`Terminated` (in the main thread only, where signals are handled)."""
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def resume_command(args: list[str]) -> str:
+    """The exact command line that resumes the interrupted ``xl`` command ``args``."""
+    command = next((arg for arg in args if not arg.startswith("-")), "")
+    option = RESUME_OPTIONS.get(command)
+    extra = [option] if option and option not in args and "--resume-partial" not in args else []
+    return shlex.join(["xl", *args, *extra])
+
+
 class _ErrorHandlingGroup(TyperGroup):
     """Turns library errors into ``error: <message>`` and exit 2, for every sub-command.
 
@@ -106,8 +145,10 @@ class _ErrorHandlingGroup(TyperGroup):
         """
         if not standalone_mode:
             return super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
+        self._args = list(sys.argv[1:] if args is None else args)
         try:
-            result = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
+            with sigterm_as_interrupt():
+                result = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
         except _NO_ARGS_IS_HELP as err:
             err.show()  # type: ignore[attr-defined]
             sys.exit(err.exit_code)  # type: ignore[attr-defined]
@@ -133,9 +174,10 @@ class _ErrorHandlingGroup(TyperGroup):
             message = " ".join(str(err).split("\n")[:1])
             click.echo(f"error: {message}", err=True)
             raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            click.echo("interrupted: finished work is saved; run the same command again to resume", err=True)
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as err:
+            command = resume_command(getattr(self, "_args", None) or sys.argv[1:])
+            click.echo(f"interrupted: finished work is saved; to resume, run: {command}", err=True)
+            raise typer.Exit(getattr(err, "exit_code", 130)) from None
 
 
 app = typer.Typer(

@@ -48,6 +48,7 @@ def train(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run folder (default: runs/MODEL-DIRECTION-SETTING-seedN)."),
     set_: SetOption = [],
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --output from its last checkpoint (a finished run is kept)."),
+    resume_partial: bool = typer.Option(False, "--resume-partial", help="Like --resume, but go on when part of the saved state (RNG states, optimizer, scheduler) is missing; the results will differ from an uninterrupted run."),
     build_missing: BuildMissingOption = False,
     as_json: bool = typer.Option(False, "--json", help="Print metrics.json instead of the table."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved configuration as YAML and exit without training or writing anything."),
@@ -75,7 +76,7 @@ def train(
     from xlingual.train.run import train_run
 
     run_dir = output or Path("runs") / cfg.run_name
-    result = train_run(cfg, run_dir, resume=resume)
+    result = train_run(cfg, run_dir, resume=resume or resume_partial, partial=resume_partial)
     if as_json:
         typer.echo(json.dumps(result.metrics, indent=2))
         return

@@ -16,6 +16,7 @@ from xlingual.cli._options import (
 )
 from xlingual.workspace import DEFAULT_DATA_DIR
 from xlingual.errors import ConfigError
+from xlingual.lock import output_lock
 from xlingual.projection.corpus import CACHE_NAME, ProjectionSettings, read_input_files, read_source_dataset
 from xlingual.projection.preview import DEFAULT_PREVIEW_POSTS
 from xlingual.projection.project import STRATEGIES, parse_strategies
@@ -120,7 +121,8 @@ def translate(
                   dtype=dtype.value)
     settings = ProjectionSettings(src, tgt, strategy_list, entity_context, cache_path=cache, use_cache=not no_cache, model_name=model_name,
                                   preview_posts=preview)
-    result = load_and_translate_corpus(inputs, output, loader, settings, RaySettings.from_options(ray, workers, gpus_per_worker, threads), shard_size)
+    with output_lock(output):  # one writer per output folder
+        result = load_and_translate_corpus(inputs, output, loader, settings, RaySettings.from_options(ray, workers, gpus_per_worker, threads), shard_size)
     if as_json:
         typer.echo(json.dumps(result.report, indent=2, ensure_ascii=False))
     else:

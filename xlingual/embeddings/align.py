@@ -36,6 +36,7 @@ from xlingual.embeddings.similarity import as_tensor, default_device
 from xlingual.embeddings.vectors import Vectors, load_vectors, save_vectors
 from xlingual.errors import ConfigError
 from xlingual.io import atomic_open, atomic_write_json
+from xlingual.lock import locks_output
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +148,7 @@ def align_embeddings(
     return result
 
 
+@locks_output("out_dir")
 def align(
     src_path: str | Path, tgt_path: str | Path, out_dir: str | Path, dico: str | None = None,
     options: AlignOptions | None = None, max_vocab: int | None = 200_000,

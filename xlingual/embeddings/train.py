@@ -29,6 +29,7 @@ from xlingual.embeddings.fasttext_worker import FastTextJob, train_in_child
 from xlingual.embeddings.vectors import load_vectors, save_vectors
 from xlingual.errors import ConfigError, DataFormatError
 from xlingual.io import atomic_write_json, file_digest
+from xlingual.lock import locks_output
 from xlingual.progress import progress_enabled
 
 logger = logging.getLogger(__name__)
@@ -163,6 +164,7 @@ def _train_with_retry(text_path: Path, options: TrainOptions, n_tokens: int, vec
             logger.warning("fastText reported a NaN loss (threads=%d, lr=%g); retrying with threads=%d, lr=%g", threads, lr, *attempts[number])
 
 
+@locks_output("out", folder=False)
 def train_vectors(
     corpus: Sequence[str | Path],
     out: str | Path,

@@ -197,7 +197,11 @@ class FeatureCache:
         handle = self._handles.get(shard)
         if handle is None:
             handle = self._handles[shard] = safe_open(str(shard), framework="np")
-        return np.asarray(handle.get_tensor(image_name), dtype=np.float32)
+        features = np.asarray(handle.get_tensor(image_name), dtype=np.float32)
+        if not np.isfinite(features).all():  # would train NaN losses to the end of the run
+            raise ImageError(f"{shard}: the features of {image_name} hold NaN or infinite values; delete this shard and run "
+                             "'xl features extract' again")
+        return features
 
     def post_feature(self, image_names: Sequence[str], mode: str = "all", rng: random.Random | None = None) -> PostFeature:
         """One post's input: the mean over its cached images (``"all"``, the paper's method) or one random image (``"one"``)."""

@@ -28,6 +28,7 @@ from xlingual.errors import ConfigError, ImageError
 from xlingual.features.backbones import ensure_weights, get_backbone, input_transform, load_backbone, region_shape, weights_identity
 from xlingual.features.cache import DTYPES, CacheProducer, CacheWriter, FeatureCache
 from xlingual.features.preprocess import ClipPreprocessing, check_crop, preprocess_image
+from xlingual.lock import locks_output
 from xlingual.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -106,6 +107,7 @@ def regions_of(model: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     return maps if maps.dim() == 3 else maps.flatten(2).transpose(1, 2)
 
 
+@locks_output("cache_dir")
 def extract_features(
     images_dir: str | Path,
     image_names: Iterable[str],

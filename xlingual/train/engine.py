@@ -50,7 +50,8 @@ from torch.utils.data import DataLoader
 from xlingual.data.sample import Sample
 from xlingual.evaluation.metrics import score
 from xlingual.models.base import MnerModel, VisualLookup
-from xlingual.train.config import StageConfig, TrainConfig
+from xlingual.errors import ConfigError, TrainingDivergedError
+from xlingual.train.config import StageConfig, TrainConfig, config_digest
 from xlingual.train.batching import EpochShuffleSampler, loader_arguments
 from xlingual.train.plugins import (LOOP_STATE, Checkpointing, DevEvaluation, EarlyStopping, LoopState,
                                     LossLogging, StageCheckpoints, StageRun, StepHook, StepHooks, TrainerPlugin,
@@ -136,6 +137,60 @@ class DeviceLossSum:
         return float(self.accelerator.reduce(local.clone(), reduction="sum").item())
 
 
+class NonFiniteWatch:
+    """The first optimiser step whose loss (or clipped gradient norm) was NaN or infinite, kept on the device.
+
+    A non-finite loss trains nothing from then on, but every later epoch
+    would log ``train loss nan`` and the run would end as if finished. The
+    check must not read the loss every step (that makes the host wait for
+    the device, see :class:`DeviceLossSum`), so each step records, on the
+    device, the first bad step it has seen; :meth:`check` reads it where the
+    loss sum is read anyway (logging points, evaluations, checkpoints), so
+    nothing computed after the bad step is evaluated, saved or kept. Under
+    fp16 the gradient scaler skips steps with infinite gradients by design,
+    so there only the loss counts.
+    """
+
+    KINDS = ("loss", "gradient norm")
+
+    def __init__(self, accelerator=None, stage: str = "", stage_config: StageConfig | None = None) -> None:
+        self.accelerator, self.stage, self.stage_config = accelerator, stage, stage_config
+        self.first: torch.Tensor | None = None
+        """[step, kind, value] of the first non-finite value; step -1 while there is none."""
+
+    def observe(self, step: int, loss: torch.Tensor, grad_norm: torch.Tensor | None = None) -> None:
+        with torch.no_grad():
+            values = loss.detach().float().reshape(1)
+            if grad_norm is not None:
+                values = torch.cat([values, grad_norm.detach().float().reshape(1).to(values.device)])
+            if self.first is None:
+                self.first = torch.full((3,), -1.0, dtype=torch.float32, device=values.device)
+            # device-side only: no .item(), no tensor indexing (that reads the index back), no host-to-device copy
+            bad = ~torch.isfinite(values)
+            kind = torch.argmax(bad.to(torch.int32)).reshape(1)
+            record = torch.cat([torch.full((1,), float(step), device=values.device), kind.float(), values.gather(0, kind)])
+            self.first = torch.where(bad.any() & (self.first[0] < 0), record, self.first)
+
+    def first_bad(self) -> tuple[int, str, float] | None:
+        """``(step, what, value)`` of the first non-finite value, over every process (a collective there)."""
+        first = self.first if self.first is not None else torch.full((3,), -1.0)
+        if self.accelerator is not None and self.accelerator.num_processes > 1:
+            rows = self.accelerator.gather(first.to(self.accelerator.device).reshape(1, 3)).cpu()
+            bad = rows[rows[:, 0] >= 0]
+            first = bad[torch.argmin(bad[:, 0])] if len(bad) else rows[0]
+        step, kind, value = first.tolist()
+        return (int(step), self.KINDS[int(kind)], value) if step >= 0 else None
+
+    def check(self) -> None:
+        """Raise ``step N: loss is nan (...)`` when a non-finite value was seen: what, where, and what to try."""
+        bad = self.first_bad()
+        if bad is not None:
+            step, what, value = bad
+            lr = f", lr {self.stage_config.lr:g}" if self.stage_config is not None else ""
+            raise TrainingDivergedError(f"step {step}: {what} is {value} (stage {self.stage}{lr}); training stopped and the run "
+                                        "is marked failed: lower the learning rate, set max_grad_norm, or look for NaN in the inputs")
+
+
 def process_state():
     """accelerate's view of the processes of this run, on CPUs too.
 
@@ -207,7 +262,7 @@ FUSED_OPTIMIZER_DEVICES = ("cpu", "cuda")
 """Device types with PyTorch's fused Adam/AdamW kernels (the engine falls back to the per-tensor loop elsewhere)."""
 
 
-def clip_by_total_norm(gradients: Sequence[torch.Tensor], max_norm: float) -> None:
+def clip_by_total_norm(gradients: Sequence[torch.Tensor], max_norm: float) -> torch.Tensor:
     """Scale ``gradients`` in place so their joint 2-norm is at most ``max_norm`` (torch's formula, 1e-6 included).
 
     ``torch.nn.utils.clip_grad_norm_`` computes the same with multi-tensor
@@ -217,10 +272,14 @@ def clip_by_total_norm(gradients: Sequence[torch.Tensor], max_norm: float) -> No
     """
     total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(list(gradients))))
     torch._foreach_mul_(list(gradients), torch.clamp(max_norm / (total + 1e-6), max=1.0))
+    return total
 
 
-def clip_gradients(accelerator, parameters: Iterator[torch.nn.Parameter], max_norm: float) -> None:
-    """``accelerator.clip_grad_norm_``, with :func:`clip_by_total_norm` where accelerate would call torch's clipping."""
+def clip_gradients(accelerator, parameters: Iterator[torch.nn.Parameter], max_norm: float) -> torch.Tensor | None:
+    """``accelerator.clip_grad_norm_``, with :func:`clip_by_total_norm` where accelerate would call torch's clipping.
+
+    Returns the total norm before clipping (as accelerate does; None where it gives none).
+    """
     from accelerate.utils import DistributedType
 
     parameters = list(parameters)
@@ -228,10 +287,9 @@ def clip_gradients(accelerator, parameters: Iterator[torch.nn.Parameter], max_no
     plain = (accelerator.distributed_type in (DistributedType.NO, DistributedType.MULTI_GPU, DistributedType.MULTI_CPU)
              and os.environ.get("ACCELERATE_USE_FSDP", "false").lower() != "true")
     if not plain or not gradients or len({(g.device, g.dtype) for g in gradients}) > 1:
-        accelerator.clip_grad_norm_(parameters, max_norm)
-        return
+        return accelerator.clip_grad_norm_(parameters, max_norm)
     accelerator.unscale_gradients()
-    clip_by_total_norm(gradients, max_norm)
+    return clip_by_total_norm(gradients, max_norm)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, stage: StageConfig, total_steps: int):
@@ -269,13 +327,21 @@ class StageTrainer:
         self.best_dir = best_dir
         self.hooks = list(hooks)
         self.extra_plugins = list(plugins)
+        self.run_id = config_digest(config)
 
     def has_checkpoint(self) -> bool:
         return self.read_loop_state() is not None
 
     def read_loop_state(self) -> LoopState | None:
         """The saved loop counters, if any (also from a checkpoint interrupted while being swapped in)."""
-        return self.checkpoints.read_loop_state()
+        return self._own(self.checkpoints.read_loop_state())
+
+    def _own(self, loop: LoopState | None) -> LoopState | None:
+        """``loop``, refused when another run (another config) saved it."""
+        if loop is not None and loop.run_id is not None and loop.run_id != self.run_id:
+            raise ConfigError(f"{self.state_dir}: the saved training state belongs to another run (run id {loop.run_id}, "
+                              f"this config {self.run_id}); resume with the same options or use another --output")
+        return loop
 
     def plugins(self, dev: Sequence[Sample], visual: VisualLookup | None) -> list[TrainerPlugin]:
         """The stage's plugins in calling order: early stopping reads the evaluation; checkpoints hold both."""
@@ -283,13 +349,18 @@ class StageTrainer:
                 Checkpointing(self.checkpoints, self.config.save_every_steps), *self.extra_plugins, StepHooks(self.hooks)]
 
     def train(self, model: MnerModel, train: Sequence[Sample], dev: Sequence[Sample], visual: VisualLookup | None,
-              resume: bool = False) -> LoopState:
-        """Train ``model`` in place; the best dev model ends up in ``best_dir``."""
+              resume: bool = False, partial: bool = False) -> LoopState:
+        """Train ``model`` in place; the best dev model ends up in ``best_dir``.
+
+        ``resume`` continues from the saved state, which must be whole unless
+        ``partial`` (see :meth:`StageCheckpoints.load`). A NaN or infinite
+        loss stops the stage with :class:`TrainingDivergedError`.
+        """
         saved = self.read_loop_state() if resume else None
         if saved is not None and saved.finished:
             logger.info("stage %s already finished (best dev F1 %.2f)", self.name, saved.best_dev_f1)
             return saved
-        run, loader, optimizer = self._set_up(model, train, visual, resume)
+        run, loader, optimizer = self._set_up(model, train, visual, resume, partial)
         if run.loop.finished:
             return run.loop
         logger.info("stage %s: %d samples, %d steps per epoch, up to %d epochs (%d steps)", self.name, len(loader.dataset),
@@ -297,7 +368,7 @@ class StageTrainer:
         self._loop(run, loader, optimizer, model, self.plugins(dev, visual))
         return run.loop
 
-    def _set_up(self, model: MnerModel, train: Sequence[Sample], visual: VisualLookup | None, resume: bool):
+    def _set_up(self, model: MnerModel, train: Sequence[Sample], visual: VisualLookup | None, resume: bool, partial: bool = False):
         """Accelerator, data, optimiser and schedule of the stage, and its loop state (restored on resume)."""
         accelerator = new_accelerator(self.config, self.run_dir)
         stage = self.stage
@@ -319,15 +390,19 @@ class StageTrainer:
         wrapped, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
         if accelerator.log_with:
             accelerator.init_trackers(f"tensorboard-{self.name}")
-        loop = self.checkpoints.load(accelerator) if resume and self.has_checkpoint() else LoopState(stage=self.name)
+        if resume and self.checkpoints.saved_folder() is not None:
+            loop = self._own(self.checkpoints.load(accelerator, partial))
+        else:
+            loop = LoopState(stage=self.name, run_id=self.run_id)
         run = StageRun(self.name, stage, accelerator, wrapped, accelerator.unwrap_model(wrapped), scheduler, loop,
-                       DeviceLossSum(accelerator), total_steps, steps_per_epoch)
+                       DeviceLossSum(accelerator), total_steps, steps_per_epoch, watch=NonFiniteWatch(accelerator, self.name, stage))
         return run, loader, optimizer
 
     def _loop(self, run: StageRun, loader, optimizer, model: MnerModel, plugins: list[TrainerPlugin]) -> None:
         """Epochs of optimiser steps with the plugins between them; the step budget or a plugin's stop ends it early."""
         accelerator, loop, stage, wrapped = run.accelerator, run.loop, self.stage, run.wrapped
         world, rank, reduction = accelerator.num_processes, accelerator.process_index, loss_reduction(model)
+        check_norm = self.config.mixed_precision != "fp16"  # fp16's scaler skips steps with infinite gradients itself
         run.started = time.time()
         run.losses.start(loop.epoch_loss_sum)
         budget_done = False
@@ -349,8 +424,10 @@ class StageTrainer:
                             accelerator.backward(loss * world)
                         else:
                             accelerator.backward(loss)
+                        norm = None
                         if accelerator.sync_gradients and stage.max_grad_norm:
-                            clip_gradients(accelerator, wrapped.parameters(), stage.max_grad_norm)
+                            norm = clip_gradients(accelerator, wrapped.parameters(), stage.max_grad_norm)
+                        run.watch.observe(loop.global_step + 1, loss, norm if check_norm else None)
                         optimizer.step()
                         run.scheduler.step()
                         optimizer.zero_grad()
@@ -384,6 +461,6 @@ class StageTrainer:
             plugin.stage_end(run)
 
 
-__all__ = ["DeviceLossSum", "EpochShuffleSampler", "keep_items", "loss_reduction", "process_share", "process_state", "share_weight",
+__all__ = ["DeviceLossSum", "NonFiniteWatch", "EpochShuffleSampler", "keep_items", "loss_reduction", "process_share", "process_state", "share_weight",
            "LOOP_STATE", "LoopState", "StageTrainer", "StepHook", "TrainerPlugin", "FUSED_OPTIMIZER_DEVICES",
            "build_optimizer", "build_scheduler", "clip_by_total_norm", "clip_gradients", "evaluate_model", "save_best"]

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from xlingual.workspace import RunFolder
 from xlingual.data.sample import Sample
+from xlingual.errors import ConfigError
 from xlingual.io import atomic_write_json
 from xlingual.models.base import MnerModel, VisualLookup
 from xlingual.progress import progress_bar
@@ -64,6 +65,8 @@ class LoopState:
     epoch_loss_steps: int = 0
     finished: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
+    run_id: str | None = None
+    """The identity of the run that saved it (:func:`xlingual.train.config.config_digest`); None from older versions."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,10 +102,19 @@ class StageRun:
     """The loss of the last optimiser step."""
     stop: bool = False
     """Set by a plugin to end the stage (early stopping)."""
+    watch: Any = None
+    """The first non-finite loss or gradient norm (:class:`xlingual.train.engine.NonFiniteWatch`)."""
 
     def sync_loss(self) -> None:
-        """Bring ``loop.epoch_loss_sum`` up to date from the device (a collective on several processes)."""
+        """Bring ``loop.epoch_loss_sum`` up to date from the device (a collective on several processes).
+
+        Every point that reads the loss (logging, evaluation, checkpoint)
+        comes here first, so this is where a NaN or infinite loss stops the
+        stage: before anything computed after it is scored or saved.
+        """
         self.loop.epoch_loss_sum = self.losses.read()
+        if self.watch is not None:
+            self.watch.check()
 
 
 class TrainerPlugin:
@@ -247,10 +259,26 @@ class StageCheckpoints:
 
     def read_loop_state(self) -> LoopState | None:
         """The saved loop counters, if any (also from a checkpoint interrupted while being swapped in)."""
-        for folder in (self.state_dir, self.state_dir.with_name(self.name + ".old")):
+        folder = self.saved_folder()
+        return read_loop_state(folder / LOOP_STATE) if folder is not None and (folder / LOOP_STATE).is_file() else None
+
+    def saved_folder(self) -> Path | None:
+        """The folder holding the stage's last checkpoint: ``state/<stage>``, or its ``.old`` twin while one was swapped in.
+
+        A folder with files but no loop state still counts: a resume must say what is missing, not start over.
+        """
+        old = self.state_dir.with_name(self.name + ".old")
+        for folder in (self.state_dir, old):
             if (folder / LOOP_STATE).is_file():
-                return LoopState(**json.loads((folder / LOOP_STATE).read_text(encoding="utf-8")))
+                return folder
+        for folder in (self.state_dir, old):
+            if folder.is_dir() and any(folder.iterdir()):
+                return folder
         return None
+
+    def missing_files(self, folder: Path, accelerator) -> list[str]:
+        """What an exact resume needs from ``folder`` and does not find there, in a fixed order."""
+        return [name for name in required_state_files(accelerator) if not (folder / name).is_file()]
 
     def save(self, accelerator, loop: LoopState) -> None:
         accelerator.wait_for_everyone()
@@ -271,14 +299,30 @@ class StageCheckpoints:
             shutil.rmtree(old, ignore_errors=True)
         accelerator.wait_for_everyone()
 
-    def load(self, accelerator) -> LoopState:
-        folder = self.state_dir
-        if not (folder / LOOP_STATE).is_file():
-            folder = self.state_dir.with_name(self.name + ".old")  # interrupted during the swap
-        accelerator.load_state(str(folder))
-        values = json.loads((folder / LOOP_STATE).read_text(encoding="utf-8"))
-        logger.info("resuming stage %s at epoch %d, batch %d (step %d)", self.name, values["epoch"], values["batches_done_in_epoch"], values["global_step"])
-        return LoopState(**values)
+    def load(self, accelerator, partial: bool = False) -> LoopState:
+        """Restore the whole training state of the last checkpoint, or refuse with the list of what is missing.
+
+        Without its RNG states, optimiser moments or schedule a resumed run
+        trains another model than the uninterrupted one would have, so a
+        missing part is an error; ``partial`` (``--resume-partial``) goes on
+        with what is there and warns. The loop state is needed either way:
+        without it nothing says where the stage stopped.
+        """
+        folder = self.saved_folder()
+        if folder is None:
+            raise ConfigError(f"{self.state_dir}: no saved training state to resume from")
+        missing = self.missing_files(folder, accelerator)
+        if LOOP_STATE in missing:
+            raise ConfigError(f"{folder}: cannot resume without {LOOP_STATE} (missing: {', '.join(missing)}); train into another --output")
+        loop = read_loop_state(folder / LOOP_STATE)
+        if missing and not partial:
+            raise ConfigError(f"{folder}: the saved training state is incomplete (missing: {', '.join(missing)}); a resume would not "
+                              "give the result of an uninterrupted run. Pass --resume-partial to continue anyway, or train into another --output")
+        if missing:
+            logger.warning("%s: resuming without %s: the results will differ from an uninterrupted run", folder, ", ".join(missing))
+        _load_state(accelerator, folder, missing)
+        logger.info("resuming stage %s at epoch %d, batch %d (step %d)", self.name, loop.epoch, loop.batches_done_in_epoch, loop.global_step)
+        return loop
 
     def save_loop_only(self, accelerator, loop: LoopState) -> None:
         """Mark the stage finished without keeping the (large) optimiser state."""
@@ -321,6 +365,53 @@ class StepHooks(TrainerPlugin):
     epoch_boundary = step_boundary
 
 
+def read_loop_state(path: Path) -> LoopState:
+    """A saved ``loop_state.json``; a garbled or foreign one is a one-line error naming it."""
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+        loop = LoopState(**values)
+    except (OSError, UnicodeDecodeError, ValueError, TypeError) as err:
+        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError(f"{path}: not a readable loop state ({detail}); train into another --output") from None
+    if not isinstance(loop.global_step, int) or not isinstance(loop.epoch, int) or not isinstance(loop.history, list):
+        raise ConfigError(f"{path}: not a readable loop state (counters of the wrong type); train into another --output")
+    return loop
+
+
+def required_state_files(accelerator) -> list[str]:
+    """The files ``accelerator.save_state`` writes for this stage (one RNG state per process) and the loop state."""
+    from accelerate.utils import OPTIMIZER_NAME, RNG_STATE_NAME, SAFE_MODEL_NAME, SCALER_NAME, SCHEDULER_NAME
+
+    names = [LOOP_STATE, f"{SAFE_MODEL_NAME}.safetensors", f"{OPTIMIZER_NAME}.bin", f"{SCHEDULER_NAME}.bin"]
+    if getattr(accelerator, "scaler", None) is not None:
+        names.append(SCALER_NAME)
+    return names + [f"{RNG_STATE_NAME}_{index}.pkl" for index in range(accelerator.num_processes)]
+
+
+def _load_state(accelerator, folder: Path, missing: Sequence[str]) -> None:
+    """``accelerator.load_state`` for the parts that are there; an unreadable file is a one-line error naming the folder.
+
+    accelerate loads every model, optimiser and scheduler it prepared and
+    fails on a missing file; for a partial resume the absent ones are left
+    out of its lists for the call. (It skips absent RNG states itself.)
+    """
+    from accelerate.utils import OPTIMIZER_NAME, SAFE_MODEL_NAME, SCHEDULER_NAME
+
+    left_out = {"_models": f"{SAFE_MODEL_NAME}.safetensors", "_optimizers": f"{OPTIMIZER_NAME}.bin", "_schedulers": f"{SCHEDULER_NAME}.bin"}
+    kept = {attribute: getattr(accelerator, attribute) for attribute, name in left_out.items() if name in missing}
+    for attribute in kept:
+        setattr(accelerator, attribute, [])
+    try:
+        accelerator.load_state(str(folder))
+    except Exception as err:  # torch.load, safetensors and pickle each raise their own kinds for a damaged file
+        detail = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ConfigError(f"{folder}: the saved training state cannot be read ({type(err).__name__}: {detail}); "
+                          "train into another --output") from None
+    finally:
+        for attribute, value in kept.items():
+            setattr(accelerator, attribute, value)
+
+
 def save_best(model: MnerModel, folder: Path) -> None:
     """Write the model atomically (to a sibling temp folder, then rename)."""
     tmp = folder.with_name(folder.name + ".tmp")
@@ -331,5 +422,5 @@ def save_best(model: MnerModel, folder: Path) -> None:
     tmp.rename(folder)
 
 
-__all__ = ["LOOP_STATE", "Checkpointing", "DevEvaluation", "EarlyStopping", "LoopState", "LossLogging",
+__all__ = ["LOOP_STATE", "read_loop_state", "required_state_files", "Checkpointing", "DevEvaluation", "EarlyStopping", "LoopState", "LossLogging",
            "StageCheckpoints", "StageRun", "StepHook", "StepHooks", "TrainerPlugin", "dispatch", "save_best"]

@@ -16,6 +16,7 @@ import platform
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,11 +24,12 @@ from typing import Any, Sequence
 from xlingual.data.datasets import get_dataset
 from xlingual.data.formats import format_for_lang, write_samples
 from xlingual.data.sample import Sample
-from xlingual.errors import ConfigError
+from xlingual.errors import ConfigError, TrainingDivergedError
 from xlingual.io import atomic_write_json
+from xlingual.lock import output_lock
 from xlingual.models import load_model, model_class
 from xlingual.models.base import MnerModel, VisualLookup
-from xlingual.train.config import TrainConfig, save_config
+from xlingual.train.config import TrainConfig, config_digest, save_config
 from xlingual.train.engine import StageTrainer, StepHook, process_state
 from xlingual.train.inputs import RunInputs, resolve_inputs
 from xlingual.evaluation.metrics import score_all_modes
@@ -66,7 +68,7 @@ def environment_record(config: TrainConfig, processes: int = 1) -> dict[str, Any
     return {
         "versions": versions, "python": sys.version.split()[0], "platform": platform.platform(),
         "device": device, "cuda_devices": torch.cuda.device_count(), "cpu_threads": torch.get_num_threads(), "processes": processes,
-        "git_revision": revision, "seed": config.seed, "command": sys.argv,
+        "git_revision": revision, "seed": config.seed, "run_id": config_digest(config), "command": sys.argv,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
@@ -99,11 +101,41 @@ def _seed_everything(seed: int) -> None:
     set_seed(seed)
 
 
+def read_run_json(path: Path) -> dict[str, Any]:
+    """A JSON record of a run folder (metrics, environment, failure); a garbled one is a one-line error naming it."""
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise ConfigError(f"{path}: not readable JSON ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a JSON object, got {type(values).__name__}")
+    return values
+
+
+def _check_identity(path: Path, run_id: str) -> None:
+    """Refuse a file of the run folder that another run (another resolved config) wrote: the folder mixes two runs."""
+    saved = read_run_json(path).get("run_id") if path.is_file() else None
+    if saved is not None and saved != run_id:
+        raise ConfigError(f"{path}: written by another run (run id {saved}, this config {run_id}); the folder mixes two runs: "
+                          "use another --output")
+
+
 def _prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool, processes: int = 1, writer: bool = True) -> bool:
-    """Check the run folder and (``writer``: the main process) create it; True when a finished run is found (nothing to do)."""
+    """Check the run folder and (``writer``: the main process) create it; True when a finished run is found (nothing to do).
+
+    Every record the run folder holds carries the run identity
+    (:func:`xlingual.train.config.config_digest`); a resume checks the
+    saved config, environment and metrics against it (the stages check
+    their training state), so a folder with files of two runs is refused.
+    """
     folder = RunFolder(run_dir)
+    run_id = config_digest(config)
+    if folder.failure.is_file():
+        error = read_run_json(folder.failure).get("error", "see failed.json")
+        raise ConfigError(f"{run_dir}: this run failed ({error}); it is never resumed: train into another --output")
     if folder.finished:
         if resume:
+            _check_identity(folder.metrics, run_id)
             return True
         raise ConfigError(f"{run_dir}: a finished run is already there (pass --resume to keep it, or another --output)")
     if folder.state.is_dir() and not resume:
@@ -114,6 +146,8 @@ def _prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool, processes
         saved = config_from_dict(read_yaml(folder.config), where=str(folder.config))
         if saved.to_dict() != config.to_dict():
             raise ConfigError(f"{folder.config}: the saved config differs from this one; resume with the same options or use another --output")
+    if resume:
+        _check_identity(folder.environment, run_id)
     if writer:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, folder.config)
@@ -131,20 +165,32 @@ def predict_and_write(model: MnerModel, samples: Sequence[Sample], visual: Visua
     return {mode: scores.to_dict() for mode, scores in score_all_modes([s.labels for s in samples], predictions).items()}
 
 
-def train_run(config: TrainConfig, run_dir: str | Path, resume: bool = False, hooks: Sequence[StepHook] = ()) -> RunResult:
+def train_run(config: TrainConfig, run_dir: str | Path, resume: bool = False, hooks: Sequence[StepHook] = (),
+              partial: bool = False) -> RunResult:
     """Train, select on dev, evaluate on test; everything lands in ``run_dir``.
 
     With ``resume`` a finished run is returned as is, and an interrupted one
-    continues from its last checkpoint to the same result it would have had.
+    continues from its last checkpoint to the same result it would have had;
+    a checkpoint that lacks part of its state is refused unless ``partial``
+    (``--resume-partial``). The main process holds the folder's lock
+    (:mod:`xlingual.lock`) throughout: a second writer is refused at once.
+    A NaN or infinite loss stops the run with
+    :class:`~xlingual.errors.TrainingDivergedError` and leaves ``failed.json``
+    instead of ``metrics.json``.
     """
     processes = process_state()  # under accelerate launch / torchrun: joins the process group
     run_dir = Path(run_dir)
+    with output_lock(run_dir) if processes.is_main_process else nullcontext():
+        return _train_run(config, run_dir, resume, hooks, partial, processes)
+
+
+def _train_run(config: TrainConfig, run_dir: Path, resume: bool, hooks: Sequence[StepHook], partial: bool, processes) -> RunResult:
     folder = RunFolder(run_dir)
     finished = _prepare_run_dir(run_dir, config, resume, processes.num_processes, writer=processes.is_main_process)
     processes.wait_for_everyone()  # the folder exists before any process writes into it
     if finished:
         logger.info("%s: finished run found, skipping", run_dir)
-        return RunResult(run_dir, json.loads(folder.metrics.read_text(encoding="utf-8")), skipped=True)
+        return RunResult(run_dir, read_run_json(folder.metrics), skipped=True)
     started = time.time()
     with _RunLog(folder.log, enabled=processes.is_main_process):
         logger.info("run %s -> %s", config.run_name, run_dir)
@@ -160,7 +206,13 @@ def train_run(config: TrainConfig, run_dir: str | Path, resume: bool = False, ho
             if stage_data.name == "target" and folder.pretrain_model.is_dir():
                 model = load_model(folder.pretrain_model)  # fine-tune the best pre-trained model
                 _seed_everything(config.seed + 1)
-            loop = trainer.train(model, stage_data.train, stage_data.dev, inputs.visual, resume=resume)
+            try:
+                loop = trainer.train(model, stage_data.train, stage_data.dev, inputs.visual, resume=resume, partial=partial)
+            except TrainingDivergedError as err:
+                if processes.is_main_process:
+                    atomic_write_json(folder.failure, {"run_id": config_digest(config), "stage": stage_data.name, "error": str(err),
+                                                       "failed": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+                raise
             stage_summaries[stage_data.name] = {
                 "data": stage_data.description, "train_samples": len(stage_data.train), "dev_samples": len(stage_data.dev),
                 "best_dev_f1": loop.best_dev_f1, "best_epoch": loop.best_epoch, "best_step": loop.best_step,
@@ -171,6 +223,7 @@ def train_run(config: TrainConfig, run_dir: str | Path, resume: bool = False, ho
             return RunResult(run_dir, json.loads(folder.metrics.read_text(encoding="utf-8")))
         metrics = _final_evaluation(config, inputs, run_dir)
         metrics["stages"] = stage_summaries
+        metrics["run_id"] = config_digest(config)
         metrics["train_seconds"] = round(time.time() - started, 2)
         atomic_write_json(folder.metrics, metrics)
         processes.wait_for_everyone()
@@ -200,4 +253,4 @@ def _final_evaluation(config: TrainConfig, inputs: RunInputs, run_dir: Path) -> 
     return metrics
 
 
-__all__ = ["RunResult", "environment_record", "predict_and_write", "train_run"]
+__all__ = ["RunResult", "environment_record", "predict_and_write", "read_run_json", "train_run"]

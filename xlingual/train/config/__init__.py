@@ -11,7 +11,7 @@ repeated (:mod:`.load`).
 """
 
 from xlingual.train.config.files import key_lines, read_yaml
-from xlingual.train.config.load import DEFAULT_DIRECTION, DEFAULT_MODEL_TYPE, config_yaml, load_config, save_config
+from xlingual.train.config.load import DEFAULT_DIRECTION, DEFAULT_MODEL_TYPE, config_digest, config_yaml, load_config, save_config
 from xlingual.train.config.overrides import apply_overrides, override_sources, parse_override
 from xlingual.train.config.packaged import (DIRECTIONS, MODEL_TYPES, PAPER_SETTINGS, SETTINGS, layer_files,
                                             packaged_config_names, packaged_values, resolve_packaged)
@@ -21,6 +21,6 @@ from xlingual.train.config.schema import (CONFIG_VERSION, IMAGE_MODES, MIXED_PRE
 __all__ = [
     "CONFIG_VERSION", "DEFAULT_DIRECTION", "DEFAULT_MODEL_TYPE", "DIRECTIONS", "IMAGE_MODES", "MIXED_PRECISION",
     "MODEL_TYPES", "OPTIMIZERS", "PAPER_SETTINGS", "SETTINGS", "DataConfig", "StageConfig", "TrainConfig",
-    "apply_overrides", "config_from_dict", "config_yaml", "key_lines", "layer_files", "load_config", "override_sources",
+    "apply_overrides", "config_digest", "config_from_dict", "config_yaml", "key_lines", "layer_files", "load_config", "override_sources",
     "packaged_config_names", "packaged_values", "parse_override", "read_yaml", "resolve_packaged", "save_config",
 ]

@@ -59,10 +59,22 @@ def config_yaml(config: TrainConfig) -> str:
     return yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True)
 
 
+def config_digest(config: TrainConfig) -> str:
+    """The run identity: a hash of the resolved config's YAML, stamped on every file a run writes.
+
+    A resume checks it against the config, metrics and training state it
+    loads, so a folder holding files of two runs is refused instead of
+    being continued as one.
+    """
+    import hashlib
+
+    return hashlib.sha256(config_yaml(config).encode("utf-8")).hexdigest()[:16]
+
+
 def save_config(config: TrainConfig, path: str | Path) -> None:
     from xlingual.io import atomic_write_text
 
     atomic_write_text(path, config_yaml(config))
 
 
-__all__ = ["DEFAULT_DIRECTION", "DEFAULT_MODEL_TYPE", "config_yaml", "load_config", "save_config"]
+__all__ = ["DEFAULT_DIRECTION", "DEFAULT_MODEL_TYPE", "config_digest", "config_yaml", "load_config", "save_config"]

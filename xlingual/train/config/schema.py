@@ -8,6 +8,7 @@ option that set it, when one did).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any
@@ -46,12 +47,34 @@ def _yaml_no(value: Any) -> Any:
     return "no" if value is False else value  # YAML 1.1 reads an unquoted `no` as false
 
 
+def _finite(value: Any) -> Any:
+    """A model option must be a finite number where it is a number: NaN or infinity (also as text) trains nothing."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"must be a finite number, not {value}")
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        if not math.isfinite(number):
+            raise ValueError(f"must be a finite number, not {value}")
+    if isinstance(value, Mapping):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
 PositiveInt = Annotated[int, Field(gt=0)]
+Count = Annotated[int, Field(ge=0)]
+"""A count where 0 means "off" (``max_steps``, ``save_every_steps``, ...); never negative."""
 Text = Annotated[str, BeforeValidator(_text)]
+ModelOption = Annotated[Any, AfterValidator(_finite)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    # every float of a config is finite: `lr=inf` or `max_grad_norm=nan` would train NaNs to the end
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump()
@@ -67,7 +90,7 @@ class StageConfig(_Section):
     optimizer: Annotated[str, one_of(OPTIMIZERS)] = "adam"
     weight_decay: Annotated[float, Field(ge=0)] = 0.0
     warmup_ratio: Annotated[float, Field(ge=0, le=1)] = 0.0
-    max_grad_norm: float | None = None
+    max_grad_norm: Annotated[float, Field(ge=0)] | None = None
     patience: int | None = None
     """Stop after this many evaluations without a dev improvement; None or 0: run every epoch.
 
@@ -75,9 +98,9 @@ class StageConfig(_Section):
     stopping: it runs all epochs and keeps the best dev checkpoint, so the
     shipped configs leave this off. It stays available as a switch
     (``--set patience=5``)."""
-    max_steps: int | None = None
+    max_steps: Count | None = None
     """Stop the stage after this many optimiser steps (smoke tests, demos)."""
-    eval_every_steps: int | None = None
+    eval_every_steps: Count | None = None
     """Evaluate on dev every N steps as well as at each epoch end."""
     schedule: Annotated[str, one_of(SCHEDULES)] | None = None
     """Learning-rate schedule: ``linear`` (warm-up over ``warmup_ratio``, then linear decay to 0), ``constant``, or
@@ -101,7 +124,7 @@ class DataConfig(_Section):
     """Which translation to use (model tag or folder); None: the only one found."""
     build_missing: bool = False
     """Build a missing translation / feature cache instead of failing."""
-    max_samples: int | None = None
+    max_samples: Count | None = None
     """Use only the first N samples of every split (smoke tests, demos)."""
 
 
@@ -111,18 +134,19 @@ class TrainConfig(_Section):
     model_type: Annotated[str, one_of(model_types)] = "acn"
     direction: Annotated[str, one_of(directions)] = "en-zh"
     setting: Annotated[str, one_of(settings)] = "tgt_only"
-    seed: int = 444
+    seed: Annotated[int, Field(ge=0, lt=2**32)] = 444
+    """NumPy and accelerate take seeds in [0, 2**32)."""
     images: Annotated[str, one_of(IMAGE_MODES)] = "all"
     backbone: str | list[str] | None = None
     """Feature cache backbone(s); None: vgg16 for ACN, resnet152 for UMT. A model that reads several caches lists them
     (2M-NER: ``[clip-vit-b32, resnet152]``)."""
-    model: dict[str, Any] = Field(default_factory=dict)
+    model: dict[str, ModelOption] = Field(default_factory=dict)
     pretrain: StageConfig = Field(default_factory=StageConfig)
     target: StageConfig = Field(default_factory=StageConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     gradient_accumulation_steps: Annotated[int, Field(ge=1)] = 1
     mixed_precision: Annotated[str, BeforeValidator(_yaml_no), one_of(MIXED_PRECISION)] = "no"
-    save_every_steps: int | None = None
+    save_every_steps: Count | None = None
     """Save a resumable training state every N steps (always at each epoch end)."""
     tensorboard: bool = False
     version: int = CONFIG_VERSION
@@ -209,6 +233,8 @@ def _describe(error: Mapping[str, Any]) -> str:
     kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
     if kind in _NOT_A_NUMBER:
         return f"'{value}' is not a number"
+    if kind == "finite_number":
+        return f"must be a finite number, not {value}"
     if kind == "int_from_float":
         return f"'{value}' is not a whole number"
     if kind == "greater_than" and ctx.get("gt") == 0:
