@@ -181,7 +181,7 @@ def _known_keys(loc: tuple[Any, ...]) -> str:
 def _describe(error: dict[str, Any]) -> str:
     loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and part.startswith("<")) and part != "[key]")
     kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
-    where = ".".join(str(part) for part in loc[1:])  # dataset.key: the top-level 'datasets' goes without saying
+    where = ".".join(str(part) for part in loc[1:]) or ".".join(map(str, loc)) or "top level"  # 'datasets.' goes without saying
     if kind == "extra_forbidden":
         return f"{'.'.join(map(str, loc[1:-1])) or 'top level'}: unknown key '{loc[-1]}'{_known_keys(loc)}"
     if kind == "missing":
@@ -189,11 +189,11 @@ def _describe(error: dict[str, Any]) -> str:
     if kind == "value_error":
         return f"{where}: {ctx.get('error', error['msg'])}"
     if kind in ("literal_error", "enum"):
-        if len(loc) == 5 and loc[2] == "labels":
+        if len(loc) == 4 and loc[2] == "labels":
             return f"{where}: '{value}' is not a canonical type ({', '.join(ENTITY_TYPES)}); use labels: open to keep the file's types"
         return f"{where}: '{value}' is not one of {ctx.get('expected', '')}"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
-        return f"{where or 'top level'}: expected a mapping, got {type(value).__name__}"
+        return f"{where}: expected a mapping, got {type(value).__name__}"
     if kind == "string_type":
         return f"{where}: expected text, got {value!r}"
     return f"{where}: {error['msg']}"

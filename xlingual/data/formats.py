@@ -126,6 +126,17 @@ def _read_lines(path: Path) -> list[str]:
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
+def count_posts(path: str | Path, format: str) -> int:
+    """How many posts a file holds, counted without checking it (``xl data list``; ``xl data validate`` checks)."""
+    lines = _read_lines(Path(path))
+    if format == "jsonl":
+        return sum(1 for line in lines if line.strip())
+    header = TEXT_FORMATS[format].header
+    if header is not None:
+        return sum(1 for line in lines if line.startswith(header))
+    return sum(1 for before, line in zip([""] + lines, lines) if line.strip() and not before.strip())
+
+
 def format_of_first_line(line: str) -> str | None:
     """``twitter``, ``cmner`` or ``jsonl`` when a file's first non-blank line is one of our headers or a JSON object, else None."""
     stripped = line.lstrip("\ufeff").strip()
