@@ -267,3 +267,17 @@ def test_train_records_the_datasets_file_and_stores_the_old_config_without_it(tm
     assert f"  datasets_file: {extra}\n" in with_file.output
     without = runner.invoke(app, ["train", "--config", "tgt_only", "--dry-run"])
     assert "datasets_file" not in without.output
+
+
+@pytest.mark.slow  # builds a random-weight VGG16
+def test_features_extract_reads_declared_datasets_with_their_image_rule(tmp_path: Path) -> None:
+    from xlingual.testing.synthetic import write_images
+
+    data = make_data_dir(tmp_path / "data", THE_FORM.replace("image_names: stem", "image_names: prefix"), images=())
+    write_images(data / "mine" / "images", ["train-1_a.jpg", "test-2_b.jpg", "train-2.jpg"])  # train-2.jpg: a stem, not train-2's under 'prefix'
+    result = runner.invoke(app, ["features", "extract", "--data-dir", str(data), "--backbone", "vgg16", "--weights", "random",
+                                 "--out", str(tmp_path / "cache"), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["samples"] == sum(len(posts) for posts in POSTS.values())
+    assert (summary["named"], summary["extracted"], summary["samples_without_image"]) == (2, 2, 4)
