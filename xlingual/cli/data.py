@@ -13,7 +13,7 @@ from rich.table import Table
 from xlingual.cli._options import DataDirOption, DatasetsOption, FormatOption, JsonOption, format_name
 from xlingual.data.compare import compare_inputs, write_comparison
 from xlingual.data.datasets import DatasetName, get_dataset, parse_split
-from xlingual.data.declared import NAME_PATTERN
+from xlingual.data.names import NAME_PATTERN
 from xlingual.data.download import download_dataset
 from xlingual.data.formats import ReadResult, parse_file
 from xlingual.data.inventory import inventory

@@ -18,15 +18,17 @@ import functools
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from xlingual.data.declared import DATASETS_FILE_NAME, SPLIT_NAMES, Declaration, read_declarations
 from xlingual.data.formats import TEXT_FORMATS, ReadResult, parse_file, raise_for_errors
 from xlingual.data.images import ImageNames, attach_images
 from xlingual.data.labels import CANONICAL_SCHEMA, OPEN_SCHEMA, LabelSchema, mapped_schema
+from xlingual.data.names import DATASETS_FILE_NAME, SPLITS
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError, XlingualError
 
-SPLITS: tuple[str, ...] = SPLIT_NAMES
+if TYPE_CHECKING:
+    from xlingual.data.declared import Declaration
 
 
 class LabelKind(str, Enum):
@@ -67,7 +69,7 @@ class DatasetSpec:
     label_kind: LabelKind = LabelKind.CANONICAL
     label_map: dict[str, str] = field(default_factory=dict)
     """The file's types -> canonical types (``label_kind`` mapped only)."""
-    declared: Declaration | None = None
+    declared: "Declaration | None" = None
     """Where a declared dataset was declared; None for a built-in."""
 
     @property
@@ -177,7 +179,7 @@ SOURCE_DATASET_BY_LANG: dict[str, str] = {"en": "twitter2015", "zh": "cmner"}
 """The CMNER paper's shorthand (§5): ``--direction en-zh`` means Twitter2015 -> CMNER. Not a rule that a language is a dataset."""
 
 
-def _declared_spec(declaration: Declaration) -> DatasetSpec:
+def _declared_spec(declaration: "Declaration") -> DatasetSpec:
     entry = declaration.entry
     if isinstance(entry.labels, dict):
         kind, label_map = LabelKind.MAPPED, dict(entry.labels)
@@ -193,6 +195,8 @@ def _declared_spec(declaration: Declaration) -> DatasetSpec:
 @functools.lru_cache(maxsize=32)
 def _declared_in(path: str, _mtime_ns: int, _size: int) -> tuple[DatasetSpec, ...]:
     """The datasets one file declares; cached per file version (the stat is part of the key)."""
+    from xlingual.data.declared import read_declarations  # pydantic: loaded only where a datasets.yaml is read
+
     return tuple(_declared_spec(d) for d in read_declarations(path, reserved=DATASETS))
 
 
@@ -244,7 +248,7 @@ def parse_split(data_dir: str | Path, dataset: str, split: str, bio: str = "repa
     if not path.exists():
         if spec.builtin:
             raise XlingualError(f"{path}: not found (run 'xl data download {dataset} --to {data_dir}' or pass --data-dir)")
-        raise XlingualError(f"{path}: not found (the {split} split of '{dataset}', declared at {spec.declared.where(split) if spec.declared else ''})")
+        raise XlingualError(f"{path}: not found (the {split} split of '{dataset}', declared at {spec.declared.where(split)})")
     return spec.parse(path, split, bio)
 
 

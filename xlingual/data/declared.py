@@ -10,7 +10,6 @@ label schema, image rule) is :mod:`xlingual.data.datasets`' business.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,15 +21,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Tag, 
 from xlingual.data.formats import DatasetFormat
 from xlingual.data.languages import check_language
 from xlingual.data.labels import ENTITY_TYPES, OPEN_TYPE_PATTERN
+from xlingual.data.names import NAME_PATTERN, SPLITS
 from xlingual.errors import ConfigError
-
-DATASETS_FILE_NAME = "datasets.yaml"
-"""The declarations a data directory holds (``<data-dir>/datasets.yaml``), read whenever the data directory is."""
-
-NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,39}")
-"""A declared dataset's name: it becomes part of folder and run names, so no dots, slashes or capitals."""
-
-SPLIT_NAMES: tuple[str, ...] = ("train", "dev", "test")
 
 
 def _name(value: str) -> str:
@@ -63,11 +55,11 @@ class SplitFiles(_Strict):
     @model_validator(mode="after")
     def _at_least_one(self) -> "SplitFiles":
         if not self.files():
-            raise ValueError(f"declare at least one of {', '.join(SPLIT_NAMES)}")
+            raise ValueError(f"declare at least one of {', '.join(SPLITS)}")
         return self
 
     def files(self) -> dict[str, str]:
-        return {split: getattr(self, split) for split in SPLIT_NAMES if getattr(self, split) is not None}
+        return {split: getattr(self, split) for split in SPLITS if getattr(self, split) is not None}
 
 
 LabelMap = dict[Annotated[str, AfterValidator(_file_type)], Literal["PER", "LOC", "ORG", "MISC"]]
@@ -230,4 +222,4 @@ def read_declarations(path: str | Path, reserved: Collection[str] = ()) -> list[
     return found
 
 
-__all__ = ["DATASETS_FILE_NAME", "NAME_PATTERN", "Declaration", "DatasetEntry", "SplitFiles", "read_declarations"]
+__all__ = ["Declaration", "DatasetEntry", "SplitFiles", "read_declarations"]
