@@ -132,6 +132,12 @@ def test_a_missing_split_is_one_line_naming_the_dataset_and_split(tmp_path: Path
         load_split(data, "mine", "train")
 
 
+def test_an_empty_declarations_file_declares_nothing(tmp_path: Path) -> None:
+    for text in ("", "datasets:\n", "# later\ndatasets: {}\n"):
+        (tmp_path / "datasets.yaml").write_text(text, encoding="utf-8")
+        assert [s.name for s in available_datasets(tmp_path)] == list(DATASETS)
+
+
 def test_the_workspace_finds_declared_files_and_builtins_are_unchanged(tmp_path: Path) -> None:
     data = make_data_dir(tmp_path)
     layout = DataDir(data)
@@ -186,6 +192,7 @@ BAD = {
     "not YAML": ("datasets:\n  mine: [unclosed\n", None, "not valid YAML"),
     "not a mapping": ("datasets:\n  - mine\n", "datasets:", "datasets: expected a mapping, got list"),
     "a dataset not a mapping": ("datasets:\n  mine: conll\n", "mine:", "mine: expected a mapping, got str"),
+    "an empty dataset": ("datasets:\n  mine:\n", "mine:", "mine: expected a mapping, got nothing"),
 }
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Tag, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Tag, ValidationError, model_validator
 
 from xlingual.data.formats import DatasetFormat
 from xlingual.data.languages import check_language
@@ -83,7 +83,8 @@ class DatasetEntry(_Strict):
 
 
 class DeclarationsFile(_Strict):
-    datasets: dict[Annotated[str, AfterValidator(_name)], DatasetEntry] = {}
+    datasets: Annotated[dict[Annotated[str, AfterValidator(_name)], DatasetEntry], BeforeValidator(lambda v: {} if v is None else v)] = {}
+    """An empty ``datasets:`` declares nothing (a file being written, or one kept for later)."""
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,7 @@ def _describe(error: dict[str, Any]) -> str:
             return f"{where}: '{value}' is not a canonical type ({', '.join(ENTITY_TYPES)}); use labels: open to keep the file's types"
         return f"{where}: '{value}' is not one of {ctx.get('expected', '')}"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
-        return f"{where}: expected a mapping, got {type(value).__name__}"
+        return f"{where}: expected a mapping, got {'nothing' if value is None else type(value).__name__}"
     if kind == "string_type":
         return f"{where}: expected text, got {value!r}"
     return f"{where}: {error['msg']}"
