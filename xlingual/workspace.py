@@ -10,6 +10,8 @@ under names that say what made them::
 
     data/twitter2015/{train,valid,test}.txt   data/twitter2015/images/
     data/cmner/text/{train,dev,test}.txt      data/cmner/images/
+    data/datasets.yaml                                 datasets a user declares (their paths are theirs;
+                                                       see xlingual.data.declared)
     data/translated/<dataset>.<src>-<tgt>.<model>/     xl translate
     data/features/<backbone>/                          xl features extract
     data/embeddings/<name>.<lang>.vec                  xl embeddings train
@@ -36,6 +38,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from xlingual.data.datasets import DatasetSpec, available_datasets, get_dataset
 
 DEFAULT_DATA_DIR = Path("data")
 METRICS_NAME = "metrics.json"
@@ -73,43 +77,46 @@ class AlignedPaths:
 
 @dataclass(frozen=True)
 class DataDir:
-    """A data directory: where each dataset's files are and where derived artefacts go."""
+    """A data directory: where each dataset's files are and where derived artefacts go.
+
+    Where a dataset's files lie is the dataset registry's answer
+    (:mod:`xlingual.data.datasets`) for this root: the built-ins, what
+    ``<root>/datasets.yaml`` declares and what ``datasets_file`` declares.
+    """
 
     root: Path
+    datasets_file: Path | None
 
-    def __init__(self, root: str | Path = DEFAULT_DATA_DIR) -> None:
+    def __init__(self, root: str | Path = DEFAULT_DATA_DIR, datasets_file: str | Path | None = None) -> None:
         object.__setattr__(self, "root", Path(root))
+        object.__setattr__(self, "datasets_file", Path(datasets_file) if datasets_file is not None else None)
 
     # -- datasets -------------------------------------------------------------
-    def text_dir(self, dataset: str) -> Path:
-        from xlingual.data.datasets import get_dataset
+    def dataset(self, name: str) -> DatasetSpec:
+        return get_dataset(name, self.root, self.datasets_file)
 
-        return self.root / get_dataset(dataset).text_subdir
+    def datasets(self) -> list[DatasetSpec]:
+        """Every dataset this data directory can hold: built-ins first, then the declared ones."""
+        return available_datasets(self.root, self.datasets_file)
+
+    def text_dir(self, dataset: str) -> Path:
+        """The folder of a built-in's split files (a declared dataset's paths start at the root)."""
+        return self.root / self.dataset(dataset).text_subdir
 
     def split_file(self, dataset: str, split: str) -> Path:
         """``data/twitter2015/valid.txt`` for ``("twitter2015", "dev")``: the file name is the dataset's own."""
-        from xlingual.data.datasets import get_dataset
-        from xlingual.errors import ConfigError
-
-        spec = get_dataset(dataset)
-        if split not in spec.split_files:
-            raise ConfigError(f"unknown split '{split}' for {spec.name} (choose from {', '.join(spec.split_files)})")
-        return self.text_dir(dataset) / spec.split_files[split]
+        return self.dataset(dataset).split_path(self.root, split)
 
     def images_dir(self, dataset: str) -> Path:
-        from xlingual.data.datasets import get_dataset
-
-        return self.root / get_dataset(dataset).images_subdir
+        return self.dataset(dataset).images_path(self.root)
 
     def dataset_of_file(self, path: str | Path) -> tuple[str, str] | None:
         """``(dataset, split)`` when ``path`` is a split file of this data directory, else None."""
-        from xlingual.data.datasets import DATASETS
-
         resolved = Path(path).resolve()
-        for name, spec in DATASETS.items():
+        for spec in self.datasets():
             for split in spec.split_files:
-                if self.split_file(name, split).resolve() == resolved:
-                    return name, split
+                if spec.split_path(self.root, split).resolve() == resolved:
+                    return spec.name, split
         return None
 
     # -- translations -----------------------------------------------------------

@@ -17,6 +17,8 @@ from xlingual.features.choices import PostImages
 from xlingual.scale.runtime import RAY_HELP
 
 DataDirOption = Annotated[Path, typer.Option("--data-dir", help="Data directory in the layout of 'xl data download' (derived files go beside the datasets).")]
+DatasetsOption = Annotated[Optional[Path], typer.Option("--datasets", help="A datasets.yaml declaring more datasets (read beside <data-dir>/datasets.yaml, "
+                                                        "which is read whenever it exists); see 'xl data list'.")]
 FormatOption = Annotated[Optional[DatasetFormat], typer.Option("--format", "-f", help="File format (guessed from the first line when omitted).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the table.")]
 DeviceOption = Annotated[str, typer.Option("--device", help="auto (a GPU when there is one), cpu, cuda, cuda:1, …")]
@@ -40,6 +42,6 @@ def format_name(value: DatasetFormat | None) -> str | None:
 
 
 __all__ = [
-    "BuildMissingOption", "DataDirOption", "DeviceOption", "FeaturesOption", "FormatOption", "GpusPerWorkerOption", "ImageDirOption",
+    "BuildMissingOption", "DataDirOption", "DatasetsOption", "DeviceOption", "FeaturesOption", "FormatOption", "GpusPerWorkerOption", "ImageDirOption",
     "ImageSeedOption", "JsonOption", "PostImagesOption", "RayOption", "SetOption", "WorkersOption", "format_name",
 ]

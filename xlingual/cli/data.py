@@ -1,4 +1,4 @@
-"""``xl data``: validate, describe, compare and download datasets."""
+"""``xl data``: list, validate, describe, compare and download datasets."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from xlingual.cli._options import FormatOption, JsonOption, format_name
+from xlingual.cli._options import DataDirOption, DatasetsOption, FormatOption, JsonOption, format_name
 from xlingual.data.compare import compare_inputs, write_comparison
-from xlingual.data.datasets import DatasetName
+from xlingual.data.datasets import DatasetName, get_dataset, parse_split
+from xlingual.data.names import NAME_PATTERN
 from xlingual.data.download import download_dataset
-from xlingual.data.formats import parse_file
+from xlingual.data.formats import ReadResult, parse_file
+from xlingual.data.inventory import inventory
 from xlingual.data.labels import BioPolicy
 from xlingual.data.stats import stats_of_files, table_rows
 from xlingual.workspace import DEFAULT_DATA_DIR, DataDir
@@ -22,36 +24,85 @@ from xlingual.workspace import DEFAULT_DATA_DIR, DataDir
 data_app = typer.Typer(no_args_is_help=True, help="Validate, describe, compare and download datasets.")
 
 
+def _print_validation(result: ReadResult) -> bool:
+    """Print a read's errors (stderr) or its one-line summary; True when it had errors."""
+    if result.error_count:
+        for err in result.errors:
+            typer.echo(str(err), err=True)
+        if result.error_count > len(result.errors):
+            typer.echo(f"{result.path}: … {result.error_count - len(result.errors)} more errors", err=True)
+        return True
+    tokens = sum(len(s) for s in result.samples)
+    note = f", {result.repaired_orphans} orphan I- tags repaired" if result.repaired_orphans else ""
+    note += f", {result.kept_orphans} orphan I- tags kept" if result.kept_orphans else ""
+    typer.echo(f"{result.path}: ok ({result.format}, {len(result.samples)} posts, {tokens} tokens{note})")
+    return False
+
+
+def _names_a_dataset(target: str) -> bool:
+    """A bare name that is not a file here (``mine``, ``twitter2015``) means a dataset; anything else a file."""
+    return NAME_PATTERN.fullmatch(target) is not None and not Path(target).exists()
+
+
 @data_app.command("validate")
 def validate(
-    paths: list[Path] = typer.Argument(..., help="Dataset files to check."),
+    targets: list[str] = typer.Argument(..., metavar="FILE_OR_DATASET...", help="Dataset files, or dataset names (built-in or declared) to check all their splits."),
     format: FormatOption = None,
     bio: BioPolicy = typer.Option(BioPolicy.repair, "--bio", help="Orphan I- tags: repair to B- (counted), reject as errors, or keep."),
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    datasets: DatasetsOption = None,
 ) -> None:
-    """Check dataset files and list every problem with file:line.
+    """Check dataset files, or every split of a dataset with its format and label rule, and list every problem with file:line.
 
     Examples:
 
         xl data validate data/twitter2015/train.txt
 
         xl data validate data/cmner/text/dev.txt --format cmner --bio reject
+
+        xl data validate mine --data-dir data        # a dataset declared in data/datasets.yaml
     """
     failed = False
-    for path in paths:
-        result = parse_file(path, format_name(format), bio)
-        if result.error_count:
-            failed = True
-            for err in result.errors:
-                typer.echo(str(err), err=True)
-            if result.error_count > len(result.errors):
-                typer.echo(f"{path}: … {result.error_count - len(result.errors)} more errors", err=True)
-            continue
-        tokens = sum(len(s) for s in result.samples)
-        note = f", {result.repaired_orphans} orphan I- tags repaired" if result.repaired_orphans else ""
-        note += f", {result.kept_orphans} orphan I- tags kept" if result.kept_orphans else ""
-        typer.echo(f"{path}: ok ({result.format}, {len(result.samples)} posts, {tokens} tokens{note})")
+    for target in targets:
+        if _names_a_dataset(target):
+            spec = get_dataset(target, data_dir, datasets)
+            for split in spec.split_files:
+                failed |= _print_validation(parse_split(data_dir, spec.name, split, bio, datasets))
+        else:
+            failed |= _print_validation(parse_file(target, format_name(format), bio))
     if failed:
         raise typer.Exit(2)
+
+
+@data_app.command("list")
+def list_datasets(
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    datasets: DatasetsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The built-in and declared datasets, and what of each is on disk (split files with post counts, images).
+
+    Datasets are declared in <data-dir>/datasets.yaml (read whenever it exists) or a file given with --datasets.
+
+    Examples:
+
+        xl data list
+
+        xl data list --data-dir data --datasets more-datasets.yaml --json
+    """
+    found = inventory(data_dir, datasets)
+    if as_json:
+        typer.echo(json.dumps({"data_dir": str(data_dir), "datasets": [d.to_dict() for d in found]}, indent=2, ensure_ascii=False))
+        return
+    table = Table(title=f"Datasets for {data_dir}")
+    for column in ("name", "language", "format", "labels", "train", "dev", "test", "images", "declared"):
+        table.add_column(column, justify="right" if column in ("train", "dev", "test", "images") else "left")
+    for d in found:
+        splits = {s.split: s.describe() for s in d.splits}
+        images = "missing" if d.image_count is None else f"{d.image_count:,}"
+        table.add_row(d.spec.name, d.spec.lang, d.spec.format, d.spec.label_kind.value,
+                      *(splits.get(split, "—") for split in ("train", "dev", "test")), images, d.source)
+    Console().print(table)
 
 
 @data_app.command("stats")

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from xlingual.cli._options import DataDirOption, DeviceOption, GpusPerWorkerOption, JsonOption, RayOption, WorkersOption
+from xlingual.cli._options import DataDirOption, DatasetsOption, DeviceOption, GpusPerWorkerOption, JsonOption, RayOption, WorkersOption
 from xlingual.devices import DEFAULT_DEVICE
 from xlingual.workspace import DEFAULT_DATA_DIR
 from xlingual.features.choices import Backbone, CropPolicy, StorageDtype
@@ -51,6 +51,7 @@ def _print_report(report: ExtractionReport, show_failed: int = 10) -> None:
 def extract(
     images: Optional[Path] = typer.Option(None, "--images", help="Folder holding the image files. Without it, every dataset under --data-dir that has an image folder."),
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    datasets: DatasetsOption = None,
     dataset: Optional[list[Path]] = typer.Option(None, "--dataset", "-d", help="Dataset file whose posts' images to extract (repeat for several; translations find their source post's images). Without it, every image in the folder."),
     backbone: Backbone = typer.Option(Backbone.VGG16, "--backbone", "-b", help="vgg16 (ACN, 49x512), resnet152 (UMT, 49x2048) or clip-vit-b32 (2M-NER, 50x768 tokens)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Cache folder [default: DATA_DIR/features/BACKBONE]."),
@@ -86,7 +87,7 @@ def extract(
     """
     from xlingual.features.extract import extract as extract_features
 
-    report = extract_features(images, data_dir, dataset, out, backbone=backbone.value, weights=weights, crop=crop.value,
+    report = extract_features(images, data_dir, dataset, out, datasets_file=datasets, backbone=backbone.value, weights=weights, crop=crop.value,
                               batch_size=batch_size, device=device, seed=seed, dtype=dtype.value,
                               ray=RaySettings.from_options(ray, workers, gpus_per_worker))
     if as_json:

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from xlingual.cli._options import (
-    BuildMissingOption, FeaturesOption, FormatOption, ImageDirOption, ImageSeedOption, JsonOption, PostImagesOption, RayOption, SetOption,
+    BuildMissingOption, DatasetsOption, FeaturesOption, FormatOption, ImageDirOption, ImageSeedOption, JsonOption, PostImagesOption, RayOption, SetOption,
     format_name,
 )
 from xlingual.features.choices import PostImages
@@ -31,10 +31,12 @@ def _print_scores(title: str, scores: dict) -> None:
     Console().print(table)
 
 
-def _with_data_dir(overrides: list[str], data_dir: Optional[Path], build_missing: bool) -> list[str]:
+def _with_data_dir(overrides: list[str], data_dir: Optional[Path], build_missing: bool, datasets: Optional[Path] = None) -> list[str]:
     extra = list(overrides)
     if data_dir is not None:
         extra.append(f"data.data_dir={data_dir}")
+    if datasets is not None:
+        extra.append(f"data.datasets_file={datasets}")
     if build_missing:
         extra.append("data.build_missing=true")
     return extra
@@ -45,6 +47,7 @@ def train(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="acn or umt [default with a setting name: umt]."),
     direction: Optional[str] = typer.Option(None, "--direction", "-d", help="en-zh (target CMNER) or zh-en (target Twitter2015) [default with a setting name: en-zh]."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data directory (default: the config's, ./data)."),
+    datasets: DatasetsOption = None,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run folder (default: runs/MODEL-DIRECTION-SETTING-seedN)."),
     set_: SetOption = [],
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --output from its last checkpoint (a finished run is kept)."),
@@ -69,7 +72,7 @@ def train(
     """
     from xlingual.train.config import config_yaml, load_config
 
-    cfg = load_config(config, model, direction, _with_data_dir(set_, data_dir, build_missing))
+    cfg = load_config(config, model, direction, _with_data_dir(set_, data_dir, build_missing, datasets))
     if dry_run:
         typer.echo(config_yaml(cfg), nl=False)
         return
@@ -125,6 +128,7 @@ def experiment(
     seeds: int = typer.Option(3, "--seeds", help="Runs per cell (seeds: the config's seed, +1, +2, ...)."),
     output: Path = typer.Option(Path("runs"), "--output", "-o", help="Folder holding one run folder per cell."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data directory (default ./data)."),
+    datasets: DatasetsOption = None,
     set_: SetOption = [],
     build_missing: BuildMissingOption = False,
     ray: RayOption = None,
@@ -143,7 +147,7 @@ def experiment(
     """
     from xlingual.train.experiment import run_experiment
 
-    outcome = run_experiment(direction, models, configs, seeds, output, _with_data_dir(set_, data_dir, build_missing), ray=RaySettings.from_options(ray))
+    outcome = run_experiment(direction, models, configs, seeds, output, _with_data_dir(set_, data_dir, build_missing, datasets), ray=RaySettings.from_options(ray))
     table = Table(title=f"Experiment {direction}: {len(outcome.results) + len(outcome.failures)} runs")
     for column in ("run", "test P", "test R", "test F1", "status"):
         table.add_column(column)

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from xlingual.devices import DEFAULT_DEVICE
 from xlingual.cli._options import (
-    DataDirOption, DeviceOption, FormatOption, GpusPerWorkerOption, JsonOption, RayOption, WorkersOption, format_name,
+    DataDirOption, DatasetsOption, DeviceOption, FormatOption, GpusPerWorkerOption, JsonOption, RayOption, WorkersOption, format_name,
 )
 from xlingual.workspace import DEFAULT_DATA_DIR
 from xlingual.errors import ConfigError
@@ -78,6 +78,7 @@ def translate(
     input: Optional[list[Path]] = typer.Option(None, "--input", "-i", help="Dataset file(s) to translate (repeatable). Default: all splits of the source dataset in --data-dir."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder. Default with no --input: DATA_DIR/translated/DATASET.SRC-TGT.MODEL/."),
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    datasets: DatasetsOption = None,
     input_format: FormatOption = None,
     images: Optional[Path] = typer.Option(None, "--images", help="Image folder for --input files: attach each post's image names."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Hub id or local folder. Default: Helsinki-NLP/opus-mt-SRC-TGT."),
@@ -113,7 +114,7 @@ def translate(
     model_name = translator_spec or model or default_model(src, tgt)
     if input and output is None:
         raise ConfigError("--input needs --output DIR (where the translated files go)")
-    inputs = read_input_files(input, format_name(input_format), images) if input else read_source_dataset(data_dir, src)  # bad input fails before a model loads
+    inputs = read_input_files(input, format_name(input_format), images) if input else read_source_dataset(data_dir, src, datasets)  # bad input fails before a model loads
     output = output or default_translation_dir(data_dir, src, tgt, model_name)
     options = DecodingOptions(beam_size=beam_size, max_length=max_length, max_tokens=max_tokens, max_batch_size=batch_size)
     loader = dict(src=src, tgt=tgt, model=model, backend=backend.value, plugin=translator_spec, options=options, device=device,

@@ -1,6 +1,6 @@
-"""Datasets: the :class:`Sample` record, file formats, label schemas, images, statistics."""
+"""Datasets: the :class:`Sample` record, the dataset registry, file formats, label schemas, images, statistics."""
 
-from xlingual.data.datasets import DATASETS, SPLITS, get_dataset, load_split
+from xlingual.data.datasets import DATASETS, SPLITS, DatasetSpec, available_datasets, get_dataset, load_split
 from xlingual.data.formats import detect_format, parse_file, read_samples, write_samples
 from xlingual.data.images import ImageIndex, attach_images
 from xlingual.data.labels import ENTITY_TYPES, BioPolicy, spans
@@ -8,7 +8,7 @@ from xlingual.data.labels import Span
 from xlingual.data.sample import Sample
 
 __all__ = [
-    "DATASETS", "SPLITS", "ENTITY_TYPES", "BioPolicy", "ImageIndex", "Sample", "Span",
-    "attach_images", "detect_format", "get_dataset", "load_split", "parse_file",
+    "DATASETS", "SPLITS", "ENTITY_TYPES", "BioPolicy", "DatasetSpec", "ImageIndex", "Sample", "Span",
+    "attach_images", "available_datasets", "detect_format", "get_dataset", "load_split", "parse_file",
     "read_samples", "spans", "write_samples",
 ]

@@ -1,24 +1,43 @@
-"""The datasets xlingual knows: language, format, split files, public sources.
+"""The dataset registry: the datasets xlingual knows and those a user declares.
 
-Where their files lie in a data directory is :mod:`xlingual.workspace`'s
-business (``DataDir.split_file``, ``DataDir.images_dir``). Splits are called
-``train``, ``dev`` and ``test`` everywhere in the library; the file names
-(Twitter's ``valid.txt``) are a detail of each dataset.
+The registry is the one source of what a dataset is: its language, format,
+split files and image folder (relative to a data directory), how its posts
+name their images and how its labels read. It holds the four built-ins
+(Twitter2015/2017, CMNER, MMNERD, with their public sources) and whatever
+``<data-dir>/datasets.yaml`` declares, plus a file passed with ``--datasets``
+(see :mod:`xlingual.data.declared` for the file). :class:`~xlingual.workspace.DataDir`
+asks the registry for paths; the registry knows nothing of the workspace.
+
+Splits are called ``train``, ``dev`` and ``test`` everywhere in the library;
+the file names (Twitter's ``valid.txt``) are a detail of each dataset.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from xlingual.data.formats import read_samples
-from xlingual.data.images import attach_images
+from xlingual.data.formats import TEXT_FORMATS, ReadResult, parse_file, raise_for_errors
+from xlingual.data.images import ImageNames, attach_images
+from xlingual.data.labels import CANONICAL_SCHEMA, OPEN_SCHEMA, LabelSchema, mapped_schema
+from xlingual.data.names import DATASETS_FILE_NAME, SPLITS
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError, XlingualError
-from xlingual.workspace import DataDir
 
-SPLITS: tuple[str, ...] = ("train", "dev", "test")
+if TYPE_CHECKING:
+    from xlingual.data.declared import Declaration
+
+
+class LabelKind(str, Enum):
+    """How a dataset's labels read: the canonical PER/LOC/ORG/MISC as its format spells them, its own types mapped
+    into those, or its own types kept as they are (an open label set)."""
+
+    CANONICAL = "canonical"
+    MAPPED = "mapped"
+    OPEN = "open"
 
 
 @dataclass(frozen=True)
@@ -30,7 +49,13 @@ class RemoteFile:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A known dataset: its language, format, split files and public sources."""
+    """A dataset: its language, format, split files, image folder and naming, label rule, and public sources.
+
+    Paths are relative to a data directory: split ``s`` is
+    ``<data-dir>/<text_subdir>/<split_files[s]>`` and the images lie in
+    ``<data-dir>/<images_subdir>``. A declared dataset has no ``text_subdir``
+    and no ``remote`` files, and ``declared_in`` names its ``file:line``.
+    """
 
     name: str
     lang: str
@@ -40,7 +65,53 @@ class DatasetSpec:
     images_subdir: str
     remote: dict[str, RemoteFile]
     images_hint: str
+    image_names: ImageNames = ImageNames.ANY
+    label_kind: LabelKind = LabelKind.CANONICAL
+    label_map: dict[str, str] = field(default_factory=dict)
+    """The file's types -> canonical types (``label_kind`` mapped only)."""
+    declared: "Declaration | None" = None
+    """Where a declared dataset was declared; None for a built-in."""
 
+    @property
+    def builtin(self) -> bool:
+        return self.declared is None
+
+    @property
+    def open_labels(self) -> bool:
+        """True when samples carry the file's own entity types (not PER/LOC/ORG/MISC)."""
+        return self.label_kind is LabelKind.OPEN
+
+    @property
+    def schema(self) -> LabelSchema:
+        """How this dataset's files spell their labels (readers map them, writers spell them back)."""
+        if self.label_kind is LabelKind.OPEN:
+            return OPEN_SCHEMA
+        if self.label_kind is LabelKind.MAPPED:
+            return mapped_schema(f"{self.name} label map", self.label_map)
+        return TEXT_FORMATS[self.format].schema if self.format in TEXT_FORMATS else CANONICAL_SCHEMA
+
+    @property
+    def entity_types(self) -> tuple[str, ...] | None:
+        """The entity types its samples can carry; None for an open label set (the data says which)."""
+        return self.schema.entity_types
+
+    def split_path(self, data_dir: str | Path, split: str) -> Path:
+        """Where split ``split`` lies in ``data_dir``; a one-line error for a split the dataset does not have."""
+        if split not in self.split_files:
+            if self.declared is not None and split in SPLITS:
+                raise ConfigError(f"dataset '{self.name}' declares no {split} split ({self.declared.where()})")
+            raise ConfigError(f"unknown split '{split}' for {self.name} (choose from {', '.join(self.split_files)})")
+        return Path(data_dir) / self.text_subdir / self.split_files[split]
+
+    def images_path(self, data_dir: str | Path) -> Path:
+        """The image folder in ``data_dir`` (it may not exist: images are optional)."""
+        return Path(data_dir) / self.images_subdir
+
+    def parse(self, path: str | Path, split: str, bio: str = "repair") -> ReadResult:
+        """Read one of this dataset's files with its format and label rule, collecting every error."""
+        if self.builtin:
+            return parse_file(path, self.format, bio)  # exactly as the built-ins have always read
+        return parse_file(path, self.format, bio, schema=self.schema, lang=self.lang, id_prefix=split)
 
 
 _UMT = "https://raw.githubusercontent.com/jefferyYu/UMT/master/data"
@@ -105,27 +176,92 @@ DatasetName = Enum("DatasetName", {name.upper(): name for name in DATASETS}, typ
 """The known datasets as a choice (``xl data download DATASET``), generated from :data:`DATASETS`."""
 
 SOURCE_DATASET_BY_LANG: dict[str, str] = {"en": "twitter2015", "zh": "cmner"}
-"""The dataset each language's experiments start from (CMNER paper, §5)."""
+"""The CMNER paper's shorthand (§5): ``--direction en-zh`` means Twitter2015 -> CMNER. Not a rule that a language is a dataset."""
 
 
-def get_dataset(name: str) -> DatasetSpec:
-    if name not in DATASETS:
-        raise ConfigError(f"unknown dataset '{name}' (choose from {', '.join(DATASETS)})")
-    return DATASETS[name]
+def _declared_spec(declaration: "Declaration") -> DatasetSpec:
+    entry = declaration.entry
+    if isinstance(entry.labels, dict):
+        kind, label_map = LabelKind.MAPPED, dict(entry.labels)
+    else:
+        kind, label_map = LabelKind(entry.labels), {}
+    return DatasetSpec(
+        name=declaration.name, lang=entry.language, format=entry.format.value, text_subdir="",
+        split_files=entry.splits.files(), images_subdir=entry.images or f"{declaration.name}/images", remote={},
+        images_hint="", image_names=ImageNames(entry.image_names), label_kind=kind, label_map=label_map, declared=declaration,
+    )
 
 
-def load_split(data_dir: str | Path, dataset: str, split: str, with_images: bool = True, bio: str = "repair") -> list[Sample]:
-    """Read one split of a known dataset from ``data_dir``; attach images when its image folder exists.
+@functools.lru_cache(maxsize=32)
+def _declared_in(path: str, _mtime_ns: int, _size: int) -> tuple[DatasetSpec, ...]:
+    """The datasets one file declares; cached per file version (the stat is part of the key)."""
+    from xlingual.data.declared import read_declarations  # pydantic: loaded only where a datasets.yaml is read
+
+    return tuple(_declared_spec(d) for d in read_declarations(path, reserved=DATASETS))
+
+
+def _declaration_files(data_dir: str | Path | None, datasets_file: str | Path | None) -> list[Path]:
+    files = []
+    if data_dir is not None and (Path(data_dir) / DATASETS_FILE_NAME).is_file():
+        files.append(Path(data_dir) / DATASETS_FILE_NAME)
+    if datasets_file is not None:
+        extra = Path(datasets_file)
+        if not extra.is_file():
+            raise ConfigError(f"{extra}: datasets file not found")
+        if not any(extra.resolve() == f.resolve() for f in files):
+            files.append(extra)
+    return files
+
+
+def dataset_registry(data_dir: str | Path | None = None, datasets_file: str | Path | None = None) -> dict[str, DatasetSpec]:
+    """Name -> spec: the built-ins, then what ``<data_dir>/datasets.yaml`` declares, then what ``datasets_file`` declares."""
+    registry = dict(DATASETS)
+    for path in _declaration_files(data_dir, datasets_file):
+        stat = path.stat()
+        for spec in _declared_in(str(path), stat.st_mtime_ns, stat.st_size):
+            if spec.name in registry:
+                earlier = registry[spec.name].declared
+                raise ConfigError(f"{spec.declared.where() if spec.declared else path}: dataset '{spec.name}' is declared twice "
+                                  f"(first at {earlier.where() if earlier else 'the built-ins'})")
+            registry[spec.name] = spec
+    return registry
+
+
+def available_datasets(data_dir: str | Path | None, datasets_file: str | Path | None = None) -> list[DatasetSpec]:
+    """Every dataset a command reading ``data_dir`` can use: the built-ins first, then the declared ones in file order."""
+    return list(dataset_registry(data_dir, datasets_file).values())
+
+
+def get_dataset(name: str, data_dir: str | Path | None = None, datasets_file: str | Path | None = None) -> DatasetSpec:
+    """The built-in ``name``, or (given a data directory or a datasets file) a declared one; a one-line error listing the choices."""
+    registry = dataset_registry(data_dir, datasets_file) if (data_dir is not None or datasets_file is not None) else DATASETS
+    if name not in registry:
+        raise ConfigError(f"unknown dataset '{name}' (choose from {', '.join(registry)})")
+    return registry[name]
+
+
+def parse_split(data_dir: str | Path, dataset: str, split: str, bio: str = "repair",
+                datasets_file: str | Path | None = None) -> ReadResult:
+    """One split read with its dataset's format and label rule, every error collected (``xl data validate DATASET``)."""
+    spec = get_dataset(dataset, data_dir, datasets_file)
+    path = spec.split_path(data_dir, split)
+    if not path.exists():
+        if spec.builtin:
+            raise XlingualError(f"{path}: not found (run 'xl data download {dataset} --to {data_dir}' or pass --data-dir)")
+        raise XlingualError(f"{path}: not found (the {split} split of '{dataset}', declared at {spec.declared.where(split)})")
+    return spec.parse(path, split, bio)
+
+
+def load_split(data_dir: str | Path, dataset: str, split: str, with_images: bool = True, bio: str = "repair",
+               *, datasets_file: str | Path | None = None) -> list[Sample]:
+    """Read one split of a dataset from ``data_dir``; attach images (by the dataset's naming rule) when its image folder exists.
 
     ``bio="keep"`` reads the labels as written (scoring); the default repairs orphan ``I-`` tags (training).
+    A declared dataset's samples carry its language, and its labels as its label rule says (canonical, mapped or open).
     """
-    spec = get_dataset(dataset)
-    layout = DataDir(data_dir)
-    path = layout.split_file(dataset, split)
-    if not path.exists():
-        raise XlingualError(f"{path}: not found (run 'xl data download {dataset} --to {data_dir}' or pass --data-dir)")
-    samples = read_samples(path, spec.format, bio)
-    images = layout.images_dir(dataset)
+    spec = get_dataset(dataset, data_dir, datasets_file)
+    samples = raise_for_errors(parse_split(data_dir, dataset, split, bio, datasets_file))
+    images = spec.images_path(data_dir)
     if with_images and images.is_dir():
-        attach_images(samples, images)
+        attach_images(samples, images, spec.image_names)
     return samples

@@ -1,4 +1,4 @@
-"""Readers and writers for the dataset formats: Twitter2015/2017, CMNER and JSONL.
+"""Readers and writers for the dataset formats: Twitter2015/2017, CMNER, two-column CoNLL and JSONL.
 
 Reader contract (see the datasets' notes in the README):
 
@@ -6,10 +6,14 @@ Reader contract (see the datasets' notes in the README):
   LF and a trailing CR is removed, so CRLF and LF files read the same and line
   numbers in errors match what an editor shows;
 * a header line (``IMGID:`` for Twitter, ``WID:`` for CMNER) starts a post;
-  blank or whitespace-only lines end it;
+  blank or whitespace-only lines end it; CoNLL files have no header (a post is
+  a block of token lines) and their posts are numbered ``<prefix>-<n>`` from 1,
+  so the same file always gives the same ids;
 * every other line is split on its LAST tab into token and label; the label is
   stripped, the token is kept exactly (U+00A0 is a real token in Twitter2015);
-* labels are mapped to the canonical schema (Twitter ``OTHER`` -> ``MISC``);
+* labels are mapped by the file's :class:`~xlingual.data.labels.LabelSchema`: the
+  format's own (Twitter ``OTHER`` -> ``MISC``) or a declared dataset's (a label map,
+  or an open label set whose types are kept as written);
 * orphan ``I-`` tags follow a :class:`~xlingual.data.labels.BioPolicy`.
 
 Writers emit LF line endings, one blank line between posts and exactly one
@@ -46,10 +50,10 @@ MAX_REPORTED_ERRORS = 20
 
 @dataclass(frozen=True)
 class TextFormat:
-    """A header-and-token-lines format: which header, which label schema, which language."""
+    """A token-lines format: which header starts a post (None: a blank line alone separates posts), which label schema, which language."""
 
     name: str
-    header: str
+    header: str | None
     schema: LabelSchema
     lang: str
     default_image_suffix: str | None  # Twitter names its one image "<id>.jpg"; CMNER's must be looked up
@@ -57,14 +61,16 @@ class TextFormat:
 
 TWITTER = TextFormat("twitter", "IMGID:", TWITTER_SCHEMA, "en", ".jpg")
 CMNER = TextFormat("cmner", "WID:", CMNER_SCHEMA, "zh", None)
-TEXT_FORMATS: dict[str, TextFormat] = {f.name: f for f in (TWITTER, CMNER)}
+CONLL = TextFormat("conll", None, CANONICAL_SCHEMA, "en", None)
+TEXT_FORMATS: dict[str, TextFormat] = {f.name: f for f in (TWITTER, CMNER, CONLL)}
 
 
 class DatasetFormat(str, Enum):
-    """The file formats a user names on the command line (``--format``)."""
+    """The file formats a user names on the command line (``--format``) or in a ``datasets.yaml``."""
 
     TWITTER = "twitter"
     CMNER = "cmner"
+    CONLL = "conll"
     JSONL = "jsonl"
 
 
@@ -120,6 +126,17 @@ def _read_lines(path: Path) -> list[str]:
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
+def count_posts(path: str | Path, format: str) -> int:
+    """How many posts a file holds, counted without checking it (``xl data list``; ``xl data validate`` checks)."""
+    lines = _read_lines(Path(path))
+    if format == "jsonl":
+        return sum(1 for line in lines if line.strip())
+    header = TEXT_FORMATS[format].header
+    if header is not None:
+        return sum(1 for line in lines if line.startswith(header))
+    return sum(1 for before, line in zip([""] + lines, lines) if line.strip() and not before.strip())
+
+
 def format_of_first_line(line: str) -> str | None:
     """``twitter``, ``cmner`` or ``jsonl`` when a file's first non-blank line is one of our headers or a JSON object, else None."""
     stripped = line.lstrip("\ufeff").strip()
@@ -163,9 +180,18 @@ def _apply_bio_policy(result: ReadResult, labels: list[str], label_lines: list[i
     return fixed
 
 
-def parse_text_format(path: Path, fmt: TextFormat, bio: BioPolicy = BioPolicy.repair) -> ReadResult:
-    """Parse a Twitter/CMNER-style file, collecting every error instead of stopping at the first."""
+def parse_text_format(path: Path, fmt: TextFormat, bio: BioPolicy = BioPolicy.repair, schema: LabelSchema | None = None,
+                      lang: str | None = None, id_prefix: str | None = None) -> ReadResult:
+    """Parse a Twitter/CMNER/CoNLL-style file, collecting every error instead of stopping at the first.
+
+    ``schema`` and ``lang`` replace the format's own (a declared dataset's label
+    rule and language); ``id_prefix`` names a CoNLL file's posts (default: the file stem).
+    """
     result = ReadResult(path=path, format=fmt.name)
+    schema = schema or fmt.schema
+    lang = lang or fmt.lang
+    prefix = id_prefix or path.stem
+    headers = [f.header for f in TEXT_FORMATS.values() if f.header is not None and f is not fmt]
     lines = _read_lines(path)
     seen_ids: dict[str, int] = {}
     current_id: str | None = None
@@ -183,7 +209,7 @@ def parse_text_format(path: Path, fmt: TextFormat, bio: BioPolicy = BioPolicy.re
         else:
             fixed = _apply_bio_policy(result, labels, label_lines, bio)
             images = [current_id + fmt.default_image_suffix] if fmt.default_image_suffix else []
-            result.samples.append(Sample(current_id, tokens, fixed, images=images, lang=fmt.lang))
+            result.samples.append(Sample(current_id, tokens, fixed, images=images, lang=lang))
         current_id, tokens, labels, label_lines = None, [], [], []
 
     for number, line in enumerate(lines, start=1):
@@ -191,7 +217,7 @@ def parse_text_format(path: Path, fmt: TextFormat, bio: BioPolicy = BioPolicy.re
             close_post()
             continue
         if "\t" not in line:
-            if line.startswith(fmt.header):
+            if fmt.header is not None and line.startswith(fmt.header):
                 close_post()
                 post_id = line[len(fmt.header):].strip()
                 if not post_id or any(c.isspace() for c in post_id):
@@ -202,27 +228,31 @@ def parse_text_format(path: Path, fmt: TextFormat, bio: BioPolicy = BioPolicy.re
                 seen_ids.setdefault(post_id, number)
                 current_id, header_line = post_id, number
                 continue
-            other = [f.header for f in TEXT_FORMATS.values() if f is not fmt and line.startswith(f.header)]
+            other = [header for header in headers if line.startswith(header)]
             if other:
-                result.add_error(number, f"'{other[0]}' header in a {fmt.name} file (expected '{fmt.header}')")
+                expected = f"expected '{fmt.header}'" if fmt.header else "CoNLL files have no header"
+                result.add_error(number, f"'{other[0]}' header in a {fmt.name} file ({expected})")
             else:
                 result.add_error(number, f"no TAB between token and label: {line[:40]!r}")
             continue
         token, _, raw_label = line.rpartition("\t")
         label = raw_label.strip()
         if current_id is None:
-            result.add_error(number, f"token line before any '{fmt.header}' header")
-            current_id, header_line = f"<line {number}>", number
+            if fmt.header is None:
+                current_id, header_line = f"{prefix}-{len(result.samples) + 1}", number
+            else:
+                result.add_error(number, f"token line before any '{fmt.header}' header")
+                current_id, header_line = f"<line {number}>", number
         if token == "":
             result.add_error(number, "empty token before the TAB")
-        canonical = fmt.schema.to_canonical(label)
+        canonical = schema.to_canonical(label)
         if canonical is None:
-            result.add_error(number, f"label '{label}' is not in the {fmt.schema.name} schema ({', '.join(fmt.schema.file_labels)})")
+            result.add_error(number, f"label '{label}' is not in the {schema.name} schema ({schema.describe()})")
             canonical = "O"
         elif canonical != "O":
             spelled, ctype = label[2:], canonical[2:]
             first = result.type_spellings.setdefault(ctype, spelled)
-            if first != spelled:
+            if first != spelled and schema.one_spelling_per_type:
                 result.add_error(number, f"label '{label}' mixes spellings of one type ('{first}' used earlier in the file)")
         tokens.append(token)
         labels.append(canonical)
@@ -231,9 +261,13 @@ def parse_text_format(path: Path, fmt: TextFormat, bio: BioPolicy = BioPolicy.re
     return result
 
 
-def parse_jsonl(path: Path, bio: BioPolicy = BioPolicy.repair) -> ReadResult:
-    """Parse a JSONL file of :class:`Sample` dictionaries (labels in the canonical schema)."""
+def parse_jsonl(path: Path, bio: BioPolicy = BioPolicy.repair, schema: LabelSchema | None = None, lang: str | None = None) -> ReadResult:
+    """Parse a JSONL file of :class:`Sample` dictionaries (labels in the canonical schema unless ``schema`` says otherwise).
+
+    ``lang`` replaces each sample's language (a declared dataset's).
+    """
     result = ReadResult(path=path, format="jsonl")
+    schema = schema or CANONICAL_SCHEMA
     seen: dict[str, int] = {}
     for number, line in enumerate(_read_lines(path), start=1):
         if not line.strip():
@@ -251,10 +285,14 @@ def parse_jsonl(path: Path, bio: BioPolicy = BioPolicy.repair) -> ReadResult:
         except (ValueError, TypeError) as err:
             result.add_error(number, str(err))
             continue
-        bad = [lab for lab in sample.labels if CANONICAL_SCHEMA.to_canonical(lab) is None]
+        mapped = [schema.to_canonical(lab) for lab in sample.labels]
+        bad = [lab for lab, canonical in zip(sample.labels, mapped) if canonical is None]
         if bad:
-            result.add_error(number, f"label '{bad[0]}' is not in the canonical schema ({', '.join(CANONICAL_SCHEMA.file_labels)})")
+            result.add_error(number, f"label '{bad[0]}' is not in the {schema.name} schema ({schema.describe()})")
             continue
+        sample.labels = [canonical for canonical in mapped if canonical is not None]
+        if lang:
+            sample.lang = lang
         if sample.id in seen:
             result.add_error(number, f"duplicate id '{sample.id}' (first at line {seen[sample.id]})")
         seen.setdefault(sample.id, number)
@@ -263,16 +301,20 @@ def parse_jsonl(path: Path, bio: BioPolicy = BioPolicy.repair) -> ReadResult:
     return result
 
 
-def parse_file(path: str | Path, format: str | None = None, bio: BioPolicy | str = BioPolicy.repair) -> ReadResult:
-    """Parse ``path`` in ``format`` (guessed when ``None``) and collect all errors."""
+def parse_file(path: str | Path, format: str | None = None, bio: BioPolicy | str = BioPolicy.repair, *,
+               schema: LabelSchema | None = None, lang: str | None = None, id_prefix: str | None = None) -> ReadResult:
+    """Parse ``path`` in ``format`` (guessed when ``None``) and collect all errors.
+
+    ``schema``, ``lang`` and ``id_prefix`` are a declared dataset's reading rule (see :func:`parse_text_format`).
+    """
     path = Path(path)
     bio = BioPolicy(bio)
     fmt = format or detect_format(path)
     if fmt == "jsonl":
-        return parse_jsonl(path, bio)
+        return parse_jsonl(path, bio, schema, lang)
     if fmt not in TEXT_FORMATS:
         raise DataFormatError(path, None, f"unknown format '{fmt}' (choose from {', '.join(FORMAT_NAMES)})")
-    return parse_text_format(path, TEXT_FORMATS[fmt], bio)
+    return parse_text_format(path, TEXT_FORMATS[fmt], bio, schema, lang, id_prefix)
 
 
 def parse_valid_file(path: str | Path, format: str | None = None) -> ReadResult:
@@ -283,29 +325,36 @@ def parse_valid_file(path: str | Path, format: str | None = None) -> ReadResult:
     return result
 
 
-def read_samples(path: str | Path, format: str | None = None, bio: BioPolicy | str = BioPolicy.repair) -> list[Sample]:
+def raise_for_errors(result: ReadResult) -> list[Sample]:
+    """The samples of a clean read; :class:`DataValidationError` when it found errors. Repaired orphans are logged."""
+    if result.error_count:
+        raise DataValidationError(result.errors, result.error_count)
+    if result.repaired_orphans:
+        logger.warning("%s: repaired %d orphan I- tag(s) to B- (use --bio keep to keep them)", result.path, result.repaired_orphans)
+    return result.samples
+
+
+def read_samples(path: str | Path, format: str | None = None, bio: BioPolicy | str = BioPolicy.repair, *,
+                 schema: LabelSchema | None = None, lang: str | None = None, id_prefix: str | None = None) -> list[Sample]:
     """Read a dataset file into samples; raise :class:`DataValidationError` if anything is wrong.
 
     Orphan ``I-`` tags are repaired by default, and the count is logged.
     """
-    result = parse_file(path, format, bio)
-    if result.error_count:
-        raise DataValidationError(result.errors, result.error_count)
-    if result.repaired_orphans:
-        logger.warning("%s: repaired %d orphan I- tag(s) to B- (use --bio keep to keep them)", path, result.repaired_orphans)
-    return result.samples
+    return raise_for_errors(parse_file(path, format, bio, schema=schema, lang=lang, id_prefix=id_prefix))
 
 
-def format_text(samples: Iterable[Sample], format: str, spelling: dict[str, str] | None = None) -> str:
-    """Render samples in a text format (``twitter`` or ``cmner``), LF line endings, one final newline.
+def format_text(samples: Iterable[Sample], format: str, spelling: dict[str, str] | None = None, schema: LabelSchema | None = None) -> str:
+    """Render samples in a text format (``twitter``, ``cmner`` or ``conll``), LF line endings, one final newline.
 
-    ``spelling`` overrides how a type is written (e.g. ``{"MISC": "MISC"}`` for Twitter2017 files).
+    ``spelling`` overrides how a type is written (e.g. ``{"MISC": "MISC"}`` for Twitter2017 files); ``schema``
+    replaces the format's own (a declared dataset's label map or open label set).
     """
     fmt = TEXT_FORMATS[format]
+    schema = schema or fmt.schema
     blocks = []
     for sample in samples:
-        lines = [f"{fmt.header}{sample.id}"]
-        lines.extend(f"{tok}\t{fmt.schema.to_file(lab, spelling)}" for tok, lab in zip(sample.tokens, sample.labels))
+        lines = [f"{fmt.header}{sample.id}"] if fmt.header is not None else []
+        lines.extend(f"{tok}\t{schema.to_file(lab, spelling)}" for tok, lab in zip(sample.tokens, sample.labels))
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n" if blocks else ""
 
@@ -314,7 +363,8 @@ def format_jsonl(samples: Iterable[Sample]) -> str:
     return "".join(json.dumps(s.to_dict(), ensure_ascii=False) + "\n" for s in samples)
 
 
-def write_samples(path: str | Path, samples: Iterable[Sample], format: str | None = None, spelling: dict[str, str] | None = None) -> None:
+def write_samples(path: str | Path, samples: Iterable[Sample], format: str | None = None, spelling: dict[str, str] | None = None,
+                  schema: LabelSchema | None = None) -> None:
     """Write samples atomically; the format defaults from the suffix (``.jsonl``) or the samples' language."""
     path = Path(path)
     samples = list(samples)
@@ -323,7 +373,7 @@ def write_samples(path: str | Path, samples: Iterable[Sample], format: str | Non
             format = "jsonl"
         else:
             format = "cmner" if samples and samples[0].lang == "zh" else "twitter"
-    text = format_jsonl(samples) if format == "jsonl" else format_text(samples, format, spelling)
+    text = format_jsonl(samples) if format == "jsonl" else format_text(samples, format, spelling, schema)
     with atomic_open(path, "w", newline="") as handle:
         handle.write(text)
 

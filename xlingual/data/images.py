@@ -1,15 +1,17 @@
 """Finding each post's image files in an image folder.
 
-One rule serves both datasets and their translations: a post owns the files
-whose stem equals its id (Twitter: ``1015799.jpg``) or starts with its id and
-an underscore (CMNER: ``L364I3366_w0cl44p.jpg``). A bare prefix match would be
-wrong: 260 Twitter2015 ids are prefixes of other ids (``377`` vs ``37771``).
+One rule serves the built-in datasets and their translations: a post owns the
+files whose stem equals its id (Twitter: ``1015799.jpg``) or starts with its id
+and an underscore (CMNER: ``L364I3366_w0cl44p.jpg``). A bare prefix match would
+be wrong: 260 Twitter2015 ids are prefixes of other ids (``377`` vs ``37771``).
+A declared dataset names one of the two rules (``image_names: stem | prefix``).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 from xlingual.data.sample import Sample
@@ -18,13 +20,30 @@ from xlingual.errors import ImageError
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
 
 
-class ImageIndex:
-    """The image files of one folder, indexed by stem and by every ``<prefix>_`` of the stem."""
+class ImageNames(str, Enum):
+    """How a post's image files are named: ``stem`` (``<id>.jpg``), ``prefix`` (``<id>_*.jpg``) or either (the built-ins)."""
 
-    def __init__(self, folder: str | Path) -> None:
+    STEM = "stem"
+    PREFIX = "prefix"
+    ANY = "any"
+
+
+def count_images(folder: str | Path) -> int:
+    """Image files directly in ``folder`` (0 when it does not exist)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    return sum(1 for entry in folder.iterdir() if entry.suffix.lower() in IMAGE_SUFFIXES and entry.is_file())
+
+
+class ImageIndex:
+    """The image files of one folder, indexed by stem and/or by every ``<prefix>_`` of the stem, as ``names`` says."""
+
+    def __init__(self, folder: str | Path, names: ImageNames | str = ImageNames.ANY) -> None:
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise ImageError(f"{self.folder}: image folder does not exist")
+        names = ImageNames(names)
         self._by_key: dict[str, list[str]] = defaultdict(list)
         count = 0
         for entry in sorted(self.folder.iterdir()):
@@ -32,10 +51,12 @@ class ImageIndex:
                 continue
             count += 1
             stem = entry.name[: -len(entry.suffix)]
-            self._by_key[stem].append(entry.name)
-            for i, char in enumerate(stem):
-                if char == "_" and i > 0:
-                    self._by_key[stem[:i]].append(entry.name)
+            if names is not ImageNames.PREFIX:
+                self._by_key[stem].append(entry.name)
+            if names is not ImageNames.STEM:
+                for i, char in enumerate(stem):
+                    if char == "_" and i > 0:
+                        self._by_key[stem[:i]].append(entry.name)
         self.size = count
 
     def lookup(self, sample_id: str) -> list[str]:
@@ -65,13 +86,14 @@ class ImageReport:
         return text
 
 
-def attach_images(samples: list[Sample], folder: str | Path | ImageIndex) -> ImageReport:
+def attach_images(samples: list[Sample], folder: str | Path | ImageIndex, names: ImageNames | str = ImageNames.ANY) -> ImageReport:
     """Set each sample's ``images`` from the folder; samples without images get ``[]`` and are reported.
 
     The key is ``meta['source_id']`` when a translated sample carries one, so
-    translations find the pictures of the post they came from.
+    translations find the pictures of the post they came from. ``names`` is the
+    naming rule when ``folder`` is a path (an index keeps its own).
     """
-    index = folder if isinstance(folder, ImageIndex) else ImageIndex(folder)
+    index = folder if isinstance(folder, ImageIndex) else ImageIndex(folder, names)
     report = ImageReport(samples=len(samples))
     for sample in samples:
         key = str(sample.meta.get("source_id", sample.id))

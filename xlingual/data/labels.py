@@ -1,13 +1,16 @@
 """Label schemas, the canonical tag set and BIO handling.
 
-Both datasets share one canonical type inventory, PER/LOC/ORG/MISC, so a model
-trained on mixed English and Chinese data sees one label set. A *schema* says
-how a file format spells those types: Twitter2015/2017 call MISC ``OTHER``.
-Mapping happens only in readers and writers.
+The built-in datasets share one canonical type inventory, PER/LOC/ORG/MISC, so
+a model trained on mixed English and Chinese data sees one label set. A
+*schema* says how a file spells its types: Twitter2015/2017 call MISC
+``OTHER``; a declared dataset may map its own types into the canonical ones
+(``person: PER``) or keep them as they are (an *open* schema: ``B-PRODUCT``
+stays ``B-PRODUCT``). Mapping happens only in readers and writers.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import Enum
@@ -27,6 +30,10 @@ ENTITY_TYPES: tuple[str, ...] = ("PER", "LOC", "ORG", "MISC")
 
 CANONICAL_LABELS: tuple[str, ...] = ("O",) + tuple(f"{p}-{t}" for t in ENTITY_TYPES for p in ("B", "I"))
 
+OPEN_TYPE_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,49}")
+"""What an entity type of an open label set may be called: WNUT-17's ``creative-work``, ``PRODUCT``, ``Org.Sub``;
+nothing that could break a TAB-separated line, a table or a file name."""
+
 
 @dataclass(frozen=True)
 class LabelSchema:
@@ -36,10 +43,30 @@ class LabelSchema:
     file_to_canonical: dict[str, str]
     read_aliases: dict[str, str] = field(default_factory=dict)
     """Other spellings accepted when reading (Twitter2017 writes ``MISC`` where Twitter2015 writes ``OTHER``)."""
+    open: bool = False
+    """Any ``B-X``/``I-X`` with X matching :data:`OPEN_TYPE_PATTERN` is read and written as it is."""
+    one_spelling_per_type: bool = True
+    """A file may not mix two spellings of one type (``OTHER`` and ``MISC``); a label map that sends several of a
+    file's types to one canonical type (``person: PER``, ``musician: PER``) sets this off."""
+
+    @property
+    def entity_types(self) -> tuple[str, ...] | None:
+        """The types a sample read with this schema can carry, in first-declared order; None for an open schema."""
+        return None if self.open else tuple(dict.fromkeys(self.file_to_canonical.values()))
+
+    def describe(self) -> str:
+        """The labels this schema reads, for error messages."""
+        if self.open:
+            return f"O, B-TYPE or I-TYPE with TYPE matching {OPEN_TYPE_PATTERN.pattern}"
+        return ", ".join(self.file_labels)
 
     @property
     def canonical_to_file(self) -> dict[str, str]:
-        return {v: k for k, v in self.file_to_canonical.items()}
+        """How a canonical type is written: the first file type mapped to it (a file's own spelling overrides this)."""
+        found: dict[str, str] = {}
+        for name, canonical in self.file_to_canonical.items():
+            found.setdefault(canonical, name)
+        return found
 
     @property
     def file_labels(self) -> tuple[str, ...]:
@@ -50,6 +77,8 @@ class LabelSchema:
         if label == "O":
             return "O"
         prefix, sep, etype = label.partition("-")
+        if self.open:
+            return label if sep and prefix in ("B", "I") and OPEN_TYPE_PATTERN.fullmatch(etype) else None
         canonical = self.file_to_canonical.get(etype) or self.read_aliases.get(etype)
         if not sep or prefix not in ("B", "I") or canonical is None:
             return None
@@ -60,7 +89,7 @@ class LabelSchema:
 
         ``spelling`` overrides the file name of a type (``{"MISC": "MISC"}`` writes Twitter2017 style).
         """
-        if label == "O":
+        if label == "O" or self.open:
             return label
         prefix, _, etype = label.partition("-")
         name = (spelling or {}).get(etype) or self.canonical_to_file[etype]
@@ -71,6 +100,19 @@ TWITTER_SCHEMA = LabelSchema("twitter", {"PER": "PER", "LOC": "LOC", "ORG": "ORG
 CMNER_SCHEMA = LabelSchema("cmner", {"PER": "PER", "LOC": "LOC", "ORG": "ORG", "MISC": "MISC"})
 CANONICAL_SCHEMA = LabelSchema("canonical", {t: t for t in ENTITY_TYPES})
 SCHEMAS: dict[str, LabelSchema] = {s.name: s for s in (TWITTER_SCHEMA, CMNER_SCHEMA, CANONICAL_SCHEMA)}
+OPEN_SCHEMA = LabelSchema("open", {}, open=True)
+
+
+def mapped_schema(name: str, mapping: dict[str, str]) -> LabelSchema:
+    """A dataset's own types mapped into the canonical ones (``{"person": "PER", "product": "MISC"}``).
+
+    Several file types may map to one canonical type; such a file is written
+    back with the first of them the file used.
+    """
+    unknown = sorted(set(mapping.values()) - set(ENTITY_TYPES))
+    if unknown:
+        raise ValueError(f"'{unknown[0]}' is not a canonical type ({', '.join(ENTITY_TYPES)})")
+    return LabelSchema(name, dict(mapping), one_spelling_per_type=len(set(mapping.values())) == len(mapping))
 
 
 class BioPolicy(str, Enum):

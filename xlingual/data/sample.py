@@ -14,6 +14,8 @@ class Sample:
 
     ``labels`` are BIO strings in the canonical schema (types PER, LOC, ORG,
     MISC): format quirks such as Twitter's ``OTHER`` never reach a ``Sample``.
+    A declared dataset with an open label set is the exception: its samples
+    carry the file's own types (``B-PRODUCT``), as its declaration asks.
     ``images`` holds file names (not paths) inside the dataset's image folder,
     so a translated copy of a post keeps pointing at the same pictures.
     ``meta`` carries provenance added by later stages (source id, raw

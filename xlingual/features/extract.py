@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from xlingual.data.datasets import load_split
 from xlingual.data.formats import read_samples
 from xlingual.data.images import ImageIndex, attach_images
 from xlingual.data.sample import Sample
@@ -238,7 +239,11 @@ def extract_for_datasets(
     images_dir: str | Path, dataset_files: Sequence[str | Path], cache_dir: str | Path, **options: Any
 ) -> ExtractionReport:
     """Extract the images that the samples of ``dataset_files`` own; also count samples left without an image."""
-    samples = collect_samples(dataset_files, images_dir)
+    return extract_for_samples(images_dir, collect_samples(dataset_files, images_dir), cache_dir, **options)
+
+
+def extract_for_samples(images_dir: str | Path, samples: Sequence[Sample], cache_dir: str | Path, **options: Any) -> ExtractionReport:
+    """Extract the images ``samples`` name (their ``images`` set from ``images_dir``); also count samples left without an image."""
     report = extract_features(images_dir, (name for s in samples for name in s.images), cache_dir, **options)
     cache = FeatureCache.open(cache_dir)
     report.samples = len(samples)
@@ -277,43 +282,44 @@ def merge_reports(reports: Sequence[ExtractionReport]) -> ExtractionReport:
 
 
 def extract_for_data_dir(
-    data_dir: str | Path, backbone: str = "vgg16", datasets: Sequence[str] | None = None, cache_dir: str | Path | None = None, **options: Any
+    data_dir: str | Path, backbone: str = "vgg16", datasets: Sequence[str] | None = None, cache_dir: str | Path | None = None,
+    datasets_file: str | Path | None = None, **options: Any
 ) -> ExtractionReport:
-    """Every known dataset under ``data_dir`` that has an image folder, all its splits, into one cache.
+    """Every dataset under ``data_dir`` (built-in or declared) that has an image folder, all its splits, into one cache.
 
     The default cache is ``DataDir(data_dir).features(backbone)``, where training
     runs look. Translations need nothing extra: their samples name the source
     posts' images. With ``ray`` in ``options`` the datasets share one Ray
     runtime, started by the first that has images to extract.
     """
-    from xlingual.data.datasets import DATASETS
     from xlingual.scale.runtime import one_runtime
     from xlingual.workspace import DataDir
 
-    layout = DataDir(data_dir)
+    layout = DataDir(data_dir, datasets_file)
     cache_dir = cache_dir or layout.features(backbone)
     reports = []
     with one_runtime():
-        for name in datasets or list(DATASETS):
-            images_dir = layout.images_dir(name)
-            files = [path for split in DATASETS[name].split_files if (path := layout.split_file(name, split)).is_file()]
-            if not images_dir.is_dir() or not files:
+        for spec in [layout.dataset(name) for name in datasets] if datasets else layout.datasets():
+            name, images_dir = spec.name, spec.images_path(layout.root)
+            splits = [split for split in spec.split_files if spec.split_path(layout.root, split).is_file()]
+            if not images_dir.is_dir() or not splits:
                 logger.info("%s: skipped (no image folder %s or no split files)", name, images_dir)
                 continue
-            logger.info("%s: images of %d split files from %s", name, len(files), images_dir)
-            reports.append(extract_for_datasets(images_dir, files, cache_dir, backbone=backbone, **options))
+            logger.info("%s: images of %d split files from %s", name, len(splits), images_dir)
+            samples = [s for split in splits for s in load_split(layout.root, name, split, datasets_file=datasets_file)]
+            reports.append(extract_for_samples(images_dir, samples, cache_dir, backbone=backbone, **options))
     if not reports:
         raise ImageError(f"--data-dir {data_dir}: no dataset with both split files and an image folder (e.g. {layout.images_dir('cmner')}); pass --images and --dataset")
     return merge_reports(reports)
 
 
 def extract(images: str | Path | None, data_dir: str | Path, datasets: Sequence[str | Path] | None = None,
-            cache_dir: str | Path | None = None, **options: Any) -> ExtractionReport:
+            cache_dir: str | Path | None = None, datasets_file: str | Path | None = None, **options: Any) -> ExtractionReport:
     """``xl features extract``: a folder's images, only those the given dataset files' posts name, or (no folder) every dataset under ``data_dir``."""
     if images is None:
         if datasets:
             raise ConfigError("--dataset needs --images (the folder holding those posts' images)")
-        return extract_for_data_dir(data_dir, cache_dir=cache_dir, **options)
+        return extract_for_data_dir(data_dir, cache_dir=cache_dir, datasets_file=datasets_file, **options)
     from xlingual.workspace import DataDir
 
     cache_dir = cache_dir or DataDir(data_dir).features(options.get("backbone", "vgg16"))

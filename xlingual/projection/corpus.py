@@ -209,8 +209,9 @@ def read_input_files(paths: Sequence[str | Path], input_format: str | None = Non
     return inputs
 
 
-def read_source_dataset(data_dir: str | Path, src: str) -> list[CorpusInput]:
+def read_source_dataset(data_dir: str | Path, src: str, datasets_file: str | Path | None = None) -> list[CorpusInput]:
     """All splits of the direction's source dataset (en: twitter2015, zh: cmner), named after their files."""
-    spec = get_dataset(SOURCE_DATASET_BY_LANG[src])
-    return [CorpusInput(Path(file_name).stem, load_split(data_dir, spec.name, split)) for split, file_name in spec.split_files.items()]
+    spec = get_dataset(SOURCE_DATASET_BY_LANG[src], data_dir, datasets_file)
+    return [CorpusInput(Path(file_name).stem, load_split(data_dir, spec.name, split, datasets_file=datasets_file))
+            for split, file_name in spec.split_files.items()]
 

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_serializer
 
 from xlingual.data.datasets import SOURCE_DATASET_BY_LANG
 from xlingual.errors import ConfigError
@@ -126,6 +126,16 @@ class DataConfig(_Section):
     """Build a missing translation / feature cache instead of failing."""
     max_samples: Count | None = None
     """Use only the first N samples of every split (smoke tests, demos)."""
+    datasets_file: Text | None = None
+    """A datasets.yaml declaring datasets beside ``<data_dir>/datasets.yaml`` (``--datasets``); None: that one only."""
+
+    @model_serializer(mode="wrap")
+    def _without_unset_datasets_file(self, handler: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+        """A run that used no extra datasets file stores the config it always stored (no ``datasets_file: null``)."""
+        values = handler(self)
+        if values.get("datasets_file") is None:
+            values.pop("datasets_file", None)
+        return values
 
 
 class TrainConfig(_Section):

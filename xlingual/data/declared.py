@@ -1,0 +1,226 @@
+"""Datasets a user declares in a ``datasets.yaml``: reading and checking the file.
+
+The file is data, never code: it is read with a safe loader that also refuses
+YAML aliases (``*name``, a way to blow up a small file) and repeated keys (the
+second silently wins in plain YAML). pydantic checks its shape; every problem
+becomes one :class:`~xlingual.errors.ConfigError` line ``FILE:LINE: what``,
+the line being that of the key at fault. What a declaration means (paths,
+label schema, image rule) is :mod:`xlingual.data.datasets`' business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Tag, ValidationError, model_validator
+
+from xlingual.data.formats import DatasetFormat
+from xlingual.data.languages import check_language
+from xlingual.data.labels import ENTITY_TYPES, OPEN_TYPE_PATTERN
+from xlingual.data.names import NAME_PATTERN, SPLITS
+from xlingual.errors import ConfigError
+
+
+def _name(value: str) -> str:
+    if not NAME_PATTERN.fullmatch(value):
+        raise ValueError(f"dataset name '{value}' must be lower-case letters, digits, '_' or '-', starting with a letter (at most 40)")
+    return value
+
+
+def _file_type(value: str) -> str:
+    if not OPEN_TYPE_PATTERN.fullmatch(value):
+        raise ValueError(f"type '{value}' must match {OPEN_TYPE_PATTERN.pattern} (the X of the file's B-X labels)")
+    return value
+
+
+def _labels_kind(value: Any) -> str:
+    return "<map>" if isinstance(value, dict) else "<word>"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitFiles(_Strict):
+    """Split files, relative to the data directory (absolute paths are taken as they are)."""
+
+    train: str | None = None
+    dev: str | None = None
+    test: str | None = None
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> "SplitFiles":
+        if not self.files():
+            raise ValueError(f"declare at least one of {', '.join(SPLITS)}")
+        return self
+
+    def files(self) -> dict[str, str]:
+        return {split: getattr(self, split) for split in SPLITS if getattr(self, split) is not None}
+
+
+LabelMap = dict[Annotated[str, AfterValidator(_file_type)], Literal["PER", "LOC", "ORG", "MISC"]]
+LabelRule = Annotated[
+    Union[Annotated[Literal["canonical", "open"], Tag("<word>")], Annotated[LabelMap, Tag("<map>")]],
+    Discriminator(_labels_kind),
+]
+
+
+class DatasetEntry(_Strict):
+    """One dataset of a ``datasets.yaml``."""
+
+    language: Annotated[str, AfterValidator(check_language)]
+    format: DatasetFormat
+    splits: SplitFiles
+    images: str | None = None
+    """Image folder, relative to the data directory (default: ``<name>/images``, used when it exists)."""
+    image_names: Literal["stem", "prefix"] = "stem"
+    labels: LabelRule = "canonical"
+    """``canonical``: the format's own schema (PER/LOC/ORG/MISC); a map of the file's types into those; or ``open``."""
+
+
+class DeclarationsFile(_Strict):
+    datasets: Annotated[dict[Annotated[str, AfterValidator(_name)], DatasetEntry], BeforeValidator(lambda v: {} if v is None else v)] = {}
+    """An empty ``datasets:`` declares nothing (a file being written, or one kept for later)."""
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """A checked dataset entry and where it was written (for messages that send the user back to the file)."""
+
+    name: str
+    entry: DatasetEntry
+    path: Path
+    line: int
+    split_lines: dict[str, int]
+
+    def where(self, split: str | None = None) -> str:
+        line = self.split_lines.get(split, self.line) if split else self.line
+        return f"{self.path}:{line}"
+
+
+# -- reading YAML with lines, safely ------------------------------------------
+
+class _SafeNoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases and repeated keys."""
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a datasets file", event.start_mark)
+        node = super().compose_node(parent, index)
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key, _ in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    if key.value in seen:
+                        raise yaml.composer.ComposerError(None, None, f"key '{key.value}' is written twice", key.start_mark)
+                    seen.add(key.value)
+        return node
+
+
+def _compose(path: Path) -> tuple[Any, yaml.Node | None]:
+    """The file's value and its node tree; ConfigError ``path:line:`` for anything that is not plain safe YAML."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
+    loader = _SafeNoAliasLoader(text)
+    try:
+        node = loader.get_single_node()
+        value = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: not valid YAML ({getattr(err, 'problem', None) or err})") from None
+    finally:
+        loader.dispose()
+    return value, node
+
+
+def _child(node: yaml.Node | None, key: str) -> tuple[yaml.Node, yaml.Node] | None:
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if isinstance(k, yaml.ScalarNode) and k.value == key:
+                return k, v
+    return None
+
+
+def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """The line of the deepest key of ``loc`` the file writes (pydantic's own loc parts, e.g. union tags, are skipped)."""
+    node, line = root, (root.start_mark.line + 1 if root is not None else None)
+    for part in loc:
+        found = _child(node, str(part))
+        if found is not None:
+            node, line = found[1], found[0].start_mark.line + 1
+    return line
+
+
+# -- pydantic's report as lines --------------------------------------------------
+
+_MODELS: dict[int, type[BaseModel]] = {1: DeclarationsFile, 3: DatasetEntry}
+
+
+def _known_keys(loc: tuple[Any, ...]) -> str:
+    cls = SplitFiles if len(loc) == 4 and loc[2] == "splits" else _MODELS.get(len(loc))
+    return f" (known: {', '.join(cls.model_fields)})" if cls is not None else ""
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and part.startswith("<")) and part != "[key]")
+    kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
+    where = ".".join(str(part) for part in loc[1:]) or ".".join(map(str, loc)) or "top level"  # 'datasets.' goes without saying
+    if kind == "extra_forbidden":
+        return f"{'.'.join(map(str, loc[1:-1])) or 'top level'}: unknown key '{loc[-1]}'{_known_keys(loc)}"
+    if kind == "missing":
+        return f"{'.'.join(map(str, loc[1:-1])) or 'top level'}: missing key '{loc[-1]}'"
+    if kind == "value_error":
+        return f"{where}: {ctx.get('error', error['msg'])}"
+    if kind in ("literal_error", "enum"):
+        if len(loc) == 4 and loc[2] == "labels":
+            return f"{where}: '{value}' is not a canonical type ({', '.join(ENTITY_TYPES)}); use labels: open to keep the file's types"
+        return f"{where}: '{value}' is not one of {ctx.get('expected', '')}"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"{where}: expected a mapping, got {'nothing' if value is None else type(value).__name__}"
+    if kind == "string_type":
+        return f"{where}: expected text, got {value!r}"
+    return f"{where}: {error['msg']}"
+
+
+def _raise_one_line(err: ValidationError, path: Path, root: yaml.Node | None) -> None:
+    problems = sorted(((_line_of(root, tuple(e["loc"])) or 0), _describe(e)) for e in err.errors())
+    line, message = problems[0]
+    more = len(problems) - 1
+    suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
+    raise ConfigError(f"{path}:{line}: {message}{suffix}" if line else f"{path}: {message}{suffix}")
+
+
+def read_declarations(path: str | Path, reserved: Collection[str] = ()) -> list[Declaration]:
+    """The datasets ``path`` declares, checked; ``reserved`` names (the built-ins) may not be declared again."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: datasets file not found")
+    value, root = _compose(path)
+    if value is None:
+        return []
+    try:
+        checked = DeclarationsFile.model_validate(value)
+    except ValidationError as err:
+        _raise_one_line(err, path, root)
+        raise  # unreachable: _raise_one_line always raises
+    found = []
+    for name, entry in checked.datasets.items():
+        line = _line_of(root, ("datasets", name)) or 0
+        if name in reserved:
+            raise ConfigError(f"{path}:{line}: '{name}' is a built-in dataset; give yours another name")
+        splits = {split: _line_of(root, ("datasets", name, "splits", split)) or line for split in entry.splits.files()}
+        found.append(Declaration(name, entry, path, line, splits))
+    return found
+
+
+__all__ = ["Declaration", "DatasetEntry", "SplitFiles", "read_declarations"]
