@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -91,8 +92,6 @@ def nllb_de(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("fixture", ["marian_de", "nllb_de"])
 def test_dataset_mode_translates_twitter2017_into_german_with_a_local_model(request, tmp_path, sample_data_dir, fixture) -> None:
     """Done-when: ``xl translate --dataset twitter2017 --src en --tgt de --model PATH`` (tiny Marian, tiny NLLB)."""
-    import shutil
-
     model = request.getfixturevalue(fixture)
     data_dir = twitter2017_from_sample(Path(shutil.copytree(sample_data_dir, tmp_path / "data")), posts=4)
     result = runner.invoke(app, ["translate", "--dataset", "twitter2017", "--src", "en", "--tgt", "de", "--model", str(model),
