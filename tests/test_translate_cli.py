@@ -218,6 +218,7 @@ def test_a_target_without_a_tokeniser_needs_one_plugged_in(plugin, data_dir) -> 
     (["--dataset", "cmner", "--tgt", "en", "--input", "x.txt", "--output", "o"], "--input and --dataset"),
     (["--tgt", "en", "--input", "x.txt", "--output", "o"], "--input needs --src"),
     (["--dataset", "twitter2015", "--tgt", "de", "--translator", "fakemt:english", "--tokenizer-from", "x"], "--tokenizer-from"),
+    (["--dataset", "twitter2015", "--tgt", "ja", "--tokenizer", "nomodule_here:cut"], "--tokenizer nomodule_here:cut: cannot import"),
 ])
 def test_dataset_option_errors_are_one_line(plugin, data_dir, args, message) -> None:
     twitter2017_from_sample(data_dir)

@@ -128,14 +128,14 @@ def translate(
     strategy_list = parse_strategies(strategies)
     model_name = translator_spec or model or default_model(src, tgt)
     settings = ProjectionSettings(src, tgt, strategy_list, entity_context, cache_path=cache, use_cache=not no_cache, model_name=model_name,
-                                  preview_posts=preview, tokenizer=tokenizer)  # a target without a tokeniser fails here
+                                  preview_posts=preview, tokenizer=tokenizer)  # a target without a tokeniser, or a bad --tokenizer, fails here
     # bad input fails before a model loads
     inputs = read_input_files(input, format_name(input_format), images, src) if input else read_source_dataset(data_dir, dataset)
     output = output or DataDir(data_dir).translation(dataset, src, tgt, model_name)
     options = DecodingOptions(beam_size=beam_size, max_length=max_length, max_tokens=max_tokens, max_batch_size=batch_size)
     loader = dict(src=src, tgt=tgt, model=model, backend=backend.value, plugin=translator_spec, options=options, device=device,
                   quantization=quantization, work_dir=output / ".cache", threads=threads, device_index=parse_device_index(device_index),
-                  dtype=dtype.value, **({"tokenizer_from": tokenizer_from} if tokenizer_from else {}))
+                  dtype=dtype.value, tokenizer_from=tokenizer_from)
     result = load_and_translate_corpus(inputs, output, loader, settings, RaySettings.from_options(ray, workers, gpus_per_worker, threads), shard_size)
     if as_json:
         typer.echo(json.dumps(result.report, indent=2, ensure_ascii=False))

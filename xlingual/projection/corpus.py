@@ -36,7 +36,7 @@ from xlingual.progress import progress_bar
 from xlingual.projection.preview import DEFAULT_PREVIEW_POSTS, write_preview
 from xlingual.projection.project import STRATEGIES, Projector, ProjectionResult, project_samples
 from xlingual.projection.report import ProjectionReport
-from xlingual.projection.tokenization import check_target_language, target_tokenizer
+from xlingual.projection.tokenization import target_tokenizer
 from xlingual.translate.base import Translator
 from xlingual.translate.cache import CachedTranslator, TranslationCache
 
@@ -50,8 +50,8 @@ class ProjectionSettings:
     """How to project: direction, strategies, entity handling, chunking, where the cache lives, the target tokeniser.
 
     ``tokenizer`` is a plug-in ``MODULE:NAME`` (a callable ``str -> list[str]``)
-    for target text; None uses the built-in tokeniser of ``tgt``, and a
-    language without one is refused here, before any model loads.
+    for target text; None uses the built-in tokeniser of ``tgt``. A language
+    without one, or a plug-in that cannot be loaded, is refused here, before any model loads.
     """
 
     src: str
@@ -66,7 +66,7 @@ class ProjectionSettings:
     tokenizer: str | None = None  # MODULE:NAME of the target tokeniser (None: built-in)
 
     def __post_init__(self) -> None:
-        check_target_language(self.tgt, self.tokenizer)
+        target_tokenizer(self.tgt, self.tokenizer)
 
     def cache_file(self, output_dir: Path) -> Path | None:
         """The corpus's translation cache (None: no cache, no resume)."""
