@@ -98,7 +98,8 @@ def generated_posts(dataset: str) -> list[Sample]:
 
 
 @pytest.mark.parametrize("source", ["generated", pytest.param("real", marks=pytest.mark.real_data)])
-@pytest.mark.parametrize("src, tgt, dataset, split", [("en", "zh", "twitter2015", "train"), ("zh", "en", "cmner", "dev")])
+@pytest.mark.parametrize("src, tgt, dataset, split", [("en", "zh", "twitter2015", "train"), ("zh", "en", "cmner", "dev"),
+                                                     ("en", "de", "twitter2015", "test")])
 def test_fault_injection_on_real_samples_never_emits_wrong_labels(request, source, src, tgt, dataset, split) -> None:
     if source == "real":
         samples = load_split(request.getfixturevalue("shared_data"), dataset, split)[:300]

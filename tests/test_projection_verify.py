@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from collections import Counter
+from dataclasses import dataclass
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -30,6 +31,34 @@ RENDERINGS = ["巴黎", "伦敦", "巴", "伦敦的桥", "收购", "是", "奥�
 _PIECE = re.compile(r"\[|\]|X\d+|[^\s\[\]]+")
 
 
+@dataclass(frozen=True)
+class Direction:
+    """A language pair for the adversarial MT: source fillers and their translations, and the renderings it may draw.
+
+    The renderings include prefixes and extensions of the entities' own
+    translations, filler translations (so an entity can also appear unmarked)
+    and placeholder look-alikes, in the target's script.
+    """
+
+    src: str
+    tgt: str
+    fillers: dict[str, str]
+    renderings: list[str]
+
+    @property
+    def joiner(self) -> str:
+        return "" if self.tgt == "zh" else " "
+
+
+DIRECTIONS = [
+    Direction("en", "zh", FILLERS, RENDERINGS),
+    Direction("en", "de", {"buys": "kauft", "is": "ist", "and": "und", "visited": "besuchte", "the": "die", "0x1F": "0x1F"},
+              ["Paris", "London", "Lond", "Londoner Brücke", "kauft", "ist", "Obama", "X1", "Ｘ２", "Apple-Konzern", "d'Apple"]),
+    Direction("de", "en", {"kauft": "buys", "ist": "is", "und": "and", "besuchte": "visited", "die": "the", "0x1F": "0x1F"},
+              ["Paris", "London", "Lon", "London Bridge", "buys", "is", "Obama", "X1", "Ｘ２", "Apple Inc.", "Apple's"]),
+]
+
+
 def entity_pairs(sample: Sample) -> Counter:
     return Counter((s.type, canonical("".join(sample.tokens[s.start:s.end]))) for s in spans(sample.labels))
 
@@ -37,17 +66,19 @@ def entity_pairs(sample: Sample) -> Counter:
 class AdversarialMT:
     """Entity names translate as drawn; sentences translate piece by piece, then hypothesis damages them."""
 
-    def __init__(self, data: st.DataObject, standalone: dict[str, str]) -> None:
+    def __init__(self, data: st.DataObject, standalone: dict[str, str], direction: Direction = DIRECTIONS[0]) -> None:
         self.data = data
         self.standalone = standalone
+        self.direction = direction
 
     def translate(self, texts: list[str]) -> list[str]:
         return [self.standalone[t] if t in self.standalone else self._sentence(t) for t in texts]
 
     def _sentence(self, text: str) -> str:
         draw = self.data.draw
-        in_context = {n: draw(st.sampled_from([t] * 8 + RENDERINGS), label=f"in-context {n}") for n, t in self.standalone.items()}
-        pieces = [in_context.get(p, FILLERS.get(p, p)) for p in _PIECE.findall(text)]
+        renderings, fillers = self.direction.renderings, self.direction.fillers
+        in_context = {n: draw(st.sampled_from([t] * 8 + renderings), label=f"in-context {n}") for n, t in self.standalone.items()}
+        pieces = [in_context.get(p, fillers.get(p, p)) for p in _PIECE.findall(text)]
         for _ in range(draw(st.integers(0, 3), label="edits")):
             if not pieces:
                 break
@@ -61,37 +92,38 @@ class AdversarialMT:
             elif edit == "duplicate":
                 pieces.insert(i, pieces[i])
             elif edit == "insert":
-                pieces.insert(i, draw(st.sampled_from(["[", "]", "X1", "x 2", "【1】", "0x1F", "的", *RENDERINGS])))
+                pieces.insert(i, draw(st.sampled_from(["[", "]", "X1", "x 2", "【1】", "0x1F", "的", *renderings])))
             elif edit == "narrow":
                 pieces[i] = pieces[i][: max(1, len(pieces[i]) - 1)]
             elif edit == "glue_digit":
                 pieces[i] = "0" + pieces[i]
             else:
                 pieces[i] = pieces[i].replace("[", "【").replace("]", "】")
-        return "".join(pieces)
+        return self.direction.joiner.join(pieces)
 
 
 @st.composite
-def source_samples(draw) -> Sample:
+def source_samples(draw, direction: Direction = DIRECTIONS[0]) -> Sample:
     tokens: list[str] = []
     labels: list[str] = []
     for _ in range(draw(st.integers(1, 3))):
-        for word in draw(st.lists(st.sampled_from(sorted(FILLERS)), max_size=2)):
+        for word in draw(st.lists(st.sampled_from(sorted(direction.fillers)), max_size=2)):
             tokens.append(word)
             labels.append("O")
         tokens.append(draw(st.sampled_from(NAMES)))
         labels.append("B-" + draw(st.sampled_from(["PER", "LOC"])))
-    return Sample("s", tokens, labels, lang="en")
+    return Sample("s", tokens, labels, lang=direction.src)
 
 
+@pytest.mark.parametrize("direction", DIRECTIONS, ids=lambda d: f"{d.src}-{d.tgt}")
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(sample=source_samples(), data=st.data(), entity_context=st.booleans(),
-       strategies=st.sampled_from([STRATEGIES, ("markers",), ("bracketed", "markers")]))
-def test_emitted_entities_are_exactly_the_verified_translations_whatever_mt_does(sample, data, entity_context, strategies) -> None:
-    standalone = {n: data.draw(st.sampled_from(RENDERINGS), label=f"stand-alone {n}") for n in NAMES}
-    mt = AdversarialMT(data, standalone)
-    projector = Projector(mt, "en", "zh", strategies, entity_context=entity_context)
-    result = project_samples([sample], mt, "en", "zh", projector=projector)[0]
+@given(data=st.data(), entity_context=st.booleans(), strategies=st.sampled_from([STRATEGIES, ("markers",), ("bracketed", "markers")]))
+def test_emitted_entities_are_exactly_the_verified_translations_whatever_mt_does(direction, data, entity_context, strategies) -> None:
+    sample = data.draw(source_samples(direction), label="source")
+    standalone = {n: data.draw(st.sampled_from(direction.renderings), label=f"stand-alone {n}") for n in NAMES}
+    mt = AdversarialMT(data, standalone, direction)
+    projector = Projector(mt, direction.src, direction.tgt, strategies, entity_context=entity_context)
+    result = project_samples([sample], mt, direction.src, direction.tgt, projector=projector)[0]
     report = ProjectionReport.from_results([result]).to_dict()
     if result.ok:
         expected = Counter((s.type, canonical(standalone[sample.tokens[s.start]])) for s in spans(sample.labels))

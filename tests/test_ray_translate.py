@@ -187,7 +187,7 @@ def test_any_shard_size_merges_into_the_single_process_files(sample_data_dir, tm
     from xlingual.translate.glossary import sample_en_zh
 
     spec = "xlingual.translate.glossary:sample_en_zh"
-    inputs = read_source_dataset(sample_data_dir, "en")
+    inputs = read_source_dataset(sample_data_dir, "twitter2015")
     settings_ = ProjectionSettings("en", "zh", entity_context=entity_context, model_name=spec, use_cache=False)
     one, sharded = tmp_path / f"one-{shard_size}-{entity_context}", tmp_path / f"sharded-{shard_size}-{entity_context}"
     translate_corpus(inputs, one, sample_en_zh(), settings_)
@@ -225,7 +225,7 @@ def test_a_damaged_or_foreign_shard_file_is_discarded_naming_it(sample_data_dir,
     spec = "xlingual.translate.glossary:sample_en_zh"
     settings_ = ProjectionSettings("en", "zh", model_name=spec, use_cache=False)
     loader = dict(src="en", tgt="zh", plugin=spec)
-    job = plan_shards(read_source_dataset(sample_data_dir, "en"), tmp_path, settings_, recipe_key(loader, settings_), SHARD)[0]
+    job = plan_shards(read_source_dataset(sample_data_dir, "twitter2015"), tmp_path, settings_, recipe_key(loader, settings_), SHARD)[0]
     ShardProjectorFactory(loader, settings_)()(job)
     part = read_shard(job)
     assert part is not None and [r.source for r in part.results] == job.samples  # a sound file reads back
@@ -248,3 +248,16 @@ def test_a_damaged_or_foreign_shard_file_is_discarded_naming_it(sample_data_dir,
     with caplog.at_level("WARNING"):
         assert read_shard(job) is None
     assert f"{job.path}: unusable shard file" in caplog.text
+
+
+def test_the_shard_recipe_changes_with_the_target_tokeniser_and_the_tokenizer_source() -> None:
+    """Shards projected with another tokeniser hold other tokens: they must not be reused on resume."""
+    from xlingual.projection.corpus import ProjectionSettings
+    from xlingual.scale.translate import recipe_key
+
+    plain = ProjectionSettings("en", "ja", model_name="m", use_cache=False, tokenizer="xlingual.text_escape:plain_label")
+    base = recipe_key({"model": "m"}, plain)
+    other = ProjectionSettings("en", "ja", model_name="m", use_cache=False, tokenizer="xlingual.text_escape:latex_text")
+    assert base != recipe_key({"model": "m"}, other)
+    assert base != recipe_key({"model": "m", "tokenizer_from": "other"}, plain)
+    assert recipe_key({"model": "m", "tokenizer_from": None}, plain) == base

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
+from translate_helpers import twitter2017_from_sample
 from typer.testing import CliRunner
 
 from xlingual.cli import app
@@ -75,6 +77,38 @@ def test_cli_runs_end_to_end_with_a_local_model(request, tmp_path, sample_data_d
     assert len(failures) == report["samples_in"] - report["samples_out"]
     assert all(f["reason"] and f["attempts"] for f in failures)
     assert (out / ".cache" / "translations.sqlite").exists()
+
+
+@pytest.fixture(scope="module")
+def marian_de(tmp_path_factory) -> Path:
+    return build_tiny_marian(tmp_path_factory.mktemp("marian-de") / "en-de", "en", "de")
+
+
+@pytest.fixture(scope="module")
+def nllb_de(tmp_path_factory) -> Path:
+    return build_tiny_nllb(tmp_path_factory.mktemp("nllb-de") / "nllb", "en", "de", languages=("en", "de"))
+
+
+@pytest.mark.parametrize("fixture", ["marian_de", "nllb_de"])
+def test_dataset_mode_translates_twitter2017_into_german_with_a_local_model(request, tmp_path, sample_data_dir, fixture) -> None:
+    """Done-when: ``xl translate --dataset twitter2017 --src en --tgt de --model PATH`` (tiny Marian, tiny NLLB)."""
+    model = request.getfixturevalue(fixture)
+    data_dir = twitter2017_from_sample(Path(shutil.copytree(sample_data_dir, tmp_path / "data")), posts=4)
+    result = runner.invoke(app, ["translate", "--dataset", "twitter2017", "--src", "en", "--tgt", "de", "--model", str(model),
+                                 "--data-dir", str(data_dir), "--beam-size", "1", "--max-length", "8", "--json"])
+    assert result.exit_code == 0, result.output
+    out = data_dir / "translated" / f"twitter2017.en-de.{model.name}"
+    report = json.loads((out / "report.json").read_text())
+    assert json.loads(result.stdout) == report and (report["src"], report["tgt"]) == ("en", "de")
+    assert report["samples_in"] == 12 == report["samples_out"] + sum(report["failures_by_reason"].values())
+    assert (out / "preview.html").is_file() and report["mt"]["mt_calls"] > 0
+    for name in ("train", "valid", "test"):
+        projected = read_samples(out / f"{name}.txt", "twitter") if (out / f"{name}.txt").stat().st_size else []
+        failures = [json.loads(line) for line in (out / f"{name}.failures.jsonl").read_text().splitlines()]
+        assert len(projected) + len(failures) == 4
+        sent = [a for f in failures for a in f["attempts"] if a["translation"] is not None]
+        if fixture == "nllb_de":  # the forced deu_Latn token is a special token: never left in the output
+            assert all("deu_Latn" not in a["translation"] for a in sent)
 
 
 def test_ctranslate2_matches_transformers_greedy(marian: Path, tmp_path: Path) -> None:

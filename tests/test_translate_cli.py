@@ -10,11 +10,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from translate_helpers import twitter2017_from_sample
 from typer.testing import CliRunner
 
 from xlingual.cli import app
 from xlingual.workspace import DataDir
 from xlingual.data.formats import read_samples
+from xlingual.data.labels import spans
 
 runner = CliRunner()
 
@@ -51,6 +53,12 @@ PLUGIN = textwrap.dedent('''
             if how == "raise":
                 raise ConnectionError("MT server\\nunreachable")
             return {"none": None, "short": out[:-1], "item": [None] + out[1:]}[how]
+
+    def make_de():
+        return Interruptible("de", FAULTS, rate=0.3)
+
+    def chars(text):
+        return [c for c in text if not c.isspace()]
 ''')
 
 
@@ -196,6 +204,69 @@ def test_a_plugin_that_breaks_its_contract_is_one_line_and_nothing_is_cached(plu
     assert len(cache) == 0
     cache.close()
     assert not (tmp_path / "o" / "test.txt").exists()
+
+
+def test_any_dataset_translates_into_german_with_a_plugin(plugin, data_dir) -> None:
+    """Done-when: ``xl translate --dataset twitter2017 --src en --tgt de --translator MODULE:NAME``."""
+    twitter2017_from_sample(data_dir)
+    result = invoke("--dataset", "twitter2017", "--src", "en", "--tgt", "de", "--data-dir", str(data_dir), "--translator", f"{plugin}:make_de", "--json")
+    assert result.exit_code == 0, result.output
+    out = data_dir / "translated" / f"twitter2017.en-de.{plugin}-make_de"
+    assert DataDir(data_dir).find_translations("twitter2017", "en", "de") == [out]
+    report = json.loads((out / "report.json").read_text())
+    assert (report["src"], report["tgt"], report["output_format"]) == ("en", "de", "twitter")
+    assert set(report["files"]) == {"train", "valid", "test"} and report["samples_out"] > 0
+    preview = (out / "preview.html").read_text()
+    assert 'lang="de"' in preview
+    for name in ("train", "valid", "test"):
+        projected = read_samples(out / f"{name}.txt", "twitter")
+        with_meta = read_samples(out / f"{name}.jsonl", "jsonl")
+        failures = (out / f"{name}.failures.jsonl").read_text().splitlines()
+        assert [s.id for s in projected] == [s.id for s in with_meta]
+        assert len(projected) + len(failures) == report["files"][name]["samples_in"] == 6
+        for sample in with_meta:
+            assert sample.lang == "de" and sample.meta["source_lang"] == "en"
+            entities = [" ".join(sample.tokens[s.start:s.end]) for s in spans(sample.labels)]
+            assert sorted(e.replace(" ", "") for e in entities) == sorted(e["target"].replace(" ", "") for e in sample.meta["entities"])
+
+
+def test_a_target_without_a_tokeniser_needs_one_plugged_in(plugin, data_dir) -> None:
+    refused = invoke("--dataset", "twitter2015", "--tgt", "ja", "--data-dir", str(data_dir), "--translator", f"{plugin}:english")
+    assert refused.exit_code == 2 and refused.output.startswith("error: --tgt ja:") and refused.output.count("\n") == 1, refused.output
+    assert not (data_dir / "translated").exists()
+    result = invoke("--dataset", "twitter2015", "--tgt", "ja", "--data-dir", str(data_dir), "--translator", f"{plugin}:english",
+                    "--tokenizer", f"{plugin}:chars", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["tokenizer"] == f"{plugin}:chars"
+    out = data_dir / "translated" / f"twitter2015.en-ja.{plugin}-english"
+    samples = read_samples(out / "train.jsonl", "jsonl")
+    assert samples and all(s.lang == "ja" and all(len(t) == 1 for t in s.tokens) for s in samples)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "twitter2017", "--src", "zh", "--tgt", "de"], "--src zh: dataset twitter2017 is in 'en'"),
+    (["--src", "de", "--tgt", "en"], "--src de: no default dataset in 'de'"),
+    (["--tgt", "de"], "--dataset NAME or --src LANG"),
+    (["--dataset", "nosuch", "--tgt", "de"], "unknown dataset 'nosuch'"),
+    (["--dataset", "cmner", "--tgt", "eng"], "--tgt eng: not an ISO 639-1"),
+    (["--dataset", "cmner", "--tgt", "en", "--input", "x.txt", "--output", "o"], "--input and --dataset"),
+    (["--tgt", "en", "--input", "x.txt", "--output", "o"], "--input needs --src"),
+    (["--dataset", "twitter2015", "--tgt", "de", "--translator", "fakemt:english", "--tokenizer-from", "x"], "--tokenizer-from"),
+    (["--dataset", "twitter2015", "--tgt", "ja", "--tokenizer", "nomodule_here:cut"], "--tokenizer nomodule_here:cut: cannot import"),
+])
+def test_dataset_option_errors_are_one_line(plugin, data_dir, args, message) -> None:
+    twitter2017_from_sample(data_dir)
+    result = invoke(*args, "--data-dir", str(data_dir))
+    assert result.exit_code == 2, result.output
+    assert message in result.output and result.output.count("\n") == 1 and "Traceback" not in result.output
+
+
+def test_input_files_in_twitter_format_take_the_language_of_src(plugin, tmp_path, sample_data_dir) -> None:
+    """A Twitter-format file holds any space-delimited language: read for ``--src de`` its posts are German."""
+    source = sample_data_dir / "twitter2015" / "test.txt"
+    result = invoke("--src", "de", "--tgt", "en", "--input", str(source), "--output", str(tmp_path / "o"), "--translator", f"{plugin}:english", "--json")
+    assert result.exit_code == 0, result.output
+    assert {s.meta["source_lang"] for s in read_samples(tmp_path / "o" / "test.jsonl", "jsonl")} == {"de"}
 
 
 def test_help_shows_examples() -> None:

@@ -47,7 +47,7 @@ def translate_source_dataset(data_dir: str | Path, translator: "Translator", set
 
     src, tgt = settings.src, settings.tgt
     output = Path(output) if output is not None else default_translation_dir(data_dir, src, tgt, settings.model_name or "model")
-    return translate_corpus(read_source_dataset(data_dir, src), output, translator, settings)
+    return translate_corpus(read_source_dataset(data_dir, SOURCE_DATASET_BY_LANG[src]), output, translator, settings)
 
 
 def default_translation_dir(data_dir: str | Path, src: str, tgt: str, model: str) -> Path:

@@ -14,16 +14,15 @@ from xlingual.devices import DEFAULT_DEVICE
 from xlingual.cli._options import (
     DataDirOption, DatasetsOption, DeviceOption, FormatOption, GpusPerWorkerOption, JsonOption, RayOption, WorkersOption, format_name,
 )
-from xlingual.workspace import DEFAULT_DATA_DIR
+from xlingual.workspace import DEFAULT_DATA_DIR, DataDir
 from xlingual.errors import ConfigError
 from xlingual.lock import output_lock
-from xlingual.projection.corpus import CACHE_NAME, ProjectionSettings, read_input_files, read_source_dataset
+from xlingual.projection.corpus import CACHE_NAME, ProjectionSettings, read_input_files, read_source_dataset, source_dataset
 from xlingual.projection.preview import DEFAULT_PREVIEW_POSTS
 from xlingual.projection.project import STRATEGIES, parse_strategies
 from xlingual.translate.base import DecodingOptions
 from xlingual.scale.runtime import RaySettings
 from xlingual.scale.translate import DEFAULT_SHARD_SIZE, load_and_translate_corpus
-from xlingual.stage_inputs import default_translation_dir
 from xlingual.translate.factory import Backend, ComputeDtype, check_direction, default_model, parse_device_index
 
 EPILOG = """
@@ -31,7 +30,13 @@ Examples:
 
     xl translate --src en --tgt zh                      # writes data/translated/twitter2015.en-zh.opus-mt-en-zh/
 
+    xl translate --dataset twitter2017 --tgt de         # any dataset, any pair: data/translated/twitter2017.en-de.opus-mt-en-de/
+
     xl translate --src zh --tgt en --model facebook/nllb-200-distilled-600M
+
+    xl translate --dataset twitter2015 --tgt fr --model ./easyproject-nllb --tokenizer-from facebook/nllb-200-distilled-600M
+
+    xl translate --dataset twitter2015 --tgt ja --model facebook/nllb-200-distilled-600M --tokenizer my_seg:tokenize
 
     xl translate --src en --tgt zh --input data/twitter2015/train.txt --output out/tw15-zh/
 
@@ -73,15 +78,18 @@ def _print_report(report: dict, output_dir: Path) -> None:
 
 
 def translate(
-    src: str = typer.Option(..., "--src", help="Source language: en or zh."),
-    tgt: str = typer.Option(..., "--tgt", help="Target language: en or zh."),
+    src: Optional[str] = typer.Option(None, "--src", help="Source language (ISO 639-1). With --dataset: its language (the default). Without: en means Twitter2015, zh CMNER."),
+    tgt: str = typer.Option(..., "--tgt", help="Target language (ISO 639-1: de, fr, zh, ...) that the chosen MT covers."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset whose splits to translate (twitter2015, twitter2017, cmner, mmnerd, ...)."),
     input: Optional[list[Path]] = typer.Option(None, "--input", "-i", help="Dataset file(s) to translate (repeatable). Default: all splits of the source dataset in --data-dir."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder. Default with no --input: DATA_DIR/translated/DATASET.SRC-TGT.MODEL/."),
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     datasets: DatasetsOption = None,
     input_format: FormatOption = None,
     images: Optional[Path] = typer.Option(None, "--images", help="Image folder for --input files: attach each post's image names."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Hub id or local folder. Default: Helsinki-NLP/opus-mt-SRC-TGT."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Hub id or local folder (Marian, NLLB-200, M2M-100). Default: Helsinki-NLP/opus-mt-SRC-TGT."),
+    tokenizer_from: Optional[str] = typer.Option(None, "--tokenizer-from", help="Load the MT tokenizer from this hub id or folder (fine-tuned checkpoints with broken tokenizer files)."),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Target tokeniser MODULE:NAME, a function str -> list[str]; needed for languages without a built-in one (ja, th, ko, ...)."),
     backend: Backend = typer.Option(Backend.TRANSFORMERS, "--backend", help="The MT engine for --model."),
     translator_spec: Optional[str] = typer.Option(None, "--translator", help="Your own MT: MODULE:NAME, an object with translate(texts) or a zero-argument factory."),
     device: DeviceOption = DEFAULT_DEVICE,
@@ -104,24 +112,33 @@ def translate(
     gpus_per_worker: GpusPerWorkerOption = 0.0,
     shard_size: int = typer.Option(DEFAULT_SHARD_SIZE, "--shard-size", min=1, help="With --ray: samples per shard, the unit of work, resume and failure (a multiple of 256 keeps MT batches as one process forms them)."),
 ) -> None:
-    """Translate an annotated dataset and project its entity labels (SPAN-placeholder method).
+    """Translate an annotated dataset into any language and project its entity labels (SPAN-placeholder method).
 
     Writes NAME.txt (target language's native format), NAME.jsonl (with provenance),
     NAME.failures.jsonl, report.json and preview.html (open it in a browser). Interrupted runs resume from the translation cache.
     """
+    if input:
+        if dataset is not None:
+            raise ConfigError("--input and --dataset: translate either files or a dataset's splits, not both")
+        if src is None:
+            raise ConfigError("--input needs --src LANG (the language of the files)")
+        if output is None:
+            raise ConfigError("--input needs --output DIR (where the translated files go)")
+    else:
+        dataset, src = source_dataset(dataset, src, data_dir, datasets)
     check_direction(src, tgt)
     strategy_list = parse_strategies(strategies)
     model_name = translator_spec or model or default_model(src, tgt)
-    if input and output is None:
-        raise ConfigError("--input needs --output DIR (where the translated files go)")
-    inputs = read_input_files(input, format_name(input_format), images) if input else read_source_dataset(data_dir, src, datasets)  # bad input fails before a model loads
-    output = output or default_translation_dir(data_dir, src, tgt, model_name)
+    settings = ProjectionSettings(src, tgt, strategy_list, entity_context, cache_path=cache, use_cache=not no_cache, model_name=model_name,
+                                  preview_posts=preview, tokenizer=tokenizer)  # a target without a tokeniser, or a bad --tokenizer, fails here
+    # bad input fails before a model loads
+    inputs = (read_input_files(input, format_name(input_format), images, src) if input
+              else read_source_dataset(data_dir, dataset, datasets))
+    output = output or DataDir(data_dir, datasets).translation(dataset, src, tgt, model_name)
     options = DecodingOptions(beam_size=beam_size, max_length=max_length, max_tokens=max_tokens, max_batch_size=batch_size)
     loader = dict(src=src, tgt=tgt, model=model, backend=backend.value, plugin=translator_spec, options=options, device=device,
                   quantization=quantization, work_dir=output / ".cache", threads=threads, device_index=parse_device_index(device_index),
-                  dtype=dtype.value)
-    settings = ProjectionSettings(src, tgt, strategy_list, entity_context, cache_path=cache, use_cache=not no_cache, model_name=model_name,
-                                  preview_posts=preview)
+                  dtype=dtype.value, tokenizer_from=tokenizer_from)
     with output_lock(output):  # one writer per output folder
         result = load_and_translate_corpus(inputs, output, loader, settings, RaySettings.from_options(ray, workers, gpus_per_worker, threads), shard_size)
     if as_json:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from xlingual.translate.languages import written_without_spaces
+
 URL = r"(?:https?://|www\.)[A-Za-z0-9./?=&_%\-~:#+@!$,;*'()\[\]]*[A-Za-z0-9/=_\-~#+]"
 _EN_ARTIFACT = re.compile(rf"{URL}|(?<![\w@])@\w+|(?<![\w#])#\w+|\bRT\b")
 # Chinese text is joined without spaces, so \w would swallow the following characters:
@@ -16,11 +18,12 @@ _EN_ARTIFACT = re.compile(rf"{URL}|(?<![\w@])@\w+|(?<![\w#])#\w+|\bRT\b")
 _ZH_ARTIFACT = re.compile(rf"{URL}|(?<![A-Za-z0-9_@])@[A-Za-z0-9_\-]+|#[^#\s]{{1,40}}#|\bRT\b")
 
 PROTECTED_PATTERNS: list[str] = [URL, r"@\w+", r"#\w+"]
-"""Patterns the English target tokeniser keeps whole (as Twitter2015 does)."""
+"""Patterns the Moses target tokeniser keeps whole (as Twitter2015 does), in every space-delimited language."""
 
 
 def artifact_regex(lang: str) -> re.Pattern[str]:
-    return _ZH_ARTIFACT if lang == "zh" else _EN_ARTIFACT
+    """Chinese's rules for every language written without spaces (``\\w`` would run on into the next words), English's otherwise."""
+    return _ZH_ARTIFACT if written_without_spaces(lang) else _EN_ARTIFACT
 
 
 def find_artifacts(text: str, lang: str) -> list[tuple[int, int]]:

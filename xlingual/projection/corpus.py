@@ -3,7 +3,7 @@
 For every input file ``NAME.txt`` the output folder gets
 
 * ``NAME.txt``: the projected samples in the target language's native format
-  (CMNER-style for zh, Twitter-style for en), ids kept;
+  (CMNER-style for zh, Twitter-style for every other language), ids kept;
 * ``NAME.jsonl``: the same samples with provenance in ``meta`` (source id and
   text, MT input and raw output, strategy, entity translations);
 * ``NAME.failures.jsonl``: each left-out sample with its reason and attempts;
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from xlingual.data.datasets import SOURCE_DATASET_BY_LANG, get_dataset, load_split
-from xlingual.data.formats import format_for_lang, read_samples, write_samples
+from xlingual.data.formats import detect_format, format_for_lang, read_samples, write_samples
 from xlingual.data.images import attach_images
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
@@ -36,6 +36,7 @@ from xlingual.progress import progress_bar
 from xlingual.projection.preview import DEFAULT_PREVIEW_POSTS, write_preview
 from xlingual.projection.project import STRATEGIES, Projector, ProjectionResult, project_samples
 from xlingual.projection.report import ProjectionReport
+from xlingual.projection.tokenization import target_tokenizer
 from xlingual.translate.base import Translator
 from xlingual.translate.cache import CachedTranslator, TranslationCache
 
@@ -46,7 +47,12 @@ CACHE_NAME = Path(".cache") / "translations.sqlite"
 
 @dataclass
 class ProjectionSettings:
-    """How to project: direction, strategies, entity handling, chunking, where the cache lives."""
+    """How to project: direction, strategies, entity handling, chunking, where the cache lives, the target tokeniser.
+
+    ``tokenizer`` is a plug-in ``MODULE:NAME`` (a callable ``str -> list[str]``)
+    for target text; None uses the built-in tokeniser of ``tgt``. A language
+    without one, or a plug-in that cannot be loaded, is refused here, before any model loads.
+    """
 
     src: str
     tgt: str
@@ -57,6 +63,10 @@ class ProjectionSettings:
     use_cache: bool = True
     model_name: str | None = None
     preview_posts: int = DEFAULT_PREVIEW_POSTS  # posts shown in preview.html (and as many left-out ones)
+    tokenizer: str | None = None  # MODULE:NAME of the target tokeniser (None: built-in)
+
+    def __post_init__(self) -> None:
+        target_tokenizer(self.tgt, self.tokenizer)
 
     def cache_file(self, output_dir: Path) -> Path | None:
         """The corpus's translation cache (None: no cache, no resume)."""
@@ -139,7 +149,8 @@ def check_source_language(inputs: Sequence[CorpusInput], src: str) -> None:
 def open_translation(translator: Translator, settings: ProjectionSettings, cache_path: Path | None) -> tuple[CachedTranslator, Projector]:
     """The cached translator (``cache_path`` None: no cache) and the projector one corpus (or shard) is projected with."""
     cached = CachedTranslator(translator, TranslationCache(cache_path) if cache_path is not None else None)
-    projector = Projector(cached, settings.src, settings.tgt, settings.strategies, settings.entity_context, settings.model_name)
+    projector = Projector(cached, settings.src, settings.tgt, settings.strategies, settings.entity_context, settings.model_name,
+                          target_tokenizer(settings.tgt, settings.tokenizer))
     return cached, projector
 
 
@@ -189,17 +200,29 @@ def write_corpus_report(output_dir: Path, settings: ProjectionSettings, parts: d
         **total.to_dict(), "files": per_file, "src": settings.src, "tgt": settings.tgt, "model": settings.model_name,
         "strategies": list(settings.strategies), "entity_context": settings.entity_context,
         "output_format": format_for_lang(settings.tgt),
+        **({"tokenizer": settings.tokenizer} if settings.tokenizer else {}),
     }
     atomic_write_json(output_dir / "report.json", result.report)
     write_preview(output_dir, result.report, {name: part.results for name, part in parts.items()}, settings.preview_posts)
     return result
 
 
-def read_input_files(paths: Sequence[str | Path], input_format: str | None = None, images_dir: str | Path | None = None) -> list[CorpusInput]:
-    """Inputs from dataset files (format guessed unless given); images attached from ``images_dir`` when given."""
+def read_input_files(paths: Sequence[str | Path], input_format: str | None = None, images_dir: str | Path | None = None,
+                     lang: str | None = None) -> list[CorpusInput]:
+    """Inputs from dataset files (format guessed unless given); images attached from ``images_dir`` when given.
+
+    A text format fixes only the kind of script (CMNER: Chinese; Twitter: a
+    language written with spaces), so with ``lang`` (``--src``) the posts of a
+    file in that language's format are taken to be in ``lang`` (a Twitter-format
+    file read for ``--src de`` is German); a file of the other format keeps its
+    language, and :func:`check_source_language` refuses it.
+    """
     inputs = []
     for path in map(Path, paths):
-        samples = read_samples(path, input_format)
+        file_format = input_format or detect_format(path)
+        samples = read_samples(path, file_format)
+        if lang is not None and file_format != "jsonl" and file_format == format_for_lang(lang):
+            _set_language(samples, lang)
         if images_dir is not None:
             attach_images(samples, images_dir)
         inputs.append(CorpusInput(path.stem, samples))
@@ -209,9 +232,37 @@ def read_input_files(paths: Sequence[str | Path], input_format: str | None = Non
     return inputs
 
 
-def read_source_dataset(data_dir: str | Path, src: str, datasets_file: str | Path | None = None) -> list[CorpusInput]:
-    """All splits of the direction's source dataset (en: twitter2015, zh: cmner), named after their files."""
-    spec = get_dataset(SOURCE_DATASET_BY_LANG[src], data_dir, datasets_file)
-    return [CorpusInput(Path(file_name).stem, load_split(data_dir, spec.name, split, datasets_file=datasets_file))
-            for split, file_name in spec.split_files.items()]
+def _set_language(samples: list[Sample], lang: str) -> None:
+    for sample in samples:
+        sample.lang = lang
 
+
+def source_dataset(dataset: str | None, src: str | None, data_dir: str | Path | None = None,
+                   datasets_file: str | Path | None = None) -> tuple[str, str]:
+    """The dataset ``xl translate`` reads and its language, from ``--dataset`` and ``--src``.
+
+    With ``dataset``, ``src`` defaults to its language and, when given, must be
+    it. Without, ``src`` names the CMNER paper's dataset of that language
+    (en: Twitter2015, zh: CMNER; :data:`~xlingual.data.datasets.SOURCE_DATASET_BY_LANG`).
+    """
+    if dataset is None:
+        if src is None:
+            raise ConfigError("--dataset NAME or --src LANG: say what to translate (e.g. --dataset twitter2017 --tgt de)")
+        if src not in SOURCE_DATASET_BY_LANG:
+            known = ", ".join(f"{lang}: {name}" for lang, name in SOURCE_DATASET_BY_LANG.items())
+            raise ConfigError(f"--src {src}: no default dataset in '{src}' ({known}); name the dataset with --dataset NAME")
+        return SOURCE_DATASET_BY_LANG[src], src
+    spec = get_dataset(dataset, data_dir, datasets_file)
+    if src is not None and src != spec.lang:
+        raise ConfigError(f"--src {src}: dataset {spec.name} is in '{spec.lang}'; leave --src out or pass --src {spec.lang}")
+    return spec.name, spec.lang
+
+
+def read_source_dataset(data_dir: str | Path, dataset: str, datasets_file: str | Path | None = None) -> list[CorpusInput]:
+    """All splits of ``dataset`` in ``data_dir``, named after their files (Twitter's ``valid``, CMNER's ``dev``), in its language."""
+    spec = get_dataset(dataset, data_dir, datasets_file)
+    inputs = [CorpusInput(Path(file_name).stem, load_split(data_dir, spec.name, split, datasets_file=datasets_file))
+              for split, file_name in spec.split_files.items()]
+    for item in inputs:
+        _set_language(item.samples, spec.lang)
+    return inputs

@@ -28,6 +28,7 @@ from xlingual.io import atomic_write_text
 from xlingual.projection.placeholders import FORMS, NUMBERED, find_marked
 from xlingual.projection.project import ProjectionResult, prepare_sample
 from xlingual.projection.verify import Rejected, match_marked
+from xlingual.translate.languages import written_without_spaces
 
 PREVIEW_NAME = "preview.html"
 DEFAULT_PREVIEW_POSTS = 50
@@ -95,7 +96,7 @@ def target_entity_sources(result: ProjectionResult, src_lang: str) -> list[int] 
             return None
         entities = [(slot.type or "", entity_text[slot.number]) for slot in slots]
         try:  # the sample was verified when it was emitted: only the pairing is read back here
-            assigned = match_marked([c for _, _, c in find_marked(translation)], entities, [], src_lang)
+            assigned = match_marked([c for _, _, c in find_marked(translation)], entities, [], str.split)  # no unmarked text: never tokenised
         except Rejected:
             return None
         order = [number_of[slots[j].number] for j in assigned]
@@ -117,7 +118,7 @@ def _type_class(etype: str) -> str:
 
 def render_tokens(tokens: Sequence[str], labels: Sequence[str], lang: str, numbers: Sequence[int | None] | None = None) -> str:
     """The post as HTML: tokens joined as the language writes them, each entity a coloured, numbered ``<mark>``."""
-    sep = "" if lang == "zh" else " "
+    sep = "" if written_without_spaces(lang) else " "
     parts: list[str] = []
     position = 0
     for k, span in enumerate(spans(list(labels))):

@@ -42,7 +42,7 @@ from xlingual.errors import ConfigError
 from xlingual.data.sample import Sample
 from xlingual.projection.artifacts import find_artifacts, is_artifact
 from xlingual.projection.placeholders import FORMS, NUMBERED, PlaceholderForm, find_marked, normalise
-from xlingual.projection.tokenization import join_tokens, tidy_spacing, tokenize_target
+from xlingual.projection.tokenization import TargetTokenizer, join_tokens, target_tokenizer, tidy_spacing
 from xlingual.projection.verify import Rejected as _Failure
 from xlingual.projection.verify import MARKER_REASONS, agrees, match_marked
 from xlingual.translate.base import PendingTranslations, submit, too_long
@@ -245,11 +245,11 @@ def render_markers(prepared: PreparedSample, src_lang: str, only: Slot | None = 
     return _render(prepared, src_lang, slot_text)
 
 
-def _segments_to_sample(source: Sample, segments: list[tuple[str, str | None]], tgt_lang: str) -> tuple[list[str], list[str]]:
+def _segments_to_sample(source: Sample, segments: list[tuple[str, str | None]], tokenize: TargetTokenizer) -> tuple[list[str], list[str]]:
     tokens: list[str] = []
     entity_spans: list[Span] = []
     for text, etype in segments:
-        pieces = tokenize_target(text, tgt_lang)
+        pieces = tokenize(text)
         if etype is not None:
             if not pieces:
                 raise _Failure("entity_translation_empty", f"entity rendered as {text!r}")
@@ -304,7 +304,7 @@ def assemble_placeholders(prepared: PreparedSample, translation: str, form: Plac
     return _fill(translation, items)
 
 
-def assemble_markers(prepared: PreparedSample, translation: str, entity_text: dict[int, str], tgt_lang: str) -> list[tuple[str, str | None]]:
+def assemble_markers(prepared: PreparedSample, translation: str, entity_text: dict[int, str], tokenize: TargetTokenizer) -> list[tuple[str, str | None]]:
     """Verify a marker translation; the marked parts, each verified against its entity, become the entities."""
     artefacts = {s.number: s for s in prepared.slots if not s.is_entity}
     found = NUMBERED.find(translation) if artefacts else []
@@ -322,7 +322,7 @@ def assemble_markers(prepared: PreparedSample, translation: str, entity_text: di
     edges = [0] + [i for hole in holes for i in hole] + [len(translation)]
     unmarked = [translation[edges[i]:edges[i + 1]] for i in range(0, len(edges), 2)]
     entities = [(slot.type or "", entity_text[slot.number]) for slot in entity_slots]
-    assigned = match_marked([c for _, _, c in marked], entities, unmarked, tgt_lang)
+    assigned = match_marked([c for _, _, c in marked], entities, unmarked, tokenize)
     items = [(start, end, artefacts[n].text, None) for start, end, n in found]
     items += [(start, end, content.strip(), entity_slots[j].type) for (start, end, content), j in zip(marked, assigned)]
     return _fill(translation, items)
@@ -339,11 +339,13 @@ class Projector:
     """Projects samples from ``src_lang`` to ``tgt_lang`` with one translator, remembering entity translations.
 
     One instance per corpus: each distinct entity string is translated once and
-    rendered the same way everywhere.
+    rendered the same way everywhere. ``tokenizer`` turns translated text into
+    target tokens (default: the built-in one of ``tgt_lang``, see
+    :func:`~xlingual.projection.tokenization.target_tokenizer`).
     """
 
     def __init__(self, translator: "Translator", src_lang: str, tgt_lang: str, strategies: Sequence[str] = STRATEGIES,
-                 entity_context: bool = False, model_name: str | None = None) -> None:
+                 entity_context: bool = False, model_name: str | None = None, tokenizer: TargetTokenizer | None = None) -> None:
         unknown = [s for s in strategies if s not in STRATEGIES]
         if unknown or not strategies:
             from xlingual.errors import ConfigError
@@ -355,6 +357,7 @@ class Projector:
         self.strategies = tuple(strategies)
         self.entity_context = entity_context
         self.model_name = model_name
+        self.tokenize = tokenizer or target_tokenizer(tgt_lang)
         self.entity_translations: dict[str, str] = {}
         self.too_long_entities: set[str] = set()
         self.stats = ProjectionStats()
@@ -448,7 +451,7 @@ class Projector:
     def _emit(self, result: ProjectionResult, prepared: PreparedSample, attempt: Attempt,
               segments: list[tuple[str, str | None]], entity_text: dict[int, str]) -> None:
         source = prepared.sample
-        tokens, labels = _segments_to_sample(source, segments, self.tgt_lang)
+        tokens, labels = _segments_to_sample(source, segments, self.tokenize)
         meta = {
             "source_id": source.id, "source_lang": self.src_lang, "source_text": source.text,
             "mt_input": attempt.mt_input, "translation": attempt.translation, "strategy": attempt.strategy,
@@ -500,7 +503,7 @@ class Projector:
                 results[i].attempts.append(attempt)
                 try:
                     if strategy == "markers":
-                        segments = assemble_markers(prepared[i], translation, entity_texts[i], self.tgt_lang)
+                        segments = assemble_markers(prepared[i], translation, entity_texts[i], self.tokenize)
                     else:
                         segments = assemble_placeholders(prepared[i], translation, FORMS[strategy], entity_texts[i])
                     self._emit(results[i], prepared[i], attempt, segments, entity_texts[i])

@@ -13,9 +13,9 @@ a label that may be wrong.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 
 from xlingual.projection.placeholders import normalise
-from xlingual.projection.tokenization import tokenize_target
 
 #: reasons a marked part is rejected (each is also a failure reason in the report)
 MARKER_REASONS: tuple[str, ...] = ("markers_moved", "markers_widened", "markers_narrowed", "markers_tied", "markers_unmatched")
@@ -54,10 +54,11 @@ def _contains(haystack: list[str], needle: list[str]) -> bool:
     return width > 0 and any(haystack[i:i + width] == needle for i in range(len(haystack) - width + 1))
 
 
-def match_marked(contents: list[str], entities: list[tuple[str, str]], unmarked: list[str], lang: str) -> list[int]:
+def match_marked(contents: list[str], entities: list[tuple[str, str]], unmarked: list[str], tokenize: Callable[[str], list[str]]) -> list[int]:
     """For each marked part, the index of its entity in ``entities`` (``(type, stand-alone translation)`` pairs).
 
-    ``unmarked`` holds the stretches of the translation outside the marks. The
+    ``unmarked`` holds the stretches of the translation outside the marks,
+    compared token by token (``tokenize``: the target language's tokeniser). The
     match is accepted only when every part is some entity's translation
     (else ``markers_moved`` / ``markers_widened`` / ``markers_narrowed``), the
     parts and entities pair up one to one (``markers_unmatched``), entities that
@@ -80,10 +81,12 @@ def match_marked(contents: list[str], entities: list[tuple[str, str]], unmarked:
         types = sorted({entities[i][0] for i in indices})
         if len(types) > 1:
             raise Rejected("markers_tied", f"entities of types {types} all translate as {entities[indices[0]][1]!r}")
-    outside = [[canonical(t) for t in tokenize_target(stretch, lang)] for stretch in unmarked]
+    outside = [[canonical(t) for t in tokenize(stretch)] for stretch in unmarked if stretch.strip()]
     outside = [[t for t in tokens if t] for tokens in outside]
     for key, indices in by_key.items():
-        needle = [t for t in (canonical(t) for t in tokenize_target(entities[indices[0]][1], lang)) if t]
+        if not outside:
+            break
+        needle = [t for t in (canonical(t) for t in tokenize(entities[indices[0]][1])) if t]
         if any(_contains(tokens, needle) for tokens in outside):
             raise Rejected("markers_tied", f"{entities[indices[0]][1]!r} is marked and also appears unmarked; which occurrence is the entity is unknown")
     queues = {key: list(indices) for key, indices in by_key.items()}

@@ -108,6 +108,9 @@ def recipe_key(loader: dict[str, Any], settings: ProjectionSettings) -> str:
         "model_name": settings.model_name, "model": loader.get("model"), "backend": loader.get("backend"), "plugin": loader.get("plugin"),
         "device": loader.get("device"), "quantization": loader.get("quantization"),
         "options": options.output_key() if options is not None else None,
+        # named only when set, so shards written before these options existed stay valid
+        **({"tokenizer": settings.tokenizer} if settings.tokenizer else {}),
+        **({"tokenizer_from": loader["tokenizer_from"]} if loader.get("tokenizer_from") else {}),
     }, sort_keys=True)
 
 

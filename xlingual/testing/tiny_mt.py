@@ -1,4 +1,4 @@
-"""Tiny translation models built offline: a Marian with SentencePiece tokenizers and an NLLB (M2M100).
+"""Tiny translation models built offline: a Marian with SentencePiece tokenizers, an NLLB and an M2M-100.
 
 Tests and the ``make demo`` pipeline need real transformers models that load
 through the same ``--model PATH`` code path as the published ones, without any
@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+from collections.abc import Sequence
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,6 @@ TEMPLATES: list[tuple[str, str]] = [
     ("good game , {0} !", "好比赛，{0}！"), ("the city is big .", "城市很大。"), ("we love the game .", "我们爱比赛。"),
     ("{0} visit {1} and {2} .", "{0}访问{1}和{2}。"),
 ]
-LANG_CODES = {"en": "eng_Latn", "zh": "zho_Hans"}
 
 
 def toy_parallel_corpus(size: int = 400, seed: int = 0) -> list[tuple[str, str]]:
@@ -144,14 +144,17 @@ def build_tiny_marian(folder: str | Path, src: str = "en", tgt: str = "zh", trai
 
 
 def build_tiny_nllb(folder: str | Path, src: str = "en", tgt: str = "zh", train_steps: int = 0, seed: int = 0,
-                    d_model: int = 64, corpus_size: int = 400) -> Path:
+                    d_model: int = 64, corpus_size: int = 400, languages: Sequence[str] = ("en", "zh")) -> Path:
     """An NLLB-style M2M100 model with an offline-built NllbTokenizer, saved to ``folder`` (returned).
 
-    The tokenizer covers both languages, so the same folder serves either
-    direction (``src``/``tgt`` only choose what ``train_steps`` fits).
+    The tokenizer carries the NLLB codes of ``languages`` (ISO 639-1; the
+    default keeps the tiny model exactly as it always was), so the same folder
+    serves any direction between them (``src``/``tgt`` only choose what
+    ``train_steps`` fits, on the English-Chinese toy corpus).
     """
-    import torch
-    from transformers import M2M100Config, M2M100ForConditionalGeneration, NllbTokenizer
+    from transformers import NllbTokenizer
+
+    from xlingual.translate.languages import LANGUAGES
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -161,12 +164,42 @@ def build_tiny_nllb(folder: str | Path, src: str = "en", tgt: str = "zh", train_
     (folder / "sentencepiece.bpe.model").write_bytes(model_file.read_bytes())
     model_file.unlink()
     model_file.with_suffix(".vocab").unlink()
-    tokenizer = NllbTokenizer.from_pretrained(str(folder), src_lang=LANG_CODES[src], tgt_lang=LANG_CODES[tgt],
-                                              extra_special_tokens=list(LANG_CODES.values()))
+    codes = [LANGUAGES[code].nllb for code in languages]
+    tokenizer = NllbTokenizer.from_pretrained(str(folder), src_lang=LANGUAGES[src].nllb, tgt_lang=LANGUAGES[tgt].nllb, extra_special_tokens=codes)
+    return _save_m2m100(folder, tokenizer, len(tokenizer), pairs, src, train_steps, seed, d_model, pad_id=1)
+
+
+def build_tiny_m2m100(folder: str | Path, src: str = "en", tgt: str = "zh", train_steps: int = 0, seed: int = 0,
+                      d_model: int = 64, corpus_size: int = 400) -> Path:
+    """An M2M-100 model with an offline-built M2M100Tokenizer (all of M2M-100's ``__xx__`` language tokens), saved to ``folder``."""
+    import sentencepiece as spm
+    from transformers import M2M100Tokenizer
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    pairs = toy_parallel_corpus(corpus_size, seed)
+    model_file = _train_spm([a for a, _ in pairs] + [b for _, b in pairs], folder / "spm", 200, "bpe",
+                            {"bos_id": 0, "pad_id": 1, "eos_id": 2, "unk_id": 3})
+    (folder / "sentencepiece.bpe.model").write_bytes(model_file.read_bytes())
+    processor = spm.SentencePieceProcessor(model_file=str(model_file))
+    vocab = {processor.id_to_piece(i): i for i in range(processor.get_piece_size())}
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    model_file.unlink()
+    model_file.with_suffix(".vocab").unlink()
+    tokenizer = M2M100Tokenizer(str(folder / "vocab.json"), str(folder / "sentencepiece.bpe.model"), src_lang=src, tgt_lang=tgt)
+    vocab_size = len(tokenizer.encoder) + len(tokenizer.lang_token_to_id) + tokenizer.num_madeup_words  # language tokens come after the pieces
+    return _save_m2m100(folder, tokenizer, vocab_size, pairs, src, train_steps, seed, d_model, pad_id=1)
+
+
+def _save_m2m100(folder: Path, tokenizer, vocab_size: int, pairs: list[tuple[str, str]], src: str, train_steps: int, seed: int,
+                 d_model: int, pad_id: int) -> Path:
+    import torch
+    from transformers import M2M100Config, M2M100ForConditionalGeneration
+
     config = M2M100Config(
-        vocab_size=len(tokenizer), d_model=d_model, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+        vocab_size=vocab_size, d_model=d_model, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
         decoder_attention_heads=4, encoder_ffn_dim=2 * d_model, decoder_ffn_dim=2 * d_model, max_position_embeddings=256,
-        bos_token_id=0, pad_token_id=1, eos_token_id=2, decoder_start_token_id=2, scale_embedding=True,
+        bos_token_id=0, pad_token_id=pad_id, eos_token_id=2, decoder_start_token_id=2, scale_embedding=True,
     )
     torch.manual_seed(seed)
     model = M2M100ForConditionalGeneration(config)

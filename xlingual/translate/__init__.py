@@ -6,11 +6,11 @@
 * :class:`~xlingual.translate.cache.CachedTranslator`: a persistent cache around any of them.
 """
 
-from xlingual.translate.base import DEFAULT_MODELS, DEFAULT_NLLB_MODEL, DecodingOptions, Translator, translator_cache_key
+from xlingual.translate.base import DEFAULT_MODEL_PATTERN, DEFAULT_NLLB_MODEL, DecodingOptions, Translator, translator_cache_key
 from xlingual.translate.cache import CachedTranslator, CacheStats, TranslationCache
 from xlingual.translate.factory import default_model, load_translator
 
 __all__ = [
-    "DEFAULT_MODELS", "DEFAULT_NLLB_MODEL", "CacheStats", "CachedTranslator", "DecodingOptions", "TranslationCache",
+    "DEFAULT_MODEL_PATTERN", "DEFAULT_NLLB_MODEL", "CacheStats", "CachedTranslator", "DecodingOptions", "TranslationCache",
     "Translator", "default_model", "load_translator", "translator_cache_key",
 ]

@@ -16,12 +16,8 @@ from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import Protocol, runtime_checkable
 
-LANGUAGES: tuple[str, ...] = ("en", "zh")
-
-DEFAULT_MODELS: dict[tuple[str, str], str] = {
-    ("en", "zh"): "Helsinki-NLP/opus-mt-en-zh",
-    ("zh", "en"): "Helsinki-NLP/opus-mt-zh-en",
-}
+DEFAULT_MODEL_PATTERN = "Helsinki-NLP/opus-mt-{src}-{tgt}"
+"""The default model of a pair (the CMNER paper's opus-mt-en-zh and opus-mt-zh-en among them)."""
 DEFAULT_NLLB_MODEL = "facebook/nllb-200-distilled-600M"
 
 

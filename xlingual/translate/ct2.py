@@ -5,7 +5,10 @@
 which is converted once into ``cache_dir`` and reused. Tokenisation stays with
 the transformers tokenizer so both backends see identical input pieces, and
 the same limits apply (the original config's ``max_position_embeddings`` and
-the tokenizer's ``model_max_length``).
+the tokenizer's ``model_max_length``). NLLB and M2M-100 get the source code on
+the tokenizer and the target code as the target prefix of every input (the
+same :func:`~xlingual.translate.hf.set_up_languages` as transformers), and
+``tokenizer_from`` works as there.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 from xlingual.devices import resolve_device
 from xlingual.errors import ConfigError, ModelNotFoundError
 from xlingual.translate.base import DecodingOptions, ModelLimits, PendingTranslations, ThreadLayout, available_cores, length_sorted_batches
-from xlingual.translate.hf import MARIAN_TARGET_TOKENS, NLLB_CODES, model_fingerprint, source_lengths
+from xlingual.translate.hf import load_tokenizer, model_fingerprint, set_up_languages, source_lengths
 from xlingual.translate.resolve import resolve_model
 
 logger = logging.getLogger(__name__)
@@ -75,9 +78,8 @@ class CTranslate2Translator:
 
     def __init__(self, folder: str | Path, src_lang: str, tgt_lang: str, options: DecodingOptions | None = None,
                  device: str = "auto", compute_type: str = "default", threads: int = 0, whole_list: bool = False, inter_threads: int | None = None,
-                 device_index: list[int] | None = None) -> None:
+                 device_index: list[int] | None = None, tokenizer_from: str | None = None) -> None:
         ctranslate2 = _require_ctranslate2()
-        from transformers import AutoTokenizer
 
         self.folder = Path(folder)
         self.options = options or DecodingOptions()
@@ -91,37 +93,38 @@ class CTranslate2Translator:
         self.inter_threads = layout.batches
         self.translator = ctranslate2.Translator(str(self.folder), device=device, device_index=self.device_index, compute_type=compute_type,
                                                  inter_threads=self.inter_threads, intra_threads=layout.per_batch if self.device == "cpu" else 0)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder), local_files_only=True)
+        self.tokenizer, tokenizer_fingerprint = load_tokenizer(str(self.folder.resolve()), tokenizer_from)
         config_path = self.folder / "hf_config.json"
         hf_config = json.loads(config_path.read_text()) if config_path.exists() else {}
         model_type = hf_config.get("model_type", "")
         # transformers spends the last step on a forced </s> when the config asks for one: match its length
         self.eos_reserved = 1 if hf_config.get("forced_eos_token_id") is not None else 0
         self.limits = ModelLimits.from_model(hf_config.get("max_position_embeddings"), getattr(self.tokenizer, "model_max_length", None))
-        self.target_prefix: list[str] | None = None
-        self.prefix = ""
-        if model_type == "m2m_100":
-            self.tokenizer.src_lang = NLLB_CODES[src_lang]
-            self.target_prefix = [NLLB_CODES[tgt_lang]]
-        else:
-            vocab = self.tokenizer.get_vocab()
-            self.prefix = next((t + " " for t in MARIAN_TARGET_TOKENS.get(tgt_lang, ()) if t in vocab), "")
+        model_key = model_fingerprint(resolve_model(str(self.folder), "model.bin"))
+        languages = set_up_languages(self.tokenizer, model_type, src_lang, tgt_lang, model_key.split("#")[0])
+        self.prefix = languages.prefix
+        self.target_prefix: list[str] | None = [languages.target_token] if languages.target_token else None
         self.cache_key = json.dumps(
-            {"backend": "ctranslate2", "model": model_fingerprint(resolve_model(str(self.folder), "model.bin")),
+            {"backend": "ctranslate2", "model": model_key,
              "compute_type": compute_type, "src": src_lang, "tgt": tgt_lang, "options": self.options.output_key(),
-             **({"whole_list": True} if self.whole_list else {})},
+             **({"whole_list": True} if self.whole_list else {}),
+             **({"tokenizer": tokenizer_fingerprint} if tokenizer_fingerprint else {})},
             sort_keys=True,
         )
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, src_lang: str, tgt_lang: str, options: DecodingOptions | None = None,
                         device: str = "auto", quantization: str = "int8", cache_dir: str | Path | None = None,
-                        threads: int = 0, whole_list: bool = False, device_index: list[int] | None = None) -> "CTranslate2Translator":
-        """Open a converted folder, or convert a transformers model (folder or cached hub id) first."""
+                        threads: int = 0, whole_list: bool = False, device_index: list[int] | None = None,
+                        tokenizer_from: str | None = None) -> "CTranslate2Translator":
+        """Open a converted folder, or convert a transformers model (folder or cached hub id) first.
+
+        ``tokenizer_from`` (hub id or folder) replaces the tokenizer copied into the converted folder.
+        """
         path = Path(name_or_path).expanduser()
         if path.is_dir() and (path / "model.bin").exists():
             return cls(path, src_lang, tgt_lang, options, device, compute_type=quantization, threads=threads, whole_list=whole_list,
-                       device_index=device_index)
+                       device_index=device_index, tokenizer_from=tokenizer_from)
         source = resolve_model(name_or_path)
         location = Path(source.location)
         if not source.is_local_dir:
@@ -133,7 +136,7 @@ class CTranslate2Translator:
         tag = model_fingerprint(source).replace("/", "_").replace("#", "_").strip("_")[-80:]
         converted = convert_to_ctranslate2(location, Path(cache_dir) / f"ct2-{tag}-{quantization}", quantization)
         return cls(converted, src_lang, tgt_lang, options, device, compute_type=quantization, threads=threads, whole_list=whole_list,
-                   device_index=device_index)
+                   device_index=device_index, tokenizer_from=tokenizer_from)
 
     def too_long(self, texts: list[str]) -> list[bool]:
         """Which texts exceed the model's input limit (they would be cut)."""
