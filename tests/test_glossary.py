@@ -29,7 +29,7 @@ def test_bad_glossary_line_names_the_line(tmp_path: Path) -> None:
 
 def test_sample_glossary_projects_every_sample_post_with_its_entities(sample_data_dir: Path) -> None:
     translator = load_translator("en", "zh", plugin="xlingual.translate.glossary:sample_en_zh")
-    samples = [s for item in read_source_dataset(sample_data_dir, "en") for s in item.samples]
+    samples = [s for item in read_source_dataset(sample_data_dir, "twitter2015") for s in item.samples]
     results = project_samples(samples, translator, "en", "zh")
     assert all(r.ok for r in results)
     projected = [r.sample for r in results]

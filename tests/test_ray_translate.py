@@ -187,7 +187,7 @@ def test_any_shard_size_merges_into_the_single_process_files(sample_data_dir, tm
     from xlingual.translate.glossary import sample_en_zh
 
     spec = "xlingual.translate.glossary:sample_en_zh"
-    inputs = read_source_dataset(sample_data_dir, "en")
+    inputs = read_source_dataset(sample_data_dir, "twitter2015")
     settings_ = ProjectionSettings("en", "zh", entity_context=entity_context, model_name=spec, use_cache=False)
     one, sharded = tmp_path / f"one-{shard_size}-{entity_context}", tmp_path / f"sharded-{shard_size}-{entity_context}"
     translate_corpus(inputs, one, sample_en_zh(), settings_)

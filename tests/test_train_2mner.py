@@ -36,7 +36,7 @@ def setup(tmp_path_factory, sample_data_dir) -> tuple[Path, Path]:
     data_dir = root / "data"
     shutil.copytree(sample_data_dir, data_dir)
     translator = load_translator("en", "zh", plugin="xlingual.translate.glossary:sample_en_zh")
-    translate_source_dataset(data_dir, translator, ProjectionSettings("en", "zh", model_name=GLOSSARY))
+    translate_source_dataset(data_dir, "twitter2015", translator, ProjectionSettings("en", "zh", model_name=GLOSSARY))
     write_synthetic_images(data_dir, per_dataset=1000)  # every train and test post has a picture
     clip = build_tiny_clip(root / "tiny-clip")
     extract_for_data_dir(data_dir, "clip-vit-b32", weights=str(clip), device="cpu", batch_size=8)

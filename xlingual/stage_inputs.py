@@ -16,7 +16,7 @@ from pathlib import Path
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from xlingual.data.datasets import SOURCE_DATASET_BY_LANG, get_dataset
+from xlingual.data.datasets import get_dataset
 from xlingual.data.formats import format_for_lang, read_samples
 from xlingual.data.images import attach_images
 from xlingual.data.sample import Sample
@@ -36,9 +36,9 @@ logger = logging.getLogger(__name__)
 
 # -- translations ----------------------------------------------------------------
 
-def translate_source_dataset(data_dir: str | Path, translator: "Translator", settings: "ProjectionSettings",
+def translate_source_dataset(data_dir: str | Path, dataset: str, translator: "Translator", settings: "ProjectionSettings",
                              output: str | Path | None = None) -> "CorpusResult":
-    """Translate and project every split of the direction's source dataset.
+    """Translate and project every split of ``dataset`` (``settings.src`` -> ``settings.tgt``).
 
     The output defaults to ``DataDir.translation(...)``, the folder training
     looks in; the split files keep their source names.
@@ -46,18 +46,25 @@ def translate_source_dataset(data_dir: str | Path, translator: "Translator", set
     from xlingual.projection.corpus import read_source_dataset, translate_corpus
 
     src, tgt = settings.src, settings.tgt
-    output = Path(output) if output is not None else default_translation_dir(data_dir, src, tgt, settings.model_name or "model")
-    return translate_corpus(read_source_dataset(data_dir, src), output, translator, settings)
+    _check_source_lang(dataset, src)
+    output = Path(output) if output is not None else default_translation_dir(data_dir, dataset, src, tgt, settings.model_name or "model")
+    return translate_corpus(read_source_dataset(data_dir, dataset), output, translator, settings)
 
 
-def default_translation_dir(data_dir: str | Path, src: str, tgt: str, model: str) -> Path:
-    """``data/translated/<source dataset>.<src>-<tgt>.<model>/``."""
-    return DataDir(data_dir).translation(SOURCE_DATASET_BY_LANG[src], src, tgt, model)
+def _check_source_lang(dataset: str, src: str) -> None:
+    lang = get_dataset(dataset).lang
+    if lang != src:
+        raise ConfigError(f"{dataset} is in '{lang}', not '{src}': translate it from {lang}")
 
 
-def find_translation(data_dir: str | Path, src: str, tgt: str, model: str | None = None, needed_by: str = "this run") -> Path:
-    """The folder holding the source dataset translated ``src`` -> ``tgt`` (by ``model``: a tag or a folder)."""
-    dataset = SOURCE_DATASET_BY_LANG[src]
+def default_translation_dir(data_dir: str | Path, dataset: str, src: str, tgt: str, model: str) -> Path:
+    """``data/translated/<dataset>.<src>-<tgt>.<model>/``."""
+    return DataDir(data_dir).translation(dataset, src, tgt, model)
+
+
+def find_translation(data_dir: str | Path, dataset: str, tgt: str, model: str | None = None, needed_by: str = "this run") -> Path:
+    """The folder holding ``dataset`` translated into ``tgt`` (by ``model``: a tag or a folder)."""
+    src = get_dataset(dataset).lang
     layout = DataDir(data_dir)
     build_hint = f"xl translate --src {src} --tgt {tgt} --data-dir {data_dir}"
     if model:
@@ -77,30 +84,31 @@ def find_translation(data_dir: str | Path, src: str, tgt: str, model: str | None
     return found[0]
 
 
-def ensure_translation(data_dir: str | Path, src: str, tgt: str, model: str | None = None, build_missing: bool = False,
+def ensure_translation(data_dir: str | Path, dataset: str, tgt: str, model: str | None = None, build_missing: bool = False,
                        needed_by: str = "this run") -> Path:
     """:func:`find_translation`, or (``build_missing``) translate with ``model`` or the default MT model as ``xl translate`` does."""
     try:
-        return find_translation(data_dir, src, tgt, model, needed_by)
+        return find_translation(data_dir, dataset, tgt, model, needed_by)
     except ConfigError:
         if not build_missing:
             raise
     from xlingual.projection.corpus import ProjectionSettings
     from xlingual.translate import default_model, load_translator
 
+    src = get_dataset(dataset).lang
     model = model or default_model(src, tgt)
-    out = default_translation_dir(data_dir, src, tgt, model)
-    logger.info("building the %s->%s translation of %s with %s into %s", src, tgt, SOURCE_DATASET_BY_LANG[src], model, out)
+    out = default_translation_dir(data_dir, dataset, src, tgt, model)
+    logger.info("building the %s->%s translation of %s with %s into %s", src, tgt, dataset, model, out)
     translator = load_translator(src, tgt, model, work_dir=out / ".cache")
-    translate_source_dataset(data_dir, translator, ProjectionSettings(src, tgt, model_name=model), out)
+    translate_source_dataset(data_dir, dataset, translator, ProjectionSettings(src, tgt, model_name=model), out)
     return out
 
 
-def read_translated_split(folder: Path, data_dir: str | Path, src: str, tgt: str, split: str) -> list[Sample]:
-    """One split of a translation, with the source posts' images attached (translated posts keep ``meta.source_id``)."""
-    dataset = SOURCE_DATASET_BY_LANG[src]
+def read_translated_split(folder: Path, data_dir: str | Path, dataset: str, tgt: str, split: str) -> list[Sample]:
+    """One split of ``dataset``'s translation, with the source posts' images attached (translated posts keep ``meta.source_id``)."""
     path = folder / get_dataset(dataset).split_files[split]
     if not path.is_file():
+        src = get_dataset(dataset).lang
         raise ConfigError(f"{path}: translated split missing (re-run 'xl translate --src {src} --tgt {tgt}')")
     if path.stat().st_size == 0:  # projection kept no post of this split (see the folder's report.json)
         logger.warning("%s: empty (no post survived projection; see %s)", path, folder / "report.json")

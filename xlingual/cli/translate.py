@@ -15,6 +15,7 @@ from xlingual.cli._options import (
     DataDirOption, DeviceOption, FormatOption, GpusPerWorkerOption, JsonOption, RayOption, WorkersOption, format_name,
 )
 from xlingual.workspace import DEFAULT_DATA_DIR
+from xlingual.data.datasets import SOURCE_DATASET_BY_LANG
 from xlingual.errors import ConfigError
 from xlingual.projection.corpus import CACHE_NAME, ProjectionSettings, read_input_files, read_source_dataset
 from xlingual.projection.preview import DEFAULT_PREVIEW_POSTS
@@ -112,8 +113,9 @@ def translate(
     model_name = translator_spec or model or default_model(src, tgt)
     if input and output is None:
         raise ConfigError("--input needs --output DIR (where the translated files go)")
-    inputs = read_input_files(input, format_name(input_format), images) if input else read_source_dataset(data_dir, src)  # bad input fails before a model loads
-    output = output or default_translation_dir(data_dir, src, tgt, model_name)
+    dataset = SOURCE_DATASET_BY_LANG[src]
+    inputs = read_input_files(input, format_name(input_format), images) if input else read_source_dataset(data_dir, dataset)  # bad input fails before a model loads
+    output = output or default_translation_dir(data_dir, dataset, src, tgt, model_name)
     options = DecodingOptions(beam_size=beam_size, max_length=max_length, max_tokens=max_tokens, max_batch_size=batch_size)
     loader = dict(src=src, tgt=tgt, model=model, backend=backend.value, plugin=translator_spec, options=options, device=device,
                   quantization=quantization, work_dir=output / ".cache", threads=threads, device_index=parse_device_index(device_index),

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xlingual.data.datasets import SOURCE_DATASET_BY_LANG, get_dataset, load_split
+from xlingual.data.datasets import get_dataset, load_split
 from xlingual.data.formats import format_for_lang, read_samples, write_samples
 from xlingual.data.images import attach_images
 from xlingual.data.sample import Sample
@@ -196,8 +196,8 @@ def read_input_files(paths: Sequence[str | Path], input_format: str | None = Non
     return inputs
 
 
-def read_source_dataset(data_dir: str | Path, src: str) -> list[CorpusInput]:
-    """All splits of the direction's source dataset (en: twitter2015, zh: cmner), named after their files."""
-    spec = get_dataset(SOURCE_DATASET_BY_LANG[src])
+def read_source_dataset(data_dir: str | Path, dataset: str) -> list[CorpusInput]:
+    """All splits of ``dataset`` (any dataset the registry knows), named after their files."""
+    spec = get_dataset(dataset)
     return [CorpusInput(Path(file_name).stem, load_split(data_dir, spec.name, split)) for split, file_name in spec.split_files.items()]
 
