@@ -254,3 +254,48 @@ def test_an_experiment_grid_lists_dataset_pairs(tmp_path):
             parse_pairs(bad)
     with pytest.raises(ConfigError, match="give --direction"):
         plan_grid("en-zh", "acn", "tgt_only", 1, tmp_path, pairs=pairs)
+
+
+def test_acn_word_vectors_auto_needs_one_source_language(data_dir, tmp_path):
+    """``auto`` reads one aligned pair: sources in two languages, or none, are refused in one line; other values are not asked."""
+    for sources, target, message in ((["cmner", "twitter2015"], "twitter2017", "the sources are in zh, en"), ([], "mmnerd", "names no pair")):
+        config = load_config("joint" if sources else "tgt_only", "acn", source=sources, target=target,
+                             overrides=[*tiny(data_dir), "model.word_vectors=auto"])
+        with pytest.raises(ConfigError, match=message):
+            train_run(config, tmp_path / f"auto-{target}")
+    mixed = load_config("joint", "acn", source=["cmner", "twitter2015"], target="twitter2017", overrides=tiny(data_dir))
+    assert set(train_run(mixed, tmp_path / "null").metrics["tests"]) == {"cmner", "twitter2015", "twitter2017"}
+
+
+parts = st.lists(st.sampled_from(["source", "target", "translation", "Source", "sorce", "", "test"]), min_size=0, max_size=4)
+
+
+@given(parts, parts, st.booleans())
+@hypothesis_settings(max_examples=80, deadline=None)
+def test_any_declaration_either_parses_to_its_lists_or_is_one_line_naming_the_file_line(train, dev, with_pretrain):
+    import tempfile
+
+    from xlingual.train.config import key_lines
+    from xlingual.train.config.stages import PARTS, parse_plan
+
+    stages = {"target": {"train": ["target"], "dev": ["target"]}}
+    if with_pretrain:
+        stages = {"pretrain": {"train": train, "dev": dev}, **stages}
+    else:
+        stages["target"] = {"train": train, "dev": dev}
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "mine.yaml"
+        path.write_text(yaml.safe_dump({"stages": stages}, sort_keys=False), encoding="utf-8")
+        text = path.read_text(encoding="utf-8").splitlines()
+        valid = all(lst and set(lst) <= set(PARTS) and len(set(lst)) == len(lst) for lst in (train, dev))
+        if valid:
+            plan = parse_plan("mine", stages, "mine.yaml", key_lines(path))
+            assert [(s.train, s.dev) for s in plan.stages][0] == (tuple(train), tuple(dev))
+            return
+        with pytest.raises(ConfigError) as err:
+            parse_plan("mine", stages, "mine.yaml", key_lines(path))
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("mine.yaml:")
+    line = int(message.split(":")[1])
+    stage = "pretrain" if with_pretrain else "target"
+    assert text[line - 1].strip().startswith(("train:", "dev:", f"{stage}:")), (message, text)

@@ -171,8 +171,10 @@ def resolve_inputs(config: TrainConfig, run_dir: Path) -> RunInputs:
     inputs = RunInputs(stages=stages, test=test, model_config=dict(config.model), other_tests=other_tests)
     inputs.model_config["use_image"] = config.images != "none" and bool(config.model.get("use_image", True))
     if config.model_type == "acn" and "word_vectors" in config.model:
+        value = config.model.get("word_vectors")
+        src = word_vector_source_lang(config) if value == "auto" else config.target_lang  # only auto reads a pair
         inputs.model_config["word_vectors"] = ensure_word_vectors(
-            config.model.get("word_vectors"), config.data.data_dir, word_vector_source_lang(config), config.target_lang,
+            value, config.data.data_dir, src, config.target_lang,
             target_only=plan.parts == {"target"}, merged_out=RunFolder(run_dir).word_vectors,
         )
     if inputs.model_config["use_image"]:
@@ -183,11 +185,16 @@ def resolve_inputs(config: TrainConfig, run_dir: Path) -> RunInputs:
 
 
 def word_vector_source_lang(config: TrainConfig) -> str:
-    """The other language of the aligned pair ACN's ``word_vectors: auto`` reads: the sources' one language."""
+    """The other language of the aligned pair ACN's ``word_vectors: auto`` reads: the sources' one language.
+
+    Asked only when ``word_vectors`` is ``auto``, so a run with a vector file of its own, or none, may have
+    sources in several languages or no source.
+    """
     langs = list(dict.fromkeys(dataset_lang(d, config.data.data_dir) for d in config.source_datasets))
     if len(langs) == 1:
         return langs[0]
     if not langs:
-        return config.target_lang  # a target-only run reads the target's vectors of whichever pair holds them
+        raise ConfigError(f"model.word_vectors=auto reads the {config.target_lang} side of an aligned pair, and a run with no "
+                          "source dataset names no pair: pass --set model.word_vectors=PATH.vec, or null for random embeddings")
     raise ConfigError(f"model.word_vectors=auto reads one aligned pair, but the sources are in {', '.join(langs)}: "
                       "pass --set model.word_vectors=PATH.vec (one file for every language) or null")
