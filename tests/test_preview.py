@@ -203,7 +203,7 @@ def test_choice_is_reproducible_covers_every_strategy_and_respects_n(sample_data
 
 def test_report_links_a_run_to_the_preview_of_the_corpus_it_trained_on(sample_data_dir, tmp_path) -> None:
     from xlingual.train.config import load_config, save_config
-    from xlingual.evaluation.report import RunRecord, translation_preview
+    from xlingual.evaluation.report import RunRecord, translation_previews
 
     data_dir = tmp_path / "data"
     folder = data_dir / "translated" / "twitter2015.en-zh.glossary-en-zh"
@@ -216,9 +216,9 @@ def test_report_links_a_run_to_the_preview_of_the_corpus_it_trained_on(sample_da
         save_config(load_config(setting, "acn", "en-zh", [f"data.data_dir={data_dir}", "data.translation_model=glossary-en-zh"]), run_dir / "config.yaml")
         return RunRecord(run_dir, {"setting": setting, "stages": {"pretrain": {"data": recorded}}})
 
-    assert translation_preview(run("src_tgt", f"twitter2015 (en) + {folder.name} (zh)")) == folder / PREVIEW_NAME
-    assert translation_preview(run("tgt", "twitter2015.en-zh.other-model (zh)")) is None, "not the corpus the run recorded"
-    assert translation_preview(run("tgt_only", "")) is None
+    assert translation_previews(run("src_tgt", f"twitter2015 (en) + {folder.name} (zh)")) == [folder / PREVIEW_NAME]
+    assert translation_previews(run("tgt", "twitter2015.en-zh.other-model (zh)")) == [], "not the corpus the run recorded"
+    assert translation_previews(run("tgt_only", "")) == []
 
 
 def test_page_is_the_same_bytes_whatever_the_hash_seed(sample_data_dir, tmp_path) -> None:

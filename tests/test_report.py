@@ -165,8 +165,8 @@ def test_report_cli_and_its_errors(runs_root, tmp_path):
 
 def test_runs_are_grouped_by_configuration(runs_root):
     rows = build_rows(find_runs([runs_root]), bootstrap=0)
-    assert rows[("acn", "en-zh", "src_tgt", "all")].seeds == 3
-    assert rows[("umt", "zh-en", "tgt", "all")].seeds == 1
+    assert rows[("acn", (("twitter2015",), "cmner"), "src_tgt", "all")].seeds == 3  # a direction is its pair of datasets
+    assert rows[("umt", (("cmner",), "twitter2015"), "tgt", "all")].seeds == 1
 
 
 def make_multilingual_run(root: Path, model: str, setting: str, seed: int, tests: dict[str, list[Sample]], error_rates: dict[str, float]) -> Path:
@@ -225,3 +225,57 @@ def test_table_cells_from_run_folders_are_escaped_in_markdown_and_latex():
     latex = table.latex()
     assert r"\textless" not in latex and r"a\_b\#c\$d\%e\&f\{g\}\textasciitilde{}h\textasciicircum{}i\textbackslash{}j" in latex
     assert r"80.00 $\pm$ 1.00" in latex
+
+
+def make_named_run(root: Path, model: str, sources: list[str], target: str, setting: str, seed: int, test: list[Sample],
+                   error_rate: float) -> Path:
+    """A run that named its datasets (``xl train --source ... --target ...``): no direction, ``source_datasets`` in its metrics."""
+    run_dir = root / f"{model}-{'+'.join(sources)}-{target}-{setting}-seed{seed}"
+    scores = predict_and_write(FixedPredictions(corrupt(test, error_rate, seed)), test, None, 32, RunFolder(run_dir), "test", "zh")
+    atomic_write_json(run_dir / "metrics.json", {
+        "run": run_dir.name, "model_type": model, "direction": None, "setting": setting, "images": "all", "seed": seed,
+        "target_dataset": target, "source_datasets": sources, "test": scores, "dev": scores, "tests": {target: scores},
+    })
+    return run_dir
+
+
+def with_type_scores(run_dir: Path, scores: dict[str, float], keep_canonical: bool = True) -> None:
+    """Give a run's test scores per-type F1s of other types, as a run on an open label set writes them."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for mode in metrics["test"].values():
+        mode["per_type_f1"] = {**(mode["per_type_f1"] if keep_canonical else {}), **scores}
+    atomic_write_json(run_dir / "metrics.json", metrics)
+
+
+def test_one_table_per_dataset_pair_with_the_papers_column_only_for_the_papers_pairs(tmp_path):
+    test = make_test_set(80, seed=9)
+    root = tmp_path / "runs"
+    for seed in (1, 2):
+        make_named_run(root, "acn", ["twitter2017"], "cmner", "tgt_only", seed, test, 0.4)
+        make_named_run(root, "acn", ["twitter2017"], "cmner", "src_tgt", seed, test, 0.1)
+        make_named_run(root, "acn", ["twitter2015"], "cmner", "src", seed, test, 0.3)  # the paper's pair, named by its datasets
+    report = write_report([root], tmp_path / "out", bootstrap=100)
+    tables = {t.name: t for t in report.tables}
+    mine = tables["pair-twitter2017-cmner"]
+    assert "Twitter2017 → CMNER" in mine.title and not {"paper F1", "Δ paper"} & set(mine.header)
+    rows = {r[1]: dict(zip(mine.header, r)) for r in mine.rows}
+    assert set(rows) == {"−", "SRC&TGT"} and rows["SRC&TGT"]["seeds"] == "2" and rows["SRC&TGT"]["p (bootstrap)"]
+    table3 = {r[1]: dict(zip(tables["table3"].header, r)) for r in tables["table3"].rows}
+    assert set(table3) == {"SRC"} and table3["SRC"]["paper F1"] == "75.60"
+    assert (tmp_path / "out" / "pair-twitter2017-cmner.md").is_file()
+
+
+def test_per_type_columns_list_the_types_the_runs_found(tmp_path):
+    test = make_test_set(80, seed=11)
+    root = tmp_path / "runs"
+    for seed, product in ((1, 40.0), (2, 50.0)):
+        with_type_scores(make_run(root, "acn", "en-zh", "tgt_only", "all", seed, test, 0.3), {"PRODUCT": product, "EVENT": 10.0})
+    table2 = {t.name: t for t in write_report([root], tmp_path / "out", bootstrap=0).tables}["table2"]
+    assert table2.header[3:9] == ["PER", "LOC", "ORG", "MISC", "EVENT", "PRODUCT"]  # the canonical four first, then the others
+    row = dict(zip(table2.header, table2.rows[0]))
+    per = [m["test"]["conlleval"]["per_type_f1"]["PER"] for m in _metrics(root, "acn-en-zh-tgt_only-all-seed*")]
+    assert row["PRODUCT"] == _cell(45.0, statistics.stdev([40.0, 50.0])) and row["PER"] == _cell(statistics.fmean(per), statistics.stdev(per))
+    only_open = tmp_path / "open"
+    with_type_scores(make_run(only_open, "acn", "en-zh", "tgt_only", "all", 1, test, 0.3), {"PRODUCT": 40.0}, keep_canonical=False)
+    header = {t.name: t for t in write_report([only_open], tmp_path / "out2", bootstrap=0).tables}["table2"].header
+    assert header[3] == "PRODUCT" and "PER" not in header  # an open label set's own types, no empty canonical columns

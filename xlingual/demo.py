@@ -35,6 +35,8 @@ from xlingual.data.sample_data import write_sample_data_dir
 logger = logging.getLogger(__name__)
 
 DIRECTION = ("en", "zh")
+SOURCE_DATASET = "twitter2015"
+"""The dataset the demo translates (the sample's English side)."""
 
 REAL_RUN_COMMANDS = [
     "xl data download twitter2015 --to data && xl data download cmner --to data   # then unpack the images (see the printed hints)",
@@ -96,13 +98,13 @@ def stage_translate(work_dir: Path, data_dir: Path) -> StageOutcome:
     model_dir = work_dir / "models" / "tiny-marian-en-zh"
     if not (model_dir / "config.json").is_file():
         build_tiny_marian(model_dir, src, tgt, train_steps=0)  # untrained: training it costs minutes on 2 CPUs
-    marian_out = default_translation_dir(data_dir, src, tgt, str(model_dir))
+    marian_out = default_translation_dir(data_dir, SOURCE_DATASET, src, tgt, str(model_dir))
     translator = load_translator(src, tgt, str(model_dir), "transformers", None, DecodingOptions(beam_size=1, max_length=24), "cpu", work_dir=marian_out / ".cache")
-    marian = translate_source_dataset(data_dir, translator, ProjectionSettings(src, tgt, model_name=str(model_dir)), marian_out).report
+    marian = translate_source_dataset(data_dir, SOURCE_DATASET, translator, ProjectionSettings(src, tgt, model_name=str(model_dir)), marian_out).report
 
-    glossary_out = default_translation_dir(data_dir, src, tgt, GLOSSARY_MODEL)
+    glossary_out = default_translation_dir(data_dir, SOURCE_DATASET, src, tgt, GLOSSARY_MODEL)
     glossary = load_translator(src, tgt, plugin="xlingual.translate.glossary:sample_en_zh")
-    kept = translate_source_dataset(data_dir, glossary, ProjectionSettings(src, tgt, model_name=GLOSSARY_MODEL), glossary_out).report
+    kept = translate_source_dataset(data_dir, SOURCE_DATASET, glossary, ProjectionSettings(src, tgt, model_name=GLOSSARY_MODEL), glossary_out).report
     summary = (f"translated the {marian.get('samples_in', '?')} Twitter2015 sample posts en->zh; the tiny random Marian model's output "
                f"verified for {marian.get('samples_out', '?')} (failures and reasons in report.json), the glossary plug-in's "
                f"(--translator xlingual.translate.glossary:sample_en_zh) for {kept.get('samples_out', '?')}: training uses the latter")

@@ -16,7 +16,6 @@ from pathlib import Path
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from xlingual.data.datasets import SOURCE_DATASET_BY_LANG, get_dataset
 from xlingual.data.formats import format_for_lang, read_samples
 from xlingual.data.images import attach_images
 from xlingual.data.sample import Sample
@@ -36,9 +35,9 @@ logger = logging.getLogger(__name__)
 
 # -- translations ----------------------------------------------------------------
 
-def translate_source_dataset(data_dir: str | Path, translator: "Translator", settings: "ProjectionSettings",
+def translate_source_dataset(data_dir: str | Path | DataDir, dataset: str, translator: "Translator", settings: "ProjectionSettings",
                              output: str | Path | None = None) -> "CorpusResult":
-    """Translate and project every split of the direction's source dataset.
+    """Translate and project every split of ``dataset`` (``settings.src`` -> ``settings.tgt``).
 
     The output defaults to ``DataDir.translation(...)``, the folder training
     looks in; the split files keep their source names.
@@ -46,23 +45,35 @@ def translate_source_dataset(data_dir: str | Path, translator: "Translator", set
     from xlingual.projection.corpus import read_source_dataset, translate_corpus
 
     src, tgt = settings.src, settings.tgt
-    output = Path(output) if output is not None else default_translation_dir(data_dir, src, tgt, settings.model_name or "model")
-    return translate_corpus(read_source_dataset(data_dir, SOURCE_DATASET_BY_LANG[src]), output, translator, settings)
+    layout = DataDir.of(data_dir)
+    _check_source_lang(layout, dataset, src)
+    output = Path(output) if output is not None else layout.translation(dataset, src, tgt, settings.model_name or "model")
+    return translate_corpus(read_source_dataset(layout.root, dataset, layout.datasets_file), output, translator, settings)
 
 
-def default_translation_dir(data_dir: str | Path, src: str, tgt: str, model: str) -> Path:
-    """``data/translated/<source dataset>.<src>-<tgt>.<model>/``."""
-    return DataDir(data_dir).translation(SOURCE_DATASET_BY_LANG[src], src, tgt, model)
+def _check_source_lang(layout: DataDir, dataset: str, src: str) -> None:
+    lang = layout.dataset(dataset).lang
+    if lang != src:
+        raise ConfigError(f"{dataset} is in '{lang}', not '{src}': translate it from {lang}")
 
 
-def find_translation(data_dir: str | Path, src: str, tgt: str, model: str | None = None, needed_by: str = "this run") -> Path:
-    """The folder holding the source dataset translated ``src`` -> ``tgt`` (by ``model``: a tag or a folder)."""
-    dataset = SOURCE_DATASET_BY_LANG[src]
-    layout = DataDir(data_dir)
-    build_hint = f"xl translate --src {src} --tgt {tgt} --data-dir {data_dir}"
+def default_translation_dir(data_dir: str | Path | DataDir, dataset: str, src: str, tgt: str, model: str) -> Path:
+    """``data/translated/<dataset>.<src>-<tgt>.<model>/``."""
+    return DataDir.of(data_dir).translation(dataset, src, tgt, model)
+
+
+def find_translation(data_dir: str | Path | DataDir, dataset: str, tgt: str, model: str | None = None,
+                     needed_by: str = "this run") -> Path:
+    """The folder holding ``dataset`` translated into ``tgt`` (by ``model``: a tag or a folder)."""
+    layout = DataDir.of(data_dir)
+    spec = layout.dataset(dataset)
+    src = spec.lang
+    build_hint = f"xl translate --dataset {dataset} --tgt {tgt} --data-dir {layout.root}"
+    if layout.datasets_file is not None:
+        build_hint += f" --datasets {layout.datasets_file}"
     if model:
         candidate = Path(model)
-        train_file = get_dataset(dataset).split_files["train"]
+        train_file = spec.split_files["train"]
         folder = candidate if candidate.is_dir() and (candidate / train_file).is_file() else layout.translation(dataset, src, tgt, model)
         if not folder.is_dir():
             raise ConfigError(f"data.translation_model: no translation at {folder} (build it with '{build_hint} --model {model}')")
@@ -77,36 +88,38 @@ def find_translation(data_dir: str | Path, src: str, tgt: str, model: str | None
     return found[0]
 
 
-def ensure_translation(data_dir: str | Path, src: str, tgt: str, model: str | None = None, build_missing: bool = False,
+def ensure_translation(data_dir: str | Path | DataDir, dataset: str, tgt: str, model: str | None = None, build_missing: bool = False,
                        needed_by: str = "this run") -> Path:
     """:func:`find_translation`, or (``build_missing``) translate with ``model`` or the default MT model as ``xl translate`` does."""
     try:
-        return find_translation(data_dir, src, tgt, model, needed_by)
+        return find_translation(data_dir, dataset, tgt, model, needed_by)
     except ConfigError:
         if not build_missing:
             raise
     from xlingual.projection.corpus import ProjectionSettings
     from xlingual.translate import default_model, load_translator
 
+    layout = DataDir.of(data_dir)
+    src = layout.dataset(dataset).lang
     model = model or default_model(src, tgt)
-    out = default_translation_dir(data_dir, src, tgt, model)
-    logger.info("building the %s->%s translation of %s with %s into %s", src, tgt, SOURCE_DATASET_BY_LANG[src], model, out)
+    out = layout.translation(dataset, src, tgt, model)
+    logger.info("building the %s->%s translation of %s with %s into %s", src, tgt, dataset, model, out)
     translator = load_translator(src, tgt, model, work_dir=out / ".cache")
-    translate_source_dataset(data_dir, translator, ProjectionSettings(src, tgt, model_name=model), out)
+    translate_source_dataset(layout, dataset, translator, ProjectionSettings(src, tgt, model_name=model), out)
     return out
 
 
-def read_translated_split(folder: Path, data_dir: str | Path, src: str, tgt: str, split: str) -> list[Sample]:
-    """One split of a translation, with the source posts' images attached (translated posts keep ``meta.source_id``)."""
-    dataset = SOURCE_DATASET_BY_LANG[src]
-    path = folder / get_dataset(dataset).split_files[split]
+def read_translated_split(folder: Path, data_dir: str | Path | DataDir, dataset: str, tgt: str, split: str) -> list[Sample]:
+    """One split of ``dataset``'s translation, with the source posts' images attached (translated posts keep ``meta.source_id``)."""
+    layout = DataDir.of(data_dir)
+    path = folder / layout.dataset(dataset).split_files[split]
     if not path.is_file():
-        raise ConfigError(f"{path}: translated split missing (re-run 'xl translate --src {src} --tgt {tgt}')")
+        raise ConfigError(f"{path}: translated split missing (re-run 'xl translate --dataset {dataset} --tgt {tgt}')")
     if path.stat().st_size == 0:  # projection kept no post of this split (see the folder's report.json)
         logger.warning("%s: empty (no post survived projection; see %s)", path, folder / "report.json")
         return []
     samples = read_samples(path, format_for_lang(tgt))
-    source_images = DataDir(data_dir).images_dir(dataset)
+    source_images = layout.images_dir(dataset)
     if source_images.is_dir():
         attach_images(samples, source_images)
     return samples
@@ -114,23 +127,25 @@ def read_translated_split(folder: Path, data_dir: str | Path, src: str, tgt: str
 
 # -- image features ----------------------------------------------------------------
 
-def ensure_features(data_dir: str | Path, backbone: str, datasets: Sequence[str], build_missing: bool = False,
+def ensure_features(data_dir: str | Path | DataDir, backbone: str, datasets: Sequence[str], build_missing: bool = False,
                     images_option: str = "all") -> Path:
     """The feature cache of ``backbone`` in ``data_dir``, extracted from the datasets' images when missing and asked to."""
-    folder = DataDir(data_dir).features(backbone)
+    layout = DataDir.of(data_dir)
+    folder = layout.features(backbone)
     if folder.exists():
         return folder
     if not build_missing:
         raise ConfigError(
             f"images={images_option} needs cached {backbone} features at {folder}; build them with "
-            f"'xl features extract --data-dir {data_dir} --backbone {backbone}', "
+            f"'xl features extract --data-dir {layout.root} --backbone {backbone}', "
             "pass --build-missing, or --set images=none for text only"
         )
     from xlingual.features.extract import extract_for_data_dir
 
-    with_images = [name for name in dict.fromkeys(datasets) if DataDir(data_dir).images_dir(name).is_dir()]
+    with_images = [name for name in dict.fromkeys(datasets) if layout.images_dir(name).is_dir()]
     logger.info("extracting %s features of %s into %s", backbone, ", ".join(with_images) or "no dataset", folder)
-    extract_for_data_dir(data_dir, backbone, datasets=with_images, cache_dir=folder, weights="default")
+    extract_for_data_dir(layout.root, backbone, datasets=with_images, cache_dir=folder, datasets_file=layout.datasets_file,
+                         weights="default")
     return folder
 
 

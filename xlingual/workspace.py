@@ -91,6 +91,11 @@ class DataDir:
         object.__setattr__(self, "root", Path(root))
         object.__setattr__(self, "datasets_file", Path(datasets_file) if datasets_file is not None else None)
 
+    @classmethod
+    def of(cls, data_dir: "str | Path | DataDir") -> "DataDir":
+        """``data_dir`` as a DataDir; one already built keeps its datasets file (functions take either)."""
+        return data_dir if isinstance(data_dir, DataDir) else cls(data_dir)
+
     # -- datasets -------------------------------------------------------------
     def dataset(self, name: str) -> DatasetSpec:
         return get_dataset(name, self.root, self.datasets_file)

@@ -18,17 +18,32 @@ from xlingual.features.choices import PostImages
 from xlingual.scale.runtime import RaySettings
 
 
+def _entity_types(scores: dict) -> list[str]:
+    """The types the scores hold: PER/LOC/ORG/MISC first (always, for the canonical schema), then any other, sorted."""
+    from xlingual.evaluation.report import ordered_types
+
+    return ordered_types(s.get("per_type_f1", {}) for modes in scores.values() if isinstance(modes, dict) for s in modes.values()
+                         if isinstance(s, dict))
+
+
 def _print_scores(title: str, scores: dict) -> None:
+    types = _entity_types(scores)
     table = Table(title=title)
-    for column in ("split", "mode", "P", "R", "F1", *[f"F1 {t}" for t in ("PER", "LOC", "ORG", "MISC")]):
+    for column in ("split", "mode", "P", "R", "F1", *[f"F1 {t}" for t in types]):
         table.add_column(column, justify="right" if column not in ("split", "mode") else "left")
     for split, modes in scores.items():
         if not isinstance(modes, dict) or "conlleval" not in modes:
             continue
         for mode, s in modes.items():
-            per_type = [f"{s['per_type_f1'].get(t, 0.0):.2f}" for t in ("PER", "LOC", "ORG", "MISC")]
+            per_type = [f"{s['per_type_f1'].get(t, 0.0):.2f}" for t in types]
             table.add_row(split, mode, f"{s['precision']:.2f}", f"{s['recall']:.2f}", f"{s['f1']:.2f}", *per_type)
     Console().print(table)
+
+
+def _run_scores(metrics: dict) -> dict:
+    """dev and test of the target dataset, then every other test set the run was scored on (``test <dataset>``)."""
+    others = {f"test {name}": value for name, value in metrics.get("tests", {}).items() if name != metrics.get("target_dataset")}
+    return {"dev": metrics["dev"], "test": metrics["test"], **others}
 
 
 def _with_data_dir(overrides: list[str], data_dir: Optional[Path], build_missing: bool, datasets: Optional[Path] = None) -> list[str]:
@@ -43,12 +58,14 @@ def _with_data_dir(overrides: list[str], data_dir: Optional[Path], build_missing
 
 
 def train(
-    config: str = typer.Option(..., "--config", "-c", help="A setting (tgt_only, src, tgt, src_tgt), or a YAML file."),
+    config: str = typer.Option(..., "--config", "-c", help="A setting (tgt_only, src, tgt, src_tgt, joint, ...; more in $XLINGUAL_CONFIGS/settings/), or a YAML file."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="acn or umt [default with a setting name: umt]."),
-    direction: Optional[str] = typer.Option(None, "--direction", "-d", help="en-zh (target CMNER) or zh-en (target Twitter2015) [default with a setting name: en-zh]."),
+    direction: Optional[str] = typer.Option(None, "--direction", "-d", help="The CMNER paper's pairs: en-zh (Twitter2015 -> CMNER) or zh-en (CMNER -> Twitter2015) [default with a setting name and no --target: en-zh]."),
+    source: list[str] = typer.Option([], "--source", "-s", help="A source dataset (repeat for several, e.g. a joint setting); instead of --direction."),
+    target: Optional[str] = typer.Option(None, "--target", "-t", help="The target dataset (fine-tuned on, selected on, scored on); instead of --direction."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data directory (default: the config's, ./data)."),
     datasets: DatasetsOption = None,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run folder (default: runs/MODEL-DIRECTION-SETTING-seedN)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run folder (default: runs/<run name>, e.g. runs/acn-twitter2017-cmner-src_tgt-seed444)."),
     set_: SetOption = [],
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --output from its last checkpoint (a finished run is kept)."),
     resume_partial: bool = typer.Option(False, "--resume-partial", help="Like --resume, but go on when part of the saved state (RNG states, optimizer, scheduler) is missing; the results will differ from an uninterrupted run."),
@@ -56,13 +73,17 @@ def train(
     as_json: bool = typer.Option(False, "--json", help="Print metrics.json instead of the table."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved configuration as YAML and exit without training or writing anything."),
 ) -> None:
-    """Train one configuration end to end and evaluate it on the target test set.
+    """Train one configuration end to end and evaluate it on the target test set (and each source's).
 
     Multi-GPU: `accelerate launch -m xlingual.cli train ...`.
 
     Examples:
 
         xl train --config src_tgt --model umt --direction en-zh
+
+        xl train --config src_tgt --model acn --source twitter2017 --target cmner
+
+        xl train --config joint --model 2mner --source mmnerd --source twitter2015 --target cmner
 
         xl train --config tgt_only --model acn --direction en-zh --set images=none --set model.word_vectors=null
 
@@ -72,7 +93,7 @@ def train(
     """
     from xlingual.train.config import config_yaml, load_config
 
-    cfg = load_config(config, model, direction, _with_data_dir(set_, data_dir, build_missing, datasets))
+    cfg = load_config(config, model, direction, _with_data_dir(set_, data_dir, build_missing, datasets), source=source, target=target)
     if dry_run:
         typer.echo(config_yaml(cfg), nl=False)
         return
@@ -84,7 +105,7 @@ def train(
         typer.echo(json.dumps(result.metrics, indent=2))
         return
     note = " (finished earlier; kept)" if result.skipped else ""
-    _print_scores(f"{cfg.run_name}: best model on {cfg.target_dataset}{note}", {"dev": result.metrics["dev"], "test": result.metrics["test"]})
+    _print_scores(f"{cfg.run_name}: best model on {cfg.target_dataset}{note}", _run_scores(result.metrics))
     typer.echo(f"run folder: {result.run_dir}")
 
 
@@ -122,7 +143,8 @@ def evaluate(
 
 
 def experiment(
-    direction: str = typer.Option(..., "--direction", "-d", help="en-zh or zh-en."),
+    direction: Optional[str] = typer.Option(None, "--direction", "-d", help="en-zh or zh-en (the CMNER paper's pairs); or --pairs."),
+    pairs: Optional[str] = typer.Option(None, "--pairs", help="Dataset pairs SOURCE:TARGET, comma-separated (several sources: a+b:TARGET), instead of --direction."),
     models: str = typer.Option("acn,umt", "--models", help="Comma-separated models, or all."),
     configs: str = typer.Option("all", "--configs", help="Comma-separated settings (tgt_only,src,tgt,src_tgt), or all."),
     seeds: int = typer.Option(3, "--seeds", help="Runs per cell (seeds: the config's seed, +1, +2, ...)."),
@@ -144,11 +166,15 @@ def experiment(
         xl experiment --direction zh-en --models acn --configs tgt_only,src_tgt --seeds 5 --output runs/zh-en
 
         xl experiment --direction en-zh --seeds 3 --ray auto     # the 24 runs spread over a Ray cluster's GPUs
-    """
-    from xlingual.train.experiment import run_experiment
 
-    outcome = run_experiment(direction, models, configs, seeds, output, _with_data_dir(set_, data_dir, build_missing, datasets), ray=RaySettings.from_options(ray))
-    table = Table(title=f"Experiment {direction}: {len(outcome.results) + len(outcome.failures)} runs")
+        xl experiment --pairs twitter2017:cmner,cmner:twitter2017 --models acn --configs tgt_only,src_tgt
+    """
+    from xlingual.train.experiment import parse_pairs, run_experiment
+
+    pair_list = parse_pairs(pairs) if pairs is not None else None
+    outcome = run_experiment(direction, models, configs, seeds, output, _with_data_dir(set_, data_dir, build_missing, datasets),
+                             ray=RaySettings.from_options(ray), pairs=pair_list)
+    table = Table(title=f"Experiment {direction or pairs}: {len(outcome.results) + len(outcome.failures)} runs")
     for column in ("run", "test P", "test R", "test F1", "status"):
         table.add_column(column)
     for r in outcome.results:

@@ -1,9 +1,13 @@
-"""Tables 2-4 of the CMNER paper from run folders: Markdown, LaTeX, CSV and a bar chart.
+"""Tables 2-4 of the CMNER paper from run folders, and the same tables for any other dataset pair.
 
-Runs are grouped by (model, direction, setting, images); each row shows the
-mean ± standard deviation over seeds, the paper's number and our difference
-from it, and for SRC / TGT / SRC&TGT a paired bootstrap against ``tgt_only``
-with a plain verdict on whether the gain exceeds seed noise.
+Runs are grouped by (model, pair, setting, images), a pair being the source
+datasets and the target dataset a run trained on (a direction is the paper's
+name for its two pairs, Twitter2015 -> CMNER and back). Each row shows the mean
+± standard deviation over seeds, for the paper's pairs and settings the
+paper's number and our difference from it, and for every other setting a
+paired bootstrap against ``tgt_only`` with a plain verdict on whether the gain
+exceeds seed noise. One table per pair; per-type columns list the entity
+types the runs' metrics hold.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import os
 import statistics
 import textwrap
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,7 +32,9 @@ from xlingual.data.labels import ENTITY_TYPES
 from xlingual.errors import ConfigError
 from xlingual.io import atomic_write_text
 from xlingual.text_escape import latex_text, markdown_cell, plain_label
-from xlingual.train.config import MODEL_TYPES, PAPER_SETTINGS, SETTINGS
+from xlingual.train.config import MODEL_TYPES, PAPER_SETTINGS
+from xlingual.train.config.packaged import settings as known_settings
+from xlingual.train.config.schema import direction_datasets, pair_label
 from xlingual.evaluation.metrics import sentence_counts
 from xlingual.evaluation.paper import CROSS_LINGUAL, IMAGE_LABELS, SETTING_LABELS, TABLE2, PaperRow
 from xlingual.workspace import METRICS_NAME, RunFolder
@@ -35,7 +42,25 @@ from xlingual.evaluation.significance import paired_bootstrap
 
 logger = logging.getLogger(__name__)
 
-GroupKey = tuple[str, str, str, str]  # model, direction, setting, images
+Pair = tuple[tuple[str, ...], str]  # source datasets, target dataset
+GroupKey = tuple[str, Pair, str, str]  # model, pair, setting, images
+
+PAPER_DIRECTIONS: tuple[str, ...] = ("en-zh", "zh-en")
+"""The CMNER paper's two directions: Tables 3 and 4."""
+PAPER_PAIRS: dict[Pair, str] = {direction_datasets(d): d for d in PAPER_DIRECTIONS}
+"""The paper's pairs (Twitter2015 -> CMNER, CMNER -> Twitter2015) and the direction its tables call each."""
+
+
+def ordered_types(per_type: Iterable[Mapping[str, float]]) -> list[str]:
+    """The entity types of some per-type scores: PER/LOC/ORG/MISC first, then any other type, sorted.
+
+    The canonical four are listed whenever one of them occurs (or no type does),
+    so a table of built-in datasets keeps its four columns even where a run
+    found no MISC; an open label set's own types follow.
+    """
+    seen = {name for scores in per_type for name in scores}
+    canonical = list(ENTITY_TYPES) if seen & set(ENTITY_TYPES) or not seen else []
+    return canonical + sorted(seen - set(ENTITY_TYPES))
 
 
 @dataclass
@@ -46,9 +71,17 @@ class RunRecord:
     metrics: dict[str, Any]
 
     @property
+    def pair(self) -> Pair:
+        """The datasets the run trained on: named in its metrics, or its direction's."""
+        m = self.metrics
+        if "source_datasets" in m:
+            return tuple(m["source_datasets"]), m["target_dataset"]
+        return direction_datasets(m["direction"])
+
+    @property
     def key(self) -> GroupKey:
         m = self.metrics
-        return (m["model_type"], m["direction"], m["setting"], m["images"])
+        return (m["model_type"], self.pair, m["setting"], m["images"])
 
     def test(self, mode: str = "conlleval") -> dict[str, Any]:
         return self.metrics["test"][mode]
@@ -116,7 +149,8 @@ def build_rows(runs: list[RunRecord], bootstrap: int = 1000) -> dict[GroupKey, R
         groups[run.key].append(run)
     rows: dict[GroupKey, Row] = {}
     for key, members in groups.items():
-        model, direction, setting, images = key
+        model, pair, setting, images = key
+        direction = PAPER_PAIRS.get(pair)
         paper = TABLE2.get((model, images)) if (direction == "en-zh" and setting == "tgt_only") else None
         if images == "all" or paper is None:
             paper = CROSS_LINGUAL.get((model, direction, setting)) if images == "all" else paper
@@ -124,12 +158,12 @@ def build_rows(runs: list[RunRecord], bootstrap: int = 1000) -> dict[GroupKey, R
         for name in ("precision", "recall", "f1"):
             row.values[name] = _mean_std([r.test()[name] for r in members])
         row.values["strict_f1"] = _mean_std([r.test("strict")["f1"] for r in members])
-        for etype in ENTITY_TYPES:
+        for etype in ordered_types(r.test()["per_type_f1"] for r in members):
             row.values[etype] = _mean_std([r.test()["per_type_f1"].get(etype, 0.0) for r in members])
         rows[key] = row
     for key, row in rows.items():
-        model, direction, setting, images = key
-        baseline = rows.get((model, direction, "tgt_only", images))
+        model, pair, setting, images = key
+        baseline = rows.get((model, pair, "tgt_only", images))
         if setting == "tgt_only" or baseline is None or bootstrap <= 0:
             continue
         _compare(row, baseline, bootstrap)
@@ -140,7 +174,7 @@ def _compare(row: Row, baseline: Row, resamples: int) -> None:
     system_ids, system = zip(*(r.sentence_counts() for r in row.runs))
     base_ids, base = zip(*(r.sentence_counts() for r in baseline.runs))
     if any(ids != base_ids[0] for ids in system_ids + base_ids):
-        logger.warning("%s: test sentences differ from tgt_only's; no significance test", "-".join(row.key))
+        logger.warning("%s: test sentences differ from tgt_only's; no significance test", _row_name(row.key))
         return
     row.delta_vs_baseline, row.p_value = paired_bootstrap(list(system), list(base), resamples)
     noise = max(row.values["f1"][1], baseline.values["f1"][1])
@@ -187,6 +221,24 @@ class Table:
         return buffer.getvalue()
 
 
+def _type_f1(row: Row, etype: str) -> tuple[float, float]:
+    """Mean ± std F1 of one entity type over a row's runs (0 where a run's metrics lack the type)."""
+    return row.values.get(etype) or _mean_std([r.test()["per_type_f1"].get(etype, 0.0) for r in row.runs])
+
+
+def _row_name(key: GroupKey) -> str:
+    model, pair, setting, images = key
+    return f"{model}-{pair_label(*pair)}-{setting}-{images}"
+
+
+def _setting_label(setting: str) -> str:
+    return SETTING_LABELS.get(setting, setting)
+
+
+def _dataset_label(dataset: str) -> str:
+    return {"cmner": "CMNER", "twitter2015": "Twitter2015", "twitter2017": "Twitter2017", "mmnerd": "MMNERD"}.get(dataset, dataset)
+
+
 def _pm(value: tuple[float, float]) -> str:
     return f"{value[0]:.2f} ± {value[1]:.2f}"
 
@@ -205,47 +257,64 @@ def _significance_cells(row: Row) -> list[str]:
 
 
 def table2(rows: dict[GroupKey, Row]) -> Table:
-    header = ["model", "input", "seeds", *ENTITY_TYPES, "P", "R", "F1", "strict F1", "paper F1", "Δ paper"]
+    pair = direction_datasets("en-zh")
+    found = [rows[key] for key in ((m, pair, "tgt_only", i) for m in _models(rows) for i in ("none", "one", "all")) if key in rows]
+    types = ordered_types(r.test()["per_type_f1"] for row in found for r in row.runs)
+    header = ["model", "input", "seeds", *types, "P", "R", "F1", "strict F1", "paper F1", "Δ paper"]
     body = []
-    for model in _models(rows):
-        for images in ("none", "one", "all"):
-            row = rows.get((model, "en-zh", "tgt_only", images))
-            if row is None:
-                continue
-            body.append([model.upper(), IMAGE_LABELS[images], str(row.seeds), *(_pm(row.values[t]) for t in ENTITY_TYPES),
-                         _pm(row.values["precision"]), _pm(row.values["recall"]), _pm(row.values["f1"]), _pm(row.values["strict_f1"]),
-                         *_paper_cells(row, TABLE2.get((model, images)))])
+    for row in found:
+        model, _, _, images = row.key
+        body.append([model.upper(), IMAGE_LABELS[images], str(row.seeds), *(_pm(_type_f1(row, t)) for t in types),
+                     _pm(row.values["precision"]), _pm(row.values["recall"]), _pm(row.values["f1"]), _pm(row.values["strict_f1"]),
+                     *_paper_cells(row, TABLE2.get((model, images)))])
     return Table("table2", "Table 2: CMNER test, target-only (entity F1, conlleval; mean ± std over seeds)", header, body)
 
 
-def cross_lingual_table(rows: dict[GroupKey, Row], direction: str) -> Table:
-    number, target = ("3", "CMNER") if direction == "en-zh" else ("4", "Twitter2015")
-    header = ["model", "train", "seeds", "P", "R", "F1", "strict F1", "paper F1", "Δ paper", "Δ vs −", "p (bootstrap)", "verdict"]
+def cross_lingual_table(rows: dict[GroupKey, Row], pair: Pair) -> Table:
+    """One pair's settings on its target's test set: Table 3 / 4 for the paper's pairs, with the paper's numbers.
+
+    Another pair's table lists every setting its runs used and has no paper
+    columns (the paper did not run it).
+    """
+    direction = PAPER_PAIRS.get(pair)
+    paper = direction is not None
+    paper_columns = ["paper F1", "Δ paper"] if paper else []
+    header = ["model", "train", "seeds", "P", "R", "F1", "strict F1", *paper_columns, "Δ vs −", "p (bootstrap)", "verdict"]
+    # the paper's tables: its four settings (the multilingual table adds the joint ones); another pair: every setting run
+    table_settings = PAPER_SETTINGS if paper else _settings({key[2] for key in rows if key[1] == pair})
     body = []
     for model in _models(rows):
-        for setting in PAPER_SETTINGS:  # the paper's four; the multilingual table adds the joint settings
-            row = rows.get((model, direction, setting, "all")) or rows.get((model, direction, setting, "none"))
+        for setting in table_settings:
+            row = rows.get((model, pair, setting, "all")) or rows.get((model, pair, setting, "none"))
             if row is None:
                 continue
-            label = SETTING_LABELS[setting] + ("" if row.key[3] == "all" else f" ({IMAGE_LABELS[row.key[3]]})")
+            label = _setting_label(setting) + ("" if row.key[3] == "all" else f" ({IMAGE_LABELS[row.key[3]]})")
             body.append([model.upper(), label, str(row.seeds), _pm(row.values["precision"]), _pm(row.values["recall"]),
-                         _pm(row.values["f1"]), _pm(row.values["strict_f1"]), *_paper_cells(row), *_significance_cells(row)])
-    title = f"Table {number}: {direction.replace('-', '→')} (test on {target}; mean ± std over seeds; p: paired bootstrap vs −)"
-    return Table(f"table{number}", title, header, body)
+                         _pm(row.values["f1"]), _pm(row.values["strict_f1"]), *(_paper_cells(row) if paper else []),
+                         *_significance_cells(row)])
+    if direction is not None:
+        number = "3" if direction == "en-zh" else "4"
+        title = f"Table {number}: {direction.replace('-', '→')} (test on {_dataset_label(pair[1])}; mean ± std over seeds; p: paired bootstrap vs −)"
+        return Table(f"table{number}", title, header, body)
+    title = f"{_pair_arrow(pair)} (test on {_dataset_label(pair[1])}; mean ± std over seeds; p: paired bootstrap vs −)"
+    return Table(f"pair-{pair_label(*pair)}", title, header, body)
+
+
+def _pair_arrow(pair: Pair) -> str:
+    sources, target = pair
+    return f"{' + '.join(map(_dataset_label, sources)) or '(no source)'} → {_dataset_label(target)}"
+
+
+def _settings(present: set[str]) -> list[str]:
+    """Settings in the packaged order, then any other (a setting file since removed) by name."""
+    order = list(known_settings())
+    return [s for s in order if s in present] + sorted(present - set(order))
 
 
 def _models(rows: dict[GroupKey, Row]) -> list[str]:
     """The models the rows hold: the packaged ones in their order, then any other."""
     present = {key[0] for key in rows}
     return [m for m in MODEL_TYPES if m in present] + sorted(present - set(MODEL_TYPES))
-
-
-def _language_test_sets(direction: str) -> tuple[str, str]:
-    """(target dataset, source dataset) of a direction: the two test sets a multilingual comparison scores."""
-    from xlingual.data.datasets import SOURCE_DATASET_BY_LANG
-
-    src, tgt = direction.split("-")
-    return SOURCE_DATASET_BY_LANG[tgt], SOURCE_DATASET_BY_LANG[src]
 
 
 def _test_set_p(row: Row, baseline: Row, dataset: str, resamples: int) -> str:
@@ -262,40 +331,42 @@ def _test_set_p(row: Row, baseline: Row, dataset: str, resamples: int) -> str:
     return f"{paired_bootstrap(list(system), list(base), resamples)[1]:.3f}"
 
 
-def multilingual_table(rows: dict[GroupKey, Row], direction: str, bootstrap: int = 1000) -> Table:
-    """Per model and setting, F1 on both languages' test sets from the same runs, their macro average, and the bootstrap vs −.
+def multilingual_table(rows: dict[GroupKey, Row], pair: Pair, bootstrap: int = 1000) -> Table:
+    """Per model and setting, F1 on every test set of a pair from the same runs, their macro average, and the bootstrap vs −.
 
-    Every run is scored on the target and the source dataset's test set
+    Every run is scored on the target's and each source dataset's test set
     (``metrics.json`` ``tests``), so a monolingual, a cross-lingual and a joint
-    model are compared on the same two test sets. p: paired bootstrap against
+    model are compared on the same test sets. p: paired bootstrap against
     the ``tgt_only`` runs of the same model, per test set.
     """
-    target, source = _language_test_sets(direction)
-    names = {"cmner": "CMNER", "twitter2015": "Twitter2015", "twitter2017": "Twitter2017"}
-    header = ["model", "train", "seeds", f"{names.get(target, target)} F1", f"{names.get(source, source)} F1", "macro F1",
-              "Δ macro vs −", f"p {names.get(target, target)}", f"p {names.get(source, source)}"]
+    test_sets = [pair[1], *pair[0]]
+    names = [_dataset_label(d) for d in test_sets]
+    header = ["model", "train", "seeds", *(f"{n} F1" for n in names), "macro F1", "Δ macro vs −", *(f"p {n}" for n in names)]
+
+    def macro(run: RunRecord) -> float:
+        return sum(run.test_f1(d) for d in test_sets) / len(test_sets)
+
     body = []
     for model in _models(rows):
         for images in ("all", "none"):
-            baseline = rows.get((model, direction, "tgt_only", images))
-            for setting in SETTINGS:
-                row = rows.get((model, direction, setting, images))
-                if row is None or any(r.test_f1(d) is None for r in row.runs for d in (target, source)):
+            baseline = rows.get((model, pair, "tgt_only", images))
+            for setting in _settings({key[2] for key in rows if key[1] == pair}):
+                row = rows.get((model, pair, setting, images))
+                if row is None or any(r.test_f1(d) is None for r in row.runs for d in test_sets):
                     continue
-                per_set = {d: _mean_std([r.test_f1(d) for r in row.runs]) for d in (target, source)}
-                macro = _mean_std([(r.test_f1(target) + r.test_f1(source)) / 2 for r in row.runs])
-                delta, p_target, p_source = "", "", ""
-                if baseline is not None and baseline is not row and all(r.test_f1(source) is not None for r in baseline.runs):
-                    base_macro = statistics.fmean((r.test_f1(target) + r.test_f1(source)) / 2 for r in baseline.runs)
-                    delta = f"{macro[0] - base_macro:+.2f}"
-                    p_target = _test_set_p(row, baseline, target, bootstrap)
-                    p_source = _test_set_p(row, baseline, source, bootstrap)
-                label = SETTING_LABELS.get(setting, setting) + ("" if images == "all" else f" ({IMAGE_LABELS[images]})")
-                body.append([model.upper(), label, str(row.seeds), _pm(per_set[target]), _pm(per_set[source]), _pm(macro),
-                             delta, p_target, p_source])
-    title = (f"Multilingual comparison, {direction.replace('-', '→')}: F1 on both test sets from the same runs "
+                per_set = [_mean_std([r.test_f1(d) for r in row.runs]) for d in test_sets]
+                delta, p_values = "", ["" for _ in test_sets]
+                if baseline is not None and baseline is not row and all(r.test_f1(d) is not None for r in baseline.runs for d in test_sets):
+                    delta = f"{_mean_std([macro(r) for r in row.runs])[0] - statistics.fmean(macro(r) for r in baseline.runs):+.2f}"
+                    p_values = [_test_set_p(row, baseline, d, bootstrap) for d in test_sets]
+                label = _setting_label(setting) + ("" if images == "all" else f" ({IMAGE_LABELS[images]})")
+                body.append([model.upper(), label, str(row.seeds), *map(_pm, per_set), _pm(_mean_std([macro(r) for r in row.runs])),
+                             delta, *p_values])
+    direction = PAPER_PAIRS.get(pair)
+    what = direction.replace("-", "→") if direction else _pair_arrow(pair)
+    title = (f"Multilingual comparison, {what}: F1 on {'both' if len(test_sets) == 2 else 'all'} test sets from the same runs "
              "(conlleval; mean ± std over seeds; p: paired bootstrap vs −)")
-    return Table(f"multilingual-{direction}", title, header, body)
+    return Table(f"multilingual-{direction or pair_label(*pair)}", title, header, body)
 
 
 PAPER_COLUMNS = ("paper F1", "Δ paper")
@@ -320,10 +391,11 @@ def bar_chart(rows: dict[GroupKey, Row], path: Path, note: str | None = None, la
     matplotlib.rcParams["text.usetex"] = False  # labels carry names from run folders: never handed to TeX (plain_label keeps them out of math text)
     import matplotlib.pyplot as plt
 
-    keys = sorted(rows, key=lambda k: (k[1], k[0], SETTINGS.index(k[2]), k[3]))
+    order = _settings({k[2] for k in rows})
+    keys = sorted(rows, key=lambda k: (_pair_name(k[1]), k[0], order.index(k[2]), k[3]))
     if not keys:
         return None
-    labels = [plain_label(f"{m.upper()} {d}\n{SETTING_LABELS[s]}{'' if i == 'all' else ' ' + i}") for m, d, s, i in keys]
+    labels = [plain_label(f"{m.upper()} {_pair_name(p)}\n{_setting_label(s)}{'' if i == 'all' else ' ' + i}") for m, p, s, i in keys]
     means = [rows[k].values["f1"][0] for k in keys]
     stds = [rows[k].values["f1"][1] for k in keys]
     paper_f1 = [rows[k].paper.f1 if rows[k].paper and paper else np.nan for k in keys]
@@ -347,27 +419,39 @@ def bar_chart(rows: dict[GroupKey, Row], path: Path, note: str | None = None, la
     return path
 
 
-def translation_preview(run: RunRecord) -> Path | None:
-    """The ``preview.html`` of the translated corpus a run trained on (TGT, SRC&TGT, JOINT&TGT), if it is still where the run found it.
+def _pair_name(pair: Pair) -> str:
+    """The direction for the paper's pairs (as the chart always said), else the datasets."""
+    return PAPER_PAIRS.get(pair) or pair_label(*pair)
+
+
+def translation_previews(run: RunRecord) -> list[Path]:
+    """The ``preview.html`` of each translated corpus a run trained on (a setting with a ``translation`` part), where it still is.
 
     Resolved from the run's saved config as training resolved it, and kept only
-    when the folder is the one the run recorded in ``metrics.json``.
+    when the folder is one the run recorded in ``metrics.json``.
     """
     from xlingual.projection.preview import PREVIEW_NAME
     from xlingual.stage_inputs import find_translation
     from xlingual.train.config import config_from_dict, read_yaml
+    from xlingual.train.config.stages import setting_plan
 
     recorded = " ".join(stage.get("data", "") for stage in run.metrics.get("stages", {}).values())
     saved_config = RunFolder(run.run_dir).config
-    if run.metrics.get("setting") not in ("tgt", "src_tgt", "joint_tgt") or not saved_config.is_file():
-        return None
+    if not saved_config.is_file():
+        return []
+    previews = []
     try:  # only looks: a report never builds a translation, whatever the run's build_missing said
         config = config_from_dict(read_yaml(saved_config), where=str(saved_config))
-        folder = find_translation(config.data.data_dir, config.source_lang, config.target_lang, config.data.translation_model)
+        if "translation" not in setting_plan(config.setting).parts:
+            return []
+        for dataset in config.source_datasets:
+            folder = find_translation(config.data.data_dir, dataset, config.target_lang, config.data.translation_model)
+            preview = folder / PREVIEW_NAME
+            if f"{folder.name} (" in recorded and preview.is_file():
+                previews.append(preview)
     except (ConfigError, OSError):
-        return None
-    preview = folder / PREVIEW_NAME
-    return preview if f"{folder.name} (" in recorded and preview.is_file() else None
+        return previews
+    return previews
 
 
 @dataclass
@@ -388,8 +472,12 @@ def write_report(run_paths: list[str | Path], out_dir: str | Path, bootstrap: in
     runs = find_runs(run_paths)
     rows = build_rows(runs, bootstrap)
     out = Path(out_dir)
-    tables = [table2(rows), cross_lingual_table(rows, "en-zh"), cross_lingual_table(rows, "zh-en"),
-              multilingual_table(rows, "en-zh", bootstrap), multilingual_table(rows, "zh-en", bootstrap)]
+    paper_pairs = [direction_datasets(d) for d in PAPER_DIRECTIONS]
+    other_pairs = sorted({key[1] for key in rows} - set(paper_pairs), key=lambda pair: pair_label(*pair))
+    tables = [table2(rows), *(cross_lingual_table(rows, pair) for pair in paper_pairs),
+              *(multilingual_table(rows, pair, bootstrap) for pair in paper_pairs)]
+    for pair in other_pairs:  # one table per pair the runs trained on, and its test sets side by side
+        tables += [cross_lingual_table(rows, pair), multilingual_table(rows, pair, bootstrap)]
     if not paper:
         tables = [without_paper(table) for table in tables]
     if label != "ours":  # every copy of a table (Markdown, LaTeX, CSV) says whose numbers it holds
@@ -401,8 +489,9 @@ def write_report(run_paths: list[str | Path], out_dir: str | Path, bootstrap: in
             atomic_write_text(path, text)
             files.append(path)
     summary = "\n".join(t.markdown() for t in tables if t.rows)
-    previews = {r.metrics.get("run", r.run_dir.name): translation_preview(r) for r in sorted(runs, key=lambda r: str(r.run_dir))}
-    links = "".join(f"- {name}: [{p.parent.name}/{p.name}]({os.path.relpath(p.resolve(), out.resolve())})\n" for name, p in previews.items() if p)
+    previews = {r.metrics.get("run", r.run_dir.name): translation_previews(r) for r in sorted(runs, key=lambda r: str(r.run_dir))}
+    links = "".join(f"- {name}: [{p.parent.name}/{p.name}]({os.path.relpath(p.resolve(), out.resolve())})\n"
+                    for name, found in previews.items() for p in found)
     summary += f"\n### Translated corpora the runs trained on\n\n{links}" if links else ""
     heading = f"# Results ({len(runs)} runs)\n\n" + (f"**{note}**\n\n" if note else "")
     atomic_write_text(out / "report.md", heading + summary)
@@ -413,4 +502,4 @@ def write_report(run_paths: list[str | Path], out_dir: str | Path, bootstrap: in
     return Report(tables, files, len(runs))
 
 
-__all__ = ["Report", "RunRecord", "Table", "build_rows", "find_runs", "write_report"]
+__all__ = ["PAPER_PAIRS", "Report", "RunRecord", "Table", "build_rows", "find_runs", "ordered_types", "write_report"]

@@ -1,6 +1,7 @@
-"""The experiment grid: models x settings x seeds for one direction, resumable.
+"""The experiment grid: models x settings x seeds for one direction, or for each of several dataset pairs, resumable.
 
-Each cell is an ordinary run folder (``<model>-<direction>-<setting>-seed<N>``)
+Each cell is an ordinary run folder (``<model>-<direction>-<setting>-seed<N>``,
+``<model>-<source>-<target>-<setting>-seed<N>`` for a pair)
 trained with ``resume=True``: a finished cell is skipped, an interrupted one
 continues from its checkpoint, so re-running the same command after a crash
 or a pre-emption only does the missing work. With ``ray`` the cells run as
@@ -17,7 +18,8 @@ from pathlib import Path
 
 from xlingual.errors import ConfigError, XlingualError
 from xlingual.scale.runtime import RaySettings, failure_summary
-from xlingual.train.config import MODEL_TYPES, SETTINGS, TrainConfig, load_config
+from xlingual.train.config import TrainConfig, load_config
+from xlingual.train.config.packaged import model_types, settings as known_settings
 from xlingual.train.run import RunResult, train_run
 
 logger = logging.getLogger(__name__)
@@ -43,17 +45,47 @@ def grid(models: list[str], settings: list[str], seeds: int) -> list[GridCell]:
     return [GridCell(m, s, i) for m in models for s in settings for i in range(seeds)]
 
 
-def plan_grid(direction: str, models: str, settings: str, seeds: int, output: str | Path,
-              overrides: list[str] | None = None) -> list[tuple[TrainConfig, Path]]:
-    """Every cell's config and run folder, in grid order; seeds are the config's seed, +1, +2, ..."""
+DatasetPair = tuple[tuple[str, ...], str]
+"""Source datasets and target dataset of one run."""
+
+
+def parse_pairs(text: str) -> list[DatasetPair]:
+    """``twitter2017:cmner,mmnerd+twitter2015:cmner`` -> [(("twitter2017",), "cmner"), (("mmnerd", "twitter2015"), "cmner")].
+
+    A pair is ``SOURCE:TARGET``; several sources are joined by ``+``, and a
+    pair with no source (``:mmnerd``) suits target-only settings. Dataset names
+    are checked when the cells' configs are resolved.
+    """
+    pairs = []
+    for item in (part.strip() for part in text.split(",")):
+        source, sep, target = item.partition(":")
+        sources = tuple(name.strip() for name in source.split("+") if name.strip())
+        if not sep or not target.strip() or ":" in target:
+            raise ConfigError(f"--pairs: '{item}' is not SOURCE:TARGET (e.g. twitter2017:cmner, mmnerd+twitter2015:cmner)")
+        pairs.append((sources, target.strip()))
+    if len(set(pairs)) != len(pairs):
+        raise ConfigError(f"--pairs: '{text}' lists a pair twice")
+    return pairs
+
+
+def plan_grid(direction: str | None, models: str, settings: str, seeds: int, output: str | Path,
+              overrides: list[str] | None = None, pairs: list[DatasetPair] | None = None) -> list[tuple[TrainConfig, Path]]:
+    """Every cell's config and run folder, in grid order (pair by pair); seeds are the config's seed, +1, +2, ...
+
+    The grid covers one ``direction`` or each of ``pairs`` (datasets named as
+    in ``xl train --source/--target``), never both.
+    """
     if seeds < 1:
         raise ConfigError("--seeds: must be at least 1")
-    cells = grid(parse_list(models, MODEL_TYPES, "--models"), parse_list(settings, SETTINGS, "--configs"), seeds)
+    if (direction is None) == (pairs is None):
+        raise ConfigError("give --direction (the paper's pairs) or --pairs SOURCE:TARGET,... (one of them)")
+    cells = grid(parse_list(models, model_types(), "--models"), parse_list(settings, known_settings(), "--configs"), seeds)
     runs = []
-    for cell in cells:
-        config = load_config(cell.setting, cell.model_type, direction, overrides)
-        config.seed += cell.seed_index
-        runs.append((config, Path(output) / config.run_name))
+    for source, target in pairs if pairs is not None else [((), None)]:
+        for cell in cells:
+            config = load_config(cell.setting, cell.model_type, direction, overrides, source=source, target=target)
+            config.seed += cell.seed_index
+            runs.append((config, Path(output) / config.run_name))
     return runs
 
 
@@ -76,15 +108,16 @@ class GridOutcome:
                                                 "the others are kept, run the same command again to redo these"))
 
 
-def run_experiment(direction: str, models: str, settings: str, seeds: int, output: str | Path,
-                   overrides: list[str] | None = None, ray: RaySettings | None = None) -> GridOutcome:
+def run_experiment(direction: str | None, models: str, settings: str, seeds: int, output: str | Path,
+                   overrides: list[str] | None = None, ray: RaySettings | None = None,
+                   pairs: list[DatasetPair] | None = None) -> GridOutcome:
     """Run (or finish) every cell of the grid: one after the other, or with ``ray`` as Ray tasks (:mod:`xlingual.scale.experiment`)."""
     if ray is not None:
         from xlingual.scale.experiment import run_experiment_on_ray
 
-        return run_experiment_on_ray(direction, models, settings, seeds, output, overrides, ray)
+        return run_experiment_on_ray(direction, models, settings, seeds, output, overrides, ray, pairs)
     started = time.perf_counter()
-    runs = plan_grid(direction, models, settings, seeds, output, overrides)
+    runs = plan_grid(direction, models, settings, seeds, output, overrides, pairs)
     outcome = GridOutcome()
     for number, (config, run_dir) in enumerate(runs, 1):
         logger.info("[%d/%d] %s", number, len(runs), config.run_name)
@@ -93,4 +126,4 @@ def run_experiment(direction: str, models: str, settings: str, seeds: int, outpu
     return outcome
 
 
-__all__ = ["GridCell", "GridOutcome", "grid", "parse_list", "plan_grid", "run_experiment"]
+__all__ = ["DatasetPair", "GridCell", "GridOutcome", "grid", "parse_list", "parse_pairs", "plan_grid", "run_experiment"]

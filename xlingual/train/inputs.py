@@ -1,7 +1,8 @@
 """Everything a run reads: the samples of each training stage, the test split, and the model's inputs.
 
-A run names only a direction, a setting and a data directory; this module
-turns that into the samples of each training stage, and asks
+A run names its datasets (or a direction, the paper's shorthand for them), a
+setting and a data directory; this module reads the stages the setting
+declares (:mod:`xlingual.train.config.stages`) into samples, and asks
 :mod:`xlingual.stage_inputs` for the translation, the word vectors and the
 visual inputs (which fails with one line saying which command builds what is
 missing: ``xl translate``, ``xl features extract``, ``xl embeddings``).
@@ -19,7 +20,9 @@ from xlingual.errors import ConfigError
 from xlingual.models.base import VisualLookup
 from xlingual.stage_inputs import ensure_features, ensure_translation, ensure_word_vectors, read_translated_split, visual_inputs
 from xlingual.train.config import TrainConfig
-from xlingual.workspace import DataDir, RunFolder
+from xlingual.train.config.schema import dataset_lang
+from xlingual.train.config.stages import StagePlan, setting_plan
+from xlingual.workspace import RunFolder
 
 logger = logging.getLogger(__name__)
 
@@ -39,9 +42,9 @@ class RunInputs:
     """Everything a run trains and evaluates on.
 
     ``test`` is the target dataset's test split, the one the CMNER paper's
-    tables score; ``other_tests`` holds the other language's test split by
+    tables score; ``other_tests`` holds each source dataset's test split by
     dataset name, so every run is also scored there (the multilingual table
-    reads both numbers from the same run). They stay out of
+    reads every number from the same run). They stay out of
     :meth:`vocab_samples`: a run's vocabulary, hence its trained weights, must
     not depend on whether the other test set happens to be in the data directory.
     """
@@ -71,77 +74,83 @@ def _limit(samples: list[Sample], max_samples: int | None) -> list[Sample]:
     return samples[:max_samples] if max_samples else samples
 
 
-def locate_translation(config: TrainConfig) -> Path:
-    """The folder holding the run's source dataset translated into the target language (built when ``build_missing``)."""
-    return ensure_translation(config.data.data_dir, config.source_lang, config.target_lang, config.data.translation_model,
+def locate_translation(config: TrainConfig, dataset: str) -> Path:
+    """The folder holding ``dataset`` translated into the target language (built when ``build_missing``)."""
+    return ensure_translation(config.data.layout, dataset, config.target_lang, config.data.translation_model,
                               config.data.build_missing, needed_by=f"setting '{config.setting}'")
 
 
-JOINT_SETTINGS: tuple[str, ...] = ("joint", "joint_tgt")
-"""Multilingual settings: one stage on the source and the target dataset together (joint_tgt: plus the translation)."""
+@dataclass
+class Part:
+    """One dataset's samples of one split, and how the stage summary names it (``twitter2015 (en)``)."""
+
+    samples: list[Sample]
+    description: str
 
 
-def translated_splits(config: TrainConfig) -> tuple[list[Sample], list[Sample], str]:
-    """Train and dev posts of the source dataset translated into the target language, and where they came from."""
-    folder = locate_translation(config)
-    data_dir, src, tgt, limit = config.data.data_dir, config.source_lang, config.target_lang, config.data.max_samples
-    train = _limit(read_translated_split(folder, data_dir, src, tgt, "train"), limit)
-    dev = _limit(read_translated_split(folder, data_dir, src, tgt, "dev"), limit)
-    return train, dev, f"{folder.name} ({tgt})"
+def read_split(config: TrainConfig, dataset: str, split: str, bio: str) -> list[Sample]:
+    """One split of one of the run's datasets, found in the run's data directory (declared datasets included)."""
+    layout = config.data.layout
+    return load_split(layout.root, dataset, split, bio=bio, datasets_file=layout.datasets_file)
 
 
-def pretrain_stage(config: TrainConfig) -> StageData | None:
-    """Source-side data of the first stage (SRC, TGT or SRC&TGT); None for tgt_only and the joint settings (one stage)."""
-    if config.setting == "tgt_only" or config.setting in JOINT_SETTINGS:
-        return None
-    limit = config.data.max_samples
-    train: list[Sample] = []
-    dev: list[Sample] = []
-    parts = []
-    if config.setting in ("src", "src_tgt"):
-        train += _limit(load_split(config.data.data_dir, config.source_dataset, "train"), limit)
-        dev += _limit(load_split(config.data.data_dir, config.source_dataset, "dev"), limit)
-        parts.append(f"{config.source_dataset} ({config.source_lang})")
-    if config.setting in ("tgt", "src_tgt"):
-        translated_train, translated_dev, origin = translated_splits(config)
-        train += translated_train
-        dev += translated_dev
-        parts.append(origin)
-    if not train or not dev:
-        raise ConfigError(f"setting '{config.setting}': the pre-training data ({' + '.join(parts)}) has no {'train' if not train else 'dev'} posts; check the translation's report.json")
-    return StageData("pretrain", train, dev, " + ".join(parts))
+def part_splits(config: TrainConfig, part: str, split: str, bio: str = "repair") -> list[Part]:
+    """The samples one declared part contributes to ``split``: one entry per dataset it stands for.
 
-
-def target_data(config: TrainConfig) -> tuple[StageData, list[Sample]]:
-    """The target dataset's splits; dev and test keep their labels as written, since they are scored.
-
-    Training labels have orphan ``I-`` tags repaired; scoring against
-    repaired gold would make strict IOB2 equal to conlleval by construction.
+    ``source`` is every source dataset, ``target`` the target dataset and
+    ``translation`` every source dataset translated into the target's
+    language (:mod:`xlingual.train.config.stages`).
     """
     limit = config.data.max_samples
-    data_dir, dataset = config.data.data_dir, config.target_dataset
-    train = _limit(load_split(data_dir, dataset, "train"), limit)
-    dev = _limit(load_split(data_dir, dataset, "dev", bio="keep"), limit)
-    test = _limit(load_split(data_dir, dataset, "test", bio="keep"), limit)
-    parts = [f"{dataset} ({config.target_lang})"]
-    if config.setting in JOINT_SETTINGS:  # one model for both languages: selected on the union of both dev sets
-        train += _limit(load_split(data_dir, config.source_dataset, "train"), limit)
-        dev += _limit(load_split(data_dir, config.source_dataset, "dev", bio="keep"), limit)
-        parts.append(f"{config.source_dataset} ({config.source_lang})")
-        if config.setting == "joint_tgt":
-            translated_train, _, origin = translated_splits(config)
-            train += translated_train
-            parts.append(origin)
-    return StageData("target", train, dev, " + ".join(parts)), test
+    if part == "target":
+        dataset = config.target_dataset
+        return [Part(_limit(read_split(config, dataset, split, bio), limit), f"{dataset} ({config.target_lang})")]
+    if part == "source":
+        return [Part(_limit(read_split(config, dataset, split, bio), limit), f"{dataset} ({dataset_lang(dataset, config.data)})")
+                for dataset in config.source_datasets]
+    parts = []
+    for dataset in config.source_datasets:
+        if dataset_lang(dataset, config.data) == config.target_lang:
+            raise ConfigError(f"setting '{config.setting}' trains on a translation, but {dataset} is already in the target's "
+                              f"language ({config.target_lang})")
+        folder = locate_translation(config, dataset)
+        samples = _limit(read_translated_split(folder, config.data.layout, dataset, config.target_lang, split), limit)
+        parts.append(Part(samples, f"{folder.name} ({config.target_lang})"))
+    return parts
 
 
-def other_test_sets(config: TrainConfig) -> dict[str, list[Sample]]:
-    """The source language's test split (labels as written), when the data directory has it."""
-    dataset = config.source_dataset
-    if not DataDir(config.data.data_dir).split_file(dataset, "test").is_file():
-        logger.info("%s test split not found: the run is scored on %s only", dataset, config.target_dataset)
-        return {}
-    return {dataset: _limit(load_split(config.data.data_dir, dataset, "test", bio="keep"), config.data.max_samples)}
+def stage_data(config: TrainConfig, plan: StagePlan) -> StageData:
+    """One declared stage's train and dev samples, read in the order the setting lists its parts.
+
+    The target stage reads its dev sets' labels as written, since they select
+    the run's model; pre-training dev sets, like every training set, have
+    orphan ``I-`` tags repaired.
+    """
+    dev_bio = "keep" if plan.name == "target" else "repair"
+    train = [part for name in plan.train for part in part_splits(config, name, "train")]
+    dev = [part for name in plan.dev for part in part_splits(config, name, "dev", dev_bio)]
+    descriptions = list(dict.fromkeys(part.description for part in train + dev))
+    data = StageData(plan.name, [s for part in train for s in part.samples], [s for part in dev for s in part.samples],
+                     " + ".join(descriptions))
+    if not data.train or not data.dev:
+        stage = "pre-training" if plan.name == "pretrain" else "target stage's"
+        hint = "; check the translation's report.json" if "translation" in plan.parts else ""
+        raise ConfigError(f"setting '{config.setting}': the {stage} data ({data.description}) has no "
+                          f"{'train' if not data.train else 'dev'} posts{hint}")
+    return data
+
+
+def test_sets(config: TrainConfig) -> tuple[list[Sample], dict[str, list[Sample]]]:
+    """The target dataset's test split, and every source dataset's that the data directory has (labels as written)."""
+    limit = config.data.max_samples
+    test = _limit(read_split(config, config.target_dataset, "test", "keep"), limit)
+    others = {}
+    for dataset in config.source_datasets:
+        if not config.data.layout.split_file(dataset, "test").is_file():
+            logger.info("%s test split not found: the run is not scored there", dataset)
+            continue
+        others[dataset] = _limit(read_split(config, dataset, "test", "keep"), limit)
+    return test, others
 
 
 def build_visual(config: TrainConfig, samples: list[Sample]) -> VisualLookup | None:
@@ -154,28 +163,44 @@ def build_visual(config: TrainConfig, samples: list[Sample]) -> VisualLookup | N
         return None
     from xlingual.models import model_class
 
-    folders = [ensure_features(config.data.data_dir, backbone, [config.source_dataset, config.target_dataset], config.data.build_missing,
-                               config.images) for backbone in config.feature_backbones]
+    datasets = [*config.source_datasets, config.target_dataset]
+    folders = [ensure_features(config.data.layout, backbone, datasets, config.data.build_missing, config.images)
+               for backbone in config.feature_backbones]
     return visual_inputs(samples, folders, mode=config.images, seed=config.seed, combine=model_class(config.model_type).visual_lookup_from).lookup
 
 
 def resolve_inputs(config: TrainConfig, run_dir: Path) -> RunInputs:
-    """Read every split the run needs and prepare its visual and word-vector inputs."""
-    stages = []
-    pre = pretrain_stage(config)
-    if pre is not None:
-        stages.append(pre)
-    target, test = target_data(config)
-    stages.append(target)
-    inputs = RunInputs(stages=stages, test=test, model_config=dict(config.model), other_tests=other_test_sets(config))
+    """Read every split the run's setting declares and prepare its visual and word-vector inputs."""
+    plan = setting_plan(config.setting)
+    stages = [stage_data(config, stage) for stage in plan.stages]
+    test, other_tests = test_sets(config)
+    inputs = RunInputs(stages=stages, test=test, model_config=dict(config.model), other_tests=other_tests)
     inputs.model_config["use_image"] = config.images != "none" and bool(config.model.get("use_image", True))
     if config.model_type == "acn" and "word_vectors" in config.model:
+        value = config.model.get("word_vectors")
+        src = word_vector_source_lang(config) if value == "auto" else config.target_lang  # only auto reads a pair
         inputs.model_config["word_vectors"] = ensure_word_vectors(
-            config.model.get("word_vectors"), config.data.data_dir, config.source_lang, config.target_lang,
-            target_only=config.setting == "tgt_only", merged_out=RunFolder(run_dir).word_vectors,
+            value, config.data.data_dir, src, config.target_lang,
+            target_only=plan.parts == {"target"}, merged_out=RunFolder(run_dir).word_vectors,
         )
     if inputs.model_config["use_image"]:
         inputs.visual = build_visual(config, inputs.vocab_samples())
     for stage in stages:
         logger.info("stage %s: %d train / %d dev samples from %s", stage.name, len(stage.train), len(stage.dev), stage.description)
     return inputs
+
+
+def word_vector_source_lang(config: TrainConfig) -> str:
+    """The other language of the aligned pair ACN's ``word_vectors: auto`` reads: the sources' one language.
+
+    Asked only when ``word_vectors`` is ``auto``, so a run with a vector file of its own, or none, may have
+    sources in several languages or no source.
+    """
+    langs = list(dict.fromkeys(dataset_lang(d, config.data) for d in config.source_datasets))
+    if len(langs) == 1:
+        return langs[0]
+    if not langs:
+        raise ConfigError(f"model.word_vectors=auto reads the {config.target_lang} side of an aligned pair, and a run with no "
+                          "source dataset names no pair: pass --set model.word_vectors=PATH.vec, or null for random embeddings")
+    raise ConfigError(f"model.word_vectors=auto reads one aligned pair, but the sources are in {', '.join(langs)}: "
+                      "pass --set model.word_vectors=PATH.vec (one file for every language) or null")

@@ -244,6 +244,8 @@ def _final_evaluation(config: TrainConfig, inputs: RunInputs, run_dir: Path) -> 
         "dev": predict_and_write(best, inputs.target.dev, inputs.visual, batch, folder, "dev", lang),
         "test": predict_and_write(best, inputs.test, inputs.visual, batch, folder, "test", lang),
     }
+    if config.datasets is not None:  # a run that names its datasets says which (a direction says it by itself)
+        metrics["source_datasets"] = list(config.source_datasets)
     tests = {config.target_dataset: metrics["test"]}
     for dataset, samples in inputs.other_tests.items():
         tests[dataset] = predict_and_write(best, samples, inputs.visual, batch, folder, f"test.{dataset}", get_dataset(dataset).lang)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
@@ -11,7 +12,8 @@ from xlingual.errors import ConfigError
 from xlingual.train.config.files import key_lines, read_yaml
 from xlingual.train.config.overrides import apply_overrides, override_sources
 from xlingual.train.config.packaged import directions, model_types, resolve_packaged, settings
-from xlingual.train.config.schema import TrainConfig, config_from_dict
+from xlingual.train.config.stages import check_setting
+from xlingual.train.config.schema import TrainConfig, config_from_dict, dataset_lang, direction_datasets, pair_label
 
 logger = logging.getLogger(__name__)
 
@@ -22,23 +24,38 @@ the direction ``xl translate --src en --tgt zh`` prepares."""
 
 
 def load_config(config: str | Path, model_type: str | None = None, direction: str | None = None,
-                overrides: list[str] | None = None) -> TrainConfig:
+                overrides: list[str] | None = None, source: Sequence[str] | None = None, target: str | None = None) -> TrainConfig:
     """Resolve ``--config``: a setting name (model and direction default to UMT, en-zh) or a YAML path.
 
     ``xl train --config src_tgt --model umt --direction en-zh`` resolves the
     packaged UMT base with the en-zh and src_tgt deltas; ``--config my.yaml``
     reads that file (its own model/direction win unless given explicitly).
+
+    ``source``/``target`` name the datasets instead of a direction
+    (``--source twitter2017 --target cmner``; ``source`` may list several, or
+    none for a setting that reads only the target). A setting name then
+    resolves the model base and the setting without direction layers, except
+    where the datasets are a direction's pair (``--source cmner --target
+    twitter2015`` takes zh-en's deltas, as ``--direction zh-en`` does); the run
+    name carries the datasets (``acn-twitter2017-cmner-src_tgt``).
     """
     text = str(config)
+    named = _named_datasets(source, target, direction)
     if text in settings():
-        if model_type is None or direction is None:
+        if model_type is None or (direction is None and named is None):
             model_type = model_type or DEFAULT_MODEL_TYPE
-            direction = direction or DEFAULT_DIRECTION
-            logger.info("--config %s: using --model %s --direction %s (pass them to choose)", text, model_type, direction)
-        for option, value, allowed in (("--model", model_type, model_types()), ("--direction", direction, directions())):
+            direction = direction or (None if named else DEFAULT_DIRECTION)
+            logger.info("--config %s: using --model %s %s (pass them to choose)", text, model_type,
+                        f"--direction {direction}" if direction else "")
+        choices = [("--model", model_type, model_types())] + ([("--direction", direction, directions())] if named is None else [])
+        for option, value, allowed in choices:
             if value not in allowed:
                 raise ConfigError(f"{option}: '{value}' is not one of {', '.join(allowed)}")
-        values, sources = resolve_packaged(model_type, direction, text)
+        if named is None:
+            values, sources = resolve_packaged(model_type, direction, text)
+        else:
+            values, sources = resolve_packaged(model_type, _direction_of(*named), text,
+                                               name=f"{model_type}-{pair_label(*named)}-{text}")
         where = values["name"]
     else:
         path = Path(text)
@@ -49,9 +66,60 @@ def load_config(config: str | Path, model_type: str | None = None, direction: st
         for key, option, value in (("model_type", "--model", model_type), ("direction", "--direction", direction)):
             if value is not None:
                 values[key], sources[key] = value, f"{option} {value}"
+    if named is not None:
+        values["direction"] = None
+        values["datasets"] = {"source": list(named[0]), "target": named[1]}
+        sources.update({"datasets": "--target", "datasets.target": f"--target {named[1]}",
+                        "datasets.source": " ".join(f"--source {name}" for name in named[0]) or "--target"})
     overrides = overrides or []
     sources.update(override_sources(overrides))
-    return config_from_dict(apply_overrides(values, overrides), where=where, sources=sources)
+    resolved = config_from_dict(apply_overrides(values, overrides), where=where, sources=sources)
+    _check_datasets(resolved, sources, where)
+    _check_setting(resolved)
+    return resolved
+
+
+def _check_setting(config: TrainConfig) -> None:
+    """The setting's declaration is sound, and a setting that reads source data has a source to read."""
+    plan = check_setting(config.setting)
+    needs_source = sorted(plan.parts & {"source", "translation"}) if plan is not None else []
+    if needs_source and not config.source_datasets:
+        raise ConfigError(f"setting '{config.setting}' trains on {' and '.join(needs_source)} data: name the source dataset(s) "
+                          "with --source DATASET")
+
+
+def _named_datasets(source: Sequence[str] | None, target: str | None,
+                    direction: str | None) -> tuple[tuple[str, ...], str] | None:
+    """(sources, target) when the caller named datasets, after the checks on the options alone."""
+    sources = tuple(source or ())
+    if target is None:
+        if sources:
+            raise ConfigError(f"--source {sources[0]}: name the target dataset too (--target DATASET)")
+        return None
+    if direction is not None:
+        raise ConfigError(f"--direction {direction} and --target {target}: give one (--direction is the CMNER paper's "
+                          "shorthand for Twitter2015 <-> CMNER)")
+    twice = [name for name in dict.fromkeys(sources) if sources.count(name) > 1 or name == target]
+    if twice:
+        raise ConfigError(f"--source {twice[0]}: named twice (each dataset is one source, or the target)")
+    return sources, target
+
+
+def _direction_of(sources: tuple[str, ...], target: str) -> str | None:
+    """The packaged direction whose datasets these are (its deltas apply), or None."""
+    return next((d for d in directions() if direction_datasets(d) == (sources, target)), None)
+
+
+def _check_datasets(config: TrainConfig, sources: dict[str, str], where: str) -> None:
+    """Every named dataset is known (the one-line error names the option or file line that named it)."""
+    if config.datasets is None:
+        return
+    for key, names in (("datasets.source", config.datasets.source), ("datasets.target", [config.datasets.target])):
+        for name in names:
+            try:
+                dataset_lang(name, config.data)
+            except ConfigError as err:
+                raise ConfigError(f"{sources.get(key, sources.get('datasets', where))}: {err}") from None
 
 
 def config_yaml(config: TrainConfig) -> str:

@@ -13,10 +13,13 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_serializer
+from pydantic import (
+    AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator,
+)
 
 from xlingual.data.datasets import SOURCE_DATASET_BY_LANG
 from xlingual.errors import ConfigError
+from xlingual.workspace import DataDir
 from xlingual.train.config.packaged import directions, model_types, settings
 
 CONFIG_VERSION = 1
@@ -129,6 +132,11 @@ class DataConfig(_Section):
     datasets_file: Text | None = None
     """A datasets.yaml declaring datasets beside ``<data_dir>/datasets.yaml`` (``--datasets``); None: that one only."""
 
+    @property
+    def layout(self) -> DataDir:
+        """The data directory with the datasets it and ``datasets_file`` declare: where every dataset of the run is found."""
+        return DataDir(self.data_dir, self.datasets_file)
+
     @model_serializer(mode="wrap")
     def _without_unset_datasets_file(self, handler: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
         """A run that used no extra datasets file stores the config it always stored (no ``datasets_file: null``)."""
@@ -138,12 +146,52 @@ class DataConfig(_Section):
         return values
 
 
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+class DatasetsConfig(_Section):
+    """The datasets a run names (``--source``/``--target``): any number of sources, one target.
+
+    A setting's ``source`` part reads every source, its ``translation`` part
+    every source translated into the target's language, ``target`` the target
+    (:mod:`xlingual.train.stages`). Languages come from the datasets.
+    """
+
+    source: Annotated[list[str], BeforeValidator(_as_list)] = Field(default_factory=list)
+    target: str
+
+
+def direction_datasets(direction: str) -> tuple[tuple[str, ...], str]:
+    """(source datasets, target dataset) of a direction: the CMNER paper's shorthand (en-zh: Twitter2015 -> CMNER)."""
+    src, tgt = direction.split("-")
+    return (SOURCE_DATASET_BY_LANG[src],), SOURCE_DATASET_BY_LANG[tgt]
+
+
+def pair_label(sources: Sequence[str], target: str) -> str:
+    """``twitter2017-cmner``, ``mmnerd+twitter2015-cmner``, or ``mmnerd`` alone when there is no source: run names use it."""
+    return "-".join([*(["+".join(sources)] if sources else []), target])
+
+
+def dataset_lang(name: str, data: DataConfig) -> str:
+    """The language of one of a run's datasets (built-in, or declared in the run's data directory or datasets file)."""
+    return data.layout.dataset(name).lang
+
+
 class TrainConfig(_Section):
-    """Everything one run needs; ``model`` is passed unchanged to ``MnerModel.build`` (the model class validates it)."""
+    """Everything one run needs; ``model`` is passed unchanged to ``MnerModel.build`` (the model class validates it).
+
+    A run names its data one of two ways: ``direction`` (the CMNER paper's
+    shorthand, en-zh = Twitter2015 -> CMNER) or ``datasets`` (any source
+    datasets and a target; ``direction`` is then null). ``datasets`` is left
+    out of the stored YAML when unset, so a direction's config reads as it
+    always did.
+    """
 
     model_type: Annotated[str, one_of(model_types)] = "acn"
-    direction: Annotated[str, one_of(directions)] = "en-zh"
+    direction: Annotated[str, one_of(directions)] | None = "en-zh"
     setting: Annotated[str, one_of(settings)] = "tgt_only"
+    datasets: DatasetsConfig | None = None
     seed: Annotated[int, Field(ge=0, lt=2**32)] = 444
     """NumPy and accelerate take seeds in [0, 2**32)."""
     images: Annotated[str, one_of(IMAGE_MODES)] = "all"
@@ -169,22 +217,62 @@ class TrainConfig(_Section):
             raise ValueError(f"config version {value} is not supported (this xlingual reads version {CONFIG_VERSION})")
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _datasets_or_direction(cls, values: Any) -> Any:
+        """Named datasets replace the direction: one left unsaid is null, one given as well is a contradiction."""
+        if isinstance(values, Mapping) and values.get("datasets") is not None:
+            if values.get("direction") is not None:
+                raise ValueError(f"direction {values['direction']} and datasets both say what the run trains on: give one")
+            values = {**values, "direction": None}
+        return values
+
+    @model_validator(mode="after")
+    def _has_data(self) -> "TrainConfig":
+        if self.direction is None and self.datasets is None:
+            raise ValueError("direction is null and no datasets are named: give a direction or datasets.target")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        values = super().to_dict()
+        if values["datasets"] is None:
+            del values["datasets"]
+        return values
+
     # -- derived ---------------------------------------------------------
     @property
-    def source_lang(self) -> str:
-        return self.direction.split("-")[0]
-
-    @property
-    def target_lang(self) -> str:
-        return self.direction.split("-")[1]
-
-    @property
-    def source_dataset(self) -> str:
-        return SOURCE_DATASET_BY_LANG[self.source_lang]
+    def source_datasets(self) -> tuple[str, ...]:
+        """The source datasets: the named ones, or the direction's one."""
+        if self.datasets is not None:
+            return tuple(self.datasets.source)
+        return direction_datasets(self.direction)[0]
 
     @property
     def target_dataset(self) -> str:
-        return SOURCE_DATASET_BY_LANG[self.target_lang]
+        return self.datasets.target if self.datasets is not None else direction_datasets(self.direction)[1]
+
+    @property
+    def source_dataset(self) -> str | None:
+        """The first source dataset (None when a run names none)."""
+        return self.source_datasets[0] if self.source_datasets else None
+
+    @property
+    def source_lang(self) -> str | None:
+        """The first source dataset's language (None when a run names no source)."""
+        if self.datasets is None:
+            return self.direction.split("-")[0]
+        return dataset_lang(self.source_dataset, self.data) if self.source_dataset else None
+
+    @property
+    def target_lang(self) -> str:
+        if self.datasets is None:
+            return self.direction.split("-")[1]
+        return dataset_lang(self.target_dataset, self.data)
+
+    @property
+    def pair(self) -> str:
+        """What the run trains on, as run names say it: the direction, or the named datasets (:func:`pair_label`)."""
+        return self.direction if self.datasets is None else pair_label(self.source_datasets, self.target_dataset)
 
     @property
     def feature_backbones(self) -> tuple[str, ...]:
@@ -196,7 +284,7 @@ class TrainConfig(_Section):
     @property
     def run_name(self) -> str:
         image = "" if self.images == "all" else f"-img_{self.images}"
-        return f"{self.model_type}-{self.direction}-{self.setting}{image}-seed{self.seed}"
+        return f"{self.model_type}-{self.pair}-{self.setting}{image}-seed{self.seed}"
 
 
 def config_from_dict(values: Mapping[str, Any], where: str = "config",
@@ -279,10 +367,10 @@ def _one_line(err: ValidationError, where: str, sources: Mapping[str, str]) -> s
         known = f" (known: {', '.join(cls.model_fields)})" if cls is not None else ""
         prefix = f"{'.'.join(section)}: " if section else ""
         messages.append(f"{_origin(section + (keys[0],), where, sources)}: {prefix}unknown key(s) {', '.join(keys)}{known}")
-    messages += [f"{origin}: {' and '.join(fields)}: {description}" for (origin, description), fields in grouped.items()]
+    messages += [f"{origin}: {' and '.join(f for f in fields if f) or 'config'}: {description}" for (origin, description), fields in grouped.items()]
     more = len(messages) - 1
     return messages[0] + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")
 
 
-__all__ = ["CONFIG_VERSION", "IMAGE_MODES", "MIXED_PRECISION", "OPTIMIZERS", "DataConfig", "StageConfig", "TrainConfig",
-           "config_from_dict"]
+__all__ = ["CONFIG_VERSION", "IMAGE_MODES", "MIXED_PRECISION", "OPTIMIZERS", "DataConfig", "DatasetsConfig", "StageConfig",
+           "TrainConfig", "config_from_dict", "dataset_lang", "direction_datasets", "pair_label"]
