@@ -13,7 +13,9 @@ class Sample:
     """One annotated post.
 
     ``labels`` are BIO strings in the canonical schema (types PER, LOC, ORG,
-    MISC): format quirks such as Twitter's ``OTHER`` never reach a ``Sample``.
+    MISC) for the built-in datasets, or of a dataset's own types (an open
+    label set, e.g. ``B-PRODUCT``): format quirks such as Twitter's ``OTHER``
+    never reach a ``Sample``.
     ``images`` holds file names (not paths) inside the dataset's image folder,
     so a translated copy of a post keeps pointing at the same pictures.
     ``meta`` carries provenance added by later stages (source id, raw
