@@ -6,10 +6,12 @@ import json
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from xlingual.cli import app
-from xlingual.data.labels import ENTITY_TYPES, spans
+from xlingual.data.labels import ENTITY_TYPES, ordered_types, spans
 from xlingual.data.sample import Sample
 from xlingual.data.formats import read_samples, write_samples
 from xlingual.evaluation.evaluate import evaluate_run
@@ -147,3 +149,45 @@ def test_gold_with_orphans_is_scored_as_written(tmp_path):
     both = score_all_modes(gold, pred)
     assert both["conlleval"].f1 == pytest.approx(100.0)
     assert (both["strict"].gold, both["strict"].predicted, both["strict"].true_positives) == (0, 1, 0)
+
+
+# -- open label sets: any type name, checked against seqeval ------------------------
+
+TYPE_NAMES = st.one_of(st.sampled_from(ENTITY_TYPES), st.sampled_from(["PRODUCT", "creative-work", "geo-loc", "corporation"]),
+                       st.from_regex(r"[A-Za-z](?:[A-Za-z0-9_-]{0,8}[A-Za-z0-9_])?", fullmatch=True))
+"""Entity type names as datasets write them: letters, digits, ``_`` and inner ``-`` (seqeval strips a type's outer hyphens)."""
+
+
+@st.composite
+def open_label_corpora(draw) -> tuple[list[list[str]], list[list[str]]]:
+    """Gold and predicted BIO sequences over a few drawn types: ill-formed I- tags, type swaps and empty posts included."""
+    types = draw(st.lists(TYPE_NAMES, min_size=1, max_size=5, unique=True))
+    labels = st.one_of(st.just("O"), st.builds(lambda prefix, etype: f"{prefix}-{etype}", st.sampled_from("BI"), st.sampled_from(types)))
+    gold = draw(st.lists(st.lists(labels, max_size=12), min_size=1, max_size=6))
+    pred = [draw(st.lists(labels, min_size=len(g), max_size=len(g))) for g in gold]
+    return gold, pred
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # seqeval averages over no entity at all
+@settings(max_examples=200, deadline=None)
+@given(corpus=open_label_corpora(), mode=st.sampled_from(["conlleval", "strict"]))
+def test_scores_of_any_types_agree_with_seqeval(corpus, mode):
+    """Micro and per-type F1 over arbitrary type names equal seqeval's (default mode = conlleval, strict IOB2),
+    and the per-type scores list exactly the types seqeval finds, the canonical ones first, no phantom type."""
+    from seqeval.metrics import classification_report
+    from seqeval.scheme import IOB2
+
+    gold, pred = corpus
+    options = {"mode": "strict", "scheme": IOB2} if mode == "strict" else {}
+    theirs = classification_report(gold, pred, output_dict=True, zero_division=0, **options)
+    found = {k: v for k, v in theirs.items() if not k.endswith(" avg")}
+    ours = score(gold, pred, mode)
+    assert list(ours.per_type_f1) == ordered_types(found)
+    for etype, values in found.items():
+        assert ours.per_type_f1[etype] == pytest.approx(100 * values["f1-score"], abs=1e-9)
+    assert ours.gold == sum(v["support"] for v in found.values())
+    if found:
+        assert ours.f1 == pytest.approx(100 * theirs["micro avg"]["f1-score"], abs=1e-9)
+        assert ours.precision == pytest.approx(100 * theirs["micro avg"]["precision"], abs=1e-9)
+    else:
+        assert (ours.f1, ours.predicted, ours.gold) == (0.0, 0, 0)

@@ -242,3 +242,30 @@ def test_page_is_the_same_bytes_whatever_the_hash_seed(sample_data_dir, tmp_path
         for seed in ("1", "2", "3")
     }
     assert len(pages) == 1 and "t-LOC" in next(iter(pages))
+
+
+def _legend_and_colours(page: str) -> tuple[list[str], dict[str, str]]:
+    """The legend's types in order, and the background each type's CSS class gets."""
+    import re
+
+    root = parse(page)
+    legend = [m.text() for m in root.find_all("p")[0].find_all("mark")]
+    classes = {m.text(): next(c for c in m.attrs["class"].split() if c.startswith("t-")) for m in root.find_all("p")[0].find_all("mark")}
+    css = dict(re.findall(r"\.(t-[A-Za-z0-9_-]+)\{background:([^}]+)\}", page))
+    return legend, {t: css[c] for t, c in classes.items()}
+
+
+def test_open_types_are_shown_like_canonical_ones_with_no_phantom_types() -> None:
+    """A corpus of a dataset's own types lists exactly those, each with a colour of its own; canonical data keeps its four."""
+    own = [Sample("1", "Obama buys the iPhone at Apple".split(), ["B-person", "O", "O", "B-product", "O", "B-creative work"]),
+           Sample("2", "Paris loves Android".split(), ["B-location", "O", "B-product"])]
+    results, page = _project_file(own, FakeTranslator("zh"))
+    assert all(r.ok for r in results["train"])
+    legend, colours = _legend_and_colours(page)
+    assert legend == ["creative work", "location", "person", "product"]
+    assert len(set(colours.values())) == len(colours) and "creative work" in colours
+    shown = [t for row in parse(page).find_all("tr") for cell in row.find_all("td") for t, _, _ in shown_entities(cell)]
+    assert set(shown) == set(legend) and "PER" not in page.split("<h1>", 1)[1].split("</p>", 1)[0]
+    canonical = [Sample("3", "Obama visits Paris".split(), ["B-PER", "O", "B-LOC"])]
+    legend, colours = _legend_and_colours(_project_file(canonical, FakeTranslator("zh"))[1])
+    assert legend == ["LOC", "MISC", "ORG", "PER"] and len(set(colours.values())) == 4

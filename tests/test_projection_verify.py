@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from xlingual.data.labels import spans
+from xlingual.data.labels import ENTITY_TYPES, spans, table_types
 from xlingual.data.sample import Sample
 from xlingual.projection import ProjectionReport, project_samples
 from xlingual.projection.placeholders import NUMBERED
@@ -70,9 +70,12 @@ class AdversarialMT:
         self.data = data
         self.standalone = standalone
         self.direction = direction
+        self.calls: list[tuple[list[str], list[str]]] = []
 
     def translate(self, texts: list[str]) -> list[str]:
-        return [self.standalone[t] if t in self.standalone else self._sentence(t) for t in texts]
+        out = [self.standalone[t] if t in self.standalone else self._sentence(t) for t in texts]
+        self.calls.append((list(texts), out))
+        return out
 
     def _sentence(self, text: str) -> str:
         draw = self.data.draw
@@ -102,8 +105,14 @@ class AdversarialMT:
         return self.direction.joiner.join(pieces)
 
 
+TYPE_NAMES = st.one_of(st.sampled_from(ENTITY_TYPES), st.sampled_from(["PRODUCT", "creative-work"]),
+                       st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=6))
+"""Canonical and open entity types, names of any characters: projection must treat them all alike."""
+
+
 @st.composite
 def source_samples(draw, direction: Direction = DIRECTIONS[0]) -> Sample:
+    types = draw(st.lists(TYPE_NAMES, min_size=1, max_size=3, unique=True))  # few per post, so types repeat and tie
     tokens: list[str] = []
     labels: list[str] = []
     for _ in range(draw(st.integers(1, 3))):
@@ -111,20 +120,53 @@ def source_samples(draw, direction: Direction = DIRECTIONS[0]) -> Sample:
             tokens.append(word)
             labels.append("O")
         tokens.append(draw(st.sampled_from(NAMES)))
-        labels.append("B-" + draw(st.sampled_from(["PER", "LOC"])))
+        labels.append("B-" + draw(st.sampled_from(types)))
     return Sample("s", tokens, labels, lang=direction.src)
+
+
+class Replay:
+    """The same MT outputs, call by call, for the same inputs; an input that differs fails the test."""
+
+    def __init__(self, calls: list[tuple[list[str], list[str]]]) -> None:
+        self.calls = list(calls)
+
+    def translate(self, texts: list[str]) -> list[str]:
+        assert self.calls, f"an MT call the first projection did not make: {texts}"
+        expected, out = self.calls.pop(0)
+        assert texts == expected, "entity types changed what MT was asked"
+        return out
+
+
+def retyped(labels: list[str], names: dict[str, str]) -> list[str]:
+    return [label if label == "O" else f"{label[:2]}{names[label[2:]]}" for label in labels]
 
 
 @pytest.mark.parametrize("direction", DIRECTIONS, ids=lambda d: f"{d.src}-{d.tgt}")
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), entity_context=st.booleans(), strategies=st.sampled_from([STRATEGIES, ("markers",), ("bracketed", "markers")]))
 def test_emitted_entities_are_exactly_the_verified_translations_whatever_mt_does(direction, data, entity_context, strategies) -> None:
+    """Also: projection treats every type alike; renaming the types (canonical or not) renames them in the result and changes nothing else."""
     sample = data.draw(source_samples(direction), label="source")
     standalone = {n: data.draw(st.sampled_from(direction.renderings), label=f"stand-alone {n}") for n in NAMES}
     mt = AdversarialMT(data, standalone, direction)
     projector = Projector(mt, direction.src, direction.tgt, strategies, entity_context=entity_context)
     result = project_samples([sample], mt, direction.src, direction.tgt, projector=projector)[0]
+    types = sorted({s.type for s in spans(sample.labels)})
+    names = dict(zip(types, data.draw(st.lists(TYPE_NAMES, min_size=len(types), max_size=len(types), unique=True), label="renamed types")))
+    replay = Replay(mt.calls)
+    renamed = project_samples([Sample(sample.id, sample.tokens, retyped(sample.labels, names), lang=direction.src)], replay,
+                              direction.src, direction.tgt,
+                              projector=Projector(replay, direction.src, direction.tgt, strategies, entity_context=entity_context))[0]
+    assert not replay.calls, "the renamed sample made fewer MT calls"
+    assert (renamed.ok, renamed.strategy, renamed.failure) == (result.ok, result.strategy, result.failure)
+    if result.ok:
+        assert (renamed.sample.tokens, renamed.sample.labels) == (result.sample.tokens, retyped(result.sample.labels, names))
+        entities = result.sample.meta.get("entities", [])
+        assert renamed.sample.meta.get("entities", []) == [{**e, "type": names[e["type"]]} for e in entities]
     report = ProjectionReport.from_results([result]).to_dict()
+    source_types = {s.type for s in spans(sample.labels)}
+    assert list(report["entities"]) == table_types(source_types)
+    assert {t: v["before"] for t, v in report["entities"].items() if v["before"]} == dict(Counter(s.type for s in spans(sample.labels)))
     if result.ok:
         expected = Counter((s.type, canonical(standalone[sample.tokens[s.start]])) for s in spans(sample.labels))
         assert entity_pairs(result.sample) == expected, result.attempts[-1].translation

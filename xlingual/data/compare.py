@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xlingual.data.labels import ENTITY_TYPES, count_entities
+from xlingual.data.labels import count_entities, table_types
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
 from xlingual.io import atomic_write_text
@@ -116,15 +116,14 @@ def profile(name: str, files: Sequence[str], samples: Sequence[Sample]) -> Corpu
 
 @dataclass
 class Comparison:
-    """Two profiles and the entity types they use (the canonical four first)."""
+    """Two profiles and the entity types they use (:func:`~xlingual.data.labels.table_types`: the canonical four first)."""
 
     a: CorpusProfile
     b: CorpusProfile
 
     @property
     def types(self) -> list[str]:
-        extra = sorted((set(self.a.entities) | set(self.b.entities)) - set(ENTITY_TYPES))
-        return list(ENTITY_TYPES) + extra
+        return table_types(set(self.a.entities) | set(self.b.entities))
 
     def to_dict(self) -> dict[str, Any]:
         return {"a": self.a.to_dict(self.types), "b": self.b.to_dict(self.types)}

@@ -1,4 +1,4 @@
-"""Label schemas, the canonical tag set and BIO handling.
+"""Label schemas, the canonical tag set, open label sets and BIO handling.
 
 The built-in datasets share one canonical type inventory, PER/LOC/ORG/MISC, so
 a model trained on mixed English and Chinese data sees one label set. A
@@ -6,14 +6,25 @@ a model trained on mixed English and Chinese data sees one label set. A
 ``OTHER``; a declared dataset may map its own types into the canonical ones
 (``person: PER``) or keep them as they are (an *open* schema: ``B-PRODUCT``
 stays ``B-PRODUCT``). Mapping happens only in readers and writers.
+
+Any ``B-X``/``I-X`` is then a label. Two conventions, both here, order such
+types wherever they appear: :func:`label_inventory` (a model's labels: the
+nine canonical ones first, in their fixed order, then each other type's pair,
+sorted) and :func:`ordered_types` / :func:`table_types` (columns of per-type
+tables: canonical types first, then the others sorted).
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from xlingual.data.sample import Sample
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,51 @@ CANONICAL_LABELS: tuple[str, ...] = ("O",) + tuple(f"{p}-{t}" for t in ENTITY_TY
 OPEN_TYPE_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,49}")
 """What an entity type of an open label set may be called: WNUT-17's ``creative-work``, ``PRODUCT``, ``Org.Sub``;
 nothing that could break a TAB-separated line, a table or a file name."""
+
+
+def entity_type(label: str) -> str | None:
+    """The type of a ``B-X`` or ``I-X`` label (``X`` may hold hyphens: ``B-creative-work``); ``None`` for anything else."""
+    prefix, sep, etype = label.partition("-")
+    return etype if sep and prefix in ("B", "I") and etype else None
+
+
+def ordered_types(types: Iterable[str]) -> list[str]:
+    """``types`` without repeats, the canonical ones first in their table order, then the others sorted (by code point)."""
+    present = set(types)
+    return [t for t in ENTITY_TYPES if t in present] + sorted(present - set(ENTITY_TYPES))
+
+
+def table_types(seen: Iterable[str]) -> list[str]:
+    """The columns of a per-type table over data whose entities have the types ``seen``.
+
+    Data in the canonical schema (any canonical type seen, or none at all)
+    keeps the four canonical columns, zeros included, so tables of the
+    built-in datasets stay alike whichever split lacks a type; other types
+    seen follow, sorted. Data with none of the canonical types (WNUT-17) lists
+    only its own types: no phantom PER/LOC/ORG/MISC columns of zeros.
+    """
+    seen = set(seen)
+    if not seen or seen & set(ENTITY_TYPES):
+        seen |= set(ENTITY_TYPES)
+    return ordered_types(seen)
+
+
+def inventory_of(labels: Iterable[str]) -> list[str]:
+    """The label list a model needs for ``labels``: :data:`CANONICAL_LABELS`, then ``B-X``, ``I-X`` of each other type, sorted.
+
+    Only well-formed ``B-``/``I-`` labels contribute a type; anything else
+    (``E-PER``, ``X``) is left for the model's encoding to reject, naming the
+    sample. Labels whose types are all canonical give exactly
+    :data:`CANONICAL_LABELS`, in its order, whichever types occur: models
+    trained on the built-ins keep their shapes and weights.
+    """
+    extra = {etype for label in labels if (etype := entity_type(label)) is not None} - set(ENTITY_TYPES)
+    return [*CANONICAL_LABELS, *(f"{p}-{t}" for t in sorted(extra) for p in ("B", "I"))]
+
+
+def label_inventory(samples: Iterable[Sample]) -> list[str]:
+    """A model's labels for the samples it will see (see :func:`inventory_of`)."""
+    return inventory_of(label for sample in samples for label in sample.labels)
 
 
 @dataclass(frozen=True)

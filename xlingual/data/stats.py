@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from xlingual.data.labels import ENTITY_TYPES, count_entities
+from xlingual.data.labels import count_entities, table_types
 from xlingual.data.sample import Sample
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def compute_stats(name: str, samples: list[Sample], images_known: bool = False, 
         tokens=sum(lengths),
         min_tokens=min(lengths, default=0),
         max_tokens=max(lengths, default=0),
-        entities={t: counts.get(t, 0) for t in ENTITY_TYPES},
+        entities={t: counts.get(t, 0) for t in table_types(counts)},
         posts_without_entities=sum(1 for s in samples if not s.entities()),
         images=sum(len(s.images) for s in samples) if images_known else None,
         posts_with_images=sum(1 for s in samples if s.images) if images_known else None,
@@ -85,7 +85,7 @@ def stats_of_files(paths: Sequence[str | Path], format: str | None = None, image
 def table_rows(stats: list[SplitStats]) -> list[tuple[str, list[str]]]:
     """Rows of Table 1 (one row per entity type, then totals and sizes), one column per split."""
     rows: list[tuple[str, list[str]]] = []
-    for etype in ENTITY_TYPES:
+    for etype in table_types(t for s in stats for t in s.entities):
         rows.append((etype, [f"{s.entities.get(etype, 0):,}" for s in stats]))
     rows.append(("Total entities", [f"{s.total_entities:,}" for s in stats]))
     rows.append(("Posts", [f"{s.posts:,}" for s in stats]))

@@ -13,7 +13,9 @@ can differ):
 
 An entity counts as found when a predicted chunk has the same start, end and
 type as a gold chunk. Twitter's OTHER and CMNER's MISC are one canonical type,
-MISC, before anything is counted (the readers map them).
+MISC, before anything is counted (the readers map them). Any other type (a
+dataset's own, e.g. PRODUCT) is counted the same way; per-type scores list
+exactly the types found in gold or prediction, the canonical ones first.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from xlingual.data.labels import ENTITY_TYPES, spans
+from xlingual.data.labels import ordered_types, spans
 from xlingual.errors import DataFormatError, DataValidationError
 
 MODES: tuple[str, ...] = ("conlleval", "strict")
@@ -118,9 +120,7 @@ def score(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], mode: st
         found_gold.update(c[2] for c in gold_chunks)
     tp, n_pred, n_gold = sum(correct.values()), sum(found_pred.values()), sum(found_gold.values())
     p, r, f = prf(tp, n_pred, n_gold)
-    seen = set(found_pred) | set(found_gold)
-    order = list(ENTITY_TYPES) + sorted(seen - set(ENTITY_TYPES))
-    per_type = {t: prf(correct[t], found_pred[t], found_gold[t])[2] for t in order if t in seen}
+    per_type = {t: prf(correct[t], found_pred[t], found_gold[t])[2] for t in ordered_types([*found_pred, *found_gold])}
     return Scores(precision=p, recall=r, f1=f, per_type_f1=per_type, true_positives=tp, predicted=n_pred, gold=n_gold)
 
 

@@ -8,9 +8,10 @@ multimodal model, so checkpoints move between the two.
 
 Decisions (see docs/models.md, section ACN, for the reasons):
 
-* the CRF runs over the nine canonical labels only; ``[pad]`` is label id 0 in
-  the saved label map but is never a CRF state, so decoding can only return
-  real labels. Labels are canonical by the ``Sample`` contract, so there is no
+* the CRF runs over the model's real labels only (the nine canonical ones,
+  plus the pairs of any other type the run's data has); ``[pad]`` is label id
+  0 in the saved label map but is never a CRF state, so decoding can only
+  return real labels. The labels come from the run's samples, so there is no
   ``[unk]`` label;
 * ``mask_padding`` (default on) keeps padding out of both BiLSTM directions and masks padding keys in the
   textual attention, so a post's predictions do not depend on its batch;
@@ -32,21 +33,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from xlingual.data.labels import CANONICAL_LABELS
+from xlingual.data.labels import CANONICAL_LABELS, label_inventory
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
 from xlingual.models.acn_layers import BiLstm, CharCnn, FiltrationGate, GatedMultimodalFusion, SplitTanhAttention
 from xlingual.models.acn_text import PAD, build_vocabularies, normalise_token, token_vocab
-from xlingual.models.base import MnerModel, ModelConfig, canonical_label_ids, gate_by_image
+from xlingual.models.base import MnerModel, ModelConfig, gate_by_image, sample_label_ids
 from xlingual.models.crf import MaskedCrf
 from xlingual.models.vocab import Vocabulary
 
 logger = logging.getLogger(__name__)
 
 ACN_LABELS: tuple[str, ...] = (PAD, *CANONICAL_LABELS)
-"""Saved label map: ``[pad]`` at 0, then the nine canonical labels (the CRF's states are ids 1..9)."""
-
-ACN_LABEL_VOCAB = Vocabulary(ACN_LABELS, pad=PAD)
+"""Saved label map of a model of the canonical labels: ``[pad]`` at 0, then the nine labels (the CRF's states are ids 1..9)."""
 
 DEFAULT_MAX_LENGTH = {"zh": 250, "en": 35}
 
@@ -100,7 +99,7 @@ class AcnConfig(ModelConfig):
 class AcnOutputs:
     """Everything one pass computes; the gates and attentions are kept for inspection and tests.
 
-    Shapes: ``emissions`` (B, L, 9); ``visual_attention`` (B, L, R);
+    Shapes: ``emissions`` (B, L, labels: 9 for the canonical ones); ``visual_attention`` (B, L, R);
     ``textual_attention`` (B, L, L); ``fusion_gate`` and ``filtration_gate``
     (B, L, 1). The visual fields are ``None`` for the text-only variant.
     """
@@ -120,14 +119,16 @@ class AcnModel(MnerModel):
     visual_modules = ("visual_projection", "visual_attention", "textual_attention", "fusion", "filtration")
     region_hint = "extract VGG16 features for ACN"
 
-    def __init__(self, config: AcnConfig, words: Vocabulary, chars: Vocabulary, word_matrix: torch.Tensor | None = None, embedding_coverage: float | None = None) -> None:
+    def __init__(self, config: AcnConfig, words: Vocabulary, chars: Vocabulary, word_matrix: torch.Tensor | None = None,
+                 embedding_coverage: float | None = None, label_names: Sequence[str] = CANONICAL_LABELS) -> None:
         super().__init__()
         if config.max_length is None:
             raise ConfigError("model.max_length: must be set (build() resolves it from the samples)")
         self.config = config
         self.words = words
         self.chars = chars
-        self.labels = ACN_LABEL_VOCAB
+        self.label_names = tuple(label_names)
+        self.labels = Vocabulary(self.label_maps()["labels"], pad=PAD)
         self.embedding_coverage = embedding_coverage
         # Initialisation draws from its own seeded stream, leaving the caller's RNG untouched.
         with torch.random.fork_rng(devices=[]):
@@ -149,8 +150,8 @@ class AcnModel(MnerModel):
         self.word_embedding.weight.requires_grad_(not (config.freeze_embeddings and config.word_vectors is not None))
         self.char_cnn = CharCnn(len(self.chars), config.char_dim, config.char_filters, list(config.char_kernels), config.char_out, config.dropout)
         self.lstm = BiLstm(config.word_dim + config.char_out, k // 2)
-        self.output = nn.Linear(2 * k, len(CANONICAL_LABELS))
-        self.crf = MaskedCrf(len(CANONICAL_LABELS))
+        self.output = nn.Linear(2 * k, len(self.label_names))
+        self.crf = MaskedCrf(len(self.label_names))
         if config.use_image:
             self.visual_projection = nn.Linear(config.visual_dim, k)
             self.visual_attention = SplitTanhAttention(k)
@@ -162,7 +163,7 @@ class AcnModel(MnerModel):
 
     @classmethod
     def build(cls, config: dict[str, Any], vocab_samples: Sequence[Sample]) -> "AcnModel":
-        """A new model whose vocabularies cover ``vocab_samples`` (all stages and splits of a run)."""
+        """A new model whose vocabularies and labels cover ``vocab_samples`` (all stages and splits of a run)."""
         acn = AcnConfig.from_dict(dict(config))
         if not vocab_samples:
             raise ConfigError("ACN needs the run's samples to build its vocabularies; none were given")
@@ -173,7 +174,7 @@ class AcnModel(MnerModel):
         if acn.word_vectors is not None:
             matrix, coverage, acn.word_dim = _pretrained_matrix(acn.word_vectors, words, acn.seed)
         logger.info("ACN vocabularies: %d words, %d characters; max length %d%s", len(words), len(chars), acn.max_length, "" if coverage is None else f"; {coverage:.1%} of words have pre-trained vectors")
-        return cls(acn, words, chars, matrix, coverage)
+        return cls(acn, words, chars, matrix, coverage, label_inventory(vocab_samples))
 
     # ------------------------------------------------------------------ data
 
@@ -192,7 +193,7 @@ class AcnModel(MnerModel):
         return {
             "word_ids": np.array([self.words.id(w) for w in normalised], dtype=np.int64),
             "char_ids": char_ids,
-            "label_ids": canonical_label_ids(sample, self.labels, self.config.max_length),
+            "label_ids": sample_label_ids(sample, self.labels, self.config.max_length, self.label_names),
             "num_tokens": len(sample.tokens),
         }
 
@@ -247,12 +248,12 @@ class AcnModel(MnerModel):
         result = {"emissions": outputs.emissions}
         if "labels" in batch:
             mask = self._mask(batch)
-            tags = (batch["labels"] - 1).clamp(min=0)  # CRF states are label ids 1..9; padding is masked
+            tags = (batch["labels"] - 1).clamp(min=0)  # CRF states are label ids 1..n; padding is masked
             result["loss"] = self.crf.nll(outputs.emissions, tags, mask, reduction="mean")
         return result
 
     def _viterbi(self, batch: dict[str, torch.Tensor]) -> tuple[list[list[int]], Vocabulary]:
-        """CRF states are label ids 1..9 (``[pad]`` is never a state), so decoding can only return real labels."""
+        """CRF states are label ids 1..n (``[pad]`` is never a state), so decoding can only return real labels."""
         paths = self.crf.viterbi(self.compute(batch).emissions, self._mask(batch))
         return [[tag + 1 for tag in path] for path in paths], self.labels
 
@@ -267,17 +268,18 @@ class AcnModel(MnerModel):
     # ------------------------------------------------------------------ persistence
 
     @classmethod
-    def label_maps(cls) -> dict[str, list[str]]:
-        return {"labels": list(ACN_LABELS)}
+    def label_maps_for(cls, label_names: Sequence[str]) -> dict[str, list[str]]:
+        return {"labels": [PAD, *label_names]}
 
     def _extras(self) -> dict[str, Any]:
         """The vocabularies and coverage; with the embedding matrix in the weights, reloading needs no vectors file."""
         return {"words": self.words.to_list(), "chars": self.chars.to_list(), "embedding_coverage": self.embedding_coverage}
 
     @classmethod
-    def _from_saved(cls, config: AcnConfig, extras: dict[str, Any], directory: Path) -> "AcnModel":
+    def _from_saved(cls, config: AcnConfig, extras: dict[str, Any], directory: Path, label_names: Sequence[str]) -> "AcnModel":
         # Parameters are created from the config (requires_grad included); loading copies values only.
-        return cls(config, token_vocab(extras["words"]), token_vocab(extras["chars"]), embedding_coverage=extras.get("embedding_coverage"))
+        return cls(config, token_vocab(extras["words"]), token_vocab(extras["chars"]), embedding_coverage=extras.get("embedding_coverage"),
+                   label_names=label_names)
 
 
 def _pretrained_matrix(paths: str | list[str], words: Vocabulary, seed: int) -> tuple[torch.Tensor, float, int]:

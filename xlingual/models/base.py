@@ -14,12 +14,20 @@ and future models train, evaluate, save and predict through one code path:
 * ``forward(batch)`` returns a dict with ``loss`` (a scalar) when the batch has
   labels;
 * ``decode(batch)`` returns one label list per sample, aligned to the sample's
-  original tokens, in the canonical schema; tokens the model never saw
-  (cut by truncation, or with no word piece) are predicted ``O``;
+  original tokens, each label one of the model's own (``label_names``);
+  tokens the model never saw (cut by truncation, or with no word piece) are
+  predicted ``O``;
 * ``save_pretrained(dir)`` / ``from_pretrained(dir)`` store config, weights
   (safetensors) and vocabularies in one folder and rebuild the model from it,
   in evaluation mode, for either variant (text-only or multimodal) of the
   saved weights.
+
+A model's labels come from the data: ``build`` takes
+:func:`~xlingual.data.labels.label_inventory` of the run's samples (exactly
+the nine canonical labels for the built-in datasets, other types' pairs after
+them), ``config.json`` keeps them as the model's label maps and
+``from_pretrained`` rebuilds the model with them (a folder saved before label
+maps were stored has the canonical nine).
 
 A model supplies its layers, its text encoding and the hooks marked abstract
 below; adding one is one module, one :class:`ModelConfig` subclass and one
@@ -31,7 +39,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -39,7 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from xlingual.data.labels import CANONICAL_LABELS
+from xlingual.data.labels import CANONICAL_LABELS, inventory_of
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError, DataFormatError, ModelNotFoundError
 from xlingual.models.serialization import load_model_weights, read_model_config, save_model_folder
@@ -97,7 +105,6 @@ NON_MODEL_KEYS = frozenset({"type", "model_type", "name", "images", "backbone"})
 """Keys a training config may carry beside a model's own options; model configs ignore them."""
 
 ConfigT = TypeVar("ConfigT", bound="ModelConfig")
-_CANONICAL = frozenset(CANONICAL_LABELS)
 
 
 @dataclasses.dataclass
@@ -143,32 +150,46 @@ def gate_by_image(signal: torch.Tensor, has_image: torch.Tensor) -> torch.Tensor
     return signal * has_image.to(signal.dtype).view(-1, *([1] * (signal.dim() - 1)))
 
 
-_CANONICAL = frozenset(CANONICAL_LABELS)
+def checked_labels(sample: Sample, label_names: Sequence[str], count: int | None = None) -> list[str]:
+    """The sample's first ``count`` labels (all with ``None``); one outside ``label_names`` (the model's) is a one-line error naming the token.
+
+    Training data must only carry labels the model was built with: a label
+    the model has no state for cannot be learnt, and silently reading it as
+    another label would teach the model a wrong one.
+    """
+    labels = list(sample.labels if count is None else sample.labels[:count])
+    known = frozenset(label_names)
+    for position, label in enumerate(labels):
+        if label not in known:
+            allowed = "canonical BIO" if tuple(label_names) == CANONICAL_LABELS else "one of the model's labels"
+            raise DataFormatError(None, None, f"sample {sample.id}, token {position + 1}: label '{label}' is not {allowed} ({', '.join(label_names)})")
+    return labels
 
 
-def canonical_label_ids(sample: Sample, labels: Vocabulary, count: int) -> np.ndarray:
-    """Ids in ``labels`` of the sample's first ``count`` labels; a label outside the canonical BIO set is a one-line error naming the token."""
-    ids = []
-    for position, label in enumerate(sample.labels[:count]):
-        if label not in _CANONICAL:
-            raise DataFormatError(None, None, f"sample {sample.id}, token {position + 1}: label '{label}' is not canonical BIO ({', '.join(CANONICAL_LABELS)})")
-        ids.append(labels.id(label))
-    return np.array(ids, dtype=np.int64)
+def sample_label_ids(sample: Sample, labels: Vocabulary, count: int, label_names: Sequence[str]) -> np.ndarray:
+    """Ids in ``labels`` of the sample's first ``count`` labels, checked by :func:`checked_labels`."""
+    return np.array(labels.ids(checked_labels(sample, label_names, count)), dtype=np.int64)
 
 
-def labels_at_positions(tag_ids: Sequence[int], positions: Sequence[int], labels: Vocabulary) -> list[str]:
-    """One canonical label per original token: token ``i`` reads ``tag_ids[positions[i]]``.
+def labels_at_positions(tag_ids: Sequence[int], positions: Sequence[int], labels: Vocabulary, label_names: Collection[str]) -> list[str]:
+    """One label of ``label_names`` (the model's) per original token: token ``i`` reads ``tag_ids[positions[i]]``.
 
     A position of -1 (or past the decoded path) is a token the model never saw
-    (cut by truncation, no word piece); it is predicted ``O``, as is any
-    non-canonical tag (padding, ``X``, ``[CLS]``, ``[SEP]``). Tags are kept as
-    decoded otherwise (an ``I-`` after ``O`` stays, so strict IOB2 scoring sees it).
+    (cut by truncation, no word piece); it is predicted ``O``, as is any tag
+    that is not one of the model's labels (padding, ``X``, ``[CLS]``,
+    ``[SEP]``). Tags are kept as decoded otherwise (an ``I-`` after ``O``
+    stays, so strict IOB2 scoring sees it).
     """
     out = []
     for position in positions:
         label = labels.label(tag_ids[position]) if 0 <= position < len(tag_ids) else "O"
-        out.append(label if label in _CANONICAL else "O")
+        out.append(label if label in label_names else "O")
     return out
+
+
+def unlabelled(samples: Sequence[Sample]) -> list[Sample]:
+    """Copies of ``samples`` labelled all ``O``: what prediction encodes, so gold labels (of any type) never reach a model."""
+    return [dataclasses.replace(sample, labels=["O"] * len(sample.tokens)) for sample in samples]
 
 
 class MnerModel(nn.Module, ABC):
@@ -186,6 +207,8 @@ class MnerModel(nn.Module, ABC):
     False: one bare array, the model's single visual input (ACN, UMT)."""
 
     config: Any  # an instance of ``config_class``
+    label_names: tuple[str, ...]
+    """The model's labels (``O``, then ``B-``/``I-`` pairs, as :func:`~xlingual.data.labels.inventory_of` orders them): all it can predict."""
 
     @classmethod
     def visual_lookup_from(cls, caches: Sequence[Any], mode: str = "all", seed: int = 0) -> VisualLookup:
@@ -209,19 +232,45 @@ class MnerModel(nn.Module, ABC):
         """A new, untrained model from the ``model`` section of a training config.
 
         ``vocab_samples`` are all samples the model will ever see in this run
-        (every stage, every split): ACN builds its word/character vocabularies
-        from them, so a pre-trained ACN fine-tunes with no vocabulary change.
+        (every stage, every split): every model takes its labels from them
+        (:func:`~xlingual.data.labels.label_inventory`), and ACN builds its
+        word/character vocabularies from them, so a pre-trained model
+        fine-tunes with no vocabulary change.
         """
 
     @classmethod
     @abstractmethod
-    def _from_saved(cls, config: Any, extras: dict[str, Any], directory: Path) -> "MnerModel":
-        """An instance with the saved ``config`` and vocabularies (``extras``), weights not yet loaded."""
+    def _from_saved(cls, config: Any, extras: dict[str, Any], directory: Path, label_names: Sequence[str]) -> "MnerModel":
+        """An instance with the saved ``config``, vocabularies (``extras``) and labels, weights not yet loaded."""
 
     @classmethod
-    def label_maps(cls) -> dict[str, list[str]]:
-        """The label vocabularies saved in ``config.json`` extras; a folder with different ones is refused."""
+    def label_maps_for(cls, label_names: Sequence[str]) -> dict[str, list[str]]:
+        """The label vocabularies ``config.json`` stores for a model with these labels (its specials included)."""
         return {}
+
+    def label_maps(self) -> dict[str, list[str]]:
+        """This model's label vocabularies, as saved in ``config.json`` extras."""
+        return self.label_maps_for(self.label_names)
+
+    @classmethod
+    def _saved_label_names(cls, extras: Mapping[str, Any], directory: Path) -> list[str]:
+        """The labels a saved folder's label maps name; a map that is not what this model would save for them is refused.
+
+        A folder saved before label maps were stored has the canonical nine.
+        The maps are re-derived from the types they name and must match
+        exactly, so a reordered or edited map (which would decode every tag
+        as the wrong label) cannot load.
+        """
+        keys = cls.label_maps_for(CANONICAL_LABELS)
+        saved = {key: extras[key] for key in keys if key in extras}
+        if not saved:
+            return list(CANONICAL_LABELS)
+        label_names = inventory_of(label for labels in saved.values() for label in labels if isinstance(label, str))
+        expected = cls.label_maps_for(label_names)
+        for key, value in saved.items():
+            if value != expected[key]:
+                raise ModelNotFoundError(f"{directory}: saved {key} {value} differ from {cls.model_type.upper()}'s label map for their types {expected[key]}")
+        return label_names
 
     def _extras(self) -> dict[str, Any]:
         """What else ``config.json`` stores beside the label maps (e.g. ACN's word and character vocabularies)."""
@@ -344,15 +393,21 @@ class MnerModel(nn.Module, ABC):
     def decode(self, batch: dict[str, torch.Tensor]) -> list[list[str]]:
         """Viterbi labels per original token (see :func:`labels_at_positions`)."""
         paths, labels = self._viterbi(batch)
-        return [labels_at_positions(path, positions, labels) for path, positions in zip(paths, self._token_positions(batch))]
+        names = frozenset(self.label_names)
+        return [labels_at_positions(path, positions, labels, names) for path, positions in zip(paths, self._token_positions(batch))]
 
     @torch.no_grad()
     def predict(self, samples: Sequence[Sample], visual: VisualLookup | None = None, batch_size: int = 32) -> list[list[str]]:
-        """Labels for ``samples``, in order; the model's training mode is restored afterwards."""
+        """Labels for ``samples``, in order, each one of ``label_names``; the model's training mode is restored afterwards.
+
+        The samples' own labels are ignored (never encoded), so a file whose
+        gold labels include types the model lacks is still predicted (and its
+        scores show those types as missed).
+        """
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
-        items = self.encode(samples, visual)
+        items = self.encode(unlabelled(samples), visual)
         out: list[list[str]] = []
         for start in range(0, len(items), batch_size):
             batch = self.collate(items[start : start + batch_size])
@@ -390,11 +445,9 @@ class MnerModel(nn.Module, ABC):
         if fixed:
             raise ConfigError(f"model.{fixed[0]}: cannot be changed when loading a trained {name} (it fixes weight shapes)")
         extras = saved.get("extras", {})
-        for key, expected in cls.label_maps().items():
-            if extras.get(key, expected) != expected:
-                raise ModelNotFoundError(f"{directory}: saved {key} {extras.get(key)} differ from {name}'s {expected}")
+        label_names = cls._saved_label_names(extras, directory)
         config = cls.config_class.from_dict({**saved["config"], **overrides})
-        model = cls._from_saved(config, extras, directory)
+        model = cls._from_saved(config, extras, directory, label_names)
         model._load_weights(load_model_weights(directory), directory)
         return model.eval()
 
@@ -417,4 +470,5 @@ class MnerModel(nn.Module, ABC):
             logger.info("%s: visual branch weights ignored (use_image is off)", directory)
 
 
-__all__ = ["ModelConfig", "MnerModel", "NON_MODEL_KEYS", "VisualInput", "VisualLookup", "gate_by_image", "labels_at_positions"]
+__all__ = ["ModelConfig", "MnerModel", "NON_MODEL_KEYS", "VisualInput", "VisualLookup", "checked_labels", "gate_by_image",
+           "labels_at_positions", "sample_label_ids", "unlabelled"]

@@ -6,7 +6,7 @@ Data flow of one batch (B posts, T word pieces, W words, H hidden; docs/models.m
     X      = S[first piece of each word]   (B, W, H)   the CRF runs over words, not pieces
     F_vit  = TokenCrossAttention(X -> V)   V: CLIP ViT-B/32 tokens (B, 50, 768)
     F_res  = VectorCrossAttention(X -> r)  r = Linear(2048, H)(ResNet-152 pooled vector)
-    E      = classifier(dropout(Linear(2H, H)([F_vit; F_res])))           emissions (B, W, 9)
+    E      = classifier(dropout(Linear(2H, H)([F_vit; F_res])))           emissions (B, W, labels)
     CL_vit = NT-Xent(head_t(p), head_v(flatten(V)))    CL_res = NT-Xent(head_t(p), head_r(r_raw))
     loss   = 2 * (alpha * CRF_NLL(E) + (1 - alpha) * (CL_vit + CL_res)),  alpha = 0.8
 
@@ -38,10 +38,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from xlingual.data.labels import CANONICAL_LABELS
+from xlingual.data.labels import CANONICAL_LABELS, label_inventory
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError, ModelNotFoundError
-from xlingual.models.base import MnerModel, ModelConfig, VisualInput, canonical_label_ids
+from xlingual.models.base import MnerModel, ModelConfig, VisualInput, sample_label_ids
 from xlingual.models.contrastive import ProjectionHead, nt_xent
 from xlingual.models.crf import MaskedCrf
 from xlingual.models.mner2_layers import TokenCrossAttention, VectorCrossAttention
@@ -59,7 +59,8 @@ SWITCHED_MODULES = ("vit_attention", "resnet_proj", "resnet_attention", "fuse", 
 """Modules an ablation switch adds or removes (all absent from the text-only model); a checkpoint may lack them or carry extra ones."""
 
 LABELS = Vocabulary(list(CANONICAL_LABELS))
-"""The CRF's states: the nine canonical labels, ids in their canonical order (no padding state)."""
+"""The CRF's states of a model of the canonical labels: the nine, ids in their canonical order (no padding state).
+A model's own states are its ``label_names`` in order (these nine, then other types' pairs)."""
 
 
 @dataclass
@@ -125,7 +126,7 @@ class Mner2Config(ModelConfig):
 
 @dataclass
 class Mner2Outputs:
-    """One pass: word emissions (B, W, 9); projected views for the contrastive terms; ViT attention (B, heads, W, 50)."""
+    """One pass: word emissions (B, W, labels); projected views for the contrastive terms; ViT attention (B, heads, W, 50)."""
 
     emissions: torch.Tensor
     text_view: torch.Tensor | None = None
@@ -190,9 +191,11 @@ class Mner2Model(MnerModel):
         return paired_lookup(visual_lookup(by_backbone["clip-vit-b32"], mode=mode, seed=seed),
                              pooled_lookup(by_backbone["resnet152"], mode=mode, seed=seed))
 
-    def __init__(self, config: Mner2Config, encoder: nn.Module, tokenizer: Any) -> None:
+    def __init__(self, config: Mner2Config, encoder: nn.Module, tokenizer: Any, label_names: Sequence[str] = CANONICAL_LABELS) -> None:
         super().__init__()
         self.config = config
+        self.label_names = tuple(label_names)
+        self.labels = Vocabulary(list(self.label_names))
         self.encoder = encoder
         self.tokenizer = tokenizer
         text = encoder.config
@@ -205,8 +208,8 @@ class Mner2Model(MnerModel):
         # New layers keep PyTorch's default initialisation, as in the reference (plain nn.Modules there).
         # Text layers first: under one seed every ablation starts from the same text weights.
         self.dropout = nn.Dropout(config.dropout)
-        self.classifier = nn.Linear(hidden, len(CANONICAL_LABELS))
-        self.crf = MaskedCrf(len(CANONICAL_LABELS))
+        self.classifier = nn.Linear(hidden, len(self.label_names))
+        self.crf = MaskedCrf(len(self.label_names))
         if "vit" in branches:
             if hidden % heads:
                 raise ConfigError(f"model.cross_heads={heads} does not divide the encoder's hidden size {hidden}")
@@ -229,23 +232,23 @@ class Mner2Model(MnerModel):
 
     @classmethod
     def build(cls, config: dict[str, Any], vocab_samples: Sequence[Sample] = ()) -> "Mner2Model":
-        """A new model on pre-trained encoder weights; the label space is fixed, so samples are not needed."""
+        """A new model on pre-trained encoder weights, with the labels of ``vocab_samples`` (the canonical nine without samples)."""
         mner2 = Mner2Config.from_dict(config)
         encoder, tokenizer = load_encoder(mner2.encoder, keep_pooler=mner2.uses_contrastive)
-        return cls(mner2, encoder, tokenizer)
+        return cls(mner2, encoder, tokenizer, label_inventory(vocab_samples))
 
     @classmethod
-    def label_maps(cls) -> dict[str, list[str]]:
-        return {"labels": LABELS.to_list()}
+    def label_maps_for(cls, label_names: Sequence[str]) -> dict[str, list[str]]:
+        return {"labels": list(label_names)}
 
     def _save_files(self, directory: Path) -> None:
         """The encoder's config and tokenizer (``encoder/``): no network needed to reload."""
         save_encoder_files(self.encoder, self.tokenizer, directory / ENCODER_SUBDIR)
 
     @classmethod
-    def _from_saved(cls, config: Mner2Config, extras: dict[str, Any], directory: Path) -> "Mner2Model":
+    def _from_saved(cls, config: Mner2Config, extras: dict[str, Any], directory: Path, label_names: Sequence[str]) -> "Mner2Model":
         encoder, tokenizer = encoder_from_folder(directory / ENCODER_SUBDIR, keep_pooler=config.uses_contrastive)
-        return cls(config, encoder, tokenizer)
+        return cls(config, encoder, tokenizer, label_names)
 
     def _load_weights(self, state: dict[str, torch.Tensor], directory: Path) -> None:
         """Like the base's, but an ablation switch (not only ``use_image``) may add or drop the switched modules.
@@ -298,7 +301,7 @@ class Mner2Model(MnerModel):
             items.append({
                 "input_ids": np.array(input_ids, dtype=np.int64),
                 "word_positions": np.array(positions, dtype=np.int64),
-                "label_ids": canonical_label_ids(sample, LABELS, len(positions)),
+                "label_ids": sample_label_ids(sample, self.labels, len(positions), self.label_names),
                 "num_tokens": len(sample.tokens),
             })
         return items
@@ -386,7 +389,7 @@ class Mner2Model(MnerModel):
 
     def _viterbi(self, batch: dict[str, torch.Tensor]) -> tuple[list[list[int]], Vocabulary]:
         """Viterbi over the word positions."""
-        return self.crf.viterbi(self.compute(batch).emissions, batch["word_mask"]), LABELS
+        return self.crf.viterbi(self.compute(batch).emissions, batch["word_mask"]), self.labels
 
     def _token_positions(self, batch: dict[str, torch.Tensor]) -> list[list[int]]:
         """Token ``i`` is word position ``i`` when its first piece fit in ``max_length``, else -1."""

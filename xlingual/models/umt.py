@@ -10,7 +10,7 @@ Data flow of one batch (B posts, T word pieces, R = 49 image regions, H hidden):
     Q   = CMT_2(V2 -> S)     text-aware regions
     A   = CMT_3(S  -> Q)     image-aware word representation
     g   = sigmoid(Linear(2H,H)([A; Bv]))              visual gate (B, T, H)
-    E_main  = Linear(2H,13)([A; g * Bv])
+    E_main  = Linear(2H,13)([A; g * Bv])             13 typed labels for the canonical types (2 more per other type)
     E_final = alpha * E_main + (1 - alpha) * E_aux @ W_tr
     loss = NLL_CRF13(E_final) + aux_weight * NLL_CRF7(E_aux)
 
@@ -39,13 +39,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from xlingual.data.labels import CANONICAL_LABELS, label_inventory
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
-from xlingual.models.base import MnerModel, ModelConfig, gate_by_image
+from xlingual.models.base import MnerModel, ModelConfig, checked_labels, gate_by_image
 from xlingual.models.crf import MaskedCrf, joint_nll
 from xlingual.models.umt_encoder import ENCODER_SUBDIR, encoder_from_folder, load_encoder, save_encoder_files
 from xlingual.models.umt_layers import CrossModalLayer, init_bert_style
-from xlingual.models.umt_text import SPAN_LABELS, TYPED_LABELS, align, pieces_per_token, span_to_typed_matrix
+from xlingual.models.umt_text import SPAN_LABELS, align, pieces_per_token, span_to_typed_matrix, typed_vocabulary
 from xlingual.models.vocab import Vocabulary
 
 logger = logging.getLogger(__name__)
@@ -107,9 +108,11 @@ class UmtModel(MnerModel):
     visual_modules = VISUAL_BRANCH
     region_hint = "ResNet-152 grid features; check --features / model.visual_dim"
 
-    def __init__(self, config: UmtConfig, encoder: nn.Module, tokenizer: Any) -> None:
+    def __init__(self, config: UmtConfig, encoder: nn.Module, tokenizer: Any, label_names: Sequence[str] = CANONICAL_LABELS) -> None:
         super().__init__()
         self.config = config
+        self.label_names = tuple(label_names)
+        self.typed_labels = typed_vocabulary(self.label_names)
         self.encoder = encoder
         self.tokenizer = tokenizer
         encoder_config = encoder.config
@@ -134,36 +137,36 @@ class UmtModel(MnerModel):
             self.cmt_image_to_text = block()
             self.cmt_text_to_regions = block()
             self.visual_gate = nn.Linear(2 * hidden, hidden)
-        self.typed_head = nn.Linear(2 * hidden, len(TYPED_LABELS))
+        self.typed_head = nn.Linear(2 * hidden, len(self.typed_labels))
         for name, module in self.named_children():
             if name != "encoder":
                 init_bert_style(module, getattr(encoder_config, "initializer_range", 0.02))
-        self.crf = MaskedCrf(len(TYPED_LABELS))
+        self.crf = MaskedCrf(len(self.typed_labels))
         self.span_crf = MaskedCrf(len(SPAN_LABELS))
-        self.register_buffer("span_to_typed", span_to_typed_matrix(), persistent=False)
+        self.register_buffer("span_to_typed", span_to_typed_matrix(self.typed_labels), persistent=False)
         self._freeze_bottom(config.freeze_bottom_layers)
 
     # ------------------------------------------------------------------ building and saving
 
     @classmethod
     def build(cls, config: dict[str, Any], vocab_samples: Sequence[Sample] = ()) -> "UmtModel":
-        """A new model with pre-trained encoder weights; the label spaces are fixed, so samples are not needed."""
+        """A new model with pre-trained encoder weights, with the labels of ``vocab_samples`` (the canonical nine without samples)."""
         umt_config = UmtConfig.from_dict(config)
         encoder, tokenizer = load_encoder(umt_config.encoder)
-        return cls(umt_config, encoder, tokenizer)
+        return cls(umt_config, encoder, tokenizer, label_inventory(vocab_samples))
 
     @classmethod
-    def label_maps(cls) -> dict[str, list[str]]:
-        return {"typed_labels": TYPED_LABELS.to_list(), "span_labels": SPAN_LABELS.to_list()}
+    def label_maps_for(cls, label_names: Sequence[str]) -> dict[str, list[str]]:
+        return {"typed_labels": typed_vocabulary(label_names).to_list(), "span_labels": SPAN_LABELS.to_list()}
 
     def _save_files(self, directory: Path) -> None:
         """The encoder's config and tokenizer (``encoder/``): no network needed to reload."""
         save_encoder_files(self.encoder, self.tokenizer, directory / ENCODER_SUBDIR)
 
     @classmethod
-    def _from_saved(cls, config: UmtConfig, extras: dict[str, Any], directory: Path) -> "UmtModel":
+    def _from_saved(cls, config: UmtConfig, extras: dict[str, Any], directory: Path, label_names: Sequence[str]) -> "UmtModel":
         encoder, tokenizer = encoder_from_folder(directory / ENCODER_SUBDIR)
-        return cls(config, encoder, tokenizer)
+        return cls(config, encoder, tokenizer, label_names)
 
     def _freeze_bottom(self, layers: int) -> None:
         if not layers:
@@ -181,12 +184,12 @@ class UmtModel(MnerModel):
     # ------------------------------------------------------------------ data
 
     def _encode_text(self, samples: Sequence[Sample]) -> list[dict[str, Any]]:
-        """Word pieces and aligned labels per sample."""
+        """Word pieces and aligned labels per sample (every label must be one of the model's)."""
         all_pieces = pieces_per_token(self.tokenizer, [s.tokens for s in samples])
         cls_id, sep_id = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
         if cls_id is None or sep_id is None:
             raise ConfigError(f"encoder '{self.config.encoder}': its tokenizer has no [CLS]/[SEP] tokens")
-        return [dataclasses.asdict(align(pieces, sample.labels, self.config.max_length, cls_id, sep_id))
+        return [dataclasses.asdict(align(pieces, checked_labels(sample, self.label_names), self.config.max_length, cls_id, sep_id, self.typed_labels))
                 for sample, pieces in zip(samples, all_pieces)]
 
     def _expected_regions(self) -> int | None:
@@ -224,7 +227,7 @@ class UmtModel(MnerModel):
     # ------------------------------------------------------------------ model
 
     def emissions(self, batch: dict[str, torch.Tensor], return_attention: bool = False) -> dict[str, torch.Tensor]:
-        """Span emissions ``span_emissions`` (B, T, 7), final typed ``emissions`` (B, T, 13), and with
+        """Span emissions ``span_emissions`` (B, T, 7), final typed ``emissions`` (B, T, typed labels), and with
         ``return_attention`` the visual ``gate`` (B, T, H) and the three CMT attention maps."""
         mask = _bool(batch["attention_mask"])
         text = self.encoder(input_ids=batch["input_ids"], attention_mask=mask.long()).last_hidden_state
@@ -283,7 +286,7 @@ class UmtModel(MnerModel):
 
     def _viterbi(self, batch: dict[str, torch.Tensor]) -> tuple[list[list[int]], Vocabulary]:
         """Viterbi on the typed CRF over word pieces."""
-        return self.crf.viterbi(self.emissions(batch)["emissions"], batch["attention_mask"]), TYPED_LABELS
+        return self.crf.viterbi(self.emissions(batch)["emissions"], batch["attention_mask"]), self.typed_labels
 
     def _token_positions(self, batch: dict[str, torch.Tensor]) -> list[list[int]]:
         """Each token's first piece (-1: no piece, or cut by the length limit)."""

@@ -1,5 +1,10 @@
 """UMT's text side: the two label spaces and word-piece alignment (docs/models.md, UMT).
 
+The typed labels are the model's labels (``O``, B-/I- of the canonical types
+in the order of the original code, then any other type's pair, as the run's
+data gives them) plus padding and the pseudo-labels; the span labels are
+fixed, whatever the types.
+
 Every token is split into word pieces; its FIRST piece carries the token's
 label and the rest carry the pseudo-label ``X``. ``[CLS]`` and ``[SEP]`` have
 labels of their own and sit inside the CRF mask, so the CRF learns to emit
@@ -17,13 +22,25 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from xlingual.data.labels import ENTITY_TYPES
+from xlingual.data.labels import CANONICAL_LABELS, entity_type
 from xlingual.models.vocab import Vocabulary
 
 PAD, CONTINUATION, CLS, SEP = "<pad>", "X", "[CLS]", "[SEP]"
 
-TYPED_LABELS = Vocabulary([PAD, "O", "B-MISC", "I-MISC", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", CONTINUATION, CLS, SEP], pad=PAD)
-"""The 13 typed labels in the order of the original code (index 0 is padding)."""
+ORIGINAL_ORDER: tuple[str, ...] = ("O", "B-MISC", "I-MISC", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
+"""The canonical labels in the order of the original code, which fixes the rows of a canonical model's typed head."""
+
+
+def typed_vocabulary(label_names: Sequence[str]) -> Vocabulary:
+    """The typed labels of a model with ``label_names``: padding, the canonical nine in the original order, other types' labels as given, then ``X``, ``[CLS]``, ``[SEP]``."""
+    canonical = set(CANONICAL_LABELS)
+    if not canonical <= set(label_names):
+        raise ValueError(f"UMT's labels must include the canonical nine, got {list(label_names)}")
+    return Vocabulary([PAD, *ORIGINAL_ORDER, *(label for label in label_names if label not in canonical), CONTINUATION, CLS, SEP], pad=PAD)
+
+
+TYPED_LABELS = typed_vocabulary(CANONICAL_LABELS)
+"""The 13 typed labels of a model of the canonical labels, in the order of the original code (index 0 is padding)."""
 
 SPAN_LABELS = Vocabulary([PAD, "O", "B", "I", CONTINUATION, CLS, SEP], pad=PAD)
 """The 7 span labels of the auxiliary entity-span-detection task."""
@@ -36,14 +53,15 @@ def span_label(typed: str) -> str:
     return typed[0] if typed[:2] in ("B-", "I-") else typed
 
 
-def span_to_typed_matrix() -> torch.Tensor:
-    """The fixed (7, 13) conversion W_tr: a span score is spread evenly over the entity types."""
-    matrix = torch.zeros(len(SPAN_LABELS), len(TYPED_LABELS))
+def span_to_typed_matrix(typed: Vocabulary = TYPED_LABELS) -> torch.Tensor:
+    """The fixed (7, typed) conversion W_tr: a span score is spread evenly over the entity types (13 typed labels: 1/4 each)."""
+    matrix = torch.zeros(len(SPAN_LABELS), len(typed))
     for label in (PAD, "O", CONTINUATION, CLS, SEP):
-        matrix[SPAN_LABELS.id(label), TYPED_LABELS.id(label)] = 1.0
+        matrix[SPAN_LABELS.id(label), typed.id(label)] = 1.0
+    types = sorted({t for label in typed.to_list() if (t := entity_type(label)) is not None})
     for prefix in ("B", "I"):
-        for entity_type in ENTITY_TYPES:
-            matrix[SPAN_LABELS.id(prefix), TYPED_LABELS.id(f"{prefix}-{entity_type}")] = 1.0 / len(ENTITY_TYPES)
+        for etype in types:
+            matrix[SPAN_LABELS.id(prefix), typed.id(f"{prefix}-{etype}")] = 1.0 / len(types)
     return matrix
 
 
@@ -76,8 +94,9 @@ def pieces_per_token(tokenizer: PreTrainedTokenizerBase, token_lists: Sequence[S
     return [[tokenizer.convert_tokens_to_ids(tokenizer.tokenize(token)) for token in tokens] for tokens in token_lists]
 
 
-def align(pieces: Sequence[Sequence[int]], labels: Sequence[str], max_length: int, cls_id: int, sep_id: int) -> AlignedText:
-    """Lay out one post's pieces as ``[CLS] pieces… [SEP]``, at most ``max_length`` positions."""
+def align(pieces: Sequence[Sequence[int]], labels: Sequence[str], max_length: int, cls_id: int, sep_id: int,
+          typed_labels: Vocabulary = TYPED_LABELS) -> AlignedText:
+    """Lay out one post's pieces as ``[CLS] pieces… [SEP]``, at most ``max_length`` positions; label ids in ``typed_labels``."""
     budget = max_length - 2
     input_ids, typed = [cls_id], [CLS]
     positions: list[int] = []
@@ -93,13 +112,13 @@ def align(pieces: Sequence[Sequence[int]], labels: Sequence[str], max_length: in
     typed.append(SEP)
     return AlignedText(
         input_ids=input_ids,
-        typed_label_ids=TYPED_LABELS.ids(typed),
+        typed_label_ids=typed_labels.ids(typed),
         span_label_ids=SPAN_LABELS.ids([span_label(label) for label in typed]),
         token_positions=positions,
     )
 
 
 __all__ = [
-    "AlignedText", "PSEUDO_LABELS", "SPAN_LABELS", "TYPED_LABELS", "align",
-    "pieces_per_token", "span_label", "span_to_typed_matrix",
+    "AlignedText", "ORIGINAL_ORDER", "PSEUDO_LABELS", "SPAN_LABELS", "TYPED_LABELS", "align",
+    "pieces_per_token", "span_label", "span_to_typed_matrix", "typed_vocabulary",
 ]

@@ -3,7 +3,7 @@
 Reading JSONL is how projection errors usually get found, too late. The page
 written beside ``report.json`` shows the report's numbers (table and an
 inline SVG bar chart), a reproducible sample of projected posts with source
-and target side by side (entities coloured by type, each target entity
+and target side by side (entities coloured by type, any type alike, each target entity
 numbered after the source entity it came from), and the left-out posts with
 their reason and the MT output that failed verification, placeholders
 highlighted.
@@ -23,7 +23,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from xlingual.data.labels import ENTITY_TYPES, spans
+from xlingual.data.labels import spans, table_types
 from xlingual.io import atomic_write_text
 from xlingual.projection.placeholders import FORMS, NUMBERED, find_marked
 from xlingual.projection.project import ProjectionResult, prepare_sample
@@ -34,7 +34,14 @@ PREVIEW_NAME = "preview.html"
 DEFAULT_PREVIEW_POSTS = 50
 
 _COLOURS = {"PER": "#f4a6a6", "LOC": "#9fd3a8", "ORG": "#9fc3f0", "MISC": "#f2d48a"}
-_OTHER_COLOUR = "#d0d0d0"
+
+
+def _colour(etype: str) -> str:
+    """The canonical types' fixed colours; any other type a pale hue from a hash of its name, the same on every page."""
+    if etype in _COLOURS:
+        return _COLOURS[etype]
+    hue = int.from_bytes(hashlib.sha1(etype.encode("utf-8")).digest()[:2], "big") % 360
+    return f"hsl({hue},60%,80%)"
 
 
 @dataclass(frozen=True)
@@ -113,7 +120,9 @@ def target_entity_sources(result: ProjectionResult, src_lang: str) -> list[int] 
 # -- rendering -----------------------------------------------------------------
 
 def _type_class(etype: str) -> str:
-    return "t-" + re.sub(r"[^A-Za-z0-9_-]", "_", etype)
+    """A CSS class per type; a name with other characters gets a digest too, so two such types never share a class."""
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", etype)
+    return "t-" + safe if safe == etype else f"t-{safe}-{hashlib.sha1(etype.encode('utf-8')).hexdigest()[:8]}"
 
 
 def render_tokens(tokens: Sequence[str], labels: Sequence[str], lang: str, numbers: Sequence[int | None] | None = None) -> str:
@@ -176,7 +185,7 @@ def bar_chart_svg(report: Mapping[str, Any]) -> str:
     out.append(f'<line x1="{left - 4}" y1="{base}" x2="{width - 150}" y2="{base}" stroke="#444"/>')
     for k, (etype, before, after) in enumerate(values):
         x = left + k * (2 * bar_w + gap)
-        for offset, value, fill in ((0, before, "#bbbbbb"), (bar_w, after, _COLOURS.get(etype, _OTHER_COLOUR))):
+        for offset, value, fill in ((0, before, "#bbbbbb"), (bar_w, after, _colour(etype))):
             h = round(height * value / top, 1)
             out.append(f'<rect x="{x + offset}" y="{base - h}" width="{bar_w - 2}" height="{h}" fill="{fill}" stroke="#555">'
                        f'<title>{escape(etype)}: {value}</title></rect>')
@@ -285,7 +294,7 @@ _NOTHING = '<tr><td colspan="3">no post to show</td></tr>'
 
 
 def _type_css(types: Iterable[str]) -> str:
-    return "".join(f".{_type_class(t)}{{background:{_COLOURS.get(t, _OTHER_COLOUR)}}}" for t in types)
+    return "".join(f".{_type_class(t)}{{background:{_colour(t)}}}" for t in types)
 
 
 def render_preview(report: Mapping[str, Any], results: Mapping[str, Sequence[ProjectionResult]], src: str, tgt: str,
@@ -295,10 +304,11 @@ def render_preview(report: Mapping[str, Any], results: Mapping[str, Sequence[Pro
     failed = choose_posts(results, posts, ok=False)
     n_ok = sum(r.ok for rs in results.values() for r in rs)
     n_failed = sum(not r.ok for rs in results.values() for r in rs)
-    types = set(ENTITY_TYPES) | set(report.get("entities", {}))
+    seen = set(report.get("entities", {}))
     for rs in results.values():
         for r in rs:
-            types.update(s.type for s in r.source.entities())
+            seen.update(s.type for s in r.source.entities())
+    types = set(table_types(seen))
     title = f"Projection preview {src} → {tgt}" + (f" ({report['model']})" if report.get("model") else "")
     legend = " ".join(f'<mark class="ent {_type_class(t)}">{escape(t)}</mark>' for t in sorted(types))
     return (

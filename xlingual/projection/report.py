@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from xlingual.data.labels import ENTITY_TYPES, count_entities
+from xlingual.data.labels import count_entities, table_types
 from xlingual.projection.project import ProjectionResult
 
 
@@ -57,7 +57,7 @@ class ProjectionReport:
             mine.update(theirs)
 
     def to_dict(self) -> dict[str, Any]:
-        types = list(ENTITY_TYPES) + sorted(set(self.entities_before) - set(ENTITY_TYPES))
+        types = table_types(set(self.entities_before) | set(self.entities_after))
         total_before = sum(self.entities_before.values())
         total_after = sum(self.entities_after.values())
         return {

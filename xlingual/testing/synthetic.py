@@ -111,6 +111,18 @@ def generated_weibo_posts(n: int, seed: int = 0, ids: Sequence[str] = ()) -> lis
     return posts
 
 
+def retyped(samples: Sequence[Sample], names: dict[str, str]) -> list[Sample]:
+    """Copies of ``samples`` whose entities of the types in ``names`` carry the new names (``{"MISC": "PRODUCT"}``).
+
+    A dataset of other entity types (an open label set), with the shapes of the generated or sample data.
+    """
+    def rename(label: str) -> str:
+        prefix, sep, etype = label.partition("-")
+        return f"{prefix}-{names[etype]}" if sep and etype in names else label
+
+    return [Sample(s.id, list(s.tokens), [rename(label) for label in s.labels], list(s.images), s.lang, dict(s.meta)) for s in samples]
+
+
 def write_images(folder: str | Path, names: Sequence[str], seed: int = 0, size: tuple[int, int] = (96, 72)) -> Path:
     """Write one distinct small JPEG per name (random blocks of colour), as a stand-in for real photos."""
     import numpy as np
