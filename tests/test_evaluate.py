@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from xlingual.cli import app
+from xlingual.data.datasets import get_dataset
 from xlingual.data.labels import ENTITY_TYPES, ordered_types, spans
 from xlingual.data.sample import Sample
 from xlingual.data.formats import read_samples, write_samples
@@ -133,7 +134,7 @@ def test_run_scores_raw_predictions_and_stores_them_unrepaired(tmp_path):
     from xlingual.workspace import RunFolder
 
     samples = [Sample(f"p{i}", ["a", "b", "c"], ["B-PER", "O", "O"], [], "zh") for i in range(4)]
-    scores = predict_and_write(OrphanModel(), samples, None, 8, RunFolder(tmp_path), "test", "zh")
+    scores = predict_and_write(OrphanModel(), samples, None, 8, RunFolder(tmp_path), "test", get_dataset("cmner"))
     assert scores["conlleval"]["f1"] == pytest.approx(100.0)  # conlleval opens an entity at the orphan
     assert scores["strict"]["f1"] == pytest.approx(0.0) and scores["strict"]["predicted"] == 0
     stored = read_samples(RunFolder(tmp_path).prediction("test", ".txt"), "cmner", bio="keep")

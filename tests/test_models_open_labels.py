@@ -72,8 +72,6 @@ def _open_inputs(real):
 def _train(model_type: str, data: Path, encoder: Path, out: Path, monkeypatch=None) -> dict[str, Any]:
     if monkeypatch is not None:
         monkeypatch.setattr(run_module, "resolve_inputs", _open_inputs(run_module.resolve_inputs))
-        # The text formats write the canonical schema only; predictions of an open label set go out as JSONL.
-        monkeypatch.setattr(run_module, "format_for_lang", lambda lang: "jsonl")
     overrides = [f"data.data_dir={data}", f"model.encoder={encoder}", "images=none", "epochs=1", "batch_size=8", *TINY[model_type]]
     if model_type == "acn":
         overrides.remove(f"model.encoder={encoder}")

@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from xlingual.cli import app
+from xlingual.data.datasets import get_dataset
 from xlingual.data.sample import Sample
 from xlingual.io import atomic_write_json
 from xlingual.evaluation.report import build_rows, find_runs, write_report
@@ -54,7 +55,7 @@ def corrupt(samples: list[Sample], rate: float, seed: int) -> list[list[str]]:
 def make_run(root: Path, model: str, direction: str, setting: str, images: str, seed: int, test: list[Sample], error_rate: float) -> Path:
     run_dir = root / f"{model}-{direction}-{setting}-{images}-seed{seed}"
     fake = FixedPredictions(corrupt(test, error_rate, seed))
-    scores = predict_and_write(fake, test, None, 32, RunFolder(run_dir), "test", "zh")
+    scores = predict_and_write(fake, test, None, 32, RunFolder(run_dir), "test", get_dataset("cmner"))
     atomic_write_json(run_dir / "metrics.json", {
         "run": run_dir.name, "model_type": model, "direction": direction, "setting": setting, "images": images,
         "seed": seed, "target_dataset": "cmner", "test": scores, "dev": scores,
@@ -177,7 +178,7 @@ def make_multilingual_run(root: Path, model: str, setting: str, seed: int, tests
     for dataset, test in tests.items():
         split = "test" if dataset == "cmner" else f"test.{dataset}"
         fake = FixedPredictions(corrupt(test, error_rates[dataset], seed))
-        scores[dataset] = predict_and_write(fake, test, None, 32, folder, split, "zh" if dataset == "cmner" else "en")
+        scores[dataset] = predict_and_write(fake, test, None, 32, folder, split, get_dataset(dataset))
     atomic_write_json(folder.metrics, {
         "run": run_dir.name, "model_type": model, "direction": "en-zh", "setting": setting, "images": "all", "seed": seed,
         "target_dataset": "cmner", "test": scores["cmner"], "dev": scores["cmner"], "tests": scores,
@@ -231,7 +232,7 @@ def make_named_run(root: Path, model: str, sources: list[str], target: str, sett
                    error_rate: float) -> Path:
     """A run that named its datasets (``xl train --source ... --target ...``): no direction, ``source_datasets`` in its metrics."""
     run_dir = root / f"{model}-{'+'.join(sources)}-{target}-{setting}-seed{seed}"
-    scores = predict_and_write(FixedPredictions(corrupt(test, error_rate, seed)), test, None, 32, RunFolder(run_dir), "test", "zh")
+    scores = predict_and_write(FixedPredictions(corrupt(test, error_rate, seed)), test, None, 32, RunFolder(run_dir), "test", get_dataset("cmner"))
     atomic_write_json(run_dir / "metrics.json", {
         "run": run_dir.name, "model_type": model, "direction": None, "setting": setting, "images": "all", "seed": seed,
         "target_dataset": target, "source_datasets": sources, "test": scores, "dev": scores, "tests": {target: scores},

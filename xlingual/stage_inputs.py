@@ -11,7 +11,7 @@ command builds it".
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -47,6 +47,7 @@ def translate_source_dataset(data_dir: str | Path | DataDir, dataset: str, trans
     src, tgt = settings.src, settings.tgt
     layout = DataDir.of(data_dir)
     _check_source_lang(layout, dataset, src)
+    settings = replace(settings, label_schema=layout.dataset(dataset).translation_schema)
     output = Path(output) if output is not None else layout.translation(dataset, src, tgt, settings.model_name or "model")
     return translate_corpus(read_source_dataset(layout.root, dataset, layout.datasets_file), output, translator, settings)
 
@@ -112,13 +113,14 @@ def ensure_translation(data_dir: str | Path | DataDir, dataset: str, tgt: str, m
 def read_translated_split(folder: Path, data_dir: str | Path | DataDir, dataset: str, tgt: str, split: str) -> list[Sample]:
     """One split of ``dataset``'s translation, with the source posts' images attached (translated posts keep ``meta.source_id``)."""
     layout = DataDir.of(data_dir)
-    path = folder / layout.dataset(dataset).split_files[split]
+    spec = layout.dataset(dataset)
+    path = folder / spec.split_files[split]
     if not path.is_file():
         raise ConfigError(f"{path}: translated split missing (re-run 'xl translate --dataset {dataset} --tgt {tgt}')")
     if path.stat().st_size == 0:  # projection kept no post of this split (see the folder's report.json)
         logger.warning("%s: empty (no post survived projection; see %s)", path, folder / "report.json")
         return []
-    samples = read_samples(path, format_for_lang(tgt))
+    samples = read_samples(path, format_for_lang(tgt), schema=spec.translation_schema)
     source_images = layout.images_dir(dataset)
     if source_images.is_dir():
         attach_images(samples, source_images)

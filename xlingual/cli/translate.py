@@ -129,12 +129,14 @@ def translate(
     check_direction(src, tgt)
     strategy_list = parse_strategies(strategies)
     model_name = translator_spec or model or default_model(src, tgt)
+    layout = DataDir(data_dir, datasets)
     settings = ProjectionSettings(src, tgt, strategy_list, entity_context, cache_path=cache, use_cache=not no_cache, model_name=model_name,
-                                  preview_posts=preview, tokenizer=tokenizer)  # a target without a tokeniser, or a bad --tokenizer, fails here
+                                  preview_posts=preview, tokenizer=tokenizer,  # a target without a tokeniser, or a bad --tokenizer, fails here
+                                  label_schema=layout.dataset(dataset).translation_schema if dataset else None)
     # bad input fails before a model loads
     inputs = (read_input_files(input, format_name(input_format), images, src) if input
               else read_source_dataset(data_dir, dataset, datasets))
-    output = output or DataDir(data_dir, datasets).translation(dataset, src, tgt, model_name)
+    output = output or layout.translation(dataset, src, tgt, model_name)
     options = DecodingOptions(beam_size=beam_size, max_length=max_length, max_tokens=max_tokens, max_batch_size=batch_size)
     loader = dict(src=src, tgt=tgt, model=model, backend=backend.value, plugin=translator_spec, options=options, device=device,
                   quantization=quantization, work_dir=output / ".cache", threads=threads, device_index=parse_device_index(device_index),

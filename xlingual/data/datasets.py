@@ -91,6 +91,17 @@ class DatasetSpec:
         return TEXT_FORMATS[self.format].schema if self.format in TEXT_FORMATS else CANONICAL_SCHEMA
 
     @property
+    def translation_schema(self) -> LabelSchema | None:
+        """How a translation of this dataset spells its labels in the target's text format.
+
+        An open label set keeps its own types (``B-PRODUCT`` stays so in any
+        format); otherwise the samples are canonical and the target format's
+        own spelling applies (None), as it always has for the built-ins.
+        Writer and reader of a translation both ask here.
+        """
+        return OPEN_SCHEMA if self.open_labels else None
+
+    @property
     def entity_types(self) -> tuple[str, ...] | None:
         """The entity types its samples can carry; None for an open label set (the data says which)."""
         return self.schema.entity_types

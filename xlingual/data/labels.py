@@ -143,12 +143,14 @@ class LabelSchema:
     def to_file(self, label: str, spelling: dict[str, str] | None = None) -> str:
         """The label as this schema writes it; ``label`` must be canonical.
 
-        ``spelling`` overrides the file name of a type (``{"MISC": "MISC"}`` writes Twitter2017 style).
+        ``spelling`` overrides the file name of a type (``{"MISC": "MISC"}`` writes Twitter2017 style). A
+        canonical type the schema has no name for (a label map naming only ``person: PER``, predictions of a
+        model that also learnt LOC from another dataset) is written under its canonical name.
         """
         if label == "O" or self.open:
             return label
         prefix, _, etype = label.partition("-")
-        name = (spelling or {}).get(etype) or self.canonical_to_file[etype]
+        name = (spelling or {}).get(etype) or self.canonical_to_file.get(etype, etype)
         return f"{prefix}-{name}"
 
 

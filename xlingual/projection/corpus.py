@@ -29,6 +29,7 @@ from typing import Any
 from xlingual.data.datasets import SOURCE_DATASET_BY_LANG, get_dataset, load_split
 from xlingual.data.formats import detect_format, format_for_lang, read_samples, write_samples
 from xlingual.data.images import attach_images
+from xlingual.data.labels import LabelSchema
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
 from xlingual.io import atomic_write_json, atomic_write_text
@@ -64,6 +65,8 @@ class ProjectionSettings:
     model_name: str | None = None
     preview_posts: int = DEFAULT_PREVIEW_POSTS  # posts shown in preview.html (and as many left-out ones)
     tokenizer: str | None = None  # MODULE:NAME of the target tokeniser (None: built-in)
+    label_schema: LabelSchema | None = None
+    """How the translated text files spell labels; None: the target format's own (``DatasetSpec.translation_schema``)."""
 
     def __post_init__(self) -> None:
         target_tokenizer(self.tgt, self.tokenizer)
@@ -88,11 +91,11 @@ class CorpusResult:
     files: dict[str, Path] = field(default_factory=dict)
 
 
-def write_outputs(output_dir: Path, name: str, results: list[ProjectionResult], tgt: str) -> Path:
+def write_outputs(output_dir: Path, name: str, results: list[ProjectionResult], settings: ProjectionSettings) -> Path:
     """Write ``name``.txt / .jsonl / .failures.jsonl for one input file; returns the dataset file."""
     projected = [r.sample for r in results if r.sample is not None]
     dataset_path = output_dir / f"{name}.txt"
-    write_samples(dataset_path, projected, format_for_lang(tgt))
+    write_samples(dataset_path, projected, format_for_lang(settings.tgt), schema=settings.label_schema)
     write_samples(output_dir / f"{name}.jsonl", projected, "jsonl")
     failures = "".join(json.dumps(r.failure_record(), ensure_ascii=False) + "\n" for r in results if not r.ok)
     atomic_write_text(output_dir / f"{name}.failures.jsonl", failures)
@@ -179,7 +182,7 @@ def translate_corpus(inputs: list[CorpusInput], output_dir: str | Path, translat
     try:
         for item in inputs:
             parts[item.name] = project_part(item.name, item.samples, cached, projector, settings)
-            files[item.name] = write_outputs(output_dir, item.name, parts[item.name].results, settings.tgt)
+            files[item.name] = write_outputs(output_dir, item.name, parts[item.name].results, settings)
     finally:
         if cached.cache is not None:
             cached.cache.close()

@@ -227,7 +227,7 @@ def merge_shards(inputs: list[CorpusInput], jobs: list[ShardJob], output_dir: Pa
             raise XlingualError(f"{job.path}: a worker reported this shard finished but its file is missing or stale; is {output_dir} on a file system every node sees?")
         parts[job.file].append(part)
     merged = {name: ProjectedPart.concatenate(file_parts) for name, file_parts in parts.items()}
-    files = {name: write_outputs(output_dir, name, part.results, settings.tgt) for name, part in merged.items()}
+    files = {name: write_outputs(output_dir, name, part.results, settings) for name, part in merged.items()}
     absorb_shard_caches(jobs, output_dir, settings)
     return write_corpus_report(output_dir, settings, merged, files)
 

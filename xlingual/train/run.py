@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from xlingual.data.datasets import get_dataset
-from xlingual.data.formats import format_for_lang, write_samples
+from xlingual.data.datasets import DatasetSpec
+from xlingual.data.formats import write_samples
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError, TrainingDivergedError
 from xlingual.io import atomic_write_json
@@ -156,11 +156,11 @@ def _prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool, processes
 
 
 def predict_and_write(model: MnerModel, samples: Sequence[Sample], visual: VisualLookup | None, batch_size: int,
-                      folder: RunFolder, split: str, lang: str) -> dict[str, Any]:
-    """Predict a split, write it in the dataset's format (+ JSONL with gold), return its scores."""
+                      folder: RunFolder, split: str, dataset: DatasetSpec) -> dict[str, Any]:
+    """Predict a split, write it in the dataset's format and label spelling (+ JSONL with gold), return its scores."""
     predictions = model.predict(list(samples), visual, batch_size=batch_size)
     predicted = [Sample(s.id, list(s.tokens), list(p), list(s.images), s.lang, {**s.meta, "gold": list(s.labels)}) for s, p in zip(samples, predictions)]
-    write_samples(folder.prediction(split, ".txt"), predicted, format_for_lang(lang))
+    write_samples(folder.prediction(split, ".txt"), predicted, dataset.format, schema=dataset.schema)
     write_samples(folder.prediction(split, ".jsonl"), predicted, "jsonl")
     return {mode: scores.to_dict() for mode, scores in score_all_modes([s.labels for s in samples], predictions).items()}
 
@@ -236,19 +236,20 @@ def _final_evaluation(config: TrainConfig, inputs: RunInputs, run_dir: Path) -> 
     folder = RunFolder(run_dir)
     best = load_model(folder.model)
     batch = config.target.eval_batch_size
-    lang = config.target_lang
+    layout = config.data.layout
+    target = layout.dataset(config.target_dataset)
     metrics: dict[str, Any] = {
         "run": config.run_name, "model_type": config.model_type, "direction": config.direction,
         "setting": config.setting, "images": config.images, "seed": config.seed,
         "target_dataset": config.target_dataset, "test_samples": len(inputs.test),
-        "dev": predict_and_write(best, inputs.target.dev, inputs.visual, batch, folder, "dev", lang),
-        "test": predict_and_write(best, inputs.test, inputs.visual, batch, folder, "test", lang),
+        "dev": predict_and_write(best, inputs.target.dev, inputs.visual, batch, folder, "dev", target),
+        "test": predict_and_write(best, inputs.test, inputs.visual, batch, folder, "test", target),
     }
     if config.datasets is not None:  # a run that names its datasets says which (a direction says it by itself)
         metrics["source_datasets"] = list(config.source_datasets)
     tests = {config.target_dataset: metrics["test"]}
     for dataset, samples in inputs.other_tests.items():
-        tests[dataset] = predict_and_write(best, samples, inputs.visual, batch, folder, f"test.{dataset}", get_dataset(dataset).lang)
+        tests[dataset] = predict_and_write(best, samples, inputs.visual, batch, folder, f"test.{dataset}", layout.dataset(dataset))
     metrics["tests"] = tests
     if len(tests) > 1:  # the multilingual table's macro average: each language's test set counts once
         metrics["test_macro_f1"] = sum(t["conlleval"]["f1"] for t in tests.values()) / len(tests)
