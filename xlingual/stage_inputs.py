@@ -74,7 +74,7 @@ def find_translation(data_dir: str | Path | DataDir, dataset: str, tgt: str, mod
         build_hint += f" --datasets {layout.datasets_file}"
     if model:
         candidate = Path(model)
-        train_file = spec.split_files["train"]
+        train_file = f"{spec.split_name('train')}.txt"
         folder = candidate if candidate.is_dir() and (candidate / train_file).is_file() else layout.translation(dataset, src, tgt, model)
         if not folder.is_dir():
             raise ConfigError(f"data.translation_model: no translation at {folder} (build it with '{build_hint} --model {model}')")
@@ -114,7 +114,7 @@ def read_translated_split(folder: Path, data_dir: str | Path | DataDir, dataset:
     """One split of ``dataset``'s translation, with the source posts' images attached (translated posts keep ``meta.source_id``)."""
     layout = DataDir.of(data_dir)
     spec = layout.dataset(dataset)
-    path = folder / spec.split_files[split]
+    path = folder / f"{spec.split_name(split)}.txt"
     if not path.is_file():
         raise ConfigError(f"{path}: translated split missing (re-run 'xl translate --dataset {dataset} --tgt {tgt}')")
     if path.stat().st_size == 0:  # projection kept no post of this split (see the folder's report.json)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 
 _MARKDOWN_CELL = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\\": "\\\\", "|": "\\|", "\n": " ", "\r": " "}
-_MARKDOWN_CELL_RE = re.compile("|".join(map(re.escape, _MARKDOWN_CELL)))
+_MARKDOWN_CELL_RE = re.compile(r"&(?=#?\w+;)|[<>\\|\n\r]")
+"""A bare ``&`` (``SRC&TGT``) is inert and kept; one that would start an entity (``&lt;``) is escaped, so it shows as typed."""
 
 _LATEX = {
     "\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "#": r"\#", "%": r"\%", "&": r"\&", "_": r"\_",
@@ -25,7 +26,7 @@ _LATEX_RE = re.compile("|".join(map(re.escape, _LATEX)))
 
 
 def markdown_cell(text: object) -> str:
-    """``text`` as one Markdown table cell: HTML's ``& < >`` as entities, ``|`` and ``\\`` escaped, line breaks as spaces."""
+    """``text`` as one Markdown table cell: ``< >`` (and an ``&`` that starts an entity) as entities, ``|`` and ``\\`` escaped, line breaks as spaces."""
     return _MARKDOWN_CELL_RE.sub(lambda m: _MARKDOWN_CELL[m.group()], str(text))
 
 

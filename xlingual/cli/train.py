@@ -20,9 +20,9 @@ from xlingual.scale.runtime import RaySettings
 
 def _entity_types(scores: dict) -> list[str]:
     """The types the scores hold: PER/LOC/ORG/MISC first (always, for the canonical schema), then any other, sorted."""
-    from xlingual.evaluation.report import ordered_types
+    from xlingual.evaluation.report import score_types
 
-    return ordered_types(s.get("per_type_f1", {}) for modes in scores.values() if isinstance(modes, dict) for s in modes.values()
+    return score_types(s.get("per_type_f1", {}) for modes in scores.values() if isinstance(modes, dict) for s in modes.values()
                          if isinstance(s, dict))
 
 

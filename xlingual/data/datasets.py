@@ -114,6 +114,14 @@ class DatasetSpec:
             raise ConfigError(f"unknown split '{split}' for {self.name} (choose from {', '.join(self.split_files)})")
         return Path(data_dir) / self.text_subdir / self.split_files[split]
 
+    def split_name(self, split: str) -> str:
+        """The name a split's derived files take: its file's stem (Twitter's ``valid``, CMNER's ``dev``, ``learn`` for ``shop/learn.tsv``).
+
+        A translation writes ``<name>.txt`` for each split, so readers of a
+        translation and writers of one agree through here.
+        """
+        return Path(self.split_files[split]).stem
+
     def images_path(self, data_dir: str | Path) -> Path:
         """The image folder in ``data_dir`` (it may not exist: images are optional)."""
         return Path(data_dir) / self.images_subdir

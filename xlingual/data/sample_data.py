@@ -25,7 +25,7 @@ SAMPLE_DATASETS: tuple[str, ...] = ("twitter2015", "cmner")
 def sample_file(dataset: str, split: str) -> Path:
     """The packaged sample file of one dataset split (e.g. ``twitter2015-sample.valid.txt``)."""
     spec = get_dataset(dataset)
-    return SAMPLES_DIR / f"{dataset}-sample.{Path(spec.split_files[split]).stem}.txt"
+    return SAMPLES_DIR / f"{dataset}-sample.{spec.split_name(split)}.txt"
 
 
 def write_sample_data_dir(data_dir: str | Path) -> Path:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from xlingual.data.formats import read_samples
-from xlingual.data.labels import ENTITY_TYPES
+from xlingual.data.labels import table_types
 from xlingual.errors import ConfigError
 from xlingual.io import atomic_write_text
 from xlingual.text_escape import latex_text, markdown_cell, plain_label
@@ -51,16 +51,9 @@ PAPER_PAIRS: dict[Pair, str] = {direction_datasets(d): d for d in PAPER_DIRECTIO
 """The paper's pairs (Twitter2015 -> CMNER, CMNER -> Twitter2015) and the direction its tables call each."""
 
 
-def ordered_types(per_type: Iterable[Mapping[str, float]]) -> list[str]:
-    """The entity types of some per-type scores: PER/LOC/ORG/MISC first, then any other type, sorted.
-
-    The canonical four are listed whenever one of them occurs (or no type does),
-    so a table of built-in datasets keeps its four columns even where a run
-    found no MISC; an open label set's own types follow.
-    """
-    seen = {name for scores in per_type for name in scores}
-    canonical = list(ENTITY_TYPES) if seen & set(ENTITY_TYPES) or not seen else []
-    return canonical + sorted(seen - set(ENTITY_TYPES))
+def score_types(per_type: Iterable[Mapping[str, float]]) -> list[str]:
+    """The columns of a per-type table over some per-type scores (:func:`~xlingual.data.labels.table_types`)."""
+    return table_types(name for scores in per_type for name in scores)
 
 
 @dataclass
@@ -158,7 +151,7 @@ def build_rows(runs: list[RunRecord], bootstrap: int = 1000) -> dict[GroupKey, R
         for name in ("precision", "recall", "f1"):
             row.values[name] = _mean_std([r.test()[name] for r in members])
         row.values["strict_f1"] = _mean_std([r.test("strict")["f1"] for r in members])
-        for etype in ordered_types(r.test()["per_type_f1"] for r in members):
+        for etype in score_types(r.test()["per_type_f1"] for r in members):
             row.values[etype] = _mean_std([r.test()["per_type_f1"].get(etype, 0.0) for r in members])
         rows[key] = row
     for key, row in rows.items():
@@ -259,7 +252,7 @@ def _significance_cells(row: Row) -> list[str]:
 def table2(rows: dict[GroupKey, Row]) -> Table:
     pair = direction_datasets("en-zh")
     found = [rows[key] for key in ((m, pair, "tgt_only", i) for m in _models(rows) for i in ("none", "one", "all")) if key in rows]
-    types = ordered_types(r.test()["per_type_f1"] for row in found for r in row.runs)
+    types = score_types(r.test()["per_type_f1"] for row in found for r in row.runs)
     header = ["model", "input", "seeds", *types, "P", "R", "F1", "strict F1", "paper F1", "Δ paper"]
     body = []
     for row in found:
@@ -273,25 +266,26 @@ def table2(rows: dict[GroupKey, Row]) -> Table:
 def cross_lingual_table(rows: dict[GroupKey, Row], pair: Pair) -> Table:
     """One pair's settings on its target's test set: Table 3 / 4 for the paper's pairs, with the paper's numbers.
 
-    Another pair's table lists every setting its runs used and has no paper
-    columns (the paper did not run it).
+    Another pair's table lists every setting its runs used, the F1 of each
+    entity type its runs found (an open label set's own types included) and
+    no paper columns (the paper did not run it).
     """
     direction = PAPER_PAIRS.get(pair)
     paper = direction is not None
     paper_columns = ["paper F1", "Δ paper"] if paper else []
-    header = ["model", "train", "seeds", "P", "R", "F1", "strict F1", *paper_columns, "Δ vs −", "p (bootstrap)", "verdict"]
     # the paper's tables: its four settings (the multilingual table adds the joint ones); another pair: every setting run
     table_settings = PAPER_SETTINGS if paper else _settings({key[2] for key in rows if key[1] == pair})
+    found = [row for model in _models(rows) for setting in table_settings
+             if (row := rows.get((model, pair, setting, "all")) or rows.get((model, pair, setting, "none"))) is not None]
+    types = [] if paper else score_types(r.test()["per_type_f1"] for row in found for r in row.runs)
+    header = ["model", "train", "seeds", *types, "P", "R", "F1", "strict F1", *paper_columns, "Δ vs −", "p (bootstrap)", "verdict"]
     body = []
-    for model in _models(rows):
-        for setting in table_settings:
-            row = rows.get((model, pair, setting, "all")) or rows.get((model, pair, setting, "none"))
-            if row is None:
-                continue
-            label = _setting_label(setting) + ("" if row.key[3] == "all" else f" ({IMAGE_LABELS[row.key[3]]})")
-            body.append([model.upper(), label, str(row.seeds), _pm(row.values["precision"]), _pm(row.values["recall"]),
-                         _pm(row.values["f1"]), _pm(row.values["strict_f1"]), *(_paper_cells(row) if paper else []),
-                         *_significance_cells(row)])
+    for row in found:
+        model, _, setting, images = row.key
+        label = _setting_label(setting) + ("" if images == "all" else f" ({IMAGE_LABELS[images]})")
+        body.append([model.upper(), label, str(row.seeds), *(_pm(_type_f1(row, t)) for t in types),
+                     _pm(row.values["precision"]), _pm(row.values["recall"]), _pm(row.values["f1"]), _pm(row.values["strict_f1"]),
+                     *(_paper_cells(row) if paper else []), *_significance_cells(row)])
     if direction is not None:
         number = "3" if direction == "en-zh" else "4"
         title = f"Table {number}: {direction.replace('-', '→')} (test on {_dataset_label(pair[1])}; mean ± std over seeds; p: paired bootstrap vs −)"
@@ -476,8 +470,8 @@ def write_report(run_paths: list[str | Path], out_dir: str | Path, bootstrap: in
     other_pairs = sorted({key[1] for key in rows} - set(paper_pairs), key=lambda pair: pair_label(*pair))
     tables = [table2(rows), *(cross_lingual_table(rows, pair) for pair in paper_pairs),
               *(multilingual_table(rows, pair, bootstrap) for pair in paper_pairs)]
-    for pair in other_pairs:  # one table per pair the runs trained on, and its test sets side by side
-        tables += [cross_lingual_table(rows, pair), multilingual_table(rows, pair, bootstrap)]
+    for pair in other_pairs:  # one table per pair the runs trained on, and its test sets side by side where there are several
+        tables += [cross_lingual_table(rows, pair), *([multilingual_table(rows, pair, bootstrap)] if pair[0] else [])]
     if not paper:
         tables = [without_paper(table) for table in tables]
     if label != "ours":  # every copy of a table (Markdown, LaTeX, CSV) says whose numbers it holds
@@ -502,4 +496,4 @@ def write_report(run_paths: list[str | Path], out_dir: str | Path, bootstrap: in
     return Report(tables, files, len(runs))
 
 
-__all__ = ["PAPER_PAIRS", "Report", "RunRecord", "Table", "build_rows", "find_runs", "ordered_types", "write_report"]
+__all__ = ["PAPER_PAIRS", "Report", "RunRecord", "Table", "build_rows", "find_runs", "score_types", "write_report"]

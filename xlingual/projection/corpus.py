@@ -264,8 +264,8 @@ def source_dataset(dataset: str | None, src: str | None, data_dir: str | Path | 
 def read_source_dataset(data_dir: str | Path, dataset: str, datasets_file: str | Path | None = None) -> list[CorpusInput]:
     """All splits of ``dataset`` in ``data_dir``, named after their files (Twitter's ``valid``, CMNER's ``dev``), in its language."""
     spec = get_dataset(dataset, data_dir, datasets_file)
-    inputs = [CorpusInput(Path(file_name).stem, load_split(data_dir, spec.name, split, datasets_file=datasets_file))
-              for split, file_name in spec.split_files.items()]
+    inputs = [CorpusInput(spec.split_name(split), load_split(data_dir, spec.name, split, datasets_file=datasets_file))
+              for split in spec.split_files]
     for item in inputs:
         _set_language(item.samples, spec.lang)
     return inputs
