@@ -231,14 +231,11 @@ BILLION_LAUGHS = "model_type: acn\nmodel:\n  a: &a [lol, lol, lol, lol, lol, lol
     f"  {name}: &{name} [{', '.join([f'*{previous}'] * 9)}]\n" for previous, name in zip("abcdefghi", "bcdefghij"))
 
 
-def test_a_yaml_alias_bomb_fails_fast_naming_the_file_and_line(tmp_path):
-    import time
-
+def test_a_yaml_alias_bomb_is_refused_at_its_first_alias_naming_the_file_and_line(tmp_path):
+    """Refused while parsing, before anything expands (unbounded, the expansion takes minutes and gigabytes)."""
     path = tmp_path / "bomb.yaml"
     path.write_text(BILLION_LAUGHS, encoding="utf-8")
-    started = time.perf_counter()
     result = CliRunner().invoke(app, ["train", "--config", str(path), "--dry-run"])
-    assert time.perf_counter() - started < 5  # unbounded, the expansion takes minutes and gigabytes
     assert result.exit_code == 2 and f"{path}:4: " in result.output and "alias *a is not allowed" in result.output
     with pytest.raises(ConfigError, match=r"--set model.x=\[&a \[1\], \*a\]: alias \*a is not allowed"):
         load_config("tgt_only", "acn", "en-zh", ["model.x=[&a [1], *a]"])
