@@ -292,7 +292,7 @@ def test_missing_inputs_name_the_command_that_builds_them(sample_data_dir, tmp_p
     runner = CliRunner()
     base = ["train", "--model", "acn", "--direction", "en-zh", "--data-dir", str(root), "--output", str(tmp_path / "x")]
     result = runner.invoke(app, [*base, "--config", "tgt", "--set", "images=none", "--set", "model.word_vectors=null"])
-    assert result.exit_code == 2 and "xl translate --src en --tgt zh" in result.output
+    assert result.exit_code == 2 and "xl translate --dataset twitter2015 --tgt zh" in result.output
     result = runner.invoke(app, [*base, "--config", "tgt_only", "--set", "model.word_vectors=null"])
     assert result.exit_code == 2 and "xl features extract" in result.output
     result = runner.invoke(app, [*base, "--config", "tgt_only", "--set", "images=none"])
