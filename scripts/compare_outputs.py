@@ -4,7 +4,8 @@ Usage: ``python scripts/compare_outputs.py BEFORE AFTER`` -> exit 0 when identic
 
 What "identical" means here: the same set of files; model weights (``*.safetensors``) with the same tensor names,
 dtypes and values bit for bit; JSON, YAML, text, CoNLL and HTML files equal once the two root folders are written
-as ``<root>`` and wall-clock measurements (``seconds``, rates per second, timestamps) are masked. Files that record
+as ``<root>`` and wall-clock measurements (``seconds``, rates per second, timestamps) and digests of text holding
+the root (``run_id``) are masked. Files that record
 the machine or the moment rather than the result (``environment.json``, ``run.log``, SQLite caches, rendered PNGs,
 SentencePiece model bytes, whose serialisation is not stable between two identical trainings) are compared by
 presence only; this is said in the output, so nothing is silently skipped.
@@ -22,9 +23,14 @@ VOLATILE_KEY = re.compile(r"^(seconds|.*_seconds|elapsed.*|.*_per_s|.*per_second
 VOLATILE_TEXT = re.compile(r'("(?:[a-z_]*seconds|[a-z_]*_per_s|elapsed[a-z_]*|timestamp|started|finished)"\s*:\s*)[^,}\n]+')
 
 
+ROOT_DIGEST_KEYS = {"run_id"}
+"""Digests over text that holds the root folder (a run's identity hashes its config, data_dir included): masked like the roots."""
+
+
 def _mask_json(value, roots: tuple[str, str]):
     if isinstance(value, dict):
-        return {k: ("<t>" if VOLATILE_KEY.match(k) else _mask_json(v, roots)) for k, v in value.items()}
+        return {k: ("<t>" if VOLATILE_KEY.match(k) else "<root digest>" if k in ROOT_DIGEST_KEYS else _mask_json(v, roots))
+                for k, v in value.items()}
     if isinstance(value, list):
         return [_mask_json(v, roots) for v in value]
     if isinstance(value, str):
