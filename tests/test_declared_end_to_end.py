@@ -135,6 +135,18 @@ def test_a_declared_dataset_validates_translates_trains_and_is_reported(workspac
     written = (own_run.prediction("test", ".txt")).read_text(encoding="utf-8")
     assert "IMGID" not in written and len(written.split("\n\n")) == len(source["test"])  # the dataset's own format, CoNLL
 
+    # evaluate and predict read the dataset's files by its declaration: the run's own scores come back from either path
+    rescored = invoke("evaluate", "--run", str(own_run.root), "--json")
+    assert rescored.exit_code == 0, rescored.output
+    assert json.loads(rescored.stdout)["test"] == json.loads(own_run.metrics.read_text(encoding="utf-8"))["test"]
+    predicted_file = workspace / "exam.predicted.tsv"
+    predicted = invoke("predict", "--model", str(own_run.model), "--input", str(data / "shop" / "exam.tsv"), "--output", str(predicted_file))
+    assert predicted.exit_code == 0, predicted.output
+    assert predicted_file.read_text(encoding="utf-8") == written  # CoNLL, the open types spelled as the dataset spells them
+    against_gold = invoke("evaluate", "--gold", str(data / "shop" / "exam.tsv"), "--pred", str(predicted_file), "--json")
+    assert against_gold.exit_code == 0, against_gold.output
+    assert json.loads(against_gold.stdout) == json.loads(own_run.metrics.read_text(encoding="utf-8"))["test"]
+
     # report: one table per pair, per-type columns naming the dataset's types, no paper column
     reported = invoke("report", str(workspace / "runs"), "--output", str(workspace / "report"), "--bootstrap", "0")
     assert reported.exit_code == 0, reported.output

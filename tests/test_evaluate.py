@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import json
 import random
 
@@ -15,7 +16,8 @@ from xlingual.data.datasets import get_dataset
 from xlingual.data.labels import ENTITY_TYPES, ordered_types, spans
 from xlingual.data.sample import Sample
 from xlingual.data.formats import read_samples, write_samples
-from xlingual.evaluation.evaluate import evaluate_run
+from xlingual.errors import DataFormatError
+from xlingual.evaluation.evaluate import evaluate_files, evaluate_run
 from xlingual.evaluation.metrics import f1_from_counts, score, score_all_modes, sentence_counts
 
 LABELS = ["O"] + [f"{p}-{t}" for t in ENTITY_TYPES for p in "BI"]
@@ -192,3 +194,16 @@ def test_scores_of_any_types_agree_with_seqeval(corpus, mode):
         assert ours.precision == pytest.approx(100 * theirs["micro avg"]["precision"], abs=1e-9)
     else:
         assert (ours.f1, ours.predicted, ours.gold) == (0.0, 0, 0)
+
+
+def test_conll_files_are_matched_by_position_and_a_differing_token_names_its_line(tmp_path):
+    """CoNLL has no post ids and no headers: posts pair up in order, and a mismatch names the token's own line."""
+    gold = tmp_path / "gold.conll"
+    pred = tmp_path / "pred.conll"
+    gold.write_text("Ann\tB-PER\nsays\tO\n\nthe\tO\nLouvre\tB-LOC\n", encoding="utf-8")
+    pred.write_text("Ann\tB-PER\nsays\tO\n\nthe\tO\nLouvre\tO\n", encoding="utf-8")
+    scores = evaluate_files(gold, pred, "conll")
+    assert scores["conlleval"]["precision"] == 100.0 and scores["conlleval"]["recall"] == 50.0
+    pred.write_text("Ann\tB-PER\nsays\tO\n\nthe\tO\nLouvres\tO\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match=rf"^{re.escape(str(pred))}:5: token 'Louvres' .* {re.escape(str(gold))}:5 'Louvre'"):
+        evaluate_files(gold, pred, "conll")

@@ -16,7 +16,7 @@ from pathlib import Path
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from xlingual.data.formats import format_for_lang, read_samples
+from xlingual.data.formats import format_for_lang, raise_for_errors, read_samples
 from xlingual.data.images import attach_images
 from xlingual.data.sample import Sample
 from xlingual.embeddings.paths import find_aligned_pair
@@ -25,6 +25,7 @@ from xlingual.errors import ConfigError
 from xlingual.workspace import DataDir
 
 if TYPE_CHECKING:
+    from xlingual.data.datasets import DatasetSpec
     from xlingual.features import FeatureCache
     from xlingual.models.base import MnerModel, VisualLookup
     from xlingual.projection.corpus import CorpusResult, ProjectionSettings
@@ -196,18 +197,50 @@ class VisualInputs:
     """Posts with at least one of their images in the feature cache."""
 
 
-def dataset_image_dir(data_file: str | Path) -> Path | None:
-    """The image folder of a dataset file laid out as ``xl data download`` does, if it exists.
+@dataclass(frozen=True)
+class DatasetFile:
+    """A file that is one split of a dataset of some data directory (built-in or declared there)."""
 
-    ``data/cmner/text/test.txt`` -> ``data/cmner/images``; any other path -> None.
+    layout: DataDir
+    spec: "DatasetSpec"
+    split: str
+
+
+def dataset_file(data_file: str | Path) -> DatasetFile | None:
+    """The data directory, dataset and split ``data_file`` is, when it lies where a data directory puts one of its splits.
+
+    ``data/cmner/text/test.txt`` is CMNER's test split; ``data/shop/exam.tsv``
+    the test split of a dataset ``data/datasets.yaml`` declares. Any other
+    path: None. ``xl predict`` and ``xl evaluate`` read such a file by its
+    dataset's rule (format, label map or open label set) and find its images.
     """
     path = Path(data_file).resolve()
     for root in path.parents:
-        found = DataDir(root).dataset_of_file(path)
+        layout = DataDir(root)
+        found = layout.dataset_of_file(path)
         if found is not None:
-            folder = DataDir(root).images_dir(found[0])
-            return folder if folder.is_dir() else None
+            return DatasetFile(layout, layout.dataset(found[0]), found[1])
     return None
+
+
+def read_dataset_file(data_file: str | Path, format: str | None = None, bio: str = "repair") -> list[Sample]:
+    """The samples of a file: by its dataset's rule when it is a dataset's split and no ``format`` is forced, else as ``format`` says (or detected)."""
+    found = dataset_file(data_file) if format is None else None
+    if found is not None:
+        return raise_for_errors(found.spec.parse(data_file, found.split, bio))
+    return read_samples(data_file, format, bio=bio)
+
+
+def dataset_image_dir(data_file: str | Path) -> Path | None:
+    """The image folder of a dataset file laid out as ``xl data download`` (or a declaration) says, if it exists.
+
+    ``data/cmner/text/test.txt`` -> ``data/cmner/images``; any other path -> None.
+    """
+    found = dataset_file(data_file)
+    if found is None:
+        return None
+    folder = found.layout.images_dir(found.spec.name)
+    return folder if folder.is_dir() else None
 
 
 def visual_inputs(samples: list[Sample], caches: "FeatureCache | str | Path | Sequence[FeatureCache | str | Path]", *,
@@ -277,7 +310,7 @@ def visual_inputs_for_model(model: "MnerModel", samples: list[Sample], features:
 
 
 __all__ = [
-    "VisualInputs", "aligned_vector_files", "dataset_image_dir", "default_translation_dir", "ensure_features",
-    "ensure_translation", "ensure_word_vectors", "find_translation", "read_translated_split",
+    "DatasetFile", "VisualInputs", "aligned_vector_files", "dataset_file", "dataset_image_dir", "default_translation_dir", "ensure_features",
+    "ensure_translation", "ensure_word_vectors", "find_translation", "read_dataset_file", "read_translated_split",
     "translate_source_dataset", "visual_inputs", "visual_inputs_for_model",
 ]

@@ -10,7 +10,6 @@ from typing import Optional
 import typer
 
 from xlingual.cli._options import DeviceOption, FeaturesOption, ImageDirOption, ImageSeedOption, PostImagesOption
-from xlingual.data.formats import format_jsonl, format_text
 from xlingual.devices import DEFAULT_DEVICE
 from xlingual.features.choices import PostImages
 
@@ -35,13 +34,13 @@ def predict(
 
         xl predict -m runs/acn-zh/best -i data/cmner/text/test.txt --images one --features data/features/vgg16 --image-dir data/cmner/images > pred.txt
     """
-    from xlingual.evaluation.prediction import predict_file
+    from xlingual.evaluation.prediction import predict_file, render_like
 
     predicted, report = predict_file(
         model, input, output, features=features, image_dir=image_dir, images=images.value, seed=seed, batch_size=batch_size, device=device,
     )
     if output is None:
-        typer.echo(format_jsonl(predicted) if report.format == "jsonl" else format_text(predicted, report.format), nl=False)
+        typer.echo(render_like(predicted, input), nl=False)
     if as_json:
         typer.echo(json.dumps(dataclasses.asdict(report)), err=True)
         return

@@ -363,6 +363,11 @@ def format_jsonl(samples: Iterable[Sample]) -> str:
     return "".join(json.dumps(s.to_dict(), ensure_ascii=False) + "\n" for s in samples)
 
 
+def format_samples(samples: Iterable[Sample], format: str, spelling: dict[str, str] | None = None, schema: LabelSchema | None = None) -> str:
+    """Samples as the text of a file in ``format`` (JSONL or a text format, see :func:`format_text`)."""
+    return format_jsonl(samples) if format == "jsonl" else format_text(samples, format, spelling, schema)
+
+
 def write_samples(path: str | Path, samples: Iterable[Sample], format: str | None = None, spelling: dict[str, str] | None = None,
                   schema: LabelSchema | None = None) -> None:
     """Write samples atomically; the format defaults from the suffix (``.jsonl``) or the samples' language."""
@@ -373,7 +378,7 @@ def write_samples(path: str | Path, samples: Iterable[Sample], format: str | Non
             format = "jsonl"
         else:
             format = "cmner" if samples and samples[0].lang == "zh" else "twitter"
-    text = format_jsonl(samples) if format == "jsonl" else format_text(samples, format, spelling, schema)
+    text = format_samples(samples, format, spelling, schema)
     with atomic_open(path, "w", newline="") as handle:
         handle.write(text)
 

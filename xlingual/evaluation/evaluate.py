@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from xlingual.data.formats import TEXT_FORMATS, detect_format, read_samples
+from xlingual.data.labels import OPEN_SCHEMA, LabelSchema
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError, DataFormatError
 from xlingual.evaluation.metrics import score_all_modes
@@ -35,7 +36,7 @@ def evaluate_run(run_dir: str | Path, splits: tuple[str, ...] = ("dev", "test"))
         path = folder.prediction(split, ".jsonl")
         if not path.is_file():
             raise ConfigError(f"{path}: no saved predictions (is {run_dir} a finished 'xl train' run folder?)")
-        samples = read_samples(path, "jsonl", bio="keep")
+        samples = read_samples(path, "jsonl", bio="keep", schema=OPEN_SCHEMA)  # the run's labels, whatever its label set
         missing = [s.id for s in samples if "gold" not in s.meta]
         if missing:
             raise ConfigError(f"{path}: sample {missing[0]} has no meta.gold labels")
@@ -48,9 +49,9 @@ def evaluate_model_on_file(model_dir: str | Path, data_file: str | Path, format:
                            image_dir: str | Path | None = None) -> dict[str, Any]:
     """Predict ``data_file`` with a saved model and score it against the file's labels as written."""
     from xlingual.models import load_model
-    from xlingual.stage_inputs import visual_inputs_for_model
+    from xlingual.stage_inputs import read_dataset_file, visual_inputs_for_model
 
-    samples = read_samples(data_file, format, bio="keep")
+    samples = read_dataset_file(data_file, format, bio="keep")
     model = load_model(model_dir)
     visual, _ = visual_inputs_for_model(model, samples, features, image_dir, images, seed, data_file=data_file)
     predictions = model.predict(samples, visual, batch_size=batch_size)
@@ -66,12 +67,21 @@ def _line_numbers(path: Path, fmt: str) -> list[tuple[int, list[int]]]:
     if fmt == "jsonl":
         return [(number, []) for number, line in enumerate(lines, start=1) if line.strip()]
     header = TEXT_FORMATS[fmt].header
+    after_blank = True  # a header-less format (CoNLL): a post starts at the first token line after a blank line
     for number, line in enumerate(lines, start=1):
-        if "\t" not in line and line.startswith(header):
+        if header is not None and "\t" not in line and line.startswith(header):
             posts.append((number, []))
-        elif line.strip() and posts:
-            posts[-1][1].append(number)
+        elif line.strip():
+            if header is None and after_blank:
+                posts.append((number, []))
+            if posts:
+                posts[-1][1].append(number)
+        after_blank = not line.strip()
     return posts
+
+
+def _writes_ids(fmt: str) -> bool:
+    return fmt == "jsonl" or TEXT_FORMATS[fmt].header is not None
 
 
 def check_same_posts(gold: list[Sample], gold_path: Path, gold_fmt: str, pred: list[Sample], pred_path: Path, pred_fmt: str) -> None:
@@ -82,8 +92,9 @@ def check_same_posts(gold: list[Sample], gold_path: Path, gold_fmt: str, pred: l
         first, tokens = lines[post]
         return tokens[token] if token < len(tokens) else first
 
+    same_ids = _writes_ids(gold_fmt) and _writes_ids(pred_fmt)  # CoNLL posts have no ids: they are matched by position
     for i, (g, p) in enumerate(zip(gold, pred)):
-        if g.id != p.id:
+        if same_ids and g.id != p.id:
             raise DataFormatError(pred_path, pred_lines[i][0], f"post '{p.id}' where {gold_path}:{gold_lines[i][0]} has post '{g.id}' (the files must hold the same posts in the same order)")
         if len(g.tokens) != len(p.tokens):
             raise DataFormatError(pred_path, pred_lines[i][0], f"post '{p.id}' has {len(p.tokens)} tokens, {gold_path}:{gold_lines[i][0]} has {len(g.tokens)}")
@@ -101,14 +112,38 @@ def evaluate_files(gold_path: str | Path, pred_path: str | Path, format: str | N
     """conlleval and strict IOB2 scores of a prediction file against a gold file (same posts and tokens).
 
     Each file may be in any supported format (guessed unless ``format`` is
-    given); both are read without BIO repair.
+    given); both are read without BIO repair. A gold file that is a
+    dataset's split is read by its dataset's rule, and so is a prediction
+    file whose format cannot be guessed (``xl predict`` wrote it like the gold:
+    a header-less CoNLL file, an open label set).
     """
+    from xlingual.evaluation.prediction import file_rule
+
     gold_path, pred_path = Path(gold_path), Path(pred_path)
-    gold_fmt, pred_fmt = format or detect_format(gold_path), format or detect_format(pred_path)
-    gold = read_samples(gold_path, gold_fmt, bio="keep")
-    pred = read_samples(pred_path, pred_fmt, bio="keep")
+    gold_fmt, gold_schema = (format, None) if format else file_rule(gold_path)
+    pred_fmt, pred_schema = (format, None) if format else _pred_rule(pred_path, gold_fmt, gold_schema)
+    gold = read_samples(gold_path, gold_fmt, bio="keep", schema=gold_schema)
+    pred = read_samples(pred_path, pred_fmt, bio="keep", schema=pred_schema)
     check_same_posts(gold, gold_path, gold_fmt, pred, pred_path, pred_fmt)
     return _scores([s.labels for s in gold], [s.labels for s in pred])
+
+
+def _pred_rule(pred_path: Path, gold_fmt: str, gold_schema: LabelSchema | None) -> tuple[str, LabelSchema | None]:
+    """How to read a prediction file: its own format when it has a header or is JSONL, else the gold file's; the gold's labels.
+
+    A text file in the gold's format spells labels as the gold does; JSONL
+    holds labels as samples carry them (an open label set's own types, any
+    other set's canonical ones).
+    """
+    try:
+        fmt = detect_format(pred_path)
+    except DataFormatError:
+        if TEXT_FORMATS.get(gold_fmt) is None or TEXT_FORMATS[gold_fmt].header is not None:
+            raise
+        fmt = gold_fmt
+    if fmt == gold_fmt:
+        return fmt, gold_schema
+    return fmt, gold_schema if gold_schema is not None and gold_schema.open else None
 
 
 @dataclass
