@@ -13,7 +13,7 @@ machine's own IP). So before and around ``ray.init``:
   few seconds each) unless those settings are in the environment already, so
   a port where something other than a Ray head listens also fails in seconds;
 * what Ray prints to stderr while it connects is kept out of the terminal and
-  logged at debug level (``--verbose`` shows it);
+  logged at debug level (``xl -v`` shows it);
 * a failure is told by its cause: token authentication (with how to fix it,
   docs/scale.md) or no Ray cluster at the address typed.
 
