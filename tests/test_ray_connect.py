@@ -74,6 +74,9 @@ def _command(kind: str, data: Path, output: Path, address: str) -> list[str]:
     if kind == "translate":
         return ["translate", "--src", "en", "--tgt", "zh", "--data-dir", str(data), "--translator", "xlingual.translate.glossary:sample_en_zh",
                 "--output", str(output), "--ray", address]
+    if kind == "experiment":
+        return ["experiment", "--direction", "en-zh", "--models", "acn", "--configs", "tgt_only", "--seeds", "1", "--data-dir", str(data),
+                "--output", str(output), "--ray", address]
     images = write_images(output.parent.parent / "images", ["a.jpg", "b.jpg"])
     return ["features", "extract", "--images", str(images), "--out", str(output), "--weights", "random", "--device", "cpu", "--ray", address]
 
@@ -86,7 +89,7 @@ def _one_line_naming(result, address: str) -> str:
     return line
 
 
-@pytest.mark.parametrize("kind", ["translate", "features"])
+@pytest.mark.parametrize("kind", ["translate", "features", "experiment"])
 def test_an_address_nothing_listens_at_is_refused_before_ray_and_before_any_folder(kind, fake_ray, sample_data_dir, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(fake_ray, "init", _never_called)
     output = tmp_path / "out" / "run"
@@ -95,7 +98,7 @@ def test_an_address_nothing_listens_at_is_refused_before_ray_and_before_any_fold
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("kind", ["translate", "features"])
+@pytest.mark.parametrize("kind", ["translate", "features", "experiment"])
 def test_a_cluster_wanting_a_token_is_named_as_such_with_the_fix_before_any_folder(kind, fake_ray, listening, sample_data_dir, tmp_path,
                                                                                    monkeypatch) -> None:
     monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
