@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from xlingual.errors import ImageError
 from xlingual.features import FeatureCache, extract_features, preprocess_image
@@ -34,7 +36,7 @@ def odd_images(tmp_path_factory) -> Path:
     _photo((240, 240)).convert("P", palette=Image.Palette.ADAPTIVE).save(folder / "palette.png", transparency=0)
     Image.fromarray(np.arange(240 * 240, dtype=np.uint16).reshape(240, 240) * 3).save(folder / "deep.png")
     _photo((1, 1)).save(folder / "tiny.png")
-    Image.new("RGB", (10_000, 10_000), (30, 120, 200)).save(folder / "huge.jpg", quality=50)
+    Image.new("RGB", (9_000, 9_000), (30, 120, 200)).save(folder / "huge.jpg", quality=50)  # 81 MP: under Pillow's limit
     data = (folder / "rgb.jpg").read_bytes()
     (folder / "truncated.jpg").write_bytes(data[: len(data) // 2])
     (folder / "not_an_image.jpg").write_text("<html>404 not found</html>\n")
@@ -72,6 +74,40 @@ def test_huge_image_is_read_with_the_faithful_crop_too(odd_images: Path) -> None
     assert array.shape == (3, 224, 224)
     rgb = array.transpose(1, 2, 0) * np.array([0.229, 0.224, 0.225]) + IMAGENET_MEAN
     np.testing.assert_allclose(rgb.mean(axis=(0, 1)) * 255, [30, 120, 200], atol=3)
+
+
+def _png_header_only(path: Path, width: int, height: int) -> Path:
+    """A valid PNG start stating ``width`` x ``height`` grey pixels, with one tiny data chunk: what a bomb's header says, without its bytes."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("backbone,crop", POLICIES)
+def test_an_image_over_pillows_limit_is_refused_from_its_header_before_decoding(tmp_path: Path, monkeypatch, backbone: str, crop: str) -> None:
+    """A PNG stating 13000x13000 (169 MP; Pillow only warns below twice its limit) costs nothing: no pixel is decoded."""
+    bomb = _png_header_only(tmp_path / "bomb.png", 13_000, 13_000)
+
+    def no_decoding(self) -> None:
+        raise AssertionError("pixels decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    with pytest.raises(ImageError, match=r"^bomb\.png: too large to decode \(13000x13000 pixels, more than Pillow's limit of 89,478,485\)$"):
+        preprocess_image(bomb, backbone, crop)
+
+
+def test_the_limit_is_pillows_own_setting(tmp_path: Path, monkeypatch) -> None:
+    _photo((100, 100)).save(tmp_path / "at.png")
+    _photo((101, 100)).save(tmp_path / "over.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100)
+    assert preprocess_image(tmp_path / "at.png", "vgg16").shape == (3, 224, 224)
+    with pytest.raises(ImageError, match="over.png: too large to decode"):
+        preprocess_image(tmp_path / "over.png", "vgg16")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)  # Pillow's way of saying "no limit"
+    assert preprocess_image(tmp_path / "over.png", "vgg16").shape == (3, 224, 224)
 
 
 def test_clean_policy_normalises_with_imagenet_statistics(tmp_path: Path) -> None:

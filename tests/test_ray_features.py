@@ -68,8 +68,8 @@ def test_parts_of_many_workers_and_a_killed_run_are_merged_once(images, one_proc
     cache = tmp_path / "cache"
     leftover = write_images(tmp_path / "subset", NAMES[:2])  # the same bytes as the first two images
     extract_folder(leftover, cache / PARTS_DIR / "part-000003", **OPTIONS)
-    report = extract_folder(images, cache, shard_size=2, ray=RaySettings(workers=2), **OPTIONS)
+    report = extract_folder(images, cache, part_size=2, ray=RaySettings(workers=2), **OPTIONS)
     assert (report.cached, report.extracted, list(report.failed)) == (2, 3, ["broken_img.jpg"])
     assert_same_cache(one_process[0], cache)
-    again = extract_folder(images, cache, shard_size=2, ray=RaySettings(workers=2), **OPTIONS)
+    again = extract_folder(images, cache, part_size=2, ray=RaySettings(workers=2), **OPTIONS)
     assert (again.cached, again.extracted, again.forward_batches) == (5, 0, 0)

@@ -14,6 +14,7 @@ from xlingual.cli._options import DataDirOption, DatasetsOption, DeviceOption, G
 from xlingual.devices import DEFAULT_DEVICE
 from xlingual.workspace import DEFAULT_DATA_DIR
 from xlingual.features.choices import Backbone, CropPolicy, StorageDtype
+from xlingual.scale.features import DEFAULT_PART_SIZE
 from xlingual.scale.runtime import RaySettings
 
 if TYPE_CHECKING:
@@ -65,6 +66,8 @@ def extract(
     ray: RayOption = None,
     workers: WorkersOption = 0,
     gpus_per_worker: GpusPerWorkerOption = 0.0,
+    part_size: int = typer.Option(DEFAULT_PART_SIZE, "--part-size", min=1, help="With --ray: images per part, the unit of work, resume and failure "
+                                  "(rounded up to whole batches; smaller where --workers N needs N parts)."),
 ) -> None:
     """Run a frozen image encoder over the images once and cache their 7x7 region features (CNNs) or output tokens (CLIP).
 
@@ -84,12 +87,14 @@ def extract(
         xl features extract --images data/mmnerd/images -d data/mmnerd/train.txt --backbone clip-vit-b32
 
         xl features extract --data-dir data --backbone resnet152 --ray auto --gpus-per-worker 1
+
+        xl features extract --images data/cmner/images --weights random --ray --workers 2 --part-size 128
     """
     from xlingual.features.extract import extract as extract_features
 
     report = extract_features(images, data_dir, dataset, out, datasets_file=datasets, backbone=backbone.value, weights=weights, crop=crop.value,
                               batch_size=batch_size, device=device, seed=seed, dtype=dtype.value,
-                              ray=RaySettings.from_options(ray, workers, gpus_per_worker))
+                              ray=RaySettings.from_options(ray, workers, gpus_per_worker), part_size=part_size)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
     else:

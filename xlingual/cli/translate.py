@@ -21,7 +21,7 @@ from xlingual.projection.corpus import CACHE_NAME, ProjectionSettings, read_inpu
 from xlingual.projection.preview import DEFAULT_PREVIEW_POSTS
 from xlingual.projection.project import STRATEGIES, parse_strategies
 from xlingual.translate.base import DecodingOptions
-from xlingual.scale.runtime import RaySettings
+from xlingual.scale.runtime import RaySettings, ray_session
 from xlingual.scale.translate import DEFAULT_SHARD_SIZE, load_and_translate_corpus
 from xlingual.translate.factory import Backend, ComputeDtype, check_direction, default_model, parse_device_index
 
@@ -141,8 +141,9 @@ def translate(
     loader = dict(src=src, tgt=tgt, model=model, backend=backend.value, plugin=translator_spec, options=options, device=device,
                   quantization=quantization, work_dir=output / ".cache", threads=threads, device_index=parse_device_index(device_index),
                   dtype=dtype.value, tokenizer_from=tokenizer_from)
-    with output_lock(output):  # one writer per output folder
-        result = load_and_translate_corpus(inputs, output, loader, settings, RaySettings.from_options(ray, workers, gpus_per_worker, threads), shard_size)
+    ray_settings = RaySettings.from_options(ray, workers, gpus_per_worker, threads)
+    with ray_session(ray_settings), output_lock(output):  # a named cluster is reached before the output folder is made; one writer per folder
+        result = load_and_translate_corpus(inputs, output, loader, settings, ray_settings, shard_size)
     if as_json:
         typer.echo(json.dumps(result.report, indent=2, ensure_ascii=False))
     else:

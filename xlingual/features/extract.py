@@ -31,6 +31,7 @@ from xlingual.features.cache import DTYPES, CacheProducer, CacheWriter, FeatureC
 from xlingual.features.preprocess import ClipPreprocessing, check_crop, preprocess_image
 from xlingual.lock import locks_output
 from xlingual.progress import progress_bar
+from xlingual.scale.features import DEFAULT_PART_SIZE
 
 if TYPE_CHECKING:
     from xlingual.scale.runtime import RaySettings
@@ -123,13 +124,14 @@ def extract_features(
     shard_size: int = DEFAULT_SHARD_SIZE,
     decode_workers: int | None = None,
     ray: RaySettings | None = None,
+    part_size: int = DEFAULT_PART_SIZE,
 ) -> ExtractionReport:
     """Make sure ``cache_dir`` holds features for every named image in ``images_dir``; return what was done.
 
     Each name is read once however often it is given. Failed images are
     reported in ``failed`` (never raised); bad options raise ConfigError.
-    With ``ray`` the images to extract are run by Ray workers
-    (:mod:`xlingual.scale.features`); the cache ends up the same.
+    With ``ray`` the images to extract are run by Ray workers in parts of
+    ``part_size`` images (:mod:`xlingual.scale.features`); the cache ends up the same.
     """
     started = time.perf_counter()
     get_backbone(backbone)
@@ -169,7 +171,7 @@ def extract_features(
     elif todo:
         from xlingual.scale.features import run_backbone_on_ray
 
-        run_backbone_on_ray(todo, images_dir, writer, report, weights, batch_size, device, seed, shard_size, decode_workers, ray)
+        run_backbone_on_ray(todo, images_dir, writer, report, weights, batch_size, device, seed, part_size, decode_workers, ray)
     report.seconds = time.perf_counter() - started
     if report.failed:
         logger.warning("%d of %d images have no features (first: %s: %s)", len(report.failed), len(names), *next(iter(report.failed.items())))
@@ -315,15 +317,20 @@ def extract_for_data_dir(
 
 def extract(images: str | Path | None, data_dir: str | Path, datasets: Sequence[str | Path] | None = None,
             cache_dir: str | Path | None = None, datasets_file: str | Path | None = None, **options: Any) -> ExtractionReport:
-    """``xl features extract``: a folder's images, only those the given dataset files' posts name, or (no folder) every dataset under ``data_dir``."""
-    if images is None:
-        if datasets:
-            raise ConfigError("--dataset needs --images (the folder holding those posts' images)")
-        return extract_for_data_dir(data_dir, cache_dir=cache_dir, datasets_file=datasets_file, **options)
+    """``xl features extract``: a folder's images, only those the given dataset files' posts name, or (no folder) every dataset under ``data_dir``.
+
+    With ``ray`` naming a cluster, the cluster is reached before the cache folder is made (:func:`~xlingual.scale.runtime.ray_session`).
+    """
+    from xlingual.scale.runtime import ray_session
     from xlingual.workspace import DataDir
 
-    cache_dir = cache_dir or DataDir(data_dir).features(options.get("backbone", "vgg16"))
-    if datasets:
-        return extract_for_datasets(images, list(datasets), cache_dir, **options)
-    return extract_folder(images, cache_dir, **options)
+    if images is None and datasets:
+        raise ConfigError("--dataset needs --images (the folder holding those posts' images)")
+    with ray_session(options.get("ray")):
+        if images is None:
+            return extract_for_data_dir(data_dir, cache_dir=cache_dir, datasets_file=datasets_file, **options)
+        cache_dir = cache_dir or DataDir(data_dir).features(options.get("backbone", "vgg16"))
+        if datasets:
+            return extract_for_datasets(images, list(datasets), cache_dir, **options)
+        return extract_folder(images, cache_dir, **options)
 

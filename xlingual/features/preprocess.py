@@ -55,6 +55,18 @@ DRAFT_ABOVE_PIXELS = 40_000_000
 """JPEGs larger than this are decoded at a reduced scale (clean policy only) to bound memory and time."""
 
 
+def decode_limit() -> int | None:
+    """Most pixels an image may decode to: Pillow's own limit, ``PIL.Image.MAX_IMAGE_PIXELS`` (89,478,485 unless changed; None: no limit).
+
+    Pillow itself only warns between the limit and twice it, and decodes: a
+    164 KB PNG can state 13000x13000 and cost 0.8 GB. :func:`open_image`
+    refuses such a file on the size its header states (after a JPEG's
+    reduced-scale draft), before any pixel is decoded.
+    """
+    limit = Image.MAX_IMAGE_PIXELS
+    return int(limit) if limit else None
+
+
 def check_crop(crop: str) -> str:
     if crop not in CROP_POLICIES:
         raise ConfigError(f"--crop {crop}: choose from {', '.join(CROP_POLICIES)}")
@@ -62,7 +74,10 @@ def check_crop(crop: str) -> str:
 
 
 def open_image(path: Path, draft_to: int | None = None) -> Image.Image:
-    """The fully decoded image; truncated, unreadable and oversized files raise ImageError."""
+    """The fully decoded image; truncated, unreadable and oversized files raise ImageError.
+
+    An image larger than :func:`decode_limit` is refused from its header, before it is decoded.
+    """
     if not path.is_file():
         raise ImageError(f"{path.name}: file not found")
     ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is reported, never half-read silently
@@ -72,6 +87,9 @@ def open_image(path: Path, draft_to: int | None = None) -> Image.Image:
             image = Image.open(path)
             if draft_to is not None and image.format == "JPEG" and image.width * image.height > DRAFT_ABOVE_PIXELS:
                 image.draft("RGB", (draft_to, draft_to))
+            if (limit := decode_limit()) is not None and image.width * image.height > limit:
+                image.close()
+                raise ImageError(f"{path.name}: too large to decode ({image.width}x{image.height} pixels, more than Pillow's limit of {limit:,})")
             image.load()
     except UnidentifiedImageError:
         raise ImageError(f"{path.name}: not an image Pillow can read") from None

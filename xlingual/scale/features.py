@@ -9,7 +9,10 @@ own folder, ``CACHE/.parts/part-NNNNNN/`` (a small cache of the same
 producer). When every part is in, the driver moves their shards into the
 cache in part order and indexes them, once. Each part's batches are the
 single-process run's batches, so the cache holds the same keys and the same
-values; only the shard files are cut differently.
+values; only the shard files are cut differently. A part holds at most
+``--part-size`` images (rounded up to whole batches); ``--workers N`` cuts at
+least N parts where there are N batches, so N workers get work
+(:func:`plan_parts`).
 
 A part left by a killed driver or worker is complete shard by shard (written
 atomically): the next run adopts whatever shards it holds before deciding
@@ -23,13 +26,15 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from xlingual.errors import ImageError, XlingualError
+from xlingual.errors import ConfigError, ImageError, XlingualError
 from xlingual.features.cache import CacheProducer, CacheWriter, FeatureCache
 from xlingual.scale.runtime import RaySettings, failure_summary, import_ray, run_on_workers
 
 logger = logging.getLogger(__name__)
 
 PARTS_DIR = ".parts"
+DEFAULT_PART_SIZE = 512
+"""Images per part (rounded up to whole batches): the unit of work, resume and failure under Ray."""
 
 
 @dataclass(frozen=True)
@@ -100,16 +105,39 @@ class PartStageFactory:
         return _PartStage(self.producer, self.images_dir, self.weights, self.batch_size, self.device, self.seed, self.decode_workers)
 
 
+def plan_parts(count: int, batch_size: int, part_size: int = DEFAULT_PART_SIZE, workers: int = 0) -> list[range]:
+    """The parts of ``count`` images to extract: consecutive runs of whole batches, as even as whole batches allow.
+
+    Each part holds at most ``part_size`` images rounded up to whole batches,
+    and there are at least ``workers`` parts where there are that many
+    batches, so ``--workers N`` means N workers on a small folder too. The
+    last batch may be short, as in one process.
+    """
+    if part_size < 1:
+        raise ConfigError(f"--part-size {part_size}: must be at least 1")
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size {batch_size}: must be at least 1")
+    batches = -(-count // batch_size)
+    per_part = -(-part_size // batch_size)
+    parts = max(-(-batches // per_part), min(workers, batches))
+    cuts, first = [], 0
+    for number in range(parts):
+        taken = batches // parts + (number < batches % parts)
+        cuts.append(range(first * batch_size, min(count, (first + taken) * batch_size)))
+        first += taken
+    return cuts
+
+
 def run_backbone_on_ray(todo: list[tuple[str, str, str]], images_dir: Path, writer: CacheWriter, report, weights: str, batch_size: int,
-                        device: str, seed: int, shard_size: int, decode_workers: int | None, ray: RaySettings) -> None:
+                        device: str, seed: int, part_size: int, decode_workers: int | None, ray: RaySettings) -> None:
     """Extract ``todo`` on Ray workers into ``writer``'s cache, adding what they did to ``report`` (see the module docstring).
 
-    Parts hold ``shard_size`` images rounded up to whole batches.
+    The parts are those of :func:`plan_parts` for ``part_size`` and ``ray.workers``.
     """
     import_ray()
-    size = -(-shard_size // batch_size) * batch_size
     root = writer.cache.cache_dir / PARTS_DIR
-    parts = [FeaturePart(n, todo[start:start + size], root / f"part-{n:06d}") for n, start in enumerate(range(0, len(todo), size))]
+    parts = [FeaturePart(n, todo[cut.start:cut.stop], root / f"part-{n:06d}")
+             for n, cut in enumerate(plan_parts(len(todo), batch_size, part_size, ray.workers))]
     factory = PartStageFactory(writer.cache.producer, Path(images_dir).resolve(), weights, batch_size, device, seed, decode_workers)
     outcome = run_on_workers(ray, factory, [(f"part {p.number} ({p.todo[0][0]} .. {p.todo[-1][0]})", p) for p in parts], desc="feature parts")
     adopt_parts(writer)

@@ -121,6 +121,42 @@ def one_runtime() -> Iterator[None]:
             ray.shutdown()
 
 
+INIT_OPTIONS: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+
+
+def _start(ray: Any, settings: RaySettings) -> None:
+    """Start a runtime on this machine, or join the cluster ``settings.address`` names (:func:`xlingual.scale.connect.join_cluster`)."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if settings.address != LOCAL:
+        from xlingual.scale.connect import join_cluster
+
+        join_cluster(ray, settings.address, **INIT_OPTIONS)
+        return
+    try:
+        ray.init(address=None, **INIT_OPTIONS)
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        raise ConfigError(f"--ray: no Ray runtime could be started on this machine ({' '.join(str(err).split())[:200]})") from None
+
+
+@contextmanager
+def ray_session(settings: RaySettings | None) -> Iterator[None]:
+    """A command's extent under ``--ray``: one runtime (:func:`one_runtime`), and a named cluster joined first, before anything is written.
+
+    A cluster address (or ``auto``) is reached on entry, so a wrong address,
+    or a cluster that wants a token, stops the command before it creates its
+    output folder; the connection then serves every pool of the block. A
+    runtime on this machine is still left to the first pool with work, so a
+    command with nothing to do starts none. Without ``--ray`` it does nothing.
+    """
+    with one_runtime():
+        if settings is not None and settings.address != LOCAL:
+            ray = import_ray()
+            if not ray.is_initialized():
+                _start(ray, settings)
+                _SCOPE.started = ray
+        yield
+
+
 @contextmanager
 def ray_runtime(settings: RaySettings) -> Iterator[Any]:
     """Ray, connected: an already initialised runtime is used as it is; otherwise one is started or joined, and left after.
@@ -131,12 +167,7 @@ def ray_runtime(settings: RaySettings) -> Iterator[Any]:
     if ray.is_initialized():
         yield ray
         return
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    address = None if settings.address == LOCAL else settings.address
-    try:
-        ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
-    except (ConnectionError, RuntimeError, ValueError) as err:
-        raise ConfigError(f"--ray {settings.address}: no Ray cluster reachable there ({' '.join(str(err).split())[:200]})") from None
+    _start(ray, settings)
     if _SCOPE.depth:
         _SCOPE.started = ray
         yield ray
@@ -221,7 +252,7 @@ class PoolOutcome:
     seconds: float = 0.0
 
 
-def _worker_count(ray: Any, settings: RaySettings, jobs: int) -> int:
+def _worker_count(ray: Any, settings: RaySettings, jobs: int, desc: str) -> int:
     resources = ray.cluster_resources()
     if settings.gpus_per_worker > 0:
         if resources.get("GPU", 0) < settings.gpus_per_worker:
@@ -232,6 +263,8 @@ def _worker_count(ray: Any, settings: RaySettings, jobs: int) -> int:
     if settings.workers > fits:
         raise ConfigError(f"--workers {settings.workers}: the Ray cluster holds {fits} such workers "
                           f"({resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs)")
+    if settings.workers > jobs:
+        logger.warning("--workers %d: only %d %s to run, so %d workers", settings.workers, jobs, desc, jobs)
     return max(1, min(settings.workers or fits, jobs))
 
 
@@ -254,7 +287,7 @@ def run_on_workers(settings: RaySettings, factory: Callable[[], Callable[[Any], 
         return outcome
     started = time.perf_counter()
     with ray_runtime(settings) as ray:
-        count = _worker_count(ray, settings, len(jobs))
+        count = _worker_count(ray, settings, len(jobs), desc)
         actor_class = ray.remote(num_cpus=settings.cpus_per_worker, num_gpus=settings.gpus_per_worker, max_restarts=0)(_Worker)
         context = DriverContext.capture()
         actors = [actor_class.remote(context, factory)]
