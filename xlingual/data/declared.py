@@ -56,6 +56,13 @@ class SplitFiles(_Strict):
     def _at_least_one(self) -> "SplitFiles":
         if not self.files():
             raise ValueError(f"declare at least one of {', '.join(SPLITS)}")
+        stems: dict[str, str] = {}
+        for split, file in self.files().items():  # a translation names each split's file by its stem
+            stem = Path(file).stem
+            if stem in stems:
+                raise ValueError(f"{stems[stem]} and {split} files share the name '{stem}' (a translation writes one <name>.txt "
+                                 "per split): rename one")
+            stems[stem] = split
         return self
 
     def files(self) -> dict[str, str]:
