@@ -124,7 +124,9 @@ def one_error_line(output: str, folder: Path, reason: str) -> str:
 
 
 class Sets(dict):
-    """``{"old": files, "new": files}``, shown by name only in a failure report."""
+    """``{"old": files, "new": files}``, shown by name only in a failure report; ``folders`` holds the folders they were written to."""
+
+    folders: dict[str, Path]
 
     def __repr__(self) -> str:
         return f"Sets({', '.join(self)})"
@@ -140,9 +142,10 @@ def two_sets(tmp_path_factory, sample_data_dir) -> dict[str, dict[str, bytes]]:
     sys.path.insert(0, str(folder))
     try:
         sets = Sets()
+        sets.folders = {}
         for name in ("old", "new"):
             assert translate(sample_data_dir, root / name, f"setmt:{name}").exit_code == 0
-            sets[name] = the_set(root / name)
+            sets[name], sets.folders[name] = the_set(root / name), root / name
     finally:
         sys.path.remove(str(folder))
         sys.modules.pop("setmt", None)
@@ -166,7 +169,7 @@ def test_a_fault_at_any_write_leaves_the_old_set_or_the_new_one(plugin, sample_d
                                                                  fail_at, code, first_run) -> None:
     out = tmp_path_factory.mktemp("out") / "translated"
     if not first_run:
-        assert translate(sample_data_dir, out, f"{plugin}:old").exit_code == 0
+        shutil.copytree(two_sets.folders["old"], out)
     with pytest.MonkeyPatch.context() as mp:
         faults = PlantedFaults(mp, fail_at, code)
         result = translate(sample_data_dir, out, f"{plugin}:new")
@@ -190,7 +193,7 @@ def test_a_killed_commit_leaves_a_folder_readers_take_as_one_whole_set_or_refuse
     for killed_at in range(1, renames + 1):
         out = tmp_path / f"killed-{killed_at}"
         if not first_run:
-            assert translate(sample_data_dir, out, f"{plugin}:old").exit_code == 0
+            shutil.copytree(two_sets.folders["old"], out)
         with monkeypatch.context() as mp:
             mp.setattr(StagedSet, "_roll_back", lambda self, moved, replaced: None)
             mp.setattr(StagedSet, "__exit__", lambda self, *exc: None)
@@ -400,3 +403,27 @@ def test_features_on_a_full_disk_end_in_one_line_and_keep_only_whole_shards(tmp_
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout)["extracted"] == 2
 
+
+
+def test_a_run_log_on_a_full_disk_warns_once_and_the_run_goes_on(tmp_path, capsys) -> None:
+    import logging
+
+    from xlingual.train.run import _RunLog
+
+    class FullDisk:
+        def write(self, text: str) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def flush(self) -> None:
+            pass
+
+    with _RunLog(tmp_path / "run.log") as run_log:
+        run_log.handler.stream.close()
+        run_log.handler.stream = FullDisk()
+        for step in range(3):
+            logging.getLogger("xlingual.train").info("step %d", step)
+        run_log.handler.stream = open(tmp_path / "run.log", "a", encoding="utf-8")
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if "cannot write the run log" in line]
+    assert len(warnings) == 1 and "No space left on device" in warnings[0] and str(tmp_path / "run.log") in warnings[0]
+    assert "Traceback" not in err and "Logging error" not in err
