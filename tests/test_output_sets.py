@@ -257,6 +257,18 @@ def test_training_refuses_a_translation_that_mixes_two_sets(plugin, tmp_path, sa
         find_translation(data_dir, "twitter2015", "zh")
 
 
+@pytest.mark.parametrize("listed, message", [
+    ({"../outside.txt": {"bytes": 1, "sha256": "0"}}, "outside its folder"),
+    ({"/etc/hostname": {"bytes": 1, "sha256": "0"}}, "outside its folder"),
+    ({"train.txt": 5}, "is not a list of files with their size and digest"),
+])
+def test_a_manifest_that_is_not_one_is_refused_in_one_line(tmp_path, listed, message) -> None:
+    (tmp_path / "report.json").write_text(json.dumps({MANIFEST_KEY: listed}))
+    with pytest.raises(OutputSetError, match=message) as err:
+        check_translation(tmp_path)
+    assert str(err.value).startswith(str(tmp_path / "report.json")) and "\n" not in str(err.value)
+
+
 def test_a_translation_from_before_manifests_is_read_as_before(plugin, tmp_path, sample_data_dir) -> None:
     from xlingual.stage_inputs import read_translated_split
 

@@ -74,6 +74,9 @@ def read_manifest(path: Path) -> dict[str, Any] | None:
         return None
     if not isinstance(listed, dict) or not all(isinstance(v, dict) and "bytes" in v and "sha256" in v for v in listed.values()):
         raise OutputSetError(f"{path}: '{MANIFEST_KEY}' is not a list of files with their size and digest")
+    outside = next((name for name in listed if Path(name).is_absolute() or ".." in Path(name).parts), None)
+    if outside is not None:  # a manifest names files of its own folder only: nothing else is read because one says so
+        raise OutputSetError(f"{path}: '{MANIFEST_KEY}' names {outside!r}, outside its folder")
     return listed
 
 
