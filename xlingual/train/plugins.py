@@ -438,7 +438,11 @@ def save_best(model: MnerModel, folder: Path) -> None:
     """Write the model atomically (to a sibling temp folder, then rename)."""
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    try:
+        model.save_pretrained(tmp)
+    except BaseException:  # a full disk: the best model so far stays as it was, nothing half-written beside it
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if folder.exists():
         shutil.rmtree(folder)
     tmp.rename(folder)
