@@ -7,6 +7,8 @@ traceback.
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 
@@ -80,3 +82,32 @@ class FolderInUseError(XlingualError):
 
 class TrainingDivergedError(XlingualError):
     """A loss or gradient norm that became NaN or infinite: ``step N: loss is nan (...)``; the run is marked failed."""
+
+
+class OutputSetError(XlingualError):
+    """A file of an output set that does not match the manifest written with it (see :mod:`xlingual.output_set`)."""
+
+
+class CheckpointWriteError(XlingualError):
+    """A training checkpoint that could not be written (a full disk, a read-only folder); the previous one is kept."""
+
+
+STORAGE_ERRNOS = frozenset(getattr(errno, name) for name in (
+    "ENOSPC", "EDQUOT", "EFBIG", "EACCES", "EPERM", "EROFS", "EIO", "EMFILE", "ENFILE") if hasattr(errno, name))
+"""What the machine, not the code, causes: a full disk or quota, a file we may not write, a read-only or failing disk."""
+
+
+def storage_error_message(err: BaseException) -> str | None:
+    """``PATH: No space left on device`` for an :class:`OSError` of :data:`STORAGE_ERRNOS`; None for any other error.
+
+    The CLI prints it as its one line (exit 2): a full disk is the user's to
+    fix, not a bug to show a traceback for. Writers name the file they were
+    writing (:func:`xlingual.io.atomic_open` puts the destination's path on
+    the error); ``ENOSPC`` adds that finished work is kept.
+    """
+    if not isinstance(err, OSError) or err.errno not in STORAGE_ERRNOS:
+        return None
+    reason = err.strerror or os.strerror(err.errno)
+    where = f"{err.filename}: " if err.filename else ""
+    hint = "; free some space and run the same command again (finished work is kept)" if err.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    return f"{where}{reason}{hint}"

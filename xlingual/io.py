@@ -25,23 +25,45 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     The file gets the permissions a plain ``open(path, "w")`` would give (0666
     less the umask): ``mkstemp`` creates it 0600, which would lock colleagues
     sharing a data directory out of it.
+
+    An :class:`OSError` of the write itself (a full disk, a read-only folder)
+    carries no file name, or the temporary one; it is raised again naming
+    ``path``, so the one-line error says which output could not be written
+    (:func:`xlingual.errors.storage_error_message`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with _naming(path, any_name=True):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     binary = "b" in mode
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.chmod(tmp, 0o666 & ~current_umask())
-        with os.fdopen(fd, mode, encoding=None if binary else encoding, newline=None if binary else newline) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        with _naming(path, tmp):
+            os.chmod(tmp, 0o666 & ~current_umask())
+            with os.fdopen(fd, mode, encoding=None if binary else encoding, newline=None if binary else newline) as handle:
+                yield handle
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)
-        except FileNotFoundError:
+        except OSError:
             pass
+        raise
+
+
+@contextmanager
+def _naming(path: Path, tmp: str | None = None, any_name: bool = False) -> Iterator[None]:
+    """Re-raise an :class:`OSError` that names no file, or the temporary one ``tmp``, as naming ``path``.
+
+    Errors that name another file (one the caller's code was reading) keep
+    their name: they are about that file. ``any_name``: rename whatever it names.
+    """
+    try:
+        yield
+    except OSError as err:
+        if any_name or err.filename is None or (tmp is not None and str(err.filename) == str(tmp)):
+            raise OSError(err.errno, err.strerror or str(err), str(path)) from err
         raise
 
 

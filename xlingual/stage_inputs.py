@@ -79,7 +79,7 @@ def find_translation(data_dir: str | Path | DataDir, dataset: str, tgt: str, mod
         folder = candidate if candidate.is_dir() and (candidate / train_file).is_file() else layout.translation(dataset, src, tgt, model)
         if not folder.is_dir():
             raise ConfigError(f"data.translation_model: no translation at {folder} (build it with '{build_hint} --model {model}')")
-        return folder
+        return _whole_translation(folder, f"{build_hint} --model {model}")
     found = layout.find_translations(dataset, src, tgt)
     if not found:
         raise ConfigError(f"{needed_by} needs {dataset} translated {src}->{tgt}, none under {layout.translations_root} "
@@ -87,7 +87,15 @@ def find_translation(data_dir: str | Path | DataDir, dataset: str, tgt: str, mod
     if len(found) > 1:
         names = ", ".join(p.name for p in found)
         raise ConfigError(f"several translations of {dataset} {src}->{tgt} ({names}): choose one with --set data.translation_model=<model>")
-    return found[0]
+    return _whole_translation(found[0], build_hint)
+
+
+def _whole_translation(folder: Path, build_hint: str) -> Path:
+    """``folder``, once every file its report lists is there with the listed size (digests are checked as files are read)."""
+    from xlingual.projection.corpus import check_translation
+
+    check_translation(folder, digests=False, rebuild=f"rebuild it with '{build_hint}'")
+    return folder
 
 
 def ensure_translation(data_dir: str | Path | DataDir, dataset: str, tgt: str, model: str | None = None, build_missing: bool = False,
@@ -118,6 +126,9 @@ def read_translated_split(folder: Path, data_dir: str | Path | DataDir, dataset:
     path = folder / f"{spec.split_name(split)}.txt"
     if not path.is_file():
         raise ConfigError(f"{path}: translated split missing (re-run 'xl translate --dataset {dataset} --tgt {tgt}')")
+    from xlingual.projection.corpus import check_translation
+
+    check_translation(folder, [path.name], rebuild=f"re-run 'xl translate --dataset {dataset} --tgt {tgt}' to write the set again")
     if path.stat().st_size == 0:  # projection kept no post of this split (see the folder's report.json)
         logger.warning("%s: empty (no post survived projection; see %s)", path, folder / "report.json")
         return []

@@ -27,7 +27,8 @@ A run folder (``xl report`` and ``xl evaluate`` read only this)::
     model/               best target model (save_pretrained folder; xl evaluate --model)
     predictions/{dev,test}.txt    predictions in the target dataset's format
     predictions/{dev,test}.jsonl  the same with gold labels (meta.gold), for re-scoring
-    metrics.json         dev/test scores (conlleval and strict), best epochs, timings
+    metrics.json         dev/test scores (conlleval and strict), best epochs, timings; written last, it lists
+                         each predictions/ file with its size and SHA-256 (``output_files``, checked by readers)
     failed.json          instead of metrics.json when training diverged (NaN loss): the error; never resumed
     word_vectors.vec     both languages' aligned vectors in one file (cross-lingual ACN runs)
     state/<stage>/       resumable training state (removed parts once a stage is done)

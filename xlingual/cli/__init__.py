@@ -1,9 +1,10 @@
 """The ``xl`` command line: a thin layer over the library.
 
 Each stage has one module here that parses options, calls one library
-function and prints its result. Errors of the :class:`XlingualError` family
-become one line on stderr and exit status 2; anything else is a bug and keeps
-its traceback.
+function and prints its result. Errors of the :class:`XlingualError` family,
+and what the machine causes (a full disk, a read-only folder, a file we may not
+write: :func:`xlingual.errors.storage_error_message`), become one line on
+stderr and exit status 2; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import typer
 from typer.core import TyperGroup
 
 from xlingual import __version__
-from xlingual.errors import XlingualError
+from xlingual.errors import XlingualError, storage_error_message
 
 logger = logging.getLogger("xlingual")
 
@@ -124,7 +125,7 @@ def resume_command(args: list[str]) -> str:
 
 
 class _ErrorHandlingGroup(TyperGroup):
-    """Turns library errors into ``error: <message>`` and exit 2, for every sub-command.
+    """Turns library errors and storage errors (``PATH: No space left on device``) into ``error: <message>`` and exit 2, for every sub-command.
 
     It is also the root of the command tree Typer builds, so it is where every
     help text of the app gets its placeholders protected from Markdown.
@@ -173,6 +174,13 @@ class _ErrorHandlingGroup(TyperGroup):
             logger.debug("error details", exc_info=True)
             message = " ".join(str(err).split("\n")[:1])
             click.echo(f"error: {message}", err=True)
+            raise typer.Exit(2) from None
+        except OSError as err:
+            message = storage_error_message(err)
+            if message is None:  # not the machine's doing: a bug, with its traceback
+                raise
+            logger.debug("error details", exc_info=True)
+            click.echo(f"error: {' '.join(message.splitlines())}", err=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt as err:
             command = resume_command(getattr(self, "_args", None) or sys.argv[1:])

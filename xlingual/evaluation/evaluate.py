@@ -11,6 +11,7 @@ strict IOB2 sees ill-formed tags on either side.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Sequence
@@ -19,8 +20,9 @@ from typing import Any
 from xlingual.data.formats import TEXT_FORMATS, detect_format, read_samples
 from xlingual.data.labels import OPEN_SCHEMA, LabelSchema
 from xlingual.data.sample import Sample
-from xlingual.errors import ConfigError, DataFormatError
+from xlingual.errors import ConfigError, DataFormatError, OutputSetError
 from xlingual.evaluation.metrics import score_all_modes
+from xlingual.output_set import check_set
 from xlingual.workspace import RunFolder
 
 
@@ -28,15 +30,58 @@ def _scores(gold: list[list[str]], pred: list[list[str]]) -> dict[str, Any]:
     return {mode: s.to_dict() for mode, s in score_all_modes(gold, pred).items()}
 
 
-def evaluate_run(run_dir: str | Path, splits: tuple[str, ...] = ("dev", "test")) -> dict[str, Any]:
-    """Scores per split recomputed from the run's predictions."""
+RUN_REBUILD = "restore the file from a copy of the run, or train the run again into another --output"
+
+
+def check_run_outputs(run_dir: str | Path, names: Sequence[str] | None = None, digests: bool = True) -> None:
+    """Refuse a finished run whose files are not those its ``metrics.json`` lists (``output_files``: predictions written before it).
+
+    ``names`` are run-folder-relative paths about to be read (None: all the
+    metrics list). A run without ``metrics.json`` (unfinished), or with one
+    written before runs listed their files, passes here;
+    :func:`read_run_predictions` still checks the test set's size against
+    ``test_samples``.
+    """
     folder = RunFolder(run_dir)
+    check_set(folder.root, folder.metrics, names, digests, RUN_REBUILD)
+
+
+def read_run_predictions(run_dir: str | Path, split: str) -> list[Sample]:
+    """The saved predictions of ``split`` (gold labels in ``meta.gold``), once they are shown to be the ones the run scored.
+
+    A file cut at a line boundary is still valid JSONL: without this check it
+    would be rescored on fewer posts without a word. The file is checked
+    against the digest ``metrics.json`` records, or (a run from before runs
+    listed their files) the test set against ``test_samples``.
+    """
+    folder = RunFolder(run_dir)
+    path = folder.prediction(split, ".jsonl")
+    if not path.is_file():
+        raise ConfigError(f"{path}: no saved predictions (is {run_dir} a finished 'xl train' run folder?)")
+    checked = check_set(folder.root, folder.metrics, [path.relative_to(folder.root).as_posix()], rebuild=RUN_REBUILD)
+    samples = read_samples(path, "jsonl", bio="keep", schema=OPEN_SCHEMA)  # the run's labels, whatever its label set
+    if not checked and split == "test" and folder.metrics.is_file():
+        expected = _recorded_test_samples(folder.metrics)
+        if expected is not None and expected != len(samples):
+            raise OutputSetError(f"{path}: {len(samples)} posts, but {folder.metrics.name} records test_samples={expected} "
+                                 f"(the file was changed or cut): {RUN_REBUILD}")
+    return samples
+
+
+def _recorded_test_samples(metrics: Path) -> int | None:
+    try:
+        value = json.loads(metrics.read_text(encoding="utf-8")).get("test_samples")
+    except (OSError, ValueError, AttributeError):
+        return None  # the readers of metrics.json say what is wrong with it
+    return value if type(value) is int else None
+
+
+def evaluate_run(run_dir: str | Path, splits: tuple[str, ...] = ("dev", "test")) -> dict[str, Any]:
+    """Scores per split recomputed from the run's predictions (each checked against ``metrics.json``: :func:`read_run_predictions`)."""
     result: dict[str, Any] = {}
     for split in splits:
-        path = folder.prediction(split, ".jsonl")
-        if not path.is_file():
-            raise ConfigError(f"{path}: no saved predictions (is {run_dir} a finished 'xl train' run folder?)")
-        samples = read_samples(path, "jsonl", bio="keep", schema=OPEN_SCHEMA)  # the run's labels, whatever its label set
+        path = RunFolder(run_dir).prediction(split, ".jsonl")
+        samples = read_run_predictions(run_dir, split)
         missing = [s.id for s in samples if "gold" not in s.meta]
         if missing:
             raise ConfigError(f"{path}: sample {missing[0]} has no meta.gold labels")

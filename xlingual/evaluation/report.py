@@ -27,14 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from xlingual.data.formats import read_samples
 from xlingual.data.labels import table_types
-from xlingual.errors import ConfigError
+from xlingual.errors import ConfigError, XlingualError
 from xlingual.io import atomic_write_text
 from xlingual.text_escape import latex_text, markdown_cell, plain_label
 from xlingual.train.config import MODEL_TYPES, PAPER_SETTINGS
 from xlingual.train.config.packaged import settings as known_settings
 from xlingual.train.config.schema import direction_datasets, pair_label
+from xlingual.evaluation.evaluate import check_run_outputs, read_run_predictions
 from xlingual.evaluation.metrics import sentence_counts
 from xlingual.evaluation.paper import CROSS_LINGUAL, IMAGE_LABELS, SETTING_LABELS, TABLE2, PaperRow
 from xlingual.workspace import METRICS_NAME, RunFolder
@@ -90,7 +90,7 @@ class RunRecord:
 
     def sentence_counts(self, split: str = "test") -> tuple[list[str], np.ndarray]:
         """Sample ids and per-sentence entity counts from the saved predictions of ``split`` (``test.<dataset>``: another test set)."""
-        samples = read_samples(RunFolder(self.run_dir).prediction(split, ".jsonl"), "jsonl", bio="keep")
+        samples = read_run_predictions(self.run_dir, split)
         gold = [s.meta["gold"] for s in samples]
         return [s.id for s in samples], sentence_counts(gold, [s.labels for s in samples])
 
@@ -126,6 +126,7 @@ def find_runs(paths: list[str | Path]) -> list[RunRecord]:
                 raise ConfigError(f"{metrics_path}:{err.lineno}: not valid JSON ({err.msg})") from None
             except UnicodeDecodeError:
                 raise ConfigError(f"{metrics_path}: not valid JSON (not UTF-8 text)") from None
+            check_run_outputs(metrics_path.parent, digests=False)  # digests are checked where predictions are read
             found[metrics_path.parent.resolve()] = RunRecord(metrics_path.parent, metrics)
     if not found:
         raise ConfigError(f"no finished runs (folders with {METRICS_NAME}) under {', '.join(map(str, paths))}")
@@ -443,7 +444,7 @@ def translation_previews(run: RunRecord) -> list[Path]:
             preview = folder / PREVIEW_NAME
             if f"{folder.name} (" in recorded and preview.is_file():
                 previews.append(preview)
-    except (ConfigError, OSError):
+    except (XlingualError, OSError):  # a folder gone, moved or not whole: no link to it
         return previews
     return previews
 

@@ -18,6 +18,11 @@ Why this shape:
   image replaced under the same name is extracted again; the later shard wins.
   Its size and modification time are kept too, so an unchanged file is
   recognised without reading it; a copied folder (new times) is hashed once.
+* A cache's output set (:mod:`xlingual.output_set`) is one shard: the
+  shard's entries travel with their fingerprints, ``cache.json`` is written
+  before any shard and never changes once there is one, and readers take every whole shard
+  there is. A full disk keeps the shards written so far and removes the
+  temporary file (the error names the shard); nothing can be half a shard.
 * ``cache.json`` names the producer. A cache is never extended with features of
   other weights or another crop policy: :meth:`CacheWriter.open` refuses, and
   the user picks another folder. Random-weight features therefore can never be

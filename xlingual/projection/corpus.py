@@ -10,6 +10,11 @@ For every input file ``NAME.txt`` the output folder gets
 
 and ``report.json`` sums them up (per file under ``files``); ``preview.html``
 shows it with a sample of posts (see :mod:`xlingual.projection.preview`).
+These files are one output set (:mod:`xlingual.output_set`): they are written
+together into a temporary folder, ``report.json`` lists the others with their
+sizes and digests (``output_files``), and they replace an earlier set so that
+a reader sees the old set or the new one, never a mix
+(:func:`check_translation`).
 Translations go through a persistent cache (``.cache/translations.sqlite`` in the output
 folder unless told otherwise), so an interrupted run resumes where it stopped
 and produces byte-identical files.
@@ -33,6 +38,8 @@ from xlingual.data.labels import LabelSchema
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
 from xlingual.io import atomic_write_json, atomic_write_text
+from xlingual.lock import output_lock
+from xlingual.output_set import MANIFEST_KEY, StagedSet, check_set, describe_files
 from xlingual.progress import progress_bar
 from xlingual.projection.preview import DEFAULT_PREVIEW_POSTS, write_preview
 from xlingual.projection.project import STRATEGIES, Projector, ProjectionResult, project_samples
@@ -44,6 +51,8 @@ from xlingual.translate.cache import CachedTranslator, TranslationCache
 logger = logging.getLogger(__name__)
 
 CACHE_NAME = Path(".cache") / "translations.sqlite"
+REPORT_NAME = "report.json"
+"""The corpus report, written last: the manifest of the output set."""
 
 
 @dataclass
@@ -178,19 +187,38 @@ def translate_corpus(inputs: list[CorpusInput], output_dir: str | Path, translat
     check_source_language(inputs, settings.src)
     cached, projector = open_translation(translator, settings, settings.cache_file(output_dir))
     parts: dict[str, ProjectedPart] = {}
-    files: dict[str, Path] = {}
     try:
         for item in inputs:
             parts[item.name] = project_part(item.name, item.samples, cached, projector, settings)
-            files[item.name] = write_outputs(output_dir, item.name, parts[item.name].results, settings)
     finally:
         if cached.cache is not None:
             cached.cache.close()
-    return write_corpus_report(output_dir, settings, parts, files)
+    return write_corpus(output_dir, settings, parts)
 
 
-def write_corpus_report(output_dir: Path, settings: ProjectionSettings, parts: dict[str, ProjectedPart], files: dict[str, Path]) -> CorpusResult:
-    """``report.json`` and ``preview.html`` of the projected files (each already written by :func:`write_outputs`)."""
+def write_corpus(output_dir: Path, settings: ProjectionSettings, parts: dict[str, ProjectedPart]) -> CorpusResult:
+    """Write the whole output set of ``parts`` (every file's outputs, ``report.json``, ``preview.html``) into ``output_dir``.
+
+    The set is written into a temporary folder first and moved in with
+    ``report.json`` as its manifest (:class:`~xlingual.output_set.StagedSet`),
+    so a full disk or an interrupt leaves the earlier set as it was.
+    """
+    with output_lock(output_dir), StagedSet(output_dir) as staged:
+        assert staged.folder is not None
+        for name, part in parts.items():
+            write_outputs(staged.folder, name, part.results, settings)
+        report = write_corpus_report(staged.folder, settings, parts)
+        staged.commit(REPORT_NAME)
+    files = {name: output_dir / f"{name}.txt" for name in parts}
+    return CorpusResult(output_dir, report, files)
+
+
+def write_corpus_report(output_dir: Path, settings: ProjectionSettings, parts: dict[str, ProjectedPart]) -> dict[str, Any]:
+    """Write ``preview.html`` and then ``report.json`` beside the projected files (each already written by :func:`write_outputs`).
+
+    ``report.json`` comes last: it lists every other file of the folder with
+    its size and digest (``output_files``), the manifest readers check.
+    """
     total = ProjectionReport()
     per_file: dict[str, Any] = {}
     for name, part in parts.items():
@@ -198,16 +226,25 @@ def write_corpus_report(output_dir: Path, settings: ProjectionSettings, parts: d
         per_file[name] = report.to_dict()
         total.add(report)
         logger.info("%s: %d/%d samples projected", name, report.samples_out, report.samples_in)
-    result = CorpusResult(output_dir, {}, dict(files))
-    result.report = {
+    report = {
         **total.to_dict(), "files": per_file, "src": settings.src, "tgt": settings.tgt, "model": settings.model_name,
         "strategies": list(settings.strategies), "entity_context": settings.entity_context,
         "output_format": format_for_lang(settings.tgt),
         **({"tokenizer": settings.tokenizer} if settings.tokenizer else {}),
     }
-    atomic_write_json(output_dir / "report.json", result.report)
-    write_preview(output_dir, result.report, {name: part.results for name, part in parts.items()}, settings.preview_posts)
-    return result
+    write_preview(output_dir, report, {name: part.results for name, part in parts.items()}, settings.preview_posts)
+    report[MANIFEST_KEY] = describe_files(output_dir, (p.name for p in output_dir.iterdir() if p.is_file() and p.name != REPORT_NAME))
+    atomic_write_json(output_dir / REPORT_NAME, report)
+    return report
+
+
+def check_translation(folder: Path, names: Sequence[str] | None = None, digests: bool = True, rebuild: str = "") -> None:
+    """Refuse files of the translation ``folder`` that are not those its ``report.json`` lists (a set written in part, or edited).
+
+    ``names``: the files about to be read (None: the whole set). A folder
+    whose report predates the list (or that has no report) is taken as it is.
+    """
+    check_set(folder, folder / REPORT_NAME, names, digests, rebuild or "run 'xl translate' into it again")
 
 
 def read_input_files(paths: Sequence[str | Path], input_format: str | None = None, images_dir: str | Path | None = None,

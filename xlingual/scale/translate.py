@@ -48,7 +48,7 @@ from xlingual.errors import XlingualError
 from xlingual.io import atomic_write_text
 from xlingual.projection.corpus import (
     CorpusInput, CorpusResult, ProjectedPart, ProjectionSettings, check_source_language, open_translation, project_part,
-    translate_corpus, write_corpus_report, write_outputs,
+    translate_corpus, write_corpus,
 )
 from xlingual.scale.runtime import RaySettings, failure_summary, import_ray, run_on_workers
 from xlingual.translate.base import Translator
@@ -227,9 +227,8 @@ def merge_shards(inputs: list[CorpusInput], jobs: list[ShardJob], output_dir: Pa
             raise XlingualError(f"{job.path}: a worker reported this shard finished but its file is missing or stale; is {output_dir} on a file system every node sees?")
         parts[job.file].append(part)
     merged = {name: ProjectedPart.concatenate(file_parts) for name, file_parts in parts.items()}
-    files = {name: write_outputs(output_dir, name, part.results, settings) for name, part in merged.items()}
     absorb_shard_caches(jobs, output_dir, settings)
-    return write_corpus_report(output_dir, settings, merged, files)
+    return write_corpus(output_dir, settings, merged)
 
 
 def absorb_shard_caches(jobs: list[ShardJob], output_dir: Path, settings: ProjectionSettings) -> None:

@@ -26,14 +26,15 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xlingual.workspace import RunFolder
 from xlingual.data.sample import Sample
-from xlingual.errors import ConfigError
+from xlingual.errors import CheckpointWriteError, ConfigError
 from xlingual.io import atomic_write_json
 from xlingual.models.base import MnerModel, VisualLookup
 from xlingual.progress import progress_bar
@@ -288,7 +289,8 @@ class StageCheckpoints:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         accelerator.wait_for_everyone()  # every process writes its RNG state into the folder
-        accelerator.save_state(str(tmp))
+        with _storage_errors_named(tmp):
+            accelerator.save_state(str(tmp))
         accelerator.wait_for_everyone()  # all RNG states are in before the folder moves
         if accelerator.is_main_process:
             atomic_write_json(tmp / LOOP_STATE, loop.to_dict())
@@ -332,6 +334,26 @@ class StageCheckpoints:
                 if child.name != LOOP_STATE:
                     shutil.rmtree(child) if child.is_dir() else child.unlink()
             atomic_write_json(self.state_dir / LOOP_STATE, loop.to_dict())
+
+
+@contextmanager
+def _storage_errors_named(folder: Path) -> Iterator[None]:
+    """A checkpoint that cannot be written (a full disk, a read-only folder) as one line naming its folder.
+
+    ``torch.save`` reports a failed write as a ``RuntimeError`` ("file write
+    failed") and safetensors as its own error, neither naming the file; the
+    earlier checkpoint is untouched (the new one goes to a temporary folder
+    first), so the message says so.
+    """
+    try:
+        yield
+    except Exception as err:
+        storage = isinstance(err, (OSError, RuntimeError)) or type(err).__name__ == "SafetensorError"
+        if not storage:
+            raise
+        reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        raise CheckpointWriteError(f"{folder}: could not save the training state ({reason}); the previous checkpoint is kept: "
+                                   "free some space or fix the folder's permissions, then resume with --resume") from err
 
 
 class Checkpointing(TrainerPlugin):
@@ -416,7 +438,11 @@ def save_best(model: MnerModel, folder: Path) -> None:
     """Write the model atomically (to a sibling temp folder, then rename)."""
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    try:
+        model.save_pretrained(tmp)
+    except BaseException:  # a full disk: the best model so far stays as it was, nothing half-written beside it
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if folder.exists():
         shutil.rmtree(folder)
     tmp.rename(folder)

@@ -25,7 +25,9 @@ from xlingual.data.datasets import DatasetSpec
 from xlingual.data.formats import write_samples
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError, TrainingDivergedError
+from xlingual.evaluation.evaluate import check_run_outputs
 from xlingual.io import atomic_write_json
+from xlingual.output_set import MANIFEST_KEY, describe_files
 from xlingual.lock import output_lock
 from xlingual.models import load_model, model_class
 from xlingual.models.base import MnerModel, VisualLookup
@@ -73,11 +75,30 @@ def environment_record(config: TrainConfig, processes: int = 1) -> dict[str, Any
     }
 
 
+class _RunLogFile(logging.FileHandler):
+    """``run.log``: a record that cannot be written (a full disk) is one warning line, once, not a traceback per record.
+
+    The run goes on (its results are written atomically and fail loudly on
+    their own); only the log copy is incomplete.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, encoding="utf-8")
+        self.failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            self.failed = True
+            err = sys.exc_info()[1]
+            sys.stderr.write(f"warning: {self.baseFilename}: cannot write the run log ({getattr(err, 'strerror', None) or err}); "
+                             "later lines go to the console only\n")
+
+
 class _RunLog:
     """Copies the library's log records into ``run.log`` for the duration of a run."""
 
     def __init__(self, path: Path, enabled: bool = True) -> None:
-        self.handler: logging.Handler = logging.FileHandler(path, encoding="utf-8") if enabled else logging.NullHandler()
+        self.handler: logging.Handler = _RunLogFile(path) if enabled else logging.NullHandler()
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         self.handler.setLevel(logging.INFO)
         self.logger = logging.getLogger("xlingual")
@@ -136,6 +157,7 @@ def _prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool, processes
     if folder.finished:
         if resume:
             _check_identity(folder.metrics, run_id)
+            check_run_outputs(run_dir)  # a kept run's predictions are the ones its metrics score
             return True
         raise ConfigError(f"{run_dir}: a finished run is already there (pass --resume to keep it, or another --output)")
     if folder.state.is_dir() and not resume:
@@ -253,6 +275,9 @@ def _final_evaluation(config: TrainConfig, inputs: RunInputs, run_dir: Path) -> 
     metrics["tests"] = tests
     if len(tests) > 1:  # the multilingual table's macro average: each language's test set counts once
         metrics["test_macro_f1"] = sum(t["conlleval"]["f1"] for t in tests.values()) / len(tests)
+    splits = ["dev", "test", *(f"test.{dataset}" for dataset in inputs.other_tests)]
+    written = [folder.prediction(split, suffix).relative_to(run_dir).as_posix() for split in splits for suffix in (".txt", ".jsonl")]
+    metrics[MANIFEST_KEY] = describe_files(run_dir, written)  # metrics.json, written last, is the manifest of the run's outputs
     return metrics
 
 

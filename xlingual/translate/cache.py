@@ -29,6 +29,13 @@ def _entry_key(translator_key: str, text: str) -> str:
     return hashlib.sha256(f"{translator_key}\x00{text}".encode("utf-8")).hexdigest()
 
 
+_STORAGE_CODES = {getattr(sqlite3, name): reason for name, reason in (
+    ("SQLITE_FULL", "No space left on device"), ("SQLITE_READONLY", "cannot write (read-only)"),
+    ("SQLITE_CANTOPEN", "cannot open"), ("SQLITE_PERM", "Permission denied"), ("SQLITE_IOERR", "input/output error"),
+) if hasattr(sqlite3, name)}
+"""SQLite's result codes for what the machine causes, not a damaged file (Python 3.11+ puts the code on the error)."""
+
+
 class TranslationCache:
     """An SQLite table ``key -> translation``; safe to reopen after an interrupted run."""
 
@@ -44,10 +51,18 @@ class TranslationCache:
 
     @contextmanager
     def _damage_reported(self, path: str | Path | None = None) -> Iterator[None]:
-        """SQLite's errors on a damaged file (a garbled page, not a database) as one line naming the file."""
+        """SQLite's errors on a damaged file (a garbled page, not a database) as one line naming the file.
+
+        A full disk or a folder we may not write is no damage: deleting the
+        cache would throw finished translations away, so those say what they are.
+        """
         try:
             yield
         except sqlite3.DatabaseError as err:
+            code = getattr(err, "sqlite_errorcode", -1) & 0xFF  # the primary code of an extended one
+            if code in _STORAGE_CODES:
+                hint = "; free some space and run the same command again (finished work is kept)" if code == sqlite3.SQLITE_FULL else ""
+                raise XlingualError(f"{path or self.path}: {_STORAGE_CODES[code]} ({err}){hint}") from None
             raise XlingualError(f"{path or self.path}: translation cache is unusable ({err}); delete it to start afresh") from None
 
     def get_many(self, translator_key: str, texts: list[str]) -> dict[str, str]:
