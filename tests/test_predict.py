@@ -285,3 +285,25 @@ def test_new_post_errors_are_one_line_with_exit_2(tmp_path, model_dir, case, mes
     assert result.output.count("\n") == 1 and result.output.startswith("error:") and message in result.output, result.output
     if case == "run with broken model":
         assert str(run_dir / "model") in result.output
+
+
+def test_input_format_settles_what_detection_refuses(tmp_path, model_dir, posts):
+    """One post's tokens without a blank line could be one-word posts: refused, then labelled as --input-format says."""
+    twitter, _ = posts
+    tokens = tmp_path / "one-post.txt"
+    tokens.write_text("\n".join(twitter[0].tokens) + "\n", encoding="utf-8")
+    assert len(twitter[0].tokens) > 1 and not any(" " in t for t in twitter[0].tokens)
+    base = ["predict", str(model_dir), "--input", str(tokens), "--lang", "en"]
+    assert run(*base).exit_code == 2
+    as_tokens = run(*base, "--input-format", "tokens")
+    as_raw = run(*base, "--input-format", "raw")
+    assert as_tokens.exit_code == 0 and as_raw.exit_code == 0, as_tokens.output + as_raw.output
+    one_post = read_samples_text(tmp_path, as_tokens.stdout, "conll")
+    assert [s.tokens for s in one_post] == [twitter[0].tokens]
+    assert len(read_samples_text(tmp_path, as_raw.stdout, "twitter")) == len(twitter[0].tokens)  # a post per line
+
+
+def read_samples_text(folder, text: str, fmt: str):
+    path = folder / f"read.{fmt}"
+    path.write_text(text, encoding="utf-8")
+    return read_samples(path, fmt, bio="keep")
