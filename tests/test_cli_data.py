@@ -191,3 +191,29 @@ def test_validate_and_stats_on_generated_files(tmp_path: Path, generated_data) -
     splits_json = json.loads(run("data", "stats", *files, "--json").output)["splits"]
     assert [s["entities"]["ORG"] for s in splits_json] == [c["ORG"] for c in counts]
     assert [s["total_entities"] for s in splits_json] == [sum(len(p.entities()) for p in posts) for posts in written]
+
+
+@pytest.mark.parametrize("fmt", ["twitter", "cmner", "conll"])
+def test_repair_warning_advises_a_command_that_lists_each_orphan(tmp_path: Path, caplog, fmt: str) -> None:
+    """Reading for translation, training or prediction repairs orphan I- tags and says how to see them:
+    the advised command must exist and list every repaired tag with its file:line."""
+    import shlex
+
+    from xlingual.data.formats import read_samples, write_samples
+    from xlingual.data.sample import Sample
+
+    samples = [Sample("p1", ["a", "b", "c"], ["O", "I-PER", "O"], lang="zh" if fmt == "cmner" else "en"),
+               Sample("p2", ["d", "e"], ["I-LOC", "I-LOC"], lang="zh" if fmt == "cmner" else "en")]
+    path = tmp_path / "with space" / "in.txt"
+    write_samples(path, samples, fmt)
+    with caplog.at_level("WARNING", logger="xlingual"):
+        read_samples(path, fmt)
+    warning = next(r.getMessage() for r in caplog.records if "orphan" in r.getMessage())
+    assert "--bio keep" not in warning
+    command = shlex.split(re.search(r"\((xl .*) lists each one\)", warning).group(1))
+    assert command[0] == "xl"
+    result = run(*command[1:])
+    assert result.exit_code == 2, result.output
+    expected = (2, 5) if fmt == "conll" else (3, 7)  # 'b' of p1 and 'd' of p2 (p2's second I-LOC continues the first)
+    listed = {re.match(r"(.*):(\d+): ", line).groups() for line in result.output.splitlines() if "orphan" in line}
+    assert listed == {(str(path), str(line)) for line in expected}

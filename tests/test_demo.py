@@ -20,6 +20,12 @@ def test_demo_runs_every_stage_and_says_the_models_are_tiny(tmp_path):
         assert stage in out
     assert "tiny" in out and "random weights" in out
     assert "xl experiment --direction en-zh" in out and "xl translate --src en --tgt zh" in out
+    # quiet: one line per stage and its outputs, no log lines; the failed alignment explained once, not warned about
+    lines = out.splitlines()
+    assert len(lines) < 80, len(lines)
+    assert not [line for line in lines if line.startswith(("INFO ", "DEBUG ", "WARNING "))]
+    assert "ALIGNMENT LOOK" not in out
+    assert out.count("the alignment check flags them as failed") == 1
     # each stage left its artefacts in the data-dir layout real runs read
     data = work / "data"
     assert (data / "translated" / "twitter2015.en-zh.tiny-marian-en-zh" / "report.json").is_file()
@@ -28,6 +34,10 @@ def test_demo_runs_every_stage_and_says_the_models_are_tiny(tmp_path):
     runs = sorted(p.name for p in (work / "runs").iterdir())
     assert runs == ["acn-en-zh-src_tgt-seed444", "acn-en-zh-tgt_only-seed444", "umt-en-zh-tgt_only-img_none-seed460"]
     for run in runs:
+        # the per-step logs the console left out are in the run's run.log
+        log = (work / "runs" / run / "run.log").read_text(encoding="utf-8")
+        assert "epoch 0: step 1/" in log, run
+        assert ("THIS ALIGNMENT LOOKED FAILED" in log) == run.startswith("acn"), run  # ACN reads the aligned vectors
         metrics = json.loads((work / "runs" / run / "metrics.json").read_text())
         test = metrics["test"]["conlleval"]
         # the tiny models learn something real: entities found on the held-out test posts, selected on dev
@@ -46,6 +56,45 @@ def test_demo_runs_every_stage_and_says_the_models_are_tiny(tmp_path):
     assert "demo (tiny models" in (work / "report" / "table2.tex").read_text()
     # a second run reuses every finished stage: the runs are kept, not retrained
     before = {run: (work / "runs" / run / "metrics.json").read_text() for run in runs}
-    again = CliRunner().invoke(app, ["demo", "--output", str(work)])
+    again = CliRunner().invoke(app, ["demo", "--output", str(work), "-v"])
     assert again.exit_code == 0, again.output
+    assert "INFO xlingual." in again.output  # -v prints the log lines again
     assert {run: (work / "runs" / run / "metrics.json").read_text() for run in runs} == before
+
+
+def test_quiet_console_keeps_warnings_and_every_record_for_other_handlers(capsys):
+    """What the quiet demo hides from the console still reaches run.log (any handler on the library's logger)."""
+    import logging
+
+    from xlingual.cli import quiet_console, setup_logging
+    from xlingual.demo import explained_by_demo
+    from xlingual.embeddings.paths import ALIGNMENT_SUSPECT
+
+    setup_logging(0)
+    library = logging.getLogger("xlingual")
+    seen: list[str] = []
+    run_log = logging.Handler(logging.INFO)
+    run_log.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    library.addHandler(run_log)
+    try:
+        with quiet_console(explained_by_demo):
+            logging.getLogger("xlingual.train.engine").info("stage target epoch 0: step 1/150")
+            logging.getLogger("xlingual.embeddings.paths").warning("THIS ALIGNMENT LOOKED FAILED", extra={ALIGNMENT_SUSPECT: True})
+            logging.getLogger("xlingual.features").warning("an unexplained warning")
+        quiet = capsys.readouterr().err
+        logging.getLogger("xlingual.train.engine").info("after the demo")
+        after = capsys.readouterr().err
+    finally:
+        library.removeHandler(run_log)
+    assert quiet.splitlines() == ["WARNING xlingual.features: an unexplained warning"]
+    assert "after the demo" in after
+    assert seen == ["stage target epoch 0: step 1/150", "THIS ALIGNMENT LOOKED FAILED", "an unexplained warning", "after the demo"]
+
+
+def test_transient_bars_leave_no_line():
+    from xlingual.progress import progress_bar, transient_bars
+
+    with transient_bars():
+        assert progress_bar(total=1).leave is False
+        assert progress_bar(total=1, leave=True).leave is False
+    assert progress_bar(total=1).leave is True

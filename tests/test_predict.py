@@ -155,3 +155,155 @@ def test_evaluate_with_features_uses_the_cmner_posts_images(tmp_path, model_dir,
         assert seen_images == {s.id: True for s in cmner}
         scores = json.loads(result.stdout)["data"]
         assert scores["conlleval"]["gold"] == sum(len(s.entities()) for s in cmner)
+
+
+# -- new posts: raw text and token files, a run folder as the model ------------------------------------------------------
+
+def make_run(root, model_dir, direction: str):
+    """A run folder as 'xl train' leaves it, as far as xl predict reads it: model/ and the config.yaml naming the target dataset."""
+    import shutil
+
+    from xlingual.train.config import load_config, save_config
+
+    run_dir = root / f"umt-{direction}"
+    shutil.copytree(model_dir, run_dir / "model")
+    save_config(load_config("tgt_only", "umt", direction), run_dir / "config.yaml")
+    return run_dir
+
+
+def unlabelled(samples, lang: str):
+    from xlingual.data.sample import Sample
+
+    return [Sample(s.id, list(s.tokens), ["O"] * len(s.tokens), lang=lang) for s in samples]
+
+
+@pytest.mark.parametrize("direction, lang, fmt", [("zh-en", "en", "twitter"), ("en-zh", "zh", "cmner")])
+def test_predict_run_labels_raw_posts_in_the_runs_language(tmp_path, model_dir, posts, direction, lang, fmt):
+    """Raw text, one post per line (blank lines skipped), tokenised as the run's target dataset is: Twitter-style English, Chinese by character."""
+    import json
+
+    from xlingual.data.sample import Sample
+    from xlingual.projection.tokenization import target_tokenizer
+
+    twitter, cmner = posts
+    lines = [" ".join(s.tokens) for s in twitter[:5]] if lang == "en" else ["".join(s.tokens) for s in cmner]
+    raw = tmp_path / "raw.txt"
+    raw.write_text(lines[0] + "\n\n" + "\n".join(lines[1:]) + "\n", encoding="utf-8")
+    run_dir = make_run(tmp_path, model_dir, direction)
+    out, jsonl = tmp_path / "out.txt", tmp_path / "out.jsonl"
+    result = run("predict", str(run_dir), "--input", str(raw), "--output", str(out), "--jsonl", str(jsonl))
+    assert result.exit_code == 0, result.output
+    assert f"(raw, {lang})" in result.output
+    tokenize = target_tokenizer(lang)
+    expected = [Sample(f"line-{n}", tokenize(line), ["O"] * len(tokenize(line)), lang=lang)
+                for n, line in zip([1, *range(3, len(lines) + 2)], lines)]
+    if lang == "zh":
+        assert [s.tokens for s in expected] == [[t for t in s.tokens] for s in cmner]  # CMNER's own tokens: one character each
+    predicted = read_samples(out, fmt, bio="keep")
+    assert [(s.id, s.tokens) for s in predicted] == [(s.id, s.tokens) for s in expected]
+    assert [s.labels for s in predicted] == load_model(model_dir).predict(expected)
+    records = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines()]
+    assert [(r["id"], r["tokens"], r["labels"], r["lang"]) for r in records] == [(s.id, s.tokens, s.labels, lang) for s in predicted]
+    assert [r["meta"]["text"] for r in records] == lines
+    joiner = "" if lang == "zh" else " "
+    for record, sample in zip(records, predicted):
+        assert [(e["type"], e["start"], e["end"]) for e in record["meta"]["entities"]] == [(e.type, e.start, e.end) for e in sample.entities()]
+        assert [e["text"] for e in record["meta"]["entities"]] == [joiner.join(sample.tokens[e.start:e.end]) for e in sample.entities()]
+
+
+def test_predict_token_file_writes_conll_and_finds_images_by_post_id(tmp_path, model_dir, posts, seen_images):
+    """One token per line, blank line between posts, no labels: detected, labelled, written as CoNLL; images named post-N."""
+    from xlingual.features.cache import CacheProducer, CacheWriter
+
+    _, cmner = posts
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text("\n\n".join("\n".join(s.tokens) for s in cmner) + "\n", encoding="utf-8")
+    images = tmp_path / "images"
+    images.mkdir()
+    producer = CacheProducer(backbone="resnet152", region_shape=(REGIONS, CHANNELS), weights_id="random-test", crop="clean", crop_seed=None, dtype="float32")
+    writer = CacheWriter.open(tmp_path / "cache", producer, "random")
+    for n in (1, 3):  # posts 2 and 4 have no picture
+        (images / f"post-{n}.jpg").write_bytes(b"")
+        writer.add(f"post-{n}.jpg", np.full((REGIONS, CHANNELS), n, dtype=np.float32), f"test:post-{n}")
+    writer.flush()
+    run_dir = make_run(tmp_path, model_dir, "en-zh")
+    result = run("predict", str(run_dir), "-i", str(tokens), "--features", str(tmp_path / "cache"), "--image-dir", str(images), "-o", str(tmp_path / "out.conll"))
+    assert result.exit_code == 0, result.output
+    assert seen_images == {"post-1": True, "post-2": False, "post-3": True, "post-4": False}
+    predicted = read_samples(tmp_path / "out.conll", "conll", bio="keep")
+    assert [s.tokens for s in predicted] == [s.tokens for s in cmner]
+    assert not (tmp_path / "out.conll").read_text(encoding="utf-8").startswith("WID:")
+
+
+def test_bare_model_folder_needs_lang_for_raw_text_and_takes_it(tmp_path, model_dir):
+    raw = tmp_path / "raw.txt"
+    raw.write_text("Obama visits Paris today\n", encoding="utf-8")
+    refused = run("predict", str(model_dir), "--input", str(raw))
+    assert refused.exit_code == 2 and refused.output.count("\n") == 1 and "--lang" in refused.output
+    labelled = run("predict", str(model_dir), "--input", str(raw), "--lang", "en")
+    assert labelled.exit_code == 0, labelled.output
+    assert labelled.stdout.splitlines()[:3] == ["IMGID:line-1", labelled.stdout.splitlines()[1], labelled.stdout.splitlines()[2]]
+    assert [line.split("\t")[0] for line in labelled.stdout.splitlines()[1:]] == ["Obama", "visits", "Paris", "today"]
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("empty run folder", "not a model folder"),
+        ("run without model", "without a saved model"),
+        ("run with broken model", "holds no config.json"),
+        ("no model named", "name the model"),
+        ("two models named", "two models named"),
+        ("a language without tokeniser", "--tokenizer"),
+        ("not a language", "--lang xx"),
+        ("ambiguous input", "--input-format"),
+        ("unknown input format", "--input-format"),
+    ],
+)
+def test_new_post_errors_are_one_line_with_exit_2(tmp_path, model_dir, case, message):
+    raw = tmp_path / "raw.txt"
+    raw.write_text("Obama visits Paris\n", encoding="utf-8")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    args = ["predict", str(run_dir), "--input", str(raw)]
+    if case == "run without model":
+        (run_dir / "config.yaml").write_text("model_type: umt\n", encoding="utf-8")
+    elif case == "run with broken model":
+        (run_dir / "model").mkdir()
+    elif case == "no model named":
+        args = ["predict", "--input", str(raw)]
+    elif case == "two models named":
+        args += ["--model", str(model_dir)]
+    elif case in ("a language without tokeniser", "not a language", "ambiguous input", "unknown input format"):
+        args[1] = str(model_dir)
+        args += {"a language without tokeniser": ["--lang", "ja"], "not a language": ["--lang", "xx"],
+                 "ambiguous input": ["--lang", "en"], "unknown input format": ["--input-format", "words"]}[case]
+        if case == "ambiguous input":
+            raw.write_text("Obama\nvisits\nParis\n", encoding="utf-8")
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1 and result.output.startswith("error:") and message in result.output, result.output
+    if case == "run with broken model":
+        assert str(run_dir / "model") in result.output
+
+
+def test_input_format_settles_what_detection_refuses(tmp_path, model_dir, posts):
+    """One post's tokens without a blank line could be one-word posts: refused, then labelled as --input-format says."""
+    twitter, _ = posts
+    tokens = tmp_path / "one-post.txt"
+    tokens.write_text("\n".join(twitter[0].tokens) + "\n", encoding="utf-8")
+    assert len(twitter[0].tokens) > 1 and not any(" " in t for t in twitter[0].tokens)
+    base = ["predict", str(model_dir), "--input", str(tokens), "--lang", "en"]
+    assert run(*base).exit_code == 2
+    as_tokens = run(*base, "--input-format", "tokens")
+    as_raw = run(*base, "--input-format", "raw")
+    assert as_tokens.exit_code == 0 and as_raw.exit_code == 0, as_tokens.output + as_raw.output
+    one_post = read_samples_text(tmp_path, as_tokens.stdout, "conll")
+    assert [s.tokens for s in one_post] == [twitter[0].tokens]
+    assert len(read_samples_text(tmp_path, as_raw.stdout, "twitter")) == len(twitter[0].tokens)  # a post per line
+
+
+def read_samples_text(folder, text: str, fmt: str):
+    path = folder / f"read.{fmt}"
+    path.write_text(text, encoding="utf-8")
+    return read_samples(path, fmt, bio="keep")

@@ -16,7 +16,7 @@ import re
 import shlex
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import click
@@ -226,6 +226,31 @@ def setup_logging(verbose: int) -> None:
     logging.basicConfig(handlers=[handler], level=logging.DEBUG if verbose > 1 else logging.WARNING, force=True)
     logging.getLogger("xlingual").setLevel(level)
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+@contextmanager
+def quiet_console(hide: Callable[[logging.LogRecord], bool] = lambda record: False) -> Iterator[None]:
+    """While it lasts, the console shows only warnings and errors, less those ``hide`` picks (what the command explains itself).
+
+    Only the console handler :func:`setup_logging` installed is filtered: every
+    other handler (a run's ``run.log``) still receives every record.
+    """
+    def keep(record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING and not hide(record)
+
+    handlers = [handler for handler in logging.getLogger().handlers if isinstance(handler, _StderrHandler)]
+    for handler in handlers:
+        handler.addFilter(keep)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(keep)
+
+
+def verbose_logging() -> bool:
+    """Whether ``xl -v`` asked for debug output (see :func:`setup_logging`)."""
+    return logging.getLogger("xlingual").isEnabledFor(logging.DEBUG)
 
 
 def _version(value: bool) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -325,12 +326,21 @@ def parse_valid_file(path: str | Path, format: str | None = None) -> ReadResult:
     return result
 
 
+def orphan_listing_command(path: str | Path, format: str) -> str:
+    """The command that lists a file's orphan ``I-`` tags with their lines: the advice a repaired read gives.
+
+    Reading for translation, training or prediction always repairs; only ``xl data validate`` has a ``--bio`` option.
+    """
+    return shlex.join(["xl", "data", "validate", str(path), "--format", format, "--bio", "reject"])
+
+
 def raise_for_errors(result: ReadResult) -> list[Sample]:
     """The samples of a clean read; :class:`DataValidationError` when it found errors. Repaired orphans are logged."""
     if result.error_count:
         raise DataValidationError(result.errors, result.error_count)
     if result.repaired_orphans:
-        logger.warning("%s: repaired %d orphan I- tag(s) to B- (use --bio keep to keep them)", result.path, result.repaired_orphans)
+        logger.warning("%s: repaired %d orphan I- tag(s) to B- (%s lists each one)", result.path, result.repaired_orphans,
+                       orphan_listing_command(result.path, result.format))
     return result.samples
 
 

@@ -28,6 +28,7 @@ from xlingual.embeddings.adversarial import AdversarialOptions, adversarial_mapp
 from xlingual.embeddings.check import FailureCheck, check_alignment
 from xlingual.embeddings.dictionary import IDENTICAL, Dictionary, identical_dictionary, read_dictionary
 from xlingual.embeddings.evaluate import mean_cosine_criterion
+from xlingual.embeddings.paths import ALIGNMENT_SUSPECT
 from xlingual.embeddings.normalize import DEFAULT_NORMALIZE, normalize_embeddings, parse_steps
 from xlingual.workspace import AlignedPaths
 from xlingual.embeddings.procrustes import procrustes
@@ -143,7 +144,7 @@ def align_embeddings(
         logger.warning(
             "ALIGNMENT LOOKS FAILED (%d check(s)): %s. Do not use these vectors as they are: try a seed dictionary "
             "(--dico FILE or --dico identical), more --restarts, --normalize renorm,center,renorm, or more data.",
-            result.suspect, "; ".join(check.reasons),
+            result.suspect, "; ".join(check.reasons), extra={ALIGNMENT_SUSPECT: True},
         )
     return result
 

@@ -29,14 +29,26 @@ def find_aligned_pair(data_dir: str | Path, lang_a: str, lang_b: str) -> dict[st
     return None
 
 
-def warn_if_suspect(paths: AlignedPaths) -> bool:
-    """Whoever picks up aligned vectors hears again that their alignment looked failed; True when it did."""
+ALIGNMENT_SUSPECT = "alignment_suspect"
+"""The attribute set on the log records that say an alignment looked failed, so a caller that explains it (the demo) can tell them apart."""
+
+
+def suspect_reasons(paths: AlignedPaths) -> list[str] | None:
+    """Why the alignment in ``paths`` looked failed (its ``alignment.json``), or None when it did not (or was never checked)."""
     try:
         summary = json.loads(paths.summary.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
+        return None
     if isinstance(summary, dict) and summary.get("suspect"):
-        reasons = "; ".join(summary.get("suspect_reasons") or []) or "see alignment.json"
-        logger.warning("%s: THIS ALIGNMENT LOOKED FAILED (%s)", paths.root, reasons)
-        return True
-    return False
+        return [str(reason) for reason in summary.get("suspect_reasons") or []]
+    return None
+
+
+def warn_if_suspect(paths: AlignedPaths) -> bool:
+    """Whoever picks up aligned vectors hears again that their alignment looked failed; True when it did."""
+    reasons = suspect_reasons(paths)
+    if reasons is None:
+        return False
+    logger.warning("%s: THIS ALIGNMENT LOOKED FAILED (%s)", paths.root, "; ".join(reasons) or "see alignment.json",
+                   extra={ALIGNMENT_SUSPECT: True})
+    return True
