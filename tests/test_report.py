@@ -166,8 +166,8 @@ def test_report_cli_and_its_errors(runs_root, tmp_path):
 
 def test_runs_are_grouped_by_configuration(runs_root):
     rows = build_rows(find_runs([runs_root]), bootstrap=0)
-    assert rows[("acn", (("twitter2015",), "cmner"), "src_tgt", "all")].seeds == 3  # a direction is its pair of datasets
-    assert rows[("umt", (("cmner",), "twitter2015"), "tgt", "all")].seeds == 1
+    assert rows[("acn", (("twitter2015",), "cmner"), "src_tgt", "all", "")].seeds == 3  # a direction is its pair of datasets
+    assert rows[("umt", (("cmner",), "twitter2015"), "tgt", "all", "")].seeds == 1
 
 
 def make_multilingual_run(root: Path, model: str, setting: str, seed: int, tests: dict[str, list[Sample]], error_rates: dict[str, float]) -> Path:
