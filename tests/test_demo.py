@@ -54,6 +54,12 @@ def test_demo_runs_every_stage_and_says_the_models_are_tiny(tmp_path):
     assert "DEMO NUMBERS" in report and "demo (tiny models, made-up sample)" in report
     assert "paper F1" not in report and "Δ paper" not in report
     assert "demo (tiny models" in (work / "report" / "table2.tex").read_text()
+    # the runs carry the marking: a later xl report over them writes the demo's tables, p values included
+    assert all(json.loads((work / "runs" / run / "metrics.json").read_text())["purpose"] == "demo" for run in runs)
+    later = CliRunner().invoke(app, ["report", str(work / "runs"), "--output", str(tmp_path / "later")])
+    assert later.exit_code == 0 and "DEMO NUMBERS" in later.output and "paper F1" not in later.output
+    for table in ("table2.md", "table3.md", "multilingual-en-zh.md", "table3.tex"):
+        assert (tmp_path / "later" / table).read_text() == (work / "report" / table).read_text(), table
     # a second run reuses every finished stage: the runs are kept, not retrained
     before = {run: (work / "runs" / run / "metrics.json").read_text() for run in runs}
     again = CliRunner().invoke(app, ["demo", "--output", str(work), "-v"])

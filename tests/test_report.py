@@ -10,17 +10,26 @@ import re
 import statistics
 from pathlib import Path
 
+import tempfile
+
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from xlingual.cli import app
 from xlingual.data.datasets import get_dataset
 from xlingual.data.sample import Sample
 from xlingual.io import atomic_write_json
-from xlingual.evaluation.report import build_rows, find_runs, write_report
+from xlingual.evaluation.paper import SETTING_LABELS, SETTING_MEANINGS
+from xlingual.evaluation.purpose import DEMO, DEMO_LABEL, DEMO_NOTE
+from xlingual.evaluation.report import RunRecord, build_rows, find_runs, write_report
+from xlingual.text_escape import markdown_cell
+from xlingual.train.config import load_config, save_config
 from xlingual.train.run import predict_and_write
 from xlingual.workspace import RunFolder
-from xlingual.evaluation.significance import paired_bootstrap
+from xlingual.evaluation.significance import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, paired_bootstrap
 
 TYPES = ["PER", "LOC", "ORG", "MISC"]
 
@@ -166,8 +175,8 @@ def test_report_cli_and_its_errors(runs_root, tmp_path):
 
 def test_runs_are_grouped_by_configuration(runs_root):
     rows = build_rows(find_runs([runs_root]), bootstrap=0)
-    assert rows[("acn", (("twitter2015",), "cmner"), "src_tgt", "all")].seeds == 3  # a direction is its pair of datasets
-    assert rows[("umt", (("cmner",), "twitter2015"), "tgt", "all")].seeds == 1
+    assert rows[("acn", (("twitter2015",), "cmner"), "src_tgt", "all", "")].seeds == 3  # a direction is its pair of datasets
+    assert rows[("umt", (("cmner",), "twitter2015"), "tgt", "all", "")].seeds == 1
 
 
 def make_multilingual_run(root: Path, model: str, setting: str, seed: int, tests: dict[str, list[Sample]], error_rates: dict[str, float]) -> Path:
@@ -280,3 +289,201 @@ def test_per_type_columns_list_the_types_the_runs_found(tmp_path):
     with_type_scores(make_run(only_open, "acn", "en-zh", "tgt_only", "all", 1, test, 0.3), {"PRODUCT": 40.0}, keep_canonical=False)
     header = {t.name: t for t in write_report([only_open], tmp_path / "out2", bootstrap=0).tables}["table2"].header
     assert header[3] == "PRODUCT" and "PER" not in header  # an open label set's own types, no empty canonical columns
+
+
+# -- rows are configurations ---------------------------------------------------
+
+def configure(run_dir: Path, *overrides: str, **metrics: object) -> Path:
+    """Give a fake run the config.yaml a run of its model, direction, setting and seed saves (with ``overrides``), and more metrics."""
+    recorded = json.loads((run_dir / "metrics.json").read_text())
+    config = load_config(recorded["setting"], recorded["model_type"], recorded["direction"],
+                         [f"seed={recorded['seed']}", f"images={recorded['images']}", f"data.data_dir={run_dir.parent / 'data'}", *overrides])
+    save_config(config, RunFolder(run_dir).config)
+    atomic_write_json(run_dir / "metrics.json", {**recorded, **metrics})
+    return run_dir
+
+
+def _rows(table) -> list[dict[str, str]]:
+    return [dict(zip(table.header, r)) for r in table.rows]
+
+
+def _f1(run_dir: Path) -> float:
+    return json.loads((run_dir / "metrics.json").read_text())["test"]["conlleval"]["f1"]
+
+
+def test_two_runs_of_one_seed_with_different_budgets_are_two_rows_never_averaged(tmp_path):
+    test = make_test_set(120, seed=21)
+    root = tmp_path / "runs"
+    data = f"data.data_dir={tmp_path / 'data'}"  # one data directory: its test split has 120 posts
+    big = configure(make_run(root / "a", "acn", "en-zh", "tgt_only", "all", 444, test, 0.1),
+                    "target.epochs=2", "data.max_samples=200", data, test_samples=120)
+    small = configure(make_run(root / "b", "acn", "en-zh", "tgt_only", "all", 444, test[:50], 0.7),
+                      "target.epochs=1", "data.max_samples=50", data, test_samples=50)
+    assert abs(_f1(big) - _f1(small)) > 10
+    report = write_report([root], tmp_path / "out", bootstrap=0)
+    tables = {t.name: t for t in report.tables}
+    for name, column in (("table2", "input"), ("table3", "train")):
+        rows = {r[column]: r for r in _rows(tables[name])}
+        assert len(rows) == 2 and all(r["seeds"] == "1" for r in rows.values())
+        big_row = next(r for label, r in rows.items() if "[target.epochs=2, data.max_samples=200]" in label)
+        small_row = next(r for label, r in rows.items() if "[target.epochs=1, data.max_samples=50]" in label)
+        assert big_row["F1"] == f"{_f1(big):.2f} (1 seed)" and small_row["F1"] == f"{_f1(small):.2f} (1 seed)"
+        assert "(subset: data.max_samples=50, 50 of 120 test posts)" in next(label for label in rows if "max_samples=50]" in label)
+        assert all(r["paper F1"] == "" and r["Δ paper"] == "" for r in rows.values()), "a subset is never set beside the paper"
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    assert f"{statistics.fmean([_f1(big), _f1(small)]):.2f}" not in markdown  # no cell averages the two configurations
+
+
+def test_seeds_of_one_configuration_are_one_row_wherever_their_inputs_and_outputs_lie(tmp_path):
+    test = make_test_set(80, seed=22)
+    root = tmp_path / "runs"
+    runs = [configure(make_run(root / "a", "acn", "en-zh", "tgt_only", "none", 1, test, 0.3), test_samples=80),
+            configure(make_run(root / "b", "acn", "en-zh", "tgt_only", "none", 2, test, 0.35), "name=mine", "tensorboard=true",
+                      "data.build_missing=true", test_samples=80)]  # another data_dir, name and switches that change no number
+    rows = build_rows(find_runs([root]), bootstrap=0)
+    assert list(rows) == [("acn", (("twitter2015",), "cmner"), "tgt_only", "none", "")]
+    table2 = _rows({t.name: t for t in write_report([root], tmp_path / "out", bootstrap=0).tables}["table2"])
+    assert len(table2) == 1 and table2[0]["seeds"] == "2" and table2[0]["input"] == "text" and table2[0]["paper F1"] == "72.93"
+    assert table2[0]["F1"] == _cell(statistics.fmean(map(_f1, runs)), statistics.stdev(map(_f1, runs)))
+
+
+def test_a_run_scored_on_fewer_test_posts_than_its_data_has_is_a_subset_without_the_papers_numbers(tmp_path):
+    test = make_test_set(120, seed=23)
+    root = tmp_path / "runs"
+    for seed in (1, 2):
+        configure(make_run(root / "full", "acn", "en-zh", "tgt_only", "all", seed, test, 0.4), test_samples=120)
+        configure(make_run(root / "full", "acn", "en-zh", "src_tgt", "all", seed, test[:50], 0.1), test_samples=50)  # a shortened test set
+    rows = build_rows(find_runs([root]), bootstrap=200)
+    pair = (("twitter2015",), "cmner")
+    short, full = rows[("acn", pair, "src_tgt", "all", "")], rows[("acn", pair, "tgt_only", "all", "")]
+    assert short.subset == "50 of 120 test posts" and short.paper is None and short.p_value is None  # not tested on other posts
+    assert full.subset == "" and full.paper is not None
+    table3 = {r["train"]: r for r in _rows({t.name: t for t in write_report([root], tmp_path / "out", bootstrap=0).tables}["table3"])}
+    assert table3["SRC&TGT (subset: 50 of 120 test posts)"]["paper F1"] == "" and table3["−"]["paper F1"] == "74.52"
+    assert "subset: trained or scored on part of the data" in (tmp_path / "out" / "table3.md").read_text()
+
+
+RUN_SPACE = st.lists(st.tuples(st.sampled_from(["tgt_only", "src_tgt"]), st.sampled_from([1, 2]), st.sampled_from([None, 50]),
+                               st.sampled_from([0.001, 0.01]), st.integers(0, 4), st.sampled_from(["d1", "d2"]),
+                               st.floats(0, 100, allow_nan=False)), min_size=1, max_size=12)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(RUN_SPACE)
+def test_rows_never_mix_configurations(runs):
+    """Whatever runs a report is given, each row holds the seeds of exactly one configuration, every run is in one row,
+    its numbers are its runs' mean (no deviation from one run), and its label names what sets it apart."""
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        made: dict[Path, tuple] = {}
+        records = []
+        for i, (setting, epochs, max_samples, lr, seed, data_dir, f1) in enumerate(runs):
+            run_dir = root / f"run{i}"
+            run_dir.mkdir()
+            (run_dir / "config.yaml").write_text(yaml.safe_dump({
+                "model_type": "acn", "direction": "en-zh", "setting": setting, "seed": seed, "name": f"run{i}",
+                "target": {"epochs": epochs, "lr": lr}, "data": {"max_samples": max_samples, "data_dir": data_dir}}))
+            scores = {"precision": f1, "recall": f1, "f1": f1, "per_type_f1": {"PER": f1}}
+            records.append(RunRecord(run_dir, {"model_type": "acn", "direction": "en-zh", "setting": setting, "images": "all",
+                                               "seed": seed, "test": {"conlleval": scores, "strict": scores}}))
+            made[run_dir.resolve()] = (setting, epochs, max_samples, lr)
+        rows = build_rows(records, bootstrap=0)
+        placed = [r.run_dir.resolve() for row in rows.values() for r in row.runs]
+        assert sorted(placed) == sorted(made)  # every run in exactly one row
+        for key, row in rows.items():
+            configs = {made[r.run_dir.resolve()] for r in row.runs}
+            assert len(configs) == 1, f"{key} mixes {configs}"
+            setting, epochs, max_samples, lr = configs.pop()
+            assert all(made[p] != (setting, epochs, max_samples, lr) for p in made if p not in {r.run_dir.resolve() for r in row.runs})
+            f1s = [r.test()["f1"] for r in row.runs]
+            assert row.values["f1"][0] == pytest.approx(statistics.fmean(f1s))
+            assert (row.values["f1"][1] is None) == (len(f1s) == 1)
+            assert bool(row.subset) == (max_samples is not None) and (row.paper is None or not row.subset)
+            group = [k for k in rows if k[:4] == key[:4]]
+            assert (key[4] == "") == (len(group) == 1)
+            others = [made[rows[k].runs[0].run_dir.resolve()] for k in group if k != key]
+            if any(o[1] != epochs for o in others):
+                assert f"target.epochs={epochs}" in key[4]
+            if any(o[2] != max_samples for o in others):
+                assert f"data.max_samples={'null' if max_samples is None else max_samples}" in key[4]
+
+
+# -- demo runs, p, seeds and legends ------------------------------------------------
+
+def test_a_report_over_demo_runs_keeps_the_demo_marking(runs_root, tmp_path, monkeypatch):
+    import xlingual.evaluation.report as report_module
+
+    root = tmp_path / "runs"
+    test = make_test_set(60, seed=24)
+    for setting in ("tgt_only", "src_tgt"):
+        run = make_run(root, "acn", "en-zh", setting, "all", 444, test, 0.2)
+        atomic_write_json(run / "metrics.json", {**json.loads((run / "metrics.json").read_text()), "purpose": "demo"})
+    make_run(root, "umt", "en-zh", "tgt_only", "all", 1, test, 0.2)  # a research run beside them: the report is still a demo's
+    charts = []
+    real_chart = report_module.bar_chart
+    monkeypatch.setattr(report_module, "bar_chart", lambda rows, path, note, label, paper: charts.append(paper) or real_chart(rows, path, note, label, paper))
+    report = write_report([root], tmp_path / "out")  # no note, no paper=False: the runs say they are a demo's
+    assert report.note == DEMO_NOTE and charts == [False]
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert DEMO_NOTE in text and "paper F1" not in text and "74.52" not in text
+    assert all(t.title.endswith(DEMO_LABEL) and not {"paper F1", "Δ paper"} & set(t.header) for t in report.tables)
+    result = CliRunner().invoke(app, ["report", str(root), "--output", str(tmp_path / "cli")])
+    assert result.exit_code == 0 and DEMO_NOTE in result.output and "paper F1" not in result.output
+    assert DEMO_NOTE in (tmp_path / "cli" / "report.md").read_text()
+    research = write_report([runs_root], tmp_path / "research", bootstrap=0)
+    assert research.note is None and "paper F1" in {t.name: t for t in research.tables}["table3"].header
+
+
+def test_a_trained_demo_run_records_its_purpose_and_a_research_run_none(sample_data_dir, tmp_path, one_torch_thread):
+    from xlingual.train.run import train_run
+
+    overrides = [f"data.data_dir={sample_data_dir}", "images=none", "model.word_vectors=null", "model.word_dim=8", "model.char_dim=4",
+                 "model.char_filters=2", "model.char_kernels=[2]", "model.char_out=4", "model.hidden=8", "epochs=1", "batch_size=8"]
+    config = load_config("tgt_only", "acn", "en-zh", overrides)
+    demo = train_run(config, tmp_path / "demo" / "run", purpose=DEMO)
+    research = train_run(config, tmp_path / "research" / "run")
+    assert demo.metrics["purpose"] == DEMO and "purpose" not in research.metrics
+    assert write_report([tmp_path / "demo"], tmp_path / "out-demo", bootstrap=0).note == DEMO_NOTE
+    assert write_report([tmp_path / "research"], tmp_path / "out-research", bootstrap=0).note is None
+
+
+def _p_values(report) -> dict[tuple[str, str], str]:
+    return {(t.name, r[1]): r[t.header.index("p (bootstrap)")] for t in report.tables if "p (bootstrap)" in t.header for r in t.rows}
+
+
+def test_the_same_runs_give_the_same_p_in_every_report(runs_root, tmp_path, monkeypatch):
+    first = _p_values(write_report([runs_root], tmp_path / "one"))
+    second = _p_values(write_report([runs_root], tmp_path / "two"))
+    assert first == second and first[("table3", "SRC")] and first[("table3", "SRC&TGT")]
+    result = CliRunner().invoke(app, ["report", str(runs_root), "--output", str(tmp_path / "cli")])
+    assert result.exit_code == 0
+    assert list(csv.reader(io.StringIO((tmp_path / "cli" / "table3.csv").read_text())))[1:] == {t.name: t for t in write_report(
+        [runs_root], tmp_path / "three").tables}["table3"].rows  # xl report's default resamples are the library's
+    import xlingual.demo as demo
+    import xlingual.evaluation.report as report_module
+
+    calls = []
+    monkeypatch.setattr(report_module, "write_report", lambda *args, **kwargs: calls.append((args, kwargs)) or report_module.Report([], [], 0))
+    demo.stage_report(runs_root, tmp_path / "demo")
+    assert len(calls) == 1 and len(calls[0][0]) == 2 and "bootstrap" not in calls[0][1]  # the demo's p is drawn as xl report draws it
+    assert paired_bootstrap.__defaults__[:2] == (BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED)
+
+
+def test_one_seed_cells_say_so_and_every_table_has_a_legend(runs_root, tmp_path):
+    report = write_report([runs_root], tmp_path / "out", bootstrap=300)
+    table4 = {r["train"]: r for r in _rows({t.name: t for t in report.tables}["table4"])}
+    umt = _metrics(runs_root, "umt-zh-en-tgt-all-seed1")[0]["test"]
+    assert table4["TGT"]["F1"] == f"{umt['conlleval']['f1']:.2f} (1 seed)" and table4["TGT"]["strict F1"] == f"{umt['strict']['f1']:.2f} (1 seed)"
+    one_seed = [r for t in report.tables for r in t.rows if r[2] == "1"]
+    assert one_seed and not any("±" in cell for r in one_seed for cell in r)  # never "± 0.00": one run's spread is unknown
+    for table in (t for t in report.tables if t.rows):
+        markdown, latex = table.markdown(), table.latex()
+        legend = markdown.rstrip("\n").splitlines()[-1]
+        assert markdown.splitlines()[-2] == "" and legend.startswith("Legend: ") and "Legend: " in latex
+        for label in {r[1] for r in table.rows} if table.name != "table2" else []:
+            setting = next(s for s, shown in SETTING_LABELS.items() if label.split(" (")[0] == shown)
+            assert f"{markdown_cell(label.split(' (')[0])}: {SETTING_MEANINGS[setting]}" in legend
+        assert ("1 seed: a single run" in legend) == any(r[2] == "1" for r in table.rows)
+        if any(cell and cell[0].isdigit() for r in table.rows for h, cell in zip(table.header, r) if h.startswith("p ")):
+            assert "(300 resamples, seed 0)" in legend
+    assert "Legend: −: trained on the target dataset only" in (tmp_path / "out" / "table3.md").read_text()

@@ -30,6 +30,7 @@ import numpy as np
 
 from xlingual.data.datasets import load_split
 from xlingual.embeddings.paths import ALIGNMENT_SUSPECT, suspect_reasons
+from xlingual.evaluation.purpose import DEMO, DEMO_LABEL, DEMO_NOTE
 from xlingual.workspace import DataDir
 from xlingual.data.sample_data import write_sample_data_dir
 
@@ -191,9 +192,6 @@ DEMO_TRAINING = ["batch_size=4", "eval_batch_size=8", "lr=1e-2", "patience=null"
 DEMO_ACN = ["model.word_dim=16", "model.char_dim=8", "model.char_filters=4", "model.char_out=8", "model.hidden=16",
             "epochs=25", *DEMO_TRAINING]
 DEMO_UMT = ["model.freeze_bottom_layers=0", "model.cross_heads=2", "model.max_length=128", "images=none", "epochs=30", *DEMO_TRAINING]
-DEMO_LABEL = "demo (tiny models, made-up sample)"
-DEMO_NOTE = ("DEMO NUMBERS: tiny models trained on the package's made-up sample and scored on its few test posts. "
-             "They show the pipeline learns; they are not a reproduction of the paper, so its numbers are left out.")
 
 
 @contextmanager
@@ -221,7 +219,7 @@ def stage_train(work_dir: Path, data_dir: Path, runs_dir: Path) -> StageOutcome:
     with one_torch_thread():
         for setting in ("tgt_only", "src_tgt"):
             config = load_config(setting, "acn", "en-zh", base + DEMO_ACN)
-            result = train_run(config, runs_dir / config.run_name, resume=True)
+            result = train_run(config, runs_dir / config.run_name, resume=True, purpose=DEMO)
             outputs.append(result.run_dir)
             lines.append(f"ACN {setting}: test F1 {result.test_f1:.2f}")
         umt = _train_tiny_umt(work_dir, data_dir, runs_dir, base)
@@ -241,13 +239,13 @@ def _train_tiny_umt(work_dir: Path, data_dir: Path, runs_dir: Path, base: list[s
         tokens = {t for split in ("train", "dev", "test") for s in load_split(data_dir, "cmner", split, with_images=False) for t in s.tokens}
         build_tiny_bert(encoder, sorted(tokens))
     config = load_config("tgt_only", "umt", "en-zh", base + [f"model.encoder={encoder}", *DEMO_UMT])
-    return train_run(config, runs_dir / config.run_name, resume=True)
+    return train_run(config, runs_dir / config.run_name, resume=True, purpose=DEMO)
 
 
 def stage_report(runs_dir: Path, report_dir: Path) -> StageOutcome:
     from xlingual.evaluation.report import write_report
 
-    report = write_report([runs_dir], report_dir, bootstrap=200, note=DEMO_NOTE, label=DEMO_LABEL, paper=False)
+    report = write_report([runs_dir], report_dir, note=DEMO_NOTE, label=DEMO_LABEL, paper=False)  # the runs say so too
     return StageOutcome("report", f"Tables 2-4 (Markdown, LaTeX, CSV) and a bar chart from {report.runs} run folders, "
                         "marked as demo numbers and without the paper's columns", [report_dir])
 

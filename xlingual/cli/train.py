@@ -14,6 +14,7 @@ from xlingual.cli._options import (
     BuildMissingOption, DatasetsOption, FeaturesOption, FormatOption, ImageDirOption, ImageSeedOption, JsonOption, PostImagesOption, RayOption, SetOption,
     format_name,
 )
+from xlingual.evaluation.significance import BOOTSTRAP_RESAMPLES
 from xlingual.features.choices import PostImages
 from xlingual.scale.runtime import RaySettings
 
@@ -190,7 +191,8 @@ def experiment(
 def report(
     runs: list[Path] = typer.Argument(..., help="Run folders, or folders holding run folders."),
     output: Path = typer.Option(Path("report"), "--output", "-o", help="Where to write tables (md, tex, csv) and the chart."),
-    bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the significance test (0: skip)."),
+    bootstrap: int = typer.Option(BOOTSTRAP_RESAMPLES, "--bootstrap", help="Bootstrap resamples for the significance test (0: skip); "
+                                  "its seed is fixed, so the same runs give the same p in every report."),
 ) -> None:
     """Tables 2-4 of the CMNER paper (Markdown, LaTeX, CSV) and a bar chart, from run folders.
 
@@ -203,6 +205,8 @@ def report(
     from xlingual.evaluation.report import write_report
 
     result = write_report(list(runs), output, bootstrap)
+    if result.note:
+        typer.echo(result.note)
     for table in result.tables:
         if table.rows:
             typer.echo(table.markdown())

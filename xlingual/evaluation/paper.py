@@ -47,4 +47,13 @@ CROSS_LINGUAL: dict[tuple[str, str, str], PaperRow] = {
 
 SETTING_LABELS = {"tgt_only": "−", "src": "SRC", "tgt": "TGT", "src_tgt": "SRC&TGT", "joint": "JOINT", "joint_tgt": "JOINT&TGT"}
 """The paper's names for its settings, and ours for the multilingual ones (one model trained on both datasets)."""
+SETTING_MEANINGS = {
+    "tgt_only": "trained on the target dataset only",
+    "src": "pre-trained on the source dataset, then fine-tuned on the target",
+    "tgt": "pre-trained on the source translated into the target language, then fine-tuned on the target",
+    "src_tgt": "pre-trained on the source and its translation, then fine-tuned on the target",
+    "joint": "one model trained on the target and source datasets together",
+    "joint_tgt": "as JOINT, plus the source translated into the target language",
+}
+"""What each label of :data:`SETTING_LABELS` means, for the legend under every report table."""
 IMAGE_LABELS = {"none": "text", "one": "text + one image", "all": "text + all images"}

@@ -1,13 +1,20 @@
 """Tables 2-4 of the CMNER paper from run folders, and the same tables for any other dataset pair.
 
-Runs are grouped by (model, pair, setting, images), a pair being the source
-datasets and the target dataset a run trained on (a direction is the paper's
-name for its two pairs, Twitter2015 -> CMNER and back). Each row shows the mean
-± standard deviation over seeds, for the paper's pairs and settings the
-paper's number and our difference from it, and for every other setting a
+A row is one configuration: the runs whose resolved configs (each run
+folder's ``config.yaml``) are equal but for the seed and where the run's
+inputs and outputs lie (:data:`SEED_FREE_KEYS`). Runs of one (model, pair,
+setting, images) that differ in anything else are separate rows, labelled by
+what differs, never averaged; a pair is the source datasets and the target
+dataset a run trained on (a direction is the paper's name for its two pairs,
+Twitter2015 -> CMNER and back). Each row shows the mean ± standard deviation
+over seeds ("1 seed" where there is one), for the paper's pairs and settings
+the paper's number and our difference from it, and for every other setting a
 paired bootstrap against ``tgt_only`` with a plain verdict on whether the gain
-exceeds seed noise. One table per pair; per-type columns list the entity
-types the runs' metrics hold.
+exceeds seed noise. A row of runs trained or scored on part of the data
+(``data.max_samples``, a shortened test set) is marked "subset" and never set
+beside the paper's numbers; a report holding runs made for a demo says so
+(:mod:`xlingual.evaluation.purpose`). One table per pair, each with a legend
+line; per-type columns list the entity types the runs' metrics hold.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import textwrap
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +44,20 @@ from xlingual.train.config.packaged import settings as known_settings
 from xlingual.train.config.schema import direction_datasets, pair_label
 from xlingual.evaluation.evaluate import check_run_outputs, read_run_predictions
 from xlingual.evaluation.metrics import sentence_counts
-from xlingual.evaluation.paper import CROSS_LINGUAL, IMAGE_LABELS, SETTING_LABELS, TABLE2, PaperRow
+from xlingual.evaluation.paper import CROSS_LINGUAL, IMAGE_LABELS, SETTING_LABELS, SETTING_MEANINGS, TABLE2, PaperRow
+from xlingual.evaluation.purpose import PURPOSE_KEY, marking
 from xlingual.workspace import METRICS_NAME, RunFolder
-from xlingual.evaluation.significance import paired_bootstrap
+from xlingual.evaluation.significance import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, paired_bootstrap
 
 logger = logging.getLogger(__name__)
 
 Pair = tuple[tuple[str, ...], str]  # source datasets, target dataset
 GroupKey = tuple[str, Pair, str, str]  # model, pair, setting, images
+RowKey = tuple[str, Pair, str, str, str]  # model, pair, setting, images, variant ("" where the group holds one configuration)
+
+SEED_FREE_KEYS = frozenset({"seed", "name", "data.data_dir", "data.datasets_file", "data.build_missing", "tensorboard", "save_every_steps"})
+"""Config keys in which the seeds of one configuration may differ: the seed, the run's name, where its inputs lie,
+and switches that change how a run is carried out (building a missing input, logging, checkpointing), not what it computes."""
 
 PAPER_DIRECTIONS: tuple[str, ...] = ("en-zh", "zh-en")
 """The CMNER paper's two directions: Tables 3 and 4."""
@@ -79,6 +93,39 @@ class RunRecord:
     def test(self, mode: str = "conlleval") -> dict[str, Any]:
         return self.metrics["test"][mode]
 
+    @cached_property
+    def config(self) -> dict[str, Any] | None:
+        """The run's resolved config (its ``config.yaml``) as dotted keys; None for a folder without one.
+
+        Read through the config schema, so a field added since the run was
+        made compares at its default; a config this version cannot validate
+        (another version's) is compared as written.
+        """
+        from xlingual.train.config import config_from_dict, read_yaml
+
+        path = RunFolder(self.run_dir).config
+        if not path.is_file():
+            return None
+        values = read_yaml(path)  # a garbled file: one line naming it
+        try:
+            values = config_from_dict(values, where=str(path)).to_dict()
+        except ConfigError:
+            pass
+        return _flatten(values)
+
+    @property
+    def identity(self) -> str | None:
+        """What makes the run's configuration: its config less :data:`SEED_FREE_KEYS`, as text (None: no config.yaml)."""
+        if self.config is None:
+            return None
+        return json.dumps({k: v for k, v in self.config.items() if k not in SEED_FREE_KEYS}, sort_keys=True, default=str)
+
+    @property
+    def purpose(self) -> str | None:
+        """What the run was made for when not research (``demo``), as its metrics record it."""
+        value = self.metrics.get(PURPOSE_KEY)
+        return None if value is None else str(value)
+
     def test_f1(self, dataset: str) -> float | None:
         """Conlleval F1 on ``dataset``'s test set, if the run was scored there."""
         scores = self.metrics.get("tests", {}).get(dataset)
@@ -95,21 +142,37 @@ class RunRecord:
         return [s.id for s in samples], sentence_counts(gold, [s.labels for s in samples])
 
 
+MeanStd = tuple[float, float | None]
+"""Mean and standard deviation over seeds; the deviation is None for one seed (it cannot be measured)."""
+
+
 @dataclass
 class Row:
-    """One table row: our mean ± std over seeds and the paper's number."""
+    """One table row, one configuration: our mean ± std over its seeds and the paper's number.
 
-    key: GroupKey
+    ``key``'s last part names what sets this configuration apart from the
+    others of its (model, pair, setting, images), "" where it is the only
+    one; ``subset`` says on what part of the data it was trained or scored
+    ("" for all of it).
+    """
+
+    key: RowKey
     runs: list[RunRecord]
     paper: PaperRow | None
-    values: dict[str, tuple[float, float]] = field(default_factory=dict)  # name -> (mean, std)
+    values: dict[str, MeanStd] = field(default_factory=dict)  # name -> (mean, std)
     delta_vs_baseline: float | None = None
     p_value: float | None = None
     verdict: str = ""
+    subset: str = ""
+    config: dict[str, Any] | None = None
 
     @property
     def seeds(self) -> int:
         return len(self.runs)
+
+    @property
+    def variant(self) -> str:
+        return self.key[4]
 
 
 def find_runs(paths: list[str | Path]) -> list[RunRecord]:
@@ -133,35 +196,136 @@ def find_runs(paths: list[str | Path]) -> list[RunRecord]:
     return list(found.values())
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
+def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"target": {"epochs": 2}}`` -> ``{"target.epochs": 2}``, in the file's order."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
-def build_rows(runs: list[RunRecord], bootstrap: int = 1000) -> dict[GroupKey, Row]:
-    groups: dict[GroupKey, list[RunRecord]] = defaultdict(list)
+def _mean_std(values: list[float]) -> MeanStd:
+    return (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None)
+
+
+_UNSET = object()
+
+
+def _config_text(value: Any) -> str:
+    """A config value as YAML writes it (``null``, ``true``), for row labels."""
+    if value is _UNSET:
+        return "(unset)"
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, (bool, type(None), list, dict)) else str(value)
+
+
+def _distinguishing_keys(configs: list[dict[str, Any] | None]) -> list[str]:
+    """The keys, in config order, whose values are not the same in all of ``configs`` (a key one lacks counts)."""
+    present = [c for c in configs if c is not None]
+    keys = list(dict.fromkeys(k for c in present for k in c if k not in SEED_FREE_KEYS))
+    return [k for k in keys if len({json.dumps(c[k], sort_keys=True, default=str) if k in c else None for c in present}) > 1]
+
+
+def _variant_labels(configs: dict[str | None, dict[str, Any] | None]) -> dict[str | None, str]:
+    """Per configuration of one group, what sets it apart: ``target.epochs=2, data.max_samples=200`` ("" when alone)."""
+    if len(configs) == 1:
+        return dict.fromkeys(configs, "")
+    keys = _distinguishing_keys(list(configs.values()))
+    return {identity: "no config.yaml" if config is None else ", ".join(f"{k}={_config_text(config.get(k, _UNSET))}" for k in keys)
+            for identity, config in configs.items()}
+
+
+def _data_key(run: RunRecord) -> tuple[Any, Any, str]:
+    """Runs that read the same test set: the same data directory (and datasets file) and target dataset."""
+    config = run.config or {}
+    return config.get("data.data_dir"), config.get("data.datasets_file"), run.pair[1]
+
+
+def _subset(members: list[RunRecord], full_tests: Mapping[tuple[Any, Any, str], int]) -> str:
+    """What part of the data a configuration's runs had ("" for all of it): ``data.max_samples``, fewer test posts than the
+    test split has (known where another run of the report was scored on more of the same data's test split)."""
+    reasons = []
+    limits = {(r.config or {}).get("data.max_samples") for r in members} - {None, 0}
+    if limits:
+        reasons.append(f"data.max_samples={max(limits)}")
+    for run in members:
+        tested, full = run.metrics.get("test_samples"), full_tests.get(_data_key(run))
+        if isinstance(tested, int) and full is not None and tested < full:
+            reasons.append(f"{tested} of {full} test posts")
+            break
+        if isinstance(tested, int) and limits:
+            reasons.append(f"{tested} test posts")
+            break
+    return ", ".join(reasons)
+
+
+def build_rows(runs: list[RunRecord], bootstrap: int = BOOTSTRAP_RESAMPLES) -> dict[RowKey, Row]:
+    """One row per configuration (the runs equal but for their seeds), with the paper's number where it applies."""
+    groups: dict[GroupKey, dict[str | None, list[RunRecord]]] = defaultdict(lambda: defaultdict(list))
     for run in runs:
-        groups[run.key].append(run)
-    rows: dict[GroupKey, Row] = {}
-    for key, members in groups.items():
+        groups[run.key][run.identity].append(run)
+    full_tests: dict[tuple[Any, Any, str], int] = {}
+    for run in runs:
+        if isinstance(tested := run.metrics.get("test_samples"), int):
+            full_tests[_data_key(run)] = max(tested, full_tests.get(_data_key(run), 0))
+    rows: dict[RowKey, Row] = {}
+    for key, cells in groups.items():
         model, pair, setting, images = key
-        direction = PAPER_PAIRS.get(pair)
-        paper = TABLE2.get((model, images)) if (direction == "en-zh" and setting == "tgt_only") else None
-        if images == "all" or paper is None:
-            paper = CROSS_LINGUAL.get((model, direction, setting)) if images == "all" else paper
-        row = Row(key, sorted(members, key=lambda r: r.metrics["seed"]), paper)
-        for name in ("precision", "recall", "f1"):
-            row.values[name] = _mean_std([r.test()[name] for r in members])
-        row.values["strict_f1"] = _mean_std([r.test("strict")["f1"] for r in members])
-        for etype in score_types(r.test()["per_type_f1"] for r in members):
-            row.values[etype] = _mean_std([r.test()["per_type_f1"].get(etype, 0.0) for r in members])
-        rows[key] = row
-    for key, row in rows.items():
-        model, pair, setting, images = key
-        baseline = rows.get((model, pair, "tgt_only", images))
-        if setting == "tgt_only" or baseline is None or bootstrap <= 0:
+        labels = _variant_labels({identity: members[0].config for identity, members in cells.items()})
+        for identity, members in cells.items():
+            row = Row((*key, labels[identity]), sorted(members, key=lambda r: r.metrics["seed"]), None,
+                      subset=_subset(members, full_tests), config=members[0].config)
+            seeds = [r.metrics["seed"] for r in row.runs]
+            if len(set(seeds)) < len(seeds):
+                logger.warning("%s: several runs with the same seed (%s) are averaged as if they were seeds: %s", _row_name(row.key),
+                               ", ".join(str(s) for s in sorted(set(seeds)) if seeds.count(s) > 1), ", ".join(str(r.run_dir) for r in row.runs))
+            if not row.subset:  # a run on part of the data is never set beside the paper's numbers
+                row.paper = _paper_row(model, pair, setting, images)
+            for name in ("precision", "recall", "f1"):
+                row.values[name] = _mean_std([r.test()[name] for r in members])
+            row.values["strict_f1"] = _mean_std([r.test("strict")["f1"] for r in members])
+            for etype in score_types(r.test()["per_type_f1"] for r in members):
+                row.values[etype] = _mean_std([r.test()["per_type_f1"].get(etype, 0.0) for r in members])
+            rows[row.key] = row
+    for row in rows.values():
+        baseline = _baseline(rows, row)
+        if row.key[2] == "tgt_only" or baseline is None or bootstrap <= 0:
             continue
         _compare(row, baseline, bootstrap)
     return rows
+
+
+def _paper_row(model: str, pair: Pair, setting: str, images: str) -> PaperRow | None:
+    direction = PAPER_PAIRS.get(pair)
+    paper = TABLE2.get((model, images)) if (direction == "en-zh" and setting == "tgt_only") else None
+    if images == "all" or paper is None:
+        paper = CROSS_LINGUAL.get((model, direction, setting)) if images == "all" else paper
+    return paper
+
+
+def _cells(rows: Mapping[RowKey, Row], model: str, pair: Pair, setting: str, images: str) -> list[Row]:
+    """The rows of one (model, pair, setting, images): one per configuration, the lone or unlabelled one first."""
+    return sorted((row for key, row in rows.items() if key[:4] == (model, pair, setting, images)), key=lambda row: row.variant)
+
+
+def _baseline(rows: Mapping[RowKey, Row], row: Row) -> Row | None:
+    """The ``tgt_only`` row ``row`` is tested against: the same model, pair and images, and where there are several
+    ``tgt_only`` configurations, the one that agrees with ``row`` in what sets them apart (None if not exactly one does)."""
+    model, pair, setting, images, _ = row.key
+    if setting == "tgt_only":
+        return row
+    candidates = _cells(rows, model, pair, "tgt_only", images)
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+    keys = _distinguishing_keys([c.config for c in candidates])
+    mine = row.config or {}
+    matches = [c for c in candidates if all(mine.get(k, _UNSET) == (c.config or {}).get(k, _UNSET) for k in keys)]
+    if len(matches) != 1:
+        logger.warning("%s: %s tgt_only configurations match it; no significance test", _row_name(row.key), len(matches) or "no")
+        return None
+    return matches[0]
 
 
 def _compare(row: Row, baseline: Row, resamples: int) -> None:
@@ -171,7 +335,7 @@ def _compare(row: Row, baseline: Row, resamples: int) -> None:
         logger.warning("%s: test sentences differ from tgt_only's; no significance test", _row_name(row.key))
         return
     row.delta_vs_baseline, row.p_value = paired_bootstrap(list(system), list(base), resamples)
-    noise = max(row.values["f1"][1], baseline.values["f1"][1])
+    noise = max(row.values["f1"][1] or 0.0, baseline.values["f1"][1] or 0.0)
     if row.seeds < 2 or baseline.seeds < 2:
         row.verdict = "one seed: seed noise unknown"
     elif row.delta_vs_baseline > 2 * noise and row.p_value < 0.05:
@@ -186,16 +350,22 @@ def _compare(row: Row, baseline: Row, resamples: int) -> None:
 
 @dataclass
 class Table:
-    """A rendered-agnostic table: a title, column headers, and rows of cell strings."""
+    """A rendered-agnostic table: a title, column headers, rows of cell strings, and a legend line for its symbols.
+
+    The legend is printed under the table in Markdown and LaTeX; the CSV holds
+    the header and rows only, so it stays one table a program can read.
+    """
 
     name: str
     title: str
     header: list[str]
     rows: list[list[str]]
+    legend: str = ""
 
     def markdown(self) -> str:
         lines = [f"### {self.title}", "", "| " + " | ".join(map(markdown_cell, self.header)) + " |", "|" + "---|" * len(self.header)]
         lines += ["| " + " | ".join(map(markdown_cell, r)) + " |" for r in self.rows]
+        lines += ["", f"Legend: {markdown_cell(self.legend)}"] if self.legend else []  # a blank line first: else Markdown reads it as a row
         return "\n".join(lines) + "\n"
 
     def latex(self) -> str:
@@ -204,7 +374,9 @@ class Table:
         out = [r"\begin{table}[t]", r"\centering", rf"\caption{{{esc(self.title)}}}", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
                " & ".join(esc(h) for h in self.header) + r" \\", r"\midrule"]
         out += [" & ".join(esc(c) for c in r) + r" \\" for r in self.rows]
-        out += [r"\bottomrule", r"\end{tabular}", rf"\label{{tab:{self.name}}}", r"\end{table}"]
+        out += [r"\bottomrule", r"\end{tabular}"]
+        out += [rf"\par\smallskip{{\footnotesize Legend: {esc(self.legend)}}}"] if self.legend else []
+        out += [rf"\label{{tab:{self.name}}}", r"\end{table}"]
         return "\n".join(out) + "\n"
 
     def csv(self) -> str:
@@ -215,14 +387,14 @@ class Table:
         return buffer.getvalue()
 
 
-def _type_f1(row: Row, etype: str) -> tuple[float, float]:
+def _type_f1(row: Row, etype: str) -> MeanStd:
     """Mean ± std F1 of one entity type over a row's runs (0 where a run's metrics lack the type)."""
     return row.values.get(etype) or _mean_std([r.test()["per_type_f1"].get(etype, 0.0) for r in row.runs])
 
 
-def _row_name(key: GroupKey) -> str:
-    model, pair, setting, images = key
-    return f"{model}-{pair_label(*pair)}-{setting}-{images}"
+def _row_name(key: RowKey) -> str:
+    model, pair, setting, images, variant = key
+    return f"{model}-{pair_label(*pair)}-{setting}-{images}" + (f" [{variant}]" if variant else "")
 
 
 def _setting_label(setting: str) -> str:
@@ -233,13 +405,50 @@ def _dataset_label(dataset: str) -> str:
     return {"cmner": "CMNER", "twitter2015": "Twitter2015", "twitter2017": "Twitter2017", "mmnerd": "MMNERD"}.get(dataset, dataset)
 
 
-def _pm(value: tuple[float, float]) -> str:
-    return f"{value[0]:.2f} ± {value[1]:.2f}"
+def _pm(value: MeanStd) -> str:
+    """``80.00 ± 1.50`` over seeds; ``80.00 (1 seed)`` for one run, whose spread is unknown (not 0)."""
+    return f"{value[0]:.2f} (1 seed)" if value[1] is None else f"{value[0]:.2f} ± {value[1]:.2f}"
+
+
+def _marks(row: Row) -> str:
+    """What a row's label adds to its setting or input: the configuration that sets it apart, and a subset's extent."""
+    return (f" [{row.variant}]" if row.variant else "") + (f" (subset: {row.subset})" if row.subset else "")
+
+
+def _train_label(row: Row) -> str:
+    _, _, setting, images, _ = row.key
+    return _setting_label(setting) + ("" if images == "all" else f" ({IMAGE_LABELS[images]})") + _marks(row)
+
+
+def _legend(rows: list[Row], settings: bool = True, resamples: int | None = None) -> str:
+    """One line explaining the symbols ``rows`` show: the settings' labels (``settings``), the marks, "1 seed" and the p.
+
+    ``resamples``: the bootstrap's resample count, where the table shows p.
+    """
+    parts = []
+    if settings:
+        shown = list(dict.fromkeys(row.key[2] for row in rows))
+        parts += [f"{_setting_label(s)}: {SETTING_MEANINGS.get(s, f'the setting {s}')}" for s in shown]
+        inputs = [IMAGE_LABELS[i] for i in IMAGE_LABELS if i != "all" and any(row.key[3] == i for row in rows)]
+        if inputs:
+            parts.append(f"{', '.join(f'({i})' for i in inputs)}: the runs' input, where not {IMAGE_LABELS['all']}")
+    elif rows:
+        parts.append(f"input: {IMAGE_LABELS['none']} alone, or with one image or all images of each post")
+    if any(row.variant for row in rows):
+        parts.append("[…]: the config values in which a row's runs differ from the other rows of its setting "
+                     "(each configuration is its own row; runs are averaged over seeds only)")
+    if any(row.subset for row in rows):
+        parts.append("subset: trained or scored on part of the data, so not set beside the paper's numbers")
+    if any(row.seeds == 1 for row in rows):
+        parts.append("1 seed: a single run, so no standard deviation")
+    if resamples:
+        parts.append(f"p: one-sided paired bootstrap over test posts against − of the same model ({resamples} resamples, seed {BOOTSTRAP_SEED})")
+    return "; ".join(parts) + "." if parts else ""
 
 
 def _paper_cells(row: Row, paper: PaperRow | None = None) -> list[str]:
     paper = paper or row.paper
-    if paper is None:
+    if paper is None or row.subset:
         return ["", ""]
     return [f"{paper.f1:.2f}", f"{row.values['f1'][0] - paper.f1:+.2f}"]
 
@@ -250,26 +459,28 @@ def _significance_cells(row: Row) -> list[str]:
     return [f"{row.delta_vs_baseline:+.2f}", f"{row.p_value:.3f}", row.verdict]
 
 
-def table2(rows: dict[GroupKey, Row]) -> Table:
+def table2(rows: dict[RowKey, Row]) -> Table:
     pair = direction_datasets("en-zh")
-    found = [rows[key] for key in ((m, pair, "tgt_only", i) for m in _models(rows) for i in ("none", "one", "all")) if key in rows]
+    found = [row for m in _models(rows) for i in ("none", "one", "all") for row in _cells(rows, m, pair, "tgt_only", i)]
     types = score_types(r.test()["per_type_f1"] for row in found for r in row.runs)
     header = ["model", "input", "seeds", *types, "P", "R", "F1", "strict F1", "paper F1", "Δ paper"]
     body = []
     for row in found:
-        model, _, _, images = row.key
-        body.append([model.upper(), IMAGE_LABELS[images], str(row.seeds), *(_pm(_type_f1(row, t)) for t in types),
+        model, _, _, images, _ = row.key
+        body.append([model.upper(), IMAGE_LABELS[images] + _marks(row), str(row.seeds), *(_pm(_type_f1(row, t)) for t in types),
                      _pm(row.values["precision"]), _pm(row.values["recall"]), _pm(row.values["f1"]), _pm(row.values["strict_f1"]),
                      *_paper_cells(row, TABLE2.get((model, images)))])
-    return Table("table2", "Table 2: CMNER test, target-only (entity F1, conlleval; mean ± std over seeds)", header, body)
+    return Table("table2", "Table 2: CMNER test, target-only (entity F1, conlleval; mean ± std over seeds)", header, body,
+                 _legend(found, settings=False))
 
 
-def cross_lingual_table(rows: dict[GroupKey, Row], pair: Pair) -> Table:
+def cross_lingual_table(rows: dict[RowKey, Row], pair: Pair, bootstrap: int = BOOTSTRAP_RESAMPLES) -> Table:
     """One pair's settings on its target's test set: Table 3 / 4 for the paper's pairs, with the paper's numbers.
 
     Another pair's table lists every setting its runs used, the F1 of each
     entity type its runs found (an open label set's own types included) and
-    no paper columns (the paper did not run it).
+    no paper columns (the paper did not run it). ``bootstrap``: the resamples
+    the rows' p were drawn with, for the legend.
     """
     direction = PAPER_PAIRS.get(pair)
     paper = direction is not None
@@ -277,22 +488,21 @@ def cross_lingual_table(rows: dict[GroupKey, Row], pair: Pair) -> Table:
     # the paper's tables: its four settings (the multilingual table adds the joint ones); another pair: every setting run
     table_settings = PAPER_SETTINGS if paper else _settings({key[2] for key in rows if key[1] == pair})
     found = [row for model in _models(rows) for setting in table_settings
-             if (row := rows.get((model, pair, setting, "all")) or rows.get((model, pair, setting, "none"))) is not None]
+             for row in (_cells(rows, model, pair, setting, "all") or _cells(rows, model, pair, setting, "none"))]
     types = [] if paper else score_types(r.test()["per_type_f1"] for row in found for r in row.runs)
     header = ["model", "train", "seeds", *types, "P", "R", "F1", "strict F1", *paper_columns, "Δ vs −", "p (bootstrap)", "verdict"]
     body = []
     for row in found:
-        model, _, setting, images = row.key
-        label = _setting_label(setting) + ("" if images == "all" else f" ({IMAGE_LABELS[images]})")
-        body.append([model.upper(), label, str(row.seeds), *(_pm(_type_f1(row, t)) for t in types),
+        body.append([row.key[0].upper(), _train_label(row), str(row.seeds), *(_pm(_type_f1(row, t)) for t in types),
                      _pm(row.values["precision"]), _pm(row.values["recall"]), _pm(row.values["f1"]), _pm(row.values["strict_f1"]),
                      *(_paper_cells(row) if paper else []), *_significance_cells(row)])
+    legend = _legend(found, resamples=bootstrap if any(row.p_value is not None for row in found) else None)
     if direction is not None:
         number = "3" if direction == "en-zh" else "4"
         title = f"Table {number}: {direction.replace('-', '→')} (test on {_dataset_label(pair[1])}; mean ± std over seeds; p: paired bootstrap vs −)"
-        return Table(f"table{number}", title, header, body)
+        return Table(f"table{number}", title, header, body, legend)
     title = f"{_pair_arrow(pair)} (test on {_dataset_label(pair[1])}; mean ± std over seeds; p: paired bootstrap vs −)"
-    return Table(f"pair-{pair_label(*pair)}", title, header, body)
+    return Table(f"pair-{pair_label(*pair)}", title, header, body, legend)
 
 
 def _pair_arrow(pair: Pair) -> str:
@@ -306,7 +516,7 @@ def _settings(present: set[str]) -> list[str]:
     return [s for s in order if s in present] + sorted(present - set(order))
 
 
-def _models(rows: dict[GroupKey, Row]) -> list[str]:
+def _models(rows: dict[RowKey, Row]) -> list[str]:
     """The models the rows hold: the packaged ones in their order, then any other."""
     present = {key[0] for key in rows}
     return [m for m in MODEL_TYPES if m in present] + sorted(present - set(MODEL_TYPES))
@@ -326,7 +536,7 @@ def _test_set_p(row: Row, baseline: Row, dataset: str, resamples: int) -> str:
     return f"{paired_bootstrap(list(system), list(base), resamples)[1]:.3f}"
 
 
-def multilingual_table(rows: dict[GroupKey, Row], pair: Pair, bootstrap: int = 1000) -> Table:
+def multilingual_table(rows: dict[RowKey, Row], pair: Pair, bootstrap: int = BOOTSTRAP_RESAMPLES) -> Table:
     """Per model and setting, F1 on every test set of a pair from the same runs, their macro average, and the bootstrap vs −.
 
     Every run is scored on the target's and each source dataset's test set
@@ -341,27 +551,28 @@ def multilingual_table(rows: dict[GroupKey, Row], pair: Pair, bootstrap: int = 1
     def macro(run: RunRecord) -> float:
         return sum(run.test_f1(d) for d in test_sets) / len(test_sets)
 
-    body = []
+    body, found = [], []
     for model in _models(rows):
         for images in ("all", "none"):
-            baseline = rows.get((model, pair, "tgt_only", images))
             for setting in _settings({key[2] for key in rows if key[1] == pair}):
-                row = rows.get((model, pair, setting, images))
-                if row is None or any(r.test_f1(d) is None for r in row.runs for d in test_sets):
-                    continue
-                per_set = [_mean_std([r.test_f1(d) for r in row.runs]) for d in test_sets]
-                delta, p_values = "", ["" for _ in test_sets]
-                if baseline is not None and baseline is not row and all(r.test_f1(d) is not None for r in baseline.runs for d in test_sets):
-                    delta = f"{_mean_std([macro(r) for r in row.runs])[0] - statistics.fmean(macro(r) for r in baseline.runs):+.2f}"
-                    p_values = [_test_set_p(row, baseline, d, bootstrap) for d in test_sets]
-                label = _setting_label(setting) + ("" if images == "all" else f" ({IMAGE_LABELS[images]})")
-                body.append([model.upper(), label, str(row.seeds), *map(_pm, per_set), _pm(_mean_std([macro(r) for r in row.runs])),
-                             delta, *p_values])
+                for row in _cells(rows, model, pair, setting, images):
+                    if any(r.test_f1(d) is None for r in row.runs for d in test_sets):
+                        continue
+                    baseline = _baseline(rows, row)
+                    per_set = [_mean_std([r.test_f1(d) for r in row.runs]) for d in test_sets]
+                    delta, p_values = "", ["" for _ in test_sets]
+                    if baseline is not None and baseline is not row and all(r.test_f1(d) is not None for r in baseline.runs for d in test_sets):
+                        delta = f"{_mean_std([macro(r) for r in row.runs])[0] - statistics.fmean(macro(r) for r in baseline.runs):+.2f}"
+                        p_values = [_test_set_p(row, baseline, d, bootstrap) for d in test_sets]
+                    body.append([model.upper(), _train_label(row), str(row.seeds), *map(_pm, per_set),
+                                 _pm(_mean_std([macro(r) for r in row.runs])), delta, *p_values])
+                    found.append(row)
+    legend = _legend(found, resamples=bootstrap if any(p for line in body for p in line[-len(test_sets):]) else None)
     direction = PAPER_PAIRS.get(pair)
     what = direction.replace("-", "→") if direction else _pair_arrow(pair)
     title = (f"Multilingual comparison, {what}: F1 on {'both' if len(test_sets) == 2 else 'all'} test sets from the same runs "
              "(conlleval; mean ± std over seeds; p: paired bootstrap vs −)")
-    return Table(f"multilingual-{direction or pair_label(*pair)}", title, header, body)
+    return Table(f"multilingual-{direction or pair_label(*pair)}", title, header, body, legend)
 
 
 PAPER_COLUMNS = ("paper F1", "Δ paper")
@@ -370,15 +581,15 @@ PAPER_COLUMNS = ("paper F1", "Δ paper")
 def without_paper(table: Table) -> Table:
     """The table less its paper columns (for runs that must not be read against the paper, e.g. the demo's)."""
     keep = [i for i, name in enumerate(table.header) if name not in PAPER_COLUMNS]
-    return Table(table.name, table.title, [table.header[i] for i in keep], [[row[i] for i in keep] for row in table.rows])
+    return Table(table.name, table.title, [table.header[i] for i in keep], [[row[i] for i in keep] for row in table.rows], table.legend)
 
 
-def bar_chart(rows: dict[GroupKey, Row], path: Path, note: str | None = None, label: str = "ours", paper: bool = True) -> Path | None:
-    """F1 per configuration with seed standard deviations as error bars (PNG).
+def bar_chart(rows: dict[RowKey, Row], path: Path, note: str | None = None, label: str = "ours", paper: bool = True) -> Path | None:
+    """F1 per configuration with seed standard deviations as error bars (PNG; none for one seed).
 
     ``label`` names our bars in the legend, ``note`` becomes the title and
     ``paper=False`` leaves out the paper's bars, so a chart of demo runs cannot
-    pass for a reproduction of the paper.
+    pass for a reproduction of the paper. A subset's bar has no paper bar beside it.
     """
     import matplotlib
 
@@ -387,12 +598,14 @@ def bar_chart(rows: dict[GroupKey, Row], path: Path, note: str | None = None, la
     import matplotlib.pyplot as plt
 
     order = _settings({k[2] for k in rows})
-    keys = sorted(rows, key=lambda k: (_pair_name(k[1]), k[0], order.index(k[2]), k[3]))
+    keys = sorted(rows, key=lambda k: (_pair_name(k[1]), k[0], order.index(k[2]), k[3], k[4]))
     if not keys:
         return None
-    labels = [plain_label(f"{m.upper()} {_pair_name(p)}\n{_setting_label(s)}{'' if i == 'all' else ' ' + i}") for m, p, s, i in keys]
+    labels = [plain_label(f"{m.upper()} {_pair_name(p)}\n{_setting_label(s)}{'' if i == 'all' else ' ' + i}"
+                          + "".join(f"\n{textwrap.fill(mark, 24)}" for mark in (v, rows[(m, p, s, i, v)].subset and "subset") if mark))
+              for m, p, s, i, v in keys]
     means = [rows[k].values["f1"][0] for k in keys]
-    stds = [rows[k].values["f1"][1] for k in keys]
+    stds = [rows[k].values["f1"][1] or 0.0 for k in keys]
     paper_f1 = [rows[k].paper.f1 if rows[k].paper and paper else np.nan for k in keys]
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(keys) + 2), 4.5))
     x = np.arange(len(keys))
@@ -454,25 +667,33 @@ class Report:
     tables: list[Table]
     files: list[Path]
     runs: int
+    note: str | None = None
+    """What heads report.md (a demo's runs: that they are demo numbers)."""
 
 
-def write_report(run_paths: list[str | Path], out_dir: str | Path, bootstrap: int = 1000, note: str | None = None,
+def write_report(run_paths: list[str | Path], out_dir: str | Path, bootstrap: int = BOOTSTRAP_RESAMPLES, note: str | None = None,
                  label: str = "ours", paper: bool = True) -> Report:
     """Find runs, build Tables 2-4 and the chart, write them under ``out_dir``.
 
     ``note`` (e.g. that the runs are a demo's) heads report.md and titles the
     chart; ``label`` names our numbers in table titles and the chart's legend;
-    ``paper=False`` leaves the paper's numbers out of tables and chart.
+    ``paper=False`` leaves the paper's numbers out of tables and chart. Runs
+    that record a purpose (a demo's) impose their marking whatever the
+    caller passed: their note (unless ``note`` is given), their label and no
+    paper numbers (:mod:`xlingual.evaluation.purpose`).
     """
     runs = find_runs(run_paths)
+    marked = marking(run.purpose for run in runs if run.purpose)
+    if marked is not None:
+        note, label, paper = note or marked.note, marked.label if label == "ours" else label, False
     rows = build_rows(runs, bootstrap)
     out = Path(out_dir)
     paper_pairs = [direction_datasets(d) for d in PAPER_DIRECTIONS]
     other_pairs = sorted({key[1] for key in rows} - set(paper_pairs), key=lambda pair: pair_label(*pair))
-    tables = [table2(rows), *(cross_lingual_table(rows, pair) for pair in paper_pairs),
+    tables = [table2(rows), *(cross_lingual_table(rows, pair, bootstrap) for pair in paper_pairs),
               *(multilingual_table(rows, pair, bootstrap) for pair in paper_pairs)]
     for pair in other_pairs:  # one table per pair the runs trained on, and its test sets side by side where there are several
-        tables += [cross_lingual_table(rows, pair), *([multilingual_table(rows, pair, bootstrap)] if pair[0] else [])]
+        tables += [cross_lingual_table(rows, pair, bootstrap), *([multilingual_table(rows, pair, bootstrap)] if pair[0] else [])]
     if not paper:
         tables = [without_paper(table) for table in tables]
     if label != "ours":  # every copy of a table (Markdown, LaTeX, CSV) says whose numbers it holds
@@ -494,7 +715,8 @@ def write_report(run_paths: list[str | Path], out_dir: str | Path, bootstrap: in
     chart = bar_chart(rows, out / "f1_by_config.png", note, label, paper)
     if chart:
         files.append(chart)
-    return Report(tables, files, len(runs))
+    return Report(tables, files, len(runs), note)
 
 
-__all__ = ["PAPER_PAIRS", "Report", "RunRecord", "Table", "build_rows", "find_runs", "score_types", "write_report"]
+__all__ = ["PAPER_PAIRS", "SEED_FREE_KEYS", "Report", "Row", "RowKey", "RunRecord", "Table", "build_rows", "find_runs", "score_types",
+           "write_report"]

@@ -11,19 +11,28 @@ deviation, reported beside it, covers training noise.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
-from xlingual.evaluation.metrics import f1_from_counts
+BOOTSTRAP_RESAMPLES = 1000
+"""Resamples of every report's significance test unless ``--bootstrap`` says otherwise (the demo's included)."""
+BOOTSTRAP_SEED = 0
+"""The resampling's seed, one for every report: the same runs and resample count give the same p in every report."""
 
 
-def paired_bootstrap(system: Sequence[np.ndarray], baseline: Sequence[np.ndarray], resamples: int = 1000,
-                     seed: int = 0, chunk: int = 200) -> tuple[float, float]:
+def paired_bootstrap(system: Sequence[np.ndarray], baseline: Sequence[np.ndarray], resamples: int = BOOTSTRAP_RESAMPLES,
+                     seed: int = BOOTSTRAP_SEED, chunk: int = 200) -> tuple[float, float]:
     """(observed mean-F1 difference, one-sided p-value that the system is not better).
 
     ``system`` and ``baseline`` are per-seed arrays of per-sentence
     (true positives, predicted, gold) counts over the same test sentences.
     """
+    import numpy as np  # here, so that the command line reads the defaults above without loading numpy
+
+    from xlingual.evaluation.metrics import f1_from_counts
+
     sys_counts = np.stack(system).astype(np.int64)  # (seeds, sentences, 3)
     base_counts = np.stack(baseline).astype(np.int64)
     if sys_counts.shape[1] != base_counts.shape[1]:

@@ -35,6 +35,7 @@ from xlingual.train.config import TrainConfig, config_digest, save_config
 from xlingual.train.engine import StageTrainer, StepHook, process_state
 from xlingual.train.inputs import RunInputs, resolve_inputs
 from xlingual.evaluation.metrics import score_all_modes
+from xlingual.evaluation.purpose import PURPOSE_KEY
 from xlingual.workspace import RunFolder
 
 logger = logging.getLogger(__name__)
@@ -188,7 +189,7 @@ def predict_and_write(model: MnerModel, samples: Sequence[Sample], visual: Visua
 
 
 def train_run(config: TrainConfig, run_dir: str | Path, resume: bool = False, hooks: Sequence[StepHook] = (),
-              partial: bool = False) -> RunResult:
+              partial: bool = False, purpose: str | None = None) -> RunResult:
     """Train, select on dev, evaluate on test; everything lands in ``run_dir``.
 
     With ``resume`` a finished run is returned as is, and an interrupted one
@@ -198,15 +199,18 @@ def train_run(config: TrainConfig, run_dir: str | Path, resume: bool = False, ho
     (:mod:`xlingual.lock`) throughout: a second writer is refused at once.
     A NaN or infinite loss stops the run with
     :class:`~xlingual.errors.TrainingDivergedError` and leaves ``failed.json``
-    instead of ``metrics.json``.
+    instead of ``metrics.json``. ``purpose`` (``"demo"``) is recorded in
+    ``metrics.json`` for a run that is not research, so every report of it
+    keeps it apart from the paper (:mod:`xlingual.evaluation.purpose`).
     """
     processes = process_state()  # under accelerate launch / torchrun: joins the process group
     run_dir = Path(run_dir)
     with output_lock(run_dir) if processes.is_main_process else nullcontext():
-        return _train_run(config, run_dir, resume, hooks, partial, processes)
+        return _train_run(config, run_dir, resume, hooks, partial, processes, purpose)
 
 
-def _train_run(config: TrainConfig, run_dir: Path, resume: bool, hooks: Sequence[StepHook], partial: bool, processes) -> RunResult:
+def _train_run(config: TrainConfig, run_dir: Path, resume: bool, hooks: Sequence[StepHook], partial: bool, processes,
+               purpose: str | None) -> RunResult:
     folder = RunFolder(run_dir)
     finished = _prepare_run_dir(run_dir, config, resume, processes.num_processes, writer=processes.is_main_process)
     processes.wait_for_everyone()  # the folder exists before any process writes into it
@@ -247,6 +251,8 @@ def _train_run(config: TrainConfig, run_dir: Path, resume: bool, hooks: Sequence
         metrics["stages"] = stage_summaries
         metrics["run_id"] = config_digest(config)
         metrics["train_seconds"] = round(time.time() - started, 2)
+        if purpose is not None:
+            metrics[PURPOSE_KEY] = purpose
         atomic_write_json(folder.metrics, metrics)
         processes.wait_for_everyone()
         logger.info("test F1 %.2f (P %.2f R %.2f), conlleval; strict F1 %.2f -> %s", metrics["test"]["conlleval"]["f1"],
