@@ -20,7 +20,7 @@ _LATEX = {
     "\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "#": r"\#", "%": r"\%", "&": r"\&", "_": r"\_",
     "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
     # characters the default LaTeX fonts lack, as the tables use them
-    "±": r"$\pm$", "−": "--", "\n": " ", "\r": " ",
+    "±": r"$\pm$", "−": "$-$", "\n": " ", "\r": " ",
 }
 _LATEX_RE = re.compile("|".join(map(re.escape, _LATEX)))
 
