@@ -74,9 +74,9 @@ def test_every_name_one_typo_from_an_event_is_refused(name):
 def test_helpers_and_plain_attributes_are_not_taken_for_hooks():
     cls = plugin_class("Helpers", {"evaluate": noop, "check": noop, "count": noop, "_on_epoch_helper": noop,
                                    "step_size": 3, "epoch_end": noop})
-    assert cls.hooks() == ("epoch_end",)
-    assert plugin_class("Sub", {"close": noop}, base=cls).hooks() == ("epoch_end", "close")
-    assert TrainerPlugin.hooks() == ()
+    assert cls.events() == ("epoch_end",)
+    assert plugin_class("Sub", {"close": noop}, base=cls).events() == ("epoch_end", "close")
+    assert TrainerPlugin.events() == ()
 
 
 @pytest.mark.parametrize("member", [lambda self: None, lambda self, run, extra: None, staticmethod(lambda run: None), None])

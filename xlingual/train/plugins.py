@@ -177,7 +177,7 @@ class TrainerPlugin:
             raise ConfigError(f"plugin {cls.__qualname__}: requires must be a tuple of TrainerPlugin classes, got {requires!r}")
 
     @classmethod
-    def hooks(cls) -> tuple[str, ...]:
+    def events(cls) -> tuple[str, ...]:
         """The events this plugin acts at (its own and its bases' hooks), in :data:`EVENTS` order."""
         return tuple(event for event in EVENTS if callable(getattr(cls, event, None)))
 
@@ -205,7 +205,7 @@ def _check_hook(cls: type, name: str, value: Any) -> None:
 def check_order(plugins: Sequence[TrainerPlugin]) -> None:
     """Refuse plugins of which one needs another (``requires``) that is missing, comes after it, or runs on fewer processes."""
     names = ", ".join(type(plugin).__name__ for plugin in plugins)
-    for index, plugin in enumerate(plugins):
+    for plugin in plugins:
         if not isinstance(plugin, TrainerPlugin):
             raise ConfigError(f"plugins: {plugin!r} is not a TrainerPlugin (subclass xlingual.train.plugins.TrainerPlugin)")
     for index, plugin in enumerate(plugins):
@@ -235,7 +235,7 @@ class PluginChain:
         self.hooks: dict[str, tuple[tuple[TrainerPlugin, Callable[[StageRun], None]], ...]] = {}
         for event in EVENTS:
             order = reversed(self.plugins) if event in TEARDOWN_EVENTS else self.plugins
-            self.hooks[event] = tuple((plugin, getattr(plugin, event)) for plugin in order if event in type(plugin).hooks())
+            self.hooks[event] = tuple((plugin, getattr(plugin, event)) for plugin in order if event in type(plugin).events())
 
     def dispatch(self, event: str, run: StageRun) -> None:
         """Call ``event``'s hooks for this process, up to the first that stops the stage (for the events that can stop)."""
