@@ -101,7 +101,7 @@ def render_card(card: ModelCard, model_type: str, label_names: Sequence[str], ve
     title = _cell(card.run or "") or f"{model_type} model"
     lines = [*header, "---", "", f"# {title}", "",
              f"{model_type.upper()} model for multimodal named entity recognition, saved by xlingual. "
-             "`config.json` and `model.safetensors` rebuild it (`xl predict --model <this folder>`); this card is for people.", ""]
+             "The other files of this folder rebuild it (`xl predict --model <this folder>`); this card is for people.", ""]
     types = sorted({label[2:] for label in label_names if label[:2] in ("B-", "I-")})
     facts = [("Model type", model_type), ("Entity types", ", ".join(types) or None), ("Setting", card.setting),
              ("Direction", card.direction),

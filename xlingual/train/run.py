@@ -199,7 +199,7 @@ def run_card(config: TrainConfig) -> ModelCard:
 
 
 def _train_run(config: TrainConfig, run_dir: Path, resume: bool, hooks: Sequence[StepHook], partial: bool, processes,
-               plugins: Sequence[TrainerPlugin] = ()) -> RunResult:
+               plugins: Sequence[TrainerPlugin]) -> RunResult:
     folder = RunFolder(run_dir)
     finished = _prepare_run_dir(run_dir, config, resume, processes.num_processes, writer=processes.is_main_process)
     processes.wait_for_everyone()  # the folder exists before any process writes into it
