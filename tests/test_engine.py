@@ -21,7 +21,8 @@ from xlingual.data.sample import Sample
 from xlingual.models.acn import AcnModel
 from xlingual.train import engine
 from xlingual.train.config import StageConfig, TrainConfig
-from xlingual.train.engine import LoopState, StageTrainer
+from xlingual.train.engine import StageTrainer
+from xlingual.train.plugins import LoopState, TrainerPlugin
 
 _one_thread = pytest.fixture(scope="module", autouse=True)(single_threaded)
 
@@ -214,7 +215,7 @@ def test_patience_counts_step_evaluations_too(tmp_path, steps, monkeypatch):
 
 # -- the loop's plugins ----------------------------------------------------------
 
-class Recorder(engine.TrainerPlugin):
+class Recorder(TrainerPlugin):
     """Records which plugin points the loop calls, with the optimiser step each saw; may stop the stage at a step."""
 
     def __init__(self, stop_at: int | None = None) -> None:
@@ -290,7 +291,7 @@ def test_early_stopping_counts_the_evaluations_before_an_interruption(tmp_path, 
 
 # -- a non-finite loss or gradient norm stops the stage ------------------------------------
 
-class PoisonGradients(engine.TrainerPlugin):
+class PoisonGradients(TrainerPlugin):
     """From optimiser step ``step`` on, every gradient of one parameter is NaN while the loss stays finite."""
 
     def __init__(self, step: int) -> None:

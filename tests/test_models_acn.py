@@ -313,7 +313,7 @@ def test_save_and_load_give_identical_predictions(mixed: list[Sample], tmp_path:
     model = AcnModel.build(TINY, mixed)
     train_steps(model, model.encode(mixed, regions_of), steps=3)
     model.save_pretrained(tmp_path / "acn")
-    assert {p.name for p in (tmp_path / "acn").iterdir()} == {"config.json", "model.safetensors"}
+    assert {p.name for p in (tmp_path / "acn").iterdir()} == {"config.json", "model.safetensors", "README.md"}
     reloaded = load_model(tmp_path / "acn")
     assert isinstance(reloaded, AcnModel) and reloaded.config == model.config
     assert reloaded.words.items == model.words.items and reloaded.chars.items == model.chars.items

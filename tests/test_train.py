@@ -25,6 +25,7 @@ from xlingual.evaluation.evaluate import evaluate_run
 from xlingual.train.config import MODEL_TYPES, PAPER_SETTINGS, SETTINGS, apply_overrides, config_yaml, load_config, packaged_config_names
 from xlingual.train.batching import EpochShuffleSampler
 from xlingual.embeddings.vectors import merge_vector_files
+from xlingual.train.plugins import DevEvaluation, TrainerPlugin
 from xlingual.train.run import train_run
 
 TINY_ACN = [
@@ -494,6 +495,73 @@ def test_a_nan_loss_stops_the_run_and_marks_it_failed(data_dir, tmp_path, monkey
             train_run(config, tmp_path / "run", resume=resume)
     with pytest.raises(TrainingDivergedError):
         train_run(config, tmp_path / "again")
+
+
+# -- the caller's plugins and the model card ---------------------------------------------------
+
+class EpochEnds(TrainerPlugin):
+    """Counts the events a run calls it at; at each epoch end notes how many dev evaluations the stage has recorded."""
+
+    requires = (DevEvaluation,)
+
+    def __init__(self) -> None:
+        self.stages: list[str] = []
+        self.steps: dict[str, int] = {}
+        self.evaluations_seen: dict[str, list[int]] = {}
+        self.closed = 0
+
+    def stage_start(self, run) -> None:
+        self.stages.append(run.name)
+        self.steps[run.name], self.evaluations_seen[run.name] = 0, []
+
+    def after_step(self, run) -> None:
+        self.steps[run.name] += 1
+
+    def epoch_end(self, run) -> None:
+        self.evaluations_seen[run.name].append(len(run.loop.history))
+
+    def close(self, run) -> None:
+        self.closed += 1
+
+
+def test_a_plugin_passed_to_train_run_is_called_in_every_stage_after_dev_evaluation(data_dir, tmp_path):
+    config = load_config("src", "acn", "en-zh", tiny(data_dir, "epochs=2", "data.max_samples=8"))
+    counter = EpochEnds()
+    metrics = train_run(config, tmp_path / "run", plugins=[counter]).metrics
+    assert counter.stages == ["pretrain", "target"] and counter.closed == 2
+    for stage in ("pretrain", "target"):
+        assert counter.steps[stage] == metrics["stages"][stage]["steps"] > 0
+        assert counter.evaluations_seen[stage] == [1, 2]  # each epoch's evaluation was recorded before the plugin ran
+
+
+def test_a_plugin_that_needs_a_missing_one_is_refused_before_training(data_dir, tmp_path):
+    class NeedsCounter(TrainerPlugin):
+        requires = (EpochEnds,)
+
+    config = load_config("tgt_only", "acn", "en-zh", tiny(data_dir))
+    with pytest.raises(ConfigError, match="^plugins: NeedsCounter requires EpochEnds before it, but EpochEnds is not among them"):
+        train_run(config, tmp_path / "run", plugins=[NeedsCounter()])
+    assert not RunFolder(tmp_path / "run").state.exists()
+
+
+def test_model_folders_carry_a_card_that_identical_runs_write_identically(data_dir, tmp_path):
+    config = load_config("src", "acn", "en-zh", tiny(data_dir, "epochs=2", "seed=3", "data.max_samples=8"))
+    first, second = train_run(config, tmp_path / "a"), train_run(config, tmp_path / "b")
+    for model in ("model", "pretrain-model"):
+        card = (tmp_path / "a" / model / "README.md").read_text(encoding="utf-8")
+        assert card == (tmp_path / "b" / model / "README.md").read_text(encoding="utf-8")
+        assert 'datasets: ["twitter2015", "cmner"]' in card and 'language: ["en", "zh"]' in card
+        assert "| Model type | acn |" in card and "| Seed | 3 |" in card and "| Setting | src |" in card
+        assert str(tmp_path) not in card
+    target = first.metrics["stages"]["target"]
+    card = (tmp_path / "a" / "model" / "README.md").read_text(encoding="utf-8")
+    assert f"| Selected at | epoch {target['best_epoch']}, step {target['best_step']} |" in card
+    assert f"| dev F1 (conlleval) | {target['best_dev_f1']:.2f} |" in card
+    for dataset, scores in first.metrics["tests"].items():
+        assert f"| {dataset} test F1 (conlleval) | {scores['conlleval']['f1']:.2f} |" in card
+    pretrain = (tmp_path / "a" / "pretrain-model" / "README.md").read_text(encoding="utf-8")
+    assert "| Stage | pretrain |" in pretrain and "| Trained on | twitter2015 (en) |" in pretrain and "test F1" not in pretrain
+    assert second.metrics["test"] == first.metrics["test"]
 
 
 # -- interrupts: SIGINT and SIGTERM end alike and say how to resume ------------------------

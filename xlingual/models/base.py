@@ -50,6 +50,7 @@ from torch import nn
 from xlingual.data.labels import CANONICAL_LABELS, inventory_of
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError, DataFormatError, ModelNotFoundError
+from xlingual.models.card import ModelCard, write_card
 from xlingual.models.serialization import load_model_weights, read_model_config, save_model_folder
 from xlingual.models.vocab import Vocabulary
 
@@ -418,12 +419,17 @@ class MnerModel(nn.Module, ABC):
 
     # ------------------------------------------------------------------ persistence
 
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Config, weights and vocabularies (plus the model's own files) in one folder: reloading needs nothing else."""
+    def save_pretrained(self, directory: str | Path, card: ModelCard | None = None) -> None:
+        """Config, weights and vocabularies (plus the model's own files) in one folder: reloading needs nothing else.
+
+        The folder also gets a ``README.md`` model card (:mod:`xlingual.models.card`)
+        from what ``card`` says (a training run passes its facts), read by nothing.
+        """
         directory = Path(directory)
         self._save_files(directory)
         extras = {**self.label_maps(), **self._extras()}
         save_model_folder(directory, self.model_type, self.config.to_dict(), self.state_dict(), extras)
+        write_card(directory, card, self.model_type, self.label_names)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, **overrides: Any) -> "MnerModel":

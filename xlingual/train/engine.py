@@ -53,9 +53,9 @@ from xlingual.models.base import MnerModel, VisualLookup
 from xlingual.errors import ConfigError, TrainingDivergedError
 from xlingual.train.config import StageConfig, TrainConfig, config_digest
 from xlingual.train.batching import EpochShuffleSampler, loader_arguments
-from xlingual.train.plugins import (LOOP_STATE, Checkpointing, DevEvaluation, EarlyStopping, LoopState,
-                                    LossLogging, StageCheckpoints, StageRun, StepHook, StepHooks, TrainerPlugin,
-                                    dispatch, save_best)
+from xlingual.models.card import ModelCard
+from xlingual.train.plugins import (Checkpointing, DevEvaluation, EarlyStopping, LoopState, LossLogging, PluginChain,
+                                    StageCheckpoints, StageRun, StepHook, StepHooks, TrainerPlugin)
 
 logger = logging.getLogger(__name__)
 
@@ -312,12 +312,16 @@ class StageTrainer:
 
     :meth:`train` sets the stage up and runs the loop of optimiser steps;
     logging, dev evaluation, early stopping, checkpoints and the caller's
-    ``hooks`` are :mod:`xlingual.train.plugins` the loop calls at fixed points
-    (``plugins`` adds more, before the hooks).
+    ``hooks`` are :mod:`xlingual.train.plugins` the loop calls at fixed points.
+    ``plugins`` adds the caller's own after the built-in ones (so they may
+    require any of them) and before the hooks; the whole chain is checked
+    here (:class:`~xlingual.train.plugins.PluginChain`), before anything
+    trains. ``card`` is what the saved best model's card says of the run.
     """
 
     def __init__(self, config: TrainConfig, stage_config: StageConfig, stage_name: str, run_dir: Path,
-                 best_dir: Path, hooks: Sequence[StepHook] = (), plugins: Sequence[TrainerPlugin] = ()) -> None:
+                 best_dir: Path, hooks: Sequence[StepHook] = (), plugins: Sequence[TrainerPlugin] = (),
+                 card: ModelCard | None = None) -> None:
         self.config = config
         self.stage = stage_config
         self.name = stage_name
@@ -325,9 +329,9 @@ class StageTrainer:
         self.checkpoints = StageCheckpoints(run_dir, stage_name)
         self.state_dir = self.checkpoints.state_dir
         self.best_dir = best_dir
-        self.hooks = list(hooks)
-        self.extra_plugins = list(plugins)
         self.run_id = config_digest(config)
+        self.plugins = PluginChain([LossLogging(), DevEvaluation(best_dir, evaluate_model, card), EarlyStopping(),
+                                    Checkpointing(self.checkpoints, config.save_every_steps), *plugins, StepHooks(hooks)])
 
     def has_checkpoint(self) -> bool:
         return self.read_loop_state() is not None
@@ -342,11 +346,6 @@ class StageTrainer:
             raise ConfigError(f"{self.state_dir}: the saved training state belongs to another run (run id {loop.run_id}, "
                               f"this config {self.run_id}); resume with the same options or use another --output")
         return loop
-
-    def plugins(self, dev: Sequence[Sample], visual: VisualLookup | None) -> list[TrainerPlugin]:
-        """The stage's plugins in calling order: early stopping reads the evaluation; checkpoints hold both."""
-        return [LossLogging(), DevEvaluation(dev, visual, self.best_dir, evaluate_model), EarlyStopping(),
-                Checkpointing(self.checkpoints, self.config.save_every_steps), *self.extra_plugins, StepHooks(self.hooks)]
 
     def train(self, model: MnerModel, train: Sequence[Sample], dev: Sequence[Sample], visual: VisualLookup | None,
               resume: bool = False, partial: bool = False) -> LoopState:
@@ -363,9 +362,10 @@ class StageTrainer:
         run, loader, optimizer = self._set_up(model, train, visual, resume, partial)
         if run.loop.finished:
             return run.loop
+        run.dev = dev
         logger.info("stage %s: %d samples, %d steps per epoch, up to %d epochs (%d steps)", self.name, len(loader.dataset),
                     run.steps_per_epoch, self.stage.epochs, run.total_steps)
-        self._loop(run, loader, optimizer, model, self.plugins(dev, visual))
+        self._loop(run, loader, optimizer, model)
         return run.loop
 
     def _set_up(self, model: MnerModel, train: Sequence[Sample], visual: VisualLookup | None, resume: bool, partial: bool = False):
@@ -395,10 +395,11 @@ class StageTrainer:
         else:
             loop = LoopState(stage=self.name, run_id=self.run_id)
         run = StageRun(self.name, stage, accelerator, wrapped, accelerator.unwrap_model(wrapped), scheduler, loop,
-                       DeviceLossSum(accelerator), total_steps, steps_per_epoch, watch=NonFiniteWatch(accelerator, self.name, stage))
+                       DeviceLossSum(accelerator), total_steps, steps_per_epoch, watch=NonFiniteWatch(accelerator, self.name, stage),
+                       visual=visual)
         return run, loader, optimizer
 
-    def _loop(self, run: StageRun, loader, optimizer, model: MnerModel, plugins: list[TrainerPlugin]) -> None:
+    def _loop(self, run: StageRun, loader, optimizer, model: MnerModel) -> None:
         """Epochs of optimiser steps with the plugins between them; the step budget or a plugin's stop ends it early."""
         accelerator, loop, stage, wrapped = run.accelerator, run.loop, self.stage, run.wrapped
         world, rank, reduction = accelerator.num_processes, accelerator.process_index, loss_reduction(model)
@@ -406,9 +407,9 @@ class StageTrainer:
         run.started = time.time()
         run.losses.start(loop.epoch_loss_sum)
         budget_done = False
+        plugins = self.plugins
         try:
-            for plugin in plugins:
-                plugin.stage_start(run)
+            plugins.dispatch("stage_start", run)
             while loop.epoch < stage.epochs:
                 loader.set_epoch(loop.epoch)
                 epoch_loader = accelerator.skip_first_batches(loader, loop.batches_done_in_epoch) if loop.batches_done_in_epoch else loader
@@ -438,29 +439,27 @@ class StageTrainer:
                     run.losses.add(loss)
                     loop.epoch_loss_steps += 1
                     run.loss = loss
-                    dispatch(plugins, "after_step", run)
+                    plugins.dispatch("after_step", run)
                     budget_done = loop.global_step >= run.total_steps
                     if budget_done:
                         break
-                    dispatch(plugins, "step_boundary", run)
+                    plugins.dispatch("step_boundary", run)
                     if run.stop:
                         break
                 if run.stop:
                     break
-                dispatch(plugins, "epoch_end", run)  # the end of an epoch, or of the step budget
+                plugins.dispatch("epoch_end", run)  # the end of an epoch, or of the step budget
                 loop.epoch += 1
                 loop.batches_done_in_epoch = 0
                 if budget_done or run.stop:
                     break
-                dispatch(plugins, "epoch_boundary", run)  # the next epoch follows
+                plugins.dispatch("epoch_boundary", run)  # the next epoch follows
         finally:
-            for plugin in reversed(plugins):
-                plugin.close(run)
+            plugins.dispatch("close", run)
         loop.finished = True
-        for plugin in reversed(plugins):
-            plugin.stage_end(run)
+        plugins.dispatch("stage_end", run)
 
 
 __all__ = ["DeviceLossSum", "NonFiniteWatch", "EpochShuffleSampler", "keep_items", "loss_reduction", "process_share", "process_state", "share_weight",
-           "LOOP_STATE", "LoopState", "StageTrainer", "StepHook", "TrainerPlugin", "FUSED_OPTIMIZER_DEVICES",
-           "build_optimizer", "build_scheduler", "clip_by_total_norm", "clip_gradients", "evaluate_model", "save_best"]
+           "StageTrainer", "FUSED_OPTIMIZER_DEVICES", "build_optimizer", "build_scheduler", "clip_by_total_norm", "clip_gradients",
+           "evaluate_model"]

@@ -1,9 +1,10 @@
 """What happens around the optimiser steps of a stage: logging, dev evaluation, early stopping, checkpoints.
 
 :class:`xlingual.train.engine.StageTrainer` runs the loop (batches, forward,
-backward, optimiser step) and calls its plugins at five points, in the
-spirit of flair's trainer plugins:
+backward, optimiser step) and calls its plugins at the events of
+:data:`EVENTS`, in the spirit of flair's trainer plugins:
 
+* ``stage_start``: before the first step (every plugin, in order);
 * ``after_step``: after every optimiser step (loss bookkeeping, logging);
 * ``step_boundary``: after a step the stage goes on from (not the last one
   of the step budget): evaluation every ``eval_every_steps``, a checkpoint
@@ -14,6 +15,16 @@ spirit of flair's trainer plugins:
 * ``stage_end`` once the stage is done, and ``close`` whatever happens
   (both in reverse order: the last plugin set up is the first taken down).
 
+A plugin is a :class:`TrainerPlugin` subclass whose methods named after
+events are its hooks. The names are checked when the class is defined: a
+public method that looks like a hook (``on_``/``before_``/``after_``/
+``stage_``/``step_``/``epoch_`` names, or one close to an event) but is no
+event is an error there, so a misspelt hook cannot go uncalled. A plugin
+that reads what another one records says so in ``requires``;
+:class:`PluginChain` checks, when the engine is built, that each one it
+needs comes before it. ``main_process_only`` plugins run on the main process
+alone under ``accelerate launch`` / ``torchrun`` (reporting, uploads).
+
 Plugins run in list order; one that sets :attr:`StageRun.stop` (early
 stopping) ends the stage, and the plugins after it are not called for that
 event. What a resumed stage needs is in :class:`LoopState`, which is saved
@@ -22,21 +33,25 @@ with every checkpoint.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import json
 import logging
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from xlingual.workspace import RunFolder
 from xlingual.data.sample import Sample
 from xlingual.errors import CheckpointWriteError, ConfigError
 from xlingual.io import atomic_write_json
 from xlingual.models.base import MnerModel, VisualLookup
+from xlingual.models.card import ModelCard
 from xlingual.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -44,8 +59,7 @@ if TYPE_CHECKING:
 
     from xlingual.train.config import StageConfig
 
-# The stage's messages keep the engine's logger name: run.log lines and logging settings for it stay as they were.
-logger = logging.getLogger("xlingual.train.engine")
+logger = logging.getLogger(__name__)
 
 LOOP_STATE = "loop_state.json"
 
@@ -105,6 +119,10 @@ class StageRun:
     """Set by a plugin to end the stage (early stopping)."""
     watch: Any = None
     """The first non-finite loss or gradient norm (:class:`xlingual.train.engine.NonFiniteWatch`)."""
+    dev: Sequence[Sample] = ()
+    """The stage's dev samples (what :class:`DevEvaluation` scores)."""
+    visual: VisualLookup | None = None
+    """The run's visual lookup (None for a text-only model)."""
 
     def sync_loss(self) -> None:
         """Bring ``loop.epoch_loss_sum`` up to date from the device (a collective on several processes).
@@ -118,30 +136,122 @@ class StageRun:
             self.watch.check()
 
 
+EVENTS: tuple[str, ...] = ("stage_start", "after_step", "step_boundary", "epoch_end", "epoch_boundary", "stage_end", "close")
+"""The points of the stage loop a plugin can act at (see the module docstring), in the order the loop reaches them."""
+
+TEARDOWN_EVENTS = frozenset({"stage_end", "close"})
+"""Called on every plugin whatever :attr:`StageRun.stop` says, in reverse order."""
+
+STOPPABLE_EVENTS = frozenset({"after_step", "step_boundary", "epoch_end", "epoch_boundary"})
+"""Events whose remaining plugins are skipped once one of them sets :attr:`StageRun.stop`."""
+
+HOOK_LIKE = re.compile(r"^(on|before|after|stage|step|epoch)_|_(start|end|step|boundary)$")
+"""Public method names that read as hooks; one that is not in :data:`EVENTS` is refused when its class is defined."""
+
+
 class TrainerPlugin:
-    """One concern of the stage loop; override the points it acts at (all do nothing by default)."""
+    """One concern of the stage loop: its methods named after :data:`EVENTS` are its hooks, each taking the :class:`StageRun`.
 
-    def stage_start(self, run: StageRun) -> None: ...
+    The base defines no hooks, so a plugin is called at exactly the events
+    it names. ``requires`` lists the plugin classes whose records it reads
+    (each must come before it in the stage's plugins); ``main_process_only``
+    keeps it off every process but the main one in a multi-process run (it
+    must then leave :attr:`StageRun.stop` alone: the other processes would
+    train on).
+    """
 
-    def after_step(self, run: StageRun) -> None: ...
+    requires: ClassVar[tuple[type[TrainerPlugin], ...]] = ()
+    main_process_only: ClassVar[bool] = False
 
-    def step_boundary(self, run: StageRun) -> None: ...
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, value in vars(cls).items():
+            if name in EVENTS:
+                _check_hook(cls, name, value)
+            elif not name.startswith("_") and _is_method(value) and (HOOK_LIKE.search(name) or _closest_event(name, 0.8)):
+                guess = _closest_event(name, 0.5)
+                hint = f"did you mean {guess}? " if guess else ""
+                raise ConfigError(f"plugin {cls.__qualname__}: {name} is not a plugin event ({hint}events: {', '.join(EVENTS)}; "
+                                  "start a helper's name with _)")
+        requires = cls.__dict__.get("requires", ())
+        if not isinstance(requires, tuple) or not all(isinstance(r, type) and issubclass(r, TrainerPlugin) for r in requires):
+            raise ConfigError(f"plugin {cls.__qualname__}: requires must be a tuple of TrainerPlugin classes, got {requires!r}")
 
-    def epoch_end(self, run: StageRun) -> None: ...
-
-    def epoch_boundary(self, run: StageRun) -> None: ...
-
-    def stage_end(self, run: StageRun) -> None: ...
-
-    def close(self, run: StageRun) -> None: ...
+    @classmethod
+    def events(cls) -> tuple[str, ...]:
+        """The events this plugin acts at (its own and its bases' hooks), in :data:`EVENTS` order."""
+        return tuple(event for event in EVENTS if callable(getattr(cls, event, None)))
 
 
-def dispatch(plugins: Sequence[TrainerPlugin], point: str, run: StageRun) -> None:
-    """Call ``point`` on each plugin in order, up to the first that stops the stage."""
+def _is_method(value: Any) -> bool:
+    return inspect.isfunction(value) or isinstance(value, (staticmethod, classmethod))
+
+
+def _closest_event(name: str, cutoff: float) -> str | None:
+    matches = difflib.get_close_matches(name, EVENTS, n=1, cutoff=cutoff)
+    return matches[0] if matches else None
+
+
+def _check_hook(cls: type, name: str, value: Any) -> None:
+    """A hook is a plain method called with the stage's run: ``def {name}(self, run)``."""
+    try:
+        if not inspect.isfunction(value):
+            raise TypeError
+        inspect.signature(value).bind(None, None)
+    except TypeError:
+        raise ConfigError(f"plugin {cls.__qualname__}: the hook {name} must be a method taking the stage's run: "
+                          f"def {name}(self, run)") from None
+
+
+def check_order(plugins: Sequence[TrainerPlugin]) -> None:
+    """Refuse plugins of which one needs another (``requires``) that is missing, comes after it, or runs on fewer processes."""
+    names = ", ".join(type(plugin).__name__ for plugin in plugins)
     for plugin in plugins:
-        getattr(plugin, point)(run)
-        if run.stop:
-            return
+        if not isinstance(plugin, TrainerPlugin):
+            raise ConfigError(f"plugins: {plugin!r} is not a TrainerPlugin (subclass xlingual.train.plugins.TrainerPlugin)")
+    for index, plugin in enumerate(plugins):
+        name = type(plugin).__name__
+        for needed in type(plugin).requires:
+            before = [other for other in plugins[:index] if isinstance(other, needed)]
+            if not before:
+                where = "comes after it" if any(isinstance(other, needed) for other in plugins[index + 1:]) else "is not among them"
+                raise ConfigError(f"plugins: {name} requires {needed.__name__} before it, but {needed.__name__} {where} "
+                                  f"(plugins in calling order: {names})")
+            if not plugin.main_process_only and all(other.main_process_only for other in before):
+                raise ConfigError(f"plugins: {name} runs on every process but requires {needed.__name__}, which runs on the "
+                                  f"main process only (main_process_only)")
+
+
+class PluginChain:
+    """The plugins of a stage in calling order, checked once (:func:`check_order`), with each event's hooks registered.
+
+    :meth:`dispatch` calls an event's hooks in order (teardown events in
+    reverse), skips ``main_process_only`` plugins on the other processes and
+    stops at the first hook that sets :attr:`StageRun.stop`.
+    """
+
+    def __init__(self, plugins: Sequence[TrainerPlugin]) -> None:
+        check_order(plugins)
+        self.plugins = tuple(plugins)
+        self.hooks: dict[str, tuple[tuple[TrainerPlugin, Callable[[StageRun], None]], ...]] = {}
+        for event in EVENTS:
+            order = reversed(self.plugins) if event in TEARDOWN_EVENTS else self.plugins
+            self.hooks[event] = tuple((plugin, getattr(plugin, event)) for plugin in order if event in type(plugin).events())
+
+    def dispatch(self, event: str, run: StageRun) -> None:
+        """Call ``event``'s hooks for this process, up to the first that stops the stage (for the events that can stop)."""
+        main = run.accelerator.is_main_process
+        stoppable = event in STOPPABLE_EVENTS
+        for plugin, hook in self.hooks[event]:
+            if stoppable and run.stop:
+                return
+            if plugin.main_process_only and not main:
+                continue
+            stopped = run.stop
+            hook(run)
+            if plugin.main_process_only and run.stop and not stopped:
+                raise ConfigError(f"plugin {type(plugin).__name__} runs on the main process only and cannot stop the stage "
+                                  "(the other processes would train on); stop from a plugin that runs on every process")
 
 
 class LossLogging(TrainerPlugin):
@@ -180,13 +290,14 @@ class DevEvaluation(TrainerPlugin):
     """Dev micro-F1 at each epoch end (and every ``eval_every_steps``); a strictly better model is saved to ``best_dir``.
 
     ``score(model, samples, visual, batch_size) -> (f1, predictions)`` is
-    given by the trainer. On several processes the main process scores and
-    every process takes the same decisions from its broadcast score.
+    given by the trainer; the dev samples and visual lookup are the run's
+    (:attr:`StageRun.dev`). On several processes the main process scores and
+    every process takes the same decisions from its broadcast score. The
+    saved folder's model card is ``card`` with the stage and its best dev F1.
     """
 
-    def __init__(self, dev: Sequence[Sample], visual: VisualLookup | None, best_dir: Path,
-                 score: Callable[..., tuple[float, list[list[str]]]]) -> None:
-        self.dev, self.visual, self.best_dir, self.score = dev, visual, best_dir, score
+    def __init__(self, best_dir: Path, score: Callable[..., tuple[float, list[list[str]]]], card: ModelCard | None = None) -> None:
+        self.best_dir, self.score, self.card = best_dir, score, card
 
     def step_boundary(self, run: StageRun) -> None:
         every = run.stage.eval_every_steps
@@ -202,7 +313,7 @@ class DevEvaluation(TrainerPlugin):
     def evaluate(self, run: StageRun) -> None:
         accelerator, loop = run.accelerator, run.loop
         run.sync_loss()
-        f1 = self.score(run.model, self.dev, self.visual, run.stage.eval_batch_size)[0] if accelerator.is_main_process else 0.0
+        f1 = self.score(run.model, run.dev, run.visual, run.stage.eval_batch_size)[0] if accelerator.is_main_process else 0.0
         if accelerator.num_processes > 1:  # every process takes the same decisions from the main process's score
             from accelerate.utils import broadcast_object_list
 
@@ -219,17 +330,24 @@ class DevEvaluation(TrainerPlugin):
         if improved:
             loop.best_dev_f1, loop.best_epoch, loop.best_step = f1, loop.epoch, loop.global_step
             if accelerator.is_main_process:
-                save_best(run.model, self.best_dir)
+                save_best(run.model, self.best_dir, self.card_at(run))
             accelerator.wait_for_everyone()
         run.losses.start(loop.epoch_loss_sum)
+
+    def card_at(self, run: StageRun) -> ModelCard:
+        """The model card of the best model so far: the run's facts, the stage, and the dev F1 that selected it."""
+        loop = run.loop
+        return (self.card or ModelCard()).selected_by(run.name, loop.best_epoch, loop.best_step, loop.best_dev_f1)
 
 
 class EarlyStopping(TrainerPlugin):
     """Counts dev evaluations without improvement (in the loop state); stops the stage after ``patience`` of them.
 
     With ``patience`` None (the paper configs) it only counts. It reads the
-    evaluations :class:`DevEvaluation` recorded, so it comes after it.
+    evaluations :class:`DevEvaluation` recorded, so it requires it before it.
     """
+
+    requires = (DevEvaluation,)
 
     def stage_start(self, run: StageRun) -> None:
         self.counted = len(run.loop.history)
@@ -434,12 +552,12 @@ def _load_state(accelerator, folder: Path, missing: Sequence[str]) -> None:
             setattr(accelerator, attribute, value)
 
 
-def save_best(model: MnerModel, folder: Path) -> None:
-    """Write the model atomically (to a sibling temp folder, then rename)."""
+def save_best(model: MnerModel, folder: Path, card: ModelCard | None = None) -> None:
+    """Write the model (with its ``card``) atomically (to a sibling temp folder, then rename)."""
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp, card=card)
     except BaseException:  # a full disk: the best model so far stays as it was, nothing half-written beside it
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -448,5 +566,5 @@ def save_best(model: MnerModel, folder: Path) -> None:
     tmp.rename(folder)
 
 
-__all__ = ["LOOP_STATE", "read_loop_state", "required_state_files", "Checkpointing", "DevEvaluation", "EarlyStopping", "LoopState", "LossLogging",
-           "StageCheckpoints", "StageRun", "StepHook", "StepHooks", "TrainerPlugin", "dispatch", "save_best"]
+__all__ = ["EVENTS", "LOOP_STATE", "read_loop_state", "required_state_files", "Checkpointing", "DevEvaluation", "EarlyStopping", "LoopState",
+           "LossLogging", "PluginChain", "StageCheckpoints", "StageRun", "StepHook", "StepHooks", "TrainerPlugin", "check_order", "save_best"]

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -32,7 +32,10 @@ from xlingual.lock import output_lock
 from xlingual.models import load_model, model_class
 from xlingual.models.base import MnerModel, VisualLookup
 from xlingual.train.config import TrainConfig, config_digest, save_config
-from xlingual.train.engine import StageTrainer, StepHook, process_state
+from xlingual.models.card import ModelCard, invocation, write_card
+from xlingual.train.config.schema import dataset_lang
+from xlingual.train.engine import StageTrainer, process_state
+from xlingual.train.plugins import StepHook, TrainerPlugin
 from xlingual.train.inputs import RunInputs, resolve_inputs
 from xlingual.evaluation.metrics import score_all_modes
 from xlingual.evaluation.purpose import PURPOSE_KEY
@@ -189,8 +192,12 @@ def predict_and_write(model: MnerModel, samples: Sequence[Sample], visual: Visua
 
 
 def train_run(config: TrainConfig, run_dir: str | Path, resume: bool = False, hooks: Sequence[StepHook] = (),
-              partial: bool = False, purpose: str | None = None) -> RunResult:
+              partial: bool = False, purpose: str | None = None, plugins: Sequence[TrainerPlugin] = ()) -> RunResult:
     """Train, select on dev, evaluate on test; everything lands in ``run_dir``.
+
+    ``plugins`` (:class:`~xlingual.train.plugins.TrainerPlugin` instances)
+    join every stage's loop after the built-in ones, in the order given; the
+    same instances see each stage (``stage_start`` marks a new one).
 
     With ``resume`` a finished run is returned as is, and an interrupted one
     continues from its last checkpoint to the same result it would have had;
@@ -206,11 +213,18 @@ def train_run(config: TrainConfig, run_dir: str | Path, resume: bool = False, ho
     processes = process_state()  # under accelerate launch / torchrun: joins the process group
     run_dir = Path(run_dir)
     with output_lock(run_dir) if processes.is_main_process else nullcontext():
-        return _train_run(config, run_dir, resume, hooks, partial, processes, purpose)
+        return _train_run(config, run_dir, resume, hooks, partial, processes, purpose, plugins)
+
+
+def run_card(config: TrainConfig) -> ModelCard:
+    """What a model card says about the run that trained the model (no path, no time: identical runs give identical cards)."""
+    datasets = tuple((name, dataset_lang(name, config.data)) for name in (*config.source_datasets, config.target_dataset))
+    return ModelCard(run=config.run_name, setting=config.setting, direction=config.direction, datasets=datasets,
+                     target_dataset=config.target_dataset, images=config.images, seed=config.seed, command=invocation())
 
 
 def _train_run(config: TrainConfig, run_dir: Path, resume: bool, hooks: Sequence[StepHook], partial: bool, processes,
-               purpose: str | None) -> RunResult:
+               purpose: str | None, plugins: Sequence[TrainerPlugin]) -> RunResult:
     folder = RunFolder(run_dir)
     finished = _prepare_run_dir(run_dir, config, resume, processes.num_processes, writer=processes.is_main_process)
     processes.wait_for_everyone()  # the folder exists before any process writes into it
@@ -224,11 +238,13 @@ def _train_run(config: TrainConfig, run_dir: Path, resume: bool, hooks: Sequence
             inputs = resolve_inputs(config, run_dir)
         _seed_everything(config.seed)
         model = model_class(config.model_type).build(inputs.model_config, inputs.vocab_samples())
+        card = run_card(config)
         stage_summaries = {}
         for stage_data in inputs.stages:
             stage_config = config.pretrain if stage_data.name == "pretrain" else config.target
             best_dir = folder.best_model(stage_data.name)
-            trainer = StageTrainer(config, stage_config, stage_data.name, run_dir, best_dir, hooks)
+            trainer = StageTrainer(config, stage_config, stage_data.name, run_dir, best_dir, hooks, plugins,
+                                   card=replace(card, trained_on=stage_data.description))
             if stage_data.name == "target" and folder.pretrain_model.is_dir():
                 model = load_model(folder.pretrain_model)  # fine-tune the best pre-trained model
                 _seed_everything(config.seed + 1)
@@ -247,7 +263,10 @@ def _train_run(config: TrainConfig, run_dir: Path, resume: bool, hooks: Sequence
         if not processes.is_main_process:  # the main process scores test and writes the results
             processes.wait_for_everyone()
             return RunResult(run_dir, json.loads(folder.metrics.read_text(encoding="utf-8")))
-        metrics = _final_evaluation(config, inputs, run_dir)
+        target = stage_summaries["target"]
+        final_card = replace(card, trained_on=target["data"]).selected_by("target", target["best_epoch"], target["best_step"],
+                                                                          target["best_dev_f1"])
+        metrics = _final_evaluation(config, inputs, run_dir, final_card)
         metrics["stages"] = stage_summaries
         metrics["run_id"] = config_digest(config)
         metrics["train_seconds"] = round(time.time() - started, 2)
@@ -260,7 +279,8 @@ def _train_run(config: TrainConfig, run_dir: Path, resume: bool, hooks: Sequence
     return RunResult(run_dir, metrics)
 
 
-def _final_evaluation(config: TrainConfig, inputs: RunInputs, run_dir: Path) -> dict[str, Any]:
+def _final_evaluation(config: TrainConfig, inputs: RunInputs, run_dir: Path, card: ModelCard) -> dict[str, Any]:
+    """Score the best model on dev and every test set and write the predictions; its card gains the test scores."""
     folder = RunFolder(run_dir)
     best = load_model(folder.model)
     batch = config.target.eval_batch_size
@@ -284,6 +304,9 @@ def _final_evaluation(config: TrainConfig, inputs: RunInputs, run_dir: Path) -> 
     splits = ["dev", "test", *(f"test.{dataset}" for dataset in inputs.other_tests)]
     written = [folder.prediction(split, suffix).relative_to(run_dir).as_posix() for split in splits for suffix in (".txt", ".jsonl")]
     metrics[MANIFEST_KEY] = describe_files(run_dir, written)  # metrics.json, written last, is the manifest of the run's outputs
+    scores = {f"{dataset} test {name} (conlleval)": round(test["conlleval"][key], 4)
+              for dataset, test in tests.items() for name, key in (("F1", "f1"), ("precision", "precision"), ("recall", "recall"))}
+    write_card(folder.model, card.with_metrics(scores), best.model_type, best.label_names)
     return metrics
 
 
