@@ -61,15 +61,15 @@ def test_sharded_extraction_writes_the_cache_one_process_writes(images, one_proc
 def test_parts_of_many_workers_and_a_killed_run_are_merged_once(images, one_process, tmp_path) -> None:
     """A part folder left by a killed run is adopted, not extracted again; small parts spread the rest over both workers."""
     from xlingual.features.extract import extract_folder
-    from xlingual.scale.features import PARTS_DIR
+    from xlingual.scale.features import PARTS_DIR, RayParts
     from xlingual.scale.runtime import RaySettings
 
     shared_ray()
     cache = tmp_path / "cache"
     leftover = write_images(tmp_path / "subset", NAMES[:2])  # the same bytes as the first two images
     extract_folder(leftover, cache / PARTS_DIR / "part-000003", **OPTIONS)
-    report = extract_folder(images, cache, part_size=2, ray=RaySettings(workers=2), **OPTIONS)
+    report = extract_folder(images, cache, runner=RayParts(RaySettings(workers=2), part_size=2), **OPTIONS)
     assert (report.cached, report.extracted, list(report.failed)) == (2, 3, ["broken_img.jpg"])
     assert_same_cache(one_process[0], cache)
-    again = extract_folder(images, cache, part_size=2, ray=RaySettings(workers=2), **OPTIONS)
+    again = extract_folder(images, cache, runner=RayParts(RaySettings(workers=2), part_size=2), **OPTIONS)
     assert (again.cached, again.extracted, again.forward_batches) == (5, 0, 0)

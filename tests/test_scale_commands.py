@@ -68,6 +68,7 @@ def test_features_over_a_data_dir_start_one_runtime_for_all_datasets(fake_ray, t
 
 def test_experiment_gives_one_outcome_either_way_and_the_same_failure_line(fake_ray, sample_data_dir, tmp_path, one_torch_thread) -> None:
     """One process trains tgt_only; with --ray it is skipped as done, tgt fails (no translation) and is reported in the table and last line."""
+    from xlingual.scale.experiment import run_experiment as run_anywhere
     from xlingual.scale.runtime import RaySettings
     from xlingual.train.experiment import GridOutcome, run_experiment
 
@@ -77,7 +78,7 @@ def test_experiment_gives_one_outcome_either_way_and_the_same_failure_line(fake_
     assert len(sequential.results) == 1 and not sequential.results[0].skipped
     assert fake_ray.inits == 0
 
-    on_ray = run_experiment("en-zh", "acn", "tgt_only,tgt", 1, tmp_path, overrides, ray=RaySettings())
+    on_ray = run_anywhere("en-zh", "acn", "tgt_only,tgt", 1, tmp_path, overrides, ray=RaySettings())
     assert [r.run_dir.name for r in on_ray.results] == [sequential.results[0].run_dir.name] and on_ray.results[0].skipped
     assert on_ray.results[0].metrics["test"] == sequential.results[0].metrics["test"]
     assert list(on_ray.failures) == ["acn-en-zh-tgt-img_none-seed444"]

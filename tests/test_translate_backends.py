@@ -19,7 +19,7 @@ from xlingual.translate import CachedTranslator, DecodingOptions, TranslationCac
 from xlingual.translate.base import length_sorted_batches
 from xlingual.translate.hf import HFTranslator
 from xlingual.translate.plugin import load_plugin_translator
-from xlingual.translate.resolve import resolve_model
+from xlingual.hub import resolve_model
 
 runner = CliRunner()
 GREEDY = DecodingOptions(beam_size=1, max_length=12)

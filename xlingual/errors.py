@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Hashable
 from pathlib import Path
 
 
@@ -111,3 +112,13 @@ def storage_error_message(err: BaseException) -> str | None:
     where = f"{err.filename}: " if err.filename else ""
     hint = "; free some space and run the same command again (finished work is kept)" if err.errno in (errno.ENOSPC, errno.EDQUOT) else ""
     return f"{where}{reason}{hint}"
+
+
+def failure_summary(what: str, total: int, failures: dict[Hashable, str], redo: str) -> str:
+    """One line for a run some of whose jobs failed: how many, the first with its error, how to redo them.
+
+    Shared by the stages that keep going past a failed job (an experiment grid, Ray shards and parts), so they all say it alike.
+    """
+    first, error = next(iter(failures.items()))
+    more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+    return f"{len(failures)} of {total} {what} failed; {redo}. {first}: {error}{more}"

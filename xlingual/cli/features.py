@@ -90,7 +90,7 @@ def extract(
 
         xl features extract --images data/cmner/images --weights random --ray --workers 2 --part-size 128
     """
-    from xlingual.features.extract import extract as extract_features
+    from xlingual.scale.features import extract as extract_features
 
     report = extract_features(images, data_dir, dataset, out, datasets_file=datasets, backbone=backbone.value, weights=weights, crop=crop.value,
                               batch_size=batch_size, device=device, seed=seed, dtype=dtype.value,

@@ -170,7 +170,8 @@ def experiment(
 
         xl experiment --pairs twitter2017:cmner,cmner:twitter2017 --models acn --configs tgt_only,src_tgt
     """
-    from xlingual.train.experiment import parse_pairs, run_experiment
+    from xlingual.scale.experiment import run_experiment
+    from xlingual.train.experiment import parse_pairs
 
     pair_list = parse_pairs(pairs) if pairs is not None else None
     outcome = run_experiment(direction, models, configs, seeds, output, _with_data_dir(set_, data_dir, build_missing, datasets),

@@ -18,13 +18,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from xlingual.data.sample import Sample
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -86,7 +83,14 @@ def inventory_of(labels: Iterable[str]) -> list[str]:
     return [*CANONICAL_LABELS, *(f"{p}-{t}" for t in sorted(extra) for p in ("B", "I"))]
 
 
-def label_inventory(samples: Iterable[Sample]) -> list[str]:
+class Labelled(Protocol):
+    """Anything with a BIO label per token, e.g. a :class:`~xlingual.data.sample.Sample` (sample.py builds on this module, not the reverse)."""
+
+    @property
+    def labels(self) -> Sequence[str]: ...
+
+
+def label_inventory(samples: Iterable[Labelled]) -> list[str]:
     """A model's labels for the samples it will see (see :func:`inventory_of`)."""
     return inventory_of(label for sample in samples for label in sample.labels)
 

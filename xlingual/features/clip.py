@@ -48,7 +48,7 @@ from xlingual.io import file_digest
 if TYPE_CHECKING:
     from transformers import CLIPVisionConfig
 
-    from xlingual.translate.resolve import ModelSource
+    from xlingual.hub import ModelSource
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def clip_weights_identity(weights: str, seed: int) -> str:
 def _resolve(weights: str) -> "ModelSource | None":
     """Where to load the weights from (None for random), offline-first: a hub id is looked up in the local
     Hugging Face cache before the network is tried, so a missing model fails in seconds, not after retries."""
-    from xlingual.translate.resolve import resolve_model
+    from xlingual.hub import resolve_model
 
     source = clip_source(weights)
     if source is None:

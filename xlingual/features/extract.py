@@ -4,6 +4,11 @@ Work is skipped at three levels: an image already in the cache (same file
 fingerprint) is not decoded, a run with nothing to extract does not even load
 the backbone, and an interrupted run keeps every shard it finished (plus the
 pending entries, written on Ctrl-C) and resumes from there.
+
+Where the backbone runs is the caller's choice, not this module's: a
+:class:`BackboneRunner` runs the images left to extract, in this process by
+default (:data:`IN_PROCESS`); :mod:`xlingual.scale.features` provides one that
+runs them on Ray workers.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -31,10 +36,6 @@ from xlingual.features.cache import DTYPES, CacheProducer, CacheWriter, FeatureC
 from xlingual.features.preprocess import ClipPreprocessing, check_crop, preprocess_image
 from xlingual.lock import locks_output
 from xlingual.progress import progress_bar
-from xlingual.scale.features import DEFAULT_PART_SIZE
-
-if TYPE_CHECKING:
-    from xlingual.scale.runtime import RaySettings
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,48 @@ class ExtractionReport:
         out["images_per_second"] = round(self.images_per_second, 3)
         out["seconds"] = round(self.seconds, 3)
         return out
+
+
+@dataclass(frozen=True)
+class BackboneWork:
+    """The images left to extract, and how to run the backbone over them: what a :class:`BackboneRunner` is handed."""
+
+    todo: list[tuple[str, str, str]]
+    """(name, fingerprint, stat key) of each image to run, in order."""
+    images_dir: Path
+    weights: str
+    batch_size: int
+    device: str
+    seed: int
+    shard_size: int
+    decode_workers: int | None
+
+
+class BackboneRunner(Protocol):
+    """Runs the backbone over the images :func:`extract_features` found left to extract, wherever it runs them.
+
+    Whichever runner runs them, the cache ends up with the same keys and the same values.
+    """
+
+    def prepare(self, writer: CacheWriter, device: str) -> None:
+        """Before the cache is read for what is left: fail early on what cannot run, or take in work a killed run left."""
+
+    def run(self, work: BackboneWork, writer: CacheWriter, report: ExtractionReport) -> None:
+        """Extract ``work.todo`` into ``writer``'s cache, adding what was done to ``report``."""
+
+
+class InProcess:
+    """The default :class:`BackboneRunner`: the backbone runs here, on ``device`` (:func:`run_backbone`)."""
+
+    def prepare(self, writer: CacheWriter, device: str) -> None:
+        resolve_device(device)  # a device this machine lacks fails before thousands of files are hashed
+
+    def run(self, work: BackboneWork, writer: CacheWriter, report: ExtractionReport) -> None:
+        run_backbone(work.todo, work.images_dir, writer, report, work.weights, work.batch_size, torch.device(resolve_device(work.device)),
+                     work.seed, work.shard_size, work.decode_workers)
+
+
+IN_PROCESS = InProcess()
 
 
 def _unique(names: Iterable[str]) -> list[str]:
@@ -123,15 +166,15 @@ def extract_features(
     dtype: str = "float16",
     shard_size: int = DEFAULT_SHARD_SIZE,
     decode_workers: int | None = None,
-    ray: RaySettings | None = None,
-    part_size: int = DEFAULT_PART_SIZE,
+    runner: BackboneRunner = IN_PROCESS,
 ) -> ExtractionReport:
     """Make sure ``cache_dir`` holds features for every named image in ``images_dir``; return what was done.
 
     Each name is read once however often it is given. Failed images are
     reported in ``failed`` (never raised); bad options raise ConfigError.
-    With ``ray`` the images to extract are run by Ray workers in parts of
-    ``part_size`` images (:mod:`xlingual.scale.features`); the cache ends up the same.
+    ``runner`` runs the backbone over the images to extract: in this process
+    by default, on Ray workers with :class:`xlingual.scale.features.RayParts`;
+    the cache ends up the same.
     """
     started = time.perf_counter()
     get_backbone(backbone)
@@ -147,12 +190,7 @@ def extract_features(
     writer = CacheWriter.open(cache_dir, _producer(backbone, weights, crop, seed, dtype), weights)
     report = ExtractionReport(cache_dir=str(cache_dir), backbone=backbone, weights=weights, crop=crop, named=len(names))
 
-    if ray is None:
-        torch_device = torch.device(resolve_device(device))
-    else:  # the workers resolve the device; a killed earlier run's finished parts join the cache first
-        from xlingual.scale.features import adopt_parts
-
-        adopt_parts(writer)
+    runner.prepare(writer, device)
     if weights != "random" and any(name not in writer.cache and (images_dir / name).is_file() for name in names):
         ensure_weights(backbone, weights)  # fail before hashing thousands of files, not after
     todo: list[tuple[str, str, str]] = []
@@ -166,12 +204,8 @@ def extract_features(
             report.cached += 1
         else:
             todo.append((name, fingerprint, stat_key))
-    if todo and ray is None:
-        run_backbone(todo, images_dir, writer, report, weights, batch_size, torch_device, seed, shard_size, decode_workers)
-    elif todo:
-        from xlingual.scale.features import run_backbone_on_ray
-
-        run_backbone_on_ray(todo, images_dir, writer, report, weights, batch_size, device, seed, part_size, decode_workers, ray)
+    if todo:
+        runner.run(BackboneWork(todo, images_dir, weights, batch_size, device, seed, shard_size, decode_workers), writer, report)
     report.seconds = time.perf_counter() - started
     if report.failed:
         logger.warning("%d of %d images have no features (first: %s: %s)", len(report.failed), len(names), *next(iter(report.failed.items())))
@@ -291,25 +325,22 @@ def extract_for_data_dir(
 
     The default cache is ``DataDir(data_dir).features(backbone)``, where training
     runs look. Translations need nothing extra: their samples name the source
-    posts' images. With ``ray`` in ``options`` the datasets share one Ray
-    runtime, started by the first that has images to extract.
+    posts' images. ``options`` (a ``runner`` among them) go to :func:`extract_features`.
     """
-    from xlingual.scale.runtime import one_runtime
     from xlingual.workspace import DataDir
 
     layout = DataDir(data_dir, datasets_file)
     cache_dir = cache_dir or layout.features(backbone)
     reports = []
-    with one_runtime():
-        for spec in [layout.dataset(name) for name in datasets] if datasets else layout.datasets():
-            name, images_dir = spec.name, spec.images_path(layout.root)
-            splits = [split for split in spec.split_files if spec.split_path(layout.root, split).is_file()]
-            if not images_dir.is_dir() or not splits:
-                logger.info("%s: skipped (no image folder %s or no split files)", name, images_dir)
-                continue
-            logger.info("%s: images of %d split files from %s", name, len(splits), images_dir)
-            samples = [s for split in splits for s in load_split(layout.root, name, split, datasets_file=datasets_file)]
-            reports.append(extract_for_samples(images_dir, samples, cache_dir, backbone=backbone, **options))
+    for spec in [layout.dataset(name) for name in datasets] if datasets else layout.datasets():
+        name, images_dir = spec.name, spec.images_path(layout.root)
+        splits = [split for split in spec.split_files if spec.split_path(layout.root, split).is_file()]
+        if not images_dir.is_dir() or not splits:
+            logger.info("%s: skipped (no image folder %s or no split files)", name, images_dir)
+            continue
+        logger.info("%s: images of %d split files from %s", name, len(splits), images_dir)
+        samples = [s for split in splits for s in load_split(layout.root, name, split, datasets_file=datasets_file)]
+        reports.append(extract_for_samples(images_dir, samples, cache_dir, backbone=backbone, **options))
     if not reports:
         raise ImageError(f"--data-dir {data_dir}: no dataset with both split files and an image folder (e.g. {layout.images_dir('cmner')}); pass --images and --dataset")
     return merge_reports(reports)
@@ -319,18 +350,17 @@ def extract(images: str | Path | None, data_dir: str | Path, datasets: Sequence[
             cache_dir: str | Path | None = None, datasets_file: str | Path | None = None, **options: Any) -> ExtractionReport:
     """``xl features extract``: a folder's images, only those the given dataset files' posts name, or (no folder) every dataset under ``data_dir``.
 
-    With ``ray`` naming a cluster, the cluster is reached before the cache folder is made (:func:`~xlingual.scale.runtime.ray_session`).
+    ``options`` (a ``runner`` among them) go to :func:`extract_features`;
+    ``xl features extract --ray`` comes here through :func:`xlingual.scale.features.extract`.
     """
-    from xlingual.scale.runtime import ray_session
     from xlingual.workspace import DataDir
 
     if images is None and datasets:
         raise ConfigError("--dataset needs --images (the folder holding those posts' images)")
-    with ray_session(options.get("ray")):
-        if images is None:
-            return extract_for_data_dir(data_dir, cache_dir=cache_dir, datasets_file=datasets_file, **options)
-        cache_dir = cache_dir or DataDir(data_dir).features(options.get("backbone", "vgg16"))
-        if datasets:
-            return extract_for_datasets(images, list(datasets), cache_dir, **options)
-        return extract_folder(images, cache_dir, **options)
+    if images is None:
+        return extract_for_data_dir(data_dir, cache_dir=cache_dir, datasets_file=datasets_file, **options)
+    cache_dir = cache_dir or DataDir(data_dir).features(options.get("backbone", "vgg16"))
+    if datasets:
+        return extract_for_datasets(images, list(datasets), cache_dir, **options)
+    return extract_folder(images, cache_dir, **options)
 

@@ -4,7 +4,7 @@
 per file before failing; a user with a typo or no cache deserves the answer
 at once. So: a local folder is used as is; a hub id is first looked up in the
 local cache, and the network is tried only when the hub is switched on and
-answers (:mod:`xlingual.translate.resolve`). Every failure becomes a
+answers (:mod:`xlingual.hub`). Every failure becomes a
 :class:`~xlingual.errors.ModelNotFoundError` that names the model and the
 option to change.
 """
@@ -34,11 +34,11 @@ def _not_found(name: str, reason: str) -> ModelNotFoundError:
 def resolve_encoder(name: str) -> tuple[str, bool]:
     """``(name_or_path, local_files_only)`` to load ``name`` with; raises at once when it is not available.
 
-    The lookup is :func:`xlingual.translate.resolve.resolve_model`'s, the one
+    The lookup is :func:`xlingual.hub.resolve_model`'s, the one
     every model folder or hub id of xlingual goes through; the error names the
     option a UMT or 2M-NER user changes.
     """
-    from xlingual.translate.resolve import resolve_model
+    from xlingual.hub import resolve_model
 
     try:
         source = resolve_model(name)

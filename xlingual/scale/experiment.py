@@ -1,20 +1,23 @@
-"""``xl experiment --ray``: every run of the grid a Ray task (one GPU each, or one CPU where the cluster has none).
+"""``xl experiment``'s entry point, and its ``--ray`` path: every run of the grid a Ray task (one GPU each, or one CPU where the cluster has none).
 
 The grid is planned as in the sequential command
 (:func:`xlingual.train.experiment.plan_grid`: same configs, same run folders)
 and each run is :func:`~xlingual.train.run.train_run` with ``resume=True`` in a
-task, so a finished run is skipped and an interrupted one continues from its
-checkpoint. A run that fails is reported with its error; the others go on.
-The output folder must be on a file system every node sees.
+task (:class:`RayTasks`, the stage's
+:data:`~xlingual.train.experiment.GridRunner` for Ray), so a finished run is
+skipped and an interrupted one continues from its checkpoint. A run that fails
+is reported with its error; the others go on. The output folder must be on a
+file system every node sees.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from xlingual.scale.runtime import RaySettings, import_ray, run_as_tasks
 from xlingual.train.config import TrainConfig
-from xlingual.train.experiment import DatasetPair, GridOutcome, plan_grid
+from xlingual.train.experiment import DatasetPair, GridOutcome, run_experiment as run_grid
 from xlingual.train.run import RunResult
 
 
@@ -25,15 +28,24 @@ def _train(run: tuple[TrainConfig, Path]) -> RunResult:
     return train_run(config, run_dir, resume=True)
 
 
-def run_experiment_on_ray(direction: str | None, models: str, settings: str, seeds: int, output: str | Path,
-                          overrides: list[str] | None, ray: RaySettings, pairs: list[DatasetPair] | None = None) -> GridOutcome:
-    """The grid of :func:`~xlingual.train.experiment.run_experiment`, its runs as Ray tasks; see the module docstring.
+@dataclass(frozen=True)
+class RayTasks:
+    """A :data:`~xlingual.train.experiment.GridRunner`: each run a Ray task; see the module docstring."""
 
-    Called by ``run_experiment(..., ray=...)``, the entry point for both ways of running the grid.
-    """
-    import_ray()
-    runs = plan_grid(direction, models, settings, seeds, output, overrides, pairs)
-    outcome = run_as_tasks(ray, _train, [(config.run_name, (config, run_dir)) for config, run_dir in runs], desc="grid runs")
-    names = [config.run_name for config, _ in runs]
-    return GridOutcome([outcome.results[n] for n in names if n in outcome.results],
-                       {n: outcome.failures[n] for n in names if n in outcome.failures}, outcome.seconds)
+    settings: RaySettings
+
+    def __call__(self, runs: list[tuple[TrainConfig, Path]]) -> GridOutcome:
+        outcome = run_as_tasks(self.settings, _train, [(config.run_name, (config, run_dir)) for config, run_dir in runs], desc="grid runs")
+        names = [config.run_name for config, _ in runs]
+        return GridOutcome([outcome.results[n] for n in names if n in outcome.results],
+                           {n: outcome.failures[n] for n in names if n in outcome.failures}, outcome.seconds)
+
+
+def run_experiment(direction: str | None, models: str, settings: str, seeds: int, output: str | Path,
+                   overrides: list[str] | None = None, ray: RaySettings | None = None,
+                   pairs: list[DatasetPair] | None = None) -> GridOutcome:
+    """``xl experiment``: :func:`xlingual.train.experiment.run_experiment` one run after another, or with ``ray`` each run a Ray task."""
+    if ray is None:
+        return run_grid(direction, models, settings, seeds, output, overrides, pairs=pairs)
+    import_ray()  # before any work: without Ray, --ray is one line saying how to install it
+    return run_grid(direction, models, settings, seeds, output, overrides, RayTasks(ray), pairs)

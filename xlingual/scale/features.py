@@ -1,5 +1,8 @@
-"""``xl features extract --ray``: images run through the CNN by Ray workers, each writing cache shards of its own.
+"""``xl features extract``'s entry point, and its ``--ray`` path: images run through the CNN by Ray workers, each writing cache shards of its own.
 
+:func:`extract` runs :func:`xlingual.features.extract.extract` with the
+backbone in this process, or with ``ray`` on Ray workers (:class:`RayParts`,
+the stage's :class:`~xlingual.features.extract.BackboneRunner` for Ray).
 The driver decides what to extract exactly as one process does
 (:func:`xlingual.features.extract.extract_features`: same names, same
 fingerprints, same cached images skipped) and cuts that list into parts of
@@ -23,12 +26,17 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from xlingual.errors import ConfigError, ImageError, XlingualError
+from xlingual.errors import ConfigError, ImageError, XlingualError, failure_summary
 from xlingual.features.cache import CacheProducer, CacheWriter, FeatureCache
-from xlingual.scale.runtime import RaySettings, failure_summary, import_ray, run_on_workers
+from xlingual.scale.runtime import RaySettings, import_ray, ray_session, run_on_workers
+
+if TYPE_CHECKING:  # the stage imports torch: loaded only when something is extracted, so that ``xl --help`` stays light
+    from xlingual.features.extract import BackboneWork, ExtractionReport
 
 logger = logging.getLogger(__name__)
 
@@ -128,25 +136,53 @@ def plan_parts(count: int, batch_size: int, part_size: int = DEFAULT_PART_SIZE, 
     return cuts
 
 
-def run_backbone_on_ray(todo: list[tuple[str, str, str]], images_dir: Path, writer: CacheWriter, report, weights: str, batch_size: int,
-                        device: str, seed: int, part_size: int, decode_workers: int | None, ray: RaySettings) -> None:
-    """Extract ``todo`` on Ray workers into ``writer``'s cache, adding what they did to ``report`` (see the module docstring).
+@dataclass(frozen=True)
+class RayParts:
+    """The :class:`~xlingual.features.extract.BackboneRunner` of ``--ray``: the images to extract run on Ray workers, in parts (see the module docstring).
 
-    The parts are those of :func:`plan_parts` for ``part_size`` and ``ray.workers``.
+    The parts are those of :func:`plan_parts` for ``part_size`` and ``settings.workers``;
+    the workers resolve the device, so the driver needs none of its own.
     """
-    import_ray()
-    root = writer.cache.cache_dir / PARTS_DIR
-    parts = [FeaturePart(n, todo[cut.start:cut.stop], root / f"part-{n:06d}")
-             for n, cut in enumerate(plan_parts(len(todo), batch_size, part_size, ray.workers))]
-    factory = PartStageFactory(writer.cache.producer, Path(images_dir).resolve(), weights, batch_size, device, seed, decode_workers)
-    outcome = run_on_workers(ray, factory, [(f"part {p.number} ({p.todo[0][0]} .. {p.todo[-1][0]})", p) for p in parts], desc="feature parts")
-    adopt_parts(writer)
-    for key in sorted(outcome.results, key=lambda k: int(k.split()[1])):  # part order: failures listed as one process lists them
-        done = outcome.results[key]
-        report.device = done.device
-        report.extracted += done.extracted
-        report.forward_batches += done.forward_batches
-        report.failed.update(done.failed)
-    if outcome.failures:
-        raise XlingualError(failure_summary("feature parts", len(parts), outcome.failures,
-                                            "the finished ones are in the cache, run the same command again to extract the rest"))
+
+    settings: RaySettings
+    part_size: int = DEFAULT_PART_SIZE
+
+    def prepare(self, writer: CacheWriter, device: str) -> None:
+        adopt_parts(writer)  # a killed earlier run's finished parts join the cache before it is read for what is left
+
+    def run(self, work: BackboneWork, writer: CacheWriter, report: ExtractionReport) -> None:
+        import_ray()
+        root = writer.cache.cache_dir / PARTS_DIR
+        todo = work.todo
+        parts = [FeaturePart(n, todo[cut.start:cut.stop], root / f"part-{n:06d}")
+                 for n, cut in enumerate(plan_parts(len(todo), work.batch_size, self.part_size, self.settings.workers))]
+        factory = PartStageFactory(writer.cache.producer, Path(work.images_dir).resolve(), work.weights, work.batch_size, work.device,
+                                   work.seed, work.decode_workers)
+        outcome = run_on_workers(self.settings, factory, [(f"part {p.number} ({p.todo[0][0]} .. {p.todo[-1][0]})", p) for p in parts],
+                                 desc="feature parts")
+        adopt_parts(writer)
+        for key in sorted(outcome.results, key=lambda k: int(k.split()[1])):  # part order: failures listed as one process lists them
+            done = outcome.results[key]
+            report.device = done.device
+            report.extracted += done.extracted
+            report.forward_batches += done.forward_batches
+            report.failed.update(done.failed)
+        if outcome.failures:
+            raise XlingualError(failure_summary("feature parts", len(parts), outcome.failures,
+                                                "the finished ones are in the cache, run the same command again to extract the rest"))
+
+
+def extract(images: str | Path | None, data_dir: str | Path, datasets: Sequence[str | Path] | None = None,
+            cache_dir: str | Path | None = None, datasets_file: str | Path | None = None, ray: RaySettings | None = None,
+            part_size: int = DEFAULT_PART_SIZE, **options: Any) -> ExtractionReport:
+    """``xl features extract``: :func:`xlingual.features.extract.extract` in this process, or with ``ray`` on Ray workers in parts of ``part_size`` images.
+
+    Under ``ray`` every dataset of the command shares one Ray runtime, started
+    by the first that has images to extract, and a named cluster is reached
+    before the cache folder is made (:func:`~xlingual.scale.runtime.ray_session`).
+    """
+    from xlingual.features.extract import IN_PROCESS, extract as extract_here
+
+    runner = IN_PROCESS if ray is None else RayParts(ray, part_size)
+    with ray_session(ray):
+        return extract_here(images, data_dir, datasets, cache_dir, datasets_file, runner=runner, **options)

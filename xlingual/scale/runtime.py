@@ -379,10 +379,3 @@ def run_as_tasks(settings: RaySettings, function: Callable[[Any], Any], items: S
                     _collect(ray, ref, key, outcome)
     outcome.seconds = time.perf_counter() - started
     return outcome
-
-
-def failure_summary(what: str, total: int, failures: dict[Hashable, str], redo: str) -> str:
-    """One line for a run some of whose jobs failed: how many, the first with its error, how to redo them."""
-    first, error = next(iter(failures.items()))
-    more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
-    return f"{len(failures)} of {total} {what} failed; {redo}. {first}: {error}{more}"

@@ -44,13 +44,13 @@ from pathlib import Path
 from typing import Any
 
 from xlingual.data.sample import Sample
-from xlingual.errors import XlingualError
+from xlingual.errors import XlingualError, failure_summary
 from xlingual.io import atomic_write_text
 from xlingual.projection.corpus import (
     CorpusInput, CorpusResult, ProjectedPart, ProjectionSettings, check_source_language, open_translation, project_part,
     translate_corpus, write_corpus,
 )
-from xlingual.scale.runtime import RaySettings, failure_summary, import_ray, run_on_workers
+from xlingual.scale.runtime import RaySettings, import_ray, run_on_workers
 from xlingual.translate.base import Translator
 from xlingual.translate.cache import TranslationCache
 

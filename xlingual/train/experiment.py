@@ -4,20 +4,21 @@ Each cell is an ordinary run folder (``<model>-<direction>-<setting>-seed<N>``,
 ``<model>-<source>-<target>-<setting>-seed<N>`` for a pair)
 trained with ``resume=True``: a finished cell is skipped, an interrupted one
 continues from its checkpoint, so re-running the same command after a crash
-or a pre-emption only does the missing work. With ``ray`` the cells run as
-Ray tasks instead (:mod:`xlingual.scale.experiment`); either way the caller
-gets one :class:`GridOutcome`.
+or a pre-emption only does the missing work. A :data:`GridRunner` trains the
+planned runs: one after the other by default, as Ray tasks with the one
+:mod:`xlingual.scale.experiment` provides; either way the caller gets one
+:class:`GridOutcome`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xlingual.errors import ConfigError, XlingualError
-from xlingual.scale.runtime import RaySettings, failure_summary
+from xlingual.errors import ConfigError, XlingualError, failure_summary
 from xlingual.train.config import TrainConfig, load_config
 from xlingual.train.config.packaged import model_types, settings as known_settings
 from xlingual.train.run import RunResult, train_run
@@ -108,16 +109,16 @@ class GridOutcome:
                                                 "the others are kept, run the same command again to redo these"))
 
 
-def run_experiment(direction: str | None, models: str, settings: str, seeds: int, output: str | Path,
-                   overrides: list[str] | None = None, ray: RaySettings | None = None,
-                   pairs: list[DatasetPair] | None = None) -> GridOutcome:
-    """Run (or finish) every cell of the grid: one after the other, or with ``ray`` as Ray tasks (:mod:`xlingual.scale.experiment`)."""
-    if ray is not None:
-        from xlingual.scale.experiment import run_experiment_on_ray
+GridRunner = Callable[[list[tuple[TrainConfig, Path]]], GridOutcome]
+"""Trains a grid's planned runs (config, run folder), each with ``resume=True``, and says how each went.
 
-        return run_experiment_on_ray(direction, models, settings, seeds, output, overrides, ray, pairs)
+:func:`run_in_order` runs them here; :class:`xlingual.scale.experiment.RayTasks` as Ray tasks.
+"""
+
+
+def run_in_order(runs: list[tuple[TrainConfig, Path]]) -> GridOutcome:
+    """The default :data:`GridRunner`: one run after the other in this process, stopping at the first that raises."""
     started = time.perf_counter()
-    runs = plan_grid(direction, models, settings, seeds, output, overrides, pairs)
     outcome = GridOutcome()
     for number, (config, run_dir) in enumerate(runs, 1):
         logger.info("[%d/%d] %s", number, len(runs), config.run_name)
@@ -126,4 +127,15 @@ def run_experiment(direction: str | None, models: str, settings: str, seeds: int
     return outcome
 
 
-__all__ = ["DatasetPair", "GridCell", "GridOutcome", "grid", "parse_list", "parse_pairs", "plan_grid", "run_experiment"]
+def run_experiment(direction: str | None, models: str, settings: str, seeds: int, output: str | Path,
+                   overrides: list[str] | None = None, runner: GridRunner = run_in_order,
+                   pairs: list[DatasetPair] | None = None) -> GridOutcome:
+    """Run (or finish) every cell of the grid with ``runner``: one after the other by default.
+
+    ``xl experiment --ray`` comes here through :func:`xlingual.scale.experiment.run_experiment`, with Ray tasks as the runner.
+    """
+    return runner(plan_grid(direction, models, settings, seeds, output, overrides, pairs))
+
+
+__all__ = ["DatasetPair", "GridCell", "GridOutcome", "GridRunner", "grid", "parse_list", "parse_pairs", "plan_grid", "run_experiment",
+           "run_in_order"]

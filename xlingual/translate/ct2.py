@@ -22,7 +22,7 @@ from xlingual.devices import resolve_device
 from xlingual.errors import ConfigError, ModelNotFoundError
 from xlingual.translate.base import DecodingOptions, ModelLimits, PendingTranslations, ThreadLayout, available_cores, length_sorted_batches
 from xlingual.translate.hf import load_tokenizer, model_fingerprint, set_up_languages, source_lengths
-from xlingual.translate.resolve import resolve_model
+from xlingual.hub import resolve_model
 
 logger = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from xlingual.errors import ConfigError, ModelNotFoundError
 from xlingual.progress import progress_bar
 from xlingual.translate.base import ComputeDtype, DecodingOptions, ModelLimits, ThreadLayout, length_sorted_batches
 from xlingual.translate.languages import marian_target_tokens, model_language_code
-from xlingual.translate.resolve import ModelSource, resolve_model
+from xlingual.hub import ModelSource, resolve_model
 
 logger = logging.getLogger(__name__)
 

@@ -5,6 +5,9 @@ mistyped a model name or has no network should hear about it at once. So a hub
 id is first looked up in the local cache; only when it is absent do we test
 whether the hub answers at all (a short socket connect) and only then let
 transformers download.
+
+Translation models, CLIP weights and the text encoders of UMT and 2M-NER all
+go through :func:`resolve_model`, so it lives beside the stages, not in one of them.
 """
 
 from __future__ import annotations
