@@ -72,7 +72,7 @@ def test_quiet_console_keeps_warnings_and_every_record_for_other_handlers(capsys
     """What the quiet demo hides from the console still reaches run.log (any handler on the library's logger)."""
     import logging
 
-    from xlingual.cli import quiet_console, setup_logging
+    from xlingual.cli._console import quiet_console, setup_logging
     from xlingual.demo import explained_by_demo
     from xlingual.embeddings.paths import ALIGNMENT_SUSPECT
 

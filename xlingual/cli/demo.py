@@ -25,7 +25,7 @@ def demo(
 
         xl demo -v        # every log line, training steps included (otherwise in each run's run.log)
     """
-    from xlingual.cli import quiet_console, verbose_logging
+    from xlingual.cli._console import quiet_console, verbose_logging
     from xlingual.demo import REAL_RUN_COMMANDS, explained_by_demo, run_demo
     from xlingual.progress import transient_bars
 
