@@ -174,8 +174,7 @@ def resolve_inputs(config: TrainConfig, run_dir: Path) -> RunInputs:
     plan = setting_plan(config.setting)
     stages = [stage_data(config, stage) for stage in plan.stages]
     test, other_tests = test_sets(config)
-    inputs = RunInputs(stages=stages, test=test, model_config=dict(config.model), other_tests=other_tests)
-    inputs.model_config["use_image"] = config.images != "none" and bool(config.model.get("use_image", True))
+    inputs = RunInputs(stages=stages, test=test, model_config=config.model_options, other_tests=other_tests)
     if config.model_type == "acn" and "word_vectors" in config.model:
         value = config.model.get("word_vectors")
         src = word_vector_source_lang(config) if value == "auto" else config.target_lang  # only auto reads a pair
