@@ -83,6 +83,10 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def pretrained_weights(self) -> dict[str, str]:
+        """Pre-trained weights the model loads when built, by option (``{"model.encoder": "bert-base-cased"}``): a run checks they are here before it starts."""
+        return {}
+
 
 def option_error_text(cls: type[ModelConfig], err: ValidationError) -> str:
     """The first problem of a failed :meth:`ModelConfig.checked_options` as ``model.<key>: ...``."""

@@ -51,6 +51,9 @@ class Mner2Config(ModelConfig):
     fixed_on_load: ClassVar[frozenset[str]] = frozenset({"encoder", "visual_dim", "vit_tokens", "resnet_dim"})
     """The encoder is rebuilt from the saved folder; the visual shapes fix weight shapes."""
 
+    def pretrained_weights(self) -> dict[str, str]:
+        return {"model.encoder": self.encoder}
+
     def validate(self) -> None:
         if self.max_length < 3:
             raise ConfigError(f"model.max_length must be at least 3, not {self.max_length}")

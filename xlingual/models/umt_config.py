@@ -42,6 +42,9 @@ class UmtConfig(ModelConfig):
     fixed_on_load: ClassVar[frozenset[str]] = frozenset({"encoder", "visual_dim", "extra_linear"})
     """The encoder is rebuilt from the saved folder; the other two fix weight shapes."""
 
+    def pretrained_weights(self) -> dict[str, str]:
+        return {"model.encoder": self.encoder}
+
     def validate(self) -> None:
         if self.max_length < 3:
             raise ConfigError(f"model.max_length must be at least 3, not {self.max_length}")
