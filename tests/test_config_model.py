@@ -142,13 +142,16 @@ def test_right_values_keep_the_form_they_were_given_in():
     assert config.model["alpha"] == pytest.approx(0.1) and not math.isnan(config.model["alpha"])
 
 
-def test_loading_a_config_and_checking_its_model_section_loads_no_heavy_library():
+def test_checking_configs_and_a_grid_loads_no_heavy_library():
     loaded = modules_loaded_by(
         "from xlingual.train.config import load_config\n"
         "for model in ('acn', 'umt', '2mner'):\n"
         "    load_config('src_tgt', model, 'en-zh', ['model.dropout=0.2'])\n"
         "from typer.testing import CliRunner\nfrom xlingual.cli import app\n"
-        "assert CliRunner().invoke(app, ['train', '--config', 'src_tgt', '--set', 'model.hiden=1', '--dry-run']).exit_code == 2"
+        "assert CliRunner().invoke(app, ['train', '--config', 'src_tgt', '--set', 'model.hiden=1', '--dry-run']).exit_code == 2\n"
+        "result = CliRunner().invoke(app, ['experiment', '--direction', 'en-zh', '--models', 'all', '--seeds', '1', '--data-dir', 'no-such-dir',"
+        " '--output', 'no-such-runs', '--dry-run'])\n"
+        "assert result.exit_code == 2 and 'xl data download' in result.output, result.output"
     )
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
 
