@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from xlingual.data.labels import CANONICAL_LABELS
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError, ModelNotFoundError
-from xlingual.models import MODEL_CLASSES, MnerModel, load_model, model_class
+from xlingual.models import MODEL_CLASSES, MnerModel, load_model, model_class, model_config_class
 from xlingual.models.serialization import CONFIG_NAME
 from xlingual.models.vocab import Vocabulary
 from xlingual.testing.synthetic import generated_tweets, generated_weibo_posts
@@ -112,6 +112,12 @@ def assert_same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) 
 
 def test_every_registered_model_has_a_tiny_config() -> None:
     assert set(TINY) == set(MODEL_CLASSES)
+
+
+def test_each_model_class_reads_the_config_class_the_config_loader_checks() -> None:
+    """One list of options per model: the class that builds the model and the one a training config is checked by."""
+    for model_type in MODEL_CLASSES:
+        assert model_class(model_type).config_class is model_config_class(model_type)
 
 
 def test_config_round_trips_and_rejects_unknown_keys(built) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ray_support import needs_ray, shared_ray
+from ray_support import data_dir_with_a_broken_translation, needs_ray, shared_ray
 from typer.testing import CliRunner
 
 from xlingual.cli import app
@@ -23,18 +23,19 @@ def files_of(run_dir: Path) -> set[str]:
 
 
 def test_grid_runs_as_tasks_into_the_sequential_folders_and_a_failed_run_does_not_stop_the_others(sample_data_dir, tmp_path, one_torch_thread) -> None:
-    """tgt needs a translated corpus the sample lacks, so it fails; the two tgt_only seeds train."""
+    """tgt reads a translated corpus that does not parse, so it fails; the two tgt_only seeds train."""
     from xlingual.train.experiment import run_experiment
 
     shared_ray()
-    overrides = [*TINY_ACN, f"data.data_dir={sample_data_dir}"]
+    data_dir, broken = data_dir_with_a_broken_translation(sample_data_dir, tmp_path / "data")
+    overrides = [*TINY_ACN, f"data.data_dir={data_dir}"]
     sequential = run_experiment("en-zh", "acn", "tgt_only", 2, tmp_path / "seq", overrides)
     args = ["experiment", "--direction", "en-zh", "--models", "acn", "--configs", "tgt_only,tgt", "--seeds", "2",
             "--output", str(tmp_path / "ray"), *[a for o in overrides for a in ("--set", o)], "--ray"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     last = result.output.strip().splitlines()[-1]
-    assert "2 of 4 runs failed" in last and "acn-en-zh-tgt-img_none-seed444: setting 'tgt' needs twitter2015 translated" in last, last
+    assert "2 of 4 runs failed" in last and f"acn-en-zh-tgt-img_none-seed444: {broken}:1: no TAB" in last, last
     for run in sequential.results:
         twin = tmp_path / "ray" / run.run_dir.name
         assert files_of(twin) == files_of(run.run_dir)

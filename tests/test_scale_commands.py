@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from fake_ray import FakeRay
+from ray_support import data_dir_with_a_broken_translation
 from typer.testing import CliRunner
 
 from xlingual.cli import app
@@ -67,12 +68,13 @@ def test_features_over_a_data_dir_start_one_runtime_for_all_datasets(fake_ray, t
 
 
 def test_experiment_gives_one_outcome_either_way_and_the_same_failure_line(fake_ray, sample_data_dir, tmp_path, one_torch_thread) -> None:
-    """One process trains tgt_only; with --ray it is skipped as done, tgt fails (no translation) and is reported in the table and last line."""
+    """One process trains tgt_only; with --ray it is skipped as done, tgt fails (its translation does not parse) and is reported in the table and last line."""
     from xlingual.scale.experiment import run_experiment as run_anywhere
     from xlingual.scale.runtime import RaySettings
     from xlingual.train.experiment import GridOutcome, run_experiment
 
-    overrides = [*TINY_ACN, f"data.data_dir={sample_data_dir}"]
+    data_dir, broken = data_dir_with_a_broken_translation(sample_data_dir, tmp_path / "data")
+    overrides = [*TINY_ACN, f"data.data_dir={data_dir}"]
     sequential = run_experiment("en-zh", "acn", "tgt_only", 1, tmp_path, overrides)
     assert isinstance(sequential, GridOutcome) and not sequential.failures
     assert len(sequential.results) == 1 and not sequential.results[0].skipped
@@ -91,7 +93,7 @@ def test_experiment_gives_one_outcome_either_way_and_the_same_failure_line(fake_
     assert "skipped (done)" in result.output and "failed:" in result.output  # the table; its cells wrap the error
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("error: 1 of 2 runs failed; the others are kept, run the same command again to redo these. "
-                           "acn-en-zh-tgt-img_none-seed444: setting 'tgt' needs twitter2015 translated"), last
+                           f"acn-en-zh-tgt-img_none-seed444: {broken}:1: no TAB"), last
     assert (fake_ray.inits, fake_ray.shutdowns, fake_ray.up) == (2, 2, False)
 
 

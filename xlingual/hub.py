@@ -52,7 +52,7 @@ def _hub_reachable() -> bool:
         return False
 
 
-def _looks_like_path(name: str) -> bool:
+def looks_like_path(name: str) -> bool:
     """Hub ids are ``name`` or ``org/name``; anything else with a slash or a leading ./~ is a path."""
     return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
 
@@ -64,7 +64,7 @@ def resolve_model(name: str, required_file: str = "config.json") -> ModelSource:
         if not (path / required_file).exists():
             raise ModelNotFoundError(f"{path}: not a model folder (no {required_file})")
         return ModelSource(name, str(path.resolve()), True, True)
-    if path.exists() or _looks_like_path(name):
+    if path.exists() or looks_like_path(name):
         raise ModelNotFoundError(f"{name}: model folder not found")
     hint = f"download it where there is a network ('hf download {name}') or pass a local folder with --model PATH"
     try:

@@ -34,6 +34,31 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Missing:
+    """An input a stage needs that is not there: what it is, the command that makes it, and its one-line error.
+
+    The ``locate_*`` functions below return one instead of raising, so a
+    caller can list every missing input at once (``xl experiment --dry-run``,
+    the check before a run creates anything), and the ``ensure_*``/``find_*``
+    functions raise its ``error`` when it is the only answer.
+    """
+
+    what: str
+    command: str
+    """The command (or option) that makes it."""
+    error: str
+    built: bool = False
+    """The run makes it itself: a translation or feature cache with ``--build-missing``, hub weights it may download."""
+
+
+def missing_summary(missing: Sequence[Missing]) -> str:
+    """One line for missing inputs: the error of the only one, or every one with the command that makes it."""
+    if len(missing) == 1:
+        return missing[0].error
+    return f"{len(missing)} inputs are missing: " + "; ".join(f"{m.what} (make it with '{m.command}')" for m in missing)
+
+
 # -- translations ----------------------------------------------------------------
 
 def translate_source_dataset(data_dir: str | Path | DataDir, dataset: str, translator: "Translator", settings: "ProjectionSettings",
@@ -64,38 +89,54 @@ def default_translation_dir(data_dir: str | Path | DataDir, dataset: str, src: s
     return DataDir.of(data_dir).translation(dataset, src, tgt, model)
 
 
-def find_translation(data_dir: str | Path | DataDir, dataset: str, tgt: str, model: str | None = None,
-                     needed_by: str = "this run") -> Path:
-    """The folder holding ``dataset`` translated into ``tgt`` (by ``model``: a tag or a folder)."""
+def locate_translation(data_dir: str | Path | DataDir, dataset: str, tgt: str, model: str | None = None,
+                       needed_by: str = "this run", build_missing: bool = False) -> Path | Missing:
+    """The folder holding ``dataset`` translated into ``tgt`` (by ``model``: a tag or a folder), or what is missing."""
     layout = DataDir.of(data_dir)
     spec = layout.dataset(dataset)
     src = spec.lang
     build_hint = f"xl translate --dataset {dataset} --tgt {tgt} --data-dir {layout.root}"
     if layout.datasets_file is not None:
         build_hint += f" --datasets {layout.datasets_file}"
+    what = f"{dataset} translated {src}->{tgt}"
     if model:
         candidate = Path(model)
         train_file = f"{spec.split_name('train')}.txt"
         folder = candidate if candidate.is_dir() and (candidate / train_file).is_file() else layout.translation(dataset, src, tgt, model)
         if not folder.is_dir():
-            raise ConfigError(f"data.translation_model: no translation at {folder} (build it with '{build_hint} --model {model}')")
-        return _whole_translation(folder, f"{build_hint} --model {model}")
+            command = f"{build_hint} --model {model}"
+            return Missing(f"{what} by {model} ({folder})", command,
+                           f"data.translation_model: no translation at {folder} (build it with '{command}')", build_missing)
+        return folder
     found = layout.find_translations(dataset, src, tgt)
     if not found:
-        raise ConfigError(f"{needed_by} needs {dataset} translated {src}->{tgt}, none under {layout.translations_root} "
-                          f"(build it with '{build_hint}' or pass --build-missing)")
+        return Missing(what, build_hint, f"{needed_by} needs {what}, none under {layout.translations_root} "
+                                         f"(build it with '{build_hint}' or pass --build-missing)", build_missing)
     if len(found) > 1:
         names = ", ".join(p.name for p in found)
-        raise ConfigError(f"several translations of {dataset} {src}->{tgt} ({names}): choose one with --set data.translation_model=<model>")
-    return _whole_translation(found[0], build_hint)
+        return Missing(f"one translation of {dataset} {src}->{tgt} chosen among {names}", "--set data.translation_model=<model>",
+                       f"several translations of {dataset} {src}->{tgt} ({names}): choose one with --set data.translation_model=<model>")
+    return found[0]
 
 
-def _whole_translation(folder: Path, build_hint: str) -> Path:
-    """``folder``, once every file its report lists is there with the listed size (digests are checked as files are read)."""
+def find_translation(data_dir: str | Path | DataDir, dataset: str, tgt: str, model: str | None = None,
+                     needed_by: str = "this run") -> Path:
+    """The folder holding ``dataset`` translated into ``tgt`` (by ``model``: a tag or a folder), once its files are the set its report lists.
+
+    Sizes are checked here, digests as each file is read (:func:`read_translated_split`).
+    """
     from xlingual.projection.corpus import check_translation
 
-    check_translation(folder, digests=False, rebuild=f"rebuild it with '{build_hint}'")
+    folder = _found(locate_translation(data_dir, dataset, tgt, model, needed_by))
+    command = f"xl translate --dataset {dataset} --tgt {tgt}" + (f" --model {model}" if model else "")
+    check_translation(folder, digests=False, rebuild=f"rebuild it with '{command}'")
     return folder
+
+
+def _found(found: Path | Missing) -> Path:
+    if isinstance(found, Missing):
+        raise ConfigError(found.error)
+    return found
 
 
 def ensure_translation(data_dir: str | Path | DataDir, dataset: str, tgt: str, model: str | None = None, build_missing: bool = False,
@@ -119,13 +160,20 @@ def ensure_translation(data_dir: str | Path | DataDir, dataset: str, tgt: str, m
     return out
 
 
+def locate_translated_split(folder: Path, data_dir: str | Path | DataDir, dataset: str, tgt: str, split: str) -> Path | Missing:
+    """One split file of a translation folder, or what is missing."""
+    path = folder / f"{DataDir.of(data_dir).dataset(dataset).split_name(split)}.txt"
+    if path.is_file():
+        return path
+    command = f"xl translate --dataset {dataset} --tgt {tgt}"
+    return Missing(f"{path} (translated {split} split)", command, f"{path}: translated split missing (re-run '{command}')")
+
+
 def read_translated_split(folder: Path, data_dir: str | Path | DataDir, dataset: str, tgt: str, split: str) -> list[Sample]:
     """One split of ``dataset``'s translation, with the source posts' images attached (translated posts keep ``meta.source_id``)."""
     layout = DataDir.of(data_dir)
     spec = layout.dataset(dataset)
-    path = folder / f"{spec.split_name(split)}.txt"
-    if not path.is_file():
-        raise ConfigError(f"{path}: translated split missing (re-run 'xl translate --dataset {dataset} --tgt {tgt}')")
+    path = _found(locate_translated_split(folder, layout, dataset, tgt, split))
     from xlingual.projection.corpus import check_translation
 
     check_translation(folder, [path.name], rebuild=f"re-run 'xl translate --dataset {dataset} --tgt {tgt}' to write the set again")
@@ -141,19 +189,28 @@ def read_translated_split(folder: Path, data_dir: str | Path | DataDir, dataset:
 
 # -- image features ----------------------------------------------------------------
 
-def ensure_features(data_dir: str | Path | DataDir, backbone: str, datasets: Sequence[str], build_missing: bool = False,
-                    images_option: str = "all") -> Path:
-    """The feature cache of ``backbone`` in ``data_dir``, extracted from the datasets' images when missing and asked to."""
+def locate_features(data_dir: str | Path | DataDir, backbone: str, images_option: str = "all", build_missing: bool = False) -> Path | Missing:
+    """The feature cache of ``backbone`` in ``data_dir``, or what is missing."""
     layout = DataDir.of(data_dir)
     folder = layout.features(backbone)
     if folder.exists():
         return folder
+    command = f"xl features extract --data-dir {layout.root} --backbone {backbone}"
+    return Missing(f"{backbone} features at {folder}", command,
+                   f"images={images_option} needs cached {backbone} features at {folder}; build them with '{command}', "
+                   "pass --build-missing, or --set images=none for text only", build_missing)
+
+
+def ensure_features(data_dir: str | Path | DataDir, backbone: str, datasets: Sequence[str], build_missing: bool = False,
+                    images_option: str = "all") -> Path:
+    """The feature cache of ``backbone`` in ``data_dir``, extracted from the datasets' images when missing and asked to."""
+    layout = DataDir.of(data_dir)
+    found = locate_features(layout, backbone, images_option, build_missing)
+    if isinstance(found, Path):
+        return found
     if not build_missing:
-        raise ConfigError(
-            f"images={images_option} needs cached {backbone} features at {folder}; build them with "
-            f"'xl features extract --data-dir {layout.root} --backbone {backbone}', "
-            "pass --build-missing, or --set images=none for text only"
-        )
+        raise ConfigError(found.error)
+    folder = layout.features(backbone)
     from xlingual.features.extract import extract_for_data_dir
 
     with_images = [name for name in dict.fromkeys(datasets) if layout.images_dir(name).is_dir()]
@@ -165,34 +222,84 @@ def ensure_features(data_dir: str | Path | DataDir, backbone: str, datasets: Seq
 
 # -- word vectors ----------------------------------------------------------------------
 
-def aligned_vector_files(data_dir: str | Path, src: str, tgt: str, target_only: bool) -> list[Path]:
-    """The aligned ``.vec`` files of a run's languages (target last, so it wins on shared words)."""
+def locate_word_vectors(value: str | None, data_dir: str | Path, src: str, tgt: str, target_only: bool) -> list[Path] | Missing:
+    """The ``.vec`` file(s) ACN's ``word_vectors`` option names (none, a file, or ``auto``: the run's aligned pair), or what is missing."""
+    if value in (None, "", "none", "null"):
+        return []
+    if value != "auto":
+        if not Path(value).is_file():
+            return Missing(f"word vectors {value}", "--set model.word_vectors=PATH.vec (or null for random embeddings)",
+                           f"model.word_vectors: {value} does not exist")
+        return [Path(value)]
     by_lang = find_aligned_pair(data_dir, src, tgt)
     if by_lang is None:
-        raise ConfigError(
-            f"model.word_vectors=auto: no aligned vectors at {DataDir(data_dir).aligned(src, tgt).root} (either direction); "
-            "build them with 'xl embeddings' (see docs/embeddings.md), pass --set model.word_vectors=PATH.vec, "
-            "or --set model.word_vectors=null for random embeddings"
-        )
+        folder = DataDir(data_dir).aligned(src, tgt).root
+        return Missing(f"aligned {src}-{tgt} word vectors at {folder}", "xl embeddings (see docs/embeddings.md)",
+                       f"model.word_vectors=auto: no aligned vectors at {folder} (either direction); "
+                       "build them with 'xl embeddings' (see docs/embeddings.md), pass --set model.word_vectors=PATH.vec, "
+                       "or --set model.word_vectors=null for random embeddings")
     wanted = [by_lang[tgt]] if target_only else [by_lang[src], by_lang[tgt]]
     missing = [p for p in wanted if not p.is_file()]
     if missing:
-        raise ConfigError(f"{missing[0]}: aligned vectors missing (re-run 'xl embeddings align')")
+        return Missing(f"aligned word vectors {missing[0]}", "xl embeddings align", f"{missing[0]}: aligned vectors missing (re-run 'xl embeddings align')")
     return wanted
+
+
+def aligned_vector_files(data_dir: str | Path, src: str, tgt: str, target_only: bool) -> list[Path]:
+    """The aligned ``.vec`` files of a run's languages (target last, so it wins on shared words)."""
+    found = locate_word_vectors("auto", data_dir, src, tgt, target_only)
+    if isinstance(found, Missing):
+        raise ConfigError(found.error)
+    return found
 
 
 def ensure_word_vectors(value: str | None, data_dir: str | Path, src: str, tgt: str, target_only: bool, merged_out: Path) -> str | None:
     """The ``.vec`` file ACN reads: none, a given file, or (``auto``) the run's aligned vectors, merged into ``merged_out`` when two."""
-    if value in (None, "", "none", "null"):
+    files = locate_word_vectors(value, data_dir, src, tgt, target_only)
+    if isinstance(files, Missing):
+        raise ConfigError(files.error)
+    if not files:
         return None
     if value != "auto":
-        if not Path(value).is_file():
-            raise ConfigError(f"model.word_vectors: {value} does not exist")
         return str(value)
-    files = aligned_vector_files(data_dir, src, tgt, target_only)
     if len(files) == 1:
         return str(files[0])
     return str(merge_vector_files(files, merged_out))
+
+
+# -- dataset splits and pre-trained weights ------------------------------------------------
+
+def locate_split(data_dir: str | Path | DataDir, dataset: str, split: str) -> Path | Missing:
+    """One split file of a dataset (built-in or declared), or what is missing."""
+    from xlingual.data.datasets import missing_split_hint
+
+    layout = DataDir.of(data_dir)
+    spec = layout.dataset(dataset)
+    path = spec.split_path(layout.root, split)
+    if path.exists():
+        return path
+    hint = missing_split_hint(spec, layout.root, split)
+    command = f"xl data download {dataset} --to {layout.root}" if spec.builtin else hint
+    return Missing(f"{path} ({dataset}'s {split} split)", command, f"{path}: not found ({hint})")
+
+
+def locate_pretrained(name: str, option: str) -> Missing | None:
+    """None when the weights ``name`` (a hub id or a folder) load here; else what is missing (``built`` when the hub will download them)."""
+    from xlingual.errors import ModelNotFoundError
+    from xlingual.translate.resolve import looks_like_path, resolve_model
+
+    try:
+        source = resolve_model(name)
+    except ModelNotFoundError as err:
+        reason = str(err).split("; ")[0]
+        command = f"--set {option}=PATH" if looks_like_path(name) or Path(name).expanduser().exists() else f"hf download {name}"
+        return Missing(f"{option} '{name}' weights ({reason})", command,
+                       f"{option} '{name}' cannot be loaded ({reason}); download it once with network access ('hf download {name}'), "
+                       f"or pass a local copy with --set {option}=PATH")
+    if source.local_files_only:
+        return None
+    return Missing(f"{option} '{name}' weights (not in the local cache: downloaded when the run starts)", f"hf download {name}",
+                   f"{option} '{name}' is not in the local cache", built=True)
 
 
 # -- visual inputs of posts ------------------------------------------------------------------
@@ -321,7 +428,8 @@ def visual_inputs_for_model(model: "MnerModel", samples: list[Sample], features:
 
 
 __all__ = [
-    "DatasetFile", "VisualInputs", "aligned_vector_files", "dataset_file", "dataset_image_dir", "default_translation_dir", "ensure_features",
+    "DatasetFile", "Missing", "locate_features", "locate_pretrained", "locate_split", "locate_translated_split", "locate_translation",
+    "locate_word_vectors", "missing_summary", "VisualInputs", "aligned_vector_files", "dataset_file", "dataset_image_dir", "default_translation_dir", "ensure_features",
     "ensure_translation", "ensure_word_vectors", "find_translation", "read_dataset_file", "read_translated_split",
     "translate_source_dataset", "visual_inputs", "visual_inputs_for_model",
 ]

@@ -155,8 +155,12 @@ def experiment(
     set_: SetOption = [],
     build_missing: BuildMissingOption = False,
     ray: RayOption = None,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print every run of the grid and every missing input (with the command that makes it); train and write nothing."),
 ) -> None:
     """Run the grid of models x settings x seeds; finished runs are skipped, interrupted ones resumed.
+
+    Every run's inputs are checked before the first one trains: a missing one stops the grid at once, named with the command
+    that makes it (with --build-missing, translations and feature caches are made instead).
 
     With --ray each run is a Ray task with one GPU (one CPU where the cluster has none); a failed run does not stop the others.
 
@@ -169,11 +173,17 @@ def experiment(
         xl experiment --direction en-zh --seeds 3 --ray auto     # the 24 runs spread over a Ray cluster's GPUs
 
         xl experiment --pairs twitter2017:cmner,cmner:twitter2017 --models acn --configs tgt_only,src_tgt
+
+        xl experiment --direction en-zh --seeds 3 --dry-run      # the runs, and what is missing before any trains
     """
     from xlingual.scale.experiment import run_experiment
-    from xlingual.train.experiment import parse_pairs
+    from xlingual.train.experiment import check_experiment, parse_pairs
 
     pair_list = parse_pairs(pairs) if pairs is not None else None
+    if dry_run:
+        _print_grid_check(check_experiment(direction, models, configs, seeds, output, _with_data_dir(set_, data_dir, build_missing, datasets),
+                                           pairs=pair_list))
+        return
     outcome = run_experiment(direction, models, configs, seeds, output, _with_data_dir(set_, data_dir, build_missing, datasets),
                              ray=RaySettings.from_options(ray), pairs=pair_list)
     table = Table(title=f"Experiment {direction or pairs}: {len(outcome.results) + len(outcome.failures)} runs")
@@ -187,6 +197,27 @@ def experiment(
     Console().print(table)
     typer.echo(f"report: xl report {output}")
     outcome.raise_for_failures()
+
+
+def _print_grid_check(check) -> None:
+    """``xl experiment --dry-run``: every run with its state, then every missing input with the command that makes it."""
+    from xlingual.errors import ConfigError
+
+    states = {"new": "to train", "unfinished": "to resume", "finished": "done (skipped)", "failed": "failed earlier (refused)"}
+    typer.echo(f"{len(check.cells)} runs:")
+    for cell in check.cells:
+        typer.echo(f"  {states[cell.state]:<24} {cell.run_dir}")
+    missing = check.missing()
+    for built in (True, False):
+        items = [(item, runs) for item, runs in missing.items() if item.built == built]
+        if items:
+            typer.echo("made by the runs themselves:" if built else "missing:")
+        for item, runs in items:
+            typer.echo(f"  {item.what}\n      {'made like' if built else 'make it with'}: {item.command}\n      needed by {len(runs)} run(s): {', '.join(runs)}")
+    blocking = check.blocking()
+    if blocking:
+        raise ConfigError(f"{len(blocking)} missing input(s); the grid would stop before its first run (nothing was trained)")
+    typer.echo("every input is there: the grid can run")
 
 
 def report(

@@ -265,10 +265,15 @@ def parse_split(data_dir: str | Path, dataset: str, split: str, bio: str = "repa
     spec = get_dataset(dataset, data_dir, datasets_file)
     path = spec.split_path(data_dir, split)
     if not path.exists():
-        if spec.builtin:
-            raise XlingualError(f"{path}: not found (run 'xl data download {dataset} --to {data_dir}' or pass --data-dir)")
-        raise XlingualError(f"{path}: not found (the {split} split of '{dataset}', declared at {spec.declared.where(split)})")
+        raise XlingualError(f"{path}: not found ({missing_split_hint(spec, data_dir, split)})")
     return spec.parse(path, split, bio)
+
+
+def missing_split_hint(spec: DatasetSpec, data_dir: str | Path, split: str) -> str:
+    """What makes a missing split file: the download command of a built-in dataset, the declaration of a declared one."""
+    if spec.builtin:
+        return f"run 'xl data download {spec.name} --to {data_dir}' or pass --data-dir"
+    return f"the {split} split of '{spec.name}', declared at {spec.declared.where(split)}"
 
 
 def load_split(data_dir: str | Path, dataset: str, split: str, with_images: bool = True, bio: str = "repair",

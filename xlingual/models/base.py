@@ -41,7 +41,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -51,6 +51,7 @@ from xlingual.data.labels import CANONICAL_LABELS, inventory_of
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError, DataFormatError, ModelNotFoundError
 from xlingual.models.card import ModelCard, write_card
+from xlingual.models.config import NON_MODEL_KEYS, ModelConfig
 from xlingual.models.serialization import load_model_weights, read_model_config, save_model_folder
 from xlingual.models.vocab import Vocabulary
 
@@ -100,46 +101,6 @@ class VisualInput:
         """The shape as errors show it: ``(regions, 512)``, ``(2048,)``."""
         sizes = [str(size) for size in self.shape]
         return f"({', '.join(sizes)}{',' if len(sizes) == 1 else ''})"
-
-
-NON_MODEL_KEYS = frozenset({"type", "model_type", "name", "images", "backbone"})
-"""Keys a training config may carry beside a model's own options; model configs ignore them."""
-
-ConfigT = TypeVar("ConfigT", bound="ModelConfig")
-
-
-@dataclasses.dataclass
-class ModelConfig:
-    """Base of every model's config dataclass (the ``model`` section of a training config).
-
-    Subclasses are dataclasses with the model's options as fields; every model
-    has ``use_image`` (multimodal or text-only) and ``visual_dim`` (channels
-    of its region features).
-    """
-
-    fixed_on_load: ClassVar[frozenset[str]] = frozenset()
-    """Options that fix weight shapes: ``from_pretrained`` refuses to override them."""
-
-    @classmethod
-    def from_dict(cls: type[ConfigT], values: Mapping[str, Any]) -> ConfigT:
-        """Build and validate; an unknown key is a one-line ``model.<key>`` error.
-
-        Rejecting unknown keys (instead of ignoring them) is what makes a typo in
-        ``--set model.max_lenght=128`` fail loudly rather than train the wrong model.
-        """
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known - NON_MODEL_KEYS)
-        if unknown:
-            raise ConfigError(f"model.{unknown[0]}: unknown option (known: {', '.join(sorted(known))})")
-        config = cls(**{k: v for k, v in values.items() if k in known})
-        config.validate()
-        return config
-
-    def validate(self) -> None:
-        """Raise a ``model.<key>`` :class:`ConfigError` for a value the model cannot use."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def gate_by_image(signal: torch.Tensor, has_image: torch.Tensor) -> torch.Tensor:

@@ -32,7 +32,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,9 +41,10 @@ from torch import nn
 from xlingual.data.labels import CANONICAL_LABELS, label_inventory
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError, ModelNotFoundError
-from xlingual.models.base import MnerModel, ModelConfig, VisualInput, sample_label_ids
+from xlingual.models.base import MnerModel, VisualInput, sample_label_ids
 from xlingual.models.contrastive import ProjectionHead, nt_xent
 from xlingual.models.crf import MaskedCrf
+from xlingual.models.mner2_config import BRANCHES, Mner2Config
 from xlingual.models.mner2_layers import TokenCrossAttention, VectorCrossAttention
 from xlingual.models.umt_encoder import ENCODER_SUBDIR, encoder_from_folder, load_encoder, save_encoder_files
 from xlingual.models.umt_text import pieces_per_token
@@ -51,7 +52,6 @@ from xlingual.models.vocab import Vocabulary
 
 logger = logging.getLogger(__name__)
 
-BRANCHES = ("vit", "resnet")
 PairedVisual = Callable[[Sample], tuple[Mapping[str, np.ndarray], bool]]
 """What 2M-NER reads per post: ``({"vit": tokens, "resnet": pooled vector}, has_image)``."""
 
@@ -61,67 +61,6 @@ SWITCHED_MODULES = ("vit_attention", "resnet_proj", "resnet_attention", "fuse", 
 LABELS = Vocabulary(list(CANONICAL_LABELS))
 """The CRF's states of a model of the canonical labels: the nine, ids in their canonical order (no padding state).
 A model's own states are its ``label_names`` in order (these nine, then other types' pairs)."""
-
-
-@dataclass
-class Mner2Config(ModelConfig):
-    """2M-NER's settings (the ``model`` section of a training config); defaults follow the reference code."""
-
-    encoder: str = "bert-base-multilingual-cased"
-    max_length: int = 512
-    """Word pieces per post incl. [CLS]/[SEP]. The reference never truncates, i.e. mBERT's 512; batches pad to their longest post."""
-    use_image: bool = True
-    """False: the text-only model (the training layer sets this from ``images: none``)."""
-    use_vit: bool = True
-    """The CLIP ViT-B/32 branch (cross-attention + its contrastive term); off with use_resnet on is "ResNet only"."""
-    use_resnet: bool = True
-    """The ResNet-152 branch; off with use_vit on is "ViT only"."""
-    contrastive: bool = True
-    """The NT-Xent alignment terms; off trains on the CRF loss alone (same 2*alpha scale)."""
-    alpha: float = 0.8
-    """Weight of the CRF loss against the sum of the contrastive terms."""
-    temperature: float = 0.5
-    vit_tokens: int = 50
-    visual_dim: int = 768
-    """Channels of the ViT tokens (the base's name for a model's region channels)."""
-    resnet_dim: int = 2048
-    cross_heads: int | None = None
-    """Heads of the ViT cross-attention; None: the encoder's (12 for mBERT, as the reference)."""
-    dropout: float = 0.1
-    faithful_query_bug: bool = False
-    """Reproduce the reference's queries projected with the key weights (needs visual_dim == hidden)."""
-    faithful_word_offset: bool = False
-    """Reproduce the reference's word gather, one piece too early: [CLS] for the first word, the
-    previous word's last piece for the others."""
-
-    fixed_on_load: ClassVar[frozenset[str]] = frozenset({"encoder", "visual_dim", "vit_tokens", "resnet_dim"})
-    """The encoder is rebuilt from the saved folder; the visual shapes fix weight shapes."""
-
-    def validate(self) -> None:
-        if self.max_length < 3:
-            raise ConfigError(f"model.max_length must be at least 3, not {self.max_length}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ConfigError(f"model.alpha must be in [0, 1], not {self.alpha}")
-        if self.temperature <= 0:
-            raise ConfigError(f"model.temperature must be positive, not {self.temperature}")
-        for name in ("vit_tokens", "visual_dim", "resnet_dim"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"model.{name} must be positive, not {getattr(self, name)}")
-        if self.use_image and not (self.use_vit or self.use_resnet):
-            raise ConfigError("model.use_vit and model.use_resnet are both off: set model.use_image=false for the text-only model")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"model.dropout must be in [0, 1), not {self.dropout}")
-
-    @property
-    def branches(self) -> tuple[str, ...]:
-        """The active visual branches, in the reference's concatenation order (ViT, then ResNet)."""
-        if not self.use_image:
-            return ()
-        return tuple(name for name, on in zip(BRANCHES, (self.use_vit, self.use_resnet)) if on)
-
-    @property
-    def uses_contrastive(self) -> bool:
-        return self.contrastive and bool(self.branches)
 
 
 @dataclass

@@ -18,10 +18,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from xlingual.errors import ConfigError, XlingualError, failure_summary
+from xlingual.stage_inputs import Missing, missing_summary
 from xlingual.train.config import TrainConfig, load_config
 from xlingual.train.config.packaged import model_types, settings as known_settings
-from xlingual.train.run import RunResult, train_run
+from xlingual.workspace import RunFolder
+
+if TYPE_CHECKING:
+    from xlingual.train.run import RunResult
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +104,7 @@ class GridOutcome:
     only under Ray, where a failed run does not stop the others.
     """
 
-    results: list[RunResult] = field(default_factory=list)
+    results: list["RunResult"] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -107,6 +113,65 @@ class GridOutcome:
         if self.failures:
             raise XlingualError(failure_summary("runs", len(self.results) + len(self.failures), self.failures,
                                                 "the others are kept, run the same command again to redo these"))
+
+
+@dataclass
+class CellCheck:
+    """One cell of a grid before it runs: its config, run folder, state, and the inputs it needs that are not there."""
+
+    config: TrainConfig
+    run_dir: Path
+    state: str
+    """``finished`` (skipped), ``unfinished`` (resumed), ``failed`` (refused: train it into another folder) or ``new``."""
+    missing: list[Missing] = field(default_factory=list)
+
+
+@dataclass
+class GridCheck:
+    """Every cell of a grid and what each lacks: what ``xl experiment --dry-run`` prints and every grid checks first."""
+
+    cells: list[CellCheck]
+
+    def missing(self) -> dict[Missing, list[str]]:
+        """Each missing input once, with the runs that need it, in grid order."""
+        needed: dict[Missing, list[str]] = {}
+        for cell in self.cells:
+            for item in cell.missing:
+                needed.setdefault(item, []).append(cell.config.run_name)
+        return needed
+
+    def blocking(self) -> list[Missing]:
+        """The missing inputs no run makes itself: the grid cannot start while one is missing."""
+        return [item for item in self.missing() if not item.built]
+
+    def raise_for_missing(self) -> None:
+        blocking = self.blocking()
+        if blocking:
+            raise ConfigError(f"the grid cannot start, nothing was trained: {missing_summary(blocking)}")
+
+
+def check_grid(runs: list[tuple[TrainConfig, Path]]) -> GridCheck:
+    """The state and missing inputs of every planned cell; reads nothing but file names, creates nothing.
+
+    A finished cell needs nothing (it is skipped); every other cell's inputs
+    are checked as the run itself checks them
+    (:func:`xlingual.train.inputs.missing_inputs`).
+    """
+    from xlingual.train.inputs import missing_inputs
+
+    cells = []
+    for config, run_dir in runs:
+        folder = RunFolder(run_dir)
+        state = ("failed" if folder.failure.is_file() else "finished" if folder.finished
+                 else "unfinished" if folder.state.is_dir() else "new")
+        cells.append(CellCheck(config, run_dir, state, [] if state == "finished" else missing_inputs(config)))
+    return GridCheck(cells)
+
+
+def check_experiment(direction: str | None, models: str, settings: str, seeds: int, output: str | Path,
+                     overrides: list[str] | None = None, pairs: list[DatasetPair] | None = None) -> GridCheck:
+    """:func:`check_grid` of the grid :func:`run_experiment` would run (``xl experiment --dry-run``)."""
+    return check_grid(plan_grid(direction, models, settings, seeds, output, overrides, pairs))
 
 
 GridRunner = Callable[[list[tuple[TrainConfig, Path]]], GridOutcome]
@@ -118,6 +183,8 @@ GridRunner = Callable[[list[tuple[TrainConfig, Path]]], GridOutcome]
 
 def run_in_order(runs: list[tuple[TrainConfig, Path]]) -> GridOutcome:
     """The default :data:`GridRunner`: one run after the other in this process, stopping at the first that raises."""
+    from xlingual.train.run import train_run  # torch: only when a run trains (a dry-run imports none)
+
     started = time.perf_counter()
     outcome = GridOutcome()
     for number, (config, run_dir) in enumerate(runs, 1):
@@ -132,10 +199,16 @@ def run_experiment(direction: str | None, models: str, settings: str, seeds: int
                    pairs: list[DatasetPair] | None = None) -> GridOutcome:
     """Run (or finish) every cell of the grid with ``runner``: one after the other by default.
 
-    ``xl experiment --ray`` comes here through :func:`xlingual.scale.experiment.run_experiment`, with Ray tasks as the runner.
+    Every cell's inputs are checked before the first one trains, so a grid
+    never stops hours in for an input that was missing from the start; the
+    error names every missing input and the command that makes it.
+    ``xl experiment --ray`` comes here through
+    :func:`xlingual.scale.experiment.run_experiment`, with Ray tasks as the runner.
     """
-    return runner(plan_grid(direction, models, settings, seeds, output, overrides, pairs))
+    runs = plan_grid(direction, models, settings, seeds, output, overrides, pairs)
+    check_grid(runs).raise_for_missing()
+    return runner(runs)
 
 
-__all__ = ["DatasetPair", "GridCell", "GridOutcome", "GridRunner", "grid", "parse_list", "parse_pairs", "plan_grid", "run_experiment",
-           "run_in_order"]
+__all__ = ["CellCheck", "DatasetPair", "GridCell", "GridCheck", "GridOutcome", "GridRunner", "check_experiment", "check_grid", "grid",
+           "parse_list", "parse_pairs", "plan_grid", "run_experiment", "run_in_order"]

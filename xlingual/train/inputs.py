@@ -13,16 +13,21 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from xlingual.data.datasets import load_split
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
-from xlingual.models.base import VisualLookup
-from xlingual.stage_inputs import ensure_features, ensure_translation, ensure_word_vectors, read_translated_split, visual_inputs
+from xlingual.stage_inputs import (Missing, ensure_features, ensure_translation, ensure_word_vectors, locate_features, locate_pretrained,
+                                   locate_split, locate_translated_split, locate_translation, locate_word_vectors, missing_summary,
+                                   read_translated_split, visual_inputs)
 from xlingual.train.config import TrainConfig
 from xlingual.train.config.schema import dataset_lang
 from xlingual.train.config.stages import StagePlan, setting_plan
 from xlingual.workspace import RunFolder
+
+if TYPE_CHECKING:
+    from xlingual.models.base import VisualLookup
 
 logger = logging.getLogger(__name__)
 
@@ -74,10 +79,23 @@ def _limit(samples: list[Sample], max_samples: int | None) -> list[Sample]:
     return samples[:max_samples] if max_samples else samples
 
 
-def locate_translation(config: TrainConfig, dataset: str) -> Path:
+def translated_datasets(config: TrainConfig) -> tuple[str, ...]:
+    """The source datasets a ``translation`` part reads translated into the target's language (each in another language)."""
+    for dataset in config.source_datasets:
+        if dataset_lang(dataset, config.data) == config.target_lang:
+            raise ConfigError(f"setting '{config.setting}' trains on a translation, but {dataset} is already in the target's "
+                              f"language ({config.target_lang})")
+    return config.source_datasets
+
+
+def _needed_by(config: TrainConfig) -> str:
+    return f"setting '{config.setting}'"
+
+
+def build_translation(config: TrainConfig, dataset: str) -> Path:
     """The folder holding ``dataset`` translated into the target language (built when ``build_missing``)."""
     return ensure_translation(config.data.layout, dataset, config.target_lang, config.data.translation_model,
-                              config.data.build_missing, needed_by=f"setting '{config.setting}'")
+                              config.data.build_missing, needed_by=_needed_by(config))
 
 
 @dataclass
@@ -109,11 +127,8 @@ def part_splits(config: TrainConfig, part: str, split: str, bio: str = "repair")
         return [Part(_limit(read_split(config, dataset, split, bio), limit), f"{dataset} ({dataset_lang(dataset, config.data)})")
                 for dataset in config.source_datasets]
     parts = []
-    for dataset in config.source_datasets:
-        if dataset_lang(dataset, config.data) == config.target_lang:
-            raise ConfigError(f"setting '{config.setting}' trains on a translation, but {dataset} is already in the target's "
-                              f"language ({config.target_lang})")
-        folder = locate_translation(config, dataset)
+    for dataset in translated_datasets(config):
+        folder = build_translation(config, dataset)
         samples = _limit(read_translated_split(folder, config.data.layout, dataset, config.target_lang, split), limit)
         parts.append(Part(samples, f"{folder.name} ({config.target_lang})"))
     return parts
@@ -169,13 +184,82 @@ def build_visual(config: TrainConfig, samples: list[Sample]) -> VisualLookup | N
     return visual_inputs(samples, folders, mode=config.images, seed=config.seed, combine=model_class(config.model_type).visual_lookup_from).lookup
 
 
+def missing_inputs(config: TrainConfig) -> list[Missing]:
+    """Every input the run needs that is not there (each once), found without reading or building anything.
+
+    The one list of what a run needs: the split files of each part its
+    setting declares (translations included), the target's test split, the
+    feature caches of a multimodal run, ACN's word vectors and the pre-trained
+    weights the model loads. An input the run makes itself (with
+    ``--build-missing``, or hub weights it may download) comes with ``built``
+    set.
+    """
+    layout = config.data.layout
+    plan = setting_plan(config.setting)
+    found: list[Path | Missing | None] = []
+    for stage in plan.stages:
+        for split, parts in (("train", stage.train), ("dev", stage.dev)):
+            for part in parts:
+                found += _part_files(config, part, split)
+    found.append(locate_split(layout, config.target_dataset, "test"))
+    if config.model_options["use_image"]:
+        found += [locate_features(layout, backbone, config.images, config.data.build_missing) for backbone in config.feature_backbones]
+    if config.model_type == "acn" and "word_vectors" in config.model:
+        value = config.model.get("word_vectors")
+        src = word_vector_source_lang(config) if value == "auto" else config.target_lang
+        found.append(locate_word_vectors(value, config.data.data_dir, src, config.target_lang, target_only=plan.parts == {"target"}))
+    found += [locate_pretrained(name, option) for option, name in _pretrained_weights(config).items()]
+    return list(dict.fromkeys(item for item in found if isinstance(item, Missing)))
+
+
+def check_inputs(config: TrainConfig) -> list[Missing]:
+    """The run's missing inputs that it makes itself; one :class:`ConfigError` naming every one it cannot make.
+
+    A run calls it before it creates anything, so a missing input never
+    leaves a run folder behind, and an experiment calls it for every cell
+    before the first one trains.
+    """
+    missing = missing_inputs(config)
+    blocking = [item for item in missing if not item.built]
+    if blocking:
+        raise ConfigError(missing_summary(blocking))
+    return [item for item in missing if item.built]
+
+
+def _part_files(config: TrainConfig, part: str, split: str) -> list[Path | Missing]:
+    """The files one declared part reads for ``split`` (see :func:`part_splits`), or what is missing of them."""
+    layout = config.data.layout
+    if part == "target":
+        return [locate_split(layout, config.target_dataset, split)]
+    if part == "source":
+        return [locate_split(layout, dataset, split) for dataset in config.source_datasets]
+    files: list[Path | Missing] = []
+    for dataset in translated_datasets(config):
+        folder = locate_translation(layout, dataset, config.target_lang, config.data.translation_model, _needed_by(config),
+                                    config.data.build_missing)
+        files.append(folder if isinstance(folder, Missing) else locate_translated_split(folder, layout, dataset, config.target_lang, split))
+    return files
+
+
+def _pretrained_weights(config: TrainConfig) -> dict[str, str]:
+    from xlingual.models import MODEL_CONFIGS, model_config_class
+
+    if config.model_type not in MODEL_CONFIGS:
+        return {}
+    return model_config_class(config.model_type).from_dict(config.model_options).pretrained_weights()
+
+
 def resolve_inputs(config: TrainConfig, run_dir: Path) -> RunInputs:
-    """Read every split the run's setting declares and prepare its visual and word-vector inputs."""
+    """Read every split the run's setting declares and prepare its visual and word-vector inputs.
+
+    Every input is checked first (:func:`check_inputs`), so all that are
+    missing are named at once; the ones the run makes are made here.
+    """
+    check_inputs(config)
     plan = setting_plan(config.setting)
     stages = [stage_data(config, stage) for stage in plan.stages]
     test, other_tests = test_sets(config)
-    inputs = RunInputs(stages=stages, test=test, model_config=dict(config.model), other_tests=other_tests)
-    inputs.model_config["use_image"] = config.images != "none" and bool(config.model.get("use_image", True))
+    inputs = RunInputs(stages=stages, test=test, model_config=config.model_options, other_tests=other_tests)
     if config.model_type == "acn" and "word_vectors" in config.model:
         value = config.model.get("word_vectors")
         src = word_vector_source_lang(config) if value == "auto" else config.target_lang  # only auto reads a pair

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -28,7 +29,7 @@ from xlingual.errors import ConfigError, TrainingDivergedError
 from xlingual.evaluation.evaluate import check_run_outputs
 from xlingual.io import atomic_write_json
 from xlingual.output_set import MANIFEST_KEY, describe_files
-from xlingual.lock import output_lock
+from xlingual.lock import LOCK_NAME, output_lock
 from xlingual.models import load_model, model_class
 from xlingual.models.base import MnerModel, VisualLookup
 from xlingual.train.config import TrainConfig, config_digest, save_config
@@ -36,7 +37,7 @@ from xlingual.models.card import ModelCard, invocation, write_card
 from xlingual.train.config.schema import dataset_lang
 from xlingual.train.engine import StageTrainer, process_state
 from xlingual.train.plugins import StepHook, TrainerPlugin
-from xlingual.train.inputs import RunInputs, resolve_inputs
+from xlingual.train.inputs import RunInputs, check_inputs, resolve_inputs
 from xlingual.evaluation.metrics import score_all_modes
 from xlingual.evaluation.purpose import PURPOSE_KEY
 from xlingual.workspace import RunFolder
@@ -209,11 +210,44 @@ def train_run(config: TrainConfig, run_dir: str | Path, resume: bool = False, ho
     instead of ``metrics.json``. ``purpose`` (``"demo"``) is recorded in
     ``metrics.json`` for a run that is not research, so every report of it
     keeps it apart from the paper (:mod:`xlingual.evaluation.purpose`).
+
+    Nothing that looks like a run is left by a run that never trained: the
+    inputs are checked before the folder is created (all missing ones named
+    at once), and a folder this call created is removed again when the run
+    fails before training began (a model option the model refuses, data that
+    does not parse).
     """
     processes = process_state()  # under accelerate launch / torchrun: joins the process group
     run_dir = Path(run_dir)
+    if not (resume and RunFolder(run_dir).finished):
+        check_inputs(config)  # every missing input named at once, before anything is created
+    existed = run_dir.exists()
+    progress = _Progress()
     with output_lock(run_dir) if processes.is_main_process else nullcontext():
-        return _train_run(config, run_dir, resume, hooks, partial, processes, purpose, plugins)
+        ours = processes.is_main_process and not existed and {p.name for p in run_dir.iterdir()} <= {LOCK_NAME}
+        try:
+            return _train_run(config, run_dir, resume, hooks, partial, processes, purpose, plugins, progress)
+        except BaseException:
+            if ours and not progress.training_began:
+                _remove_unstarted(run_dir)
+            raise
+
+
+@dataclass
+class _Progress:
+    training_began: bool = False
+    """Set just before the first stage trains: from then on the folder is a run (its log, checkpoints, ``failed.json``)."""
+
+
+def _remove_unstarted(run_dir: Path) -> None:
+    """Remove a run folder this process created, whose run failed before training began, so nothing looks like a run.
+
+    Called only for a folder that did not exist before this process and held
+    nothing but this process's lock once it was held: every file in it is
+    this run's (its config, environment, log, merged word vectors).
+    """
+    logger.info("%s: removed (the run failed before training began)", run_dir)
+    shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def run_card(config: TrainConfig) -> ModelCard:
@@ -224,7 +258,7 @@ def run_card(config: TrainConfig) -> ModelCard:
 
 
 def _train_run(config: TrainConfig, run_dir: Path, resume: bool, hooks: Sequence[StepHook], partial: bool, processes,
-               purpose: str | None, plugins: Sequence[TrainerPlugin]) -> RunResult:
+               purpose: str | None, plugins: Sequence[TrainerPlugin], progress: _Progress) -> RunResult:
     folder = RunFolder(run_dir)
     finished = _prepare_run_dir(run_dir, config, resume, processes.num_processes, writer=processes.is_main_process)
     processes.wait_for_everyone()  # the folder exists before any process writes into it
@@ -248,6 +282,7 @@ def _train_run(config: TrainConfig, run_dir: Path, resume: bool, hooks: Sequence
             if stage_data.name == "target" and folder.pretrain_model.is_dir():
                 model = load_model(folder.pretrain_model)  # fine-tune the best pre-trained model
                 _seed_everything(config.seed + 1)
+            progress.training_began = True
             try:
                 loop = trainer.train(model, stage_data.train, stage_data.dev, inputs.visual, resume=resume, partial=partial)
             except TrainingDivergedError as err:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any
 
@@ -282,6 +283,13 @@ class TrainConfig(_Section):
         return (self.backbone or ("vgg16" if self.model_type == "acn" else "resnet152"),)
 
     @property
+    def model_options(self) -> dict[str, Any]:
+        """The ``model`` section as the model is built with it: ``use_image`` is off when the run reads no images."""
+        options = dict(self.model)
+        options["use_image"] = self.images != "none" and bool(self.model.get("use_image", True))
+        return options
+
+    @property
     def run_name(self) -> str:
         image = "" if self.images == "all" else f"-img_{self.images}"
         return f"{self.model_type}-{self.pair}-{self.setting}{image}-seed{self.seed}"
@@ -298,9 +306,36 @@ def config_from_dict(values: Mapping[str, Any], where: str = "config",
     if not isinstance(values, Mapping):
         raise ConfigError(f"{where}: expected a mapping, got {type(values).__name__}")
     try:
-        return TrainConfig.model_validate(dict(values))
+        config = TrainConfig.model_validate(dict(values))
     except ValidationError as err:
         raise ConfigError(_one_line(err, where, sources or {})) from None
+    _check_model_section(config, where, sources or {})
+    return config
+
+
+def _check_model_section(config: TrainConfig, where: str, sources: Mapping[str, str]) -> None:
+    """Check ``model.*`` against the model's own config dataclass (its fields' types, then its ``validate``).
+
+    The options are the model's (:func:`xlingual.models.model_config_class`);
+    this only words the errors, naming the file line or ``--set`` behind the
+    option. Values that were right are kept as given, so a resolved config
+    reads exactly as before.
+    """
+    from xlingual.models import MODEL_CONFIGS, model_config_class
+
+    if config.model_type not in MODEL_CONFIGS:  # a config file may come before its model class; building it says so
+        return
+    options_class = model_config_class(config.model_type)
+    try:
+        checked = options_class.checked_options(config.model)
+    except ValidationError as err:
+        raise ConfigError(_one_line(err, where, sources, section=("model",), known=options_class.option_names())) from None
+    config.model = {**config.model, **checked}
+    try:
+        options_class(**options_class.checked_options(config.model_options)).validate()
+    except ConfigError as err:
+        option = re.match(r"model\.(\w+)", str(err))
+        raise ConfigError(f"{_origin(('model', option.group(1)) if option else ('model',), where, sources)}: {err}") from None
 
 
 # -- pydantic's report as one line ------------------------------------------
@@ -351,22 +386,29 @@ def _describe(error: Mapping[str, Any]) -> str:
     return f"{error['msg']} (got {value!r})"
 
 
-def _one_line(err: ValidationError, where: str, sources: Mapping[str, str]) -> str:
-    """The first problem (unknown keys first), the fields one option broke in one phrase, and a count of the rest."""
+def _one_line(err: ValidationError, where: str, sources: Mapping[str, str], section: tuple[str, ...] = (),
+              known: Sequence[str] | None = None) -> str:
+    """The first problem (unknown keys first), the fields one option broke in one phrase, and a count of the rest.
+
+    ``section`` and ``known`` are for an error of one section checked on its
+    own (``model``, by the model's config class): its path and option names.
+    """
     unknown: dict[tuple[str, ...], list[str]] = {}
     grouped: dict[tuple[str, str], list[str]] = {}  # (origin, description) -> fields, in pydantic's order
     for error in err.errors():
-        path = tuple(str(part) for part in error["loc"])
+        loc = tuple(str(part) for part in error["loc"])
+        path = section + loc[:1] if section else loc  # an option's own path, not the union member or list item that failed
         if error["type"] == "extra_forbidden":
             unknown.setdefault(path[:-1], []).append(path[-1])
         else:
             grouped.setdefault((_origin(path, where, sources), _describe(error)), []).append(".".join(path))
     messages = []
-    for section, keys in unknown.items():
-        cls = _section_class(section)
-        known = f" (known: {', '.join(cls.model_fields)})" if cls is not None else ""
-        prefix = f"{'.'.join(section)}: " if section else ""
-        messages.append(f"{_origin(section + (keys[0],), where, sources)}: {prefix}unknown key(s) {', '.join(keys)}{known}")
+    for part, keys in unknown.items():
+        cls = _section_class(part)
+        names = known if known is not None and part == section else (list(cls.model_fields) if cls is not None else None)
+        listed = f" (known: {', '.join(sorted(names) if known is not None else names)})" if names is not None else ""
+        prefix = f"{'.'.join(part)}: " if part else ""
+        messages.append(f"{_origin(part + (keys[0],), where, sources)}: {prefix}unknown key(s) {', '.join(keys)}{listed}")
     messages += [f"{origin}: {' and '.join(f for f in fields if f) or 'config'}: {description}" for (origin, description), fields in grouped.items()]
     more = len(messages) - 1
     return messages[0] + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")
