@@ -16,7 +16,9 @@ NT-Xent, ``dataset/data.py`` for the word gather and the CRF mask,
   (``get_extended_attention_mask_v2``) adds one constant to a whole row of
   scores, which a softmax over the row ignores: no mask over image tokens.
 * The ResNet block projects the 2048-d vector (``dense_resnet``), repeats it
-  once per word and attends over the copies (key mask: the word padding).
+  once per word and attends over the copies, keys masked by ``bert_att_mask``
+  (meant as the word padding; data.py builds it after padding the labels, so
+  it is all ones there: over identical copies the two are the same function).
 * The emission head: ``classifier(dropout(dense_cat([F_vit; F_res])))``.
 * NT-Xent (SimCLR): the ``2B`` normalised views, cosine similarities, the
   positive at ``+-B`` off the diagonal, ``-log(exp(s+/t) / sum_{k != i} exp(s_k/t))``

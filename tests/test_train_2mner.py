@@ -18,12 +18,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from xlingual.cli import app
 from xlingual.data.datasets import load_split
 from xlingual.demo import write_synthetic_images
+from xlingual.features import pooled_lookup, visual_lookup
+from xlingual.features.cache import FeatureCache
 from xlingual.features.extract import extract_for_data_dir
+from xlingual.models import load_model
+from xlingual.models.mner2 import Mner2Model, paired_lookup
 from xlingual.projection.corpus import ProjectionSettings
 from xlingual.stage_inputs import translate_source_dataset
 from xlingual.testing.synthetic import generated_tweets, write_images
@@ -175,13 +180,6 @@ def test_2mner_cli_training_lowers_the_loss_it_reports_and_the_one_its_model_com
     """What the model computed through ``xl train``, not only exit codes: the epochs' training loss falls, and the
     saved model's CRF loss on the training posts (recomputed here from the model folder and both caches) is well
     below that of the same architecture at its initialisation."""
-    import torch
-
-    from xlingual.features import pooled_lookup, visual_lookup
-    from xlingual.features.cache import FeatureCache
-    from xlingual.models import load_model
-    from xlingual.models.mner2 import Mner2Model, paired_lookup
-
     data_dir, encoder = setup
     out = tmp_path / "run"
     result = _train("tgt_only", data_dir, encoder, out, extra=("epochs=8", "lr=3e-3"))
