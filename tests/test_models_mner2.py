@@ -24,7 +24,6 @@ from xlingual.features.lookup import pooled_vector
 from xlingual.models import MODEL_CLASSES, load_model, model_class
 from xlingual.models.contrastive import nt_xent, retrieval_accuracy
 from xlingual.models.mner2 import Mner2Config, Mner2Model, paired_lookup
-from xlingual.models.mner2_layers import TokenCrossAttention
 from xlingual.testing.tiny_bert import build_tiny_bert
 
 VIT_TOKENS, VIT_DIM, GRID, RESNET_DIM = 5, 32, 49, 16
@@ -292,14 +291,11 @@ def test_no_visual_lookup_means_every_post_is_image_less(encoder_dir, posts):
 # ---------------------------------------------------------------------- departures from the reference
 
 
-def test_faithful_query_bug_projects_queries_with_the_key_weights(encoder_dir):
-    torch.manual_seed(0)
-    buggy = TokenCrossAttention(32, 32, 2, dropout=0.0, query_from_key=True).eval()
-    fixed = TokenCrossAttention(32, 32, 2, dropout=0.0).eval()
-    fixed.load_state_dict({**buggy.state_dict(), "query.weight": buggy.key.weight, "query.bias": buggy.key.bias})
-    words, tokens, present = torch.randn(2, 3, 32), torch.randn(2, 5, 32), torch.tensor([True, True])
-    assert torch.allclose(buggy(words, tokens, present)[0], fixed(words, tokens, present)[0], atol=1e-6)
-    assert buggy.query is None and "vit_attention.query.weight" not in build(encoder_dir, faithful_query_bug=True).state_dict()
+def test_faithful_query_bug_has_no_query_layer(encoder_dir):
+    """The flawed block's computation is checked against the reference in test_models_2mner_reference.py; here: no dead weights."""
+    state = build(encoder_dir, faithful_query_bug=True).state_dict()
+    assert "vit_attention.query.weight" not in state and "vit_attention.key.weight" in state
+    assert "vit_attention.query.weight" in build(encoder_dir).state_dict()
 
 
 def test_faithful_word_offset_reads_the_piece_before_each_word(encoder_dir, posts):
@@ -383,19 +379,31 @@ def test_checkpoints_move_between_ablations(encoder_dir, posts, tmp_path, caplog
     assert len(grown.predict(posts, random_features())) == len(posts)
 
 
-def test_trains_through_the_engine_selecting_on_dev(encoder_dir, posts, tmp_path):
-    """The training engine runs 2M-NER as it is (paired lookup, image-less posts, dev selection, best-model folder).
+def dev_posts(count: int) -> list[Sample]:
+    """Posts that are not in the training set: the training words recombined across posts, each keeping its label."""
+    train = toy_posts(count)
+    return [Sample(id=f"d{i}", tokens=[train[(i + k) % count].tokens[k] for k in range(3)],
+                   labels=[train[(i + k) % count].labels[k] for k in range(3)], images=[f"d{i}.jpg"]) for i in range(0, count, 2)]
 
-    The run config is UMT's (the packaged 2M-NER configs come with the config layer); only its stage settings are read.
-    """
+
+def test_trains_through_the_engine_selecting_on_dev(encoder_dir, posts, tmp_path):
+    """The packaged 2M-NER config (2mner.yaml: Adam, linear schedule, no warm-up, no clipping) runs 2M-NER through the engine,
+    at toy sizes, selecting on a dev set of other posts: the best-model folder holds the epoch with the best dev F1."""
     from xlingual.train.config import load_config
     from xlingual.train.engine import StageTrainer, evaluate_model
 
-    config = load_config("tgt_only", "umt", "en-zh", ["epochs=4", "batch_size=8", "lr=1e-3", "patience=null"])
-    visual = random_features(0, frozenset({"p3", "long"}))
+    config = load_config("tgt_only", "2mner", "en-zh", ["epochs=6", "batch_size=8", "lr=1e-3", "patience=null"])
+    stage = config.target
+    assert config.model_type == "2mner" and config.seed == 19
+    assert (stage.optimizer, stage.schedule, stage.warmup_ratio, stage.weight_decay, stage.max_grad_norm) == ("adam", "linear", 0.0, 0.0, None)
+    dev = dev_posts(16)
+    assert not {tuple(s.tokens) for s in dev} & {tuple(s.tokens) for s in posts} and not {s.id for s in dev} & {s.id for s in posts}
+    visual = random_features(0, frozenset({"p3", "long", "d2"}))
     model = build(encoder_dir)
-    loop = StageTrainer(config, config.target, "target", tmp_path / "run", tmp_path / "best").train(model, posts, posts, visual)
-    assert loop.finished and len(loop.history) == 4 and loop.best_dev_f1 > 0
+    loop = StageTrainer(config, stage, "target", tmp_path / "run", tmp_path / "best").train(model, posts, dev, visual)
+    assert loop.finished and len(loop.history) == 6
+    dev_f1 = [h["dev_f1"] for h in loop.history]
+    assert loop.best_dev_f1 == pytest.approx(max(dev_f1), abs=1e-4) and loop.best_dev_f1 > 0
     best = load_model(tmp_path / "best")
     assert isinstance(best, Mner2Model)
-    assert evaluate_model(best, posts, visual, 8)[0] == pytest.approx(loop.best_dev_f1)  # the folder holds the selected model
+    assert evaluate_model(best, dev, visual, 8)[0] == pytest.approx(loop.best_dev_f1)  # the folder holds the model selected on dev

@@ -12,16 +12,23 @@ commands and loading paths as a real run, at toy sizes.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from xlingual.cli import app
 from xlingual.data.datasets import load_split
 from xlingual.demo import write_synthetic_images
+from xlingual.features import pooled_lookup, visual_lookup
+from xlingual.features.cache import FeatureCache
 from xlingual.features.extract import extract_for_data_dir
+from xlingual.models import load_model
+from xlingual.models.mner2 import Mner2Model, paired_lookup
 from xlingual.projection.corpus import ProjectionSettings
 from xlingual.stage_inputs import translate_source_dataset
 from xlingual.testing.synthetic import generated_tweets, write_images
@@ -167,3 +174,30 @@ def test_2mner_joint_on_the_real_mmnerd_text(setup, shared_data, tmp_path):
     predicted = [json.loads(line) for line in RunFolder(out).prediction("test.mmnerd", ".jsonl").read_text(encoding="utf-8").splitlines()]
     assert [p["id"] for p in predicted] == [s.id for s in first["test"]]  # the real posts, scored against their own labels
     assert [p["meta"]["gold"] for p in predicted] == [s.labels for s in load_split(real, "mmnerd", "test", bio="keep")[:limit]]
+
+
+def test_2mner_cli_training_lowers_the_loss_it_reports_and_the_one_its_model_computes(setup, tmp_path):
+    """What the model computed through ``xl train``, not only exit codes: the epochs' training loss falls, and the
+    saved model's CRF loss on the training posts (recomputed here from the model folder and both caches) is well
+    below that of the same architecture at its initialisation."""
+    data_dir, encoder = setup
+    out = tmp_path / "run"
+    result = _train("tgt_only", data_dir, encoder, out, extra=("epochs=8", "lr=3e-3"))
+    assert result.exit_code == 0, result.output
+    losses = [epoch["train_loss"] for epoch in _metrics(out)["stages"]["target"]["history"]]
+    assert len(losses) == 8 and all(math.isfinite(x) for x in losses)
+    assert np.mean(losses[-2:]) < 0.7 * losses[0], losses
+    layout = DataDir(data_dir)
+    visual = paired_lookup(visual_lookup(FeatureCache.open(layout.features("clip-vit-b32"))),
+                           pooled_lookup(FeatureCache.open(layout.features("resnet152"))))
+    posts = load_split(data_dir, "cmner", "train")
+    trained = load_model(RunFolder(out).model).eval()
+    torch.manual_seed(0)
+    initial = Mner2Model.build({**trained.config.to_dict(), "encoder": str(encoder)}, posts).eval()
+    assert initial.label_names == trained.label_names
+
+    def crf_loss(model: Mner2Model) -> float:
+        with torch.no_grad():
+            return float(model(model.collate(model.encode(posts, visual)))["crf_loss"])
+
+    assert crf_loss(trained) < 0.7 * crf_loss(initial), (crf_loss(trained), crf_loss(initial))
