@@ -52,8 +52,13 @@ def test_extract_features_gives_its_runner_only_the_images_left_and_the_options(
     assert nothing_left.calls == [f"prepare cpu cached={NAMES[:1]}"]
 
 
-def test_run_experiment_hands_its_runner_the_planned_grid_and_returns_its_outcome(tmp_path: Path) -> None:
-    from xlingual.train.experiment import GridOutcome, plan_grid, run_experiment
+def test_run_experiment_hands_its_runner_the_planned_grid_and_returns_its_outcome(tmp_path: Path, monkeypatch) -> None:
+    """After the grid's inputs are checked (here: found complete), the runner gets exactly the plan."""
+    import xlingual.train.experiment as experiment
+    from xlingual.train.experiment import GridCheck, GridOutcome, plan_grid, run_experiment
+
+    checked = []
+    monkeypatch.setattr(experiment, "check_grid", lambda runs: checked.append(runs) or GridCheck([]))
 
     seen = []
     outcome = GridOutcome(failures={"x": "planted"})
@@ -66,3 +71,4 @@ def test_run_experiment_hands_its_runner_the_planned_grid_and_returns_its_outcom
     planned = plan_grid("en-zh", "acn", "tgt_only,tgt", 2, tmp_path, ["epochs=1"])
     assert [(config.run_name, run_dir) for config, run_dir in seen[0]] == [(config.run_name, run_dir) for config, run_dir in planned]
     assert len(planned) == 4 and not any(tmp_path.iterdir())  # planning writes nothing; training is the runner's
+    assert checked == seen  # the runner gets the grid that was checked

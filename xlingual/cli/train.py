@@ -176,7 +176,6 @@ def experiment(
 
         xl experiment --direction en-zh --seeds 3 --dry-run      # the runs, and what is missing before any trains
     """
-    from xlingual.scale.experiment import run_experiment
     from xlingual.train.experiment import check_experiment, parse_pairs
 
     pair_list = parse_pairs(pairs) if pairs is not None else None
@@ -184,6 +183,8 @@ def experiment(
         _print_grid_check(check_experiment(direction, models, configs, seeds, output, _with_data_dir(set_, data_dir, build_missing, datasets),
                                            pairs=pair_list))
         return
+    from xlingual.scale.experiment import run_experiment  # torch: only when the grid trains
+
     outcome = run_experiment(direction, models, configs, seeds, output, _with_data_dir(set_, data_dir, build_missing, datasets),
                              ray=RaySettings.from_options(ray), pairs=pair_list)
     table = Table(title=f"Experiment {direction or pairs}: {len(outcome.results) + len(outcome.failures)} runs")

@@ -13,12 +13,15 @@ file system every node sees.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from pathlib import Path
 
-from xlingual.scale.runtime import RaySettings, import_ray, run_as_tasks
+from xlingual.scale.runtime import RaySettings, import_ray, ray_session, run_as_tasks
 from xlingual.train.config import TrainConfig
 from xlingual.train.experiment import DatasetPair, GridOutcome, run_experiment as run_grid
-from xlingual.train.run import RunResult
+
+if TYPE_CHECKING:
+    from xlingual.train.run import RunResult
 
 
 def _train(run: tuple[TrainConfig, Path]) -> RunResult:
@@ -48,4 +51,5 @@ def run_experiment(direction: str | None, models: str, settings: str, seeds: int
     if ray is None:
         return run_grid(direction, models, settings, seeds, output, overrides, pairs=pairs)
     import_ray()  # before any work: without Ray, --ray is one line saying how to install it
-    return run_grid(direction, models, settings, seeds, output, overrides, RayTasks(ray), pairs)
+    with ray_session(ray):  # a named cluster is reached first: a wrong address is named before the grid is checked or planned
+        return run_grid(direction, models, settings, seeds, output, overrides, RayTasks(ray), pairs)
