@@ -17,6 +17,7 @@ from xlingual.cli._options import (
 from xlingual.evaluation.significance import BOOTSTRAP_RESAMPLES
 from xlingual.features.choices import PostImages
 from xlingual.scale.runtime import RaySettings
+from xlingual.train.config.packaged import model_types, settings as packaged_settings
 
 
 def _entity_types(scores: dict) -> list[str]:
@@ -59,8 +60,8 @@ def _with_data_dir(overrides: list[str], data_dir: Optional[Path], build_missing
 
 
 def train(
-    config: str = typer.Option(..., "--config", "-c", help="A setting (tgt_only, src, tgt, src_tgt, joint, ...; more in $XLINGUAL_CONFIGS/settings/), or a YAML file."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="acn or umt [default with a setting name: umt]."),
+    config: str = typer.Option(..., "--config", "-c", help=f"A setting ({', '.join(packaged_settings())}; yours in $XLINGUAL_CONFIGS/settings/), or a YAML file."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=f"{', '.join(model_types())} [default with a setting name: umt]."),
     direction: Optional[str] = typer.Option(None, "--direction", "-d", help="The CMNER paper's pairs: en-zh (Twitter2015 -> CMNER) or zh-en (CMNER -> Twitter2015) [default with a setting name and no --target: en-zh]."),
     source: list[str] = typer.Option([], "--source", "-s", help="A source dataset (repeat for several, e.g. a joint setting); instead of --direction."),
     target: Optional[str] = typer.Option(None, "--target", "-t", help="The target dataset (fine-tuned on, selected on, scored on); instead of --direction."),
@@ -148,8 +149,8 @@ def experiment(
                                         "images, set); instead of --direction/--pairs/--models/--configs/--seeds. Copied into --output as plan.yaml."),
     direction: Optional[str] = typer.Option(None, "--direction", "-d", help="en-zh or zh-en (the CMNER paper's pairs); or --pairs."),
     pairs: Optional[str] = typer.Option(None, "--pairs", help="Dataset pairs SOURCE:TARGET, comma-separated (several sources: a+b:TARGET), instead of --direction."),
-    models: Optional[str] = typer.Option(None, "--models", help="Comma-separated models, or all [default: acn,umt]."),
-    configs: Optional[str] = typer.Option(None, "--configs", help="Comma-separated settings (tgt_only,src,tgt,src_tgt), or all [default: all]."),
+    models: Optional[str] = typer.Option(None, "--models", help=f"Comma-separated models ({', '.join(model_types())}), or all [default: acn,umt]."),
+    configs: Optional[str] = typer.Option(None, "--configs", help=f"Comma-separated settings ({', '.join(packaged_settings())}), or all [default: all]."),
     seeds: Optional[int] = typer.Option(None, "--seeds", help="Runs per cell (seeds: the config's seed, +1, +2, ...) [default: 3]."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder holding one run folder per cell [default: the plan's output, else runs]."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data directory (default ./data)."),
