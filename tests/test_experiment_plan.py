@@ -220,3 +220,22 @@ def test_report_lays_rows_out_by_the_plan_and_lists_every_planned_run_not_finish
     report = write_report([out], tmp_path / "report2", bootstrap=0)
     assert report.missing_runs == [] and "Every planned run is finished." in (tmp_path / "report2" / "report.md").read_text()
     assert [row[3] for row in report.tables[0].rows] == ["3 of 3", "3 of 3"]
+
+
+def test_a_plan_runs_end_to_end_on_ray_and_its_report_has_nothing_missing(monkeypatch, sample_data_dir, tmp_path, one_torch_thread):
+    import sys
+
+    from fake_ray import FakeRay
+
+    fake = FakeRay()
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    path = tiny_plan(tmp_path / "plan.yaml", sample_data_dir, seeds=1)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["experiment", "--plan", str(path), "--output", str(out), "--ray"])
+    assert result.exit_code == 0, result.output
+    assert fake.inits == 1 and "trained" in result.output and f"xl report {out}" in result.output
+    assert RunFolder(out / "acn-en-zh-tgt_only-img_none-seed444").finished and (out / PLAN_NAME).is_file()
+    report = CliRunner().invoke(app, ["report", str(out), "--output", str(tmp_path / "report"), "--bootstrap", "0"])
+    assert report.exit_code == 0, report.output
+    text = (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
+    assert "1 of 1 planned runs finished" in text and "Every planned run is finished." in text and "not finished" not in report.output
