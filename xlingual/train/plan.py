@@ -76,7 +76,7 @@ def _choices(allowed: Names | Sequence[str], everything: bool = True) -> Any:
 class ExperimentPlan(BaseModel):
     """A plan file's contents, checked (see the module docstring for each key)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid")
 
     models: _choices(model_types) = Field(default_factory=lambda: ["acn", "umt"])
     settings: _choices(known_settings) = Field(default_factory=lambda: list(known_settings()))
