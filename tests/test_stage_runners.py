@@ -52,13 +52,8 @@ def test_extract_features_gives_its_runner_only_the_images_left_and_the_options(
     assert nothing_left.calls == [f"prepare cpu cached={NAMES[:1]}"]
 
 
-def test_run_experiment_hands_its_runner_the_planned_grid_and_returns_its_outcome(tmp_path: Path, monkeypatch) -> None:
-    """After the grid's inputs are checked (here: found complete), the runner gets exactly the plan."""
-    import xlingual.train.experiment as experiment
-    from xlingual.train.experiment import GridCheck, GridOutcome, plan_grid, run_experiment
-
-    checked = []
-    monkeypatch.setattr(experiment, "check_grid", lambda runs: checked.append(runs) or GridCheck([]))
+def test_run_experiment_hands_its_runner_the_planned_grid_and_returns_its_outcome(tmp_path: Path, sample_data_dir: Path) -> None:
+    from xlingual.train.experiment import GridOutcome, plan_grid, run_experiment
 
     seen = []
     outcome = GridOutcome(failures={"x": "planted"})
@@ -67,8 +62,9 @@ def test_run_experiment_hands_its_runner_the_planned_grid_and_returns_its_outcom
         seen.append(runs)
         return outcome
 
-    assert run_experiment("en-zh", "acn", "tgt_only,tgt", 2, tmp_path, ["epochs=1"], runner=runner) is outcome
-    planned = plan_grid("en-zh", "acn", "tgt_only,tgt", 2, tmp_path, ["epochs=1"])
+    # every input there, or made by the runs (the translation): the inputs are checked before the runner gets the grid
+    overrides = ["epochs=1", "images=none", "model.word_vectors=null", f"data.data_dir={sample_data_dir}", "data.build_missing=true"]
+    assert run_experiment("en-zh", "acn", "tgt_only,tgt", 2, tmp_path, overrides, runner=runner) is outcome
+    planned = plan_grid("en-zh", "acn", "tgt_only,tgt", 2, tmp_path, overrides)
     assert [(config.run_name, run_dir) for config, run_dir in seen[0]] == [(config.run_name, run_dir) for config, run_dir in planned]
     assert len(planned) == 4 and not any(tmp_path.iterdir())  # planning writes nothing; training is the runner's
-    assert checked == seen  # the runner gets the grid that was checked

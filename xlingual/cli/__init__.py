@@ -195,7 +195,7 @@ app = typer.Typer(
     rich_markup_mode="markdown",
     context_settings={"help_option_names": ["-h", "--help"]},
     help="xlingual: cross-lingual multimodal NER (translate and project datasets, align embeddings, "
-    "extract image features, train and report ACN/UMT).",
+    "extract image features, train and report ACN, UMT and 2M-NER).",
 )
 
 

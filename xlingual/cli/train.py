@@ -17,6 +17,7 @@ from xlingual.cli._options import (
 from xlingual.evaluation.significance import BOOTSTRAP_RESAMPLES
 from xlingual.features.choices import PostImages
 from xlingual.scale.runtime import RaySettings
+from xlingual.train.config.packaged import model_types, settings as packaged_settings
 
 
 def _entity_types(scores: dict) -> list[str]:
@@ -59,8 +60,8 @@ def _with_data_dir(overrides: list[str], data_dir: Optional[Path], build_missing
 
 
 def train(
-    config: str = typer.Option(..., "--config", "-c", help="A setting (tgt_only, src, tgt, src_tgt, joint, ...; more in $XLINGUAL_CONFIGS/settings/), or a YAML file."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="acn or umt [default with a setting name: umt]."),
+    config: str = typer.Option(..., "--config", "-c", help=f"A setting ({', '.join(packaged_settings())}; yours in $XLINGUAL_CONFIGS/settings/), or a YAML file."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=f"{', '.join(model_types())} [default with a setting name: umt]."),
     direction: Optional[str] = typer.Option(None, "--direction", "-d", help="The CMNER paper's pairs: en-zh (Twitter2015 -> CMNER) or zh-en (CMNER -> Twitter2015) [default with a setting name and no --target: en-zh]."),
     source: list[str] = typer.Option([], "--source", "-s", help="A source dataset (repeat for several, e.g. a joint setting); instead of --direction."),
     target: Optional[str] = typer.Option(None, "--target", "-t", help="The target dataset (fine-tuned on, selected on, scored on); instead of --direction."),
@@ -144,12 +145,14 @@ def evaluate(
 
 
 def experiment(
+    plan: Optional[Path] = typer.Option(None, "--plan", help="An experiment plan (YAML: models, settings, directions or pairs, seeds, "
+                                        "images, set); instead of --direction/--pairs/--models/--configs/--seeds. Copied into --output as plan.yaml."),
     direction: Optional[str] = typer.Option(None, "--direction", "-d", help="en-zh or zh-en (the CMNER paper's pairs); or --pairs."),
     pairs: Optional[str] = typer.Option(None, "--pairs", help="Dataset pairs SOURCE:TARGET, comma-separated (several sources: a+b:TARGET), instead of --direction."),
-    models: str = typer.Option("acn,umt", "--models", help="Comma-separated models, or all."),
-    configs: str = typer.Option("all", "--configs", help="Comma-separated settings (tgt_only,src,tgt,src_tgt), or all."),
-    seeds: int = typer.Option(3, "--seeds", help="Runs per cell (seeds: the config's seed, +1, +2, ...)."),
-    output: Path = typer.Option(Path("runs"), "--output", "-o", help="Folder holding one run folder per cell."),
+    models: Optional[str] = typer.Option(None, "--models", help=f"Comma-separated models ({', '.join(model_types())}), or all [default: acn,umt]."),
+    configs: Optional[str] = typer.Option(None, "--configs", help=f"Comma-separated settings ({', '.join(packaged_settings())}), or all [default: all]."),
+    seeds: Optional[int] = typer.Option(None, "--seeds", help="Runs per cell (seeds: the config's seed, +1, +2, ...) [default: 3]."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder holding one run folder per cell [default: the plan's output, else runs]."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data directory (default ./data)."),
     datasets: DatasetsOption = None,
     set_: SetOption = [],
@@ -175,19 +178,43 @@ def experiment(
         xl experiment --pairs twitter2017:cmner,cmner:twitter2017 --models acn --configs tgt_only,src_tgt
 
         xl experiment --direction en-zh --seeds 3 --dry-run      # the runs, and what is missing before any trains
-    """
-    from xlingual.train.experiment import check_experiment, parse_pairs
 
+        xl experiment --plan plan.yaml --output runs/plan1 --dry-run
+    """
+    from xlingual.errors import ConfigError
+    from xlingual.train.experiment import check_grid, check_experiment, parse_pairs
+
+    extra = _with_data_dir(set_, data_dir, build_missing, datasets)
+    if plan is not None:
+        given = [name for name, value in (("--direction", direction), ("--pairs", pairs), ("--models", models), ("--configs", configs),
+                                          ("--seeds", seeds)) if value is not None]
+        if given:
+            raise ConfigError(f"--plan {plan} and {' '.join(given)}: the plan says what the grid holds; give one or the other")
+        from xlingual.train.plan import read_plan
+
+        read = read_plan(plan)
+        if dry_run:
+            _print_grid_check(check_grid(read.runs(output, extra)))
+            return
+        from xlingual.scale.experiment import run_experiment_plan
+
+        outcome = run_experiment_plan(read, output, extra, ray=RaySettings.from_options(ray))
+        _print_outcome(f"Experiment {plan}", outcome, read.output_folder(output))
+        return
+    models, configs, seeds, output = models or "acn,umt", configs or "all", 3 if seeds is None else seeds, output or Path("runs")
     pair_list = parse_pairs(pairs) if pairs is not None else None
     if dry_run:
-        _print_grid_check(check_experiment(direction, models, configs, seeds, output, _with_data_dir(set_, data_dir, build_missing, datasets),
-                                           pairs=pair_list))
+        _print_grid_check(check_experiment(direction, models, configs, seeds, output, extra, pairs=pair_list))
         return
     from xlingual.scale.experiment import run_experiment  # torch: only when the grid trains
 
-    outcome = run_experiment(direction, models, configs, seeds, output, _with_data_dir(set_, data_dir, build_missing, datasets),
-                             ray=RaySettings.from_options(ray), pairs=pair_list)
-    table = Table(title=f"Experiment {direction or pairs}: {len(outcome.results) + len(outcome.failures)} runs")
+    outcome = run_experiment(direction, models, configs, seeds, output, extra, ray=RaySettings.from_options(ray), pairs=pair_list)
+    _print_outcome(f"Experiment {direction or pairs}", outcome, output)
+
+
+def _print_outcome(title: str, outcome, output: Path) -> None:
+    """The grid's runs with their test scores (or error), the report command, then the one-line error of failed runs."""
+    table = Table(title=f"{title}: {len(outcome.results) + len(outcome.failures)} runs")
     for column in ("run", "test P", "test R", "test F1", "status"):
         table.add_column(column)
     for r in outcome.results:
@@ -229,6 +256,9 @@ def report(
 ) -> None:
     """Tables 2-4 of the CMNER paper (Markdown, LaTeX, CSV) and a bar chart, from run folders.
 
+    A folder holding an experiment's plan.yaml (xl experiment --plan) adds the plan's table, one row per planned cell in the
+    plan's order, and lists each planned run that is not finished under "Missing runs".
+
     Examples:
 
         xl report runs/
@@ -243,6 +273,8 @@ def report(
     for table in result.tables:
         if table.rows:
             typer.echo(table.markdown())
+    if result.missing_runs:
+        typer.echo(f"{len(result.missing_runs)} planned run(s) not finished (listed under 'Missing runs' in {output / 'report.md'})")
     typer.echo(f"{result.runs} runs; wrote {len(result.files)} files to {output}")
 
 

@@ -67,10 +67,11 @@ def _print_report(report: dict, output_dir: Path) -> None:
     row("projection rate", lambda c: c["projection_rate"])
     for etype in report["entities"]:
         row(f"{etype} before -> after", lambda c, t=etype: f"{c['entities'][t]['before']} -> {c['entities'][t]['after']}")
+    row("untranslated entities", lambda c: c["entities_total"].get("untranslated", 0))
     for strategy in report["success_by_strategy"]:
         row(f"ok by {strategy}", lambda c, s=strategy: c["success_by_strategy"].get(s, 0))
     for reason in report["failures_by_reason"]:
-        row(f"failed: {reason}", lambda c, r=reason: c["failures_by_reason"].get(reason, 0))
+        row(f"failed: {reason}", lambda c, r=reason: c["failures_by_reason"].get(r, 0))
     row("MT calls", lambda c: c["mt"].get("mt_calls", 0))
     row("cache hits", lambda c: c["mt"].get("cache_hits", 0))
     row("sentences/s", lambda c: c["sentences_per_s"])

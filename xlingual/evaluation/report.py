@@ -14,7 +14,10 @@ exceeds seed noise. A row of runs trained or scored on part of the data
 (``data.max_samples``, a shortened test set) is marked "subset" and never set
 beside the paper's numbers; a report holding runs made for a demo says so
 (:mod:`xlingual.evaluation.purpose`). One table per pair, each with a legend
-line; per-type columns list the entity types the runs' metrics hold.
+line; per-type columns list the entity types the runs' metrics hold. A
+folder holding an experiment's plan (``plan.yaml``, :mod:`xlingual.train.plan`)
+adds the plan's table first, its cells in its order, and report.md lists
+every planned run that is not finished ("Missing runs").
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ from xlingual.evaluation.evaluate import check_run_outputs, read_run_predictions
 from xlingual.evaluation.metrics import sentence_counts
 from xlingual.evaluation.paper import CROSS_LINGUAL, IMAGE_LABELS, SETTING_LABELS, SETTING_MEANINGS, TABLE2, PaperRow
 from xlingual.evaluation.purpose import PURPOSE_KEY, marking
+from xlingual.train.experiment import run_state
+from xlingual.train.plan import find_plan, read_plan
 from xlingual.workspace import METRICS_NAME, RunFolder
 from xlingual.evaluation.significance import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, paired_bootstrap
 
@@ -662,6 +667,38 @@ def translation_previews(run: RunRecord) -> list[Path]:
     return previews
 
 
+_PLAN_STATES = {"new": "not started", "unfinished": "interrupted (the same xl experiment resumes it)",
+                "failed": "failed (failed.json; train it into another folder)", "finished": "finished but not among the runs reported"}
+
+
+def plan_table(plan_file: Path, runs: list[RunRecord], number: int = 1) -> tuple[Table, list[str]]:
+    """The rows an experiment's plan lays out, in its order, and a line for each planned run that is not finished.
+
+    One row per planned cell (model, data, setting, image input): its finished
+    runs of those planned and their test F1 over seeds. ``plan_file`` is the
+    copy ``xl experiment --plan`` left in its output folder; the planned run
+    folders are beside it.
+    """
+    found = {run.run_dir.resolve(): run for run in runs}
+    cells: dict[GroupKey, list[Path]] = {}
+    for config, run_dir in read_plan(plan_file).runs(output=plan_file.parent):
+        cells.setdefault((config.model_type, (config.source_datasets, config.target_dataset), config.setting, config.images), []).append(run_dir)
+    body, missing = [], []
+    for (model, pair, setting, images), planned in cells.items():
+        done = [found[d.resolve()] for d in planned if d.resolve() in found]
+        missing += [f"{d}: {_PLAN_STATES[run_state(d)]}" for d in planned if d.resolve() not in found]
+        f1 = _pm(_mean_std([r.test()["f1"] for r in done])) if done else "none finished"
+        body.append([model.upper(), _pair_name(pair), _setting_label(setting) + ("" if images == "all" else f" ({IMAGE_LABELS[images]})"),
+                     f"{len(done)} of {len(planned)}", f1])
+    shown = list(dict.fromkeys(setting for _, _, setting, _ in cells))
+    legend = "; ".join([*(f"{_setting_label(s)}: {SETTING_MEANINGS.get(s, f'the setting {s}')}" for s in shown),
+                        "runs: the cell's finished runs of those the plan holds (one per seed)",
+                        "F1: test F1 (conlleval), mean ± std over the finished runs"]) + "."
+    title = f"Plan {plan_file.parent.name}/{plan_file.name}: {sum(len(p) for p in cells.values()) - len(missing)} of " \
+            f"{sum(len(p) for p in cells.values())} planned runs finished"
+    return Table("plan" if number == 1 else f"plan-{number}", title, ["model", "data", "train", "runs", "F1"], body, legend), missing
+
+
 @dataclass
 class Report:
     tables: list[Table]
@@ -669,6 +706,8 @@ class Report:
     runs: int
     note: str | None = None
     """What heads report.md (a demo's runs: that they are demo numbers)."""
+    missing_runs: list[str] = field(default_factory=list)
+    """Each run a plan among the reported folders holds that is not finished, with its state."""
 
 
 def write_report(run_paths: list[str | Path], out_dir: str | Path, bootstrap: int = BOOTSTRAP_RESAMPLES, note: str | None = None,
@@ -683,6 +722,8 @@ def write_report(run_paths: list[str | Path], out_dir: str | Path, bootstrap: in
     paper numbers (:mod:`xlingual.evaluation.purpose`).
     """
     runs = find_runs(run_paths)
+    plan_files = list(dict.fromkeys(p.resolve() for p in map(find_plan, run_paths) if p is not None))
+    plans = [plan_table(path, runs, number) for number, path in enumerate(plan_files, 1)]
     marked = marking(run.purpose for run in runs if run.purpose)
     if marked is not None:
         note, label, paper = note or marked.note, marked.label if label == "ours" else label, False
@@ -690,7 +731,7 @@ def write_report(run_paths: list[str | Path], out_dir: str | Path, bootstrap: in
     out = Path(out_dir)
     paper_pairs = [direction_datasets(d) for d in PAPER_DIRECTIONS]
     other_pairs = sorted({key[1] for key in rows} - set(paper_pairs), key=lambda pair: pair_label(*pair))
-    tables = [table2(rows), *(cross_lingual_table(rows, pair, bootstrap) for pair in paper_pairs),
+    tables = [*(table for table, _ in plans), table2(rows), *(cross_lingual_table(rows, pair, bootstrap) for pair in paper_pairs),
               *(multilingual_table(rows, pair, bootstrap) for pair in paper_pairs)]
     for pair in other_pairs:  # one table per pair the runs trained on, and its test sets side by side where there are several
         tables += [cross_lingual_table(rows, pair, bootstrap), *([multilingual_table(rows, pair, bootstrap)] if pair[0] else [])]
@@ -705,6 +746,9 @@ def write_report(run_paths: list[str | Path], out_dir: str | Path, bootstrap: in
             atomic_write_text(path, text)
             files.append(path)
     summary = "\n".join(t.markdown() for t in tables if t.rows)
+    missing = [line for _, lines in plans for line in lines]
+    if plans:
+        summary += "\n### Missing runs\n\n" + ("".join(f"- {markdown_cell(line)}\n" for line in missing) or "Every planned run is finished.\n")
     previews = {r.metrics.get("run", r.run_dir.name): translation_previews(r) for r in sorted(runs, key=lambda r: str(r.run_dir))}
     links = "".join(f"- {name}: [{p.parent.name}/{p.name}]({os.path.relpath(p.resolve(), out.resolve())})\n"
                     for name, found in previews.items() for p in found)
@@ -715,7 +759,7 @@ def write_report(run_paths: list[str | Path], out_dir: str | Path, bootstrap: in
     chart = bar_chart(rows, out / "f1_by_config.png", note, label, paper)
     if chart:
         files.append(chart)
-    return Report(tables, files, len(runs), note)
+    return Report(tables, files, len(runs), note, missing)
 
 
 __all__ = ["PAPER_PAIRS", "SEED_FREE_KEYS", "Report", "Row", "RowKey", "RunRecord", "Table", "build_rows", "find_runs", "score_types",

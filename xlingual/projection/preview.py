@@ -202,10 +202,13 @@ def bar_chart_svg(report: Mapping[str, Any]) -> str:
 
 def _summary(report: Mapping[str, Any]) -> str:
     entities = report.get("entities", {})
-    rows = [(t, e["before"], e["after"], _percent(e["projection_rate"]), _percent(e["share_before"]), _percent(e["share_after"]))
+    rows = [(t, e["before"], e["after"], _percent(e["projection_rate"]), _percent(e["share_before"]), _percent(e["share_after"]),
+             e.get("untranslated", "–"))
             for t, e in entities.items()]
     total = report.get("entities_total", {})
-    rows.append(("all", total.get("before", 0), total.get("after", 0), _percent(total.get("projection_rate")), "", ""))
+    untranslated = total.get("untranslated")
+    rows.append(("all", total.get("before", 0), total.get("after", 0), _percent(total.get("projection_rate")), "", "",
+                 "–" if untranslated is None else f"{untranslated} ({_percent(total.get('untranslated_rate'))})"))
     files = report.get("files", {})
     per_file = [(name, f["samples_in"], f["samples_out"], f["samples_failed"], _percent(f["projection_rate"])) for name, f in files.items()]
     per_file.append(("all", report.get("samples_in", 0), report.get("samples_out", 0), report.get("samples_failed", 0),
@@ -215,7 +218,7 @@ def _summary(report: Mapping[str, Any]) -> str:
     return (
         '<section id="summary"><h2>Summary (report.json)</h2><div class="row">'
         + _table(["file", "posts in", "projected", "left out", "projection rate"], per_file, "num")
-        + _table(["type", "entities before", "after", "projection rate", "share before", "share after"], rows, "num")
+        + _table(["type", "entities before", "after", "projection rate", "share before", "share after", "untranslated"], rows, "num")
         + "</div><div class=\"row\">"
         + _table(["strategy", "posts projected"], strategies, "num")
         + _table(["reason", "posts left out"], reasons, "num")

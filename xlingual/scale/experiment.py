@@ -18,7 +18,8 @@ from pathlib import Path
 
 from xlingual.scale.runtime import RaySettings, import_ray, ray_session, run_as_tasks
 from xlingual.train.config import TrainConfig
-from xlingual.train.experiment import DatasetPair, GridOutcome, run_experiment as run_grid
+from xlingual.train.experiment import DatasetPair, GridOutcome, GridRunner, run_experiment as run_grid, run_in_order
+from xlingual.train.plan import Plan, run_plan
 
 if TYPE_CHECKING:
     from xlingual.train.run import RunResult
@@ -44,12 +45,24 @@ class RayTasks:
                            {n: outcome.failures[n] for n in names if n in outcome.failures}, outcome.seconds)
 
 
+def grid_runner(ray: RaySettings | None) -> GridRunner:
+    """One run after another here, or with ``ray`` each run a Ray task (Ray imported first: without it, one line saying how to install it)."""
+    if ray is None:
+        return run_in_order
+    import_ray()
+    return RayTasks(ray)
+
+
 def run_experiment(direction: str | None, models: str, settings: str, seeds: int, output: str | Path,
                    overrides: list[str] | None = None, ray: RaySettings | None = None,
                    pairs: list[DatasetPair] | None = None) -> GridOutcome:
     """``xl experiment``: :func:`xlingual.train.experiment.run_experiment` one run after another, or with ``ray`` each run a Ray task."""
-    if ray is None:
-        return run_grid(direction, models, settings, seeds, output, overrides, pairs=pairs)
-    import_ray()  # before any work: without Ray, --ray is one line saying how to install it
     with ray_session(ray):  # a named cluster is reached first: a wrong address is named before the grid is checked or planned
-        return run_grid(direction, models, settings, seeds, output, overrides, RayTasks(ray), pairs)
+        return run_grid(direction, models, settings, seeds, output, overrides, grid_runner(ray), pairs)
+
+
+def run_experiment_plan(plan: Plan, output: str | Path | None = None, overrides: list[str] | None = None,
+                        ray: RaySettings | None = None) -> GridOutcome:
+    """``xl experiment --plan``: :func:`xlingual.train.plan.run_plan` one run after another, or with ``ray`` each run a Ray task."""
+    with ray_session(ray):
+        return run_plan(plan, output, overrides or [], grid_runner(ray))

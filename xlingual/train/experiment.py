@@ -56,6 +56,15 @@ DatasetPair = tuple[tuple[str, ...], str]
 """Source datasets and target dataset of one run."""
 
 
+def parse_pair(item: str) -> DatasetPair:
+    """``mmnerd+twitter2015:cmner`` -> (("mmnerd", "twitter2015"), "cmner"); ValueError for text that is not ``SOURCE:TARGET``."""
+    source, sep, target = item.strip().partition(":")
+    sources = tuple(name.strip() for name in source.split("+") if name.strip())
+    if not sep or not target.strip() or ":" in target:
+        raise ValueError(f"'{item.strip()}' is not SOURCE:TARGET (e.g. twitter2017:cmner, mmnerd+twitter2015:cmner)")
+    return sources, target.strip()
+
+
 def parse_pairs(text: str) -> list[DatasetPair]:
     """``twitter2017:cmner,mmnerd+twitter2015:cmner`` -> [(("twitter2017",), "cmner"), (("mmnerd", "twitter2015"), "cmner")].
 
@@ -63,16 +72,17 @@ def parse_pairs(text: str) -> list[DatasetPair]:
     pair with no source (``:mmnerd``) suits target-only settings. Dataset names
     are checked when the cells' configs are resolved.
     """
-    pairs = []
-    for item in (part.strip() for part in text.split(",")):
-        source, sep, target = item.partition(":")
-        sources = tuple(name.strip() for name in source.split("+") if name.strip())
-        if not sep or not target.strip() or ":" in target:
-            raise ConfigError(f"--pairs: '{item}' is not SOURCE:TARGET (e.g. twitter2017:cmner, mmnerd+twitter2015:cmner)")
-        pairs.append((sources, target.strip()))
+    try:
+        pairs = [parse_pair(item) for item in text.split(",")]
+    except ValueError as err:
+        raise ConfigError(f"--pairs: {err}") from None
     if len(set(pairs)) != len(pairs):
         raise ConfigError(f"--pairs: '{text}' lists a pair twice")
     return pairs
+
+
+GridTarget = tuple[str | None, DatasetPair | None]
+"""What one part of a grid trains on: a direction (the paper's pairs) or a dataset pair, the other None."""
 
 
 def plan_grid(direction: str | None, models: str, settings: str, seeds: int, output: str | Path,
@@ -87,10 +97,22 @@ def plan_grid(direction: str | None, models: str, settings: str, seeds: int, out
     if (direction is None) == (pairs is None):
         raise ConfigError("give --direction (the paper's pairs) or --pairs SOURCE:TARGET,... (one of them)")
     cells = grid(parse_list(models, model_types(), "--models"), parse_list(settings, known_settings(), "--configs"), seeds)
+    targets: list[GridTarget] = [(direction, None)] if pairs is None else [(None, pair) for pair in pairs]
+    return plan_cells(cells, targets, output, overrides)
+
+
+def plan_cells(cells: list[GridCell], targets: list[GridTarget], output: str | Path, overrides: list[str] | None = None,
+               override_origins: list[str] | None = None) -> list[tuple[TrainConfig, Path]]:
+    """The config and run folder of each cell for each target, target by target; each cell's seed is the config's + its index.
+
+    ``override_origins`` says, per override, what gave it (``plan.yaml:7``) where
+    that is not a ``--set`` option, so a bad value's error names it.
+    """
     runs = []
-    for source, target in pairs if pairs is not None else [((), None)]:
+    for direction, pair in targets:
         for cell in cells:
-            config = load_config(cell.setting, cell.model_type, direction, overrides, source=source, target=target)
+            config = load_config(cell.setting, cell.model_type, direction, overrides, source=pair[0] if pair else None,
+                                 target=pair[1] if pair else None, override_origins=override_origins)
             config.seed += cell.seed_index
             runs.append((config, Path(output) / config.run_name))
     return runs
@@ -161,11 +183,16 @@ def check_grid(runs: list[tuple[TrainConfig, Path]]) -> GridCheck:
 
     cells = []
     for config, run_dir in runs:
-        folder = RunFolder(run_dir)
-        state = ("failed" if folder.failure.is_file() else "finished" if folder.finished
-                 else "unfinished" if folder.state.is_dir() else "new")
+        state = run_state(run_dir)
         cells.append(CellCheck(config, run_dir, state, [] if state == "finished" else missing_inputs(config)))
     return GridCheck(cells)
+
+
+def run_state(run_dir: str | Path) -> str:
+    """What a grid does with a run folder: ``finished``, ``unfinished``, ``failed`` or ``new`` (see :class:`CellCheck`)."""
+    folder = RunFolder(run_dir)
+    return ("failed" if folder.failure.is_file() else "finished" if folder.finished
+            else "unfinished" if folder.state.is_dir() else "new")
 
 
 def check_experiment(direction: str | None, models: str, settings: str, seeds: int, output: str | Path,
@@ -205,10 +232,18 @@ def run_experiment(direction: str | None, models: str, settings: str, seeds: int
     ``xl experiment --ray`` comes here through
     :func:`xlingual.scale.experiment.run_experiment`, with Ray tasks as the runner.
     """
-    runs = plan_grid(direction, models, settings, seeds, output, overrides, pairs)
+    return run_grid(plan_grid(direction, models, settings, seeds, output, overrides, pairs), runner)
+
+
+def run_grid(runs: list[tuple[TrainConfig, Path]], runner: GridRunner = run_in_order,
+             before: Callable[[], None] | None = None) -> GridOutcome:
+    """Check every planned run's inputs, then (``before`` first, e.g. writing the plan's copy) train them with ``runner``."""
     check_grid(runs).raise_for_missing()
+    if before is not None:
+        before()
     return runner(runs)
 
 
-__all__ = ["CellCheck", "DatasetPair", "GridCell", "GridCheck", "GridOutcome", "GridRunner", "check_experiment", "check_grid", "grid",
-           "parse_list", "parse_pairs", "plan_grid", "run_experiment", "run_in_order"]
+__all__ = ["CellCheck", "DatasetPair", "GridCell", "GridCheck", "GridOutcome", "GridRunner", "GridTarget", "check_experiment", "check_grid",
+           "grid", "parse_list", "parse_pair", "parse_pairs", "plan_cells", "plan_grid", "run_experiment", "run_grid", "run_in_order",
+           "run_state"]

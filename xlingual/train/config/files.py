@@ -49,7 +49,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def key_lines(path: str | Path) -> dict[str, int]:
-    """Dotted key -> the line (from 1) where a YAML mapping file writes it, so errors can point at lines."""
+    """Dotted key (a list item by its index, ``set.0``) -> the line (from 1) where a YAML mapping file writes it, so errors can point at lines."""
     try:
         root = yaml.compose(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
@@ -62,6 +62,10 @@ def key_lines(path: str | Path) -> dict[str, int]:
                 if isinstance(key, yaml.ScalarNode):
                     lines[prefix + key.value] = key.start_mark.line + 1
                     walk(value, f"{prefix}{key.value}.")
+        elif isinstance(node, yaml.SequenceNode):  # list items by index: ``set.2``
+            for index, item in enumerate(node.value):
+                lines[f"{prefix}{index}"] = item.start_mark.line + 1
+                walk(item, f"{prefix}{index}.")
 
     if root is not None:
         walk(root, "")

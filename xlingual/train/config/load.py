@@ -24,7 +24,8 @@ the direction ``xl translate --src en --tgt zh`` prepares."""
 
 
 def load_config(config: str | Path, model_type: str | None = None, direction: str | None = None,
-                overrides: list[str] | None = None, source: Sequence[str] | None = None, target: str | None = None) -> TrainConfig:
+                overrides: list[str] | None = None, source: Sequence[str] | None = None, target: str | None = None,
+                override_origins: Sequence[str] | None = None) -> TrainConfig:
     """Resolve ``--config``: a setting name (model and direction default to UMT, en-zh) or a YAML path.
 
     ``xl train --config src_tgt --model umt --direction en-zh`` resolves the
@@ -38,6 +39,9 @@ def load_config(config: str | Path, model_type: str | None = None, direction: st
     where the datasets are a direction's pair (``--source cmner --target
     twitter2015`` takes zh-en's deltas, as ``--direction zh-en`` does); the run
     name carries the datasets (``acn-twitter2017-cmner-src_tgt``).
+
+    ``override_origins`` names, per override, what gave it where that was not
+    a ``--set`` option (an experiment plan's ``plan.yaml:7``), for errors.
     """
     text = str(config)
     named = _named_datasets(source, target, direction)
@@ -72,7 +76,7 @@ def load_config(config: str | Path, model_type: str | None = None, direction: st
         sources.update({"datasets": "--target", "datasets.target": f"--target {named[1]}",
                         "datasets.source": " ".join(f"--source {name}" for name in named[0]) or "--target"})
     overrides = overrides or []
-    sources.update(override_sources(overrides))
+    sources.update(override_sources(overrides, override_origins))
     resolved = config_from_dict(apply_overrides(values, overrides), where=where, sources=sources)
     _check_datasets(resolved, sources, where)
     _check_setting(resolved)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -43,9 +43,16 @@ def override_targets(key: str) -> list[list[str]]:
     return [parts]
 
 
-def override_sources(overrides: list[str]) -> dict[str, str]:
-    """Dotted key -> ``--set key=value``, the option that set it (the last one wins, as in :func:`apply_overrides`)."""
-    return {".".join(path): f"--set {text}" for text in overrides for path in override_targets(parse_override(text)[0])}
+def override_sources(overrides: list[str], origins: Sequence[str] | None = None) -> dict[str, str]:
+    """Dotted key -> ``--set key=value``, the option that set it (the last one wins, as in :func:`apply_overrides`).
+
+    ``origins``, one per override, replaces ``--set key=value`` with what gave
+    the override where it came from a file (``plan.yaml:7``).
+    """
+    if origins is not None and len(origins) != len(overrides):
+        raise ValueError("one origin per override")
+    return {".".join(path): origins[i] if origins is not None else f"--set {text}"
+            for i, text in enumerate(overrides) for path in override_targets(parse_override(text)[0])}
 
 
 def apply_overrides(values: Mapping[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -414,5 +414,11 @@ def _one_line(err: ValidationError, where: str, sources: Mapping[str, str], sect
     return messages[0] + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")
 
 
+def validation_message(err: ValidationError, where: str, sources: Mapping[str, str], known: Sequence[str]) -> str:
+    """pydantic's report on another YAML file checked like a config (an experiment plan) as one line: ``where``'s
+    dotted keys map to their ``file:line`` in ``sources``; ``known`` lists the file's top-level keys for an unknown one."""
+    return _one_line(err, where, sources, known=known)
+
+
 __all__ = ["CONFIG_VERSION", "IMAGE_MODES", "MIXED_PRECISION", "OPTIMIZERS", "DataConfig", "DatasetsConfig", "StageConfig",
-           "TrainConfig", "config_from_dict", "dataset_lang", "direction_datasets", "pair_label"]
+           "TrainConfig", "config_from_dict", "dataset_lang", "direction_datasets", "one_of", "pair_label", "validation_message"]
