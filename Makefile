@@ -11,7 +11,7 @@ OFFLINE = HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,ctranslate2,ray]'
+	$(PY) -m pip install -q -e '.[dev,ctranslate2,ray,tensorboard]'
 	touch $(STAMP)
 
 install: $(STAMP)
