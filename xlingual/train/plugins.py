@@ -440,12 +440,11 @@ class TensorBoardLogging(TrainerPlugin):
         self._write_evaluations(run)
         self.writer.flush()
 
-    def stage_end(self, run: StageRun) -> None:
-        self._write_evaluations(run)
-
-    def close(self, run: StageRun) -> None:
+    def close(self, run: StageRun) -> None:  # the loop calls it before stage_end, whatever happened
         if self.writer is not None:
+            self._write_evaluations(run)
             self.writer.close()
+            self.writer = None
 
     def _write_evaluations(self, run: StageRun) -> None:
         """The dev evaluations recorded since the last call (one at most between two steps)."""
