@@ -125,10 +125,14 @@ def test_no_curves_unless_asked(sample_data_dir, tmp_path):
     assert not (tmp_path / "run" / "tensorboard").exists()
 
 
-def test_tensorboard_without_the_package_is_one_line_naming_the_extra(tmp_path, monkeypatch):
+def test_tensorboard_without_the_package_is_refused_before_training_naming_the_extra(sample_data_dir, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # what an absent package gives: ImportError
-    with pytest.raises(ConfigError, match=r"^tensorboard: true needs the tensorboard package: pip install 'xlingual\[tensorboard\]'"):
+    message = r"^tensorboard: true needs the tensorboard package: pip install 'xlingual\[tensorboard\]'"
+    with pytest.raises(ConfigError, match=message):
         TensorBoardLogging(tmp_path)
+    with pytest.raises(ConfigError, match=message):
+        train_run(config(sample_data_dir, "epochs=1"), tmp_path / "run")
+    assert not (tmp_path / "run").exists(), "nothing trained, so no folder that looks like a run"
 
 
 def test_the_curves_need_every_steps_loss_and_the_dev_evaluations_before_them(tmp_path):
