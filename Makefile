@@ -6,15 +6,24 @@ STAMP   = $(VENV)/.installed
 # Tests and the demo never reach a model hub.
 OFFLINE = HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1
 
-.PHONY: install demo test bench clean
+.PHONY: install browser demo test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,ctranslate2,ray]'
+	$(PY) -m pip install -q -e '.[dev,ctranslate2,ray,tensorboard]'
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Headless Chromium for the tests that open report.html in a browser (tests/headless_chromium.py; skipped without it):
+# Debian's package where this runs as root with apt-get, else how to get it.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then echo "chromium: $$(command -v chromium)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null && echo "installed chromium"; } \
+		|| echo "could not install chromium: the browser checks of report.html are skipped"; \
+	else echo "no chromium: install it (apt-get install chromium) or the browser checks of report.html are skipped"; fi
 
 demo: $(STAMP)
 	$(OFFLINE) $(VENV)/bin/xl demo

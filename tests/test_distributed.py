@@ -29,6 +29,7 @@ the last printed digit.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -49,7 +50,7 @@ STOP_AT_STEP = 15
 
 ACN = ["images=none", "model.word_vectors=null", "model.word_dim=32", "model.char_dim=4", "model.char_filters=2",
        "model.char_kernels=[2]", "model.char_out=4", "model.hidden=32", "model.dropout=0", "epochs=6", "batch_size=7",
-       "lr=3e-2", "save_every_steps=5"]
+       "lr=3e-2", "save_every_steps=5", *(["tensorboard=true"] if importlib.util.find_spec("tensorboard") else [])]
 UMT = ["images=none", "model.freeze_bottom_layers=0", "model.cross_heads=2", "model.max_length=128", "model.dropout=0",
        "model.loss_reduction=sum", "epochs=4", "batch_size=4", "lr=1e-3"]
 STEP_LINE = re.compile(r"stage (\w+) epoch \d+: step (\d+)/(\d+), loss ([0-9.]+)")
@@ -194,6 +195,25 @@ def test_the_main_process_alone_writes_the_run_folder(folders):
     assert json.loads((folders[1] / "acn" / "environment.json").read_text(encoding="utf-8"))["processes"] == 1
     log = (folders[2] / "acn" / "run.log").read_text(encoding="utf-8")
     assert log.count("stage target done") == 1 and log.count("test F1") == 1
+
+
+@pytest.mark.slow
+def test_tensorboard_curves_of_two_processes_are_those_of_one_written_once(folders):
+    """The step losses summed over processes, one event file per stage (the main process's), one value per step after a resume."""
+    pytest.importorskip("tensorboard", reason="the tensorboard package is not installed (pip install 'xlingual[tensorboard]'; make install does)")
+    from test_tensorboard import read_scalars
+    from xlingual.workspace import RunFolder
+
+    curves = {key: RunFolder(folder).tensorboard("target") for key, folder in
+              (("one", folders[1] / "acn"), ("two", folders[2] / "acn"), ("resumed", folders[2] / "acn-resumed"))}
+    assert [len(list(curves[key].iterdir())) for key in ("one", "two", "resumed")] == [1, 1, 2]
+    one, two, resumed = (read_scalars(curves[key]) for key in ("one", "two", "resumed"))
+    assert set(one) == set(two) == set(resumed) and "train/loss" in one
+    assert [v for _, v in two["train/loss"]] == pytest.approx(step_losses(folders[1] / "acn"), rel=1e-4, abs=2e-4)
+    for tag in one:
+        assert [s for s, _ in two[tag]] == [s for s, _ in one[tag]] == [s for s, _ in resumed[tag]], tag
+        assert [v for _, v in two[tag]] == pytest.approx([v for _, v in one[tag]], rel=1e-4, abs=2e-4), tag
+        assert [v for _, v in resumed[tag]] == pytest.approx([v for _, v in two[tag]], rel=1e-4, abs=2e-4), tag
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ A run folder (``xl report`` and ``xl evaluate`` read only this)::
     failed.json          instead of metrics.json when training diverged (NaN loss): the error; never resumed
     word_vectors.vec     both languages' aligned vectors in one file (cross-lingual ACN runs)
     state/<stage>/       resumable training state (removed parts once a stage is done)
+    tensorboard/<stage>/ TensorBoard event files: loss and learning rate per step, dev F1 per evaluation (tensorboard: true)
 """
 
 from __future__ import annotations
@@ -211,6 +212,10 @@ class RunFolder:
 
     def stage_state(self, stage: str) -> Path:
         return self.state / stage
+
+    def tensorboard(self, stage: str) -> Path:
+        """A stage's TensorBoard event files (``tensorboard: true``); ``tensorboard --logdir RUN/tensorboard`` shows every stage."""
+        return self.root / "tensorboard" / stage
 
     @property
     def failure(self) -> Path:

@@ -253,6 +253,7 @@ def report(
     output: Path = typer.Option(Path("report"), "--output", "-o", help="Where to write tables (md, tex, csv) and the chart."),
     bootstrap: int = typer.Option(BOOTSTRAP_RESAMPLES, "--bootstrap", help="Bootstrap resamples for the significance test (0: skip); "
                                   "its seed is fixed, so the same runs give the same p in every report."),
+    html: bool = typer.Option(False, "--html", help="Also write report.html: the tables and the chart in one self-contained page."),
 ) -> None:
     """Tables 2-4 of the CMNER paper (Markdown, LaTeX, CSV) and a bar chart, from run folders.
 
@@ -264,10 +265,12 @@ def report(
         xl report runs/
 
         xl report runs/en-zh runs/zh-en --output paper-tables --bootstrap 5000
+
+        xl report runs/ --html
     """
     from xlingual.evaluation.report import write_report
 
-    result = write_report(list(runs), output, bootstrap)
+    result = write_report(list(runs), output, bootstrap, html=html)
     if result.note:
         typer.echo(result.note)
     for table in result.tables:

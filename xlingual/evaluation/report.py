@@ -33,6 +33,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ from xlingual.evaluation.evaluate import check_run_outputs, read_run_predictions
 from xlingual.evaluation.metrics import sentence_counts
 from xlingual.evaluation.paper import CROSS_LINGUAL, IMAGE_LABELS, SETTING_LABELS, SETTING_MEANINGS, TABLE2, PaperRow
 from xlingual.evaluation.purpose import PURPOSE_KEY, marking
+from xlingual.evaluation.report_html import REPORT_HTML_NAME, Chart, Link, render_report_html
 from xlingual.train.experiment import run_state
 from xlingual.train.plan import find_plan, read_plan
 from xlingual.workspace import METRICS_NAME, RunFolder
@@ -357,7 +359,7 @@ def _compare(row: Row, baseline: Row, resamples: int) -> None:
 class Table:
     """A rendered-agnostic table: a title, column headers, rows of cell strings, and a legend line for its symbols.
 
-    The legend is printed under the table in Markdown and LaTeX; the CSV holds
+    The legend is printed under the table in Markdown, LaTeX and HTML; the CSV holds
     the header and rows only, so it stays one table a program can read.
     """
 
@@ -383,6 +385,14 @@ class Table:
         out += [rf"\par\smallskip{{\footnotesize Legend: {esc(self.legend)}}}"] if self.legend else []
         out += [rf"\label{{tab:{self.name}}}", r"\end{table}"]
         return "\n".join(out) + "\n"
+
+    def html(self) -> str:
+        """The table as one HTML ``<section>``: the title as its caption, the legend under it; every text escaped."""
+        head = "".join(f"<th>{escape(cell)}</th>" for cell in self.header)
+        body = "".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in self.rows)
+        legend = f'<p class="legend">Legend: {escape(self.legend)}</p>' if self.legend else ""
+        return (f'<section class="table" id="{escape(self.name)}"><table><caption>{escape(self.title)}</caption>'
+                f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{legend}</section>")
 
     def csv(self) -> str:
         buffer = io.StringIO()
@@ -711,7 +721,7 @@ class Report:
 
 
 def write_report(run_paths: list[str | Path], out_dir: str | Path, bootstrap: int = BOOTSTRAP_RESAMPLES, note: str | None = None,
-                 label: str = "ours", paper: bool = True) -> Report:
+                 label: str = "ours", paper: bool = True, html: bool = False) -> Report:
     """Find runs, build Tables 2-4 and the chart, write them under ``out_dir``.
 
     ``note`` (e.g. that the runs are a demo's) heads report.md and titles the
@@ -719,7 +729,9 @@ def write_report(run_paths: list[str | Path], out_dir: str | Path, bootstrap: in
     ``paper=False`` leaves the paper's numbers out of tables and chart. Runs
     that record a purpose (a demo's) impose their marking whatever the
     caller passed: their note (unless ``note`` is given), their label and no
-    paper numbers (:mod:`xlingual.evaluation.purpose`).
+    paper numbers (:mod:`xlingual.evaluation.purpose`). ``html`` also writes
+    ``report.html``: the same tables and the chart in one self-contained page
+    (:mod:`xlingual.evaluation.report_html`).
     """
     runs = find_runs(run_paths)
     plan_files = list(dict.fromkeys(p.resolve() for p in map(find_plan, run_paths) if p is not None))
@@ -750,8 +762,8 @@ def write_report(run_paths: list[str | Path], out_dir: str | Path, bootstrap: in
     if plans:
         summary += "\n### Missing runs\n\n" + ("".join(f"- {markdown_cell(line)}\n" for line in missing) or "Every planned run is finished.\n")
     previews = {r.metrics.get("run", r.run_dir.name): translation_previews(r) for r in sorted(runs, key=lambda r: str(r.run_dir))}
-    links = "".join(f"- {name}: [{p.parent.name}/{p.name}]({os.path.relpath(p.resolve(), out.resolve())})\n"
-                    for name, found in previews.items() for p in found)
+    preview_links = [(name, p, os.path.relpath(p.resolve(), out.resolve())) for name, found in previews.items() for p in found]
+    links = "".join(f"- {name}: [{p.parent.name}/{p.name}]({target})\n" for name, p, target in preview_links)
     summary += f"\n### Translated corpora the runs trained on\n\n{links}" if links else ""
     heading = f"# Results ({len(runs)} runs)\n\n" + (f"**{note}**\n\n" if note else "")
     atomic_write_text(out / "report.md", heading + summary)
@@ -759,6 +771,12 @@ def write_report(run_paths: list[str | Path], out_dir: str | Path, bootstrap: in
     chart = bar_chart(rows, out / "f1_by_config.png", note, label, paper)
     if chart:
         files.append(chart)
+    if html:
+        charts = [Chart(f"Test F1 per configuration ({label}; error bars: std over seeds)", chart.read_bytes())] if chart else []
+        page = render_report_html(f"Results ({len(runs)} runs)", tables, charts, note,
+                                  [Link(name, target) for name, _, target in preview_links])
+        atomic_write_text(out / REPORT_HTML_NAME, page)
+        files.append(out / REPORT_HTML_NAME)
     return Report(tables, files, len(runs), note, missing)
 
 

@@ -1,7 +1,7 @@
 """The training loop of one stage, on ``accelerate``.
 
 ``accelerate`` gives mixed precision, gradient accumulation, multi-GPU /
-multi-node (``accelerate launch`` / ``torchrun``), TensorBoard logging and
+multi-node (``accelerate launch`` / ``torchrun``) and
 the saving of the full training state (model, optimiser, scheduler, every
 RNG). What this module adds is what makes a resumed run *identical* to an
 uninterrupted one under a fixed seed:
@@ -54,8 +54,9 @@ from xlingual.errors import ConfigError, TrainingDivergedError
 from xlingual.train.config import StageConfig, TrainConfig, config_digest
 from xlingual.train.batching import EpochShuffleSampler, loader_arguments
 from xlingual.models.card import ModelCard
+from xlingual.workspace import RunFolder
 from xlingual.train.plugins import (Checkpointing, DevEvaluation, EarlyStopping, LoopState, LossLogging, PluginChain,
-                                    StageCheckpoints, StageRun, StepHook, StepHooks, TrainerPlugin)
+                                    StageCheckpoints, StageRun, StepHook, StepHooks, TensorBoardLogging, TrainerPlugin)
 
 logger = logging.getLogger(__name__)
 
@@ -218,19 +219,10 @@ def new_accelerator(config: TrainConfig, run_dir: Path):
 
     on_cpus = process_state().distributed_type == DistributedType.MULTI_CPU
     AcceleratorState._reset_state()  # several runs in one process (experiments, tests) re-create it
-    log_with = None
-    if config.tensorboard:
-        try:
-            import tensorboard  # noqa: F401
-
-            log_with = "tensorboard"
-        except ImportError:
-            logger.warning("tensorboard is not installed: pip install tensorboard (logging to run.log only)")
     return Accelerator(
         cpu=on_cpus,
         mixed_precision=config.mixed_precision,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
-        log_with=log_with,
         project_dir=str(run_dir),
         # batches are split per process by the engine; this also makes the prepared scheduler step once per
         # optimiser step instead of once per process
@@ -330,8 +322,9 @@ class StageTrainer:
         self.state_dir = self.checkpoints.state_dir
         self.best_dir = best_dir
         self.run_id = config_digest(config)
-        self.plugins = PluginChain([LossLogging(), DevEvaluation(best_dir, evaluate_model, card), EarlyStopping(),
-                                    Checkpointing(self.checkpoints, config.save_every_steps), *plugins, StepHooks(hooks)])
+        curves = [TensorBoardLogging(RunFolder(run_dir).tensorboard(stage_name))] if config.tensorboard else []
+        self.plugins = PluginChain([LossLogging(step_losses=config.tensorboard), DevEvaluation(best_dir, evaluate_model, card), *curves,
+                                    EarlyStopping(), Checkpointing(self.checkpoints, config.save_every_steps), *plugins, StepHooks(hooks)])
 
     def has_checkpoint(self) -> bool:
         return self.read_loop_state() is not None
@@ -388,8 +381,6 @@ class StageTrainer:
         optimizer = build_optimizer(model, stage, fused=accelerator.device.type in FUSED_OPTIMIZER_DEVICES)
         scheduler = build_scheduler(optimizer, stage, total_steps)
         wrapped, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-        if accelerator.log_with:
-            accelerator.init_trackers(f"tensorboard-{self.name}")
         if resume and self.checkpoints.saved_folder() is not None:
             loop = self._own(self.checkpoints.load(accelerator, partial))
         else:

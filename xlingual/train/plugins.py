@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from xlingual.workspace import RunFolder
 from xlingual.data.sample import Sample
 from xlingual.errors import CheckpointWriteError, ConfigError
+from xlingual.evaluation.metrics import score
 from xlingual.io import atomic_write_json
 from xlingual.models.base import MnerModel, VisualLookup
 from xlingual.models.card import ModelCard
@@ -123,6 +124,11 @@ class StageRun:
     """The stage's dev samples (what :class:`DevEvaluation` scores)."""
     visual: VisualLookup | None = None
     """The run's visual lookup (None for a text-only model)."""
+    step_loss: float | None = None
+    """This step's loss summed over processes, where :class:`LossLogging` read it (at its logging points, or at every step
+    with ``step_losses``); None at the other steps."""
+    dev_predictions: list[list[str]] | None = None
+    """The predicted labels of the last dev evaluation (:class:`DevEvaluation`), on the main process; None elsewhere."""
 
     def sync_loss(self) -> None:
         """Bring ``loop.epoch_loss_sum`` up to date from the device (a collective on several processes).
@@ -255,7 +261,15 @@ class PluginChain:
 
 
 class LossLogging(TrainerPlugin):
-    """The progress bar, ten loss lines per epoch in the log, and (with TensorBoard) per-step loss and learning rate."""
+    """The progress bar and ten loss lines per epoch in the log; with ``step_losses`` every step's loss in :attr:`StageRun.step_loss`.
+
+    Reading a step's loss makes the host wait for the device (and, on several
+    processes, is a collective every process joins), so it is read at the ten
+    logging points only, unless a per-step curve (TensorBoard) needs each one.
+    """
+
+    def __init__(self, step_losses: bool = False) -> None:
+        self.step_losses = step_losses
 
     def stage_start(self, run: StageRun) -> None:
         self.log_every = max(1, run.steps_per_epoch // 10)
@@ -265,23 +279,21 @@ class LossLogging(TrainerPlugin):
         accelerator, loop, loss = run.accelerator, run.loop, run.loss
         self.bar.update(1)
         logged = loop.global_step % self.log_every == 0
-        if logged or accelerator.log_with:
-            step_loss = float((accelerator.reduce(loss.detach().clone(), reduction="sum") if accelerator.num_processes > 1 else loss).item())
+        run.step_loss = None  # never a stale value: read at this step or not at all
+        if logged or self.step_losses:
+            reduced = accelerator.reduce(loss.detach().clone(), reduction="sum") if accelerator.num_processes > 1 else loss
+            run.step_loss = float(reduced.item())
         if logged:  # visible progress in non-tty logs; the only per-epoch reads of the loss
             run.sync_loss()
-            self.bar.set_postfix(loss=f"{step_loss:.3f}")
+            self.bar.set_postfix(loss=f"{run.step_loss:.3f}")
             logger.info("stage %s epoch %d: step %d/%d, loss %.4f, %.1f s", run.name, loop.epoch, loop.global_step,
-                        run.total_steps, step_loss, time.time() - run.started)
-        if accelerator.log_with:  # a per-step curve has to read every step's loss
-            accelerator.log({f"{run.name}/loss": step_loss, f"{run.name}/lr": run.scheduler.get_last_lr()[0]}, step=loop.global_step)
+                        run.total_steps, run.step_loss, time.time() - run.started)
 
     def close(self, run: StageRun) -> None:
         if getattr(self, "bar", None) is not None:
             self.bar.close()
 
     def stage_end(self, run: StageRun) -> None:
-        if run.accelerator.log_with:
-            run.accelerator.end_training()
         logger.info("stage %s done in %.1fs: best dev F1 %.2f at epoch %d", run.name, time.time() - run.started,
                     run.loop.best_dev_f1, run.loop.best_epoch)
 
@@ -313,7 +325,8 @@ class DevEvaluation(TrainerPlugin):
     def evaluate(self, run: StageRun) -> None:
         accelerator, loop = run.accelerator, run.loop
         run.sync_loss()
-        f1 = self.score(run.model, run.dev, run.visual, run.stage.eval_batch_size)[0] if accelerator.is_main_process else 0.0
+        f1, run.dev_predictions = (self.score(run.model, run.dev, run.visual, run.stage.eval_batch_size) if accelerator.is_main_process
+                                   else (0.0, None))
         if accelerator.num_processes > 1:  # every process takes the same decisions from the main process's score
             from accelerate.utils import broadcast_object_list
 
@@ -325,8 +338,6 @@ class DevEvaluation(TrainerPlugin):
                              "improved": improved, "seconds": round(time.time() - run.started, 2)})
         logger.info("stage %s epoch %d step %d: train loss %s, dev F1 %.2f%s", run.name, loop.epoch, loop.global_step,
                     f"{train_loss:.4f}" if train_loss is not None else "-", f1, " (best)" if improved else "")
-        if accelerator.log_with:
-            accelerator.log({f"{run.name}/dev_f1": f1}, step=loop.global_step)
         if improved:
             loop.best_dev_f1, loop.best_epoch, loop.best_step = f1, loop.epoch, loop.global_step
             if accelerator.is_main_process:
@@ -367,6 +378,87 @@ class EarlyStopping(TrainerPlugin):
         patience = run.stage.patience
         if new and patience is not None and loop.evals_without_improvement >= patience:
             run.stop = True
+
+
+TB_LOSS, TB_LR, TB_EPOCH_LOSS, TB_DEV_F1 = "train/loss", "train/lr", "train/epoch_loss", "dev/f1"
+"""The scalar tags :class:`TensorBoardLogging` writes (per type: ``dev/f1/<type>``)."""
+
+
+def per_type_f1(samples: Sequence[Sample], predictions: Sequence[Sequence[str]]) -> dict[str, float]:
+    """Conlleval F1 (percent) per entity type of ``samples``' gold labels against ``predictions``."""
+    return score([sample.labels for sample in samples], predictions).per_type_f1
+
+
+class TensorBoardLogging(TrainerPlugin):
+    """A stage's curves as TensorBoard event files in ``log_dir`` (``RUN/tensorboard/<stage>/``, :meth:`RunFolder.tensorboard`).
+
+    Per optimiser step: :data:`TB_LOSS` (the step's loss, summed over
+    processes) and :data:`TB_LR` (the learning rate the step was taken
+    with). Per dev evaluation, at its step: :data:`TB_DEV_F1` (the F1 that
+    selected the model, as the loop's history records it), one
+    ``dev/f1/<type>`` per entity type of the dev gold or predictions, and
+    :data:`TB_EPOCH_LOSS` (the mean loss since the previous evaluation).
+    It reads the step losses :class:`LossLogging` reads when built with
+    ``step_losses`` and the evaluations :class:`DevEvaluation` records, so
+    it comes after both; it writes files, so on the main process only. A
+    resumed stage appends a new event file that purges the steps after its
+    checkpoint (TensorBoard hides them), so a curve has one value per step.
+    """
+
+    requires = (LossLogging, DevEvaluation)
+    main_process_only = True
+
+    def __init__(self, log_dir: Path) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ConfigError("tensorboard: true needs the tensorboard package: pip install 'xlingual[tensorboard]' "
+                              "(make install installs it)") from None
+        self.log_dir, self.writer_class = log_dir, SummaryWriter
+        self.writer: Any = None
+
+    def stage_start(self, run: StageRun) -> None:
+        loop = run.loop
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        # a resumed stage: the steps after its checkpoint were logged by the interrupted run and are logged again
+        self.writer = self.writer_class(str(self.log_dir), purge_step=loop.global_step + 1 if loop.global_step else None)
+        self.logged = len(loop.history)
+        self.lr = run.scheduler.get_last_lr()[0]
+
+    def after_step(self, run: StageRun) -> None:
+        if run.step_loss is None:
+            raise ConfigError("plugins: TensorBoardLogging needs every step's loss: build LossLogging(step_losses=True)")
+        step = run.loop.global_step
+        self.writer.add_scalar(TB_LOSS, run.step_loss, step)
+        self.writer.add_scalar(TB_LR, self.lr, step)
+        self.lr = run.scheduler.get_last_lr()[0]  # the rate of the next step
+
+    def step_boundary(self, run: StageRun) -> None:
+        self._write_evaluations(run)
+
+    def epoch_end(self, run: StageRun) -> None:
+        self._write_evaluations(run)
+        self.writer.flush()
+
+    def close(self, run: StageRun) -> None:  # the loop calls it before stage_end, whatever happened
+        if self.writer is not None:
+            self._write_evaluations(run)
+            self.writer.close()
+            self.writer = None
+
+    def _write_evaluations(self, run: StageRun) -> None:
+        """The dev evaluations recorded since the last call (one at most between two steps)."""
+        history = run.loop.history
+        for index in range(self.logged, len(history)):
+            entry = history[index]
+            step = entry["step"]
+            self.writer.add_scalar(TB_DEV_F1, entry["dev_f1"], step)
+            if entry.get("train_loss") is not None:
+                self.writer.add_scalar(TB_EPOCH_LOSS, entry["train_loss"], step)
+            if index == len(history) - 1 and run.dev_predictions is not None:  # the predictions are the last evaluation's
+                for etype, f1 in per_type_f1(run.dev, run.dev_predictions).items():
+                    self.writer.add_scalar(f"{TB_DEV_F1}/{etype}", f1, step)
+        self.logged = len(history)
 
 
 class StageCheckpoints:
@@ -567,4 +659,5 @@ def save_best(model: MnerModel, folder: Path, card: ModelCard | None = None) -> 
 
 
 __all__ = ["EVENTS", "LOOP_STATE", "read_loop_state", "required_state_files", "Checkpointing", "DevEvaluation", "EarlyStopping", "LoopState",
-           "LossLogging", "PluginChain", "StageCheckpoints", "StageRun", "StepHook", "StepHooks", "TrainerPlugin", "check_order", "save_best"]
+           "LossLogging", "PluginChain", "StageCheckpoints", "StageRun", "StepHook", "StepHooks", "TB_DEV_F1", "TB_EPOCH_LOSS", "TB_LOSS",
+           "TB_LR", "TensorBoardLogging", "TrainerPlugin", "check_order", "per_type_f1", "save_best"]
