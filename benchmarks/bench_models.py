@@ -22,7 +22,7 @@ from _mbert_training import MBERT_VOCAB, mbert_shaped_tokenizer, measure_steps, 
 from _record import report_training_step
 from xlingual.data.sample import Sample
 from xlingual.models.umt import UmtConfig, UmtModel
-from xlingual.models.umt_encoder import drop_pooler
+from xlingual.models.bert_encoder import drop_pooler
 
 
 def main() -> None:
