@@ -17,18 +17,12 @@ dataset once; it includes the visual lookups) and collate.
 
 from __future__ import annotations
 
-import argparse
-import platform
-import tempfile
-import time
-from pathlib import Path
-
 import numpy as np
 import torch
 from transformers import BertConfig, BertModel
 
-from _record import StepTiming, add_results_option, recorder, report_training_step
-from bench_models import MBERT_VOCAB, mbert_shaped_tokenizer, synthetic_posts
+from _mbert_training import MBERT_VOCAB, mbert_shaped_tokenizer, measure_steps, print_machine, start, synthetic_posts, training_options
+from _record import report_training_step
 from xlingual.data.sample import Sample
 from xlingual.features.lookup import pooled_vector
 from xlingual.models.mner2 import Mner2Config, Mner2Model
@@ -37,19 +31,11 @@ VIT_SHAPE, RESNET_GRID = (50, 768), (49, 2048)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=2, help="measured training steps (after one warm-up step)")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--length", type=int, default=128, help="word pieces per post incl. [CLS]/[SEP] (one piece per word here)")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    add_results_option(parser)
+    parser = training_options(__doc__, steps=2, batch=32, length_help="word pieces per post incl. [CLS]/[SEP] (one piece per word here)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    out = recorder(__file__, args, f"{args.steps} measured steps after one warm-up, nothing frozen, Adam")
-    torch.manual_seed(0)
+    out = start(__file__, args, f"{args.steps} measured steps after one warm-up, nothing frozen, Adam")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        tokenizer = mbert_shaped_tokenizer(Path(tmp))
+    tokenizer = mbert_shaped_tokenizer()
     encoder = BertModel(BertConfig(vocab_size=MBERT_VOCAB))
     config = Mner2Config(encoder="bert-base-multilingual-cased(random)", max_length=args.length)
     model = Mner2Model(config, encoder, tokenizer)
@@ -65,35 +51,25 @@ def main() -> None:
         row = int(sample.id)
         return {"vit": vit_cache[row], "resnet": pooled_vector(resnet_cache[row])}, True
 
-    start = time.perf_counter()
-    items = model.encode(posts, visual)
-    encode_per_step = (time.perf_counter() - start) / steps
-
-    model.train()
-    collate_times, model_times, terms = [], [], []
-    for step in range(steps):
-        t0 = time.perf_counter()
-        batch = model.collate(items[step * args.batch : (step + 1) * args.batch])
-        t1 = time.perf_counter()
+    def train_step(batch: dict) -> dict[str, float]:
         result = model(batch)
         optimizer.zero_grad(set_to_none=True)
         result["loss"].backward()
         optimizer.step()
-        t2 = time.perf_counter()
-        if step:  # the first step warms up allocators and kernels
-            collate_times.append(t1 - t0)
-            model_times.append(t2 - t1)
-            terms.append({k: round(float(v.detach()), 3) for k, v in result.items() if k != "emissions"})
+        return {k: round(float(v.detach()), 3) for k, v in result.items() if k != "emissions"}
+
+    measured = measure_steps(model, posts, visual, args.batch, steps, train_step)
+    batch = measured.last_batch
     assert batch["input_ids"].shape == (args.batch, args.length) and batch["vit"].shape == (args.batch, *VIT_SHAPE)
 
-    timing = StepTiming(model_s=float(np.mean(model_times)), collate_s=float(np.mean(collate_times)), encode_s=encode_per_step)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, no GPU")
+    print_machine()
     print(f"2M-NER mBERT-shaped: {n_params / 1e6:.1f} M parameters (all trainable; ViT-token head {model.vit_head.dense.weight.numel() / 1e6:.1f} M)")
     print(f"batch {args.batch} x {args.length} pieces, ViT tokens 50 x 768 + ResNet vector 2048, {args.steps} measured steps")
     what = f"2M-NER, mBERT shape ({n_params / 1e6:.0f} M parameters), batch {args.batch} x {args.length}, ViT 50x768 + ResNet 2048 cached inputs"
-    report_training_step(out, what, timing, args.batch, "Adam", "encode incl. visual lookups")
-    print(f"loss terms of the measured steps (random weights, random inputs): {terms}")
+    report_training_step(out, what, measured.timing, args.batch, "Adam", "encode incl. visual lookups")
+    print(f"loss terms of the measured steps (random weights, random inputs): {measured.results}")
+
 
 if __name__ == "__main__":
     main()

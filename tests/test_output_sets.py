@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from translate_helpers import plugin_module
 from xlingual.cli import app
 from xlingual.errors import OutputSetError
 from xlingual.output_set import MANIFEST_KEY, STAGING_PREFIX, StagedSet
@@ -86,12 +87,7 @@ class PlantedFaults:
 
 @pytest.fixture()
 def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    folder = tmp_path / "plugin"
-    folder.mkdir()
-    (folder / "setmt.py").write_text(PLUGIN)
-    monkeypatch.syspath_prepend(str(folder))
-    monkeypatch.delitem(sys.modules, "setmt", raising=False)
-    return "setmt"
+    return plugin_module(tmp_path, monkeypatch, "setmt", PLUGIN)
 
 
 def translate(data_dir: Path, out: Path, translator: str):

@@ -1,7 +1,7 @@
 """The ``--ray`` commands through their library entry points, on the in-process fake of ``tests/fake_ray.py``.
 
 What is checked here is the choice and the runtime's life, not Ray itself
-(``test_ray_*.py`` run the same commands on a real local runtime): each
+(``test_scale_{translate,features,experiment}.py`` run the same commands on a real local runtime): each
 command starts Ray at most once, ``xl features extract --ray`` over a data
 directory shares one runtime among its datasets, the outputs and messages are
 those of the one-process command, and nothing imports ``ray`` without ``--ray``.

@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from translate_helpers import twitter2017_from_sample
+from translate_helpers import plugin_module, twitter2017_from_sample
 from typer.testing import CliRunner
 
 from xlingual.cli import app
@@ -64,12 +64,7 @@ PLUGIN = textwrap.dedent('''
 
 @pytest.fixture()
 def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    folder = tmp_path / "plugin"
-    folder.mkdir()
-    (folder / "fakemt.py").write_text(PLUGIN)
-    monkeypatch.syspath_prepend(str(folder))
-    monkeypatch.delitem(sys.modules, "fakemt", raising=False)
-    return "fakemt"
+    return plugin_module(tmp_path, monkeypatch, "fakemt", PLUGIN)
 
 
 @pytest.fixture()

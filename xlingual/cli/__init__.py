@@ -218,10 +218,12 @@ def main(
 from xlingual.cli import data as _data  # noqa: E402
 from xlingual.cli import demo as _demo  # noqa: E402
 from xlingual.cli import embeddings as _embeddings  # noqa: E402
+from xlingual.cli import evaluate as _evaluate  # noqa: E402
 from xlingual.cli import features as _features  # noqa: E402
 from xlingual.cli import predict as _predict  # noqa: E402
+from xlingual.cli import report as _report  # noqa: E402
 from xlingual.cli import train as _train  # noqa: E402
 from xlingual.cli import translate as _translate  # noqa: E402
 
-for _stage in (_data, _translate, _embeddings, _features, _train, _predict, _demo):
+for _stage in (_data, _translate, _embeddings, _features, _train, _evaluate, _report, _predict, _demo):
     _stage.register(app)

@@ -1,4 +1,4 @@
-"""``xl train``, ``xl evaluate``, ``xl experiment``, ``xl report``: thin wrappers over :mod:`xlingual.train`."""
+"""``xl train``, ``xl experiment``: thin wrappers over :mod:`xlingual.train`."""
 
 from __future__ import annotations
 
@@ -10,36 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from xlingual.cli._options import (
-    BuildMissingOption, DatasetsOption, FeaturesOption, FormatOption, ImageDirOption, ImageSeedOption, JsonOption, PostImagesOption, RayOption, SetOption,
-    format_name,
-)
-from xlingual.evaluation.significance import BOOTSTRAP_RESAMPLES
-from xlingual.features.choices import PostImages
+from xlingual.cli._options import BuildMissingOption, DatasetsOption, RayOption, SetOption
+from xlingual.cli._scores import print_scores
 from xlingual.scale.runtime import RaySettings
 from xlingual.train.config.packaged import model_types, settings as packaged_settings
-
-
-def _entity_types(scores: dict) -> list[str]:
-    """The types the scores hold: PER/LOC/ORG/MISC first (always, for the canonical schema), then any other, sorted."""
-    from xlingual.evaluation.report import score_types
-
-    return score_types(s.get("per_type_f1", {}) for modes in scores.values() if isinstance(modes, dict) for s in modes.values()
-                         if isinstance(s, dict))
-
-
-def _print_scores(title: str, scores: dict) -> None:
-    types = _entity_types(scores)
-    table = Table(title=title)
-    for column in ("split", "mode", "P", "R", "F1", *[f"F1 {t}" for t in types]):
-        table.add_column(column, justify="right" if column not in ("split", "mode") else "left")
-    for split, modes in scores.items():
-        if not isinstance(modes, dict) or "conlleval" not in modes:
-            continue
-        for mode, s in modes.items():
-            per_type = [f"{s['per_type_f1'].get(t, 0.0):.2f}" for t in types]
-            table.add_row(split, mode, f"{s['precision']:.2f}", f"{s['recall']:.2f}", f"{s['f1']:.2f}", *per_type)
-    Console().print(table)
 
 
 def _run_scores(metrics: dict) -> dict:
@@ -107,41 +81,8 @@ def train(
         typer.echo(json.dumps(result.metrics, indent=2))
         return
     note = " (finished earlier; kept)" if result.skipped else ""
-    _print_scores(f"{cfg.run_name}: best model on {cfg.target_dataset}{note}", _run_scores(result.metrics))
+    print_scores(f"{cfg.run_name}: best model on {cfg.target_dataset}{note}", _run_scores(result.metrics))
     typer.echo(f"run folder: {result.run_dir}")
-
-
-def evaluate(
-    run: Optional[Path] = typer.Option(None, "--run", help="A run folder: re-score its saved predictions."),
-    gold: Optional[Path] = typer.Option(None, "--gold", help="Gold dataset file, scored against --pred (labels as written)."),
-    pred: Optional[Path] = typer.Option(None, "--pred", help="Predicted dataset file with the same posts and tokens as --gold."),
-    model: Optional[Path] = typer.Option(None, "--model", help="A model folder (a run's model/): predict --data and score it."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Dataset file to predict with --model."),
-    format: FormatOption = None,
-    features: FeaturesOption = None,
-    image_dir: ImageDirOption = None,
-    images: PostImagesOption = PostImages.ALL,
-    seed: ImageSeedOption = 0,
-    as_json: JsonOption = False,
-) -> None:
-    """Entity-level P/R/F1 (conlleval and strict IOB2) from saved predictions, a saved model, or two files.
-
-    Examples:
-
-        xl evaluate --run runs/acn-en-zh-tgt_only-seed444
-
-        xl evaluate --gold data/cmner/text/test.txt --pred pred.txt --json
-
-        xl evaluate --model runs/acn-en-zh-tgt_only-seed444/model --data data/cmner/text/test.txt --features data/features/vgg16
-    """
-    from xlingual.evaluation.evaluate import evaluate_any
-
-    result = evaluate_any(run=run, gold=gold, pred=pred, model=model, data=data, format=format_name(format), features=features,
-                          image_dir=image_dir, images=images.value, seed=seed)
-    if as_json:
-        typer.echo(json.dumps(result.scores, indent=2))
-    else:
-        _print_scores(result.title, result.table_scores)
 
 
 def experiment(
@@ -248,41 +189,6 @@ def _print_grid_check(check) -> None:
     typer.echo("every input is there: the grid can run")
 
 
-def report(
-    runs: list[Path] = typer.Argument(..., help="Run folders, or folders holding run folders."),
-    output: Path = typer.Option(Path("report"), "--output", "-o", help="Where to write tables (md, tex, csv) and the chart."),
-    bootstrap: int = typer.Option(BOOTSTRAP_RESAMPLES, "--bootstrap", help="Bootstrap resamples for the significance test (0: skip); "
-                                  "its seed is fixed, so the same runs give the same p in every report."),
-    html: bool = typer.Option(False, "--html", help="Also write report.html: the tables and the chart in one self-contained page."),
-) -> None:
-    """Tables 2-4 of the CMNER paper (Markdown, LaTeX, CSV) and a bar chart, from run folders.
-
-    A folder holding an experiment's plan.yaml (xl experiment --plan) adds the plan's table, one row per planned cell in the
-    plan's order, and lists each planned run that is not finished under "Missing runs".
-
-    Examples:
-
-        xl report runs/
-
-        xl report runs/en-zh runs/zh-en --output paper-tables --bootstrap 5000
-
-        xl report runs/ --html
-    """
-    from xlingual.evaluation.report import write_report
-
-    result = write_report(list(runs), output, bootstrap, html=html)
-    if result.note:
-        typer.echo(result.note)
-    for table in result.tables:
-        if table.rows:
-            typer.echo(table.markdown())
-    if result.missing_runs:
-        typer.echo(f"{len(result.missing_runs)} planned run(s) not finished (listed under 'Missing runs' in {output / 'report.md'})")
-    typer.echo(f"{result.runs} runs; wrote {len(result.files)} files to {output}")
-
-
 def register(app: typer.Typer) -> None:
     app.command("train")(train)
-    app.command("evaluate")(evaluate)
     app.command("experiment")(experiment)
-    app.command("report")(report)

@@ -177,15 +177,7 @@ def extract_features(
     the cache ends up the same.
     """
     started = time.perf_counter()
-    get_backbone(backbone)
-    check_crop(crop)
-    if batch_size < 1:
-        raise ConfigError(f"--batch-size {batch_size}: must be at least 1")
-    if dtype not in DTYPES:
-        raise ConfigError(f"--dtype {dtype}: choose from {', '.join(DTYPES)}")
-    images_dir = Path(images_dir)
-    if not images_dir.is_dir():
-        raise ImageError(f"--images {images_dir}: image folder does not exist")
+    images_dir = check_options(images_dir, backbone, crop, batch_size, dtype)
     names = _unique(image_names)
     writer = CacheWriter.open(cache_dir, _producer(backbone, weights, crop, seed, dtype), weights)
     report = ExtractionReport(cache_dir=str(cache_dir), backbone=backbone, weights=weights, crop=crop, named=len(names))
@@ -193,6 +185,37 @@ def extract_features(
     runner.prepare(writer, device)
     if weights != "random" and any(name not in writer.cache and (images_dir / name).is_file() for name in names):
         ensure_weights(backbone, weights)  # fail before hashing thousands of files, not after
+    todo = _images_left(names, images_dir, writer, report)
+    if todo:
+        runner.run(BackboneWork(todo, images_dir, weights, batch_size, device, seed, shard_size, decode_workers), writer, report)
+    report.seconds = time.perf_counter() - started
+    if report.failed:
+        logger.warning("%d of %d images have no features (first: %s: %s)", len(report.failed), len(names), *next(iter(report.failed.items())))
+    return report
+
+
+def check_options(images_dir: str | Path, backbone: str, crop: str, batch_size: int, dtype: str) -> Path:
+    """The image folder of an extraction, once its options are known good; a one-line error naming the bad one.
+
+    Checked before the cache is opened or anything is hashed, so a typo costs nothing.
+    """
+    get_backbone(backbone)
+    check_crop(crop)
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size {batch_size}: must be at least 1")
+    if dtype not in DTYPES:
+        raise ConfigError(f"--dtype {dtype}: choose from {', '.join(DTYPES)}")
+    folder = Path(images_dir)
+    if not folder.is_dir():
+        raise ImageError(f"--images {folder}: image folder does not exist")
+    return folder
+
+
+def _images_left(names: Sequence[str], images_dir: Path, writer: CacheWriter, report: ExtractionReport) -> list[tuple[str, str, str]]:
+    """(name, fingerprint, stat key) of each named image the cache lacks or holds for other file contents.
+
+    A missing file is recorded in ``report.failed``, a current one counted in ``report.cached``.
+    """
     todo: list[tuple[str, str, str]] = []
     for name in names:
         path = images_dir / name
@@ -204,13 +227,7 @@ def extract_features(
             report.cached += 1
         else:
             todo.append((name, fingerprint, stat_key))
-    if todo:
-        runner.run(BackboneWork(todo, images_dir, weights, batch_size, device, seed, shard_size, decode_workers), writer, report)
-    report.seconds = time.perf_counter() - started
-    if report.failed:
-        logger.warning("%d of %d images have no features (first: %s: %s)", len(report.failed), len(names), *next(iter(report.failed.items())))
-    return report
-
+    return todo
 
 def run_backbone(
     todo: list[tuple[str, str, str]], images_dir: Path, writer: CacheWriter, report: ExtractionReport,

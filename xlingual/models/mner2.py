@@ -46,8 +46,8 @@ from xlingual.models.contrastive import ProjectionHead, nt_xent
 from xlingual.models.crf import MaskedCrf
 from xlingual.models.mner2_config import BRANCHES, Mner2Config
 from xlingual.models.mner2_layers import TokenCrossAttention, VectorCrossAttention
-from xlingual.models.umt_encoder import ENCODER_SUBDIR, encoder_from_folder, load_encoder, save_encoder_files
-from xlingual.models.umt_text import pieces_per_token
+from xlingual.models.bert_encoder import ENCODER_SUBDIR, encoder_from_folder, load_encoder, save_encoder_files
+from xlingual.models.wordpieces import pieces_per_token
 from xlingual.models.vocab import Vocabulary
 
 logger = logging.getLogger(__name__)

@@ -42,12 +42,13 @@ from xlingual.data.labels import CANONICAL_LABELS, label_inventory
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
 from xlingual.models.base import MnerModel, checked_labels, gate_by_image
+from xlingual.models.bert_encoder import ENCODER_SUBDIR, encoder_from_folder, load_encoder, save_encoder_files
 from xlingual.models.crf import MaskedCrf, joint_nll
 from xlingual.models.umt_config import UmtConfig
-from xlingual.models.umt_encoder import ENCODER_SUBDIR, encoder_from_folder, load_encoder, save_encoder_files
 from xlingual.models.umt_layers import CrossModalLayer, init_bert_style
-from xlingual.models.umt_text import SPAN_LABELS, align, pieces_per_token, span_to_typed_matrix, typed_vocabulary
+from xlingual.models.umt_text import SPAN_LABELS, align, span_to_typed_matrix, typed_vocabulary
 from xlingual.models.vocab import Vocabulary
+from xlingual.models.wordpieces import pieces_per_token
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ in the order of the original code, then any other type's pair, as the run's
 data gives them) plus padding and the pseudo-labels; the span labels are
 fixed, whatever the types.
 
-Every token is split into word pieces; its FIRST piece carries the token's
+Every token is split into word pieces (:mod:`xlingual.models.wordpieces`); its FIRST piece carries the token's
 label and the rest carry the pseudo-label ``X``. ``[CLS]`` and ``[SEP]`` have
 labels of their own and sit inside the CRF mask, so the CRF learns to emit
 them. The span (auxiliary) labels are the first letter of the typed ones.
@@ -20,8 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from transformers import PreTrainedTokenizerBase
-
 from xlingual.data.labels import CANONICAL_LABELS, entity_type
 from xlingual.models.vocab import Vocabulary
 
@@ -76,24 +74,6 @@ class AlignedText:
     """Position of each original token's first piece, or -1 (no pieces, or cut by truncation)."""
 
 
-def pieces_per_token(tokenizer: PreTrainedTokenizerBase, token_lists: Sequence[Sequence[str]]) -> list[list[list[int]]]:
-    """Word-piece ids of every token of every post (batched through a fast tokenizer when there is one)."""
-    if not token_lists:
-        return []
-    if getattr(tokenizer, "is_fast", False):
-        # verbose=False: posts longer than the encoder's limit are cut later, by align(), not warned about here.
-        encoded = tokenizer([list(tokens) for tokens in token_lists], is_split_into_words=True, add_special_tokens=False, verbose=False)
-        result = []
-        for index, tokens in enumerate(token_lists):
-            per_token: list[list[int]] = [[] for _ in tokens]
-            for piece_id, word in zip(encoded["input_ids"][index], encoded.word_ids(index)):
-                if word is not None:
-                    per_token[word].append(piece_id)
-            result.append(per_token)
-        return result
-    return [[tokenizer.convert_tokens_to_ids(tokenizer.tokenize(token)) for token in tokens] for tokens in token_lists]
-
-
 def align(pieces: Sequence[Sequence[int]], labels: Sequence[str], max_length: int, cls_id: int, sep_id: int,
           typed_labels: Vocabulary = TYPED_LABELS) -> AlignedText:
     """Lay out one post's pieces as ``[CLS] pieces… [SEP]``, at most ``max_length`` positions; label ids in ``typed_labels``."""
@@ -120,5 +100,5 @@ def align(pieces: Sequence[Sequence[int]], labels: Sequence[str], max_length: in
 
 __all__ = [
     "AlignedText", "ORIGINAL_ORDER", "PSEUDO_LABELS", "SPAN_LABELS", "TYPED_LABELS", "align",
-    "pieces_per_token", "span_label", "span_to_typed_matrix", "typed_vocabulary",
+    "span_label", "span_to_typed_matrix", "typed_vocabulary",
 ]

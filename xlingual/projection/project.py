@@ -335,6 +335,50 @@ def _read_context(translation: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class _PlaceholderStrategy:
+    """``numbered`` or ``bracketed``: each slot becomes a placeholder of ``form``, put back after MT."""
+
+    name: str
+    form: PlaceholderForm
+
+    def render(self, prepared: PreparedSample, src_lang: str) -> str:
+        text = render_placeholders(prepared, self.form, src_lang)
+        if len(self.form.find(text)) != len(prepared.slots):
+            raise _Failure("placeholder_in_source", f"the source already contains text that reads as a {self.name} placeholder")
+        return text
+
+    def assemble(self, prepared: PreparedSample, translation: str, entity_text: dict[int, str],
+                 tokenize: TargetTokenizer) -> list[tuple[str, str | None]]:
+        return assemble_placeholders(prepared, translation, self.form, entity_text)
+
+
+@dataclass(frozen=True)
+class _MarkerStrategy:
+    """``markers``: the entities stay in the sentence between ``[ ]``; the marked parts of the translation are read back."""
+
+    name: str = "markers"
+
+    def render(self, prepared: PreparedSample, src_lang: str) -> str:
+        text = render_markers(prepared, src_lang)
+        if len(find_marked(text)) != len(prepared.entity_slots) or (
+                len(NUMBERED.find(text)) != len(prepared.slots) - len(prepared.entity_slots)):
+            raise _Failure("placeholder_in_source", f"the source already contains text that reads as a {self.name} placeholder")
+        return text
+
+    def assemble(self, prepared: PreparedSample, translation: str, entity_text: dict[int, str],
+                 tokenize: TargetTokenizer) -> list[tuple[str, str | None]]:
+        return assemble_markers(prepared, translation, entity_text, tokenize)
+
+
+_STRATEGY_BODIES: dict[str, _PlaceholderStrategy | _MarkerStrategy] = {
+    "numbered": _PlaceholderStrategy("numbered", FORMS["numbered"]),
+    "bracketed": _PlaceholderStrategy("bracketed", FORMS["bracketed"]),
+    "markers": _MarkerStrategy(),
+}
+"""What each name of :data:`STRATEGIES` does: how it renders a sample for MT and how it reads the translation back."""
+
+
 class Projector:
     """Projects samples from ``src_lang`` to ``tgt_lang`` with one translator, remembering entity translations.
 
@@ -348,8 +392,6 @@ class Projector:
                  entity_context: bool = False, model_name: str | None = None, tokenizer: TargetTokenizer | None = None) -> None:
         unknown = [s for s in strategies if s not in STRATEGIES]
         if unknown or not strategies:
-            from xlingual.errors import ConfigError
-
             raise ConfigError(f"--strategies: unknown strategy {unknown[0] if unknown else '(none)'} (choose from {', '.join(STRATEGIES)})")
         self.translator = translator
         self.src_lang = src_lang
@@ -435,19 +477,6 @@ class Projector:
                     self.stats.context_rejected += read is not None
         return chosen
 
-    def _render(self, prepared: PreparedSample, strategy: str) -> str:
-        if strategy == "markers":
-            text = render_markers(prepared, self.src_lang)
-            clash = len(find_marked(text)) != len(prepared.entity_slots) or (
-                len(NUMBERED.find(text)) != len(prepared.slots) - len(prepared.entity_slots))
-        else:
-            form = FORMS[strategy]
-            text = render_placeholders(prepared, form, self.src_lang)
-            clash = len(form.find(text)) != len(prepared.slots)
-        if clash:
-            raise _Failure("placeholder_in_source", f"the source already contains text that reads as a {strategy} placeholder")
-        return text
-
     def _emit(self, result: ProjectionResult, prepared: PreparedSample, attempt: Attempt,
               segments: list[tuple[str, str | None]], entity_text: dict[int, str]) -> None:
         source = prepared.sample
@@ -473,8 +502,28 @@ class Projector:
         """
         prepared = [prepare_sample(s, self.src_lang) for s in samples]
         results = [ProjectionResult(source=s) for s in samples]
-        entities_todo: list[str] | None = self._new_entities([s.text for p in prepared for s in p.entity_slots])
-        entity_texts: list[dict[int, str]] = []
+        entities_todo = self._new_entities([s.text for p in prepared for s in p.entity_slots])
+        pending = self._without_long_entities(prepared, results)
+        entity_texts: list[dict[int, str]] | None = None
+        for name in self.strategies:
+            strategy = _STRATEGY_BODIES[name]
+            rendered = self._rendered(strategy, prepared, pending, results)
+            translations = self._submit([text for _, text in rendered], "sentence_texts")
+            if entity_texts is None:
+                self._translate_entities(entities_todo)()
+                entity_texts = self._entity_texts(prepared)
+            self._read_back(strategy, rendered, translations(), prepared, entity_texts, results)
+            pending = [i for i in pending if not results[i].ok]
+            if not pending:
+                break
+        for result in results:
+            if not result.ok:
+                last = result.attempts[-1]
+                result.failure, result.detail = last.reason, last.detail
+        return results
+
+    def _without_long_entities(self, prepared: list[PreparedSample], results: list[ProjectionResult]) -> list[int]:
+        """Indices of the samples to try; one with an entity too long for the model fails here with ``too_long``."""
         pending = []
         for i, p in enumerate(prepared):
             cut = [s.text for s in p.entity_slots if s.text in self.too_long_entities]
@@ -482,40 +531,37 @@ class Projector:
                 results[i].attempts.append(Attempt("entities", "too_long", f"entity {cut[0]!r} is longer than the model takes"))
             else:
                 pending.append(i)
-        for strategy in self.strategies:
-            rendered: list[tuple[int, str]] = []
-            for i in pending:
-                try:
-                    rendered.append((i, self._render(prepared[i], strategy)))
-                except _Failure as failure:
-                    results[i].attempts.append(Attempt(strategy, failure.reason, failure.detail))
-            fits = self._fitting([text for _, text in rendered])
-            for (i, text), ok in zip(rendered, fits):
-                if not ok:
-                    results[i].attempts.append(Attempt(strategy, "too_long", "the sentence is longer than the model takes", mt_input=text))
-            rendered = [job for job, ok in zip(rendered, fits) if ok]
-            translations = self._submit([text for _, text in rendered], "sentence_texts")
-            if entities_todo is not None:
-                self._translate_entities(entities_todo)()
-                entity_texts, entities_todo = self._entity_texts(prepared), None
-            for (i, text), translation in zip(rendered, translations()):
-                attempt = Attempt(strategy, None, mt_input=text, translation=translation)
-                results[i].attempts.append(attempt)
-                try:
-                    if strategy == "markers":
-                        segments = assemble_markers(prepared[i], translation, entity_texts[i], self.tokenize)
-                    else:
-                        segments = assemble_placeholders(prepared[i], translation, FORMS[strategy], entity_texts[i])
-                    self._emit(results[i], prepared[i], attempt, segments, entity_texts[i])
-                except _Failure as failure:
-                    attempt.reason, attempt.detail = failure.reason, failure.detail
-            pending = [i for i in pending if not results[i].ok]
-            if not pending:
-                break
-        for i in [i for i, r in enumerate(results) if not r.ok]:
-            last = results[i].attempts[-1]
-            results[i].failure, results[i].detail = last.reason, last.detail
-        return results
+        return pending
+
+    def _rendered(self, strategy: _PlaceholderStrategy | _MarkerStrategy, prepared: list[PreparedSample], pending: list[int],
+                  results: list[ProjectionResult]) -> list[tuple[int, str]]:
+        """(index, MT input) of each pending sample ``strategy`` can render and the translator can take whole.
+
+        The others get the failed attempt recorded.
+        """
+        rendered: list[tuple[int, str]] = []
+        for i in pending:
+            try:
+                rendered.append((i, strategy.render(prepared[i], self.src_lang)))
+            except _Failure as failure:
+                results[i].attempts.append(Attempt(strategy.name, failure.reason, failure.detail))
+        fits = self._fitting([text for _, text in rendered])
+        for (i, text), ok in zip(rendered, fits):
+            if not ok:
+                results[i].attempts.append(Attempt(strategy.name, "too_long", "the sentence is longer than the model takes", mt_input=text))
+        return [job for job, ok in zip(rendered, fits) if ok]
+
+    def _read_back(self, strategy: _PlaceholderStrategy | _MarkerStrategy, rendered: list[tuple[int, str]], translations: list[str],
+                   prepared: list[PreparedSample], entity_texts: list[dict[int, str]], results: list[ProjectionResult]) -> None:
+        """Verify each translation and emit its sample, or record why ``strategy``'s attempt was rejected."""
+        for (i, text), translation in zip(rendered, translations):
+            attempt = Attempt(strategy.name, None, mt_input=text, translation=translation)
+            results[i].attempts.append(attempt)
+            try:
+                segments = strategy.assemble(prepared[i], translation, entity_texts[i], self.tokenize)
+                self._emit(results[i], prepared[i], attempt, segments, entity_texts[i])
+            except _Failure as failure:
+                attempt.reason, attempt.detail = failure.reason, failure.detail
 
 
 def project_samples(samples: Sequence[Sample], translator: "Translator", src_lang: str, tgt_lang: str, *,

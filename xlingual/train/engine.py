@@ -393,8 +393,7 @@ class StageTrainer:
     def _loop(self, run: StageRun, loader, optimizer, model: MnerModel) -> None:
         """Epochs of optimiser steps with the plugins between them; the step budget or a plugin's stop ends it early."""
         accelerator, loop, stage, wrapped = run.accelerator, run.loop, self.stage, run.wrapped
-        world, rank, reduction = accelerator.num_processes, accelerator.process_index, loss_reduction(model)
-        check_norm = self.config.mixed_precision != "fp16"  # fp16's scaler skips steps with infinite gradients itself
+        reduction = loss_reduction(model)
         run.started = time.time()
         run.losses.start(loop.epoch_loss_sum)
         budget_done = False
@@ -406,23 +405,7 @@ class StageTrainer:
                 epoch_loader = accelerator.skip_first_batches(loader, loop.batches_done_in_epoch) if loop.batches_done_in_epoch else loader
                 wrapped.train()
                 for global_items in epoch_loader:
-                    local_items = global_items[process_share(len(global_items), rank, world)]
-                    batch = send_to_device(model.collate(local_items or global_items[:1]), accelerator.device,
-                                           non_blocking=accelerator.non_blocking)
-                    with accelerator.accumulate(wrapped):
-                        loss = wrapped(batch)["loss"]
-                        if world > 1:  # this process's part of the global batch's loss; DDP averages gradients
-                            loss = loss * share_weight(len(local_items), len(global_items), reduction)
-                            accelerator.backward(loss * world)
-                        else:
-                            accelerator.backward(loss)
-                        norm = None
-                        if accelerator.sync_gradients and stage.max_grad_norm:
-                            norm = clip_gradients(accelerator, wrapped.parameters(), stage.max_grad_norm)
-                        run.watch.observe(loop.global_step + 1, loss, norm if check_norm else None)
-                        optimizer.step()
-                        run.scheduler.step()
-                        optimizer.zero_grad()
+                    loss = self._train_step(run, optimizer, model, global_items, reduction)
                     loop.batches_done_in_epoch += 1
                     if not accelerator.sync_gradients:
                         continue
@@ -450,6 +433,34 @@ class StageTrainer:
         loop.finished = True
         plugins.dispatch("stage_end", run)
 
+    def _train_step(self, run: StageRun, optimizer, model: MnerModel, global_items: list[Any], reduction: str) -> torch.Tensor:
+        """Forward and backward of this process's share of one global batch; the optimiser steps when accumulation is complete.
+
+        Returns this process's (weighted) loss of the batch. The loop's counters
+        are the caller's: this method changes only the model, the optimiser
+        and the schedule.
+        """
+        accelerator, wrapped = run.accelerator, run.wrapped
+        world, rank = accelerator.num_processes, accelerator.process_index
+        check_norm = self.config.mixed_precision != "fp16"  # fp16's scaler skips steps with infinite gradients itself
+        local_items = global_items[process_share(len(global_items), rank, world)]
+        batch = send_to_device(model.collate(local_items or global_items[:1]), accelerator.device,
+                               non_blocking=accelerator.non_blocking)
+        with accelerator.accumulate(wrapped):
+            loss = wrapped(batch)["loss"]
+            if world > 1:  # this process's part of the global batch's loss; DDP averages gradients
+                loss = loss * share_weight(len(local_items), len(global_items), reduction)
+                accelerator.backward(loss * world)
+            else:
+                accelerator.backward(loss)
+            norm = None
+            if accelerator.sync_gradients and self.stage.max_grad_norm:
+                norm = clip_gradients(accelerator, wrapped.parameters(), self.stage.max_grad_norm)
+            run.watch.observe(run.loop.global_step + 1, loss, norm if check_norm else None)
+            optimizer.step()
+            run.scheduler.step()
+            optimizer.zero_grad()
+        return loss
 
 __all__ = ["DeviceLossSum", "NonFiniteWatch", "EpochShuffleSampler", "keep_items", "loss_reduction", "process_share", "process_state", "share_weight",
            "StageTrainer", "FUSED_OPTIMIZER_DEVICES", "build_optimizer", "build_scheduler", "clip_by_total_norm", "clip_gradients",

@@ -1,6 +1,6 @@
 """Training configuration: the packaged paper configs, ``--set`` overrides, validation, the stored YAML.
 
-The paper's hyper-parameters live in ``xlingual/train/configs/``: one base per
+The paper's hyper-parameters live in ``xlingual/train/packaged_configs/``: one base per
 model plus small per-direction and per-setting deltas (:mod:`.packaged`),
 resolved into one full mapping and validated by pydantic models
 (:mod:`.schema`). ``--set key=value`` overrides any field (dotted keys reach

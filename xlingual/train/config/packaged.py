@@ -1,6 +1,6 @@
 """The packaged paper configs: one base per model, plus small per-direction and per-setting deltas.
 
-``xlingual/train/configs/`` holds::
+``xlingual/train/packaged_configs/`` holds::
 
     models/<model>.yaml              what the paper fixes for a model: seed, ``model`` section, both stages
     models/<model>.<direction>.yaml  what that model changes for one direction (only where it does)
@@ -45,7 +45,7 @@ STAGES_KEY = "stages"
 
 
 def configs_folder() -> Path:
-    return Path(str(resources.files("xlingual.train") / "configs"))
+    return Path(str(resources.files("xlingual.train") / "packaged_configs"))
 
 
 def config_folders() -> list[Path]:

@@ -1,4 +1,4 @@
-"""Loading UMT's text encoder (any ``AutoModel`` checkpoint) offline-first, with one clear error.
+"""The BERT-style text encoder UMT and 2M-NER share (any ``AutoModel`` checkpoint): loaded offline-first, with one clear error.
 
 ``from_pretrained`` with a hub id and no network retries for tens of seconds
 per file before failing; a user with a typo or no cache deserves the answer
@@ -21,7 +21,7 @@ from xlingual.errors import ModelNotFoundError
 logger = logging.getLogger(__name__)
 
 ENCODER_SUBDIR = "encoder"
-"""Where a saved UMT folder keeps its encoder's config and tokenizer files."""
+"""Where a saved UMT or 2M-NER folder keeps its encoder's config and tokenizer files."""
 
 
 def _not_found(name: str, reason: str) -> ModelNotFoundError:
