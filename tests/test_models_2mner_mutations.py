@@ -55,7 +55,7 @@ MUTANTS = [
     Mutant("CRF loss summed", "models/mner2.py",
            'crf_loss = self.crf.nll(out.emissions, batch["labels"], batch["word_mask"], reduction="mean")',
            'crf_loss = self.crf.nll(out.emissions, batch["labels"], batch["word_mask"], reduction="sum")', "model_is"),
-    Mutant("model temperature 0.07", "models/mner2.py",
+    Mutant("model temperature 0.07", "models/mner2_config.py",
            "    temperature: float = 0.5\n",
            "    temperature: float = 0.07\n", "model_is"),
     Mutant("NT-Xent default temperature 0.07", "models/contrastive.py",
