@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from xlingual.cli._options import DataDirOption, JsonOption
-from xlingual.workspace import DEFAULT_DATA_DIR, DataDir
+from xlingual.workspace import DEFAULT_DATA_DIR, AlignedPaths, DataDir
 from xlingual.errors import ConfigError
 
 embeddings_app = typer.Typer(no_args_is_help=True, help="Train, align and evaluate cross-lingual word embeddings.")
@@ -104,13 +104,13 @@ def align_command(
         typer.echo(f"{out}: {result.method} alignment, criterion {result.initial_criterion:.4f} -> {result.criterion:.4f}")
     if result.suspect:
         typer.echo(f"WARNING: ALIGNMENT LOOKS FAILED ({result.suspect} check(s)): " + "; ".join(verdict["suspect_reasons"])
-                   + f". Do not feed these vectors to a model; see {out}/alignment.json.", err=True)
+                   + f". Do not feed these vectors to a model; see {AlignedPaths(out).summary}.", err=True)
 
 
 @embeddings_app.command("evaluate")
 def evaluate(
-    src_emb: Path = typer.Option(..., "--src-emb", help="Aligned source vectors (e.g. vectors-src.vec)."),
-    tgt_emb: Path = typer.Option(..., "--tgt-emb", help="Aligned target vectors (e.g. vectors-tgt.vec)."),
+    src_emb: Path = typer.Option(..., "--src-emb", help=f"Aligned source vectors (e.g. {AlignedPaths.SRC_VECTORS})."),
+    tgt_emb: Path = typer.Option(..., "--tgt-emb", help=f"Aligned target vectors (e.g. {AlignedPaths.TGT_VECTORS})."),
     dico: Path = typer.Option(..., "--dico", help="Test dictionary, one 'src tgt' pair per line (MUSE format)."),
     max_vocab: int = typer.Option(200_000, "--max-vocab", help="Read only the most frequent words."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (keys nn.p@1 ... csls.p@10, queries)."),

@@ -26,7 +26,7 @@ from typing import Any
 from xlingual.data.labels import count_entities, table_types
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
-from xlingual.io import atomic_write_text
+from xlingual.io import atomic_write_text, save_png
 from xlingual.text_escape import markdown_cell, plain_label
 
 
@@ -196,12 +196,9 @@ def markdown_tables(c: Comparison) -> str:
 def _save(fig: Any, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
     fig.tight_layout()
-    fig.savefig(tmp, dpi=100)
+    save_png(fig, path, dpi=100)
     plt.close(fig)
-    tmp.replace(path)
     return path
 
 

@@ -47,12 +47,12 @@ from xlingual.projection.report import ProjectionReport
 from xlingual.projection.tokenization import target_tokenizer
 from xlingual.translate.base import Translator
 from xlingual.translate.cache import CachedTranslator, TranslationCache
+from xlingual.workspace import REPORT_NAME, TRANSLATION_CACHE, TranslationFolder
 
 logger = logging.getLogger(__name__)
 
-CACHE_NAME = Path(".cache") / "translations.sqlite"
-REPORT_NAME = "report.json"
-"""The corpus report, written last: the manifest of the output set."""
+CACHE_NAME = TRANSLATION_CACHE
+"""The translation cache, relative to the output folder (the workspace's name for it)."""
 
 
 @dataclass
@@ -82,7 +82,7 @@ class ProjectionSettings:
 
     def cache_file(self, output_dir: Path) -> Path | None:
         """The corpus's translation cache (None: no cache, no resume)."""
-        return (self.cache_path or output_dir / CACHE_NAME) if self.use_cache else None
+        return (self.cache_path or TranslationFolder(output_dir).cache) if self.use_cache else None
 
 
 @dataclass
@@ -103,11 +103,12 @@ class CorpusResult:
 def write_outputs(output_dir: Path, name: str, results: list[ProjectionResult], settings: ProjectionSettings) -> Path:
     """Write ``name``.txt / .jsonl / .failures.jsonl for one input file; returns the dataset file."""
     projected = [r.sample for r in results if r.sample is not None]
-    dataset_path = output_dir / f"{name}.txt"
+    folder = TranslationFolder(output_dir)
+    dataset_path = folder.output(name)
     write_samples(dataset_path, projected, format_for_lang(settings.tgt), schema=settings.label_schema)
-    write_samples(output_dir / f"{name}.jsonl", projected, "jsonl")
+    write_samples(folder.output(name, ".jsonl"), projected, "jsonl")
     failures = "".join(json.dumps(r.failure_record(), ensure_ascii=False) + "\n" for r in results if not r.ok)
-    atomic_write_text(output_dir / f"{name}.failures.jsonl", failures)
+    atomic_write_text(folder.failures(name), failures)
     return dataset_path
 
 

@@ -56,6 +56,7 @@ from xlingual.train.batching import EpochShuffleSampler, loader_arguments
 from xlingual.models.card import ModelCard
 from xlingual.train.plugins import (Checkpointing, DevEvaluation, EarlyStopping, LoopState, LossLogging, PluginChain,
                                     StageCheckpoints, StageRun, StepHook, StepHooks, TrainerPlugin)
+from xlingual.workspace import RUN_LOG_NAME, tensorboard_project
 
 logger = logging.getLogger(__name__)
 
@@ -225,7 +226,7 @@ def new_accelerator(config: TrainConfig, run_dir: Path):
 
             log_with = "tensorboard"
         except ImportError:
-            logger.warning("tensorboard is not installed: pip install tensorboard (logging to run.log only)")
+            logger.warning("tensorboard is not installed: pip install tensorboard (logging to %s only)", RUN_LOG_NAME)
     return Accelerator(
         cpu=on_cpus,
         mixed_precision=config.mixed_precision,
@@ -389,7 +390,7 @@ class StageTrainer:
         scheduler = build_scheduler(optimizer, stage, total_steps)
         wrapped, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
         if accelerator.log_with:
-            accelerator.init_trackers(f"tensorboard-{self.name}")
+            accelerator.init_trackers(tensorboard_project(self.name))
         if resume and self.checkpoints.saved_folder() is not None:
             loop = self._own(self.checkpoints.load(accelerator, partial))
         else:
