@@ -41,12 +41,12 @@ SOURCE_DATASET = "twitter2015"
 """The dataset the demo translates (the sample's English side)."""
 
 REAL_RUN_COMMANDS = [
-    "xl data download twitter2015 --to data && xl data download cmner --to data   # then unpack the images (see the printed hints)",
+    "xl data download twitter2015 --data-dir data && xl data download cmner --data-dir data   # then unpack the images (see the printed hints)",
     "xl translate --src en --tgt zh --data-dir data            # Helsinki-NLP/opus-mt-en-zh",
     "xl translate --src zh --tgt en --data-dir data            # Helsinki-NLP/opus-mt-zh-en",
     "xl features extract --data-dir data --backbone vgg16      # ACN (see docs/features.md)",
     "xl features extract --data-dir data --backbone resnet152  # UMT",
-    "xl embeddings train --corpus data/twitter2015/train.txt --lang en --out data/embeddings/fasttext.en.vec",
+    "xl embeddings train --corpus data/twitter2015/train.txt --lang en --output data/embeddings/fasttext.en.vec",
     "xl embeddings train --corpus data/cmner/text/train.txt --lang zh",
     "xl embeddings align --src-emb data/embeddings/fasttext.en.vec --tgt-emb data/embeddings/fasttext.zh.vec --src-lang en --tgt-lang zh --dico en-zh.txt",
     "xl experiment --direction en-zh --models acn,umt --configs all --seeds 3 --output runs/en-zh",

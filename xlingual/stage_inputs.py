@@ -279,7 +279,7 @@ def locate_split(data_dir: str | Path | DataDir, dataset: str, split: str) -> Pa
     if path.exists():
         return path
     hint = missing_split_hint(spec, layout.root, split)
-    command = f"xl data download {dataset} --to {layout.root}" if spec.builtin else hint
+    command = f"xl data download {dataset} --data-dir {layout.root}" if spec.builtin else hint
     return Missing(f"{path} ({dataset}'s {split} split)", command, f"{path}: not found ({hint})")
 
 

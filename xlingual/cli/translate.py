@@ -81,7 +81,7 @@ def translate(
     src: Optional[str] = typer.Option(None, "--src", help="Source language (ISO 639-1). With --dataset: its language (the default). Without: en means Twitter2015, zh CMNER."),
     tgt: str = typer.Option(..., "--tgt", help="Target language (ISO 639-1: de, fr, zh, ...) that the chosen MT covers."),
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset whose splits to translate (twitter2015, twitter2017, cmner, mmnerd, ...)."),
-    input: Optional[list[Path]] = typer.Option(None, "--input", "-i", help="Dataset file(s) to translate (repeatable). Default: all splits of the source dataset in --data-dir."),
+    input: Optional[list[Path]] = typer.Option(None, "--input", "-i", help="Dataset file(s) or folder(s) (their *.txt files) to translate (repeatable). Default: all splits of the source dataset in --data-dir."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder. Default with no --input: DATA_DIR/translated/DATASET.SRC-TGT.MODEL/."),
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     datasets: DatasetsOption = None,

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from xlingual.data.labels import count_entities, table_types
+from xlingual.data.files import dataset_files
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
 from xlingual.io import atomic_write_text, save_png
@@ -315,10 +316,7 @@ def expand_inputs(spec: str) -> list[Path]:
             continue
         path = Path(part)
         if path.is_dir():
-            found = sorted(p for p in path.glob("*.txt") if p.is_file())
-            if not found:
-                raise ConfigError(f"{path}: no dataset files (*.txt) in this folder")
-            paths.extend(found)
+            paths.extend(dataset_files(path))
         elif path.is_file():
             paths.append(path)
         else:

@@ -35,6 +35,7 @@ from xlingual.data.datasets import SOURCE_DATASET_BY_LANG, get_dataset, load_spl
 from xlingual.data.formats import detect_format, format_for_lang, read_samples, write_samples
 from xlingual.data.images import attach_images
 from xlingual.data.labels import LabelSchema
+from xlingual.data.files import expand_dataset_paths
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
 from xlingual.io import atomic_write_json, atomic_write_text
@@ -259,7 +260,7 @@ def read_input_files(paths: Sequence[str | Path], input_format: str | None = Non
     language, and :func:`check_source_language` refuses it.
     """
     inputs = []
-    for path in map(Path, paths):
+    for path in expand_dataset_paths(paths):
         file_format = input_format or detect_format(path)
         samples = read_samples(path, file_format)
         if lang is not None and file_format != "jsonl" and file_format == format_for_lang(lang):
