@@ -1,8 +1,10 @@
-"""Every path convention of xlingual, in one place: the data directory and the run folder.
+"""Every path convention of xlingual, in one place: the data directory, the run folder and the translation folder.
 
-Nothing else in the library builds these paths; it asks a :class:`DataDir` or
-a :class:`RunFolder`. So a layout decision (where translations go, what a run
-folder holds) is read and changed here only.
+Nothing else in the library builds these paths; it asks a :class:`DataDir`,
+a :class:`RunFolder` (with its :class:`StageState`) or a :class:`TranslationFolder`.
+So a layout decision (where translations go, what a run folder holds) is read
+and changed here only; ``tests/test_workspace_paths.py`` fails on a file or
+folder name of this layout spelt in another module.
 
 The data directory (``--data-dir``, default ``./data``) is laid out as
 ``xl data download`` creates it, with derived artefacts beside the datasets
@@ -34,7 +36,7 @@ A run folder (``xl report`` and ``xl evaluate`` read only this)::
     state/<stage>/       resumable training state (removed parts once a stage is done): loop_state.json beside
                          accelerate's files; a checkpoint is written into state/<stage>.tmp/ and swapped in
                          (the previous one waits in state/<stage>.old/ meanwhile)
-    tensorboard-<stage>/ TensorBoard events of a stage (--log-with tensorboard)
+    tensorboard-<stage>/ TensorBoard events of a stage (a config with tensorboard: true)
 
 A translation folder (``xl translate --output``, or ``data/translated/...``)::
 
