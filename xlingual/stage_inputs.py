@@ -286,7 +286,7 @@ def locate_split(data_dir: str | Path | DataDir, dataset: str, split: str) -> Pa
 def locate_pretrained(name: str, option: str) -> Missing | None:
     """None when the weights ``name`` (a hub id or a folder) load here; else what is missing (``built`` when the hub will download them)."""
     from xlingual.errors import ModelNotFoundError
-    from xlingual.translate.resolve import looks_like_path, resolve_model
+    from xlingual.hub import looks_like_path, resolve_model
 
     try:
         source = resolve_model(name)
