@@ -47,7 +47,24 @@ def test_missing_path_and_directory_exit_2(tmp_path: Path) -> None:
     result = run("data", "validate", str(tmp_path / "nope.txt"))
     assert result.exit_code == 2 and "nope.txt: no such file" in result.output
     result = run("data", "stats", str(tmp_path))
-    assert result.exit_code == 2 and "is a directory" in result.output
+    assert result.exit_code == 2 and f"{tmp_path}: no dataset files (*.txt) in this folder" in result.output
+    (tmp_path / "notes.md").write_text("not a dataset\n")
+    result = run("data", "validate", str(tmp_path))
+    assert result.exit_code == 2 and "no dataset files" in result.output and "Traceback" not in result.output
+
+
+def test_a_folder_stands_for_its_dataset_files(sample_data_dir: Path) -> None:
+    """``xl data stats DIR`` and ``xl data validate DIR`` read the folder's *.txt files, as ``xl data compare`` does."""
+    folder = sample_data_dir / "twitter2015"
+    files = sorted(folder.glob("*.txt"))
+    assert len(files) == 3
+    by_folder = run("data", "stats", str(folder), "--json")
+    by_files = run("data", "stats", *map(str, files), "--json")
+    assert by_folder.exit_code == 0 and json.loads(by_folder.output) == json.loads(by_files.output)
+    mixed = run("data", "stats", str(files[0]), str(folder), "--json")
+    assert [s["name"] for s in json.loads(mixed.output)["splits"]] == [files[0].stem] + [f.stem for f in files]
+    result = run("data", "validate", str(folder))
+    assert result.exit_code == 0 and all(str(f) in result.output for f in files), result.output
 
 
 def test_validate_lists_all_errors(tmp_path: Path) -> None:
@@ -217,3 +234,17 @@ def test_repair_warning_advises_a_command_that_lists_each_orphan(tmp_path: Path,
     expected = (2, 5) if fmt == "conll" else (3, 7)  # 'b' of p1 and 'd' of p2 (p2's second I-LOC continues the first)
     listed = {re.match(r"(.*):(\d+): ", line).groups() for line in result.output.splitlines() if "orphan" in line}
     assert listed == {(str(path), str(line)) for line in expected}
+
+
+def test_translate_and_feature_inputs_take_a_folder(sample_data_dir: Path, tmp_path: Path) -> None:
+    from xlingual.features.extract import collect_samples
+    from xlingual.projection.corpus import read_input_files
+
+    folder = sample_data_dir / "twitter2015"
+    files = sorted(folder.glob("*.txt"))
+    by_folder, by_files = read_input_files([folder]), read_input_files(files)
+    assert [i.name for i in by_folder] == [f.stem for f in files] == [i.name for i in by_files]
+    assert [len(i.samples) for i in by_folder] == [len(i.samples) for i in by_files] and all(i.samples for i in by_folder)
+    images = tmp_path / "images"
+    images.mkdir()
+    assert [s.id for s in collect_samples([folder], images)] == [s.id for s in collect_samples(files, images)]

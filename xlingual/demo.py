@@ -31,7 +31,7 @@ import numpy as np
 from xlingual.data.datasets import load_split
 from xlingual.embeddings.paths import ALIGNMENT_SUSPECT, suspect_reasons
 from xlingual.evaluation.purpose import DEMO, DEMO_LABEL, DEMO_NOTE
-from xlingual.workspace import DataDir
+from xlingual.workspace import REPORT_NAME, AlignedPaths, DataDir, TranslationFolder
 from xlingual.data.sample_data import write_sample_data_dir
 
 logger = logging.getLogger(__name__)
@@ -41,12 +41,12 @@ SOURCE_DATASET = "twitter2015"
 """The dataset the demo translates (the sample's English side)."""
 
 REAL_RUN_COMMANDS = [
-    "xl data download twitter2015 --to data && xl data download cmner --to data   # then unpack the images (see the printed hints)",
+    "xl data download twitter2015 --data-dir data && xl data download cmner --data-dir data   # then unpack the images (see the printed hints)",
     "xl translate --src en --tgt zh --data-dir data            # Helsinki-NLP/opus-mt-en-zh",
     "xl translate --src zh --tgt en --data-dir data            # Helsinki-NLP/opus-mt-zh-en",
     "xl features extract --data-dir data --backbone vgg16      # ACN (see docs/features.md)",
     "xl features extract --data-dir data --backbone resnet152  # UMT",
-    "xl embeddings train --corpus data/twitter2015/train.txt --lang en --out data/embeddings/fasttext.en.vec",
+    "xl embeddings train --corpus data/twitter2015/train.txt --lang en --output data/embeddings/fasttext.en.vec",
     "xl embeddings train --corpus data/cmner/text/train.txt --lang zh",
     "xl embeddings align --src-emb data/embeddings/fasttext.en.vec --tgt-emb data/embeddings/fasttext.zh.vec --src-lang en --tgt-lang zh --dico en-zh.txt",
     "xl experiment --direction en-zh --models acn,umt --configs all --seeds 3 --output runs/en-zh",
@@ -101,16 +101,16 @@ def stage_translate(work_dir: Path, data_dir: Path) -> StageOutcome:
     if not (model_dir / "config.json").is_file():
         build_tiny_marian(model_dir, src, tgt, train_steps=0)  # untrained: training it costs minutes on 2 CPUs
     marian_out = default_translation_dir(data_dir, SOURCE_DATASET, src, tgt, str(model_dir))
-    translator = load_translator(src, tgt, str(model_dir), "transformers", None, DecodingOptions(beam_size=1, max_length=24), "cpu", work_dir=marian_out / ".cache")
+    translator = load_translator(src, tgt, str(model_dir), "transformers", None, DecodingOptions(beam_size=1, max_length=24), "cpu", work_dir=TranslationFolder(marian_out).work_dir)
     marian = translate_source_dataset(data_dir, SOURCE_DATASET, translator, ProjectionSettings(src, tgt, model_name=str(model_dir)), marian_out).report
 
     glossary_out = default_translation_dir(data_dir, SOURCE_DATASET, src, tgt, GLOSSARY_MODEL)
     glossary = load_translator(src, tgt, plugin="xlingual.translate.glossary:sample_en_zh")
     kept = translate_source_dataset(data_dir, SOURCE_DATASET, glossary, ProjectionSettings(src, tgt, model_name=GLOSSARY_MODEL), glossary_out).report
     summary = (f"translated the {marian.get('samples_in', '?')} Twitter2015 sample posts en->zh; the tiny random Marian model's output "
-               f"verified for {marian.get('samples_out', '?')} (failures and reasons in report.json), the glossary plug-in's "
+               f"verified for {marian.get('samples_out', '?')} (failures and reasons in {REPORT_NAME}), the glossary plug-in's "
                f"(--translator xlingual.translate.glossary:sample_en_zh) for {kept.get('samples_out', '?')}: training uses the latter")
-    return StageOutcome("translate + project", summary, [model_dir, marian_out, glossary_out, glossary_out / "preview.html"])
+    return StageOutcome("translate + project", summary, [model_dir, marian_out, glossary_out, TranslationFolder(glossary_out).preview])
 
 
 def stage_embeddings(work_dir: Path, data_dir: Path) -> StageOutcome:
@@ -131,7 +131,7 @@ def stage_embeddings(work_dir: Path, data_dir: Path) -> StageOutcome:
                "on a made-up seed dictionary (the sample shares no spelling across languages)")
     reasons = suspect_reasons(aligned)
     if reasons is not None:
-        summary += (f"; the alignment check flags them as failed ({len(reasons)} check(s), see alignment.json), as expected: "
+        summary += (f"; the alignment check flags them as failed ({len(reasons)} check(s), see {AlignedPaths.SUMMARY}), as expected: "
                     "a few hundred words of made-up posts cannot be aligned. The demo trains on them anyway, only to exercise "
                     "that path; real vectors flagged like this are not to be trained on")
     return StageOutcome("embeddings", summary, [vec_en, vec_zh, dictionary, out])

@@ -10,11 +10,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+TMP_SUFFIX = ".tmp"
+"""Suffix of a file or folder being written beside its destination (renamed into place when complete)."""
+OLD_SUFFIX = ".old"
+"""Suffix of a folder moved aside while its replacement is renamed in (removed once the new one is in place)."""
 
 
 @contextmanager
@@ -34,7 +40,7 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _naming(path, any_name=True):
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     binary = "b" in mode
     try:
         with _naming(path, tmp):
@@ -94,6 +100,59 @@ def file_digest(path: str | Path, algorithm: str = "sha256", **params: Any) -> s
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def temp_sibling(path: str | Path) -> Path:
+    """``<path>.tmp``: where a folder is written before it replaces ``path``."""
+    path = Path(path)
+    return path.with_name(path.name + TMP_SUFFIX)
+
+
+def old_sibling(path: str | Path) -> Path:
+    """``<path>.old``: where ``path`` waits while its replacement moves in (a reader may still find it there)."""
+    path = Path(path)
+    return path.with_name(path.name + OLD_SUFFIX)
+
+
+def replace_dir(written: str | Path, path: str | Path) -> None:
+    """Put the complete folder ``written`` at ``path``: the old one is moved aside, the new one renamed in, the old one removed.
+
+    At every moment either ``path`` or its :func:`old_sibling` holds a whole folder.
+    """
+    written, path = Path(written), Path(path)
+    old = old_sibling(path)
+    if path.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        path.rename(old)
+    written.rename(path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def atomic_write_dir(path: str | Path) -> Iterator[Path]:
+    """Yield an empty sibling folder to write ``path``'s contents into; it replaces ``path`` when the block ends without error.
+
+    On an exception the sibling is removed and ``path`` is untouched, so a
+    folder (a saved model) is never seen half-written. A sibling left by a
+    killed process is removed first.
+    """
+    path = Path(path)
+    tmp = temp_sibling(path)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    replace_dir(tmp, path)
+
+
+def save_png(fig: Any, path: str | Path, dpi: int) -> Path:
+    """Save a matplotlib figure as ``path`` (PNG) atomically; the figure stays open (the caller closes it)."""
+    with atomic_open(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=dpi)
+    return Path(path)
 
 
 def atomic_write_text(path: str | Path, text: str, newline: str | None = "") -> None:

@@ -46,14 +46,13 @@ from typing import Any
 
 from xlingual.errors import OutputSetError
 from xlingual.io import file_digest
+from xlingual.workspace import STAGING_PREFIX
 
 logger = logging.getLogger(__name__)
 
 MANIFEST_KEY = "output_files"
 """The manifest's key for ``{relative path: {"bytes": size, "sha256": digest}}`` of the set's other files."""
 
-STAGING_PREFIX = ".incoming-"
-"""Name prefix of a set being written (inside the output folder, so its files move in by rename)."""
 
 
 def describe_files(root: Path, names: Iterable[str]) -> dict[str, dict[str, Any]]:

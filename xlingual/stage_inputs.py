@@ -22,7 +22,7 @@ from xlingual.data.sample import Sample
 from xlingual.embeddings.paths import find_aligned_pair
 from xlingual.embeddings.vectors import merge_vector_files
 from xlingual.errors import ConfigError
-from xlingual.workspace import DataDir
+from xlingual.workspace import DataDir, TranslationFolder
 
 if TYPE_CHECKING:
     from xlingual.data.datasets import DatasetSpec
@@ -155,14 +155,14 @@ def ensure_translation(data_dir: str | Path | DataDir, dataset: str, tgt: str, m
     model = model or default_model(src, tgt)
     out = layout.translation(dataset, src, tgt, model)
     logger.info("building the %s->%s translation of %s with %s into %s", src, tgt, dataset, model, out)
-    translator = load_translator(src, tgt, model, work_dir=out / ".cache")
+    translator = load_translator(src, tgt, model, work_dir=TranslationFolder(out).work_dir)
     translate_source_dataset(layout, dataset, translator, ProjectionSettings(src, tgt, model_name=model), out)
     return out
 
 
 def locate_translated_split(folder: Path, data_dir: str | Path | DataDir, dataset: str, tgt: str, split: str) -> Path | Missing:
     """One split file of a translation folder, or what is missing."""
-    path = folder / f"{DataDir.of(data_dir).dataset(dataset).split_name(split)}.txt"
+    path = TranslationFolder(folder).output(DataDir.of(data_dir).dataset(dataset).split_name(split))
     if path.is_file():
         return path
     command = f"xl translate --dataset {dataset} --tgt {tgt}"
@@ -178,7 +178,7 @@ def read_translated_split(folder: Path, data_dir: str | Path | DataDir, dataset:
 
     check_translation(folder, [path.name], rebuild=f"re-run 'xl translate --dataset {dataset} --tgt {tgt}' to write the set again")
     if path.stat().st_size == 0:  # projection kept no post of this split (see the folder's report.json)
-        logger.warning("%s: empty (no post survived projection; see %s)", path, folder / "report.json")
+        logger.warning("%s: empty (no post survived projection; see %s)", path, TranslationFolder(folder).report)
         return []
     samples = read_samples(path, format_for_lang(tgt), schema=spec.translation_schema)
     source_images = layout.images_dir(dataset)
@@ -279,7 +279,7 @@ def locate_split(data_dir: str | Path | DataDir, dataset: str, split: str) -> Pa
     if path.exists():
         return path
     hint = missing_split_hint(spec, layout.root, split)
-    command = f"xl data download {dataset} --to {layout.root}" if spec.builtin else hint
+    command = f"xl data download {dataset} --data-dir {layout.root}" if spec.builtin else hint
     return Missing(f"{path} ({dataset}'s {split} split)", command, f"{path}: not found ({hint})")
 
 

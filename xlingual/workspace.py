@@ -1,8 +1,10 @@
-"""Every path convention of xlingual, in one place: the data directory and the run folder.
+"""Every path convention of xlingual, in one place: the data directory, the run folder and the translation folder.
 
-Nothing else in the library builds these paths; it asks a :class:`DataDir` or
-a :class:`RunFolder`. So a layout decision (where translations go, what a run
-folder holds) is read and changed here only.
+Nothing else in the library builds these paths; it asks a :class:`DataDir`,
+a :class:`RunFolder` (with its :class:`StageState`) or a :class:`TranslationFolder`.
+So a layout decision (where translations go, what a run folder holds) is read
+and changed here only; ``tests/test_workspace_paths.py`` fails on a file or
+folder name of this layout spelt in another module.
 
 The data directory (``--data-dir``, default ``./data``) is laid out as
 ``xl data download`` creates it, with derived artefacts beside the datasets
@@ -31,8 +33,20 @@ A run folder (``xl report`` and ``xl evaluate`` read only this)::
                          each predictions/ file with its size and SHA-256 (``output_files``, checked by readers)
     failed.json          instead of metrics.json when training diverged (NaN loss): the error; never resumed
     word_vectors.vec     both languages' aligned vectors in one file (cross-lingual ACN runs)
-    state/<stage>/       resumable training state (removed parts once a stage is done)
+    state/<stage>/       resumable training state (removed parts once a stage is done): loop_state.json beside
+                         accelerate's files; a checkpoint is written into state/<stage>.tmp/ and swapped in
+                         (the previous one waits in state/<stage>.old/ meanwhile)
     tensorboard/<stage>/ TensorBoard event files: loss and learning rate per step, dev F1 per evaluation (tensorboard: true)
+
+A translation folder (``xl translate --output``, or ``data/translated/...``)::
+
+    NAME.txt, NAME.jsonl  each input file projected (NAME: the input's name; the split files of a dataset)
+    NAME.failures.jsonl   each left-out sample with its reason and attempts
+    preview.html          a page of projected and left-out posts
+    report.json           the numbers, and the manifest of the other files; written last
+    .cache/translations.sqlite      the persistent translation cache (a rerun translates nothing twice)
+    .cache/shards/        per-shard results and caches of a --ray run
+    .incoming-*/          a set being written (moved into the folder by rename once complete)
 """
 
 from __future__ import annotations
@@ -40,12 +54,29 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from xlingual.data.datasets import DatasetSpec, available_datasets, get_dataset
+from xlingual.io import old_sibling, temp_sibling
 
 DEFAULT_DATA_DIR = Path("data")
 METRICS_NAME = "metrics.json"
 """The file whose presence marks a finished run (``xl report`` searches for it)."""
+RUN_CONFIG_NAME = "config.yaml"
+RUN_LOG_NAME = "run.log"
+FAILURE_NAME = "failed.json"
+"""Written instead of ``metrics.json`` when a run failed."""
+REPORT_NAME = "report.json"
+"""A translation folder's report, the manifest of its output set (written last)."""
+PREVIEW_NAME = "preview.html"
+CACHE_DIR_NAME = ".cache"
+"""A translation folder's working files: kept across runs, never part of its output set."""
+TRANSLATION_CACHE = Path(CACHE_DIR_NAME) / "translations.sqlite"
+"""The translation cache, relative to the translation folder."""
+STAGING_PREFIX = ".incoming-"
+"""Name prefix of an output set being written (inside the output folder, so its files move in by rename)."""
+LOOP_STATE_NAME = "loop_state.json"
+"""The loop counters of a stage's checkpoint (where it stopped, what it has seen)."""
 
 
 def model_tag(model: str) -> str:
@@ -60,13 +91,17 @@ class AlignedPaths:
 
     root: Path
 
+    SRC_VECTORS: ClassVar[str] = "vectors-src.vec"
+    TGT_VECTORS: ClassVar[str] = "vectors-tgt.vec"
+    SUMMARY: ClassVar[str] = "alignment.json"
+
     @property
     def src_vectors(self) -> Path:
-        return self.root / "vectors-src.vec"
+        return self.root / self.SRC_VECTORS
 
     @property
     def tgt_vectors(self) -> Path:
-        return self.root / "vectors-tgt.vec"
+        return self.root / self.TGT_VECTORS
 
     @property
     def mapping(self) -> Path:
@@ -74,7 +109,77 @@ class AlignedPaths:
 
     @property
     def summary(self) -> Path:
-        return self.root / "alignment.json"
+        return self.root / self.SUMMARY
+
+
+@dataclass(frozen=True)
+class TranslationFolder:
+    """The files of one translated corpus (see the module docstring); ``xl translate`` writes it, training reads it."""
+
+    root: Path
+
+    def __init__(self, root: str | Path) -> None:
+        object.__setattr__(self, "root", Path(root))
+
+    @property
+    def report(self) -> Path:
+        return self.root / REPORT_NAME
+
+    @property
+    def preview(self) -> Path:
+        return self.root / PREVIEW_NAME
+
+    def output(self, name: str, suffix: str = ".txt") -> Path:
+        """``NAME.txt`` (the dataset file) or ``NAME.jsonl`` (with projection details) of the input named ``name``."""
+        return self.root / f"{name}{suffix}"
+
+    def failures(self, name: str) -> Path:
+        """The left-out samples of the input named ``name``."""
+        return self.output(name, ".failures.jsonl")
+
+    @property
+    def work_dir(self) -> Path:
+        """``.cache/``: working files a rerun reuses (the translation cache, converted models, Ray shards)."""
+        return self.root / CACHE_DIR_NAME
+
+    @property
+    def cache(self) -> Path:
+        return self.root / TRANSLATION_CACHE
+
+    @property
+    def shards(self) -> Path:
+        """Where a ``--ray`` run keeps each shard's result and cache (so a rerun redoes only unfinished shards)."""
+        return self.work_dir / "shards"
+
+    def shard_cache(self, stem: str) -> Path:
+        """The translation cache of the shard whose files are named ``stem``."""
+        return self.shards / f"{stem}.{TRANSLATION_CACHE.name}"
+
+
+@dataclass(frozen=True)
+class StageState:
+    """The resumable state of one training stage, ``state/<stage>/``, and the folders its checkpoint swaps through."""
+
+    root: Path
+
+    @property
+    def loop_state(self) -> Path:
+        return self.root / LOOP_STATE_NAME
+
+    @property
+    def incoming(self) -> Path:
+        """``state/<stage>.tmp/``: a checkpoint being written."""
+        return temp_sibling(self.root)
+
+    @property
+    def previous(self) -> Path:
+        """``state/<stage>.old/``: the last checkpoint while a new one is swapped in (still a whole checkpoint)."""
+        return old_sibling(self.root)
+
+
+def other_test_split(dataset: str) -> str:
+    """The split name of another dataset's test set a run is scored on (``test.<dataset>``: predictions and metrics keys)."""
+    return f"test.{dataset}"
 
 
 @dataclass(frozen=True)
@@ -168,7 +273,7 @@ class RunFolder:
 
     @property
     def config(self) -> Path:
-        return self.root / "config.yaml"
+        return self.root / RUN_CONFIG_NAME
 
     @property
     def environment(self) -> Path:
@@ -176,7 +281,7 @@ class RunFolder:
 
     @property
     def log(self) -> Path:
-        return self.root / "run.log"
+        return self.root / RUN_LOG_NAME
 
     @property
     def metrics(self) -> Path:
@@ -217,10 +322,14 @@ class RunFolder:
         """A stage's TensorBoard event files (``tensorboard: true``); ``tensorboard --logdir RUN/tensorboard`` shows every stage."""
         return self.root / "tensorboard" / stage
 
+    def stage(self, stage: str) -> StageState:
+        """The layout of a stage's resumable state (checkpoint folder, loop state, swap folders)."""
+        return StageState(self.stage_state(stage))
+
     @property
     def failure(self) -> Path:
         """Written instead of ``metrics.json`` when a run failed (a NaN loss): such a run is never finished or resumed."""
-        return self.root / "failed.json"
+        return self.root / FAILURE_NAME
 
     @property
     def finished(self) -> bool:
@@ -228,4 +337,5 @@ class RunFolder:
 
 
 
-__all__ = ["DEFAULT_DATA_DIR", "METRICS_NAME", "AlignedPaths", "DataDir", "RunFolder", "model_tag"]
+__all__ = ["CACHE_DIR_NAME", "DEFAULT_DATA_DIR", "FAILURE_NAME", "RUN_CONFIG_NAME", "RUN_LOG_NAME", "LOOP_STATE_NAME", "METRICS_NAME", "PREVIEW_NAME", "REPORT_NAME", "STAGING_PREFIX",
+           "TRANSLATION_CACHE", "AlignedPaths", "DataDir", "RunFolder", "StageState", "TranslationFolder", "model_tag", "other_test_split"]

@@ -24,6 +24,7 @@ from typer.core import TyperGroup
 
 from xlingual import __version__
 from xlingual.cli._console import setup_logging
+from xlingual.cli._help import HELP_OPTION_NAMES, fold_option_help, hide_flag_placeholders, wants_help
 from xlingual.errors import XlingualError, storage_error_message
 
 logger = logging.getLogger("xlingual")
@@ -134,6 +135,7 @@ class _ErrorHandlingGroup(TyperGroup):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         keep_help_placeholders(self)
+        hide_flag_placeholders(self, (self.context_settings or {}).get("help_option_names", HELP_OPTION_NAMES))
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, fill_optional_values(list(args)))
@@ -147,10 +149,13 @@ class _ErrorHandlingGroup(TyperGroup):
         if not standalone_mode:
             return super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
         self._args = list(sys.argv[1:] if args is None else args)
+        if wants_help(self._args):
+            fold_option_help()
         try:
             with sigterm_as_interrupt():
                 result = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
         except _NO_ARGS_IS_HELP as err:
+            fold_option_help()
             err.show()  # type: ignore[attr-defined]
             sys.exit(err.exit_code)  # type: ignore[attr-defined]
         except _USAGE_ERROR as err:
@@ -193,7 +198,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="markdown",
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": HELP_OPTION_NAMES},
     help="xlingual: cross-lingual multimodal NER (translate and project datasets, align embeddings, "
     "extract image features, train and report ACN, UMT and 2M-NER).",
 )

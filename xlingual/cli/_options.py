@@ -13,11 +13,12 @@ from typing import Annotated, Optional
 import typer
 
 from xlingual.data.formats import DatasetFormat
+from xlingual.data.names import DATASETS_FILE_NAME
 from xlingual.features.choices import PostImages
 from xlingual.scale.runtime import RAY_HELP
 
 DataDirOption = Annotated[Path, typer.Option("--data-dir", help="Data directory in the layout of 'xl data download' (derived files go beside the datasets).")]
-DatasetsOption = Annotated[Optional[Path], typer.Option("--datasets", help="A datasets.yaml declaring more datasets (read beside <data-dir>/datasets.yaml, "
+DatasetsOption = Annotated[Optional[Path], typer.Option("--datasets", help=f"A {DATASETS_FILE_NAME} declaring more datasets (read beside <data-dir>/{DATASETS_FILE_NAME}, "
                                                         "which is read whenever it exists); see 'xl data list'.")]
 FormatOption = Annotated[Optional[DatasetFormat], typer.Option("--format", "-f", help="File format (guessed from the first line when omitted).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the table.")]

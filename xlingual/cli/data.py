@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from xlingual.cli._aliases import with_aliases
+from xlingual.data.files import dataset_files
 from xlingual.cli._options import DataDirOption, DatasetsOption, FormatOption, JsonOption, format_name
 from xlingual.data.compare import compare_inputs, write_comparison
 from xlingual.data.datasets import DatasetName, get_dataset, parse_split
@@ -46,7 +48,7 @@ def _names_a_dataset(target: str) -> bool:
 
 @data_app.command("validate")
 def validate(
-    targets: list[str] = typer.Argument(..., metavar="FILE_OR_DATASET...", help="Dataset files, or dataset names (built-in or declared) to check all their splits."),
+    targets: list[str] = typer.Argument(..., metavar="FILE_OR_DATASET...", help="Dataset files or folders (their *.txt files), or dataset names (built-in or declared) to check all their splits."),
     format: FormatOption = None,
     bio: BioPolicy = typer.Option(BioPolicy.repair, "--bio", help="Orphan I- tags: repair to B- (counted), reject as errors, or keep."),
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
@@ -69,7 +71,8 @@ def validate(
             for split in spec.split_files:
                 failed |= _print_validation(parse_split(data_dir, spec.name, split, bio, datasets))
         else:
-            failed |= _print_validation(parse_file(target, format_name(format), bio))
+            for path in dataset_files(target):
+                failed |= _print_validation(parse_file(path, format_name(format), bio))
     if failed:
         raise typer.Exit(2)
 
@@ -107,7 +110,7 @@ def list_datasets(
 
 @data_app.command("stats")
 def stats(
-    paths: list[Path] = typer.Argument(..., help="Dataset files, one column each (e.g. train, dev and test)."),
+    paths: list[Path] = typer.Argument(..., help="Dataset files or folders (their *.txt files), one column per file (e.g. train, dev and test)."),
     format: FormatOption = None,
     images: Optional[Path] = typer.Option(None, "--images", help="Image folder: also count each post's images."),
     as_json: JsonOption = False,
@@ -165,10 +168,10 @@ def compare(
             typer.echo(f"wrote {path}", err=True)
 
 
-@data_app.command("download")
+@data_app.command("download", cls=with_aliases({"--to": "--output"}))
 def download(
     dataset: DatasetName = typer.Argument(..., metavar="DATASET", help="The dataset to fetch."),
-    to: Path = typer.Option(DEFAULT_DATA_DIR, "--to", "--data-dir", help="Data directory to fill (the layout 'xl train' reads)."),
+    to: Path = typer.Option(DEFAULT_DATA_DIR, "--output", "-o", "--data-dir", help="Data directory to fill (the layout 'xl train' reads)."),
 ) -> None:
     """Download a dataset's public text files and check their checksums.
 
@@ -176,9 +179,9 @@ def download(
 
     Examples:
 
-        xl data download twitter2015 --to data
+        xl data download twitter2015 --data-dir data
 
-        xl data download cmner --to data
+        xl data download cmner --data-dir data
     """
     spec, written = download_dataset(dataset.value, to)
     for path in written:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from xlingual.workspace import RUN_LOG_NAME
+
 NOTICE = ("NOTE: every model in this demo is tiny, built here from random weights and trained for a few hundred steps "
           "on the package's made-up sample. Its scores are real, on a handful of made-up test posts whose entities also "
           "occur in training: they show the pipeline learns, not how well the methods work on the real datasets.")
@@ -33,7 +35,7 @@ def demo(
     typer.echo(NOTICE)
     typer.echo(f"work folder: {output} (sample data copied to {output / 'data'})")
     if not verbose:
-        typer.echo("one line per stage; each training run logs its steps to run.log in its folder ('xl demo -v' prints every log line)")
+        typer.echo(f"one line per stage; each training run logs its steps to {RUN_LOG_NAME} in its folder ('xl demo -v' prints every log line)")
     typer.echo("")
 
     def show(stage) -> None:

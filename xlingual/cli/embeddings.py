@@ -11,18 +11,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from xlingual.cli._aliases import OUT_IS_OUTPUT
 from xlingual.cli._options import DataDirOption, JsonOption
-from xlingual.workspace import DEFAULT_DATA_DIR, DataDir
+from xlingual.workspace import DEFAULT_DATA_DIR, AlignedPaths, DataDir
 from xlingual.errors import ConfigError
 
 embeddings_app = typer.Typer(no_args_is_help=True, help="Train, align and evaluate cross-lingual word embeddings.")
 
 
-@embeddings_app.command("train")
+@embeddings_app.command("train", cls=OUT_IS_OUTPUT)
 def train(
     corpus: list[Path] = typer.Option(..., "--corpus", help="Raw text (one post per line) or dataset files (Twitter/CMNER/JSONL); repeat for several."),
     lang: str = typer.Option(..., "--lang", help="zh or en."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output .vec (default: <data-dir>/embeddings/fasttext.<lang>.vec)."),
+    out: Optional[Path] = typer.Option(None, "--output", "-o", help="Output .vec (default: <data-dir>/embeddings/fasttext.<lang>.vec)."),
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     unit: str = typer.Option("auto", "--unit", help="auto (zh: characters, en: words), char, or word (jieba for zh)."),
     dim: int = typer.Option(300, "--dim", help="Vector dimension."),
@@ -41,7 +42,7 @@ def train(
 
         xl embeddings train --corpus data/cmner/text/train.txt --lang zh
 
-        xl embeddings train --corpus data/twitter2015/train.txt --lang en --out data/embeddings/fasttext.en.vec
+        xl embeddings train --corpus data/twitter2015/train.txt --lang en --output data/embeddings/fasttext.en.vec
 
         xl embeddings train --corpus weibo.txt --lang zh --unit word --dim 300
     """
@@ -53,14 +54,14 @@ def train(
     typer.echo(f"{path}: written")
 
 
-@embeddings_app.command("align")
+@embeddings_app.command("align", cls=OUT_IS_OUTPUT)
 def align_command(
     src_emb: Path = typer.Option(..., "--src-emb", help="Source-language vectors (.vec or .bin)."),
     tgt_emb: Path = typer.Option(..., "--tgt-emb", help="Target-language vectors (.vec or .bin)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default with --src-lang/--tgt-lang: <data-dir>/embeddings/aligned.<src>-<tgt>)."),
+    out: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder (default with --src-lang/--tgt-lang: <data-dir>/embeddings/aligned.<src>-<tgt>)."),
     dico: Optional[str] = typer.Option(None, "--dico", help="Seed dictionary ('src tgt' per line) for the supervised method, or 'identical'; omit for unsupervised."),
-    src_lang: Optional[str] = typer.Option(None, "--src-lang", help="Source language, for the default --out."),
-    tgt_lang: Optional[str] = typer.Option(None, "--tgt-lang", help="Target language, for the default --out."),
+    src_lang: Optional[str] = typer.Option(None, "--src-lang", help="Source language, for the default --output."),
+    tgt_lang: Optional[str] = typer.Option(None, "--tgt-lang", help="Target language, for the default --output."),
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     normalize: str = typer.Option(None, "--normalize", help="Comma-separated center/renorm steps ('' for none). [default: renorm,center,renorm]"),
     refinement: int = typer.Option(5, "--refinement", help="Procrustes refinement rounds."),
@@ -79,13 +80,13 @@ def align_command(
 
         xl embeddings align --src-emb data/embeddings/fasttext.en.vec --tgt-emb data/embeddings/fasttext.zh.vec --src-lang en --tgt-lang zh --dico en-zh.txt
 
-        xl embeddings align --src-emb en.vec --tgt-emb zh.vec --out aligned/ --dico identical
+        xl embeddings align --src-emb en.vec --tgt-emb zh.vec --output aligned/ --dico identical
 
-        xl embeddings align --src-emb en.vec --tgt-emb zh.vec --out aligned/   # unsupervised
+        xl embeddings align --src-emb en.vec --tgt-emb zh.vec --output aligned/   # unsupervised
     """
     if out is None:
         if not (src_lang and tgt_lang):
-            raise ConfigError("--out: give an output folder, or --src-lang and --tgt-lang for <data-dir>/embeddings/aligned.<src>-<tgt>")
+            raise ConfigError("--output: give an output folder, or --src-lang and --tgt-lang for <data-dir>/embeddings/aligned.<src>-<tgt>")
         out = DataDir(data_dir).aligned(src_lang, tgt_lang).root
     from xlingual.embeddings.adversarial import AdversarialOptions  # torch: imported only when aligning
     from xlingual.embeddings.align import AlignOptions, align
@@ -104,13 +105,13 @@ def align_command(
         typer.echo(f"{out}: {result.method} alignment, criterion {result.initial_criterion:.4f} -> {result.criterion:.4f}")
     if result.suspect:
         typer.echo(f"WARNING: ALIGNMENT LOOKS FAILED ({result.suspect} check(s)): " + "; ".join(verdict["suspect_reasons"])
-                   + f". Do not feed these vectors to a model; see {out}/alignment.json.", err=True)
+                   + f". Do not feed these vectors to a model; see {AlignedPaths(out).summary}.", err=True)
 
 
 @embeddings_app.command("evaluate")
 def evaluate(
-    src_emb: Path = typer.Option(..., "--src-emb", help="Aligned source vectors (e.g. vectors-src.vec)."),
-    tgt_emb: Path = typer.Option(..., "--tgt-emb", help="Aligned target vectors (e.g. vectors-tgt.vec)."),
+    src_emb: Path = typer.Option(..., "--src-emb", help=f"Aligned source vectors (e.g. {AlignedPaths.SRC_VECTORS})."),
+    tgt_emb: Path = typer.Option(..., "--tgt-emb", help=f"Aligned target vectors (e.g. {AlignedPaths.TGT_VECTORS})."),
     dico: Path = typer.Option(..., "--dico", help="Test dictionary, one 'src tgt' pair per line (MUSE format)."),
     max_vocab: int = typer.Option(200_000, "--max-vocab", help="Read only the most frequent words."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (keys nn.p@1 ... csls.p@10, queries)."),

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from xlingual.cli._aliases import OUT_IS_OUTPUT
 from xlingual.cli._options import DataDirOption, DatasetsOption, DeviceOption, GpusPerWorkerOption, JsonOption, RayOption, WorkersOption
 from xlingual.devices import DEFAULT_DEVICE
 from xlingual.workspace import DEFAULT_DATA_DIR
@@ -48,14 +49,14 @@ def _print_report(report: ExtractionReport, show_failed: int = 10) -> None:
         typer.echo(f"failed: … {len(report.failed) - show_failed} more (see --json)", err=True)
 
 
-@features_app.command("extract")
+@features_app.command("extract", cls=OUT_IS_OUTPUT)
 def extract(
     images: Optional[Path] = typer.Option(None, "--images", help="Folder holding the image files. Without it, every dataset under --data-dir that has an image folder."),
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     datasets: DatasetsOption = None,
-    dataset: Optional[list[Path]] = typer.Option(None, "--dataset", "-d", help="Dataset file whose posts' images to extract (repeat for several; translations find their source post's images). Without it, every image in the folder."),
+    dataset: Optional[list[Path]] = typer.Option(None, "--dataset", "-d", help="Dataset file or folder (its *.txt files) whose posts' images to extract (repeat for several; translations find their source post's images). Without it, every image in the folder."),
     backbone: Backbone = typer.Option(Backbone.VGG16, "--backbone", "-b", help="vgg16 (ACN, 49x512), resnet152 (UMT, 49x2048) or clip-vit-b32 (2M-NER, 50x768 tokens)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Cache folder [default: DATA_DIR/features/BACKBONE]."),
+    out: Optional[Path] = typer.Option(None, "--output", "-o", help="Cache folder [default: DATA_DIR/features/BACKBONE]."),
     weights: str = typer.Option("default", "--weights", help="'default' (torchvision ImageNet weights; for clip-vit-b32 openai/clip-vit-base-patch32), a local .pth state dict (CNNs) or a hub id or save_pretrained folder (CLIP), or 'random' (smoke runs)."),
     crop: CropPolicy = typer.Option(CropPolicy.CLEAN, "--crop", help="clean (resize + centre crop; ImageNet normalisation for the CNNs, the model's own for CLIP) or faithful (the original scripts' preprocessing)."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per forward pass."),
@@ -82,7 +83,7 @@ def extract(
 
         xl features extract --images data/twitter2015/images -d data/twitter2015/train.txt --backbone vgg16 --json
 
-        xl features extract --images data/cmner/images --weights random --out /tmp/smoke
+        xl features extract --images data/cmner/images --weights random --output /tmp/smoke
 
         xl features extract --images data/mmnerd/images -d data/mmnerd/train.txt --backbone clip-vit-b32
 

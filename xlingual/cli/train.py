@@ -14,6 +14,7 @@ from xlingual.cli._options import BuildMissingOption, DatasetsOption, RayOption,
 from xlingual.cli._scores import print_scores
 from xlingual.scale.runtime import RaySettings
 from xlingual.train.config.packaged import model_types, settings as packaged_settings
+from xlingual.workspace import METRICS_NAME
 
 
 def _run_scores(metrics: dict) -> dict:
@@ -46,7 +47,7 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --output from its last checkpoint (a finished run is kept)."),
     resume_partial: bool = typer.Option(False, "--resume-partial", help="Like --resume, but go on when part of the saved state (RNG states, optimizer, scheduler) is missing; the results will differ from an uninterrupted run."),
     build_missing: BuildMissingOption = False,
-    as_json: bool = typer.Option(False, "--json", help="Print metrics.json instead of the table."),
+    as_json: bool = typer.Option(False, "--json", help=f"Print {METRICS_NAME} instead of the table."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved configuration as YAML and exit without training or writing anything."),
 ) -> None:
     """Train one configuration end to end and evaluate it on the target test set (and each source's).

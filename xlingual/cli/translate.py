@@ -14,7 +14,7 @@ from xlingual.devices import DEFAULT_DEVICE
 from xlingual.cli._options import (
     DataDirOption, DatasetsOption, DeviceOption, FormatOption, GpusPerWorkerOption, JsonOption, RayOption, WorkersOption, format_name,
 )
-from xlingual.workspace import DEFAULT_DATA_DIR, DataDir
+from xlingual.workspace import DEFAULT_DATA_DIR, PREVIEW_NAME, DataDir, TranslationFolder
 from xlingual.errors import ConfigError
 from xlingual.lock import output_lock
 from xlingual.projection.corpus import CACHE_NAME, ProjectionSettings, read_input_files, read_source_dataset, source_dataset
@@ -82,7 +82,7 @@ def translate(
     src: Optional[str] = typer.Option(None, "--src", help="Source language (ISO 639-1). With --dataset: its language (the default). Without: en means Twitter2015, zh CMNER."),
     tgt: str = typer.Option(..., "--tgt", help="Target language (ISO 639-1: de, fr, zh, ...) that the chosen MT covers."),
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset whose splits to translate (twitter2015, twitter2017, cmner, mmnerd, ...)."),
-    input: Optional[list[Path]] = typer.Option(None, "--input", "-i", help="Dataset file(s) to translate (repeatable). Default: all splits of the source dataset in --data-dir."),
+    input: Optional[list[Path]] = typer.Option(None, "--input", "-i", help="Dataset file(s) or folder(s) (their *.txt files) to translate (repeatable). Default: all splits of the source dataset in --data-dir."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder. Default with no --input: DATA_DIR/translated/DATASET.SRC-TGT.MODEL/."),
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     datasets: DatasetsOption = None,
@@ -106,7 +106,7 @@ def translate(
     cache: Optional[Path] = typer.Option(None, "--cache", help=f"Translation cache file (default: OUTPUT/{CACHE_NAME})."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the translation cache (no resume)."),
     as_json: JsonOption = False,
-    preview: int = typer.Option(DEFAULT_PREVIEW_POSTS, "--preview", min=0, help="Projected posts (and left-out posts) shown in OUTPUT/preview.html, chosen reproducibly."),
+    preview: int = typer.Option(DEFAULT_PREVIEW_POSTS, "--preview", min=0, help=f"Projected posts (and left-out posts) shown in OUTPUT/{PREVIEW_NAME}, chosen reproducibly."),
     device_index: Optional[str] = typer.Option(None, "--device-index", help="CTranslate2 on several GPUs of this machine: comma-separated GPU ids (one model replica each), e.g. 0,1."),
     ray: RayOption = None,
     workers: WorkersOption = 0,
@@ -140,7 +140,7 @@ def translate(
     output = output or layout.translation(dataset, src, tgt, model_name)
     options = DecodingOptions(beam_size=beam_size, max_length=max_length, max_tokens=max_tokens, max_batch_size=batch_size)
     loader = dict(src=src, tgt=tgt, model=model, backend=backend.value, plugin=translator_spec, options=options, device=device,
-                  quantization=quantization, work_dir=output / ".cache", threads=threads, device_index=parse_device_index(device_index),
+                  quantization=quantization, work_dir=TranslationFolder(output).work_dir, threads=threads, device_index=parse_device_index(device_index),
                   dtype=dtype.value, tokenizer_from=tokenizer_from)
     ray_settings = RaySettings.from_options(ray, workers, gpus_per_worker, threads)
     with ray_session(ray_settings), output_lock(output):  # a named cluster is reached before the output folder is made; one writer per folder
@@ -151,7 +151,7 @@ def translate(
         _print_report(result.report, output)
         for path in result.files.values():
             typer.echo(f"wrote {path}")
-        typer.echo(f"preview: {output / 'preview.html'}")
+        typer.echo(f"preview: {TranslationFolder(output).preview}")
 
 
 def register(app: typer.Typer) -> None:

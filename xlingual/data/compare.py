@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from xlingual.data.labels import count_entities, table_types
+from xlingual.data.files import dataset_files
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
-from xlingual.io import atomic_write_text
+from xlingual.io import atomic_write_text, save_png
 from xlingual.text_escape import markdown_cell, plain_label
 
 
@@ -196,12 +197,9 @@ def markdown_tables(c: Comparison) -> str:
 def _save(fig: Any, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
     fig.tight_layout()
-    fig.savefig(tmp, dpi=100)
+    save_png(fig, path, dpi=100)
     plt.close(fig)
-    tmp.replace(path)
     return path
 
 
@@ -318,10 +316,7 @@ def expand_inputs(spec: str) -> list[Path]:
             continue
         path = Path(part)
         if path.is_dir():
-            found = sorted(p for p in path.glob("*.txt") if p.is_file())
-            if not found:
-                raise ConfigError(f"{path}: no dataset files (*.txt) in this folder")
-            paths.extend(found)
+            paths.extend(dataset_files(path))
         elif path.is_file():
             paths.append(path)
         else:

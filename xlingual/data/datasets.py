@@ -272,7 +272,7 @@ def parse_split(data_dir: str | Path, dataset: str, split: str, bio: str = "repa
 def missing_split_hint(spec: DatasetSpec, data_dir: str | Path, split: str) -> str:
     """What makes a missing split file: the download command of a built-in dataset, the declaration of a declared one."""
     if spec.builtin:
-        return f"run 'xl data download {spec.name} --to {data_dir}' or pass --data-dir"
+        return f"run 'xl data download {spec.name} --data-dir {data_dir}' or pass --data-dir"
     return f"the {split} split of '{spec.name}', declared at {spec.declared.where(split)}"
 
 

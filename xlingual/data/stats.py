@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from xlingual.data.labels import count_entities, table_types
+from xlingual.data.files import expand_dataset_paths
 from xlingual.data.sample import Sample
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ def stats_of_files(paths: Sequence[str | Path], format: str | None = None, image
     from xlingual.data.images import attach_images
 
     columns = []
-    for path in map(Path, paths):
+    for path in expand_dataset_paths(paths):
         result = parse_valid_file(path, format)
         if images is not None:
             found = attach_images(result.samples, images)

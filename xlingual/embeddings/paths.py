@@ -49,6 +49,6 @@ def warn_if_suspect(paths: AlignedPaths) -> bool:
     reasons = suspect_reasons(paths)
     if reasons is None:
         return False
-    logger.warning("%s: THIS ALIGNMENT LOOKED FAILED (%s)", paths.root, "; ".join(reasons) or "see alignment.json",
+    logger.warning("%s: THIS ALIGNMENT LOOKED FAILED (%s)", paths.root, "; ".join(reasons) or f"see {AlignedPaths.SUMMARY}",
                    extra={ALIGNMENT_SUSPECT: True})
     return True

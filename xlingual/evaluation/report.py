@@ -41,7 +41,7 @@ import numpy as np
 
 from xlingual.data.labels import table_types
 from xlingual.errors import ConfigError, XlingualError
-from xlingual.io import atomic_write_text
+from xlingual.io import atomic_write_text, save_png
 from xlingual.text_escape import latex_text, markdown_cell, plain_label
 from xlingual.train.config import MODEL_TYPES, PAPER_SETTINGS
 from xlingual.train.config.packaged import settings as known_settings
@@ -53,7 +53,7 @@ from xlingual.evaluation.purpose import PURPOSE_KEY, marking
 from xlingual.evaluation.report_html import REPORT_HTML_NAME, Chart, Link, render_report_html
 from xlingual.train.experiment import run_state
 from xlingual.train.plan import find_plan, read_plan
-from xlingual.workspace import METRICS_NAME, RunFolder
+from xlingual.workspace import METRICS_NAME, RUN_CONFIG_NAME, RunFolder, other_test_split
 from xlingual.evaluation.significance import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, paired_bootstrap
 
 logger = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ class RunRecord:
 
     def prediction_split(self, dataset: str) -> str:
         """The name under which the run saved its predictions of ``dataset``'s test set."""
-        return "test" if dataset == self.metrics.get("target_dataset") else f"test.{dataset}"
+        return "test" if dataset == self.metrics.get("target_dataset") else other_test_split(dataset)
 
     def sentence_counts(self, split: str = "test") -> tuple[list[str], np.ndarray]:
         """Sample ids and per-sentence entity counts from the saved predictions of ``split`` (``test.<dataset>``: another test set)."""
@@ -240,7 +240,7 @@ def _variant_labels(configs: dict[str | None, dict[str, Any] | None]) -> dict[st
     if len(configs) == 1:
         return dict.fromkeys(configs, "")
     keys = _distinguishing_keys(list(configs.values()))
-    return {identity: "no config.yaml" if config is None else ", ".join(f"{k}={_config_text(config.get(k, _UNSET))}" for k in keys)
+    return {identity: f"no {RUN_CONFIG_NAME}" if config is None else ", ".join(f"{k}={_config_text(config.get(k, _UNSET))}" for k in keys)
             for identity, config in configs.items()}
 
 
@@ -634,11 +634,8 @@ def bar_chart(rows: dict[RowKey, Row], path: Path, note: str | None = None, labe
     if note:
         ax.set_title(plain_label(textwrap.fill(note, int(13 * fig.get_figwidth()))), fontsize=8, color="darkred")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
+    save_png(fig, path, dpi=120)
     plt.close(fig)
-    tmp.replace(path)
     return path
 
 

@@ -249,7 +249,7 @@ class CacheWriter:
     def open(cls, cache_dir: str | Path, producer: CacheProducer, weights: str) -> "CacheWriter":
         cache_dir = Path(cache_dir)
         if cache_dir.exists() and not cache_dir.is_dir():
-            raise ConfigError(f"--out {cache_dir}: exists and is not a folder")
+            raise ConfigError(f"--output {cache_dir}: exists and is not a folder")
         meta_path = cache_dir / META_FILE
         if meta_path.is_file():
             stored = CacheProducer.from_dict(_read_meta(cache_dir)["producer"])
@@ -259,8 +259,8 @@ class CacheWriter:
                 atomic_write_json(meta_path, {"format": CACHE_FORMAT, "producer": producer.to_dict(), "weights": weights})
             elif differences:
                 raise ConfigError(
-                    f"--out {cache_dir}: this cache holds features made with {', '.join(differences)}; "
-                    "features are never mixed: pass another --out folder or delete this one"
+                    f"--output {cache_dir}: this cache holds features made with {', '.join(differences)}; "
+                    "features are never mixed: pass another --output folder or delete this one"
                 )
         else:
             cache_dir.mkdir(parents=True, exist_ok=True)

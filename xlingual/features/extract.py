@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from xlingual.data.datasets import load_split
+from xlingual.data.files import expand_dataset_paths
 from xlingual.data.formats import read_samples
 from xlingual.data.images import ImageIndex, attach_images
 from xlingual.data.sample import Sample
@@ -281,7 +282,7 @@ def collect_samples(dataset_files: Sequence[str | Path], images_dir: str | Path)
     """Samples of every dataset file, with ``images`` set from the folder (source ids for translations)."""
     index = ImageIndex(images_dir)
     samples: list[Sample] = []
-    for path in dataset_files:
+    for path in expand_dataset_paths(dataset_files):
         part = read_samples(path)
         attach_images(part, index)
         samples.extend(part)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from xlingual.io import atomic_write_text
+from xlingual.workspace import RUN_CONFIG_NAME
 
 CARD_NAME = "README.md"
 
@@ -119,7 +120,7 @@ def render_card(card: ModelCard, model_type: str, label_names: Sequence[str], ve
     lines += ["## Versions", "", *(f"- {name} {version or 'not installed'}" for name, version in versions.items()), ""]
     lines += ["## How it was trained", ""]
     if card.command:
-        lines += ["```", card.command, "```", "", "The run folder's `config.yaml` holds the resolved config.", ""]
+        lines += ["```", card.command, "```", "", f"The run folder's `{RUN_CONFIG_NAME}` holds the resolved config.", ""]
     else:
         lines += ["Not recorded (saved outside an `xl` command).", ""]
     return "\n".join(lines)

@@ -35,6 +35,7 @@ from xlingual.data.datasets import SOURCE_DATASET_BY_LANG, get_dataset, load_spl
 from xlingual.data.formats import detect_format, format_for_lang, read_samples, write_samples
 from xlingual.data.images import attach_images
 from xlingual.data.labels import LabelSchema
+from xlingual.data.files import expand_dataset_paths
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
 from xlingual.io import atomic_write_json, atomic_write_text
@@ -47,12 +48,12 @@ from xlingual.projection.report import ProjectionReport
 from xlingual.projection.tokenization import target_tokenizer
 from xlingual.translate.base import Translator
 from xlingual.translate.cache import CachedTranslator, TranslationCache
+from xlingual.workspace import REPORT_NAME, TRANSLATION_CACHE, TranslationFolder
 
 logger = logging.getLogger(__name__)
 
-CACHE_NAME = Path(".cache") / "translations.sqlite"
-REPORT_NAME = "report.json"
-"""The corpus report, written last: the manifest of the output set."""
+CACHE_NAME = TRANSLATION_CACHE
+"""The translation cache, relative to the output folder (the workspace's name for it)."""
 
 
 @dataclass
@@ -82,7 +83,7 @@ class ProjectionSettings:
 
     def cache_file(self, output_dir: Path) -> Path | None:
         """The corpus's translation cache (None: no cache, no resume)."""
-        return (self.cache_path or output_dir / CACHE_NAME) if self.use_cache else None
+        return (self.cache_path or TranslationFolder(output_dir).cache) if self.use_cache else None
 
 
 @dataclass
@@ -103,11 +104,12 @@ class CorpusResult:
 def write_outputs(output_dir: Path, name: str, results: list[ProjectionResult], settings: ProjectionSettings) -> Path:
     """Write ``name``.txt / .jsonl / .failures.jsonl for one input file; returns the dataset file."""
     projected = [r.sample for r in results if r.sample is not None]
-    dataset_path = output_dir / f"{name}.txt"
+    folder = TranslationFolder(output_dir)
+    dataset_path = folder.output(name)
     write_samples(dataset_path, projected, format_for_lang(settings.tgt), schema=settings.label_schema)
-    write_samples(output_dir / f"{name}.jsonl", projected, "jsonl")
+    write_samples(folder.output(name, ".jsonl"), projected, "jsonl")
     failures = "".join(json.dumps(r.failure_record(), ensure_ascii=False) + "\n" for r in results if not r.ok)
-    atomic_write_text(output_dir / f"{name}.failures.jsonl", failures)
+    atomic_write_text(folder.failures(name), failures)
     return dataset_path
 
 
@@ -258,7 +260,7 @@ def read_input_files(paths: Sequence[str | Path], input_format: str | None = Non
     language, and :func:`check_source_language` refuses it.
     """
     inputs = []
-    for path in map(Path, paths):
+    for path in expand_dataset_paths(paths):
         file_format = input_format or detect_format(path)
         samples = read_samples(path, file_format)
         if lang is not None and file_format != "jsonl" and file_format == format_for_lang(lang):

@@ -29,8 +29,8 @@ from xlingual.projection.placeholders import FORMS, NUMBERED, find_marked
 from xlingual.projection.project import ProjectionResult, prepare_sample
 from xlingual.projection.verify import Rejected, match_marked
 from xlingual.translate.languages import written_without_spaces
+from xlingual.workspace import PREVIEW_NAME, REPORT_NAME, TranslationFolder
 
-PREVIEW_NAME = "preview.html"
 DEFAULT_PREVIEW_POSTS = 50
 
 _COLOURS = {"PER": "#f4a6a6", "LOC": "#9fd3a8", "ORG": "#9fc3f0", "MISC": "#f2d48a"}
@@ -216,7 +216,7 @@ def _summary(report: Mapping[str, Any]) -> str:
     strategies = list(report.get("success_by_strategy", {}).items()) or [("(none)", 0)]
     reasons = list(report.get("failures_by_reason", {}).items()) or [("(none)", 0)]
     return (
-        '<section id="summary"><h2>Summary (report.json)</h2><div class="row">'
+        f'<section id="summary"><h2>Summary ({REPORT_NAME})</h2><div class="row">'
         + _table(["file", "posts in", "projected", "left out", "projection rate"], per_file, "num")
         + _table(["type", "entities before", "after", "projection rate", "share before", "share after", "untranslated"], rows, "num")
         + "</div><div class=\"row\">"
@@ -333,7 +333,7 @@ def render_preview(report: Mapping[str, Any], results: Mapping[str, Sequence[Pro
 def write_preview(output_dir: str | Path, report: Mapping[str, Any], results: Mapping[str, Sequence[ProjectionResult]],
                   posts: int = DEFAULT_PREVIEW_POSTS) -> Path:
     """Write ``preview.html`` beside ``report.json`` (atomically) and return its path."""
-    path = Path(output_dir) / PREVIEW_NAME
+    path = TranslationFolder(output_dir).preview
     atomic_write_text(path, render_preview(report, results, report["src"], report["tgt"], posts))
     return path
 

@@ -53,10 +53,10 @@ from xlingual.projection.corpus import (
 from xlingual.scale.runtime import RaySettings, import_ray, run_on_workers
 from xlingual.translate.base import Translator
 from xlingual.translate.cache import TranslationCache
+from xlingual.workspace import TranslationFolder
 
 logger = logging.getLogger(__name__)
 
-SHARDS_DIR = Path(".cache") / "shards"
 DEFAULT_SHARD_SIZE = 1024
 """Samples per shard: four projection chunks; a killed worker loses at most one shard's projection (not its cached translations)."""
 SHARD_FORMAT = "xlingual-projection-shard/2"
@@ -91,12 +91,12 @@ def plan_shards(inputs: list[CorpusInput], output_dir: Path, settings: Projectio
         for number, start in enumerate(range(0, len(item.samples), shard_size)):
             samples = item.samples[start:start + shard_size]
             stem = f"{item.name}.{number:05d}"
-            folder = output_dir / SHARDS_DIR
+            folder = TranslationFolder(output_dir)
             digest = hashlib.sha256(recipe.encode("utf-8"))
             for sample in samples:
                 digest.update(json.dumps(asdict(sample), sort_keys=True, ensure_ascii=False).encode("utf-8"))
-            jobs.append(ShardJob(item.name, f"{item.name}[{start}:{start + len(samples)}]", samples, folder / f"{stem}.json",
-                                 folder / f"{stem}.translations.sqlite" if settings.use_cache else None, digest.hexdigest()))
+            jobs.append(ShardJob(item.name, f"{item.name}[{start}:{start + len(samples)}]", samples, folder.shards / f"{stem}.json",
+                                 folder.shard_cache(stem) if settings.use_cache else None, digest.hexdigest()))
     return jobs
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xlingual.data.formats import write_samples
+from xlingual.data.datasets import get_dataset
 from xlingual.data.sample import Sample
 
 _PEOPLE = ["Barack Obama", "Taylor Swift", "LeBron James", "Angela Merkel", "Lionel Messi", "Emma Watson", "Elon Musk", "Serena Williams"]
@@ -155,7 +156,7 @@ class GeneratedData:
 
     @property
     def cmner_images(self) -> Path:
-        return self.root / "cmner" / "images"
+        return get_dataset("cmner").images_path(self.root)
 
 
 def write_generated_data_dir(root: str | Path, seed: int = 0, tweets: int = 60, weibo: int = 60) -> GeneratedData:
@@ -165,7 +166,7 @@ def write_generated_data_dir(root: str | Path, seed: int = 0, tweets: int = 60, 
     """
     root = Path(root)
     sizes = {"train": 1.0, "dev": 1 / 3, "test": 1 / 3}
-    twitter_files = {"train": "train.txt", "dev": "valid.txt", "test": "test.txt"}
+    twitter, cmner = get_dataset("twitter2015"), get_dataset("cmner")  # the layout of 'xl data download' is the registry's
     tweet_splits: dict[str, list[Sample]] = {}
     weibo_splits: dict[str, list[Sample]] = {}
     for offset, (split, share) in enumerate(sizes.items()):
@@ -174,7 +175,7 @@ def write_generated_data_dir(root: str | Path, seed: int = 0, tweets: int = 60, 
         weibo_splits[split] = generated_weibo_posts(max(1, round(weibo * share)), seed=seed * 10 + offset, ids=ids)
         if split != "train":  # ids unique across splits
             weibo_splits[split] = [Sample(id=f"{s.id}{split[0]}", tokens=s.tokens, labels=s.labels, lang="zh") for s in weibo_splits[split]]
-        write_samples(root / "twitter2015" / twitter_files[split], tweet_splits[split], "twitter")
-        write_samples(root / "cmner" / "text" / f"{split}.txt", weibo_splits[split], "cmner")
-    write_images(root / "cmner" / "images", image_names(seed=seed), seed=seed)
+        write_samples(twitter.split_path(root, split), tweet_splits[split], "twitter")
+        write_samples(cmner.split_path(root, split), weibo_splits[split], "cmner")
+    write_images(cmner.images_path(root), image_names(seed=seed), seed=seed)
     return GeneratedData(root=root, tweets=tweet_splits, weibo=weibo_splits)

@@ -12,6 +12,7 @@ planned runs: one after the other by default, as Ray tasks with the one
 
 from __future__ import annotations
 
+import difflib
 import logging
 import time
 from collections.abc import Callable
@@ -40,11 +41,16 @@ class GridCell:
 
 
 def parse_list(text: str, allowed: tuple[str, ...], option: str) -> list[str]:
-    """``acn,umt`` or ``all`` -> a checked list."""
+    """``acn,umt`` or ``all`` -> a checked list; the error names each element that is not a choice (and the choice it is closest to)."""
     values = list(allowed) if text.strip() == "all" else [v.strip() for v in text.split(",") if v.strip()]
-    bad = [v for v in values if v not in allowed]
-    if bad or not values:
+    if not values:
         raise ConfigError(f"{option}: '{text}' must be 'all' or a comma-separated list of {', '.join(allowed)}")
+    bad = list(dict.fromkeys(v for v in values if v not in allowed))
+    if bad:
+        named = ", ".join(f"'{v}'" + (f" (did you mean '{close[0]}'?)" if (close := difflib.get_close_matches(v, allowed, n=1)) else "")
+                          for v in bad)
+        raise ConfigError(f"{option}: {named} {'is not one of' if len(bad) == 1 else 'are not among'} {', '.join(allowed)} "
+                          "(give 'all' or a comma-separated list)")
     return values
 
 

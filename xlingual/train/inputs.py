@@ -24,7 +24,7 @@ from xlingual.stage_inputs import (Missing, ensure_features, ensure_translation,
 from xlingual.train.config import TrainConfig
 from xlingual.train.config.schema import dataset_lang
 from xlingual.train.config.stages import StagePlan, setting_plan
-from xlingual.workspace import RunFolder
+from xlingual.workspace import REPORT_NAME, RunFolder
 
 if TYPE_CHECKING:
     from xlingual.models.base import VisualLookup
@@ -149,7 +149,7 @@ def stage_data(config: TrainConfig, plan: StagePlan) -> StageData:
                      " + ".join(descriptions))
     if not data.train or not data.dev:
         stage = "pre-training" if plan.name == "pretrain" else "target stage's"
-        hint = "; check the translation's report.json" if "translation" in plan.parts else ""
+        hint = f"; check the translation's {REPORT_NAME}" if "translation" in plan.parts else ""
         raise ConfigError(f"setting '{config.setting}': the {stage} data ({data.description}) has no "
                           f"{'train' if not data.train else 'dev'} posts{hint}")
     return data

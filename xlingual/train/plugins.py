@@ -46,11 +46,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from xlingual.workspace import RunFolder
+from xlingual.workspace import LOOP_STATE_NAME, RunFolder
 from xlingual.data.sample import Sample
 from xlingual.errors import CheckpointWriteError, ConfigError
 from xlingual.evaluation.metrics import score
-from xlingual.io import atomic_write_json
+from xlingual.io import atomic_write_dir, atomic_write_json, replace_dir
 from xlingual.models.base import MnerModel, VisualLookup
 from xlingual.models.card import ModelCard
 from xlingual.progress import progress_bar
@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-LOOP_STATE = "loop_state.json"
+LOOP_STATE = LOOP_STATE_NAME
 
 
 @dataclass
@@ -466,7 +466,8 @@ class StageCheckpoints:
 
     def __init__(self, run_dir: Path, name: str) -> None:
         self.name = name
-        self.state_dir = RunFolder(run_dir).stage_state(name)
+        self.layout = RunFolder(run_dir).stage(name)
+        self.state_dir = self.layout.root
 
     def read_loop_state(self) -> LoopState | None:
         """The saved loop counters, if any (also from a checkpoint interrupted while being swapped in)."""
@@ -478,11 +479,10 @@ class StageCheckpoints:
 
         A folder with files but no loop state still counts: a resume must say what is missing, not start over.
         """
-        old = self.state_dir.with_name(self.name + ".old")
-        for folder in (self.state_dir, old):
+        for folder in (self.state_dir, self.layout.previous):
             if (folder / LOOP_STATE).is_file():
                 return folder
-        for folder in (self.state_dir, old):
+        for folder in (self.state_dir, self.layout.previous):
             if folder.is_dir() and any(folder.iterdir()):
                 return folder
         return None
@@ -493,8 +493,7 @@ class StageCheckpoints:
 
     def save(self, accelerator, loop: LoopState) -> None:
         accelerator.wait_for_everyone()
-        tmp = self.state_dir.with_name(self.name + ".tmp")
-        old = self.state_dir.with_name(self.name + ".old")
+        tmp = self.layout.incoming
         if accelerator.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
@@ -504,11 +503,7 @@ class StageCheckpoints:
         accelerator.wait_for_everyone()  # all RNG states are in before the folder moves
         if accelerator.is_main_process:
             atomic_write_json(tmp / LOOP_STATE, loop.to_dict())
-            if self.state_dir.exists():
-                shutil.rmtree(old, ignore_errors=True)
-                self.state_dir.rename(old)
-            tmp.rename(self.state_dir)
-            shutil.rmtree(old, ignore_errors=True)
+            replace_dir(tmp, self.state_dir)
         accelerator.wait_for_everyone()
 
     def load(self, accelerator, partial: bool = False) -> LoopState:
@@ -645,17 +640,9 @@ def _load_state(accelerator, folder: Path, missing: Sequence[str]) -> None:
 
 
 def save_best(model: MnerModel, folder: Path, card: ModelCard | None = None) -> None:
-    """Write the model (with its ``card``) atomically (to a sibling temp folder, then rename)."""
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    """Write the model (with its ``card``) atomically: a full disk leaves the best model so far as it was, nothing half-written beside it."""
+    with atomic_write_dir(folder) as tmp:
         model.save_pretrained(tmp, card=card)
-    except BaseException:  # a full disk: the best model so far stays as it was, nothing half-written beside it
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if folder.exists():
-        shutil.rmtree(folder)
-    tmp.rename(folder)
 
 
 __all__ = ["EVENTS", "LOOP_STATE", "read_loop_state", "required_state_files", "Checkpointing", "DevEvaluation", "EarlyStopping", "LoopState",

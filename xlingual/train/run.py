@@ -40,7 +40,7 @@ from xlingual.train.plugins import StepHook, TrainerPlugin
 from xlingual.train.inputs import RunInputs, check_inputs, resolve_inputs
 from xlingual.evaluation.metrics import score_all_modes
 from xlingual.evaluation.purpose import PURPOSE_KEY
-from xlingual.workspace import RunFolder
+from xlingual.workspace import FAILURE_NAME, RunFolder, other_test_split
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def _prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool, processes
     folder = RunFolder(run_dir)
     run_id = config_digest(config)
     if folder.failure.is_file():
-        error = read_run_json(folder.failure).get("error", "see failed.json")
+        error = read_run_json(folder.failure).get("error", f"see {FAILURE_NAME}")
         raise ConfigError(f"{run_dir}: this run failed ({error}); it is never resumed: train into another --output")
     if folder.finished:
         if resume:
@@ -332,11 +332,11 @@ def _final_evaluation(config: TrainConfig, inputs: RunInputs, run_dir: Path, car
         metrics["source_datasets"] = list(config.source_datasets)
     tests = {config.target_dataset: metrics["test"]}
     for dataset, samples in inputs.other_tests.items():
-        tests[dataset] = predict_and_write(best, samples, inputs.visual, batch, folder, f"test.{dataset}", layout.dataset(dataset))
+        tests[dataset] = predict_and_write(best, samples, inputs.visual, batch, folder, other_test_split(dataset), layout.dataset(dataset))
     metrics["tests"] = tests
     if len(tests) > 1:  # the multilingual table's macro average: each language's test set counts once
         metrics["test_macro_f1"] = sum(t["conlleval"]["f1"] for t in tests.values()) / len(tests)
-    splits = ["dev", "test", *(f"test.{dataset}" for dataset in inputs.other_tests)]
+    splits = ["dev", "test", *(other_test_split(dataset) for dataset in inputs.other_tests)]
     written = [folder.prediction(split, suffix).relative_to(run_dir).as_posix() for split in splits for suffix in (".txt", ".jsonl")]
     metrics[MANIFEST_KEY] = describe_files(run_dir, written)  # metrics.json, written last, is the manifest of the run's outputs
     scores = {f"{dataset} test {name} (conlleval)": round(test["conlleval"][key], 4)

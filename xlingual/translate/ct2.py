@@ -20,6 +20,7 @@ from pathlib import Path
 
 from xlingual.devices import resolve_device
 from xlingual.errors import ConfigError, ModelNotFoundError
+from xlingual.io import atomic_write_dir
 from xlingual.translate.base import DecodingOptions, ModelLimits, PendingTranslations, ThreadLayout, available_cores, length_sorted_batches
 from xlingual.translate.hf import load_tokenizer, model_fingerprint, set_up_languages, source_lengths
 from xlingual.hub import resolve_model
@@ -46,13 +47,11 @@ def convert_to_ctranslate2(model_dir: str | Path, output_dir: str | Path, quanti
     model_dir, output_dir = Path(model_dir), Path(output_dir)
     if (output_dir / "model.bin").exists():
         return output_dir
-    tmp = output_dir.with_name(output_dir.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
     files = [name for name in TOKENIZER_FILES if (model_dir / name).exists() and name != "config.json"]
     converter = ctranslate2.converters.TransformersConverter(str(model_dir), copy_files=files)
-    converter.convert(str(tmp), quantization=quantization, force=True)
-    shutil.copy(model_dir / "config.json", tmp / "hf_config.json")
-    tmp.rename(output_dir)
+    with atomic_write_dir(output_dir) as tmp:  # an interrupted conversion leaves no folder that looks converted
+        converter.convert(str(tmp), quantization=quantization, force=True)
+        shutil.copy(model_dir / "config.json", tmp / "hf_config.json")
     return output_dir
 
 
