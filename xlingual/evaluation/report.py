@@ -53,7 +53,7 @@ from xlingual.evaluation.purpose import PURPOSE_KEY, marking
 from xlingual.evaluation.report_html import REPORT_HTML_NAME, Chart, Link, render_report_html
 from xlingual.train.experiment import run_state
 from xlingual.train.plan import find_plan, read_plan
-from xlingual.workspace import METRICS_NAME, RUN_CONFIG_NAME, RunFolder, other_test_split
+from xlingual.workspace import FAILURE_NAME, METRICS_NAME, RUN_CONFIG_NAME, RunFolder, other_test_split
 from xlingual.evaluation.significance import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, paired_bootstrap
 
 logger = logging.getLogger(__name__)
@@ -675,7 +675,7 @@ def translation_previews(run: RunRecord) -> list[Path]:
 
 
 _PLAN_STATES = {"new": "not started", "unfinished": "interrupted (the same xl experiment resumes it)",
-                "failed": "failed (failed.json; train it into another folder)", "finished": "finished but not among the runs reported"}
+                "failed": f"failed ({FAILURE_NAME}; train it into another folder)", "finished": "finished but not among the runs reported"}
 
 
 def plan_table(plan_file: Path, runs: list[RunRecord], number: int = 1) -> tuple[Table, list[str]]:
