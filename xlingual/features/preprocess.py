@@ -223,6 +223,23 @@ class ClipPreprocessing:
             std=tuple(float(v) for v in config.get("image_std", CLIP_STD)) if normalise else None,
         )
 
+    def to_config(self) -> dict[str, Any]:
+        """The settings as a ``preprocessor_config.json`` says them; :meth:`from_config` reads them back to an equal object."""
+        config: dict[str, Any] = {"do_resize": self.shortest_edge is not None or self.resize_to is not None,
+                                  "do_center_crop": self.crop is not None, "resample": int(self.resample),
+                                  "do_rescale": self.rescale is not None, "do_normalize": self.mean is not None and self.std is not None}
+        if self.shortest_edge is not None:
+            config["size"] = {"shortest_edge": self.shortest_edge}
+        elif self.resize_to is not None:
+            config["size"] = {"height": self.resize_to[0], "width": self.resize_to[1]}
+        if self.crop is not None:
+            config["crop_size"] = {"height": self.crop[0], "width": self.crop[1]}
+        if self.rescale is not None:
+            config["rescale_factor"] = self.rescale
+        if config["do_normalize"]:
+            config["image_mean"], config["image_std"] = list(self.mean), list(self.std)
+        return config
+
     @property
     def decode_size(self) -> int:
         """The side a large JPEG may be decoded down to (Pillow's draft keeps at least this)."""
