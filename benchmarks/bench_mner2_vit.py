@@ -7,7 +7,7 @@ defaults, 88 M parameters) for the ViT, the ResNet-152 vector cached in both.
 * ``cached``: the ViT's 50 x 768 tokens come from the feature cache (float16 in
   memory, as on disk); the ViT is not part of the model.
 * ``finetune``: the ViT is a submodule; each step decodes the posts' JPEGs
-  (drawn 500 x 375 pictures) with CLIP's preprocessing, runs the ViT on the
+  (drawn 504 x 376 pictures) with CLIP's preprocessing, runs the ViT on the
   (B, 3, 224, 224) pixels, back-propagates into it and Adam-steps its weights
   too (one group, lr 5e-5, as the reference).
 
@@ -71,7 +71,7 @@ def measure(variant: str, args: argparse.Namespace) -> dict:
         config = Mner2Config(encoder="bert-base-multilingual-cased(random)", max_length=args.length, vit=variant,
                              vit_weights="random")
         if variant == "finetune":
-            write_images(tmp, [post.images[0] for post in posts], size=(500, 375))
+            write_images(tmp, [post.images[0] for post in posts], size=(504, 376))
             steps_ = ClipPreprocessing()
             model = Mner2Model(config, encoder, tokenizer, vit=load_clip("random"), vit_preprocessing=steps_)
             lookups = {"vit_pixels": pixel_lookup([tmp], steps_), "resnet": lambda s: (resnet[int(s.id)], True)}
@@ -128,6 +128,7 @@ def main() -> None:
     for variant in VARIANTS:
         with context.Pool(1) as pool:
             results[variant] = pool.apply(measure, (variant, args))
+        print(f"{variant}: {results[variant]}", flush=True)
 
     where = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else f"{platform.processor() or platform.machine()}, {args.threads} torch threads, no GPU"
     memory = "peak GPU memory allocated" if args.device.startswith("cuda") else "peak resident memory"

@@ -487,23 +487,39 @@ class MnerModel(nn.Module, ABC):
         return model.eval()
 
     def _load_weights(self, state: dict[str, torch.Tensor], directory: Path) -> None:
-        """Load ``state``; only the visual branch may be absent (text-only checkpoint) or extra (text-only model)."""
-        prefixes = tuple(f"{name}." for name in self.visual_modules)
+        """Load ``state``; only weights :meth:`_optional_weight` allows may be missing or extra (the visual branch).
+
+        A weight named in ``reshaped_by_switches`` whose shape differs from
+        the model's is left out, so that layer starts fresh. Any other
+        missing, extra or reshaped weight is refused.
+        """
+        own = self.state_dict()
+        state = {k: v for k, v in state.items() if not (k in self.reshaped_by_switches and k in own and own[k].shape != v.shape)}
         try:
             missing, unexpected = self.load_state_dict(state, strict=False)
         except RuntimeError as err:  # a tensor of another shape
             detail = str(err).strip().splitlines()[-1].strip()
             raise ModelNotFoundError(f"{directory}: weights do not match the config ({detail})") from None
-        multimodal = self.config.use_image
-        bad = [k for k in missing if not (multimodal and k.startswith(prefixes))]
-        bad += [k for k in unexpected if not (not multimodal and k.startswith(prefixes))]
+        bad = [k for k in missing if not self._optional_weight(k, missing=True)]
+        bad += [k for k in unexpected if not self._optional_weight(k, missing=False)]
         if bad:
             raise ModelNotFoundError(f"{directory}: weights do not match the config (e.g. {bad[0]}); was an option that shapes the weights changed?")
         if missing:
-            logger.warning("%s: text-only %s loaded as multimodal; the visual branch starts from its initialisation", directory, self.model_type.upper())
+            logger.warning("%s: %s not in the checkpoint; they start from their initialisation", directory, self._modules_of(missing))
         if unexpected:
-            logger.info("%s: visual branch weights ignored (use_image is off)", directory)
+            logger.info("%s: weights of switched-off parts ignored (%s)", directory, self._modules_of(unexpected))
 
+    reshaped_by_switches: ClassVar[tuple[str, ...]] = ()
+    """Weights whose shape an option that may change on load sets (2M-NER's fusion layer): one of another shape starts fresh."""
+
+    def _optional_weight(self, key: str, missing: bool) -> bool:
+        """Whether a checkpoint may lack (``missing``) or carry extra this weight: the visual branch's, missing only
+        from a text-only checkpoint loaded as multimodal, extra only in one loaded as text-only."""
+        return key.startswith(tuple(f"{name}." for name in self.visual_modules)) and self.config.use_image == missing
+
+    def _modules_of(self, keys: Sequence[str]) -> str:
+        """The visual modules ``keys`` belong to, as the load messages name them."""
+        return ", ".join(sorted({name for key in keys for name in self.visual_modules if key.startswith(f"{name}.")}))
 
 __all__ = ["DeferredArray", "ModelConfig", "MnerModel", "NON_MODEL_KEYS", "VisualInput", "VisualLookup", "checked_labels", "gate_by_image", "load_deferred",
            "labels_at_positions", "sample_label_ids", "unlabelled"]

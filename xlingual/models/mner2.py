@@ -37,7 +37,6 @@ Departures from the reference code are switches or documented fixes; see
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +58,6 @@ from xlingual.models.umt_encoder import ENCODER_SUBDIR, encoder_from_folder, loa
 from xlingual.models.umt_text import pieces_per_token
 from xlingual.models.vocab import Vocabulary
 
-logger = logging.getLogger(__name__)
 
 PairedVisual = Callable[[Sample], tuple[Mapping[str, np.ndarray], bool]]
 """What 2M-NER reads per post: ``({"vit": tokens, "resnet": pooled vector}, has_image)``."""
@@ -265,31 +263,12 @@ class Mner2Model(MnerModel):
             vit, steps = _saved_vit(directory / VIT_SUBDIR)
         return cls(config, encoder, tokenizer, label_names, vit, steps)
 
-    def _load_weights(self, state: dict[str, torch.Tensor], directory: Path) -> None:
-        """Like the base's, but an ablation switch (not only ``use_image``) may add or drop the switched modules.
+    reshaped_by_switches = ("fuse.weight",)
+    """The fusion layer concatenates one or two branches: a checkpoint's of the other width starts fresh."""
 
-        Only the fusion layer changes shape with a switch (one or two branches
-        concatenated); a checkpoint's fusion layer of the other width starts
-        fresh. Any other missing, extra or reshaped weight is refused.
-        """
-        own = self.state_dict()
-        prefixes = tuple(f"{name}." for name in SWITCHED_MODULES)
-        state = {k: v for k, v in state.items() if not (k == "fuse.weight" and k in own and own[k].shape != v.shape)}
-        try:
-            missing, unexpected = self.load_state_dict(state, strict=False)
-        except RuntimeError as err:  # a tensor of another shape
-            detail = str(err).strip().splitlines()[-1].strip()
-            raise ModelNotFoundError(f"{directory}: weights do not match the config ({detail})") from None
-        bad = [k for k in [*missing, *unexpected] if not k.startswith(prefixes)]
-        if bad:
-            raise ModelNotFoundError(f"{directory}: weights do not match the config (e.g. {bad[0]}); was an option that shapes the weights changed?")
-        def modules(keys: list[str]) -> str:
-            return ", ".join(sorted({name for key in keys for name in SWITCHED_MODULES if key.startswith(f"{name}.")}))
-
-        if missing:
-            logger.warning("%s: %s not in the checkpoint; they start from their initialisation", directory, modules(missing))
-        if unexpected:
-            logger.info("%s: weights of switched-off parts ignored (%s)", directory, modules(unexpected))
+    def _optional_weight(self, key: str, missing: bool) -> bool:
+        """Any ablation switch (not only ``use_image``) may add or drop the switched modules, either way."""
+        return key.startswith(tuple(f"{name}." for name in SWITCHED_MODULES))
 
     # ------------------------------------------------------------------ data
 
