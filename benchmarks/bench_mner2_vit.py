@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import platform
 import resource
 import tempfile
 import time
@@ -33,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _record import add_results_option, recorder
+from _record import add_results_option, cpu_model, recorder
 
 VIT_SHAPE, RESNET_DIM = (50, 768), 2048
 VARIANTS = ("cached", "finetune")
@@ -130,14 +129,14 @@ def main() -> None:
             results[variant] = pool.apply(measure, (variant, args))
         print(f"{variant}: {results[variant]}", flush=True)
 
-    where = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else f"{platform.processor() or platform.machine()}, {args.threads} torch threads, no GPU"
+    where = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else f"{cpu_model()}, {args.threads} torch threads, no GPU"
     memory = "peak GPU memory allocated" if args.device.startswith("cuda") else "peak resident memory"
     print(f"machine: {where}, torch {torch.__version__}")
     print(f"2M-NER mBERT-shaped, batch {args.batch} x {args.length} pieces, ResNet vector 2048 cached; {args.steps} measured step(s) each")
     for variant, r in results.items():
         step = r["model_s"] + r["collate_s"]
-        print(f"{variant:>9}: {step:.2f} s per step (model {r['model_s']:.2f} s, collate {r['collate_s'] * 1000:.0f} ms), "
-              f"image decoding {r['decode_s'] * 1000:.0f} ms per batch (in loader workers when training), "
+        decoding = f"image decoding {r['decode_s'] * 1000:.0f} ms per batch (in loader workers when training), " if variant == "finetune" else ""
+        print(f"{variant:>9}: {step:.2f} s per step (model {r['model_s']:.2f} s, collate {r['collate_s'] * 1000:.0f} ms), {decoding}"
               f"{memory} {r['peak_gib']:.2f} GiB, {r['params_m']:.1f} M trainable parameters, loss {r['loss']:.3f}")
         what = f"2M-NER ViT {variant}, mBERT shape, batch {args.batch} x {args.length}"
         out.record(f"{what}: time per training step", step, "s")
