@@ -21,6 +21,7 @@ from xlingual.data.datasets import load_split
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
 from xlingual.features.clip import load_clip, load_clip_preprocessing
+from xlingual.features.extract import extract_for_data_dir
 from xlingual.features.cache import CacheProducer, CacheWriter, FeatureCache, file_fingerprint, file_stat_key
 from xlingual.features.pixels import DeferredPixels, pixel_lookup
 from xlingual.features.preprocess import preprocess_image
@@ -29,7 +30,7 @@ from xlingual.models.mner2 import Mner2Config, Mner2Model
 from xlingual.models.umt_encoder import load_encoder
 from xlingual.testing.synthetic import write_images
 from xlingual.testing.tiny_bert import build_tiny_bert
-from xlingual.testing.tiny_clip import build_tiny_clip
+from xlingual.testing.tiny_clip import build_tiny_clip, build_tiny_vit
 from xlingual.train.config import load_config
 from xlingual.train.run import train_run
 from xlingual.workspace import DataDir, RunFolder
@@ -221,3 +222,52 @@ def test_an_interrupted_finetune_run_resumes_to_the_same_result(setup, tmp_path)
     assert timeless(resumed.metrics) == timeless(whole.metrics) and resumed.metrics["test"] == whole.metrics["test"]
     a, b = _vit_weights(tmp_path / "whole" / "model"), _vit_weights(tmp_path / "cut" / "model")
     assert a and a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# -- the reference's other ViT: google/vit-base-patch16-224's kind -------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_vit(tmp_path_factory) -> Path:
+    return build_tiny_vit(tmp_path_factory.mktemp("tiny-vit") / "vit")
+
+
+@pytest.mark.parametrize("size", [(64, 64), (96, 40), (40, 120)])
+def test_a_plain_vit_gets_its_own_preprocessing(tiny_vit, tmp_path, size):
+    """ViTImageProcessor's steps (square resize, no crop, mean/std 0.5), not CLIP's, whatever the aspect."""
+    from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
+
+    path = write_images(tmp_path, ["a.jpg"], size=size) / "a.jpg"
+    ours = preprocess_image(path, "clip-vit-b32", clip=load_clip_preprocessing(str(tiny_vit)))
+    from PIL import Image
+
+    theirs = ViTImageProcessorPil.from_pretrained(tiny_vit)(images=Image.open(path).convert("RGB"))["pixel_values"][0]
+    assert ours.shape == tuple(theirs.shape) == (3, 64, 64)
+    np.testing.assert_allclose(ours, np.asarray(theirs), atol=1e-5)
+
+
+def test_a_plain_vit_fills_the_cache_and_is_finetuned(setup, tiny_vit, tmp_path):
+    """The ViT's last_hidden_state (after its final LayerNorm, as ViTModel returns it) in the cache; 2M-NER fine-tunes it,
+    saves it and loads it back to the same outputs."""
+    from transformers import ViTModel
+
+    data_dir, encoder, _ = setup
+    cache_dir = tmp_path / "vit-cache"
+    extract_for_data_dir(data_dir, "clip-vit-b32", weights=str(tiny_vit), device="cpu", batch_size=8, cache_dir=cache_dir)
+    cache = FeatureCache.open(cache_dir)
+    name = _posts(data_dir, 1)[0].images[0]
+    pixels = preprocess_image(DataDir(data_dir).images_dir("mmnerd") / name, "clip-vit-b32", clip=load_clip_preprocessing(str(tiny_vit)))
+    with torch.no_grad():
+        expected = ViTModel.from_pretrained(tiny_vit).eval()(pixel_values=torch.from_numpy(pixels)[None]).last_hidden_state[0]
+    np.testing.assert_allclose(cache.get(name).astype(np.float32), expected.numpy(), rtol=1e-2, atol=1e-2)  # float16 in the cache
+
+    options = {"encoder": str(encoder), "vit_tokens": 5, "visual_dim": 32, "max_length": 64, "vit": "finetune", "vit_weights": str(tiny_vit)}
+    model = Mner2Model.build(options)
+    batch = model.collate(model.encode(_posts(data_dir), _visual(model, data_dir)))
+    model.train()
+    model(batch)["loss"].backward()
+    assert all(p.grad is not None for p in model.vit.parameters())  # no unused pooler
+    model.save_pretrained(tmp_path / "model")
+    loaded = Mner2Model.from_pretrained(tmp_path / "model")
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.compute(batch).emissions, model.compute(batch).emissions)

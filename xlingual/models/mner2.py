@@ -408,9 +408,7 @@ class Mner2Model(MnerModel):
 
 def _saved_vit(folder: Path) -> tuple[nn.Module, Any]:
     """A fine-tuned ViT rebuilt from a saved model's ``vit/`` (weights not yet loaded) and its preprocessing."""
-    from transformers import CLIPVisionConfig, CLIPVisionModel
-
-    from xlingual.features.clip import PREPROCESSOR_FILE, ClipTokens
+    from xlingual.features.clip import PREPROCESSOR_FILE, ClipTokens, load_clip_config, vision_family, vision_model_from_config
     from xlingual.features.preprocess import ClipPreprocessing
 
     for name in ("config.json", PREPROCESSOR_FILE):
@@ -418,12 +416,13 @@ def _saved_vit(folder: Path) -> tuple[nn.Module, Any]:
             raise ModelNotFoundError(f"{folder / name}: missing; the model fine-tuned its ViT and needs its config and preprocessing")
     try:
         settings = json.loads((folder / PREPROCESSOR_FILE).read_text(encoding="utf-8"))
-        vision = CLIPVisionModel(CLIPVisionConfig.from_json_file(str(folder / "config.json")))
     except (OSError, ValueError) as err:
-        raise ModelNotFoundError(f"{folder}: unreadable ViT config ({err})") from None
+        raise ModelNotFoundError(f"{folder / PREPROCESSOR_FILE}: unreadable ({err})") from None
     if not isinstance(settings, dict):
         raise ModelNotFoundError(f"{folder / PREPROCESSOR_FILE}: expected a JSON object")
-    return ClipTokens(vision), ClipPreprocessing.from_config(settings, str(folder / PREPROCESSOR_FILE))
+    config = load_clip_config(str(folder))
+    steps = ClipPreprocessing.from_config(settings, str(folder / PREPROCESSOR_FILE), vision_family(config))
+    return ClipTokens(vision_model_from_config(config)), steps
 
 
 __all__ = ["BRANCHES", "LABELS", "Mner2Config", "Mner2Model", "Mner2Outputs", "PairedVisual", "named_lookup", "paired_lookup"]
