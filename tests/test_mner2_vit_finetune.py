@@ -27,7 +27,6 @@ from xlingual.features.pixels import DeferredPixels, pixel_lookup
 from xlingual.features.preprocess import preprocess_image
 from xlingual.models.base import load_deferred
 from xlingual.models.mner2 import Mner2Config, Mner2Model
-from xlingual.models.umt_encoder import load_encoder
 from xlingual.testing.synthetic import write_images
 from xlingual.testing.tiny_bert import build_tiny_bert
 from xlingual.testing.tiny_clip import build_tiny_clip, build_tiny_vit
@@ -84,9 +83,7 @@ def _models(encoder: Path, clip: Path) -> tuple[Mner2Model, Mner2Model]:
     options = {"encoder": str(encoder), "vit_tokens": 5, "visual_dim": 32, "max_length": 64, "dropout": 0.0}
     torch.manual_seed(0)
     finetune = Mner2Model.build({**options, "vit": "finetune", "vit_weights": str(clip)})
-    frozen_config = Mner2Config.from_dict(options)
-    bert, tokenizer = load_encoder(str(encoder), keep_pooler=True)
-    frozen = Mner2Model(frozen_config, bert, tokenizer)
+    frozen = Mner2Model.build(options)
     frozen.load_state_dict({k: v for k, v in finetune.state_dict().items() if not k.startswith("vit.")})
     return finetune.eval(), frozen.eval()
 
