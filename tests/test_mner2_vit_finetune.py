@@ -268,3 +268,16 @@ def test_a_plain_vit_fills_the_cache_and_is_finetuned(setup, tiny_vit, tmp_path)
     model.eval()
     with torch.no_grad():
         torch.testing.assert_close(loaded.compute(batch).emissions, model.compute(batch).emissions)
+
+
+def test_a_finetune_run_needs_the_vit_weights_and_no_clip_cache(tmp_path):
+    from xlingual.train.inputs import missing_inputs
+
+    def missing(*extra: str) -> list[str]:
+        config = load_config("tgt_only", "2mner", None, [f"data.data_dir={tmp_path}", *extra], source=[], target="mmnerd")
+        return [item.what for item in missing_inputs(config)]
+
+    frozen, finetune = missing(), missing("model.vit=finetune", f"model.vit_weights={tmp_path / 'no-vit'}")
+    assert any("clip-vit-b32 features" in what for what in frozen) and not any("model.vit_weights" in what for what in frozen)
+    assert not any("clip-vit-b32 features" in what for what in finetune)
+    assert any("resnet152 features" in what for what in finetune) and any("model.vit_weights" in what for what in finetune)
