@@ -48,6 +48,7 @@ BENCH_OPS       ?= --steps 10 --threads $(BENCH_THREADS)
 BENCH_ACN_CMNER ?= --data-dir $(BENCH_DATA) --epochs 1 --fresh
 BENCH_CLI_START ?= --runs 7
 BENCH_MNER2     ?= --steps 2 --threads $(BENCH_THREADS)
+BENCH_MNER2_VIT ?= --steps 1 --threads $(BENCH_THREADS)
 BENCH_JOINT     ?= --data-dir $(BENCH_DATA) --posts 300 --seeds 2 --epochs 8
 BENCH_RAY       ?= --data $(BENCH_DATA) --sentences 512 --shard-size 256
 BENCH_RUN        = $(OFFLINE) OMP_NUM_THREADS=$(BENCH_THREADS) PYTHONPATH=$(CURDIR) XLINGUAL_BENCH_RESULTS=$(BENCH_RESULTS) $(PY)
@@ -63,6 +64,7 @@ bench: $(STAMP)
 	$(BENCH_RUN) benchmarks/bench_acn_cmner.py $(BENCH_ACN_CMNER)
 	$(BENCH_RUN) benchmarks/bench_cli_start.py $(BENCH_CLI_START)
 	$(BENCH_RUN) benchmarks/bench_mner2.py $(BENCH_MNER2)
+	$(BENCH_RUN) benchmarks/bench_mner2_vit.py $(BENCH_MNER2_VIT)
 	$(BENCH_RUN) benchmarks/bench_joint_batching.py $(BENCH_JOINT) --work build/bench-joint --fresh
 	$(BENCH_RUN) benchmarks/bench_ray.py $(BENCH_RAY)
 	$(PY) benchmarks/render_readme.py --results $(BENCH_RESULTS) --table benchmarks/results.md --readme README.md

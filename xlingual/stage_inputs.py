@@ -418,12 +418,16 @@ def visual_inputs_for_model(model: "MnerModel", samples: list[Sample], features:
         return None, 0
     if isinstance(features, (str, Path)):
         features = [features]
-    if not features:
+    reads_images = bool(getattr(model.config, "finetunes_vit", False))
+    if not features and not reads_images:
         logger.warning("multimodal model without --features: every post is treated as having no image")
         return None, 0
     if image_dir is None and data_file is not None:
         image_dir = dataset_image_dir(data_file)
-    inputs = visual_inputs(samples, list(features), image_dir=image_dir, mode=images, seed=seed, combine=type(model).visual_lookup_from)
+    if reads_images and image_dir is None:
+        raise ConfigError("the model fine-tuned its ViT and reads the raw images: pass --image-dir (the posts' image folder)")
+    combine = type(model).visual_combiner(model.config.to_dict(), [Path(image_dir)] if image_dir is not None else [], model=model)
+    inputs = visual_inputs(samples, list(features or []), image_dir=image_dir, mode=images, seed=seed, combine=combine)
     return inputs.lookup, inputs.with_images
 
 

@@ -56,6 +56,10 @@ DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
 PREPROCESSOR_FILE = "preprocessor_config.json"
 CLIP_MODEL_TYPES = ("clip_vision_model", "clip")
 """A vision tower's own config, or a whole CLIP model's (whose ``vision_config`` is read)."""
+VIT_MODEL_TYPES = ("vit",)
+"""A plain ViT (``google/vit-base-patch16-224``: 197 tokens), the 2M-NER reference's other image encoder; read with
+transformers' ``ViTModel`` (no pooler) and ViTImageProcessor's defaults."""
+VISION_MODEL_TYPES = CLIP_MODEL_TYPES + VIT_MODEL_TYPES
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
 
@@ -161,8 +165,9 @@ def _quiet_transformers() -> Iterator[None]:
 
 
 def load_clip_config(weights: str) -> "CLIPVisionConfig":
-    """The vision config (full-size ViT-B/32 for ``random``); fails fast when the model cannot be reached or is no CLIP."""
-    from transformers import CLIPVisionConfig
+    """The vision config (full-size ViT-B/32 for ``random``; a ``ViTConfig`` for a plain ViT); fails fast when the model
+    cannot be reached or is neither CLIP nor a ViT."""
+    from transformers import CLIPVisionConfig, ViTConfig
 
     source = _resolve(weights)
     if source is None:
@@ -172,9 +177,25 @@ def load_clip_config(weights: str) -> "CLIPVisionConfig":
             config = CLIPVisionConfig.from_pretrained(source.location, local_files_only=source.local_files_only)
     except Exception as err:  # OSError offline or missing, ValueError/JSON errors for a damaged file: one line either way
         raise _unloadable(weights, "config", err) from None
+    if config.model_type in VIT_MODEL_TYPES:
+        with _quiet_transformers():
+            return ViTConfig.from_pretrained(source.location, local_files_only=source.local_files_only)
     if config.model_type not in CLIP_MODEL_TYPES:
-        raise ModelNotFoundError(f"--weights {weights}: a '{config.model_type}' model, not CLIP ({' or '.join(CLIP_MODEL_TYPES)})")
+        raise ModelNotFoundError(f"--weights {weights}: a '{config.model_type}' model, not CLIP ({' or '.join(CLIP_MODEL_TYPES)}) "
+                                 f"or a ViT ({' or '.join(VIT_MODEL_TYPES)})")
     return config
+
+
+def vision_family(config: Any) -> str:
+    """``vit`` for a plain ViT's config, ``clip`` for CLIP's: whose preprocessing defaults apply."""
+    return "vit" if config.model_type in VIT_MODEL_TYPES else "clip"
+
+
+def vision_model_from_config(config: Any) -> nn.Module:
+    """A randomly initialised vision model of ``config`` (CLIP's vision tower, or a ViT without pooler)."""
+    from transformers import CLIPVisionModel, ViTModel
+
+    return ViTModel(config, add_pooling_layer=False) if vision_family(config) == "vit" else CLIPVisionModel(config)
 
 
 def clip_region_shape(spec: ClipSpec, weights: str) -> tuple[int, int]:
@@ -220,13 +241,15 @@ def load_clip_preprocessing(weights: str) -> ClipPreprocessing:
     source = _resolve(weights)
     config = load_clip_config(weights)
     settings = _preprocessor_settings(source, weights) if source is not None else None
+    family = vision_family(config)
     if settings is None:
-        size = config.image_size
+        settings = {"size": config.image_size, "crop_size": config.image_size}
         if source is not None:
-            logger.info("%s: no %s; CLIP's default preprocessing at %dx%d", source.name, PREPROCESSOR_FILE, size, size)
-        return ClipPreprocessing(shortest_edge=size, crop=(size, size))
+            logger.info("%s: no %s; %s's default preprocessing at %dx%d", source.name, PREPROCESSOR_FILE, family.upper(),
+                        config.image_size, config.image_size)
+        return ClipPreprocessing.from_config(settings, "defaults", family)
     where = f"{source.name}/{PREPROCESSOR_FILE}"
-    steps = ClipPreprocessing.from_config(settings, where)
+    steps = ClipPreprocessing.from_config(settings, where, family)
     output = steps.crop or steps.resize_to
     if output != (config.image_size, config.image_size):
         raise ModelNotFoundError(f"{where}: makes {output} inputs but the model takes {config.image_size}x{config.image_size}")
@@ -245,8 +268,8 @@ class ClipTokens(nn.Module):
 
 
 def load_clip(weights: str, seed: int = 0) -> ClipTokens:
-    """The frozen CLIP vision encoder in eval mode, float32."""
-    from transformers import CLIPVisionModel
+    """The frozen CLIP vision encoder (or a plain ViT's, :data:`VIT_MODEL_TYPES`) in eval mode, float32."""
+    from transformers import CLIPVisionModel, ViTModel
 
     source = _resolve(weights)
     if source is None:
@@ -257,11 +280,13 @@ def load_clip(weights: str, seed: int = 0) -> ClipTokens:
         finally:
             torch.random.set_rng_state(generator_state)
     else:
-        load_clip_config(weights)  # refuses other model types before transformers fills their gaps with random weights
+        config = load_clip_config(weights)  # refuses other model types before transformers fills their gaps with random weights
+        vit = vision_family(config) == "vit"
         try:
             with _quiet_transformers():
-                vision, loading = CLIPVisionModel.from_pretrained(
+                vision, loading = (ViTModel if vit else CLIPVisionModel).from_pretrained(
                     source.location, local_files_only=source.local_files_only, dtype=torch.float32, output_loading_info=True,
+                    **({"add_pooling_layer": False} if vit else {}),
                 )
         except Exception as err:  # OSError, safetensors' own errors for a damaged file, size mismatches: one line
             raise _unloadable(weights, "vision model", err) from None
@@ -280,5 +305,5 @@ def load_clip(weights: str, seed: int = 0) -> ClipTokens:
 
 __all__ = [
     "DEFAULT_CLIP_MODEL", "ClipSpec", "ClipTokens", "clip_region_shape", "clip_source", "clip_weights_identity",
-    "load_clip", "load_clip_config", "load_clip_preprocessing",
+    "VIT_MODEL_TYPES", "load_clip", "load_clip_config", "load_clip_preprocessing", "vision_family", "vision_model_from_config",
 ]

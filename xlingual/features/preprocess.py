@@ -196,19 +196,28 @@ class ClipPreprocessing:
     std: tuple[float, ...] | None = CLIP_STD
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], where: str) -> "ClipPreprocessing":
-        """From an image processor's settings (``preprocessor_config.json``); ``where`` names it in errors."""
+    def from_config(cls, config: Mapping[str, Any], where: str, family: str = "clip") -> "ClipPreprocessing":
+        """From an image processor's settings (``preprocessor_config.json``); ``where`` names it in errors.
+
+        ``family`` is whose defaults fill what the file leaves out: ``clip``
+        (CLIPImageProcessor: a bare int size is the shorter side, centre crop
+        on) or ``vit`` (ViTImageProcessor, google/vit-base-patch16-224: a bare
+        int size is the square the image is resized to, no crop).
+        """
         shortest: int | None = None
         resize_to: tuple[int, int] | None = None
+        vit = family == "vit"
         if config.get("do_resize", True):
-            size = config.get("size", {"shortest_edge": 224})
-            if isinstance(size, int):  # the old feature-extractor format (openai/clip-vit-base-patch32): the shorter side
+            size = config.get("size", {"height": 224, "width": 224} if vit else {"shortest_edge": 224})
+            if isinstance(size, int) and vit:  # ViT's old feature-extractor format: a square
+                resize_to = (size, size)
+            elif isinstance(size, int):  # the old feature-extractor format (openai/clip-vit-base-patch32): the shorter side
                 shortest = size
             elif isinstance(size, Mapping) and isinstance(size.get("shortest_edge"), int) and not size.get("longest_edge"):
                 shortest = size["shortest_edge"]
             else:
                 resize_to = _size_pair(size, where, "size")
-        crop = _size_pair(config.get("crop_size", 224), where, "crop_size") if config.get("do_center_crop", True) else None
+        crop = _size_pair(config.get("crop_size", 224), where, "crop_size") if config.get("do_center_crop", not vit) else None
         fits = min(resize_to) if resize_to else shortest
         if crop is not None and fits is not None and max(crop) > fits:
             raise ModelNotFoundError(f"{where}: crop_size {crop} is larger than the resized image ({fits}); padding crops are not supported")
@@ -217,11 +226,28 @@ class ClipPreprocessing:
         normalise = config.get("do_normalize", True)
         return cls(
             shortest_edge=shortest, resize_to=resize_to, crop=crop,
-            resample=int(config.get("resample", Image.Resampling.BICUBIC)),
+            resample=int(config.get("resample", Image.Resampling.BILINEAR if vit else Image.Resampling.BICUBIC)),
             rescale=float(config.get("rescale_factor", 1 / 255)) if config.get("do_rescale", True) else None,
-            mean=tuple(float(v) for v in config.get("image_mean", CLIP_MEAN)) if normalise else None,
-            std=tuple(float(v) for v in config.get("image_std", CLIP_STD)) if normalise else None,
+            mean=tuple(float(v) for v in config.get("image_mean", (0.5, 0.5, 0.5) if vit else CLIP_MEAN)) if normalise else None,
+            std=tuple(float(v) for v in config.get("image_std", (0.5, 0.5, 0.5) if vit else CLIP_STD)) if normalise else None,
         )
+
+    def to_config(self) -> dict[str, Any]:
+        """The settings as a ``preprocessor_config.json`` says them; :meth:`from_config` reads them back to an equal object."""
+        config: dict[str, Any] = {"do_resize": self.shortest_edge is not None or self.resize_to is not None,
+                                  "do_center_crop": self.crop is not None, "resample": int(self.resample),
+                                  "do_rescale": self.rescale is not None, "do_normalize": self.mean is not None and self.std is not None}
+        if self.shortest_edge is not None:
+            config["size"] = {"shortest_edge": self.shortest_edge}
+        elif self.resize_to is not None:
+            config["size"] = {"height": self.resize_to[0], "width": self.resize_to[1]}
+        if self.crop is not None:
+            config["crop_size"] = {"height": self.crop[0], "width": self.crop[1]}
+        if self.rescale is not None:
+            config["rescale_factor"] = self.rescale
+        if config["do_normalize"]:
+            config["image_mean"], config["image_std"] = list(self.mean), list(self.std)
+        return config
 
     @property
     def decode_size(self) -> int:

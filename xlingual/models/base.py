@@ -41,7 +41,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -49,7 +49,7 @@ from torch import nn
 
 from xlingual.data.labels import CANONICAL_LABELS, inventory_of
 from xlingual.data.sample import Sample
-from xlingual.errors import ConfigError, DataFormatError, ModelNotFoundError
+from xlingual.errors import ConfigError, DataFormatError, ImageError, ModelNotFoundError
 from xlingual.models.card import ModelCard, write_card
 from xlingual.models.config import NON_MODEL_KEYS, ModelConfig
 from xlingual.models.serialization import load_model_weights, read_model_config, save_model_folder
@@ -57,13 +57,59 @@ from xlingual.models.vocab import Vocabulary
 
 logger = logging.getLogger(__name__)
 
-VisualLookup = Callable[[Sample], tuple[np.ndarray | Mapping[str, np.ndarray], bool]]
+@runtime_checkable
+class DeferredArray(Protocol):
+    """A visual input read when its batch is collated, not when the dataset is encoded (a raw image to decode).
+
+    Its ``shape`` is known without reading, so ``encode`` checks it like an
+    array's; :func:`load_deferred` reads it (in the training DataLoader's
+    workers), raising :class:`~xlingual.errors.ImageError` for a file that
+    cannot be read. :class:`xlingual.features.pixels.DeferredPixels` is one.
+    """
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    def load(self) -> np.ndarray: ...
+
+
+VisualLookup = Callable[[Sample], tuple[np.ndarray | DeferredArray | Mapping[str, np.ndarray | DeferredArray], bool]]
 """Returns a sample's visual input and whether it had a usable image.
 
 The input is one array for a model that reads one (ACN, UMT: (regions, channels)
 float32), or one array per name for a model that reads several (2M-NER: ``vit``
-and ``resnet``); see :class:`VisualInput`.
+and ``resnet``; ``vit_pixels`` instead of ``vit`` when it fine-tunes its ViT,
+a :class:`DeferredArray`); see :class:`VisualInput`.
 """
+
+
+def load_deferred(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``items`` with every :class:`DeferredArray` read: the training DataLoader's collation, run in its workers.
+
+    New dicts are returned (the encoded dataset keeps its deferred entries,
+    so memory does not grow with the epochs). An input that cannot be read
+    makes its post image-less (``has_image`` off, so collation gives it
+    zeros in every visual input), as a broken image is in a feature cache.
+    """
+    out = []
+    for item in items:
+        if not any(isinstance(value, DeferredArray) for value in item.values()):
+            out.append(item)
+            continue
+        item = dict(item)
+        for key, value in item.items():
+            if isinstance(value, DeferredArray):
+                try:
+                    item[key] = value.load()
+                except ImageError as err:
+                    logger.warning("%s; the post is treated as having no image", err)
+                    item[key], item["has_image"] = None, False
+        out.append(item)
+    return out
+
+
+def _array_or_deferred(value: Any) -> np.ndarray | DeferredArray:
+    return value if isinstance(value, DeferredArray) else np.asarray(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,6 +231,24 @@ class MnerModel(nn.Module, ABC):
         if len(caches) != 1:
             raise ConfigError(f"{cls.model_type} reads one feature cache, got {len(caches)} ({', '.join(str(c.cache_dir) for c in caches)})")
         return visual_lookup(caches[0], mode=mode, seed=seed)
+
+    @property
+    def loader_workers(self) -> int:
+        """Worker processes of the training DataLoader: 0 (the loop's process) unless the model reads deferred inputs."""
+        return 0
+
+    @classmethod
+    def visual_combiner(cls, options: Mapping[str, Any], image_folders: Sequence[Path],
+                        model: "MnerModel | None" = None) -> Callable[[Sequence[Any], str, int], VisualLookup]:
+        """What turns the run's open feature caches (and ``mode``, ``seed``) into the model's lookup.
+
+        ``options`` is the model section (training) or ``model.config`` (a
+        trained ``model``, passed too); ``image_folders`` are where the
+        posts' images lie. The default reads caches only
+        (:meth:`visual_lookup_from`); a model that reads raw images (2M-NER
+        fine-tuning its ViT) builds its lookup from the folders as well.
+        """
+        return cls.visual_lookup_from
 
     # ------------------------------------------------------------------ what a model supplies
 
@@ -312,14 +376,14 @@ class MnerModel(nn.Module, ABC):
         features, has_image = visual(sample)
         if not self.named_visual_inputs:
             (single,) = inputs
-            arrays = {single.name: np.asarray(features)}
+            arrays = {single.name: _array_or_deferred(features)}
         elif not isinstance(features, Mapping):
             raise ConfigError(f"sample {sample.id}: image features are one array of shape {np.shape(features)}; {self.region_hint}")
         else:
             absent = [spec.name for spec in inputs if spec.name not in features]
             if absent:
                 raise ConfigError(f"sample {sample.id}: image features have no '{absent[0]}' array (got {', '.join(map(str, features)) or 'none'}); {self.region_hint}")
-            arrays = {spec.name: np.asarray(features[spec.name]) for spec in inputs}
+            arrays = {spec.name: _array_or_deferred(features[spec.name]) for spec in inputs}
         for spec in inputs:
             shape = tuple(arrays[spec.name].shape)
             if not spec.matches(shape):
@@ -328,11 +392,15 @@ class MnerModel(nn.Module, ABC):
         return (arrays, True) if has_image else (None, False)
 
     def collate(self, items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        """The padded batch: the model's text fields, then (multimodal) one tensor per visual input (B, *shape) and ``has_image`` (B,)."""
+        """The padded batch: the model's text fields, then (multimodal) one tensor per visual input (B, *shape) and ``has_image`` (B,).
+
+        Deferred inputs not yet read (evaluation batches) are read here (:func:`load_deferred`).
+        """
+        items = load_deferred(items)
         batch = self._collate_text(items)
         if self.config.use_image:
             for spec in self.visual_inputs():
-                batch[spec.name] = self._collate_input(spec, [item[spec.name] for item in items])
+                batch[spec.name] = self._collate_input(spec, [item[spec.name] if item["has_image"] else None for item in items])
             batch["has_image"] = torch.tensor([bool(item["has_image"]) for item in items], dtype=torch.bool)
         return batch
 
@@ -419,23 +487,39 @@ class MnerModel(nn.Module, ABC):
         return model.eval()
 
     def _load_weights(self, state: dict[str, torch.Tensor], directory: Path) -> None:
-        """Load ``state``; only the visual branch may be absent (text-only checkpoint) or extra (text-only model)."""
-        prefixes = tuple(f"{name}." for name in self.visual_modules)
+        """Load ``state``; only weights :meth:`_optional_weight` allows may be missing or extra (the visual branch).
+
+        A weight named in ``reshaped_by_switches`` whose shape differs from
+        the model's is left out, so that layer starts fresh. Any other
+        missing, extra or reshaped weight is refused.
+        """
+        own = self.state_dict()
+        state = {k: v for k, v in state.items() if not (k in self.reshaped_by_switches and k in own and own[k].shape != v.shape)}
         try:
             missing, unexpected = self.load_state_dict(state, strict=False)
         except RuntimeError as err:  # a tensor of another shape
             detail = str(err).strip().splitlines()[-1].strip()
             raise ModelNotFoundError(f"{directory}: weights do not match the config ({detail})") from None
-        multimodal = self.config.use_image
-        bad = [k for k in missing if not (multimodal and k.startswith(prefixes))]
-        bad += [k for k in unexpected if not (not multimodal and k.startswith(prefixes))]
+        bad = [k for k in missing if not self._optional_weight(k, missing=True)]
+        bad += [k for k in unexpected if not self._optional_weight(k, missing=False)]
         if bad:
             raise ModelNotFoundError(f"{directory}: weights do not match the config (e.g. {bad[0]}); was an option that shapes the weights changed?")
         if missing:
-            logger.warning("%s: text-only %s loaded as multimodal; the visual branch starts from its initialisation", directory, self.model_type.upper())
+            logger.warning("%s: %s not in the checkpoint; they start from their initialisation", directory, self._modules_of(missing))
         if unexpected:
-            logger.info("%s: visual branch weights ignored (use_image is off)", directory)
+            logger.info("%s: weights of switched-off parts ignored (%s)", directory, self._modules_of(unexpected))
 
+    reshaped_by_switches: ClassVar[tuple[str, ...]] = ()
+    """Weights whose shape an option that may change on load sets (2M-NER's fusion layer): one of another shape starts fresh."""
 
-__all__ = ["ModelConfig", "MnerModel", "NON_MODEL_KEYS", "VisualInput", "VisualLookup", "checked_labels", "gate_by_image",
+    def _optional_weight(self, key: str, missing: bool) -> bool:
+        """Whether a checkpoint may lack (``missing``) or carry extra this weight: the visual branch's, missing only
+        from a text-only checkpoint loaded as multimodal, extra only in one loaded as text-only."""
+        return key.startswith(tuple(f"{name}." for name in self.visual_modules)) and self.config.use_image == missing
+
+    def _modules_of(self, keys: Sequence[str]) -> str:
+        """The visual modules ``keys`` belong to, as the load messages name them."""
+        return ", ".join(sorted({name for key in keys for name in self.visual_modules if key.startswith(f"{name}.")}))
+
+__all__ = ["DeferredArray", "ModelConfig", "MnerModel", "NON_MODEL_KEYS", "VisualInput", "VisualLookup", "checked_labels", "gate_by_image", "load_deferred",
            "labels_at_positions", "sample_label_ids", "unlabelled"]

@@ -87,6 +87,10 @@ class ModelConfig:
         """Pre-trained weights the model loads when built, by option (``{"model.encoder": "bert-base-cased"}``): a run checks they are here before it starts."""
         return {}
 
+    def cached_backbones(self, backbones: tuple[str, ...]) -> tuple[str, ...]:
+        """The feature caches of the run's ``backbone`` list the model reads (all of them, unless it computes one itself)."""
+        return backbones
+
 
 def option_error_text(cls: type[ModelConfig], err: ValidationError) -> str:
     """The first problem of a failed :meth:`ModelConfig.checked_options` as ``model.<key>: ...``."""

@@ -22,13 +22,21 @@ side's two lookups (CLIP tokens; the ResNet-152 grid's pooled vector). A
 post without an image is masked out of both cross-attentions (zero context)
 and out of the contrastive loss.
 
+``vit: finetune`` (the reference's training) makes CLIP's ViT a submodule,
+``self.vit``: the lookup gives ``vit_pixels`` (the post's image, CLIP's
+preprocessing, decoded when its batch is collated:
+:mod:`xlingual.features.pixels`) instead of cached tokens, ``V`` above is
+``self.vit(pixels)`` at every step, and the ViT's weights are optimised,
+saved, resumed and used for prediction with the rest of the model (its
+config and preprocessing are saved in ``vit/``).
+
 Departures from the reference code are switches or documented fixes; see
 :class:`Mner2Config` and docs/models.md.
 """
 
 from __future__ import annotations
 
-import logging
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,12 +58,14 @@ from xlingual.models.bert_encoder import ENCODER_SUBDIR, encoder_from_folder, lo
 from xlingual.models.wordpieces import pieces_per_token
 from xlingual.models.vocab import Vocabulary
 
-logger = logging.getLogger(__name__)
 
 PairedVisual = Callable[[Sample], tuple[Mapping[str, np.ndarray], bool]]
 """What 2M-NER reads per post: ``({"vit": tokens, "resnet": pooled vector}, has_image)``."""
 
-SWITCHED_MODULES = ("vit_attention", "resnet_proj", "resnet_attention", "fuse", "text_head", "vit_head", "resnet_head", "encoder.pooler")
+VIT_SUBDIR = "vit"
+"""A fine-tuned ViT's config and image preprocessing in a saved model folder (its weights are the model's)."""
+
+SWITCHED_MODULES = ("vit", "vit_attention", "resnet_proj", "resnet_attention", "fuse", "text_head", "vit_head", "resnet_head", "encoder.pooler")
 """Modules an ablation switch adds or removes (all absent from the text-only model); a checkpoint may lack them or carry extra ones."""
 
 LABELS = Vocabulary(list(CANONICAL_LABELS))
@@ -80,23 +90,29 @@ class Mner2Outputs:
 # ---------------------------------------------------------------------- visual input
 
 
+def named_lookup(lookups: Mapping[str, Callable[[Sample], tuple[Any, bool]]]) -> PairedVisual:
+    """One 2M-NER lookup from one lookup per input name; a post has an image only when every lookup found one.
+
+    A post seen through one branch only would be aligned in one space and
+    masked in the other, which the reference never does.
+    """
+
+    def lookup(sample: Sample) -> tuple[Mapping[str, Any], bool]:
+        found = {name: each(sample) for name, each in lookups.items()}
+        return {name: value for name, (value, _) in found.items()}, all(has for _, has in found.values())
+
+    return lookup
+
+
 def paired_lookup(vit: Callable[[Sample], tuple[np.ndarray, bool]], resnet: Callable[[Sample], tuple[np.ndarray, bool]]) -> PairedVisual:
     """One 2M-NER lookup from two feature-cache lookups: ``paired_lookup(visual_lookup(clip_cache), pooled_lookup(resnet_cache))``.
 
     ``vit`` gives a post's (50, 768) CLIP ViT-B/32 tokens, ``resnet`` its
     (2048,) ResNet-152 vector (:mod:`xlingual.features.lookup`).
 
-    A post counts as having an image only when both caches have it: a post
-    seen through one branch only would be aligned in one space and masked in
-    the other, which the reference never does.
+    A post counts as having an image only when both caches have it (:func:`named_lookup`).
     """
-
-    def lookup(sample: Sample) -> tuple[Mapping[str, np.ndarray], bool]:
-        tokens, has_tokens = vit(sample)
-        vector, has_vector = resnet(sample)
-        return {"vit": tokens, "resnet": vector}, bool(has_tokens and has_vector)
-
-    return lookup
+    return named_lookup({"vit": vit, "resnet": resnet})
 
 
 # ---------------------------------------------------------------------- the model
@@ -130,7 +146,39 @@ class Mner2Model(MnerModel):
         return paired_lookup(visual_lookup(by_backbone["clip-vit-b32"], mode=mode, seed=seed),
                              pooled_lookup(by_backbone["resnet152"], mode=mode, seed=seed))
 
-    def __init__(self, config: Mner2Config, encoder: nn.Module, tokenizer: Any, label_names: Sequence[str] = CANONICAL_LABELS) -> None:
+    @classmethod
+    def visual_combiner(cls, options: Mapping[str, Any], image_folders: Sequence[Path], model: "MnerModel | None" = None):
+        """The cached pair (:meth:`visual_lookup_from`), or with ``vit: finetune`` each post's image from ``image_folders``
+        (:func:`~xlingual.features.pixels.pixel_lookup`) beside the resnet152 cache's vector."""
+        config = model.config if model is not None else Mner2Config.from_dict(options)
+        if not config.finetunes_vit:
+            return cls.visual_lookup_from
+        if model is not None:
+            steps = model.vit_preprocessing
+        else:
+            from xlingual.features.clip import load_clip_preprocessing
+
+            steps = load_clip_preprocessing(config.vit_weights)
+        folders = list(image_folders)
+
+        def combine(caches: Sequence[Any], mode: str = "all", seed: int = 0) -> PairedVisual:
+            from xlingual.features import pooled_lookup
+            from xlingual.features.pixels import pixel_lookup
+
+            wanted = {"resnet152"} if "resnet" in config.branches else set()
+            if {cache.backbone for cache in caches} != wanted or len(caches) != len(wanted):
+                found = ", ".join(f"{c.backbone} ({c.cache_dir})" for c in caches) or "none"
+                raise ConfigError(f"2mner with model.vit=finetune reads the images and {'a resnet152 feature cache' if wanted else 'no feature cache'}, got {found}")
+            lookups: dict[str, Callable[[Sample], tuple[Any, bool]]] = {"vit_pixels": pixel_lookup(folders, steps, mode, seed)}
+            if wanted:
+                lookups["resnet"] = pooled_lookup(caches[0], mode=mode, seed=seed)
+            return named_lookup(lookups)
+
+        return combine
+
+    def __init__(self, config: Mner2Config, encoder: nn.Module, tokenizer: Any, label_names: Sequence[str] = CANONICAL_LABELS,
+                 vit: nn.Module | None = None, vit_preprocessing: Any = None) -> None:
+        """``vit`` (a :class:`~xlingual.features.clip.ClipTokens`) and its ``vit_preprocessing`` are needed when the config fine-tunes the ViT."""
         super().__init__()
         self.config = config
         self.label_names = tuple(label_names)
@@ -149,6 +197,16 @@ class Mner2Model(MnerModel):
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(hidden, len(self.label_names))
         self.crf = MaskedCrf(len(self.label_names))
+        if config.finetunes_vit:
+            if vit is None or vit_preprocessing is None:
+                raise ConfigError("model.vit=finetune: the model needs its CLIP vision model and preprocessing")
+            vision = vit.vision.config
+            shape = ((vision.image_size // vision.patch_size) ** 2 + 1, vision.hidden_size)
+            if shape != (config.vit_tokens, config.visual_dim):
+                raise ConfigError(f"model.vit_tokens / model.visual_dim: the ViT of {config.vit_weights} gives {shape[0]} tokens of "
+                                  f"{shape[1]} channels, the config says {config.vit_tokens} x {config.visual_dim}")
+            self.vit = vit.requires_grad_(True)
+            self.vit_preprocessing = vit_preprocessing
         if "vit" in branches:
             if hidden % heads:
                 raise ConfigError(f"model.cross_heads={heads} does not divide the encoder's hidden size {hidden}")
@@ -174,46 +232,43 @@ class Mner2Model(MnerModel):
         """A new model on pre-trained encoder weights, with the labels of ``vocab_samples`` (the canonical nine without samples)."""
         mner2 = Mner2Config.from_dict(config)
         encoder, tokenizer = load_encoder(mner2.encoder, keep_pooler=mner2.uses_contrastive)
-        return cls(mner2, encoder, tokenizer, label_inventory(vocab_samples))
+        vit = steps = None
+        if mner2.finetunes_vit:
+            from xlingual.features.clip import load_clip, load_clip_preprocessing
+
+            vit, steps = load_clip(mner2.vit_weights), load_clip_preprocessing(mner2.vit_weights)
+        return cls(mner2, encoder, tokenizer, label_inventory(vocab_samples), vit, steps)
 
     @classmethod
     def label_maps_for(cls, label_names: Sequence[str]) -> dict[str, list[str]]:
         return {"labels": list(label_names)}
 
     def _save_files(self, directory: Path) -> None:
-        """The encoder's config and tokenizer (``encoder/``): no network needed to reload."""
+        """The encoder's config and tokenizer (``encoder/``), a fine-tuned ViT's config and preprocessing (``vit/``): no network needed to reload."""
         save_encoder_files(self.encoder, self.tokenizer, directory / ENCODER_SUBDIR)
+        if self.config.finetunes_vit:
+            from xlingual.features.clip import PREPROCESSOR_FILE
+            from xlingual.io import atomic_write_text
+
+            folder = directory / VIT_SUBDIR
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(folder / "config.json", self.vit.vision.config.to_json_string())
+            atomic_write_text(folder / PREPROCESSOR_FILE, json.dumps(self.vit_preprocessing.to_config(), indent=2) + "\n")
 
     @classmethod
     def _from_saved(cls, config: Mner2Config, extras: dict[str, Any], directory: Path, label_names: Sequence[str]) -> "Mner2Model":
         encoder, tokenizer = encoder_from_folder(directory / ENCODER_SUBDIR, keep_pooler=config.uses_contrastive)
-        return cls(config, encoder, tokenizer, label_names)
+        vit = steps = None
+        if config.finetunes_vit:
+            vit, steps = _saved_vit(directory / VIT_SUBDIR)
+        return cls(config, encoder, tokenizer, label_names, vit, steps)
 
-    def _load_weights(self, state: dict[str, torch.Tensor], directory: Path) -> None:
-        """Like the base's, but an ablation switch (not only ``use_image``) may add or drop the switched modules.
+    reshaped_by_switches = ("fuse.weight",)
+    """The fusion layer concatenates one or two branches: a checkpoint's of the other width starts fresh."""
 
-        Only the fusion layer changes shape with a switch (one or two branches
-        concatenated); a checkpoint's fusion layer of the other width starts
-        fresh. Any other missing, extra or reshaped weight is refused.
-        """
-        own = self.state_dict()
-        prefixes = tuple(f"{name}." for name in SWITCHED_MODULES)
-        state = {k: v for k, v in state.items() if not (k == "fuse.weight" and k in own and own[k].shape != v.shape)}
-        try:
-            missing, unexpected = self.load_state_dict(state, strict=False)
-        except RuntimeError as err:  # a tensor of another shape
-            detail = str(err).strip().splitlines()[-1].strip()
-            raise ModelNotFoundError(f"{directory}: weights do not match the config ({detail})") from None
-        bad = [k for k in [*missing, *unexpected] if not k.startswith(prefixes)]
-        if bad:
-            raise ModelNotFoundError(f"{directory}: weights do not match the config (e.g. {bad[0]}); was an option that shapes the weights changed?")
-        def modules(keys: list[str]) -> str:
-            return ", ".join(sorted({name for key in keys for name in SWITCHED_MODULES if key.startswith(f"{name}.")}))
-
-        if missing:
-            logger.warning("%s: %s not in the checkpoint; they start from their initialisation", directory, modules(missing))
-        if unexpected:
-            logger.info("%s: weights of switched-off parts ignored (%s)", directory, modules(unexpected))
+    def _optional_weight(self, key: str, missing: bool) -> bool:
+        """Any ablation switch (not only ``use_image``) may add or drop the switched modules, either way."""
+        return key.startswith(tuple(f"{name}." for name in SWITCHED_MODULES))
 
     # ------------------------------------------------------------------ data
 
@@ -245,14 +300,25 @@ class Mner2Model(MnerModel):
             })
         return items
 
+    @property
+    def loader_workers(self) -> int:
+        """``model.vit_workers`` decode the images of the next batches while the ViT trains on this one."""
+        return self.config.vit_workers if self.config.finetunes_vit else 0
+
     def visual_inputs(self) -> tuple[VisualInput, ...]:
-        """The active branches' inputs, ViT first: ``vit`` (tokens, channels) and ``resnet`` (channels,), from :func:`paired_lookup`."""
-        inputs = {
-            "vit": VisualInput("vit", (self.config.vit_tokens, self.config.visual_dim), option="model.vit_tokens / model.visual_dim",
-                               hint="CLIP ViT-B/32 tokens, from visual_lookup of a clip-vit-b32 cache"),
-            "resnet": VisualInput("resnet", (self.config.resnet_dim,), option="model.resnet_dim",
-                                  hint="the ResNet-152 vector, from pooled_lookup of a resnet152 cache"),
-        }
+        """The active branches' inputs, ViT first: ``vit`` (tokens, channels) and ``resnet`` (channels,), from :func:`paired_lookup`;
+        ``vit_pixels`` (3, H, W) instead of ``vit`` when the ViT is fine-tuned."""
+        if self.config.finetunes_vit:
+            from xlingual.features.pixels import pixel_shape
+
+            vit = VisualInput("vit_pixels", pixel_shape(self.vit_preprocessing), option="model.vit_weights",
+                              hint="the post's image with CLIP's preprocessing, from pixel_lookup (model.vit=finetune)", label="image pixel")
+        else:
+            vit = VisualInput("vit", (self.config.vit_tokens, self.config.visual_dim), option="model.vit_tokens / model.visual_dim",
+                              hint="CLIP ViT-B/32 tokens, from visual_lookup of a clip-vit-b32 cache")
+        resnet = VisualInput("resnet", (self.config.resnet_dim,), option="model.resnet_dim",
+                             hint="the ResNet-152 vector, from pooled_lookup of a resnet152 cache")
+        inputs = {"vit": vit, "resnet": resnet}
         return tuple(inputs[name] for name in self.config.branches)
 
     def _collate_text(self, items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -291,11 +357,15 @@ class Mner2Model(MnerModel):
         words = states.gather(1, positions[:, :, None].expand(-1, -1, states.shape[-1]))
         branches = self.config.branches
         vit_attention = None
+        if self.config.finetunes_vit:
+            tokens = self.vit(batch["vit_pixels"]).to(words.dtype)
+        elif "vit" in branches:
+            tokens = batch["vit"].to(words.dtype)
         if branches:
             present = batch["has_image"]
             parts = []
             if "vit" in branches:
-                fused_vit, vit_attention = self.vit_attention(words, batch["vit"].to(words.dtype), present)
+                fused_vit, vit_attention = self.vit_attention(words, tokens, present)
                 parts.append(fused_vit)
             if "resnet" in branches:
                 parts.append(self.resnet_attention(words, self.resnet_proj(batch["resnet"].to(words.dtype)), present))
@@ -304,7 +374,7 @@ class Mner2Model(MnerModel):
         if self.config.uses_contrastive:
             out.text_view = self.text_head(encoded.pooler_output)
             if "vit" in branches:
-                out.vit_view = self.vit_head(batch["vit"].to(words.dtype).flatten(1))
+                out.vit_view = self.vit_head(tokens.flatten(1))
             if "resnet" in branches:
                 out.resnet_view = self.resnet_head(batch["resnet"].to(words.dtype))
         return out
@@ -336,4 +406,23 @@ class Mner2Model(MnerModel):
                 for kept, total in zip(batch["word_counts"].tolist(), batch["num_tokens"].tolist())]
 
 
-__all__ = ["BRANCHES", "LABELS", "Mner2Config", "Mner2Model", "Mner2Outputs", "PairedVisual", "paired_lookup"]
+def _saved_vit(folder: Path) -> tuple[nn.Module, Any]:
+    """A fine-tuned ViT rebuilt from a saved model's ``vit/`` (weights not yet loaded) and its preprocessing."""
+    from xlingual.features.clip import PREPROCESSOR_FILE, ClipTokens, load_clip_config, vision_family, vision_model_from_config
+    from xlingual.features.preprocess import ClipPreprocessing
+
+    for name in ("config.json", PREPROCESSOR_FILE):
+        if not (folder / name).is_file():
+            raise ModelNotFoundError(f"{folder / name}: missing; the model fine-tuned its ViT and needs its config and preprocessing")
+    try:
+        settings = json.loads((folder / PREPROCESSOR_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ModelNotFoundError(f"{folder / PREPROCESSOR_FILE}: unreadable ({err})") from None
+    if not isinstance(settings, dict):
+        raise ModelNotFoundError(f"{folder / PREPROCESSOR_FILE}: expected a JSON object")
+    config = load_clip_config(str(folder))
+    steps = ClipPreprocessing.from_config(settings, str(folder / PREPROCESSOR_FILE), vision_family(config))
+    return ClipTokens(vision_model_from_config(config)), steps
+
+
+__all__ = ["BRANCHES", "LABELS", "Mner2Config", "Mner2Model", "Mner2Outputs", "PairedVisual", "named_lookup", "paired_lookup"]

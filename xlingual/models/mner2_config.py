@@ -16,6 +16,12 @@ from xlingual.models.config import ModelConfig
 BRANCHES = ("vit", "resnet")
 """2M-NER's visual branches, in the reference's concatenation order."""
 
+VIT_MODES = ("frozen", "finetune")
+"""``model.vit``: the ViT's tokens read from a feature cache, or the ViT run on the images and trained with the model."""
+
+CLIP_BACKBONE = "clip-vit-b32"
+DEFAULT_VIT_WEIGHTS = "openai/clip-vit-base-patch32"
+
 
 @dataclass
 class Mner2Config(ModelConfig):
@@ -47,12 +53,27 @@ class Mner2Config(ModelConfig):
     faithful_word_offset: bool = False
     """Reproduce the reference's word gather, one piece too early: [CLS] for the first word, the
     previous word's last piece for the others."""
+    vit: str = "frozen"
+    """``frozen`` (default, a departure for speed): the ViT tokens come from the clip-vit-b32 feature cache.
+    ``finetune`` (the reference): CLIP's ViT is part of the model, runs on each post's raw image every step
+    and is optimised with everything else; the run reads the images, not the clip-vit-b32 cache."""
+    vit_weights: str = DEFAULT_VIT_WEIGHTS
+    """The ViT ``finetune`` starts from: a hub id, a ``save_pretrained`` folder of a CLIP model, or ``random``."""
+    vit_workers: int = 2
+    """DataLoader worker processes decoding the training images ahead of the step (``finetune``; 0: in the loop)."""
 
-    fixed_on_load: ClassVar[frozenset[str]] = frozenset({"encoder", "visual_dim", "vit_tokens", "resnet_dim"})
-    """The encoder is rebuilt from the saved folder; the visual shapes fix weight shapes."""
+    fixed_on_load: ClassVar[frozenset[str]] = frozenset({"encoder", "visual_dim", "vit_tokens", "resnet_dim", "vit", "vit_weights"})
+    """The encoder (and a fine-tuned ViT) are rebuilt from the saved folder; the visual shapes fix weight shapes."""
 
     def pretrained_weights(self) -> dict[str, str]:
-        return {"model.encoder": self.encoder}
+        weights = {"model.encoder": self.encoder}
+        if self.finetunes_vit and self.vit_weights != "random":
+            weights["model.vit_weights"] = self.vit_weights
+        return weights
+
+    def cached_backbones(self, backbones: tuple[str, ...]) -> tuple[str, ...]:
+        """Without the clip-vit-b32 cache when the ViT is fine-tuned (it runs on the images)."""
+        return tuple(name for name in backbones if not (self.finetunes_vit and name == CLIP_BACKBONE))
 
     def validate(self) -> None:
         if self.max_length < 3:
@@ -68,6 +89,12 @@ class Mner2Config(ModelConfig):
             raise ConfigError("model.use_vit and model.use_resnet are both off: set model.use_image=false for the text-only model")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"model.dropout must be in [0, 1), not {self.dropout}")
+        if self.vit not in VIT_MODES:
+            raise ConfigError(f"model.vit: choose {' or '.join(VIT_MODES)}, not '{self.vit}'")
+        if self.vit == "finetune" and self.use_image and not self.use_vit:
+            raise ConfigError("model.vit=finetune trains the ViT branch, which model.use_vit=false removes")
+        if self.vit_workers < 0:
+            raise ConfigError(f"model.vit_workers must be 0 or more, not {self.vit_workers}")
 
     @property
     def branches(self) -> tuple[str, ...]:
@@ -77,8 +104,13 @@ class Mner2Config(ModelConfig):
         return tuple(name for name, on in zip(BRANCHES, (self.use_vit, self.use_resnet)) if on)
 
     @property
+    def finetunes_vit(self) -> bool:
+        """The ViT is a trained part of the model (``vit: finetune`` with the ViT branch on)."""
+        return self.vit == "finetune" and "vit" in self.branches
+
+    @property
     def uses_contrastive(self) -> bool:
         return self.contrastive and bool(self.branches)
 
 
-__all__ = ["BRANCHES", "Mner2Config"]
+__all__ = ["BRANCHES", "CLIP_BACKBONE", "DEFAULT_VIT_WEIGHTS", "VIT_MODES", "Mner2Config"]

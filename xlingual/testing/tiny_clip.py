@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPVisionConfig, CLIPVisionModel
+from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPVisionConfig, CLIPVisionModel, ViTConfig, ViTImageProcessor, ViTModel
 
 
 def tiny_clip_tokens(image_size: int = 64, patch_size: int = 32) -> int:
@@ -61,4 +61,21 @@ def build_tiny_clip(
     return folder
 
 
-__all__ = ["build_tiny_clip", "tiny_clip_tokens"]
+def build_tiny_vit(folder: str | Path, *, hidden_size: int = 32, image_size: int = 64, patch_size: int = 32, seed: int = 0) -> Path:
+    """Write a random-weight plain ``ViTModel`` (the layout of google/vit-base-patch16-224, tiny) and its
+    ``ViTImageProcessor`` settings (a square resize, no crop, mean/std 0.5) into ``folder``; return the folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        model = ViTModel(ViTConfig(hidden_size=hidden_size, num_hidden_layers=2, num_attention_heads=2, intermediate_size=2 * hidden_size,
+                                   image_size=image_size, patch_size=patch_size))
+    finally:
+        torch.random.set_rng_state(generator_state)
+    model.save_pretrained(folder)
+    ViTImageProcessor(size={"height": image_size, "width": image_size}).save_pretrained(folder)
+    return folder
+
+
+__all__ = ["build_tiny_clip", "build_tiny_vit", "tiny_clip_tokens"]

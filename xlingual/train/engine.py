@@ -49,7 +49,7 @@ from torch.utils.data import DataLoader
 
 from xlingual.data.sample import Sample
 from xlingual.evaluation.metrics import score
-from xlingual.models.base import MnerModel, VisualLookup
+from xlingual.models.base import MnerModel, VisualLookup, load_deferred
 from xlingual.errors import ConfigError, TrainingDivergedError
 from xlingual.train.config import StageConfig, TrainConfig, config_digest
 from xlingual.train.batching import EpochShuffleSampler, loader_arguments
@@ -91,8 +91,12 @@ def loss_reduction(model: torch.nn.Module) -> str:
 
 
 def keep_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The DataLoader's collate: the global batch's items, split per process and collated in the loop."""
-    return items
+    """The DataLoader's collate: the global batch's items, split per process and collated in the loop.
+
+    Deferred visual inputs (raw images of a fine-tuned ViT) are read here, so
+    a loader with workers decodes the next batches while this one trains.
+    """
+    return load_deferred(items)
 
 
 class DeviceLossSum:
@@ -369,7 +373,8 @@ class StageTrainer:
         # A private generator: creating an iterator must not draw from the global RNG, or a resumed
         # epoch (iterator created after the RNG restore) would see different dropout masks.
         order = loader_arguments([sample.lang for sample in train], stage.batch_size, self.config.seed, stage.batching)
-        loader = DataLoader(items, collate_fn=keep_items, generator=torch.Generator().manual_seed(self.config.seed), **order)
+        loader = DataLoader(items, collate_fn=keep_items, generator=torch.Generator().manual_seed(self.config.seed),
+                            num_workers=model.loader_workers, **order)
         # Every process iterates the same global batches (not accelerate's per-process shards, which pad a short
         # last batch with samples from the epoch's start); the loop takes this process's share.
         loader = prepare_data_loader(loader, None, num_processes=1, process_index=0, put_on_device=False,

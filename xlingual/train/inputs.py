@@ -180,8 +180,20 @@ def build_visual(config: TrainConfig, samples: list[Sample]) -> VisualLookup | N
 
     datasets = [*config.source_datasets, config.target_dataset]
     folders = [ensure_features(config.data.layout, backbone, datasets, config.data.build_missing, config.images)
-               for backbone in config.feature_backbones]
-    return visual_inputs(samples, folders, mode=config.images, seed=config.seed, combine=model_class(config.model_type).visual_lookup_from).lookup
+               for backbone in cached_backbones(config)]
+    layout = config.data.layout
+    image_folders = [layout.images_dir(name) for name in dict.fromkeys(datasets) if layout.images_dir(name).is_dir()]
+    combine = model_class(config.model_type).visual_combiner(config.model_options, image_folders)
+    return visual_inputs(samples, folders, mode=config.images, seed=config.seed, combine=combine).lookup
+
+
+def cached_backbones(config: TrainConfig) -> tuple[str, ...]:
+    """The feature caches the run reads: its ``backbone`` list less any the model computes itself (a fine-tuned ViT)."""
+    from xlingual.models import MODEL_CONFIGS, model_config_class
+
+    if config.model_type not in MODEL_CONFIGS:
+        return config.feature_backbones
+    return model_config_class(config.model_type).from_dict(config.model_options).cached_backbones(config.feature_backbones)
 
 
 def missing_inputs(config: TrainConfig) -> list[Missing]:
@@ -203,7 +215,7 @@ def missing_inputs(config: TrainConfig) -> list[Missing]:
                 found += _part_files(config, part, split)
     found.append(locate_split(layout, config.target_dataset, "test"))
     if config.model_options["use_image"]:
-        found += [locate_features(layout, backbone, config.images, config.data.build_missing) for backbone in config.feature_backbones]
+        found += [locate_features(layout, backbone, config.images, config.data.build_missing) for backbone in cached_backbones(config)]
     if config.model_type == "acn" and "word_vectors" in config.model:
         value = config.model.get("word_vectors")
         src = word_vector_source_lang(config) if value == "auto" else config.target_lang
