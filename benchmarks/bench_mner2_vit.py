@@ -47,7 +47,7 @@ def measure(variant: str, args: argparse.Namespace) -> dict:
     """Time ``args.steps`` training steps (after one warm-up) of one variant; runs in a fresh process."""
     from transformers import BertConfig, BertModel
 
-    from bench_models import MBERT_VOCAB, mbert_shaped_tokenizer, synthetic_posts
+    from _mbert_training import MBERT_VOCAB, mbert_shaped_tokenizer, synthetic_posts
     from xlingual.features.clip import load_clip
     from xlingual.features.pixels import pixel_lookup
     from xlingual.features.preprocess import ClipPreprocessing
@@ -60,7 +60,7 @@ def measure(variant: str, args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     steps = args.steps + 1
     with tempfile.TemporaryDirectory() as tmp:
-        tokenizer = mbert_shaped_tokenizer(Path(tmp))
+        tokenizer = mbert_shaped_tokenizer()
         posts = synthetic_posts(args.batch * steps, args.length - 2, seed=0)
         for post in posts:
             post.images = [f"{post.id}.jpg"]
