@@ -281,3 +281,47 @@ def test_a_finetune_run_needs_the_vit_weights_and_no_clip_cache(tmp_path):
     assert any("clip-vit-b32 features" in what for what in frozen) and not any("model.vit_weights" in what for what in frozen)
     assert not any("clip-vit-b32 features" in what for what in finetune)
     assert any("resnet152 features" in what for what in finetune) and any("model.vit_weights" in what for what in finetune)
+
+
+KILLED_AT_STEP = '''
+import json, os, signal, sys
+from xlingual.train.config import load_config
+from xlingual.train.run import train_run
+
+overrides, run_dir, step = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+
+def die(loop):
+    if loop.global_step == step:
+        os.kill(os.getpid(), signal.SIGKILL)  # no clean-up of any kind: the loader workers die with their parent
+
+train_run(load_config("tgt_only", "2mner", None, overrides, source=[], target="mmnerd"), run_dir, hooks=[die])
+'''
+
+
+def test_a_finetune_run_killed_with_sigkill_resumes_to_the_uninterrupted_result(setup, tmp_path):
+    """kill -9 at step 7 (loader workers running): the resume starts from step 6's checkpoint and ends where an uninterrupted run ends."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    data_dir, encoder, clip = setup
+    overrides = _overrides(data_dir, encoder, clip, "save_every_steps=2", "model.vit_workers=1")
+    config = load_config("tgt_only", "2mner", None, overrides, source=[], target="mmnerd")
+    whole = train_run(config, tmp_path / "whole")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+    killed = subprocess.run([sys.executable, "-c", KILLED_AT_STEP, json.dumps(overrides), str(tmp_path / "cut"), "7"],
+                            capture_output=True, text=True, env=env)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    cut = RunFolder(tmp_path / "cut")
+    assert not cut.metrics.exists()
+    saved = json.loads(cut.stage("target").loop_state.read_text(encoding="utf-8"))
+    assert saved["global_step"] == 6  # the resume starts there, not from scratch
+    resumed = train_run(config, tmp_path / "cut", resume=True)
+
+    def timeless(metrics):
+        return [{k: v for k, v in h.items() if k != "seconds"} for h in metrics["stages"]["target"]["history"]]
+
+    assert timeless(resumed.metrics) == timeless(whole.metrics) and resumed.metrics["test"] == whole.metrics["test"]
+    a, b = _vit_weights(tmp_path / "whole" / "model"), _vit_weights(tmp_path / "cut" / "model")
+    assert a and a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
