@@ -205,6 +205,16 @@ def _stop_at(step: int):
     return hook
 
 
+def _assert_same_run(resumed, whole) -> None:
+    """The resumed run ends as the uninterrupted one: the same history (timings aside), test scores and ViT weights."""
+    def timeless(metrics):
+        return [{k: v for k, v in h.items() if k != "seconds"} for h in metrics["stages"]["target"]["history"]]
+
+    assert timeless(resumed.metrics) == timeless(whole.metrics) and resumed.metrics["test"] == whole.metrics["test"]
+    a, b = _vit_weights(whole.run_dir / "model"), _vit_weights(resumed.run_dir / "model")
+    assert a and a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_an_interrupted_finetune_run_resumes_to_the_same_result(setup, tmp_path):
     """16 posts, batch 4: 4 steps per epoch; cut inside the second epoch, after the epoch-1 checkpoint and one at step 6."""
     config = _config(setup, "save_every_steps=2", "model.vit_workers=1")
@@ -212,13 +222,7 @@ def test_an_interrupted_finetune_run_resumes_to_the_same_result(setup, tmp_path)
     with pytest.raises(Interrupt):
         train_run(config, tmp_path / "cut", hooks=[_stop_at(7)])
     resumed = train_run(config, tmp_path / "cut", resume=True)
-
-    def timeless(metrics):
-        return [{k: v for k, v in h.items() if k != "seconds"} for h in metrics["stages"]["target"]["history"]]
-
-    assert timeless(resumed.metrics) == timeless(whole.metrics) and resumed.metrics["test"] == whole.metrics["test"]
-    a, b = _vit_weights(tmp_path / "whole" / "model"), _vit_weights(tmp_path / "cut" / "model")
-    assert a and a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    _assert_same_run(resumed, whole)
 
 
 # -- the reference's other ViT: google/vit-base-patch16-224's kind -------------------------------
@@ -318,10 +322,4 @@ def test_a_finetune_run_killed_with_sigkill_resumes_to_the_uninterrupted_result(
     saved = json.loads(cut.stage("target").loop_state.read_text(encoding="utf-8"))
     assert saved["global_step"] == 6  # the resume starts there, not from scratch
     resumed = train_run(config, tmp_path / "cut", resume=True)
-
-    def timeless(metrics):
-        return [{k: v for k, v in h.items() if k != "seconds"} for h in metrics["stages"]["target"]["history"]]
-
-    assert timeless(resumed.metrics) == timeless(whole.metrics) and resumed.metrics["test"] == whole.metrics["test"]
-    a, b = _vit_weights(tmp_path / "whole" / "model"), _vit_weights(tmp_path / "cut" / "model")
-    assert a and a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    _assert_same_run(resumed, whole)

@@ -146,21 +146,27 @@ def test_contrastive_training_aligns_matched_pairs_well_above_chance(encoder_dir
         model = build(encoder_dir, seed, alpha=0.0)
         batch = batch_of(model, samples, random_features(seed))
         before = _retrieval(model, batch)
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        model.train()
-        history = []
-        for _ in range(150):
-            out = model(batch)
-            optimizer.zero_grad()
-            out["loss"].backward()
-            optimizer.step()
-            history.append((out["cl_vit"].item(), out["cl_resnet"].item()))
+        history = _train_steps(model, batch, 150, lambda out: (out["cl_vit"].item(), out["cl_resnet"].item()))
         after = _retrieval(model, batch)
         for term in (0, 1):
             assert np.mean([h[term] for h in history[-5:]]) < min(np.mean([h[term] for h in history[:5]]), collapse) - 0.5
         assert min(after) >= 4 * chance, (seed, before, after)
         accuracies.extend(after)
     assert np.mean(accuracies) >= 8 * chance
+
+
+def _train_steps(model: Mner2Model, batch, steps: int, record):
+    """``steps`` Adam steps (lr 1e-3) on one batch; ``record(outputs)`` of each step, in order."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    history = []
+    for _ in range(steps):
+        out = model(batch)
+        optimizer.zero_grad()
+        out["loss"].backward()
+        optimizer.step()
+        history.append(record(out))
+    return history
 
 
 def _retrieval(model: Mner2Model, batch) -> tuple[float, float]:
@@ -173,15 +179,7 @@ def _retrieval(model: Mner2Model, batch) -> tuple[float, float]:
 def test_default_loss_trains_the_tagger(encoder_dir, posts):
     model = build(encoder_dir)
     batch = batch_of(model, posts)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    model.train()
-    losses = []
-    for _ in range(60):
-        out = model(batch)
-        optimizer.zero_grad()
-        out["loss"].backward()
-        optimizer.step()
-        losses.append(out["crf_loss"].item())
+    losses = _train_steps(model, batch, 60, lambda out: out["crf_loss"].item())
     assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
     predicted = model.predict(posts, random_features())
     gold = [s.labels for s in posts]
