@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ from xlingual.embeddings.evaluate import word_translation_scores
 from xlingual.embeddings.paths import find_aligned_pair
 from xlingual.workspace import AlignedPaths
 from xlingual.embeddings.similarity import topk_scores
-from xlingual.errors import DataFormatError
+from xlingual.errors import ConfigError, DataFormatError
 
 runner = CliRunner()
 
@@ -398,3 +399,42 @@ def test_restarts_keep_the_adversarial_run_with_the_best_criterion(monkeypatch) 
     assert seeds == [0, 0, 1, 2]
     assert torch.allclose(three.mapping, rotation) and not torch.allclose(one.mapping, rotation)
     assert three.criterion > one.criterion
+
+
+@pytest.mark.parametrize("lang, unit, expected", [
+    ("en", "auto", "word"), ("de", "auto", "word"), ("fr", "auto", "word"), ("zh", "auto", "char"), ("ja", "auto", "char"),
+    ("th", "auto", "char"), ("zh", "word", "word"), ("de", "word", "word"), ("ja", "char", "char"),
+])
+def test_any_iso_language_trains_on_its_natural_unit(lang, unit, expected) -> None:
+    from xlingual.embeddings.train import resolve_unit
+
+    assert resolve_unit(lang, unit) == expected
+
+
+def test_words_split_on_whitespace_and_characters_one_by_one() -> None:
+    from xlingual.embeddings.train import tokenize_text
+
+    assert tokenize_text("Die Brücke  bei Köln", "de", "word") == ["Die", "Brücke", "bei", "Köln"]
+    assert tokenize_text("東京 タワー", "ja", "char") == list("東京タワー")
+
+
+@pytest.mark.parametrize("lang, unit, message", [
+    ("eng", "auto", "--lang eng: 'eng' is not an ISO 639-1"), ("de", "char", "--unit char is for languages written without spaces"),
+    ("ja", "word", "--unit word for ja"), ("de", "bpe", "--unit must be one of"),
+])
+def test_a_language_or_unit_that_cannot_be_trained_is_one_line(lang, unit, message) -> None:
+    from xlingual.embeddings.train import resolve_unit
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        resolve_unit(lang, unit)
+
+
+def test_german_vectors_train_from_a_raw_corpus(tmp_path) -> None:
+    """ACN's word vectors for a German target: fastText on German words, one line per post."""
+    corpus = tmp_path / "de.txt"
+    words = ["Berlin", "München", "Köln", "Merkel", "Bayern", "Dortmund", "heute", "morgen", "spielt", "gegen", "in", "und"]
+    rng = np.random.default_rng(0)
+    corpus.write_text("\n".join(" ".join(rng.choice(words, size=8)) for _ in range(300)) + "\n", encoding="utf-8")
+    out = train_vectors([corpus], tmp_path / "fasttext.de.vec", "de", options=TrainOptions(dim=16, epoch=3, min_count=1))
+    vectors = load_vectors(out)
+    assert {w.lower() for w in words} <= set(vectors.words) and np.isfinite(vectors.matrix).all()

@@ -22,7 +22,7 @@ embeddings_app = typer.Typer(no_args_is_help=True, help="Train, align and evalua
 @embeddings_app.command("train", cls=OUT_IS_OUTPUT)
 def train(
     corpus: list[Path] = typer.Option(..., "--corpus", help="Raw text (one post per line) or dataset files (Twitter/CMNER/JSONL); repeat for several."),
-    lang: str = typer.Option(..., "--lang", help="zh or en."),
+    lang: str = typer.Option(..., "--lang", help="Language of the corpus (ISO 639-1); with --unit auto, zh is split into characters, any other language into words."),
     out: Optional[Path] = typer.Option(None, "--output", "-o", help="Output .vec (default: <data-dir>/embeddings/fasttext.<lang>.vec)."),
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     unit: str = typer.Option("auto", "--unit", help="auto (zh: characters, en: words), char, or word (jieba for zh)."),

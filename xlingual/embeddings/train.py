@@ -2,7 +2,9 @@
 
 Chinese is trained at the unit ACN reads: one character per token for
 CMNER-style data (``unit="char"``, the default for ``zh``), or jieba words
-(``unit="word"``). English is split on whitespace. Tokens are lower-cased by
+(``unit="word"``). Any other language written without spaces (ja, th, ...)
+is trained on characters; languages written with spaces (en, de, fr, ...) are
+split on whitespace. Tokens are lower-cased by
 default because ACN lower-cases every token before looking it up.
 
 The fastText ``bucket`` (hashed character n-grams) defaults to 100,000 rather
@@ -27,6 +29,8 @@ from pathlib import Path
 from xlingual.data.formats import format_of_first_line, read_samples
 from xlingual.embeddings.fasttext_worker import FastTextJob, train_in_child
 from xlingual.embeddings.vectors import load_vectors, save_vectors
+from xlingual.data.languages import check_language
+from xlingual.translate.languages import written_without_spaces
 from xlingual.errors import ConfigError, DataFormatError
 from xlingual.io import atomic_write_json, file_digest
 from xlingual.lock import locks_output
@@ -34,7 +38,6 @@ from xlingual.progress import progress_enabled
 
 logger = logging.getLogger(__name__)
 
-LANGS = ("en", "zh")
 UNITS = ("auto", "char", "word")
 CORPUS_FORMATS = ("auto", "raw", "twitter", "cmner", "jsonl")
 
@@ -71,14 +74,20 @@ def effective_sampling(threshold: float, n_tokens: int) -> float:
 
 
 def resolve_unit(lang: str, unit: str) -> str:
-    if lang not in LANGS:
-        raise ConfigError(f"--lang must be one of {', '.join(LANGS)}, got '{lang}'")
+    """The training unit of ``lang``: characters for a language written without spaces, words otherwise (jieba words for zh on request)."""
+    try:
+        check_language(lang)
+    except ValueError as err:
+        raise ConfigError(f"--lang {lang}: {err}") from None
     if unit not in UNITS:
         raise ConfigError(f"--unit must be one of {', '.join(UNITS)}, got '{unit}'")
+    unspaced = written_without_spaces(lang)
     if unit == "auto":
-        return "char" if lang == "zh" else "word"
-    if unit == "char" and lang == "en":
-        raise ConfigError("--unit char is for Chinese; English is trained on words")
+        return "char" if unspaced else "word"
+    if unit == "char" and not unspaced:
+        raise ConfigError(f"--unit char is for languages written without spaces (zh, ja, th, ...); {lang} is trained on words")
+    if unit == "word" and unspaced and lang != "zh":
+        raise ConfigError(f"--unit word for {lang}: only Chinese has a word segmenter here (jieba); use --unit char")
     return unit
 
 
@@ -102,9 +111,9 @@ def _jieba_cut(text: str) -> list[str]:
 
 def tokenize_text(text: str, lang: str, unit: str) -> list[str]:
     """Split one post into training units (``unit`` already resolved)."""
+    if unit == "char":
+        return [ch for ch in text if not ch.isspace()]
     if lang == "zh":
-        if unit == "char":
-            return [ch for ch in text if not ch.isspace()]
         return _jieba_cut(text)
     return text.split()
 
@@ -122,7 +131,7 @@ def _posts(path: Path, corpus_format: str) -> Iterator[tuple[str, list[str] | No
             raise DataFormatError(path, None, f"not valid UTF-8 text ({err.reason})") from None
         return
     for sample in read_samples(path, fmt):
-        yield "".join(sample.tokens) if sample.lang == "zh" else " ".join(sample.tokens), list(sample.tokens)
+        yield "".join(sample.tokens) if written_without_spaces(sample.lang) else " ".join(sample.tokens), list(sample.tokens)
 
 
 def corpus_lines(paths: Sequence[Path], lang: str, unit: str, lowercase: bool = True, corpus_format: str = "auto") -> Iterator[str]:
