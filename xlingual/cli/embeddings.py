@@ -14,6 +14,7 @@ from rich.table import Table
 from xlingual.cli._aliases import OUT_IS_OUTPUT
 from xlingual.cli._options import DataDirOption, JsonOption
 from xlingual.workspace import DEFAULT_DATA_DIR, AlignedPaths, DataDir
+from xlingual.embeddings.options import DEFAULT_NORMALIZE, DEFAULT_RESTARTS, AdversarialOptions, AlignOptions, TrainOptions
 from xlingual.errors import ConfigError
 
 embeddings_app = typer.Typer(no_args_is_help=True, help="Train, align and evaluate cross-lingual word embeddings.")
@@ -26,12 +27,12 @@ def train(
     out: Optional[Path] = typer.Option(None, "--output", "-o", help="Output .vec (default: <data-dir>/embeddings/fasttext.<lang>.vec)."),
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     unit: str = typer.Option("auto", "--unit", help="auto (zh: characters, en: words), char, or word (jieba for zh)."),
-    dim: int = typer.Option(300, "--dim", help="Vector dimension."),
-    epoch: int = typer.Option(5, "--epoch", help="Training epochs."),
-    min_count: int = typer.Option(2, "--min-count", help="Ignore units seen fewer times."),
-    lr: float = typer.Option(0.05, "--lr", help="Learning rate."),
-    bucket: int = typer.Option(100_000, "--bucket", help="Hashed character n-gram rows (word units only)."),
-    threads: int = typer.Option(2, "--threads", help="Training threads."),
+    dim: int = typer.Option(TrainOptions.dim, "--dim", help="Vector dimension."),
+    epoch: int = typer.Option(TrainOptions.epoch, "--epoch", help="Training epochs."),
+    min_count: int = typer.Option(TrainOptions.min_count, "--min-count", help="Ignore units seen fewer times."),
+    lr: float = typer.Option(TrainOptions.lr, "--lr", help="Learning rate."),
+    bucket: int = typer.Option(TrainOptions.bucket, "--bucket", help="Hashed character n-gram rows (word units only)."),
+    threads: int = typer.Option(TrainOptions.threads, "--threads", help="Training threads."),
     keep_case: bool = typer.Option(False, "--keep-case", help="Do not lower-case tokens (ACN lower-cases, so the default does too)."),
     save_bin: bool = typer.Option(False, "--save-bin", help="Also keep fastText's .bin model beside the .vec."),
     force: bool = typer.Option(False, "--force", help="Retrain even when the output was made from the same corpus and options."),
@@ -46,7 +47,7 @@ def train(
 
         xl embeddings train --corpus weibo.txt --lang zh --unit word --dim 300
     """
-    from xlingual.embeddings.train import TrainOptions, train_vectors  # fastText and numpy: only when training
+    from xlingual.embeddings.train import train_vectors  # fastText and numpy: only when training
 
     target = out or DataDir(data_dir).monolingual_vectors(lang)
     options = TrainOptions(dim=dim, epoch=epoch, min_count=min_count, lr=lr, bucket=bucket, threads=threads)
@@ -63,15 +64,15 @@ def align_command(
     src_lang: Optional[str] = typer.Option(None, "--src-lang", help="Source language, for the default --output."),
     tgt_lang: Optional[str] = typer.Option(None, "--tgt-lang", help="Target language, for the default --output."),
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
-    normalize: str = typer.Option(None, "--normalize", help="Comma-separated center/renorm steps ('' for none). [default: renorm,center,renorm]"),
-    refinement: int = typer.Option(5, "--refinement", help="Procrustes refinement rounds."),
+    normalize: str = typer.Option(DEFAULT_NORMALIZE, "--normalize", help="Comma-separated center/renorm steps ('' for none)."),
+    refinement: int = typer.Option(AlignOptions.refinement, "--refinement", help="Procrustes refinement rounds."),
     max_vocab: int = typer.Option(200_000, "--max-vocab", help="Read only the most frequent words."),
-    dico_max_rank: int = typer.Option(15000, "--dico-max-rank", help="Induced dictionaries use only this many frequent words."),
-    adv_epochs: int = typer.Option(5, "--adv-epochs", help="Adversarial epochs (unsupervised)."),
-    adv_epoch_size: int = typer.Option(1_000_000, "--adv-epoch-size", help="Samples per adversarial epoch."),
-    adv_most_frequent: int = typer.Option(75000, "--adv-most-frequent", help="Discriminator sees only these frequent words."),
-    seed: int = typer.Option(0, "--seed", help="Random seed of the adversarial training."),
-    restarts: int = typer.Option(5, "--restarts", help="Unsupervised: adversarial runs with seeds seed, seed+1, …; MUSE's criterion keeps the best (MUSE: 1)."),
+    dico_max_rank: int = typer.Option(AlignOptions.dico_max_rank, "--dico-max-rank", help="Induced dictionaries use only this many frequent words."),
+    adv_epochs: int = typer.Option(AdversarialOptions.epochs, "--adv-epochs", help="Adversarial epochs (unsupervised)."),
+    adv_epoch_size: int = typer.Option(AdversarialOptions.epoch_size, "--adv-epoch-size", help="Samples per adversarial epoch."),
+    adv_most_frequent: int = typer.Option(AdversarialOptions.most_frequent, "--adv-most-frequent", help="Discriminator sees only these frequent words."),
+    seed: int = typer.Option(AdversarialOptions.seed, "--seed", help="Random seed of the adversarial training."),
+    restarts: int = typer.Option(DEFAULT_RESTARTS, "--restarts", help="Unsupervised: adversarial runs with seeds seed, seed+1, …; MUSE's criterion keeps the best (MUSE: 1)."),
     as_json: JsonOption = False,
 ) -> None:
     """Map source vectors into the target space (MUSE: Procrustes + refinement, or adversarial + refinement).
@@ -88,12 +89,7 @@ def align_command(
         if not (src_lang and tgt_lang):
             raise ConfigError("--output: give an output folder, or --src-lang and --tgt-lang for <data-dir>/embeddings/aligned.<src>-<tgt>")
         out = DataDir(data_dir).aligned(src_lang, tgt_lang).root
-    from xlingual.embeddings.adversarial import AdversarialOptions  # torch: imported only when aligning
-    from xlingual.embeddings.align import AlignOptions, align
-    from xlingual.embeddings.normalize import DEFAULT_NORMALIZE
-
-    if normalize is None:
-        normalize = DEFAULT_NORMALIZE
+    from xlingual.embeddings.align import align  # torch: imported only when aligning
 
     adversarial = replace(AdversarialOptions(), epochs=adv_epochs, epoch_size=adv_epoch_size, most_frequent=adv_most_frequent, seed=seed)
     options = AlignOptions(normalize=normalize, refinement=refinement, dico_max_rank=dico_max_rank, adversarial=adversarial, restarts=restarts)

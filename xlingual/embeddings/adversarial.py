@@ -15,34 +15,11 @@ import torch
 from torch import nn
 
 from xlingual.embeddings.evaluate import mean_cosine_criterion
+from xlingual.embeddings.options import AdversarialOptions
 from xlingual.embeddings.procrustes import orthogonalize
 from xlingual.progress import progress_bar
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class AdversarialOptions:
-    """MUSE's defaults (``unsupervised.py``)."""
-
-    epochs: int = 5
-    epoch_size: int = 1_000_000
-    batch_size: int = 32
-    most_frequent: int = 75_000
-    dis_layers: int = 2
-    dis_hidden: int = 2048
-    dis_dropout: float = 0.0
-    dis_input_dropout: float = 0.1
-    dis_steps: int = 5
-    dis_lr: float = 0.1
-    map_lr: float = 0.1
-    lr_decay: float = 0.98
-    lr_shrink: float = 0.5
-    min_lr: float = 1e-6
-    smooth: float = 0.1
-    map_beta: float = 0.001
-    dis_clip: float = 0.0
-    seed: int = 0
 
 
 def build_discriminator(dim: int, options: AdversarialOptions) -> nn.Sequential:

@@ -24,12 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xlingual.embeddings.adversarial import AdversarialOptions, adversarial_mapping
+from xlingual.embeddings.adversarial import adversarial_mapping
+from xlingual.embeddings.options import AlignOptions
 from xlingual.embeddings.check import FailureCheck, check_alignment
 from xlingual.embeddings.dictionary import IDENTICAL, Dictionary, identical_dictionary, read_dictionary
 from xlingual.embeddings.evaluate import mean_cosine_criterion
 from xlingual.embeddings.paths import ALIGNMENT_SUSPECT
-from xlingual.embeddings.normalize import DEFAULT_NORMALIZE, normalize_embeddings, parse_steps
+from xlingual.embeddings.normalize import normalize_embeddings, parse_steps
 from xlingual.workspace import AlignedPaths
 from xlingual.embeddings.procrustes import procrustes
 from xlingual.embeddings.refine import CRITERION_RANK, CRITERION_WORDS, Ranks, refine
@@ -41,28 +42,12 @@ from xlingual.lock import locks_output
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_RESTARTS = 5
-"""About half of the adversarial runs fail on hard data; five restarts leave about a 3% chance that all do."""
+
+def _ranks(options: AlignOptions) -> Ranks:
+    """The word ranks refinement and the criterion read, from the options."""
+    return Ranks(dico=options.dico_max_rank, criterion=CRITERION_RANK, words=CRITERION_WORDS, knn=options.csls_knn)
 
 
-@dataclass(frozen=True)
-class AlignOptions:
-    normalize: str = DEFAULT_NORMALIZE
-    refinement: int = 5
-    dico_max_rank: int = 15000
-    csls_knn: int = 10
-    adversarial: AdversarialOptions = field(default_factory=AdversarialOptions)
-    restarts: int = DEFAULT_RESTARTS
-    """Unsupervised only: adversarial runs with seeds ``seed``, ``seed + 1``, …; the criterion picks one.
-
-    MUSE runs once (``restarts=1``). Adversarial training fails on some seeds
-    (the criterion then stays clearly below a successful run's); restarts
-    trade time for reliability without looking at any dictionary.
-    """
-
-    @property
-    def ranks(self) -> Ranks:
-        return Ranks(dico=self.dico_max_rank, criterion=CRITERION_RANK, words=CRITERION_WORDS, knn=self.csls_knn)
 
 
 @dataclass
@@ -110,7 +95,7 @@ def _adversarial_candidates(src: torch.Tensor, tgt: torch.Tensor, options: Align
         adv = adversarial_mapping(src, tgt, replace(options.adversarial, seed=seed))
         tag = f"seed {seed}: " if options.restarts > 1 else ""
         history += [{"step": f"{tag}adversarial {i + 1}", "criterion": round(s, 5)} for i, s in enumerate(adv.history)]
-        mapping, score = refine(src, tgt, adv.mapping, options.refinement, options.ranks, history)
+        mapping, score = refine(src, tgt, adv.mapping, options.refinement, _ranks(options), history)
         logger.info("restart with seed %d: criterion %.4f", seed, score)
         candidates.append(Candidate(seed, mapping, score))
     return candidates
@@ -130,7 +115,7 @@ def align_embeddings(
     candidates: list[Candidate] = []
     if dictionary is not None:
         start = procrustes(src, tgt, dictionary.pairs.to(src.device))
-        mapping, best = refine(src, tgt, start, options.refinement, options.ranks, history, {"step": "procrustes", "pairs": len(dictionary)})
+        mapping, best = refine(src, tgt, start, options.refinement, _ranks(options), history, {"step": "procrustes", "pairs": len(dictionary)})
         method = "supervised"
     else:
         candidates = _adversarial_candidates(src, tgt, options, history)

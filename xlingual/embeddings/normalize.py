@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import torch
 
+from xlingual.embeddings.options import DEFAULT_NORMALIZE
 from xlingual.errors import ConfigError
 
 STEPS = ("center", "renorm")
-DEFAULT_NORMALIZE = "renorm,center,renorm"
 
 
 def parse_steps(spec: str) -> list[str]:

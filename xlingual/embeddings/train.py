@@ -22,12 +22,13 @@ import logging
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 
 from xlingual.data.formats import format_of_first_line, read_samples
 from xlingual.embeddings.fasttext_worker import FastTextJob, train_in_child
+from xlingual.embeddings.options import TrainOptions
 from xlingual.embeddings.vectors import load_vectors, save_vectors
 from xlingual.data.languages import check_language
 from xlingual.translate.languages import written_without_spaces
@@ -40,24 +41,6 @@ logger = logging.getLogger(__name__)
 
 UNITS = ("auto", "char", "word")
 CORPUS_FORMATS = ("auto", "raw", "twitter", "cmner", "jsonl")
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    """fastText skipgram settings; defaults follow the CMNER paper's 300-d vectors."""
-
-    dim: int = 300
-    epoch: int = 5
-    min_count: int = 2
-    window: int = 5
-    neg: int = 5
-    lr: float = 0.05
-    minn: int = 3
-    maxn: int = 6
-    bucket: int = 100_000
-    threads: int = 2
-    sampling: float = 1e-4
-    """fastText's sub-sampling threshold ``t``; raised on tiny corpora (see :func:`effective_sampling`)."""
 
 
 def effective_sampling(threshold: float, n_tokens: int) -> float:
