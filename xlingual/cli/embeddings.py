@@ -14,7 +14,7 @@ from rich.table import Table
 from xlingual.cli._aliases import OUT_IS_OUTPUT
 from xlingual.cli._options import DataDirOption, JsonOption
 from xlingual.workspace import DEFAULT_DATA_DIR, AlignedPaths, DataDir
-from xlingual.embeddings.options import DEFAULT_NORMALIZE, DEFAULT_RESTARTS, AdversarialOptions, AlignOptions, TrainOptions
+from xlingual.embeddings.options import DEFAULT_MAX_VOCAB, DEFAULT_NORMALIZE, DEFAULT_RESTARTS, AdversarialOptions, AlignOptions, TrainOptions
 from xlingual.errors import ConfigError
 
 embeddings_app = typer.Typer(no_args_is_help=True, help="Train, align and evaluate cross-lingual word embeddings.")
@@ -26,7 +26,7 @@ def train(
     lang: str = typer.Option(..., "--lang", help="Language of the corpus (ISO 639-1); with --unit auto, zh is split into characters, any other language into words."),
     out: Optional[Path] = typer.Option(None, "--output", "-o", help="Output .vec (default: <data-dir>/embeddings/fasttext.<lang>.vec)."),
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
-    unit: str = typer.Option("auto", "--unit", help="auto (zh: characters, en: words), char, or word (jieba for zh)."),
+    unit: str = typer.Option("auto", "--unit", help="auto (characters for languages written without spaces, words otherwise), char, or word (jieba for zh)."),
     dim: int = typer.Option(TrainOptions.dim, "--dim", help="Vector dimension."),
     epoch: int = typer.Option(TrainOptions.epoch, "--epoch", help="Training epochs."),
     min_count: int = typer.Option(TrainOptions.min_count, "--min-count", help="Ignore units seen fewer times."),
@@ -66,7 +66,7 @@ def align_command(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     normalize: str = typer.Option(DEFAULT_NORMALIZE, "--normalize", help="Comma-separated center/renorm steps ('' for none)."),
     refinement: int = typer.Option(AlignOptions.refinement, "--refinement", help="Procrustes refinement rounds."),
-    max_vocab: int = typer.Option(200_000, "--max-vocab", help="Read only the most frequent words."),
+    max_vocab: int = typer.Option(DEFAULT_MAX_VOCAB, "--max-vocab", help="Read only the most frequent words."),
     dico_max_rank: int = typer.Option(AlignOptions.dico_max_rank, "--dico-max-rank", help="Induced dictionaries use only this many frequent words."),
     adv_epochs: int = typer.Option(AdversarialOptions.epochs, "--adv-epochs", help="Adversarial epochs (unsupervised)."),
     adv_epoch_size: int = typer.Option(AdversarialOptions.epoch_size, "--adv-epoch-size", help="Samples per adversarial epoch."),
@@ -109,7 +109,7 @@ def evaluate(
     src_emb: Path = typer.Option(..., "--src-emb", help=f"Aligned source vectors (e.g. {AlignedPaths.SRC_VECTORS})."),
     tgt_emb: Path = typer.Option(..., "--tgt-emb", help=f"Aligned target vectors (e.g. {AlignedPaths.TGT_VECTORS})."),
     dico: Path = typer.Option(..., "--dico", help="Test dictionary, one 'src tgt' pair per line (MUSE format)."),
-    max_vocab: int = typer.Option(200_000, "--max-vocab", help="Read only the most frequent words."),
+    max_vocab: int = typer.Option(DEFAULT_MAX_VOCAB, "--max-vocab", help="Read only the most frequent words."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (keys nn.p@1 ... csls.p@10, queries)."),
 ) -> None:
     """Word-translation precision@1/5/10 by nearest neighbour and CSLS (k=10), in percent.

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from xlingual.embeddings.adversarial import adversarial_mapping
-from xlingual.embeddings.options import AlignOptions
+from xlingual.embeddings.options import DEFAULT_MAX_VOCAB, AlignOptions
 from xlingual.embeddings.check import FailureCheck, check_alignment
 from xlingual.embeddings.dictionary import IDENTICAL, Dictionary, identical_dictionary, read_dictionary
 from xlingual.embeddings.evaluate import mean_cosine_criterion
@@ -137,7 +137,7 @@ def align_embeddings(
 @locks_output("out_dir")
 def align(
     src_path: str | Path, tgt_path: str | Path, out_dir: str | Path, dico: str | None = None,
-    options: AlignOptions | None = None, max_vocab: int | None = 200_000,
+    options: AlignOptions | None = None, max_vocab: int | None = DEFAULT_MAX_VOCAB,
 ) -> AlignResult:
     """Align two ``.vec``/``.bin`` files and write ``vectors-src.vec``, ``vectors-tgt.vec``, ``mapping.npy``, ``alignment.json``.
 

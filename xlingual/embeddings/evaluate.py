@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from xlingual.embeddings.options import DEFAULT_MAX_VOCAB
 from xlingual.embeddings.dictionary import Dictionary, induce_dictionary, read_dictionary
 from xlingual.embeddings.similarity import as_tensor, default_device, mean_topk_similarity, topk_scores, unit_rows
 from xlingual.embeddings.vectors import Vectors, load_vectors
@@ -75,7 +76,7 @@ def _csls_for_queries(queries: torch.Tensor, src: torch.Tensor, tgt: torch.Tenso
     return topk_scores(queries, tgt, k, key_penalty=r_tgt, query_penalty=r_queries)
 
 
-def evaluate_files(src_path: str | Path, tgt_path: str | Path, dico_path: str | Path, max_vocab: int | None = 200_000) -> TranslationScores:
+def evaluate_files(src_path: str | Path, tgt_path: str | Path, dico_path: str | Path, max_vocab: int | None = DEFAULT_MAX_VOCAB) -> TranslationScores:
     """Evaluate two aligned ``.vec`` files on a MUSE dictionary (as ``xl embeddings evaluate`` does)."""
     src_vectors = load_vectors(src_path, max_vocab)
     tgt_vectors = load_vectors(tgt_path, max_vocab)

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 
 DEFAULT_NORMALIZE = "renorm,center,renorm"
 
+DEFAULT_MAX_VOCAB = 200_000
+"""Vectors read from each .vec file when aligning or evaluating: MUSE's default (the most frequent words first)."""
+
 DEFAULT_RESTARTS = 5
 """About half of the adversarial runs fail on hard data; five restarts leave about a 3% chance that all do."""
 
@@ -75,4 +78,4 @@ class AlignOptions:
     """
 
 
-__all__ = ["DEFAULT_NORMALIZE", "DEFAULT_RESTARTS", "AdversarialOptions", "AlignOptions", "TrainOptions"]
+__all__ = ["DEFAULT_MAX_VOCAB", "DEFAULT_NORMALIZE", "DEFAULT_RESTARTS", "AdversarialOptions", "AlignOptions", "TrainOptions"]
