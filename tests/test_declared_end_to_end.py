@@ -32,14 +32,10 @@ from xlingual.workspace import DataDir, RunFolder
 
 runner = CliRunner()
 
-DECLARATION = """\
-datasets:
-  shop:
-    language: en
-    format: conll
-    splits: {train: shop/learn.tsv, dev: shop/tune.tsv, test: shop/exam.tsv}
-    labels: open
-"""
+DECLARATION = yaml.safe_dump({"datasets": {"shop": {
+    "language": "en", "format": "conll", "labels": "open",
+    "splits": {"train": "shop/learn.tsv", "dev": "shop/tune.tsv", "test": "shop/exam.tsv"},  # file names of its own
+}}})
 
 OWN_TYPES = {"MISC": "PRODUCT", "ORG": "brand"}
 """Generated posts' types renamed into the dataset's own (PER and LOC stay: an open set may share canonical names)."""

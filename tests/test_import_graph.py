@@ -175,25 +175,25 @@ def test_xlingual_has_no_import_cycle_and_no_stage_imports_scale_or_cli() -> Non
 
 
 def _write(root: Path, files: Mapping[str, str]) -> Path:
+    """A made-up package: ``files`` by path, and an empty ``__init__.py`` in every folder that is not given one."""
     for name, text in files.items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
+    for folder in [root / "xlingual", *(p for p in (root / "xlingual").rglob("*") if p.is_dir())]:
+        (folder / "__init__.py").touch()
     return root / "xlingual"
 
 
 def test_every_kind_of_import_is_an_edge(tmp_path: Path) -> None:
     """Top-level, inside a function, under TYPE_CHECKING, relative, aliased, a name from a module, import_module and a spec string."""
     root = _write(tmp_path, {
-        "xlingual/__init__.py": "",
-        "xlingual/data/__init__.py": "",
         "xlingual/data/sample.py": "",
         "xlingual/data/labels.py": "SPAN = 1\n",
         "xlingual/io.py": "",
         "xlingual/hub.py": "",
         "xlingual/errors.py": "",
         "xlingual/lazy.py": "",
-        "xlingual/features/__init__.py": "",
         "xlingual/features/extract.py": (
             "from typing import TYPE_CHECKING\n"
             "import importlib\n"
@@ -220,10 +220,7 @@ def test_every_kind_of_import_is_an_edge(tmp_path: Path) -> None:
 
 def test_a_hidden_cycle_and_a_stage_importing_scale_are_each_named_with_their_line(tmp_path: Path) -> None:
     root = _write(tmp_path, {
-        "xlingual/__init__.py": "",
-        "xlingual/features/__init__.py": "",
         "xlingual/features/extract.py": "import os\n\ndef extract():\n    from xlingual.scale.features import run_on_ray\n",
-        "xlingual/scale/__init__.py": "",
         "xlingual/scale/features.py": "from xlingual.features.extract import extract\n",
         "xlingual/cli/__init__.py": "from xlingual.features import extract\n",
         "xlingual/data/__init__.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from xlingual.cli import app\n",
