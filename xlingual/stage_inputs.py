@@ -101,8 +101,8 @@ def locate_translation(data_dir: str | Path | DataDir, dataset: str, tgt: str, m
     what = f"{dataset} translated {src}->{tgt}"
     if model:
         candidate = Path(model)
-        train_file = f"{spec.split_name('train')}.txt"
-        folder = candidate if candidate.is_dir() and (candidate / train_file).is_file() else layout.translation(dataset, src, tgt, model)
+        is_translation = candidate.is_dir() and TranslationFolder(candidate).output(spec.split_name("train")).is_file()
+        folder = candidate if is_translation else layout.translation(dataset, src, tgt, model)
         if not folder.is_dir():
             command = f"{build_hint} --model {model}"
             return Missing(f"{what} by {model} ({folder})", command,

@@ -330,9 +330,6 @@ class StageTrainer:
         self.plugins = PluginChain([LossLogging(step_losses=config.tensorboard), DevEvaluation(best_dir, evaluate_model, card), *curves,
                                     EarlyStopping(), Checkpointing(self.checkpoints, config.save_every_steps), *plugins, StepHooks(hooks)])
 
-    def has_checkpoint(self) -> bool:
-        return self.read_loop_state() is not None
-
     def read_loop_state(self) -> LoopState | None:
         """The saved loop counters, if any (also from a checkpoint interrupted while being swapped in)."""
         return self._own(self.checkpoints.read_loop_state())

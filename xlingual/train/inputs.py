@@ -264,10 +264,10 @@ def _pretrained_weights(config: TrainConfig) -> dict[str, str]:
 def resolve_inputs(config: TrainConfig, run_dir: Path) -> RunInputs:
     """Read every split the run's setting declares and prepare its visual and word-vector inputs.
 
-    Every input is checked first (:func:`check_inputs`), so all that are
-    missing are named at once; the ones the run makes are made here.
+    :func:`~xlingual.train.run.train_run` has checked every input before
+    (:func:`check_inputs`), so all that are missing were named at once; the
+    ones the run makes are made here.
     """
-    check_inputs(config)
     plan = setting_plan(config.setting)
     stages = [stage_data(config, stage) for stage in plan.stages]
     test, other_tests = test_sets(config)

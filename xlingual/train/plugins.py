@@ -62,7 +62,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-LOOP_STATE = LOOP_STATE_NAME
 
 
 @dataclass
@@ -472,7 +471,7 @@ class StageCheckpoints:
     def read_loop_state(self) -> LoopState | None:
         """The saved loop counters, if any (also from a checkpoint interrupted while being swapped in)."""
         folder = self.saved_folder()
-        return read_loop_state(folder / LOOP_STATE) if folder is not None and (folder / LOOP_STATE).is_file() else None
+        return read_loop_state(folder / LOOP_STATE_NAME) if folder is not None and (folder / LOOP_STATE_NAME).is_file() else None
 
     def saved_folder(self) -> Path | None:
         """The folder holding the stage's last checkpoint: ``state/<stage>``, or its ``.old`` twin while one was swapped in.
@@ -480,7 +479,7 @@ class StageCheckpoints:
         A folder with files but no loop state still counts: a resume must say what is missing, not start over.
         """
         for folder in (self.state_dir, self.layout.previous):
-            if (folder / LOOP_STATE).is_file():
+            if (folder / LOOP_STATE_NAME).is_file():
                 return folder
         for folder in (self.state_dir, self.layout.previous):
             if folder.is_dir() and any(folder.iterdir()):
@@ -502,7 +501,7 @@ class StageCheckpoints:
             accelerator.save_state(str(tmp))
         accelerator.wait_for_everyone()  # all RNG states are in before the folder moves
         if accelerator.is_main_process:
-            atomic_write_json(tmp / LOOP_STATE, loop.to_dict())
+            atomic_write_json(tmp / LOOP_STATE_NAME, loop.to_dict())
             replace_dir(tmp, self.state_dir)
         accelerator.wait_for_everyone()
 
@@ -519,9 +518,9 @@ class StageCheckpoints:
         if folder is None:
             raise ConfigError(f"{self.state_dir}: no saved training state to resume from")
         missing = self.missing_files(folder, accelerator)
-        if LOOP_STATE in missing:
-            raise ConfigError(f"{folder}: cannot resume without {LOOP_STATE} (missing: {', '.join(missing)}); train into another --output")
-        loop = read_loop_state(folder / LOOP_STATE)
+        if LOOP_STATE_NAME in missing:
+            raise ConfigError(f"{folder}: cannot resume without {LOOP_STATE_NAME} (missing: {', '.join(missing)}); train into another --output")
+        loop = read_loop_state(folder / LOOP_STATE_NAME)
         if missing and not partial:
             raise ConfigError(f"{folder}: the saved training state is incomplete (missing: {', '.join(missing)}); a resume would not "
                               "give the result of an uninterrupted run. Pass --resume-partial to continue anyway, or train into another --output")
@@ -536,9 +535,9 @@ class StageCheckpoints:
         if accelerator.is_main_process:
             self.state_dir.mkdir(parents=True, exist_ok=True)
             for child in self.state_dir.iterdir():
-                if child.name != LOOP_STATE:
+                if child.name != LOOP_STATE_NAME:
                     shutil.rmtree(child) if child.is_dir() else child.unlink()
-            atomic_write_json(self.state_dir / LOOP_STATE, loop.to_dict())
+            atomic_write_json(self.state_dir / LOOP_STATE_NAME, loop.to_dict())
 
 
 @contextmanager
@@ -609,7 +608,7 @@ def required_state_files(accelerator) -> list[str]:
     """The files ``accelerator.save_state`` writes for this stage (one RNG state per process) and the loop state."""
     from accelerate.utils import OPTIMIZER_NAME, RNG_STATE_NAME, SAFE_MODEL_NAME, SCALER_NAME, SCHEDULER_NAME
 
-    names = [LOOP_STATE, f"{SAFE_MODEL_NAME}.safetensors", f"{OPTIMIZER_NAME}.bin", f"{SCHEDULER_NAME}.bin"]
+    names = [LOOP_STATE_NAME, f"{SAFE_MODEL_NAME}.safetensors", f"{OPTIMIZER_NAME}.bin", f"{SCHEDULER_NAME}.bin"]
     if getattr(accelerator, "scaler", None) is not None:
         names.append(SCALER_NAME)
     return names + [f"{RNG_STATE_NAME}_{index}.pkl" for index in range(accelerator.num_processes)]
@@ -645,6 +644,6 @@ def save_best(model: MnerModel, folder: Path, card: ModelCard | None = None) -> 
         model.save_pretrained(tmp, card=card)
 
 
-__all__ = ["EVENTS", "LOOP_STATE", "read_loop_state", "required_state_files", "Checkpointing", "DevEvaluation", "EarlyStopping", "LoopState",
+__all__ = ["EVENTS", "read_loop_state", "required_state_files", "Checkpointing", "DevEvaluation", "EarlyStopping", "LoopState",
            "LossLogging", "PluginChain", "StageCheckpoints", "StageRun", "StepHook", "StepHooks", "TB_DEV_F1", "TB_EPOCH_LOSS", "TB_LOSS",
            "TB_LR", "TensorBoardLogging", "TrainerPlugin", "check_order", "per_type_f1", "save_best"]

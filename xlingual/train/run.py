@@ -29,7 +29,7 @@ from xlingual.errors import ConfigError, TrainingDivergedError
 from xlingual.evaluation.evaluate import check_run_outputs
 from xlingual.io import atomic_write_json
 from xlingual.output_set import MANIFEST_KEY, describe_files
-from xlingual.lock import LOCK_NAME, output_lock
+from xlingual.lock import output_lock
 from xlingual.models import load_model, model_class
 from xlingual.models.base import MnerModel, VisualLookup
 from xlingual.train.config import TrainConfig, config_digest, save_config
@@ -224,7 +224,7 @@ def train_run(config: TrainConfig, run_dir: str | Path, resume: bool = False, ho
     existed = run_dir.exists()
     progress = _Progress()
     with output_lock(run_dir) if processes.is_main_process else nullcontext():
-        ours = processes.is_main_process and not existed and {p.name for p in run_dir.iterdir()} <= {LOCK_NAME}
+        ours = processes.is_main_process and not existed  # created under this lock: every file in it is this run's
         try:
             return _train_run(config, run_dir, resume, hooks, partial, processes, purpose, plugins, progress)
         except BaseException:
