@@ -320,3 +320,30 @@ def test_dtype_sets_the_transformers_precision_and_keys_the_cache_and_ctranslate
                                  "--backend", "ctranslate2", "--dtype", "bfloat16", "--output", str(tmp_path / "out")])
     assert result.exit_code == 2 and "--dtype bfloat16: only the transformers backend" in result.output.strip().splitlines()[-1]
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("*.txt"))
+
+
+def test_conversions_racing_into_one_folder_leave_one_whole_conversion(marian: Path, tmp_path: Path, monkeypatch) -> None:
+    """Ray workers share a cache: a second conversion that starts and finishes while the first is still finishing
+    does not delete the first one's files, and one whole folder is left in place with no staging folder behind."""
+    ctranslate2 = pytest.importorskip("ctranslate2")
+    import types
+
+    import xlingual.translate.ct2 as ct2
+
+    out = tmp_path / "ct2-float32"
+    real = ctranslate2.converters.TransformersConverter
+    raced = []
+
+    class Converter(real):
+        def convert(self, output_dir, *args, **kwargs):
+            converted = super().convert(output_dir, *args, **kwargs)
+            if not raced:  # the first conversion has written its files when a whole second one starts and ends
+                raced.append(output_dir)
+                ct2.convert_to_ctranslate2(marian, out, "float32")
+            return converted
+
+    shim = types.SimpleNamespace(converters=types.SimpleNamespace(TransformersConverter=Converter))
+    monkeypatch.setattr(ct2, "_require_ctranslate2", lambda: shim)
+    assert ct2.convert_to_ctranslate2(marian, out, "float32") == out
+    assert raced and (out / "model.bin").is_file() and (out / "hf_config.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ct2-float32"]

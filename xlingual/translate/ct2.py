@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import tempfile
 from pathlib import Path
 
 from xlingual.devices import resolve_device
 from xlingual.errors import ConfigError, ModelNotFoundError
-from xlingual.io import atomic_write_dir
 from xlingual.translate.base import DecodingOptions, ModelLimits, PendingTranslations, ThreadLayout, available_cores, length_sorted_batches
 from xlingual.translate.hf import load_tokenizer, model_fingerprint, set_up_languages, source_lengths
 from xlingual.hub import resolve_model
@@ -49,9 +49,20 @@ def convert_to_ctranslate2(model_dir: str | Path, output_dir: str | Path, quanti
         return output_dir
     files = [name for name in TOKENIZER_FILES if (model_dir / name).exists() and name != "config.json"]
     converter = ctranslate2.converters.TransformersConverter(str(model_dir), copy_files=files)
-    with atomic_write_dir(output_dir) as tmp:  # an interrupted conversion leaves no folder that looks converted
-        converter.convert(str(tmp), quantization=quantization, force=True)
-        shutil.copy(model_dir / "config.json", tmp / "hf_config.json")
+    # Each process converts into a staging folder of its own (Ray workers may convert into one cache at once) and the
+    # first finished conversion is renamed into place; an interrupted one leaves no folder that looks converted.
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{output_dir.name}.", suffix=".converting", dir=output_dir.parent))
+    try:
+        converter.convert(str(staging), quantization=quantization, force=True)
+        shutil.copy(model_dir / "config.json", staging / "hf_config.json")
+        try:
+            staging.rename(output_dir)
+        except OSError:
+            if not (output_dir / "model.bin").exists():  # not another process's finished conversion: a real error
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return output_dir
 
 
