@@ -8,10 +8,10 @@ from rich.table import Table
 
 def _entity_types(scores: dict) -> list[str]:
     """The types the scores hold: PER/LOC/ORG/MISC first (always, for the canonical schema), then any other, sorted."""
-    from xlingual.evaluation.report import score_types
+    from xlingual.data.labels import table_types
 
-    return score_types(s.get("per_type_f1", {}) for modes in scores.values() if isinstance(modes, dict) for s in modes.values()
-                         if isinstance(s, dict))
+    return table_types(name for modes in scores.values() if isinstance(modes, dict) for s in modes.values() if isinstance(s, dict)
+                       for name in s.get("per_type_f1", {}))
 
 
 def print_scores(title: str, scores: dict) -> None:

@@ -15,8 +15,7 @@ from xlingual.cli._options import DataDirOption, DatasetsOption, DeviceOption, G
 from xlingual.devices import DEFAULT_DEVICE
 from xlingual.workspace import DEFAULT_DATA_DIR
 from xlingual.features.choices import Backbone, CropPolicy, StorageDtype
-from xlingual.scale.features import DEFAULT_PART_SIZE
-from xlingual.scale.runtime import RaySettings
+from xlingual.scale.runtime import DEFAULT_PART_SIZE, RaySettings
 
 if TYPE_CHECKING:
     from xlingual.features.extract import ExtractionReport

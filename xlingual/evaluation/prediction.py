@@ -89,12 +89,6 @@ def file_rule(path: str | Path) -> tuple[str, LabelSchema | None]:
     return detect_format(path), None
 
 
-def render_like(samples: Sequence[Sample], path: str | Path) -> str:
-    """``samples`` as the text of a file like ``path`` (same format, same label spelling): what ``xl predict`` writes."""
-    fmt, schema = file_rule(path)
-    return format_samples(samples, fmt, schema=schema)
-
-
 def read_posts(path: str | Path, input_format: str | None = None, lang: str | None = None, tokenizer: str | None = None) -> PostsFile:
     """The posts of ``path``: a dataset split by its dataset's rule, else ``input_format`` (detected when None, see :mod:`xlingual.data.new_posts`).
 
@@ -216,4 +210,4 @@ def predict_file(model_dir: str | Path, input_path: str | Path, output_path: str
 
 
 __all__ = ["Prediction", "PredictionReport", "PostsFile", "entity_records", "file_rule", "predict_file", "predict_posts", "predict_samples",
-           "read_posts", "render_like", "with_entities"]
+           "read_posts", "with_entities"]

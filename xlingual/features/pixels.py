@@ -19,7 +19,6 @@ cache, and is logged once per file.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,15 +26,14 @@ from pathlib import Path
 import numpy as np
 
 from xlingual.data.sample import Sample
-from xlingual.errors import ConfigError, ImageError
+from xlingual.errors import ConfigError
 from xlingual.features.choices import Backbone
+from xlingual.models.base import DeferredArray
 from xlingual.features.preprocess import ClipPreprocessing, check_crop, keyed_rng, preprocess_image
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class DeferredPixels:
+class DeferredPixels(DeferredArray):
     """One image file's CLIP input, decoded by :meth:`load`; picklable, so a DataLoader worker can decode it."""
 
     path: Path
@@ -91,13 +89,4 @@ def pixel_lookup(image_folders: Sequence[str | Path], steps: ClipPreprocessing, 
     return lookup
 
 
-def load_pixels(pixels: DeferredPixels) -> np.ndarray | None:
-    """The decoded pixels, or None (logged) for a file that cannot be decoded: that post is then image-less."""
-    try:
-        return pixels.load()
-    except ImageError as err:
-        logger.warning("%s; the post is treated as having no image", err)
-        return None
-
-
-__all__ = ["DeferredPixels", "load_pixels", "pixel_lookup", "pixel_shape"]
+__all__ = ["DeferredPixels", "pixel_lookup", "pixel_shape"]

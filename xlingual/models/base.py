@@ -36,12 +36,14 @@ line in :data:`xlingual.models.MODEL_CLASSES` (see docs/models.md).
 
 from __future__ import annotations
 
+import abc
+
 import dataclasses
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -57,19 +59,22 @@ from xlingual.models.vocab import Vocabulary
 
 logger = logging.getLogger(__name__)
 
-@runtime_checkable
-class DeferredArray(Protocol):
+class DeferredArray(abc.ABC):
     """A visual input read when its batch is collated, not when the dataset is encoded (a raw image to decode).
 
     Its ``shape`` is known without reading, so ``encode`` checks it like an
     array's; :func:`load_deferred` reads it (in the training DataLoader's
     workers), raising :class:`~xlingual.errors.ImageError` for a file that
     cannot be read. :class:`xlingual.features.pixels.DeferredPixels` is one.
+    A base class rather than a runtime-checked protocol: collation tests every
+    value of every item, every step, and a class check costs a thirtieth.
     """
 
     @property
+    @abc.abstractmethod
     def shape(self) -> tuple[int, ...]: ...
 
+    @abc.abstractmethod
     def load(self) -> np.ndarray: ...
 
 

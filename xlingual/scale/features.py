@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from xlingual.errors import ConfigError, ImageError, XlingualError, failure_summary
 from xlingual.features.cache import CacheProducer, CacheWriter, FeatureCache
-from xlingual.scale.runtime import RaySettings, import_ray, ray_session, run_on_workers
+from xlingual.scale.runtime import DEFAULT_PART_SIZE, RaySettings, import_ray, ray_session, run_on_workers
 
 if TYPE_CHECKING:  # the stage imports torch: loaded only when something is extracted, so that ``xl --help`` stays light
     from xlingual.features.extract import BackboneWork, ExtractionReport
@@ -41,8 +41,6 @@ if TYPE_CHECKING:  # the stage imports torch: loaded only when something is extr
 logger = logging.getLogger(__name__)
 
 PARTS_DIR = ".parts"
-DEFAULT_PART_SIZE = 512
-"""Images per part (rounded up to whole batches): the unit of work, resume and failure under Ray."""
 
 
 @dataclass(frozen=True)

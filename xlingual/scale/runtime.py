@@ -46,6 +46,10 @@ RAY_HELP = ("Run on Ray: alone, a runtime started on this machine for the run; '
             "with 'ray start'; or a cluster address. Needs the ray extra (pip install 'xlingual[ray]'); see docs/scale.md.")
 
 
+DEFAULT_PART_SIZE = 512
+"""Images per part (rounded up to whole batches): the unit of work, resume and failure under Ray."""
+
+
 @dataclass(frozen=True)
 class RaySettings:
     """Where to run and how to size the workers.
