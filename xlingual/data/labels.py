@@ -16,6 +16,7 @@ tables: canonical types first, then the others sorted).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -120,7 +121,7 @@ class LabelSchema:
             return f"O, B-TYPE or I-TYPE with TYPE matching {OPEN_TYPE_PATTERN.pattern}"
         return ", ".join(self.file_labels)
 
-    @property
+    @functools.cached_property
     def canonical_to_file(self) -> dict[str, str]:
         """How a canonical type is written: the first file type mapped to it (a file's own spelling overrides this)."""
         found: dict[str, str] = {}

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xlingual.data.languages import ISO_639_1
+from xlingual.data.languages import check_language as check_iso_code
 from xlingual.errors import ConfigError
 
 
@@ -139,9 +139,11 @@ MODEL_FAMILIES: dict[str, str] = {"nllb": "NLLB-200", "m2m100": "M2M-100"}
 
 def check_language(option: str, code: str) -> None:
     """``code`` must be an ISO 639-1 code (``--src de``); a one-line error naming ``option`` otherwise."""
-    if code not in ISO_639_1:
+    try:
+        check_iso_code(code)
+    except ValueError:
         hint = f" (ISO 639-1 for {LANGUAGES[code[:2]].name} is '{code[:2]}')" if len(code) > 2 and code[:2] in LANGUAGES else ""
-        raise ConfigError(f"{option} {code}: not an ISO 639-1 language code such as en, de, fr, zh{hint}")
+        raise ConfigError(f"{option} {code}: not an ISO 639-1 language code such as en, de, fr, zh{hint}") from None
 
 
 def language_name(code: str) -> str:
