@@ -39,7 +39,7 @@ from xlingual.data.files import expand_dataset_paths
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
 from xlingual.io import atomic_write_json, atomic_write_text
-from xlingual.lock import output_lock
+from xlingual.lock import locks_output
 from xlingual.output_set import MANIFEST_KEY, StagedSet, check_set, describe_files
 from xlingual.progress import progress_bar
 from xlingual.projection.preview import DEFAULT_PREVIEW_POSTS, write_preview
@@ -101,16 +101,14 @@ class CorpusResult:
     files: dict[str, Path] = field(default_factory=dict)
 
 
-def write_outputs(output_dir: Path, name: str, results: list[ProjectionResult], settings: ProjectionSettings) -> Path:
-    """Write ``name``.txt / .jsonl / .failures.jsonl for one input file; returns the dataset file."""
+def write_outputs(output_dir: Path, name: str, results: list[ProjectionResult], settings: ProjectionSettings) -> None:
+    """Write ``name``.txt / .jsonl / .failures.jsonl for one input file."""
     projected = [r.sample for r in results if r.sample is not None]
     folder = TranslationFolder(output_dir)
-    dataset_path = folder.output(name)
-    write_samples(dataset_path, projected, format_for_lang(settings.tgt), schema=settings.label_schema)
+    write_samples(folder.output(name), projected, format_for_lang(settings.tgt), schema=settings.label_schema)
     write_samples(folder.output(name, ".jsonl"), projected, "jsonl")
     failures = "".join(json.dumps(r.failure_record(), ensure_ascii=False) + "\n" for r in results if not r.ok)
     atomic_write_text(folder.failures(name), failures)
-    return dataset_path
 
 
 @dataclass
@@ -182,8 +180,9 @@ def project_part(name: str, samples: list[Sample], cached: CachedTranslator, pro
     return ProjectedPart(results, mt, seconds)
 
 
+@locks_output("output_dir")
 def translate_corpus(inputs: list[CorpusInput], output_dir: str | Path, translator: Translator, settings: ProjectionSettings) -> CorpusResult:
-    """Project every input into ``output_dir`` (see the module docstring for what is written)."""
+    """Project every input into ``output_dir`` (see the module docstring for what is written), holding the folder's lock."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     check_source_language(inputs, settings.src)
@@ -198,6 +197,7 @@ def translate_corpus(inputs: list[CorpusInput], output_dir: str | Path, translat
     return write_corpus(output_dir, settings, parts)
 
 
+@locks_output("output_dir")
 def write_corpus(output_dir: Path, settings: ProjectionSettings, parts: dict[str, ProjectedPart]) -> CorpusResult:
     """Write the whole output set of ``parts`` (every file's outputs, ``report.json``, ``preview.html``) into ``output_dir``.
 
@@ -205,13 +205,13 @@ def write_corpus(output_dir: Path, settings: ProjectionSettings, parts: dict[str
     ``report.json`` as its manifest (:class:`~xlingual.output_set.StagedSet`),
     so a full disk or an interrupt leaves the earlier set as it was.
     """
-    with output_lock(output_dir), StagedSet(output_dir) as staged:
+    with StagedSet(output_dir) as staged:
         assert staged.folder is not None
         for name, part in parts.items():
             write_outputs(staged.folder, name, part.results, settings)
         report = write_corpus_report(staged.folder, settings, parts)
         staged.commit(REPORT_NAME)
-    files = {name: output_dir / f"{name}.txt" for name in parts}
+    files = {name: TranslationFolder(output_dir).output(name) for name in parts}
     return CorpusResult(output_dir, report, files)
 
 

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from xlingual.data.sample import Sample
+from xlingual.lock import locks_output
 from xlingual.errors import XlingualError, failure_summary
 from xlingual.io import atomic_write_text
 from xlingual.projection.corpus import (
@@ -190,6 +191,7 @@ def load_and_translate_corpus(inputs: list[CorpusInput], output_dir: str | Path,
     return translate_corpus(inputs, output_dir, load_translator(**loader), settings)
 
 
+@locks_output("output_dir")
 def translate_corpus_on_ray(inputs: list[CorpusInput], output_dir: str | Path, loader: dict[str, Any], settings: ProjectionSettings,
                             ray: RaySettings, shard_size: int = DEFAULT_SHARD_SIZE) -> ShardedCorpusResult:
     """:func:`~xlingual.projection.corpus.translate_corpus` on Ray workers; see the module docstring.
