@@ -31,24 +31,27 @@ def save_model_folder(directory: str | Path, model_type: str, config: dict[str, 
     # safetensors refuses shared storage and non-contiguous tensors: store plain copies.
     tensors = {name: tensor.detach().cpu().contiguous().clone() for name, tensor in state_dict.items()}
     with atomic_open(directory / WEIGHTS_NAME, "wb") as handle:
-        handle.write(canonical_safetensors(save(tensors, metadata={"format": "pt", "model_type": model_type})))
+        for part in canonical_safetensors(save(tensors, metadata={"format": "pt", "model_type": model_type})):
+            handle.write(part)
     atomic_write_json(directory / CONFIG_NAME, {"model_type": model_type, "config": config, "extras": extras or {}})
     return directory
 
 
-def canonical_safetensors(data: bytes) -> bytes:
-    """``data`` (a safetensors file) with its JSON header re-written with sorted keys.
+def canonical_safetensors(data: bytes) -> tuple[bytes, memoryview]:
+    """``data`` (a safetensors file) with its JSON header re-written with sorted keys: the new header, then the tensor bytes.
 
     safetensors writes the header's entries (``__metadata__`` among them) in
     hash-map order, which changes from run to run: identical tensors gave
     files with different hashes. Offsets in the header count from the end of
-    the header, so re-writing it leaves the tensor bytes as they are.
+    the header, so re-writing it leaves the tensor bytes as they are. The
+    tensor bytes are a view of ``data``, not a copy: a model of a gigabyte is
+    held once while it is written.
     """
     (length,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8:8 + length])
     text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
     text += b" " * (-len(text) % 8)  # safetensors pads the header to 8 bytes
-    return struct.pack("<Q", len(text)) + text + data[8 + length:]
+    return struct.pack("<Q", len(text)) + text, memoryview(data)[8 + length:]
 
 
 def read_model_config(directory: str | Path) -> dict[str, Any]:
