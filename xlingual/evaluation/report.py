@@ -335,13 +335,25 @@ def _baseline(rows: Mapping[RowKey, Row], row: Row) -> Row | None:
     return matches[0]
 
 
-def _compare(row: Row, baseline: Row, resamples: int) -> None:
-    system_ids, system = zip(*(r.sentence_counts() for r in row.runs))
-    base_ids, base = zip(*(r.sentence_counts() for r in baseline.runs))
+def _paired_bootstrap(row: Row, baseline: Row, resamples: int, dataset: str | None = None) -> tuple[float, float] | None:
+    """(F1 difference, p) of ``row``'s runs against ``baseline``'s on one test set (the target's, or ``dataset``'s), or None
+    when the runs' predictions are not of the same posts."""
+    def split(run: RunRecord) -> str:
+        return "test" if dataset is None else run.prediction_split(dataset)
+
+    system_ids, system = zip(*(r.sentence_counts(split(r)) for r in row.runs))
+    base_ids, base = zip(*(r.sentence_counts(split(r)) for r in baseline.runs))
     if any(ids != base_ids[0] for ids in system_ids + base_ids):
+        return None
+    return paired_bootstrap(list(system), list(base), resamples)
+
+
+def _compare(row: Row, baseline: Row, resamples: int) -> None:
+    compared = _paired_bootstrap(row, baseline, resamples)
+    if compared is None:
         logger.warning("%s: test sentences differ from tgt_only's; no significance test", _row_name(row.key))
         return
-    row.delta_vs_baseline, row.p_value = paired_bootstrap(list(system), list(base), resamples)
+    row.delta_vs_baseline, row.p_value = compared
     noise = max(row.values["f1"][1] or 0.0, baseline.values["f1"][1] or 0.0)
     if row.seeds < 2 or baseline.seeds < 2:
         row.verdict = "one seed: seed noise unknown"
@@ -542,13 +554,10 @@ def _test_set_p(row: Row, baseline: Row, dataset: str, resamples: int) -> str:
     if resamples <= 0 or row is baseline:
         return ""
     try:
-        system_ids, system = zip(*(r.sentence_counts(r.prediction_split(dataset)) for r in row.runs))
-        base_ids, base = zip(*(r.sentence_counts(r.prediction_split(dataset)) for r in baseline.runs))
+        compared = _paired_bootstrap(row, baseline, resamples, dataset)
     except OSError:
         return ""
-    if any(ids != base_ids[0] for ids in system_ids + base_ids):
-        return ""
-    return f"{paired_bootstrap(list(system), list(base), resamples)[1]:.3f}"
+    return "" if compared is None else f"{compared[1]:.3f}"
 
 
 def multilingual_table(rows: dict[RowKey, Row], pair: Pair, bootstrap: int = BOOTSTRAP_RESAMPLES) -> Table:
