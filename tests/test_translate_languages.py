@@ -44,6 +44,21 @@ def test_the_table_maps_the_common_languages_to_codes_the_models_really_have() -
     assert [c for c in LANGUAGES if c in M2M_CODES["m2m100"] and LANGUAGES[c].m2m100 is None] == []
 
 
+
+def test_the_packaged_table_is_whole_and_a_broken_row_names_its_line() -> None:
+    from xlingual.translate.languages import LANGUAGE_TABLE, _read_table
+
+    assert len(LANGUAGES) == 80 and all(len(code) == 2 and len(lang.iso3) == 3 for code, lang in LANGUAGES.items())
+    assert LANGUAGES["eu"].m2m100 is None and LANGUAGES["ar"].nllb == "arb_Arab"  # '-' is "not covered"; macrolanguages map to the standard variety
+    header = "code\tname\tiso3\tnllb\tm2m100\n"
+    with pytest.raises(ConfigError, match=rf"^{LANGUAGE_TABLE}:3: expected 5 non-empty tab-separated fields"):
+        _read_table(header + "de\tGerman\tdeu\tdeu_Latn\tde\nfr\tFrench\tfra\tfra_Latn\n", LANGUAGE_TABLE)
+    with pytest.raises(ConfigError, match=rf"^{LANGUAGE_TABLE}:3: .*a new code"):
+        _read_table(header + "de\tGerman\tdeu\tdeu_Latn\tde\nde\tGerman\tdeu\tdeu_Latn\tde\n", LANGUAGE_TABLE)
+    with pytest.raises(ConfigError, match=rf"^{LANGUAGE_TABLE}:1: expected the header"):
+        _read_table("de\tGerman\tdeu\tdeu_Latn\tde\n", LANGUAGE_TABLE)
+
+
 def test_default_model_is_opus_mt_for_any_pair_and_the_papers_pairs_are_unchanged() -> None:
     assert default_model("en", "zh") == "Helsinki-NLP/opus-mt-en-zh"
     assert default_model("zh", "en") == "Helsinki-NLP/opus-mt-zh-en"

@@ -19,6 +19,7 @@ their text needs a segmenter of its own (see
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
 
 from xlingual.data.languages import check_language as check_iso_code
 from xlingual.errors import ConfigError
@@ -35,98 +36,37 @@ class Language:
     m2m100: str | None
 
 
-def _table(rows: str) -> dict[str, Language]:
-    languages = {}
-    for row in rows.strip().splitlines():
-        code, name, iso3, nllb, m2m = (field.strip() for field in row.split("|"))
-        languages[code] = Language(code, name, iso3, nllb if nllb != "-" else None, m2m if m2m != "-" else None)
+LANGUAGE_TABLE = "languages.tsv"
+"""The table itself, packaged beside this module: one row a language, ``-`` where a model family lacks it.
+
+NLLB names the standard variety where ISO 639-1 names a macrolanguage
+(ar: arb_Arab, fa: pes_Arab, ms: zsm_Latn, sw: swh_Latn).
+"""
+
+_COLUMNS = ("code", "name", "iso3", "nllb", "m2m100")
+
+
+def _read_table(text: str, where: str) -> dict[str, Language]:
+    """Parse the tab-separated table; a malformed row is an error naming its line (the file ships with the package)."""
+    lines = text.splitlines()
+    if not lines or tuple(lines[0].split("\t")) != _COLUMNS:
+        raise ConfigError(f"{where}:1: expected the header {' '.join(_COLUMNS)}")
+    languages: dict[str, Language] = {}
+    for number, line in enumerate(lines[1:], start=2):
+        fields = line.split("\t")
+        if len(fields) != len(_COLUMNS) or not all(fields) or fields[0] in languages:
+            raise ConfigError(f"{where}:{number}: expected {len(_COLUMNS)} non-empty tab-separated fields and a new code, got {line!r}")
+        code, name, iso3, nllb, m2m100 = fields
+        languages[code] = Language(code, name, iso3, None if nllb == "-" else nllb, None if m2m100 == "-" else m2m100)
     return languages
 
 
-# code | name | ISO 639-3 | NLLB-200 | M2M-100
-# NLLB names the standard variety where ISO 639-1 names a macrolanguage (ar: arb_Arab, fa: pes_Arab, ms: zsm_Latn, sw: swh_Latn).
-LANGUAGES: dict[str, Language] = _table("""
-af | Afrikaans | afr | afr_Latn | af
-am | Amharic | amh | amh_Ethi | am
-ar | Arabic | ara | arb_Arab | ar
-az | Azerbaijani | aze | azj_Latn | az
-be | Belarusian | bel | bel_Cyrl | be
-bg | Bulgarian | bul | bul_Cyrl | bg
-bn | Bengali | ben | ben_Beng | bn
-bs | Bosnian | bos | bos_Latn | bs
-ca | Catalan | cat | cat_Latn | ca
-cs | Czech | ces | ces_Latn | cs
-cy | Welsh | cym | cym_Latn | cy
-da | Danish | dan | dan_Latn | da
-de | German | deu | deu_Latn | de
-el | Greek | ell | ell_Grek | el
-en | English | eng | eng_Latn | en
-es | Spanish | spa | spa_Latn | es
-et | Estonian | est | est_Latn | et
-eu | Basque | eus | eus_Latn | -
-fa | Persian | fas | pes_Arab | fa
-fi | Finnish | fin | fin_Latn | fi
-fr | French | fra | fra_Latn | fr
-ga | Irish | gle | gle_Latn | ga
-gl | Galician | glg | glg_Latn | gl
-gu | Gujarati | guj | guj_Gujr | gu
-ha | Hausa | hau | hau_Latn | ha
-he | Hebrew | heb | heb_Hebr | he
-hi | Hindi | hin | hin_Deva | hi
-hr | Croatian | hrv | hrv_Latn | hr
-hu | Hungarian | hun | hun_Latn | hu
-hy | Armenian | hye | hye_Armn | hy
-id | Indonesian | ind | ind_Latn | id
-is | Icelandic | isl | isl_Latn | is
-it | Italian | ita | ita_Latn | it
-ja | Japanese | jpn | jpn_Jpan | ja
-ka | Georgian | kat | kat_Geor | ka
-kk | Kazakh | kaz | kaz_Cyrl | kk
-km | Khmer | khm | khm_Khmr | km
-kn | Kannada | kan | kan_Knda | kn
-ko | Korean | kor | kor_Hang | ko
-lo | Lao | lao | lao_Laoo | lo
-lt | Lithuanian | lit | lit_Latn | lt
-lv | Latvian | lav | lvs_Latn | lv
-mk | Macedonian | mkd | mkd_Cyrl | mk
-ml | Malayalam | mal | mal_Mlym | ml
-mn | Mongolian | mon | khk_Cyrl | mn
-mr | Marathi | mar | mar_Deva | mr
-ms | Malay | msa | zsm_Latn | ms
-my | Burmese | mya | mya_Mymr | my
-nb | Norwegian Bokmal | nob | nob_Latn | -
-ne | Nepali | nep | npi_Deva | ne
-nl | Dutch | nld | nld_Latn | nl
-nn | Norwegian Nynorsk | nno | nno_Latn | -
-no | Norwegian | nor | nob_Latn | no
-pa | Punjabi | pan | pan_Guru | pa
-pl | Polish | pol | pol_Latn | pl
-ps | Pashto | pus | pbt_Arab | ps
-pt | Portuguese | por | por_Latn | pt
-ro | Romanian | ron | ron_Latn | ro
-ru | Russian | rus | rus_Cyrl | ru
-si | Sinhala | sin | sin_Sinh | si
-sk | Slovak | slk | slk_Latn | sk
-sl | Slovenian | slv | slv_Latn | sl
-so | Somali | som | som_Latn | so
-sq | Albanian | sqi | als_Latn | sq
-sr | Serbian | srp | srp_Cyrl | sr
-sv | Swedish | swe | swe_Latn | sv
-sw | Swahili | swa | swh_Latn | sw
-ta | Tamil | tam | tam_Taml | ta
-te | Telugu | tel | tel_Telu | -
-th | Thai | tha | tha_Thai | th
-tl | Tagalog | tgl | tgl_Latn | tl
-tr | Turkish | tur | tur_Latn | tr
-uk | Ukrainian | ukr | ukr_Cyrl | uk
-ur | Urdu | urd | urd_Arab | ur
-uz | Uzbek | uzb | uzn_Latn | uz
-vi | Vietnamese | vie | vie_Latn | vi
-xh | Xhosa | xho | xho_Latn | xh
-yo | Yoruba | yor | yor_Latn | yo
-zh | Chinese | zho | zho_Hans | zh
-zu | Zulu | zul | zul_Latn | zu
-""")
+def _packaged_table() -> dict[str, Language]:
+    table = resources.files("xlingual.translate") / LANGUAGE_TABLE
+    return _read_table(table.read_text(encoding="utf-8"), f"xlingual/translate/{LANGUAGE_TABLE}")
+
+
+LANGUAGES: dict[str, Language] = _packaged_table()
 
 UNSPACED: frozenset[str] = frozenset({"zh", "ja", "th", "lo", "my", "km", "bo", "dz"})
 """Languages written without spaces between words: tokens are joined directly, and words need a segmenter."""
