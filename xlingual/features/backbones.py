@@ -29,6 +29,7 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -65,16 +66,11 @@ class BackboneSpec:
         return (REGIONS, self.channels)
 
 
-def _vgg16() -> nn.Module:
-    from torchvision.models import vgg16
+def _classifier(name: str) -> nn.Module:
+    """torchvision's whole classifier ``name`` (``vgg16``, ``resnet152``) with random weights."""
+    from torchvision import models
 
-    return vgg16(weights=None)
-
-
-def _resnet152() -> nn.Module:
-    from torchvision.models import resnet152
-
-    return resnet152(weights=None)
+    return getattr(models, name)(weights=None)
 
 
 def _vgg_pool5(model: nn.Module) -> nn.Module:
@@ -88,30 +84,20 @@ def _resnet_layer4(model: nn.Module) -> nn.Module:
     return nn.Sequential(*body, nn.AdaptiveAvgPool2d(GRID))
 
 
+TORCHVISION_CHECKPOINTS = "https://download.pytorch.org/models"
+"""Where torchvision's ``IMAGENET1K_V1`` files lie: the weights the original code used."""
+
+
+def _cnn(backbone: Backbone, channels: int, checkpoint: str, truncate: Callable[[nn.Module], nn.Module], summary: str) -> BackboneSpec:
+    """A torchvision CNN whose name is the backbone's, with its ImageNet checkpoint file."""
+    return BackboneSpec(backbone.value, channels, f"{TORCHVISION_CHECKPOINTS}/{checkpoint}", partial(_classifier, backbone.value), truncate, summary)
+
+
 BACKBONES: dict[str, BackboneSpec | ClipSpec] = {
-    Backbone.VGG16.value: BackboneSpec(
-        name=Backbone.VGG16.value,
-        channels=512,
-        default_weights_url="https://download.pytorch.org/models/vgg16-397923af.pth",
-        build_full=_vgg16,
-        truncate=_vgg_pool5,
-        summary="VGG16 pool5, 49x512 (ACN)",
-    ),
-    Backbone.RESNET152.value: BackboneSpec(
-        name=Backbone.RESNET152.value,
-        channels=2048,
-        default_weights_url="https://download.pytorch.org/models/resnet152-b121ed2d.pth",
-        build_full=_resnet152,
-        truncate=_resnet_layer4,
-        summary="ResNet-152 layer4, 49x2048 (UMT)",
-    ),
-    Backbone.CLIP_VIT_B32.value: ClipSpec(
-        name=Backbone.CLIP_VIT_B32.value,
-        tokens=50,
-        channels=768,
-        default_model=DEFAULT_CLIP_MODEL,
-        summary="CLIP ViT-B/32 last_hidden_state, 50x768 tokens (2M-NER)",
-    ),
+    Backbone.VGG16.value: _cnn(Backbone.VGG16, 512, "vgg16-397923af.pth", _vgg_pool5, "VGG16 pool5, 49x512 (ACN)"),
+    Backbone.RESNET152.value: _cnn(Backbone.RESNET152, 2048, "resnet152-b121ed2d.pth", _resnet_layer4, "ResNet-152 layer4, 49x2048 (UMT)"),
+    Backbone.CLIP_VIT_B32.value: ClipSpec(Backbone.CLIP_VIT_B32.value, tokens=50, channels=768, default_model=DEFAULT_CLIP_MODEL,
+                                          summary="CLIP ViT-B/32 last_hidden_state, 50x768 tokens (2M-NER)"),
 }
 
 
