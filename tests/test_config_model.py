@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import typing
 
 import pytest
@@ -22,6 +23,7 @@ from xlingual.errors import ConfigError
 from xlingual.models import MODEL_CLASSES, model_config_class
 from xlingual.train.config import load_config
 
+from config_helpers import file_error
 from test_cli_start import HEAVY, modules_loaded_by
 
 MODELS = sorted(MODEL_CLASSES)
@@ -59,13 +61,10 @@ def test_dry_run_refuses_a_typo_in_the_model_section_naming_the_option(tmp_path,
 
 
 def test_a_typo_in_a_yaml_model_section_names_the_file_and_line(tmp_path):
-    path = tmp_path / "mine.yaml"
-    path.write_text("model_type: umt\nsetting: tgt_only\nmodel:\n  encoder: bert-base-cased\n  cross_heds: 4\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"mine\.yaml:5: model: unknown key\(s\) cross_heds \(known: .*cross_heads"):
-        load_config(path)
-    path.write_text("model_type: umt\nsetting: tgt_only\nmodel:\n  cross_heads: 2.5\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"mine\.yaml:4: model\.cross_heads: '2\.5' is not a whole number$"):
-        load_config(path)
+    typo = file_error(tmp_path, "model_type: umt\nsetting: tgt_only\nmodel:\n  encoder: bert-base-cased\n  cross_heds: 4\n")
+    assert re.search(r"mine\.yaml:5: model: unknown key\(s\) cross_heds \(known: .*cross_heads", typo)
+    fraction = file_error(tmp_path, "model_type: umt\nsetting: tgt_only\nmodel:\n  cross_heads: 2.5\n")
+    assert re.search(r"mine\.yaml:4: model\.cross_heads: '2\.5' is not a whole number$", fraction)
 
 
 def test_a_fractional_number_for_a_whole_number_option_is_refused_everywhere():
