@@ -188,12 +188,8 @@ def _write(root: Path, files: Mapping[str, str]) -> Path:
 def test_every_kind_of_import_is_an_edge(tmp_path: Path) -> None:
     """Top-level, inside a function, under TYPE_CHECKING, relative, aliased, a name from a module, import_module and a spec string."""
     root = _write(tmp_path, {
-        "xlingual/data/sample.py": "",
+        **{f"xlingual/{empty}.py": "" for empty in ("data/sample", "io", "hub", "errors", "lazy")},
         "xlingual/data/labels.py": "SPAN = 1\n",
-        "xlingual/io.py": "",
-        "xlingual/hub.py": "",
-        "xlingual/errors.py": "",
-        "xlingual/lazy.py": "",
         "xlingual/features/extract.py": (
             "from typing import TYPE_CHECKING\n"
             "import importlib\n"
