@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -14,25 +13,22 @@ from rich.table import Table
 from xlingual.cli._aliases import OUT_IS_OUTPUT
 from xlingual.cli._options import DataDirOption, JsonOption
 from xlingual.workspace import DEFAULT_DATA_DIR, AlignedPaths, DataDir
-from xlingual.embeddings.options import DEFAULT_MAX_VOCAB, DEFAULT_NORMALIZE, DEFAULT_RESTARTS, AdversarialOptions, AlignOptions, TrainOptions
+from xlingual.cli._option_fields import options_of
+from xlingual.embeddings.options import DEFAULT_MAX_VOCAB, AlignOptions, TrainOptions
 from xlingual.errors import ConfigError
 
 embeddings_app = typer.Typer(no_args_is_help=True, help="Train, align and evaluate cross-lingual word embeddings.")
 
 
 @embeddings_app.command("train", cls=OUT_IS_OUTPUT)
+@options_of(TrainOptions)
 def train(
     corpus: list[Path] = typer.Option(..., "--corpus", help="Raw text (one post per line) or dataset files (Twitter/CMNER/JSONL); repeat for several."),
     lang: str = typer.Option(..., "--lang", help="Language of the corpus (ISO 639-1); with --unit auto, zh is split into characters, any other language into words."),
     out: Optional[Path] = typer.Option(None, "--output", "-o", help="Output .vec (default: <data-dir>/embeddings/fasttext.<lang>.vec)."),
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     unit: str = typer.Option("auto", "--unit", help="auto (characters for languages written without spaces, words otherwise), char, or word (jieba for zh)."),
-    dim: int = typer.Option(TrainOptions.dim, "--dim", help="Vector dimension."),
-    epoch: int = typer.Option(TrainOptions.epoch, "--epoch", help="Training epochs."),
-    min_count: int = typer.Option(TrainOptions.min_count, "--min-count", help="Ignore units seen fewer times."),
-    lr: float = typer.Option(TrainOptions.lr, "--lr", help="Learning rate."),
-    bucket: int = typer.Option(TrainOptions.bucket, "--bucket", help="Hashed character n-gram rows (word units only)."),
-    threads: int = typer.Option(TrainOptions.threads, "--threads", help="Training threads."),
+    options: TrainOptions = TrainOptions(),
     keep_case: bool = typer.Option(False, "--keep-case", help="Do not lower-case tokens (ACN lower-cases, so the default does too)."),
     save_bin: bool = typer.Option(False, "--save-bin", help="Also keep fastText's .bin model beside the .vec."),
     force: bool = typer.Option(False, "--force", help="Retrain even when the output was made from the same corpus and options."),
@@ -50,12 +46,12 @@ def train(
     from xlingual.embeddings.train import train_vectors  # fastText and numpy: only when training
 
     target = out or DataDir(data_dir).monolingual_vectors(lang)
-    options = TrainOptions(dim=dim, epoch=epoch, min_count=min_count, lr=lr, bucket=bucket, threads=threads)
     path = train_vectors(corpus, target, lang, unit=unit, options=options, lowercase=not keep_case, save_bin=save_bin, force=force)
     typer.echo(f"{path}: written")
 
 
 @embeddings_app.command("align", cls=OUT_IS_OUTPUT)
+@options_of(AlignOptions)
 def align_command(
     src_emb: Path = typer.Option(..., "--src-emb", help="Source-language vectors (.vec or .bin)."),
     tgt_emb: Path = typer.Option(..., "--tgt-emb", help="Target-language vectors (.vec or .bin)."),
@@ -64,15 +60,8 @@ def align_command(
     src_lang: Optional[str] = typer.Option(None, "--src-lang", help="Source language, for the default --output."),
     tgt_lang: Optional[str] = typer.Option(None, "--tgt-lang", help="Target language, for the default --output."),
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
-    normalize: str = typer.Option(DEFAULT_NORMALIZE, "--normalize", help="Comma-separated center/renorm steps ('' for none)."),
-    refinement: int = typer.Option(AlignOptions.refinement, "--refinement", help="Procrustes refinement rounds."),
+    options: AlignOptions = AlignOptions(),
     max_vocab: int = typer.Option(DEFAULT_MAX_VOCAB, "--max-vocab", help="Read only the most frequent words."),
-    dico_max_rank: int = typer.Option(AlignOptions.dico_max_rank, "--dico-max-rank", help="Induced dictionaries use only this many frequent words."),
-    adv_epochs: int = typer.Option(AdversarialOptions.epochs, "--adv-epochs", help="Adversarial epochs (unsupervised)."),
-    adv_epoch_size: int = typer.Option(AdversarialOptions.epoch_size, "--adv-epoch-size", help="Samples per adversarial epoch."),
-    adv_most_frequent: int = typer.Option(AdversarialOptions.most_frequent, "--adv-most-frequent", help="Discriminator sees only these frequent words."),
-    seed: int = typer.Option(AdversarialOptions.seed, "--seed", help="Random seed of the adversarial training."),
-    restarts: int = typer.Option(DEFAULT_RESTARTS, "--restarts", help="Unsupervised: adversarial runs with seeds seed, seed+1, …; MUSE's criterion keeps the best (MUSE: 1)."),
     as_json: JsonOption = False,
 ) -> None:
     """Map source vectors into the target space (MUSE: Procrustes + refinement, or adversarial + refinement).
@@ -91,8 +80,6 @@ def align_command(
         out = DataDir(data_dir).aligned(src_lang, tgt_lang).root
     from xlingual.embeddings.align import align  # torch: imported only when aligning
 
-    adversarial = replace(AdversarialOptions(), epochs=adv_epochs, epoch_size=adv_epoch_size, most_frequent=adv_most_frequent, seed=seed)
-    options = AlignOptions(normalize=normalize, refinement=refinement, dico_max_rank=dico_max_rank, adversarial=adversarial, restarts=restarts)
     result = align(src_emb, tgt_emb, out, dico=dico, options=options, max_vocab=max_vocab)
     verdict = result.summary()
     if as_json:
