@@ -1,8 +1,9 @@
 """The options of ``xl embeddings train`` and ``xl embeddings align``, with their defaults, in one place.
 
-The CLI reads its defaults from these classes and the library runs with
-them; this module imports nothing heavy, so ``xl --help`` can show them
-without loading fastText or torch.
+The CLI builds its options from these classes (a field declared with
+:func:`~xlingual.option_fields.option` carries its flag and help) and the
+library runs with them; this module imports nothing heavy, so ``xl --help``
+can show them without loading fastText or torch.
 """
 
 from __future__ import annotations
