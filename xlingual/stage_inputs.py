@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from xlingual.data.formats import format_for_lang, raise_for_errors, read_samples
 from xlingual.data.images import attach_images
 from xlingual.data.sample import Sample
-from xlingual.embeddings.paths import find_aligned_pair
+from xlingual.embeddings.paths import check_aligned_files, find_aligned_pair
 from xlingual.embeddings.vectors import merge_vector_files
 from xlingual.errors import ConfigError
 from xlingual.workspace import DataDir, TranslationFolder
@@ -262,6 +262,7 @@ def ensure_word_vectors(value: str | None, data_dir: str | Path, src: str, tgt: 
         return None
     if value != "auto":
         return str(value)
+    check_aligned_files(files)
     if len(files) == 1:
         return str(files[0])
     return str(merge_vector_files(files, merged_out))

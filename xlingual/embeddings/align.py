@@ -39,6 +39,7 @@ from xlingual.embeddings.vectors import Vectors, load_vectors, save_vectors
 from xlingual.errors import ConfigError
 from xlingual.io import atomic_open, atomic_write_json
 from xlingual.lock import locks_output
+from xlingual.output_set import MANIFEST_KEY, StagedSet, describe_files
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +142,11 @@ def align(
 ) -> AlignResult:
     """Align two ``.vec``/``.bin`` files and write ``vectors-src.vec``, ``vectors-tgt.vec``, ``mapping.npy``, ``alignment.json``.
 
+    The four files are one output set (:mod:`xlingual.output_set`): staged,
+    then moved in with ``alignment.json`` (their sizes and digests) first, so
+    a reader never pairs one alignment's source vectors with another's target
+    vectors, and a failed write leaves the earlier alignment as it was.
+
     ``dico`` is a MUSE dictionary file, ``"identical"``, or None (unsupervised).
     The written vectors are normalised as ``options.normalize`` says, the source
     ones multiplied by the mapping, so both files live in one space.
@@ -158,19 +164,23 @@ def align(
     tgt = normalize_embeddings(as_tensor(tgt_vectors.matrix, device), options.normalize)
     result = align_embeddings(src, tgt, dictionary, options)
     paths = AlignedPaths(Path(out_dir))
-    paths.root.mkdir(parents=True, exist_ok=True)
-    mapped = (src @ result.mapping.T).cpu().numpy()
-    save_vectors(paths.src_vectors, Vectors(src_vectors.words, mapped))
-    save_vectors(paths.tgt_vectors, Vectors(tgt_vectors.words, tgt.cpu().numpy()))
-    with atomic_open(paths.mapping, "wb") as handle:
-        np.save(handle, result.mapping.cpu().numpy())
-    atomic_write_json(paths.summary, {
+    summary = {
         "src_emb": str(src_path), "tgt_emb": str(tgt_path),
         "dictionary": dictionary.source if dictionary is not None else None,
         "seed_pairs": result.seed_pairs, "seed_pairs_skipped": dictionary.skipped if dictionary is not None else 0,
         "src_words": len(src_vectors), "tgt_words": len(tgt_vectors), "dim": src_vectors.dim,
         **result.summary(), "history": result.history, "options": asdict(options), "device": str(device),
-        "seconds": round(time.perf_counter() - started, 2),
-    })
+    }
+    mapped = (src @ result.mapping.T).cpu().numpy()
+    with StagedSet(paths.root) as staged:  # the vectors of two alignments never meet in one folder
+        assert staged.folder is not None
+        written = AlignedPaths(staged.folder)
+        save_vectors(written.src_vectors, Vectors(src_vectors.words, mapped))
+        save_vectors(written.tgt_vectors, Vectors(tgt_vectors.words, tgt.cpu().numpy()))
+        with atomic_open(written.mapping, "wb") as handle:
+            np.save(handle, result.mapping.cpu().numpy())
+        files = describe_files(written.root, (p.name for p in (written.src_vectors, written.tgt_vectors, written.mapping)))
+        atomic_write_json(written.summary, {**summary, "seconds": round(time.perf_counter() - started, 2), MANIFEST_KEY: files})
+        staged.commit(AlignedPaths.SUMMARY)
     logger.info("aligned vectors written to %s", paths.root)
     return result

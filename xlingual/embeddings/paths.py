@@ -10,6 +10,7 @@ import json
 import logging
 from pathlib import Path
 
+from xlingual.output_set import check_set
 from xlingual.workspace import AlignedPaths, DataDir
 
 logger = logging.getLogger(__name__)
@@ -24,9 +25,22 @@ def find_aligned_pair(data_dir: str | Path, lang_a: str, lang_b: str) -> dict[st
     for src, tgt in ((lang_a, lang_b), (lang_b, lang_a)):
         paths = DataDir(data_dir).aligned(src, tgt)
         if paths.root.is_dir():
+            check_aligned_files([paths.src_vectors, paths.tgt_vectors], digests=False)
             warn_if_suspect(paths)
             return {src: paths.src_vectors, tgt: paths.tgt_vectors}
     return None
+
+
+def check_aligned_files(files: list[Path], digests: bool = True) -> None:
+    """Refuse aligned vectors that are not the set their folder's ``alignment.json`` lists (one line, how to rebuild).
+
+    An alignment written before alignments were output sets has no list and
+    is read as before. ``digests=False`` compares sizes only: the quick look
+    of an input check; the run that reads the vectors checks their digests.
+    """
+    for file in files:
+        paths = AlignedPaths(file.parent)
+        check_set(paths.root, paths.summary, [file.name], digests, rebuild="run 'xl embeddings align' into it again")
 
 
 ALIGNMENT_SUSPECT = "alignment_suspect"
