@@ -13,7 +13,10 @@ import logging
 import os
 import socket
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -44,6 +47,7 @@ def fake_ray(monkeypatch: pytest.MonkeyPatch) -> FakeRay:
     fake = FakeRay()
     monkeypatch.setitem(sys.modules, "ray", fake)
     monkeypatch.setattr(connect, "PROBE_SECONDS", 0.2)  # a refused address is not retried for long in tests
+    monkeypatch.setattr(connect, "ANSWER_SECONDS", 0.3)  # nor is a silent server waited for
     return fake
 
 
@@ -57,6 +61,45 @@ def listening() -> Iterator[str]:
         yield f"127.0.0.1:{server.getsockname()[1]}"
     finally:
         server.close()
+
+
+@contextmanager
+def answering(reply: bytes | None) -> Iterator[str]:
+    """HOST:PORT of a server on this machine that reads the client's first bytes, then sends ``reply`` (None: closes at once)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                client, _ = server.accept()
+            except (TimeoutError, OSError):
+                continue
+            with client:
+                if reply is not None:
+                    client.settimeout(1)
+                    try:
+                        client.recv(64)
+                        client.sendall(reply)
+                        time.sleep(0.2)
+                    except OSError:
+                        pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+
+
+# the first frame a Ray 2.60 head's GCS sent this client after the HTTP/2 preface (a SETTINGS frame, type 4), as recorded
+GCS_SETTINGS = bytes.fromhex("000018040000000000000400400000000500400000000600004000fe0300000001")
 
 
 def _never_called(**_: object) -> None:
@@ -193,3 +236,40 @@ def test_an_address_is_host_and_port_or_one_line_naming_the_option(typed: str) -
         return
     assert address.typed == typed and address.host and "[" not in address.host and 0 < address.port < 65536
     assert int(typed.rpartition(":")[2]) == address.port
+
+
+@pytest.mark.parametrize("reply, said", [
+    (b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", "it answered 'HTTP/1.1 400 Bad Request', an HTTP server (a dashboard's port?)"),
+    (b"-ERR unknown command 'PRI'\r\n", "it answered \"-ERR unknown command 'PRI'\""),
+    (None, "it closed the connection"),
+], ids=["http1", "redis", "closes"])
+def test_a_server_that_is_no_grpc_is_named_before_ray_is_asked(fake_ray, monkeypatch, reply, said) -> None:
+    monkeypatch.setattr(fake_ray, "init", _never_called)
+    with answering(reply) as address:
+        started = time.monotonic()
+        with pytest.raises(ConfigError) as caught:
+            join_cluster(fake_ray, address)
+        assert time.monotonic() - started < 5
+    assert str(caught.value) == (f"--ray {address}: something listens at the address typed, but it does not speak gRPC as a Ray head does "
+                                 f"({said}); {connect.START_HINT}")
+
+
+@pytest.mark.parametrize("reply", [GCS_SETTINGS, b""], ids=["grpc", "silent"])
+def test_a_grpc_server_or_a_silent_one_is_left_to_ray(fake_ray, monkeypatch, reply) -> None:
+    called: list[dict] = []
+    monkeypatch.setattr(fake_ray, "init", lambda **options: called.append(options))
+    with answering(reply) as address:
+        join_cluster(fake_ray, address)
+    assert called and called[0]["address"] == address
+
+
+def test_a_tls_cluster_is_not_asked_for_http2(monkeypatch) -> None:
+    monkeypatch.setenv("RAY_USE_TLS", "1")
+    with answering(b"HTTP/1.1 400 Bad Request\r\n\r\n") as address:
+        host, port = address.split(":")
+        assert connect.ask_http2(host, int(port), 0.5).http2 is None
+    monkeypatch.delenv("RAY_USE_TLS")
+    with answering(b"HTTP/1.1 400 Bad Request\r\n\r\n") as address:
+        host, port = address.split(":")
+        answer = connect.ask_http2(host, int(port), 0.5)
+    assert answer.http2 is False and answer.said.startswith(b"HTTP/1.1 400 Bad Request\r\n")

@@ -9,9 +9,14 @@ machine's own IP). So before and around ``ray.init``:
 * the address typed is probed with a plain TCP connect, a few seconds at
   most: where nothing listens, the command stops at once, before Ray is even
   asked (and, called early, before anything is written);
+* what answers there is asked to speak HTTP/2, as every gRPC server (a Ray
+  head's GCS, a Ray Client server) does at once: a server that answers
+  otherwise (the dashboard's HTTP port typed by mistake, Redis, SSH) or
+  closes the connection is named as no Ray head in well under a second; a
+  server that says nothing is left to Ray (a head too busy to answer yet);
 * Ray's own connect window is bounded (:data:`CONNECT_WINDOW`: two tries of a
   few seconds each) unless those settings are in the environment already, so
-  a port where something other than a Ray head listens also fails in seconds;
+  a port where a silent server listens also fails in seconds;
 * what Ray prints to stderr while it connects is kept out of the terminal and
   logged at debug level (``xl -v`` shows it);
 * a failure is told by its cause: token authentication (with how to fix it,
@@ -115,8 +120,79 @@ def resolve(typed: str) -> ClusterAddress:
     return ClusterAddress(typed, resolved.host, resolved.port)
 
 
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+"""A client's HTTP/2 connection preface and an empty SETTINGS frame (RFC 9113 §3.4): a gRPC server answers with its own SETTINGS frame."""
+
+SETTINGS_FRAME_TYPE = 4
+
+ANSWER_SECONDS = 2.0
+"""How long a server that accepted the connection gets to answer the preface before Ray is left to decide."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a server said to the HTTP/2 preface: whether it speaks HTTP/2, and its first bytes otherwise."""
+
+    http2: bool | None
+    """True: a SETTINGS frame came back; False: something else did, or the connection was closed; None: no answer in time."""
+    said: bytes = b""
+
+
+def ask_http2(host: str, port: int, seconds: float | None = None) -> Answer:
+    """Send the HTTP/2 preface to ``host:port`` and read the first frame header the server sends back (waiting :data:`ANSWER_SECONDS`)."""
+    seconds = ANSWER_SECONDS if seconds is None else seconds
+    if os.environ.get("RAY_USE_TLS", "").lower() in ("1", "true"):  # a TLS cluster answers TLS first: nothing to learn here
+        return Answer(None)
+    try:
+        with socket.create_connection((host, port), timeout=seconds) as connection:
+            connection.sendall(HTTP2_PREFACE)
+            received = b""
+            deadline = time.monotonic() + seconds
+            while len(received) < 9:
+                connection.settimeout(max(0.05, deadline - time.monotonic()))
+                chunk = connection.recv(9 - len(received))
+                if not chunk:
+                    return Answer(False, received)
+                received += chunk
+            if received[3] == SETTINGS_FRAME_TYPE:
+                return Answer(True, received)
+            return Answer(False, received + _rest_of_line(connection))
+    except TimeoutError:
+        return Answer(None)
+    except (ConnectionResetError, BrokenPipeError):
+        return Answer(False)
+    except OSError:  # refused or unreachable since the probe: Ray will say so
+        return Answer(None)
+
+
+def _rest_of_line(connection: socket.socket, limit: int = 120) -> bytes:
+    """What else the server sent at once, up to its first line's end: enough to name what answered."""
+    said = b""
+    connection.settimeout(0.2)
+    try:
+        while len(said) < limit and b"\n" not in said:
+            chunk = connection.recv(limit - len(said))
+            if not chunk:
+                break
+            said += chunk
+    except OSError:
+        pass
+    return said
+
+
+def _not_grpc(address: ClusterAddress, answer: Answer) -> ConfigError:
+    if not answer.said:
+        what = "it closed the connection"
+    else:
+        first = answer.said.split(b"\r")[0].split(b"\n")[0].decode("ascii", errors="replace")
+        printable = "".join(c if c.isprintable() else "?" for c in first)
+        what = f"it answered {printable!r}" + (", an HTTP server (a dashboard's port?)" if first.startswith(("HTTP/", "<")) else "")
+    return ConfigError(f"--ray {address.named}: something listens at the address typed, but it does not speak gRPC as a Ray head does "
+                       f"({what}); {START_HINT}")
+
+
 def probe(address: ClusterAddress, seconds: float | None = None) -> None:
-    """Fail unless something accepts a TCP connection at ``address``, trying for at most ``seconds`` (default :data:`PROBE_SECONDS`)."""
+    """Fail unless something accepts a TCP connection at ``address`` (trying for at most ``seconds``, default :data:`PROBE_SECONDS`) and may be gRPC."""
     if address.host is None or address.port is None:
         return
     seconds = PROBE_SECONDS if seconds is None else seconds
@@ -125,7 +201,11 @@ def probe(address: ClusterAddress, seconds: float | None = None) -> None:
         left = deadline - time.monotonic()
         try:
             with socket.create_connection((address.host, address.port), timeout=max(0.5, min(3.0, left))):
-                return
+                pass
+            answer = ask_http2(address.host, address.port)
+            if answer.http2 is False:
+                raise _not_grpc(address, answer)
+            return
         except socket.gaierror as err:
             reason = f"unknown host {address.host!r}: {err.strerror or err}"
             break
