@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from umt_helpers import single_threaded
 
 from xlingual.data.sample import Sample
+from xlingual.evaluation.metrics import Scores
 from xlingual.models.acn import AcnModel
 from xlingual.train import engine
 from xlingual.train.config import StageConfig, TrainConfig
@@ -77,7 +78,7 @@ def scripted_dev_f1(monkeypatch: pytest.MonkeyPatch, scores: list[float]) -> lis
 
     def fake(model, samples, visual, batch_size):
         seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
-        return next(values), []
+        return Scores(precision=0.0, recall=0.0, f1=next(values)), []
 
     monkeypatch.setattr(engine, "evaluate_model", fake)
     return seen

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from xlingual.cli import app
 from xlingual.data.datasets import get_dataset
 from xlingual.data.sample import Sample
-from xlingual.errors import ConfigError
+from xlingual.errors import ConfigError, FolderInUseError
 from xlingual.io import atomic_write_json
 from xlingual.train.config import save_config
 from xlingual.train.experiment import GridOutcome, plan_grid
@@ -164,6 +164,45 @@ def test_running_a_plan_checks_inputs_first_then_copies_the_plan_and_hands_the_r
     with pytest.raises(ConfigError, match="nothing was trained"):
         run_plan(broken, tmp_path / "out2", (), runner)
     assert not (tmp_path / "out2").exists()
+
+
+
+def test_a_second_experiment_into_a_folder_an_experiment_is_running_in_is_refused(sample_data_dir, tmp_path):
+    """Two experiments started into one folder: the second is refused with the lock's one line, the first's plan.yaml kept."""
+    from test_lock import held_by_another_process, refusal
+
+    first = read_plan(tiny_plan(tmp_path / "first.yaml", sample_data_dir))
+    second = tiny_plan(tmp_path / "second.yaml", sample_data_dir, seeds=1)
+    out = tmp_path / "out"
+    started: list = []
+
+    def runner(runs):
+        started.extend(runs)
+        return GridOutcome()
+
+    with held_by_another_process(out) as pid:  # the first experiment, still training
+        (out / PLAN_NAME).write_text(first.copy_text(out), encoding="utf-8")
+        result = CliRunner().invoke(app, ["experiment", "--plan", str(second), "--output", str(out)])
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert refusal(out, pid).search(result.output.strip().splitlines()[-1])
+        with pytest.raises(FolderInUseError, match="is in use by process"):  # from Python too
+            run_plan(read_plan(second), out, (), runner)
+        assert not started and (out / PLAN_NAME).read_text(encoding="utf-8") == first.copy_text(out)
+
+
+def test_the_same_plan_run_again_into_its_folder_resumes(sample_data_dir, tmp_path):
+    plan = read_plan(tiny_plan(tmp_path / "plan.yaml", sample_data_dir))
+    out = tmp_path / "out"
+    handed: list[list] = []
+
+    def runner(runs):
+        handed.append([d for _, d in runs])
+        return GridOutcome()
+
+    run_plan(plan, out, (), runner)
+    copy = (out / PLAN_NAME).read_text(encoding="utf-8")
+    run_plan(plan, out, (), runner)  # an interrupted experiment started again: the lock was released when the first ended
+    assert len(handed) == 2 and handed[0] == handed[1] and (out / PLAN_NAME).read_text(encoding="utf-8") == copy
 
 
 # -- xl report lays out the plan and lists what is missing ----------------------------------

@@ -79,3 +79,32 @@ def test_any_text_in_a_fact_stays_in_its_table_row(setting, trained_on, run):
     assert [row.split(" | ")[0][2:] for row in table] == expected
     assert all(FACT_ROW.match(row) for row in table), table
     assert sum(1 for line in lines if line.startswith("# ")) == 1
+
+
+HOSTILE = st.text(alphabet=st.sampled_from(list("<>&|\\;#amplt \n\r\taZ1")) | st.characters(), max_size=30)
+
+
+def read_cell(cell: str) -> str:
+    """What a CommonMark renderer shows for a cell the project escaped (backslash escapes and the three entities)."""
+    return re.sub(r"\\(.)|&(amp|lt|gt);", lambda m: m.group(1) or {"amp": "&", "lt": "<", "gt": ">"}[m.group(2)], cell)
+
+
+@settings(max_examples=200, deadline=None)
+@given(HOSTILE, HOSTILE, HOSTILE)
+@example("<img src=x onerror=alert(1)>", "a&lt;b | c\\", "dev & <b>F1</b>")
+def test_text_in_a_card_is_escaped_as_every_markdown_table_cell_is(run, trained_on, metric):
+    """The card's title, facts and metric names hold no HTML and read back as written (white space as one space)."""
+    card = render_card(ModelCard(run=run, trained_on=trained_on, metrics={metric: 1.0}), "acn", ["O", "B-PER"], {"torch": "2"})
+    lines = card.splitlines()
+    shown = {line[2:] for line in lines if line.startswith("# ")} | {line[len("| Trained on | "):-len(" |")] for line in lines if line.startswith("| Trained on |")} \
+        | {line[2:-len(" | 1.00 |")] for line in lines if line.endswith(" | 1.00 |")}
+    wanted = {" ".join(text.split()) for text in (run, trained_on, metric) if text.split()}
+    assert {read_cell(cell) for cell in shown} >= wanted
+    assert not any(set("<>") & set(cell) for cell in shown), shown
+
+
+@given(st.lists(st.text(alphabet=st.sampled_from(list("abcXYZ019-_.+()")), min_size=1, max_size=8), min_size=1, max_size=4).map(" ".join))
+def test_ordinary_names_are_written_as_they_are(name):
+    """Run, setting and dataset names of ordinary spelling reach the card unchanged (the demo's cards read as before)."""
+    card = render_card(ModelCard(run=name, setting=name, metrics={f"{name} test F1": 80.0}), "acn", ["O", "B-PER"], {"torch": "2"})
+    assert f"# {name}" in card.splitlines() and f"| Setting | {name} |" in card and f"| {name} test F1 | 80.00 |" in card

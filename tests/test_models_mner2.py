@@ -404,4 +404,4 @@ def test_trains_through_the_engine_selecting_on_dev(encoder_dir, posts, tmp_path
     assert loop.best_dev_f1 == pytest.approx(max(dev_f1), abs=1e-4) and loop.best_dev_f1 > 0
     best = load_model(tmp_path / "best")
     assert isinstance(best, Mner2Model)
-    assert evaluate_model(best, dev, visual, 8)[0] == pytest.approx(loop.best_dev_f1)  # the folder holds the model selected on dev
+    assert evaluate_model(best, dev, visual, 8)[0].f1 == pytest.approx(loop.best_dev_f1)  # the folder holds the model selected on dev

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xlingual.errors import ConfigError
+from xlingual.evaluation.metrics import Scores
 from xlingual.train.config import StageConfig, TrainConfig
 from xlingual.train.engine import StageTrainer
 from xlingual.train.plugins import EVENTS, DevEvaluation, EarlyStopping, LossLogging, PluginChain, TrainerPlugin, check_order
@@ -97,7 +98,7 @@ class Reader(TrainerPlugin):
 
 
 def built_ins() -> list[TrainerPlugin]:
-    return [LossLogging(), DevEvaluation(Path("best"), lambda *args: (0.0, []))]
+    return [LossLogging(), DevEvaluation(Path("best"), lambda *args: (Scores(0.0, 0.0, 0.0), []))]
 
 
 def test_a_plugin_after_what_it_requires_passes():

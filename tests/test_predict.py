@@ -157,6 +157,32 @@ def test_evaluate_with_features_uses_the_cmner_posts_images(tmp_path, model_dir,
         assert scores["conlleval"]["gold"] == sum(len(s.entities()) for s in cmner)
 
 
+
+@pytest.mark.parametrize("named_format", [[], ["--input-format", "cmner"]], ids=["detected", "named"])
+def test_predict_looks_up_which_dataset_a_file_is_once(tmp_path, model_dir, posts, data_root, cmner_cache, seen_images, monkeypatch,
+                                                       named_format):
+    """A split of a data directory: read by its dataset's rule and its images found in the dataset's folder, from one lookup."""
+    from xlingual.stage_inputs import dataset_file
+    from xlingual.workspace import DataDir
+
+    _, cmner = posts
+    layout = tmp_path / "data" / "cmner"
+    write_samples(layout / "text" / "test.txt", cmner, "cmner")
+    (layout / "images").symlink_to(data_root / "cmner" / "images", target_is_directory=True)
+    source = layout / "text" / "test.txt"
+    looks = []
+    real = DataDir.dataset_of_file
+    monkeypatch.setattr(DataDir, "dataset_of_file", lambda self, path: looks.append(path) or real(self, path))
+    assert dataset_file(source) is not None
+    one_lookup = len(looks)  # the data directories above the file that one lookup asks
+    looks.clear()
+    result = run("predict", "-m", str(model_dir), "-i", str(source), *named_format, "--features", str(cmner_cache), "-o", str(tmp_path / "out.txt"))
+    assert result.exit_code == 0, result.output
+    assert seen_images == {s.id: True for s in cmner}, "the images were found in the dataset's folder (no --image-dir)"
+    assert [s.id for s in read_samples(tmp_path / "out.txt", "cmner", bio="keep")] == [s.id for s in cmner]
+    assert len(looks) == one_lookup, f"{len(looks) // one_lookup} lookups of the file's dataset"
+
+
 # -- new posts: raw text and token files, a run folder as the model ------------------------------------------------------
 
 def make_run(root, model_dir, direction: str):

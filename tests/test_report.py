@@ -487,3 +487,62 @@ def test_one_seed_cells_say_so_and_every_table_has_a_legend(runs_root, tmp_path)
         if any(cell and cell[0].isdigit() for r in table.rows for h, cell in zip(table.header, r) if h.startswith("p ")):
             assert "(300 resamples, seed 0)" in legend
     assert "Legend: −: trained on the target dataset only" in (tmp_path / "out" / "table3.md").read_text()
+
+
+# -- each run's files read and checked once per report ------------------------------------------
+
+def listed_runs(root: Path, seeds: tuple[int, ...] = (1, 2)) -> list[Path]:
+    """Multilingual runs with their config.yaml and a metrics.json listing their files with digests, as training writes them."""
+    from xlingual.output_set import MANIFEST_KEY, describe_files
+
+    tests = {"cmner": make_test_set(60, seed=7), "twitter2015": make_test_set(50, seed=8)}
+    runs = []
+    for seed in seeds:
+        for setting, rates in (("tgt_only", (0.4, 0.7)), ("joint", (0.3, 0.1)), ("src_tgt", (0.35, 0.5))):
+            run_dir = configure(make_multilingual_run(root, "2mner", setting, seed, tests, dict(zip(tests, rates))))
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+            files = [p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file() and p.name != "metrics.json"]
+            atomic_write_json(run_dir / "metrics.json", {**metrics, MANIFEST_KEY: describe_files(run_dir, files)})
+            runs.append(run_dir)
+    return runs
+
+
+def test_a_report_reads_and_hashes_each_file_of_a_run_once(tmp_path, monkeypatch):
+    """Every comparison of a run (its row's significance, each test set's p) shares one checked read of its predictions."""
+    from collections import Counter
+
+    import xlingual.evaluation.evaluate as evaluate_module
+    import xlingual.output_set as output_set
+
+    runs = listed_runs(tmp_path / "runs")
+    digests, parsed, reads = Counter(), Counter(), Counter()
+    file_digest, read_samples, read_text = output_set.file_digest, evaluate_module.read_samples, Path.read_text
+    monkeypatch.setattr(output_set, "file_digest", lambda path, *a, **k: digests.update([Path(path)]) or file_digest(path, *a, **k))
+    monkeypatch.setattr(evaluate_module, "read_samples", lambda path, *a, **k: parsed.update([Path(path)]) or read_samples(path, *a, **k))
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: reads.update([self]) or read_text(self, *a, **k))
+    report = write_report([tmp_path / "runs"], tmp_path / "out", bootstrap=50)
+    table = {t.name: t for t in report.tables}["multilingual-en-zh"]
+    assert all(cell for row in table.rows if row[1] != "−" for cell in row[-2:])  # both test sets compared, for both settings
+    predictions = {run / "predictions" / name for run in runs for name in ("test.jsonl", "test.twitter2015.jsonl")}
+    assert set(digests) == set(parsed) == predictions, "every run's predictions of both test sets are checked and read"
+    assert max(digests.values()) == max(parsed.values()) == 1, "each file hashed and parsed once, however often it is compared"
+    for name in ("metrics.json", "config.yaml"):
+        assert sorted(p for p in reads if p.name == name) == sorted(run / name for run in runs) and max(reads[run / name] for run in runs) == 1
+
+
+def test_a_report_still_refuses_predictions_changed_in_place_or_cut(tmp_path):
+    run = listed_runs(tmp_path / "runs", seeds=(1,))[1]  # joint: compared with tgt_only on both test sets
+    predictions = run / "predictions" / "test.twitter2015.jsonl"
+    text = predictions.read_text()
+    changed = text.replace('"B-PER"', '"B-LOC"', 1) if '"B-PER"' in text else text.replace('"B-LOC"', '"B-PER"', 1)
+    predictions.write_text(changed)  # the same size: only its digest tells
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "runs"), "--output", str(tmp_path / "out")])
+    assert result.exit_code == 2 and f"{predictions}: its SHA-256 differs from the one metrics.json records" in result.output
+    predictions.write_text(text)
+    metrics = json.loads((run / "metrics.json").read_text())
+    del metrics["output_files"]  # a run from before runs listed their files: test_samples tells a cut file
+    atomic_write_json(run / "metrics.json", {**metrics, "test_samples": 60})
+    test = run / "predictions" / "test.jsonl"
+    test.write_text("".join(test.read_text().splitlines(keepends=True)[:-1]))
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "runs"), "--output", str(tmp_path / "out")])
+    assert result.exit_code == 2 and f"{test}: 59 posts, but metrics.json records test_samples=60" in result.output

@@ -143,3 +143,40 @@ def test_the_curves_need_every_steps_loss_and_the_dev_evaluations_before_them(tm
     with pytest.raises(ConfigError, match="TensorBoardLogging requires DevEvaluation before it, but DevEvaluation comes after it"):
         PluginChain([LossLogging(step_losses=True), curves, DevEvaluation(tmp_path, None)])
     PluginChain([LossLogging(step_losses=True), DevEvaluation(tmp_path, None), curves])
+
+
+def test_the_dev_set_is_decoded_and_scored_once_per_evaluation(sample_data_dir, tmp_path, monkeypatch):
+    """The per-type curves come from DevEvaluation's own scores (StageRun.dev_scores): nothing predicts or scores the dev set again."""
+    tensorboard_installed()
+    from collections import Counter
+
+    from xlingual.evaluation import metrics
+    from xlingual.models.acn import AcnModel
+    from xlingual.train import engine, plugins
+
+    calls: Counter[str] = Counter()
+    predict, score_labels = AcnModel.predict, metrics.score
+
+    def counting_predict(self, samples, *args, **kwargs):
+        calls["predict"] += 1
+        return predict(self, samples, *args, **kwargs)
+
+    def counting_score(*args, **kwargs):
+        calls["score"] += 1
+        return score_labels(*args, **kwargs)
+
+    monkeypatch.setattr(AcnModel, "predict", counting_predict)
+    for module in (metrics, engine, plugins):  # wherever the scoring function is looked up
+        monkeypatch.setattr(module, "score", counting_score, raising=False)
+    seen: list[tuple[Counter[str], int]] = []
+
+    class AtStageEnd(plugins.TrainerPlugin):
+        def stage_end(self, run) -> None:  # after every plugin closed (TensorBoard writes its last evaluation there)
+            seen.append((Counter(calls), len(run.loop.history)))
+
+    train_run(config(sample_data_dir, "epochs=2", "target.eval_every_steps=3"), tmp_path / "run", plugins=[AtStageEnd()])
+    (counted, evaluations), = seen
+    assert evaluations > 2 and counted == {"predict": evaluations, "score": evaluations}
+    curves = read_scalars(RunFolder(tmp_path / "run").tensorboard("target"))
+    per_type = [tag for tag in curves if tag.startswith(f"{TB_DEV_F1}/")]
+    assert per_type and all(len(curves[tag]) == evaluations for tag in per_type)

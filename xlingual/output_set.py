@@ -68,6 +68,15 @@ def read_manifest(path: Path) -> dict[str, Any] | None:
         values = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as err:
         raise OutputSetError(f"{path}: not readable JSON ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+    return manifest_files(values, path)
+
+
+def manifest_files(values: Any, path: Path) -> dict[str, Any] | None:
+    """The files a manifest's parsed JSON ``values`` lists (None: none listed), checked as :func:`read_manifest` checks them.
+
+    For a reader that has parsed the manifest already (``xl report`` reads
+    each run's ``metrics.json`` once); ``path`` names the manifest in errors.
+    """
     listed = values.get(MANIFEST_KEY) if isinstance(values, dict) else None
     if listed is None:
         return None
@@ -91,6 +100,13 @@ def check_set(root: Path, manifest: Path, names: Sequence[str] | None = None, di
     listed = read_manifest(manifest)
     if listed is None:
         return False
+    check_listed(root, manifest, listed, names, digests, rebuild)
+    return True
+
+
+def check_listed(root: Path, manifest: Path, listed: dict[str, Any], names: Sequence[str] | None = None, digests: bool = True,
+                 rebuild: str = "") -> None:
+    """:func:`check_set` against a manifest's files already read (:func:`manifest_files`); ``manifest`` names it in errors."""
     how = f": {rebuild}" if rebuild else ""
     for name in listed if names is None else names:
         path = root / name
@@ -107,7 +123,6 @@ def check_set(root: Path, manifest: Path, names: Sequence[str] | None = None, di
         if digests and file_digest(path) != expected["sha256"]:
             raise OutputSetError(f"{path}: its SHA-256 differs from the one {manifest.name} records (the file was changed, "
                                  f"or the set was not written whole){how}")
-    return True
 
 
 class StagedSet:
@@ -187,4 +202,4 @@ def _set_aside(path: Path, to: Path) -> bool:
     return True
 
 
-__all__ = ["MANIFEST_KEY", "STAGING_PREFIX", "StagedSet", "check_set", "describe_files", "read_manifest"]
+__all__ = ["MANIFEST_KEY", "STAGING_PREFIX", "StagedSet", "check_listed", "check_set", "describe_files", "manifest_files", "read_manifest"]

@@ -324,6 +324,15 @@ class DatasetFile:
     spec: "DatasetSpec"
     split: str
 
+    def read(self, data_file: str | Path, bio: str = "repair") -> list[Sample]:
+        """The samples of ``data_file`` (this split's file) by its dataset's rule: format, label map or open label set."""
+        return raise_for_errors(self.spec.parse(data_file, self.split, bio))
+
+    def image_dir(self) -> Path | None:
+        """The dataset's image folder in its data directory, if it exists."""
+        folder = self.layout.images_dir(self.spec.name)
+        return folder if folder.is_dir() else None
+
 
 def dataset_file(data_file: str | Path) -> DatasetFile | None:
     """The data directory, dataset and split ``data_file`` is, when it lies where a data directory puts one of its splits.
@@ -346,7 +355,7 @@ def read_dataset_file(data_file: str | Path, format: str | None = None, bio: str
     """The samples of a file: by its dataset's rule when it is a dataset's split and no ``format`` is forced, else as ``format`` says (or detected)."""
     found = dataset_file(data_file) if format is None else None
     if found is not None:
-        return raise_for_errors(found.spec.parse(data_file, found.split, bio))
+        return found.read(data_file, bio)
     return read_samples(data_file, format, bio=bio)
 
 
@@ -356,10 +365,7 @@ def dataset_image_dir(data_file: str | Path) -> Path | None:
     ``data/cmner/text/test.txt`` -> ``data/cmner/images``; any other path -> None.
     """
     found = dataset_file(data_file)
-    if found is None:
-        return None
-    folder = found.layout.images_dir(found.spec.name)
-    return folder if folder.is_dir() else None
+    return None if found is None else found.image_dir()
 
 
 def visual_inputs(samples: list[Sample], caches: "FeatureCache | str | Path | Sequence[FeatureCache | str | Path]", *,
@@ -403,7 +409,8 @@ def visual_inputs(samples: list[Sample], caches: "FeatureCache | str | Path | Se
 
 
 def visual_inputs_for_model(model: "MnerModel", samples: list[Sample], features: "str | Path | Sequence[str | Path] | None",
-                            image_dir: str | Path | None, images: str, seed: int, data_file: str | Path | None = None) -> tuple["VisualLookup | None", int]:
+                            image_dir: str | Path | None, images: str, seed: int, data_file: str | Path | None = None,
+                            dataset: "Callable[[], DatasetFile | None] | None" = None) -> tuple["VisualLookup | None", int]:
     """The visual lookup a saved model needs for ``samples`` (``xl predict``, ``xl evaluate --model``) and how many posts have an image.
 
     ``features`` is the cache folder, or the folders of a model that reads
@@ -411,6 +418,9 @@ def visual_inputs_for_model(model: "MnerModel", samples: list[Sample], features:
 
     ``image_dir`` defaults to the dataset's image folder when ``data_file``
     sits in the ``xl data download`` layout (``data/cmner/text/test.txt``).
+    ``dataset``, where given, says which dataset split the posts' file is
+    instead of looking ``data_file`` up again (a caller that looked it up
+    already); it is called only when that folder is needed.
     """
     uses_images = bool(getattr(getattr(model, "config", None), "use_image", False))
     if not uses_images:
@@ -423,7 +433,10 @@ def visual_inputs_for_model(model: "MnerModel", samples: list[Sample], features:
     if not features and not reads_images:
         logger.warning("multimodal model without --features: every post is treated as having no image")
         return None, 0
-    if image_dir is None and data_file is not None:
+    if image_dir is None and dataset is not None:
+        found = dataset()
+        image_dir = None if found is None else found.image_dir()
+    elif image_dir is None and data_file is not None:
         image_dir = dataset_image_dir(data_file)
     if reads_images and image_dir is None:
         raise ConfigError("the model fine-tuned its ViT and reads the raw images: pass --image-dir (the posts' image folder)")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from xlingual.data.formats import TEXT_FORMATS, detect_format, read_samples
@@ -22,7 +22,7 @@ from xlingual.data.labels import OPEN_SCHEMA, LabelSchema
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError, DataFormatError, OutputSetError
 from xlingual.evaluation.metrics import score_all_modes
-from xlingual.output_set import check_set
+from xlingual.output_set import check_listed, check_set, manifest_files
 from xlingual.workspace import RunFolder
 
 
@@ -33,35 +33,48 @@ def _scores(gold: list[list[str]], pred: list[list[str]]) -> dict[str, Any]:
 RUN_REBUILD = "restore the file from a copy of the run, or train the run again into another --output"
 
 
-def check_run_outputs(run_dir: str | Path, names: Sequence[str] | None = None, digests: bool = True) -> None:
+def check_run_outputs(run_dir: str | Path, names: Sequence[str] | None = None, digests: bool = True,
+                      metrics: Mapping[str, Any] | None = None) -> None:
     """Refuse a finished run whose files are not those its ``metrics.json`` lists (``output_files``: predictions written before it).
 
     ``names`` are run-folder-relative paths about to be read (None: all the
     metrics list). A run without ``metrics.json`` (unfinished), or with one
     written before runs listed their files, passes here;
     :func:`read_run_predictions` still checks the test set's size against
-    ``test_samples``.
+    ``test_samples``. ``metrics``: the run's ``metrics.json`` as its caller
+    read it, so that it is not read again (None: read it here).
     """
-    folder = RunFolder(run_dir)
-    check_set(folder.root, folder.metrics, names, digests, RUN_REBUILD)
+    _check_run_files(RunFolder(run_dir), names, digests, metrics)
 
 
-def read_run_predictions(run_dir: str | Path, split: str) -> list[Sample]:
+def _check_run_files(folder: RunFolder, names: Sequence[str] | None, digests: bool, metrics: Mapping[str, Any] | None) -> bool:
+    """:func:`~xlingual.output_set.check_set` of a run's files against its manifest, read here or given as ``metrics``."""
+    if metrics is None:
+        return check_set(folder.root, folder.metrics, names, digests, RUN_REBUILD)
+    listed = manifest_files(metrics, folder.metrics)
+    if listed is None:
+        return False
+    check_listed(folder.root, folder.metrics, listed, names, digests, RUN_REBUILD)
+    return True
+
+
+def read_run_predictions(run_dir: str | Path, split: str, metrics: Mapping[str, Any] | None = None) -> list[Sample]:
     """The saved predictions of ``split`` (gold labels in ``meta.gold``), once they are shown to be the ones the run scored.
 
     A file cut at a line boundary is still valid JSONL: without this check it
     would be rescored on fewer posts without a word. The file is checked
     against the digest ``metrics.json`` records, or (a run from before runs
-    listed their files) the test set against ``test_samples``.
+    listed their files) the test set against ``test_samples``. ``metrics``:
+    the run's ``metrics.json`` as its caller read it (None: read here).
     """
     folder = RunFolder(run_dir)
     path = folder.prediction(split, ".jsonl")
     if not path.is_file():
         raise ConfigError(f"{path}: no saved predictions (is {run_dir} a finished 'xl train' run folder?)")
-    checked = check_set(folder.root, folder.metrics, [path.relative_to(folder.root).as_posix()], rebuild=RUN_REBUILD)
+    checked = _check_run_files(folder, [path.relative_to(folder.root).as_posix()], True, metrics)
     samples = read_samples(path, "jsonl", bio="keep", schema=OPEN_SCHEMA)  # the run's labels, whatever its label set
     if not checked and split == "test" and folder.metrics.is_file():
-        expected = _recorded_test_samples(folder.metrics)
+        expected = _recorded_test_samples(folder.metrics) if metrics is None else _test_samples(metrics)
         if expected is not None and expected != len(samples):
             raise OutputSetError(f"{path}: {len(samples)} posts, but {folder.metrics.name} records test_samples={expected} "
                                  f"(the file was changed or cut): {RUN_REBUILD}")
@@ -70,9 +83,15 @@ def read_run_predictions(run_dir: str | Path, split: str) -> list[Sample]:
 
 def _recorded_test_samples(metrics: Path) -> int | None:
     try:
-        value = json.loads(metrics.read_text(encoding="utf-8")).get("test_samples")
-    except (OSError, ValueError, AttributeError):
+        values = json.loads(metrics.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None  # the readers of metrics.json say what is wrong with it
+    return _test_samples(values)
+
+
+def _test_samples(values: Any) -> int | None:
+    """``test_samples`` of a run's parsed metrics, where it is a count."""
+    value = values.get("test_samples") if isinstance(values, Mapping) else None
     return value if type(value) is int else None
 
 

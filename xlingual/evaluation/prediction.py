@@ -23,6 +23,7 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from xlingual.data.formats import detect_format, format_for_lang, format_jsonl, format_samples
@@ -34,7 +35,7 @@ from xlingual.evaluation.model_source import model_language, resolve_model_dir
 from xlingual.models import load_model
 from xlingual.models.base import MnerModel, VisualLookup
 from xlingual.io import atomic_write_text
-from xlingual.stage_inputs import dataset_file, read_dataset_file, visual_inputs_for_model
+from xlingual.stage_inputs import DatasetFile, dataset_file, read_dataset_file, visual_inputs_for_model
 from xlingual.progress import progress_bar
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,12 @@ class PostsFile:
     schema: LabelSchema | None = None
     lang: str | None = None
 
+    @cached_property
+    def dataset(self) -> DatasetFile | None:
+        """The dataset split the file is (:func:`~xlingual.stage_inputs.dataset_file`), looked up once: when the posts were read
+        by that rule, or when first asked for (its image folder)."""
+        return dataset_file(self.path)
+
     def render(self, samples: Sequence[Sample]) -> str:
         """``samples`` as the text of the output file: the input's format and label spelling, or new posts' output format."""
         return format_samples(samples, self.output_format, schema=self.schema)
@@ -93,17 +100,30 @@ def read_posts(path: str | Path, input_format: str | None = None, lang: str | No
     """The posts of ``path``: a dataset split by its dataset's rule, else ``input_format`` (detected when None, see :mod:`xlingual.data.new_posts`).
 
     ``lang`` is the model's language: what raw text is tokenised as (``tokenizer``, a ``MODULE:NAME`` plug-in,
-    replaces the built-in tokeniser) and what token files' posts are written in.
+    replaces the built-in tokeniser) and what token files' posts are written in. Without ``input_format`` the
+    file's dataset is looked up here, once: the result is the :attr:`PostsFile.dataset` its images are found by.
     """
-    from xlingual.data.new_posts import INPUT_FORMATS, RAW, TOKENS, UNLABELLED_OUTPUT, detect_input_format, read_raw_posts, read_token_posts
-    from xlingual.projection.tokenization import CHARACTER_LANGUAGES
+    from xlingual.data.new_posts import INPUT_FORMATS
 
     path = Path(path)
     if input_format is not None and input_format not in INPUT_FORMATS:
         raise ConfigError(f"--input-format: '{input_format}' is not one of {', '.join(INPUT_FORMATS)}")
-    if input_format is None and dataset_file(path) is not None:
-        fmt, schema = file_rule(path)
-        return PostsFile(path, fmt, read_dataset_file(path), fmt, schema)
+    if input_format is not None:
+        return _read_new_posts(path, input_format, lang, tokenizer)
+    found = dataset_file(path)
+    if found is None:
+        posts = _read_new_posts(path, None, lang, tokenizer)
+    else:
+        posts = PostsFile(path, found.spec.format, found.read(path), found.spec.format, found.spec.schema)
+    posts.dataset = found  # known now: never looked up again
+    return posts
+
+
+def _read_new_posts(path: Path, input_format: str | None, lang: str | None, tokenizer: str | None) -> PostsFile:
+    """The posts of a file read as ``input_format`` says (detected when None), not by a dataset's rule."""
+    from xlingual.data.new_posts import RAW, TOKENS, UNLABELLED_OUTPUT, detect_input_format, read_raw_posts, read_token_posts
+    from xlingual.projection.tokenization import CHARACTER_LANGUAGES
+
     kind = input_format or detect_input_format(path, one_char_tokens=lang in CHARACTER_LANGUAGES)
     if kind not in (RAW, TOKENS):  # a dataset format, named or detected: read and written back as it is
         return PostsFile(path, kind, read_dataset_file(path, kind), kind)
@@ -185,7 +205,8 @@ def predict_posts(
     posts = read_posts(input_path, input_format, model_language(model_dir, lang), tokenizer)
     model = load_model(model_dir)
     model.to(resolve_device(device))
-    visual, with_images = visual_inputs_for_model(model, posts.samples, features, image_dir, images, seed, data_file=input_path)
+    visual, with_images = visual_inputs_for_model(model, posts.samples, features, image_dir, images, seed,
+                                                  dataset=lambda: posts.dataset)  # the file's dataset, looked up once
     predicted = predict_samples(model, posts.samples, visual, batch_size)
     text = posts.render(predicted)
     if output_path is not None:

@@ -45,7 +45,7 @@ from xlingual.io import atomic_write_text, save_png
 from xlingual.text_escape import latex_text, markdown_cell, plain_label
 from xlingual.train.config import MODEL_TYPES, PAPER_SETTINGS
 from xlingual.train.config.packaged import settings as known_settings
-from xlingual.train.config.schema import direction_datasets, pair_label
+from xlingual.train.config.schema import TrainConfig, direction_datasets, pair_label
 from xlingual.evaluation.evaluate import check_run_outputs, read_run_predictions
 from xlingual.evaluation.metrics import sentence_counts
 from xlingual.evaluation.paper import CROSS_LINGUAL, IMAGE_LABELS, SETTING_LABELS, SETTING_MEANINGS, TABLE2, PaperRow
@@ -78,11 +78,26 @@ def score_types(per_type: Iterable[Mapping[str, float]]) -> list[str]:
 
 
 @dataclass
+class SavedConfig:
+    """A run's ``config.yaml``: the values as written, and the config they resolve to (None: this version cannot validate them)."""
+
+    values: dict[str, Any]
+    resolved: TrainConfig | None
+
+
+@dataclass
 class RunRecord:
-    """What the report needs from one run folder."""
+    """What the report needs from one run folder, each of its files read (and checked) once per report.
+
+    ``metrics`` is the run's ``metrics.json`` as read: the manifest the
+    saved predictions are checked against. Its ``config.yaml`` and each
+    split's predictions are read when first asked for and kept, so a run
+    compared with several others is not read and hashed again for each.
+    """
 
     run_dir: Path
     metrics: dict[str, Any]
+    _counts: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def pair(self) -> Pair:
@@ -101,6 +116,25 @@ class RunRecord:
         return self.metrics["test"][mode]
 
     @cached_property
+    def saved_config(self) -> SavedConfig | None:
+        """The run's ``config.yaml`` (None for a folder without one); a garbled file: one line naming it.
+
+        Resolved through the config schema where this version can validate it
+        (a run made by another version may not be).
+        """
+        from xlingual.train.config import config_from_dict, read_yaml
+
+        path = RunFolder(self.run_dir).config
+        if not path.is_file():
+            return None
+        values = read_yaml(path)
+        try:
+            resolved = config_from_dict(values, where=str(path))
+        except ConfigError:
+            resolved = None
+        return SavedConfig(values, resolved)
+
+    @cached_property
     def config(self) -> dict[str, Any] | None:
         """The run's resolved config (its ``config.yaml``) as dotted keys; None for a folder without one.
 
@@ -108,17 +142,10 @@ class RunRecord:
         made compares at its default; a config this version cannot validate
         (another version's) is compared as written.
         """
-        from xlingual.train.config import config_from_dict, read_yaml
-
-        path = RunFolder(self.run_dir).config
-        if not path.is_file():
+        saved = self.saved_config
+        if saved is None:
             return None
-        values = read_yaml(path)  # a garbled file: one line naming it
-        try:
-            values = config_from_dict(values, where=str(path)).to_dict()
-        except ConfigError:
-            pass
-        return _flatten(values)
+        return _flatten(saved.values if saved.resolved is None else saved.resolved.to_dict())
 
     @property
     def identity(self) -> str | None:
@@ -143,10 +170,16 @@ class RunRecord:
         return "test" if dataset == self.metrics.get("target_dataset") else other_test_split(dataset)
 
     def sentence_counts(self, split: str = "test") -> tuple[list[str], np.ndarray]:
-        """Sample ids and per-sentence entity counts from the saved predictions of ``split`` (``test.<dataset>``: another test set)."""
-        samples = read_run_predictions(self.run_dir, split)
-        gold = [s.meta["gold"] for s in samples]
-        return [s.id for s in samples], sentence_counts(gold, [s.labels for s in samples])
+        """Sample ids and per-sentence entity counts from the saved predictions of ``split`` (``test.<dataset>``: another test set).
+
+        Read and checked against ``metrics`` (:func:`read_run_predictions`) on
+        the first call, then kept: every comparison of the run shares them.
+        """
+        if split not in self._counts:
+            samples = read_run_predictions(self.run_dir, split, self.metrics)
+            gold = [s.meta["gold"] for s in samples]
+            self._counts[split] = [s.id for s in samples], sentence_counts(gold, [s.labels for s in samples])
+        return self._counts[split]
 
 
 MeanStd = tuple[float, float | None]
@@ -196,7 +229,7 @@ def find_runs(paths: list[str | Path]) -> list[RunRecord]:
                 raise ConfigError(f"{metrics_path}:{err.lineno}: not valid JSON ({err.msg})") from None
             except UnicodeDecodeError:
                 raise ConfigError(f"{metrics_path}: not valid JSON (not UTF-8 text)") from None
-            check_run_outputs(metrics_path.parent, digests=False)  # digests are checked where predictions are read
+            check_run_outputs(metrics_path.parent, digests=False, metrics=metrics)  # digests are checked where predictions are read
             found[metrics_path.parent.resolve()] = RunRecord(metrics_path.parent, metrics)
     if not found:
         raise ConfigError(f"no finished runs (folders with {METRICS_NAME}) under {', '.join(map(str, paths))}")
@@ -661,16 +694,15 @@ def translation_previews(run: RunRecord) -> list[Path]:
     """
     from xlingual.projection.preview import PREVIEW_NAME
     from xlingual.stage_inputs import find_translation
-    from xlingual.train.config import config_from_dict, read_yaml
     from xlingual.train.config.stages import setting_plan
 
     recorded = " ".join(stage.get("data", "") for stage in run.metrics.get("stages", {}).values())
-    saved_config = RunFolder(run.run_dir).config
-    if not saved_config.is_file():
-        return []
     previews = []
     try:  # only looks: a report never builds a translation, whatever the run's build_missing said
-        config = config_from_dict(read_yaml(saved_config), where=str(saved_config))
+        saved = run.saved_config
+        if saved is None or saved.resolved is None:  # no config, or one this version cannot resolve: nothing to find
+            return []
+        config = saved.resolved
         if "translation" not in setting_plan(config.setting).parts:
             return []
         for dataset in config.source_datasets:

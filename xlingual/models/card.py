@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from xlingual.io import atomic_write_text
+from xlingual.text_escape import markdown_cell
 from xlingual.workspace import RUN_CONFIG_NAME
 
 CARD_NAME = "README.md"
@@ -114,7 +115,7 @@ def render_card(card: ModelCard, model_type: str, label_names: Sequence[str], ve
     lines += ["| | |", "|---|---|", *(f"| {name} | {cell} |" for name, cell in cells if cell), ""]
     lines += ["## Metrics", ""]
     if card.metrics:
-        lines += ["| metric | value |", "|---|---|", *(f"| {name} | {value:.2f} |" for name, value in card.metrics.items()), ""]
+        lines += ["| metric | value |", "|---|---|", *(f"| {_cell(name)} | {value:.2f} |" for name, value in card.metrics.items()), ""]
     else:
         lines += ["None recorded when this folder was written.", ""]
     lines += ["## Versions", "", *(f"- {name} {version or 'not installed'}" for name, version in versions.items()), ""]
@@ -132,8 +133,9 @@ def _flow(items: Sequence[str]) -> str:
 
 
 def _cell(value: str) -> str:
-    """A value as one table cell: no line breaks, no column separators (a backslash is escaped so it cannot unescape a pipe)."""
-    return " ".join(value.split()).replace("\\", "\\\\").replace("|", "\\|")
+    """A value on one line, its runs of white space as one space, escaped as every Markdown table cell of the project is
+    (:func:`~xlingual.text_escape.markdown_cell`: no column separator, no HTML)."""
+    return markdown_cell(" ".join(value.split()))
 
 
 def write_card(directory: str | Path, card: ModelCard | None, model_type: str, label_names: Sequence[str]) -> Path:

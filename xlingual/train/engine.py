@@ -48,7 +48,7 @@ from accelerate.utils import send_to_device
 from torch.utils.data import DataLoader
 
 from xlingual.data.sample import Sample
-from xlingual.evaluation.metrics import score
+from xlingual.evaluation.metrics import Scores, score
 from xlingual.models.base import MnerModel, VisualLookup, load_deferred
 from xlingual.errors import ConfigError, TrainingDivergedError
 from xlingual.train.config import StageConfig, TrainConfig, config_digest
@@ -297,10 +297,10 @@ def build_scheduler(optimizer: torch.optim.Optimizer, stage: StageConfig, total_
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
 
 
-def evaluate_model(model: MnerModel, samples: Sequence[Sample], visual: VisualLookup | None, batch_size: int) -> tuple[float, list[list[str]]]:
-    """Dev micro-F1 (conlleval) and the predictions."""
+def evaluate_model(model: MnerModel, samples: Sequence[Sample], visual: VisualLookup | None, batch_size: int) -> tuple[Scores, list[list[str]]]:
+    """Dev scores (conlleval: micro-F1 and per type) and the predictions, decoded and scored once per evaluation."""
     predictions = model.predict(list(samples), visual, batch_size=batch_size)
-    return score([s.labels for s in samples], predictions).f1, predictions
+    return score([s.labels for s in samples], predictions), predictions
 
 
 class StageTrainer:

@@ -177,12 +177,19 @@ def find_plan(folder: str | Path) -> Path | None:
 
 
 def run_plan(plan: Plan, output: str | Path | None = None, overrides: Sequence[str] = (), runner: GridRunner = run_in_order) -> GridOutcome:
-    """Run (or finish) every planned run with ``runner``: inputs checked first, then the plan copied to ``output/plan.yaml``."""
+    """Run (or finish) every planned run with ``runner``: inputs checked first, then the plan copied to ``output/plan.yaml``.
+
+    The experiment holds its output folder's lock (:func:`xlingual.lock.output_lock`) until its last run ends, so a
+    second experiment started into the same folder meanwhile is refused (``FOLDER is in use by process PID``) before it
+    writes its plan over this one's; the same plan run again later takes the lock and resumes.
+    """
     from xlingual.io import atomic_write_text
+    from xlingual.lock import output_lock
 
     runs = plan.runs(output, overrides)
-    copy = plan.output_folder(output) / PLAN_NAME
-    return run_grid(runs, runner, before=lambda: atomic_write_text(copy, plan.copy_text(output, overrides)))
+    folder = plan.output_folder(output)
+    with output_lock(folder):
+        return run_grid(runs, runner, before=lambda: atomic_write_text(folder / PLAN_NAME, plan.copy_text(output, overrides)))
 
 
 __all__ = ["DEFAULT_OUTPUT", "PLAN_NAME", "ExperimentPlan", "Plan", "find_plan", "read_plan", "run_plan"]

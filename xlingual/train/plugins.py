@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from xlingual.workspace import LOOP_STATE_NAME, RunFolder
 from xlingual.data.sample import Sample
 from xlingual.errors import CheckpointWriteError, ConfigError
-from xlingual.evaluation.metrics import score
+from xlingual.evaluation.metrics import Scores
 from xlingual.io import atomic_write_dir, atomic_write_json, replace_dir
 from xlingual.models.base import MnerModel, VisualLookup
 from xlingual.models.card import ModelCard
@@ -128,6 +128,9 @@ class StageRun:
     with ``step_losses``); None at the other steps."""
     dev_predictions: list[list[str]] | None = None
     """The predicted labels of the last dev evaluation (:class:`DevEvaluation`), on the main process; None elsewhere."""
+    dev_scores: Scores | None = None
+    """The scores of the last dev evaluation (:class:`DevEvaluation`; per type too), on the main process; None elsewhere.
+    A plugin that reports them reads these (``requires = (DevEvaluation,)``) rather than scoring the dev set again."""
 
     def sync_loss(self) -> None:
         """Bring ``loop.epoch_loss_sum`` up to date from the device (a collective on several processes).
@@ -300,14 +303,16 @@ class LossLogging(TrainerPlugin):
 class DevEvaluation(TrainerPlugin):
     """Dev micro-F1 at each epoch end (and every ``eval_every_steps``); a strictly better model is saved to ``best_dir``.
 
-    ``score(model, samples, visual, batch_size) -> (f1, predictions)`` is
-    given by the trainer; the dev samples and visual lookup are the run's
-    (:attr:`StageRun.dev`). On several processes the main process scores and
+    ``score(model, samples, visual, batch_size) -> (scores, predictions)``
+    (:class:`~xlingual.evaluation.metrics.Scores`) is given by the trainer;
+    the dev samples and visual lookup are the run's (:attr:`StageRun.dev`);
+    the result is kept in :attr:`StageRun.dev_scores` and
+    :attr:`StageRun.dev_predictions` for the plugins after it. On several processes the main process scores and
     every process takes the same decisions from its broadcast score. The
     saved folder's model card is ``card`` with the stage and its best dev F1.
     """
 
-    def __init__(self, best_dir: Path, score: Callable[..., tuple[float, list[list[str]]]], card: ModelCard | None = None) -> None:
+    def __init__(self, best_dir: Path, score: Callable[..., tuple[Scores, list[list[str]]]], card: ModelCard | None = None) -> None:
         self.best_dir, self.score, self.card = best_dir, score, card
 
     def step_boundary(self, run: StageRun) -> None:
@@ -324,8 +329,9 @@ class DevEvaluation(TrainerPlugin):
     def evaluate(self, run: StageRun) -> None:
         accelerator, loop = run.accelerator, run.loop
         run.sync_loss()
-        f1, run.dev_predictions = (self.score(run.model, run.dev, run.visual, run.stage.eval_batch_size) if accelerator.is_main_process
-                                   else (0.0, None))
+        run.dev_scores, run.dev_predictions = (self.score(run.model, run.dev, run.visual, run.stage.eval_batch_size)
+                                               if accelerator.is_main_process else (None, None))
+        f1 = run.dev_scores.f1 if run.dev_scores is not None else 0.0
         if accelerator.num_processes > 1:  # every process takes the same decisions from the main process's score
             from accelerate.utils import broadcast_object_list
 
@@ -383,11 +389,6 @@ TB_LOSS, TB_LR, TB_EPOCH_LOSS, TB_DEV_F1 = "train/loss", "train/lr", "train/epoc
 """The scalar tags :class:`TensorBoardLogging` writes (per type: ``dev/f1/<type>``)."""
 
 
-def per_type_f1(samples: Sequence[Sample], predictions: Sequence[Sequence[str]]) -> dict[str, float]:
-    """Conlleval F1 (percent) per entity type of ``samples``' gold labels against ``predictions``."""
-    return score([sample.labels for sample in samples], predictions).per_type_f1
-
-
 class TensorBoardLogging(TrainerPlugin):
     """A stage's curves as TensorBoard event files in ``log_dir`` (``RUN/tensorboard/<stage>/``, :meth:`RunFolder.tensorboard`).
 
@@ -395,7 +396,8 @@ class TensorBoardLogging(TrainerPlugin):
     processes) and :data:`TB_LR` (the learning rate the step was taken
     with). Per dev evaluation, at its step: :data:`TB_DEV_F1` (the F1 that
     selected the model, as the loop's history records it), one
-    ``dev/f1/<type>`` per entity type of the dev gold or predictions, and
+    ``dev/f1/<type>`` per entity type of the dev gold or predictions (the
+    per-type scores of that evaluation, :attr:`StageRun.dev_scores`), and
     :data:`TB_EPOCH_LOSS` (the mean loss since the previous evaluation).
     It reads the step losses :class:`LossLogging` reads when built with
     ``step_losses`` and the evaluations :class:`DevEvaluation` records, so
@@ -454,8 +456,8 @@ class TensorBoardLogging(TrainerPlugin):
             self.writer.add_scalar(TB_DEV_F1, entry["dev_f1"], step)
             if entry.get("train_loss") is not None:
                 self.writer.add_scalar(TB_EPOCH_LOSS, entry["train_loss"], step)
-            if index == len(history) - 1 and run.dev_predictions is not None:  # the predictions are the last evaluation's
-                for etype, f1 in per_type_f1(run.dev, run.dev_predictions).items():
+            if index == len(history) - 1 and run.dev_scores is not None:  # the scores are the last evaluation's
+                for etype, f1 in run.dev_scores.per_type_f1.items():
                     self.writer.add_scalar(f"{TB_DEV_F1}/{etype}", f1, step)
         self.logged = len(history)
 
@@ -646,4 +648,4 @@ def save_best(model: MnerModel, folder: Path, card: ModelCard | None = None) -> 
 
 __all__ = ["EVENTS", "read_loop_state", "required_state_files", "Checkpointing", "DevEvaluation", "EarlyStopping", "LoopState",
            "LossLogging", "PluginChain", "StageCheckpoints", "StageRun", "StepHook", "StepHooks", "TB_DEV_F1", "TB_EPOCH_LOSS", "TB_LOSS",
-           "TB_LR", "TensorBoardLogging", "TrainerPlugin", "check_order", "per_type_f1", "save_best"]
+           "TB_LR", "TensorBoardLogging", "TrainerPlugin", "check_order", "save_best"]
