@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import random
@@ -371,8 +372,9 @@ RUN_SPACE = st.lists(st.tuples(st.sampled_from(["tgt_only", "src_tgt"]), st.samp
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(RUN_SPACE)
 def test_rows_never_mix_configurations(runs):
-    """Whatever runs a report is given, each row holds the seeds of exactly one configuration, every run is in one row,
-    its numbers are its runs' mean (no deviation from one run), and its label names what sets it apart."""
+    """Whatever runs a report is given, each row holds the seeds of exactly one configuration, each seed counted once (a
+    repeat listed, not counted), every run is in one row, its numbers are its counted runs' mean (no deviation from one
+    run), and its label names what sets it apart."""
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         made: dict[Path, tuple] = {}
@@ -388,13 +390,17 @@ def test_rows_never_mix_configurations(runs):
                                                "seed": seed, "test": {"conlleval": scores, "strict": scores}}))
             made[run_dir.resolve()] = (setting, epochs, max_samples, lr)
         rows = build_rows(records, bootstrap=0)
-        placed = [r.run_dir.resolve() for row in rows.values() for r in row.runs]
-        assert sorted(placed) == sorted(made)  # every run in exactly one row
+        placed = [r.run_dir.resolve() for row in rows.values() for r in [*row.runs, *(repeat for repeat, _ in row.repeats)]]
+        assert sorted(placed) == sorted(made)  # every run in exactly one row: counted, or left out as a repeat of a counted seed
         for key, row in rows.items():
-            configs = {made[r.run_dir.resolve()] for r in row.runs}
+            seeds = [r.metrics["seed"] for r in row.runs]
+            assert len(set(seeds)) == len(seeds) == row.seeds  # a seed is counted once
+            assert all(repeat.metrics["seed"] == counted.metrics["seed"] and counted in row.runs for repeat, counted in row.repeats)
+            configs = {made[r.run_dir.resolve()] for r in [*row.runs, *(repeat for repeat, _ in row.repeats)]}
             assert len(configs) == 1, f"{key} mixes {configs}"
             setting, epochs, max_samples, lr = configs.pop()
-            assert all(made[p] != (setting, epochs, max_samples, lr) for p in made if p not in {r.run_dir.resolve() for r in row.runs})
+            in_row = {r.run_dir.resolve() for r in [*row.runs, *(repeat for repeat, _ in row.repeats)]}
+            assert all(made[p] != (setting, epochs, max_samples, lr) for p in made if p not in in_row)
             f1s = [r.test()["f1"] for r in row.runs]
             assert row.values["f1"][0] == pytest.approx(statistics.fmean(f1s))
             assert (row.values["f1"][1] is None) == (len(f1s) == 1)
@@ -546,3 +552,24 @@ def test_a_report_still_refuses_predictions_changed_in_place_or_cut(tmp_path):
     test.write_text("".join(test.read_text().splitlines(keepends=True)[:-1]))
     result = CliRunner().invoke(app, ["report", str(tmp_path / "runs"), "--output", str(tmp_path / "out")])
     assert result.exit_code == 2 and f"{test}: 59 posts, but metrics.json records test_samples=60" in result.output
+
+
+def test_a_seed_trained_twice_counts_once_and_the_repeat_is_listed(tmp_path, caplog):
+    test = make_test_set()
+    first, again = tmp_path / "a", tmp_path / "b"
+    for seed, rate in ((1, 0.1), (2, 0.2)):
+        make_run(first, "acn", "en-zh", "tgt_only", "all", seed, test, rate)
+    repeat = make_run(again, "acn", "en-zh", "tgt_only", "all", 1, test, 0.4)  # the same configuration and seed, other numbers
+    with caplog.at_level("WARNING", logger="xlingual.evaluation.report"):
+        report = write_report([first, again], tmp_path / "out", bootstrap=0, html=True)
+    counted = [json.loads((first / name / "metrics.json").read_text())["test"]["conlleval"]["f1"]
+               for name in ("acn-en-zh-tgt_only-all-seed1", "acn-en-zh-tgt_only-all-seed2")]
+    table3 = {t.name: t for t in report.tables}["table3"]
+    row = dict(zip(table3.header, next(r for r in table3.rows if r[0] == "ACN")))
+    assert row["seeds"] == "2" and row["F1"] == _cell(statistics.fmean(counted), statistics.stdev(counted))
+    assert report.repeated_runs == [f"{repeat}: seed 1 of acn-twitter2015-cmner-tgt_only-all again; {first / 'acn-en-zh-tgt_only-all-seed1'} is counted"]
+    markdown = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert "### Runs not counted (a seed already counted)" in markdown and markdown_cell(report.repeated_runs[0]) in markdown
+    page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "Runs not counted (a seed already counted)" in page and html.escape(report.repeated_runs[0]) in page
+    assert f"{repeat} is seed 1 again" in caplog.text

@@ -205,6 +205,8 @@ class Row:
     verdict: str = ""
     subset: str = ""
     config: dict[str, Any] | None = None
+    repeats: list[tuple[RunRecord, RunRecord]] = field(default_factory=list)
+    """Runs of a seed the row already counts, each with the run counted instead: left out of every number (see :func:`one_run_per_seed`)."""
 
     @property
     def seeds(self) -> int:
@@ -301,6 +303,26 @@ def _subset(members: list[RunRecord], full_tests: Mapping[tuple[Any, Any, str], 
     return ", ".join(reasons)
 
 
+def one_run_per_seed(members: list[RunRecord]) -> tuple[list[RunRecord], list[tuple[RunRecord, RunRecord]]]:
+    """The runs to count, one per seed (the first by folder path), and each other run of a counted seed with the run counted.
+
+    Two runs of one configuration and one seed are not two samples of seed
+    noise: on one machine they are the same run twice, and counting both
+    would shrink the standard deviation and the p-value and overstate the
+    number of seeds. So a repeated seed counts once, and the report lists
+    the runs it left out.
+    """
+    counted: dict[Any, RunRecord] = {}
+    repeats: list[tuple[RunRecord, RunRecord]] = []
+    for run in sorted(members, key=lambda r: (str(r.metrics["seed"]), str(r.run_dir))):
+        seed = run.metrics["seed"]
+        if seed in counted:
+            repeats.append((run, counted[seed]))
+        else:
+            counted[seed] = run
+    return sorted(counted.values(), key=lambda r: r.metrics["seed"]), repeats
+
+
 def build_rows(runs: list[RunRecord], bootstrap: int = BOOTSTRAP_RESAMPLES) -> dict[RowKey, Row]:
     """One row per configuration (the runs equal but for their seeds), with the paper's number where it applies."""
     groups: dict[GroupKey, dict[str | None, list[RunRecord]]] = defaultdict(lambda: defaultdict(list))
@@ -314,13 +336,12 @@ def build_rows(runs: list[RunRecord], bootstrap: int = BOOTSTRAP_RESAMPLES) -> d
     for key, cells in groups.items():
         model, pair, setting, images = key
         labels = _variant_labels({identity: members[0].config for identity, members in cells.items()})
-        for identity, members in cells.items():
-            row = Row((*key, labels[identity]), sorted(members, key=lambda r: r.metrics["seed"]), None,
-                      subset=_subset(members, full_tests), config=members[0].config)
-            seeds = [r.metrics["seed"] for r in row.runs]
-            if len(set(seeds)) < len(seeds):
-                logger.warning("%s: several runs with the same seed (%s) are averaged as if they were seeds: %s", _row_name(row.key),
-                               ", ".join(str(s) for s in sorted(set(seeds)) if seeds.count(s) > 1), ", ".join(str(r.run_dir) for r in row.runs))
+        for identity, found in cells.items():
+            members, repeats = one_run_per_seed(found)
+            row = Row((*key, labels[identity]), members, None, subset=_subset(members, full_tests), config=members[0].config, repeats=repeats)
+            for repeat, counted in repeats:
+                logger.warning("%s: %s is seed %s again; %s is counted, the repeat is left out (one run per seed)", _row_name(row.key),
+                               repeat.run_dir, repeat.metrics["seed"], counted.run_dir)
             if not row.subset:  # a run on part of the data is never set beside the paper's numbers
                 row.paper = _paper_row(model, pair, setting, images)
             for name in ("precision", "recall", "f1"):
@@ -756,6 +777,12 @@ class Report:
     """What heads report.md (a demo's runs: that they are demo numbers)."""
     missing_runs: list[str] = field(default_factory=list)
     """Each run a plan among the reported folders holds that is not finished, with its state."""
+    repeated_runs: list[str] = field(default_factory=list)
+    """Each run left out because its configuration's row already counts a run of its seed, and the run counted."""
+
+
+MISSING_RUNS = "Missing runs"
+REPEATED_RUNS = "Runs not counted (a seed already counted)"
 
 
 def write_report(run_paths: list[str | Path], out_dir: str | Path, bootstrap: int = BOOTSTRAP_RESAMPLES, note: str | None = None,
@@ -797,8 +824,10 @@ def write_report(run_paths: list[str | Path], out_dir: str | Path, bootstrap: in
             files.append(path)
     summary = "\n".join(t.markdown() for t in tables if t.rows)
     missing = [line for _, lines in plans for line in lines]
-    if plans:
-        summary += "\n### Missing runs\n\n" + ("".join(f"- {markdown_cell(line)}\n" for line in missing) or "Every planned run is finished.\n")
+    repeated = [f"{repeat.run_dir}: seed {repeat.metrics['seed']} of {_row_name(row.key)} again; {counted.run_dir} is counted"
+                for row in rows.values() for repeat, counted in row.repeats]
+    lists = ([(MISSING_RUNS, missing or ["Every planned run is finished."])] if plans else []) + ([(REPEATED_RUNS, repeated)] if repeated else [])
+    summary += "".join(f"\n### {heading}\n\n" + "".join(f"- {markdown_cell(line)}\n" for line in lines) for heading, lines in lists)
     previews = {r.metrics.get("run", r.run_dir.name): translation_previews(r) for r in sorted(runs, key=lambda r: str(r.run_dir))}
     preview_links = [(name, p, os.path.relpath(p.resolve(), out.resolve())) for name, found in previews.items() for p in found]
     links = "".join(f"- {name}: [{p.parent.name}/{p.name}]({target})\n" for name, p, target in preview_links)
@@ -812,10 +841,10 @@ def write_report(run_paths: list[str | Path], out_dir: str | Path, bootstrap: in
     if html:
         charts = [Chart(f"Test F1 per configuration ({label}; error bars: std over seeds)", chart.read_bytes())] if chart else []
         page = render_report_html(f"Results ({len(runs)} runs)", tables, charts, note,
-                                  [Link(name, target) for name, _, target in preview_links])
+                                  [Link(name, target) for name, _, target in preview_links], lists)
         atomic_write_text(out / REPORT_HTML_NAME, page)
         files.append(out / REPORT_HTML_NAME)
-    return Report(tables, files, len(runs), note, missing)
+    return Report(tables, files, len(runs), note, missing, repeated)
 
 
 __all__ = ["PAPER_PAIRS", "SEED_FREE_KEYS", "Report", "Row", "RowKey", "RunRecord", "Table", "build_rows", "find_runs", "score_types",

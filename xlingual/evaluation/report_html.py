@@ -69,8 +69,9 @@ def _href(path: str) -> str:
 
 
 def render_report_html(title: str, tables: Sequence[HtmlTable], charts: Sequence[Chart] = (), note: str | None = None,
-                       links: Sequence[Link] = ()) -> str:
-    """The whole page as a string: the tables that have rows, the charts, and the links; pure, so it can be tested without files."""
+                       links: Sequence[Link] = (), lists: Sequence[tuple[str, Sequence[str]]] = ()) -> str:
+    """The whole page as a string: the tables that have rows, the charts, the links and the lists (a heading and its lines,
+    such as the missing runs); pure, so it can be tested without files."""
     parts = [
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
         f'<meta http-equiv="Content-Security-Policy" content="{escape(CONTENT_SECURITY_POLICY, quote=True)}">',
@@ -86,6 +87,8 @@ def render_report_html(title: str, tables: Sequence[HtmlTable], charts: Sequence
     if links:
         items = "".join(f'<li>{escape(link.name)}: <a href="{_href(link.path)}">{escape(link.path)}</a></li>' for link in links)
         parts.append(f'<section id="previews"><h2>Translated corpora the runs trained on</h2><ul>{items}</ul></section>')
+    for heading, lines in lists:
+        parts.append(f"<section><h2>{escape(heading)}</h2><ul>{''.join(f'<li>{escape(line)}</li>' for line in lines)}</ul></section>")
     parts.append("</body></html>\n")
     return "".join(parts)
 
