@@ -16,10 +16,12 @@ the file names (Twitter's ``valid.txt``) are a detail of each dataset.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from xlingual.data.declared import read_builtin_entries, read_declarations
@@ -196,18 +198,38 @@ def _declaration_files(data_dir: str | Path | None, datasets_file: str | Path | 
     return files
 
 
-def dataset_registry(data_dir: str | Path | None = None, datasets_file: str | Path | None = None) -> dict[str, DatasetSpec]:
-    """Name -> spec: the built-ins, then what ``<data_dir>/datasets.yaml`` declares, then what ``datasets_file`` declares."""
+FileVersion = tuple[str, int, int]
+"""A declarations file as the registry cache knows it: its path, modification time (ns) and size."""
+
+
+def _version(path: Path) -> FileVersion:
+    stat = path.stat()
+    return str(path), stat.st_mtime_ns, stat.st_size
+
+
+@functools.lru_cache(maxsize=32)
+def _registry_of(versions: tuple[FileVersion, ...]) -> Mapping[str, DatasetSpec]:
+    """The built-ins, then what each file declares in order; built once per set of file versions (read-only)."""
     registry = dict(DATASETS)
-    for path in _declaration_files(data_dir, datasets_file):
-        stat = path.stat()
-        for spec in _declared_in(str(path), stat.st_mtime_ns, stat.st_size):
+    for path, mtime_ns, size in versions:
+        for spec in _declared_in(path, mtime_ns, size):
             if spec.name in registry:
                 earlier = registry[spec.name].declared
                 raise ConfigError(f"{spec.declared.where() if spec.declared else path}: dataset '{spec.name}' is declared twice "
                                   f"(first at {earlier.where() if earlier else 'the built-ins'})")
             registry[spec.name] = spec
-    return registry
+    return MappingProxyType(registry)
+
+
+def dataset_registry(data_dir: str | Path | None = None, datasets_file: str | Path | None = None) -> Mapping[str, DatasetSpec]:
+    """Name -> spec: the built-ins, then what ``<data_dir>/datasets.yaml`` declares, then what ``datasets_file`` declares.
+
+    Asked for on every path a command builds (each split, image folder and
+    translation of each dataset), so it is built once per version of its
+    declaration files: only their stat is taken again, and an edited file
+    (another modification time or size) builds a new one.
+    """
+    return _registry_of(tuple(_version(path) for path in _declaration_files(data_dir, datasets_file)))
 
 
 def available_datasets(data_dir: str | Path | None, datasets_file: str | Path | None = None) -> list[DatasetSpec]:
@@ -217,27 +239,52 @@ def available_datasets(data_dir: str | Path | None, datasets_file: str | Path | 
 
 def get_dataset(name: str, data_dir: str | Path | None = None, datasets_file: str | Path | None = None) -> DatasetSpec:
     """The built-in ``name``, or (given a data directory or a datasets file) a declared one; a one-line error listing the choices."""
-    registry = dataset_registry(data_dir, datasets_file) if (data_dir is not None or datasets_file is not None) else DATASETS
+    registry: Mapping[str, DatasetSpec] = (dataset_registry(data_dir, datasets_file) if (data_dir is not None or datasets_file is not None)
+                                           else DATASETS)
     if name not in registry:
         raise ConfigError(f"unknown dataset '{name}' (choose from {', '.join(registry)})")
     return registry[name]
+
+
+@dataclass(frozen=True)
+class MissingSplit:
+    """A split file that is not where its dataset says: where it should be, and what makes it."""
+
+    spec: DatasetSpec
+    data_dir: Path
+    split: str
+    path: Path
+
+    @property
+    def hint(self) -> str:
+        """What makes the file: the download command of a built-in dataset, the declaration of a declared one."""
+        if self.spec.builtin:
+            return f"run 'xl data download {self.spec.name} --data-dir {self.data_dir}' or pass --data-dir"
+        return f"the {self.split} split of '{self.spec.name}', declared at {self.spec.declared.where(self.split)}"  # type: ignore[union-attr]
+
+    @property
+    def command(self) -> str:
+        return f"xl data download {self.spec.name} --data-dir {self.data_dir}" if self.spec.builtin else self.hint
+
+    @property
+    def error(self) -> str:
+        return f"{self.path}: not found ({self.hint})"
+
+
+def find_split(spec: DatasetSpec, data_dir: str | Path, split: str) -> Path | MissingSplit:
+    """The file of ``split`` in ``data_dir``, or what is missing: the one split-file check every reader makes."""
+    path = spec.split_path(data_dir, split)
+    return path if path.exists() else MissingSplit(spec, Path(data_dir), split, path)
 
 
 def parse_split(data_dir: str | Path, dataset: str, split: str, bio: str = "repair",
                 datasets_file: str | Path | None = None) -> ReadResult:
     """One split read with its dataset's format and label rule, every error collected (``xl data validate DATASET``)."""
     spec = get_dataset(dataset, data_dir, datasets_file)
-    path = spec.split_path(data_dir, split)
-    if not path.exists():
-        raise XlingualError(f"{path}: not found ({missing_split_hint(spec, data_dir, split)})")
-    return spec.parse(path, split, bio)
-
-
-def missing_split_hint(spec: DatasetSpec, data_dir: str | Path, split: str) -> str:
-    """What makes a missing split file: the download command of a built-in dataset, the declaration of a declared one."""
-    if spec.builtin:
-        return f"run 'xl data download {spec.name} --data-dir {data_dir}' or pass --data-dir"
-    return f"the {split} split of '{spec.name}', declared at {spec.declared.where(split)}"
+    found = find_split(spec, data_dir, split)
+    if isinstance(found, MissingSplit):
+        raise XlingualError(found.error)
+    return spec.parse(found, split, bio)
 
 
 def load_split(data_dir: str | Path, dataset: str, split: str, with_images: bool = True, bio: str = "repair",
