@@ -11,10 +11,10 @@ missing: ``xl translate``, ``xl features extract``, ``xl embeddings``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from xlingual.data.datasets import load_split
 from xlingual.data.sample import Sample
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from xlingual.models.base import VisualLookup
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -113,15 +115,20 @@ def read_split(config: TrainConfig, dataset: str, split: str, bio: str) -> list[
     return load_split(layout.root, dataset, split, bio=bio, datasets_file=layout.datasets_file)
 
 
+def _each_translation(config: TrainConfig, find: Callable[[str], T]) -> dict[str, T]:
+    """``find(dataset)`` of each source dataset the run reads translated; none when its setting has no ``translation`` part."""
+    if "translation" not in setting_plan(config.setting).parts:
+        return {}
+    return {dataset: find(dataset) for dataset in translated_datasets(config)}
+
+
 def run_translations(config: TrainConfig) -> dict[str, Path]:
-    """Each source dataset's translation folder the run reads (a setting with a ``translation`` part), found or built and checked once.
+    """Each source dataset's translation folder the run reads, found (or built) and size-checked once for the whole run.
 
     Every stage and split of the run then reads its files from these folders,
     each file checked against its set's report as it is read.
     """
-    if "translation" not in setting_plan(config.setting).parts:
-        return {}
-    return {dataset: build_translation(config, dataset) for dataset in translated_datasets(config)}
+    return _each_translation(config, lambda dataset: build_translation(config, dataset))
 
 
 def part_splits(config: TrainConfig, part: str, split: str, translations: Mapping[str, Path], bio: str = "repair") -> list[Part]:
@@ -221,9 +228,8 @@ def missing_inputs(config: TrainConfig) -> list[Missing]:
     """
     layout = config.data.layout
     plan = setting_plan(config.setting)
-    translations = ({dataset: locate_translation(layout, dataset, config.target_lang, config.data.translation_model, _needed_by(config),
-                                                 config.data.build_missing) for dataset in translated_datasets(config)}
-                    if "translation" in plan.parts else {})
+    translations = _each_translation(config, lambda dataset: locate_translation(
+        layout, dataset, config.target_lang, config.data.translation_model, _needed_by(config), config.data.build_missing))
     found: list[Path | Missing | None] = []
     for stage in plan.stages:
         for split, parts in (("train", stage.train), ("dev", stage.dev)):
