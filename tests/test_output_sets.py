@@ -253,6 +253,44 @@ def test_training_refuses_a_translation_that_mixes_two_sets(plugin, tmp_path, sa
         find_translation(data_dir, "twitter2015", "zh")
 
 
+def test_a_run_finds_and_size_checks_its_translation_once_and_checks_each_file_it_reads(plugin, tmp_path, sample_data_dir,
+                                                                                        monkeypatch) -> None:
+    """SRC&TGT pre-trains on the translation's train and dev files: one look for the folder and one size check of its
+    set for the run (there were one per split), one digest check per file read; a cut file is still refused."""
+    import xlingual.projection.corpus as corpus
+    import xlingual.stage_inputs as stage_inputs
+    import xlingual.train.inputs as train_inputs
+    from xlingual.train.config import load_config
+    from xlingual.train.inputs import check_inputs, resolve_inputs
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(sample_data_dir, data_dir)
+    folder = DataDir(data_dir).translation("twitter2015", "en", "zh", "setmt-new")
+    assert translate(data_dir, folder, f"{plugin}:new").exit_code == 0
+    config = load_config("src_tgt", "acn", "en-zh", [*TINY, f"data.data_dir={data_dir}", "data.translation_model=setmt-new"])
+    checks, located = [], []
+    check_set, locate = corpus.check_set, stage_inputs.locate_translation
+
+    def counted_check(root, manifest, names=None, digests=True, rebuild=""):
+        checks.append((Path(root), None if names is None else tuple(names), digests))
+        return check_set(root, manifest, names, digests, rebuild)
+
+    monkeypatch.setattr(corpus, "check_set", counted_check)
+    monkeypatch.setattr(stage_inputs, "locate_translation", lambda *a, **k: located.append(a[1]) or locate(*a, **k))
+    monkeypatch.setattr(train_inputs, "locate_translation", lambda *a, **k: located.append(("check", a[1])) or locate(*a, **k))
+    assert check_inputs(config) == [] and not checks  # the check before a run looks, without reading
+    inputs = resolve_inputs(config, tmp_path / "run")
+    assert located == [("check", "twitter2015"), "twitter2015"], "the check and the run each look for the translation once"
+    assert [c for c in checks if c[1] is None] == [(folder, None, False)], "the whole set is size-checked once"
+    assert sorted(c for c in checks if c[1] is not None) == [(folder, ("train.txt",), True), (folder, ("valid.txt",), True)]
+    assert "setmt-new" in inputs.stages[0].description and inputs.stages[0].train and inputs.stages[0].dev
+
+    cut = (folder / "valid.txt").read_bytes()
+    (folder / "valid.txt").write_bytes(cut[: len(cut) // 2])
+    with pytest.raises(OutputSetError, match=r"valid\.txt: \d+ bytes, report.json says \d+"):
+        resolve_inputs(config, tmp_path / "run2")
+
+
 @pytest.mark.parametrize("listed, message", [
     ({"../outside.txt": {"bytes": 1, "sha256": "0"}}, "outside its folder"),
     ({"/etc/hostname": {"bytes": 1, "sha256": "0"}}, "outside its folder"),

@@ -16,6 +16,7 @@ from pathlib import Path
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from xlingual.data.datasets import MissingSplit, find_split
 from xlingual.data.formats import format_for_lang, raise_for_errors, read_samples
 from xlingual.data.images import attach_images
 from xlingual.data.sample import Sample
@@ -272,16 +273,11 @@ def ensure_word_vectors(value: str | None, data_dir: str | Path, src: str, tgt: 
 
 def locate_split(data_dir: str | Path | DataDir, dataset: str, split: str) -> Path | Missing:
     """One split file of a dataset (built-in or declared), or what is missing."""
-    from xlingual.data.datasets import missing_split_hint
-
     layout = DataDir.of(data_dir)
-    spec = layout.dataset(dataset)
-    path = spec.split_path(layout.root, split)
-    if path.exists():
-        return path
-    hint = missing_split_hint(spec, layout.root, split)
-    command = f"xl data download {dataset} --data-dir {layout.root}" if spec.builtin else hint
-    return Missing(f"{path} ({dataset}'s {split} split)", command, f"{path}: not found ({hint})")
+    found = find_split(layout.dataset(dataset), layout.root, split)
+    if isinstance(found, MissingSplit):
+        return Missing(f"{found.path} ({dataset}'s {split} split)", found.command, found.error)
+    return found
 
 
 def locate_pretrained(name: str, option: str) -> Missing | None:

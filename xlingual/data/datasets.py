@@ -3,8 +3,9 @@
 The registry is the one source of what a dataset is: its language, format,
 split files and image folder (relative to a data directory), how its posts
 name their images and how its labels read. It holds the four built-ins
-(Twitter2015/2017, CMNER, MMNERD, with their public sources) and whatever
-``<data-dir>/datasets.yaml`` declares, plus a file passed with ``--datasets``
+(Twitter2015/2017, CMNER, MMNERD, with their public sources), which the
+package lists in ``builtin_datasets.yaml`` (data, read once at import), and
+whatever ``<data-dir>/datasets.yaml`` declares, plus a file passed with ``--datasets``
 (see :mod:`xlingual.data.declared` for the file). :class:`~xlingual.workspace.DataDir`
 asks the registry for paths; the registry knows nothing of the workspace.
 
@@ -15,20 +16,24 @@ the file names (Twitter's ``valid.txt``) are a detail of each dataset.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from xlingual.data.declared import read_builtin_entries, read_declarations
 from xlingual.data.formats import TEXT_FORMATS, ReadResult, parse_file, raise_for_errors
 from xlingual.data.images import ImageNames, attach_images
 from xlingual.data.labels import CANONICAL_SCHEMA, OPEN_SCHEMA, LabelSchema, mapped_schema
-from xlingual.data.names import DATASETS_FILE_NAME, SPLITS
+from xlingual.data.names import BUILTIN_FILE_NAME, DATASETS_FILE_NAME, SPLITS
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError, XlingualError
 
 if TYPE_CHECKING:
-    from xlingual.data.declared import Declaration
+    from xlingual.data.declared import BuiltinEntry, Declaration
 
 
 class LabelKind(str, Enum):
@@ -133,63 +138,26 @@ class DatasetSpec:
         return parse_file(path, self.format, bio, schema=self.schema, lang=self.lang, id_prefix=split)
 
 
-_UMT = "https://raw.githubusercontent.com/jefferyYu/UMT/master/data"
-_CMNER = "https://raw.githubusercontent.com/Jyz99/CMNER/main/text"
-_MMNERD = "https://raw.githubusercontent.com/wangdsh/MMNERD/dda173b4088b4f05576da24ec787c81aba687082/train_valid_test/train_valid_test_en"
-"""Pinned to the commit whose files the checksums below describe (2024-02-04), not a branch that may move."""
+def builtin_file() -> Path:
+    """Where the package's catalogue lies (inside the installed package, as a wheel ships it)."""
+    return Path(str(resources.files("xlingual.data") / BUILTIN_FILE_NAME))
 
-DATASETS: dict[str, DatasetSpec] = {
-    "twitter2015": DatasetSpec(
-        name="twitter2015", lang="en", format="twitter", text_subdir="twitter2015",
-        split_files={"train": "train.txt", "dev": "valid.txt", "test": "test.txt"},
-        images_subdir="twitter2015/images",
-        remote={
-            "train.txt": RemoteFile(f"{_UMT}/twitter2015/train.txt", 670884, "a6246e37aa1c8acd738747fa8257e01775f2a1cc0d4f36f82f9d41d6246ad6fa"),
-            "valid.txt": RemoteFile(f"{_UMT}/twitter2015/valid.txt", 168308, "9dcc7f9df7331de3c9cdf67a3450e041c41c6254b5e43925c576e2dfaaabe2ad"),
-            "test.txt": RemoteFile(f"{_UMT}/twitter2015/test.txt", 550697, "edb2665b89bfe58bca06a2c10b9b31cbfa95456135b6a4cbf55c872e48d9b8f9"),
-        },
-        images_hint="Images: download 'twitter15_images' from the link in the jefferyYu/UMT README and unpack the .jpg files into {images}",
-    ),
-    "twitter2017": DatasetSpec(
-        name="twitter2017", lang="en", format="twitter", text_subdir="twitter2017",
-        split_files={"train": "train.txt", "dev": "valid.txt", "test": "test.txt"},
-        images_subdir="twitter2017/images",
-        remote={
-            "train.txt": RemoteFile(f"{_UMT}/twitter2017/train.txt", 474906, "801e149e8635b19d66b4ec1212c329be340ada501b35c5fa55455fb6f53633be"),
-            "valid.txt": RemoteFile(f"{_UMT}/twitter2017/valid.txt", 101346, "41b5db90cb32059c14c2c3ccd50845fb77f1e3d3e4f7d0c210a61bc507d8a73e"),
-            "test.txt": RemoteFile(f"{_UMT}/twitter2017/test.txt", 102522, "a7d9e172ae85bd3e35276eb2b01ce223321bdc92a47b234e24305d72e7a05243"),
-        },
-        images_hint="Images: download 'twitter17_images' from the link in the jefferyYu/UMT README and unpack the .jpg files into {images}",
-    ),
-    "cmner": DatasetSpec(
-        name="cmner", lang="zh", format="cmner", text_subdir="cmner/text",
-        split_files={"train": "train.txt", "dev": "dev.txt", "test": "test.txt"},
-        images_subdir="cmner/images",
-        remote={
-            "train.txt": RemoteFile(f"{_CMNER}/train.txt", 2520671, "a382775c2969e891c82f0c85a7a63dca19f019d6d4324f3b70424d5f447d50d5"),
-            "dev.txt": RemoteFile(f"{_CMNER}/dev.txt", 859418, "7c93b6ceee8f33868fefbbd1d104dbef3afe795009148f25155272cbfbce6990"),
-            "test.txt": RemoteFile(f"{_CMNER}/test.txt", 843689, "4fc1f132b5902d6e34fbb33a5637d04b45255a8003dbbe9306ca86bb1572c302"),
-        },
-        images_hint="Images: the Jyz99/CMNER README points to a cloud drive (images/weibo_images); unpack the <wid>_<id>.jpg files into {images}",
-    ),
-    "mmnerd": DatasetSpec(
-        # 2M-NER's dataset (Wang et al. 2024): the English text splits are public (19,968 / 2,463 / 2,533 posts,
-        # Twitter format; 2,982 of the posts carry Twitter2017 IMGIDs, 2,936 with Twitter2017's tokens); the images and
-        # the French, German and Spanish splits are not.
-        name="mmnerd", lang="en", format="twitter", text_subdir="mmnerd",
-        split_files={"train": "train.txt", "dev": "valid.txt", "test": "test.txt"},
-        images_subdir="mmnerd/images",
-        remote={
-            "train.txt": RemoteFile(f"{_MMNERD}/train_conll_format.txt", 3986045, "09460256b558b0f6a828a495dbd113c6e278546d271150d01118b41aade2536f"),
-            "valid.txt": RemoteFile(f"{_MMNERD}/valid_conll_format.txt", 490249, "58185cc1f77ea7f590c1d632c102b1cc7727013a637560dfc9d4eca0128241fd"),
-            "test.txt": RemoteFile(f"{_MMNERD}/test_conll_format.txt", 507637, "187de233e976ee35b84c890eddfc7abe7a4c9b346afae7a113e0216c2f574608"),
-        },
-        images_hint=(
-            "Images: not public; the MMNERD authors share the images (and the fr/de/es splits) on request by e-mail to "
-            "wangdsh@pku.edu.cn (github.com/wangdsh/MMNERD README). Put each post's <IMGID>.jpg into {images}"
-        ),
-    ),
-}
+
+def _builtin_spec(name: str, entry: "BuiltinEntry") -> DatasetSpec:
+    return DatasetSpec(
+        name=name, lang=entry.language, format=entry.format.value, text_subdir=entry.text, split_files=entry.splits.files(),
+        images_subdir=entry.images, remote={file: RemoteFile(source.url, source.bytes, source.sha256) for file, source in entry.download.items()},
+        images_hint=entry.images_hint,
+    )
+
+
+def read_builtin_datasets(path: str | Path) -> dict[str, DatasetSpec]:
+    """Name -> spec of each dataset a catalogue file lists, checked (a mistake is one line ``path:line: what``)."""
+    return {name: _builtin_spec(name, entry) for name, entry in read_builtin_entries(path).items()}
+
+
+DATASETS: dict[str, DatasetSpec] = read_builtin_datasets(builtin_file())
+"""The built-in datasets (Twitter2015/2017, CMNER, MMNERD) and their public sources, as ``builtin_datasets.yaml`` lists them."""
 
 DatasetName = Enum("DatasetName", {name.upper(): name for name in DATASETS}, type=str)  # type: ignore[misc]
 """The known datasets as a choice (``xl data download DATASET``), generated from :data:`DATASETS`."""
@@ -214,8 +182,6 @@ def _declared_spec(declaration: "Declaration") -> DatasetSpec:
 @functools.lru_cache(maxsize=32)
 def _declared_in(path: str, _mtime_ns: int, _size: int) -> tuple[DatasetSpec, ...]:
     """The datasets one file declares; cached per file version (the stat is part of the key)."""
-    from xlingual.data.declared import read_declarations  # pydantic: loaded only where a datasets.yaml is read
-
     return tuple(_declared_spec(d) for d in read_declarations(path, reserved=DATASETS))
 
 
@@ -232,18 +198,38 @@ def _declaration_files(data_dir: str | Path | None, datasets_file: str | Path | 
     return files
 
 
-def dataset_registry(data_dir: str | Path | None = None, datasets_file: str | Path | None = None) -> dict[str, DatasetSpec]:
-    """Name -> spec: the built-ins, then what ``<data_dir>/datasets.yaml`` declares, then what ``datasets_file`` declares."""
+FileVersion = tuple[str, int, int]
+"""A declarations file as the registry cache knows it: its path, modification time (ns) and size."""
+
+
+def _version(path: Path) -> FileVersion:
+    stat = path.stat()
+    return str(path), stat.st_mtime_ns, stat.st_size
+
+
+@functools.lru_cache(maxsize=32)
+def _registry_of(versions: tuple[FileVersion, ...]) -> Mapping[str, DatasetSpec]:
+    """The built-ins, then what each file declares in order; built once per set of file versions (read-only)."""
     registry = dict(DATASETS)
-    for path in _declaration_files(data_dir, datasets_file):
-        stat = path.stat()
-        for spec in _declared_in(str(path), stat.st_mtime_ns, stat.st_size):
+    for path, mtime_ns, size in versions:
+        for spec in _declared_in(path, mtime_ns, size):
             if spec.name in registry:
                 earlier = registry[spec.name].declared
                 raise ConfigError(f"{spec.declared.where() if spec.declared else path}: dataset '{spec.name}' is declared twice "
                                   f"(first at {earlier.where() if earlier else 'the built-ins'})")
             registry[spec.name] = spec
-    return registry
+    return MappingProxyType(registry)
+
+
+def dataset_registry(data_dir: str | Path | None = None, datasets_file: str | Path | None = None) -> Mapping[str, DatasetSpec]:
+    """Name -> spec: the built-ins, then what ``<data_dir>/datasets.yaml`` declares, then what ``datasets_file`` declares.
+
+    Asked for on every path a command builds (each split, image folder and
+    translation of each dataset), so it is built once per version of its
+    declaration files: only their stat is taken again, and an edited file
+    (another modification time or size) builds a new one.
+    """
+    return _registry_of(tuple(_version(path) for path in _declaration_files(data_dir, datasets_file)))
 
 
 def available_datasets(data_dir: str | Path | None, datasets_file: str | Path | None = None) -> list[DatasetSpec]:
@@ -253,27 +239,52 @@ def available_datasets(data_dir: str | Path | None, datasets_file: str | Path | 
 
 def get_dataset(name: str, data_dir: str | Path | None = None, datasets_file: str | Path | None = None) -> DatasetSpec:
     """The built-in ``name``, or (given a data directory or a datasets file) a declared one; a one-line error listing the choices."""
-    registry = dataset_registry(data_dir, datasets_file) if (data_dir is not None or datasets_file is not None) else DATASETS
+    registry: Mapping[str, DatasetSpec] = (dataset_registry(data_dir, datasets_file) if (data_dir is not None or datasets_file is not None)
+                                           else DATASETS)
     if name not in registry:
         raise ConfigError(f"unknown dataset '{name}' (choose from {', '.join(registry)})")
     return registry[name]
+
+
+@dataclass(frozen=True)
+class MissingSplit:
+    """A split file that is not where its dataset says: where it should be, and what makes it."""
+
+    spec: DatasetSpec
+    data_dir: Path
+    split: str
+    path: Path
+
+    @property
+    def hint(self) -> str:
+        """What makes the file: the download command of a built-in dataset, the declaration of a declared one."""
+        if self.spec.builtin:
+            return f"run 'xl data download {self.spec.name} --data-dir {self.data_dir}' or pass --data-dir"
+        return f"the {self.split} split of '{self.spec.name}', declared at {self.spec.declared.where(self.split)}"  # type: ignore[union-attr]
+
+    @property
+    def command(self) -> str:
+        return f"xl data download {self.spec.name} --data-dir {self.data_dir}" if self.spec.builtin else self.hint
+
+    @property
+    def error(self) -> str:
+        return f"{self.path}: not found ({self.hint})"
+
+
+def find_split(spec: DatasetSpec, data_dir: str | Path, split: str) -> Path | MissingSplit:
+    """The file of ``split`` in ``data_dir``, or what is missing: the one split-file check every reader makes."""
+    path = spec.split_path(data_dir, split)
+    return path if path.exists() else MissingSplit(spec, Path(data_dir), split, path)
 
 
 def parse_split(data_dir: str | Path, dataset: str, split: str, bio: str = "repair",
                 datasets_file: str | Path | None = None) -> ReadResult:
     """One split read with its dataset's format and label rule, every error collected (``xl data validate DATASET``)."""
     spec = get_dataset(dataset, data_dir, datasets_file)
-    path = spec.split_path(data_dir, split)
-    if not path.exists():
-        raise XlingualError(f"{path}: not found ({missing_split_hint(spec, data_dir, split)})")
-    return spec.parse(path, split, bio)
-
-
-def missing_split_hint(spec: DatasetSpec, data_dir: str | Path, split: str) -> str:
-    """What makes a missing split file: the download command of a built-in dataset, the declaration of a declared one."""
-    if spec.builtin:
-        return f"run 'xl data download {spec.name} --data-dir {data_dir}' or pass --data-dir"
-    return f"the {split} split of '{spec.name}', declared at {spec.declared.where(split)}"
+    found = find_split(spec, data_dir, split)
+    if isinstance(found, MissingSplit):
+        raise XlingualError(found.error)
+    return spec.parse(found, split, bio)
 
 
 def load_split(data_dir: str | Path, dataset: str, split: str, with_images: bool = True, bio: str = "repair",

@@ -1,6 +1,11 @@
-"""Datasets a user declares in a ``datasets.yaml``: reading and checking the file.
+"""Datasets declared in YAML: a user's ``datasets.yaml``, and the package's own ``builtin_datasets.yaml``.
 
-The file is data, never code: it is read with a safe loader that also refuses
+Both files are read and checked here, in one vocabulary: a dataset's
+``language``, ``format``, ``splits`` and ``images``; the built-ins add the
+folder of their split files (``text``), their public sources (``download``)
+and how to get their images (``images_hint``).
+
+A file is data, never code: it is read with a safe loader that also refuses
 YAML aliases (``*name``, a way to blow up a small file) and repeated keys (the
 second silently wins in plain YAML). pydantic checks its shape; every problem
 becomes one :class:`~xlingual.errors.ConfigError` line ``FILE:LINE: what``,
@@ -10,13 +15,15 @@ label schema, image rule) is :mod:`xlingual.data.datasets`' business.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Tag, ValidationError, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidationError, ValidationInfo,
+                      field_validator, model_validator)
 
 from xlingual.data.formats import DatasetFormat
 from xlingual.data.languages import check_language
@@ -92,6 +99,58 @@ class DatasetEntry(_Strict):
 class DeclarationsFile(_Strict):
     datasets: Annotated[dict[Annotated[str, AfterValidator(_name)], DatasetEntry], BeforeValidator(lambda v: {} if v is None else v)] = {}
     """An empty ``datasets:`` declares nothing (a file being written, or one kept for later)."""
+
+
+def _https(value: str) -> str:
+    if not re.fullmatch(r"https://\S+", value):
+        raise ValueError(f"'{value}' is not an https:// address")
+    return value
+
+
+def _sha256(value: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{64}", value):
+        raise ValueError(f"'{value}' is not a SHA-256 digest (64 lower-case hex digits)")
+    return value
+
+
+def _names_images(value: str) -> str:
+    if "{images}" not in value:
+        raise ValueError("the hint must say where the images go: {images} (the image folder)")
+    return value
+
+
+class Download(_Strict):
+    """A built-in split file's public source: what ``xl data download`` fetches and checks."""
+
+    url: Annotated[str, AfterValidator(_https)]
+    bytes: Annotated[int, Field(gt=0, strict=True)]
+    sha256: Annotated[str, AfterValidator(_sha256)]
+
+
+class BuiltinEntry(_Strict):
+    """One dataset of the package's ``builtin_datasets.yaml``: split files relative to ``text``, and their public sources."""
+
+    language: Annotated[str, AfterValidator(check_language)]
+    format: DatasetFormat
+    text: str
+    splits: SplitFiles
+    images: str
+    images_hint: Annotated[str, AfterValidator(_names_images)]
+    """How to get the images; ``{images}`` stands for the image folder."""
+    download: dict[str, Download]
+
+    @field_validator("download")
+    @classmethod
+    def _one_source_per_split(cls, download: dict[str, Download], info: ValidationInfo) -> dict[str, Download]:
+        splits = info.data.get("splits")  # absent when the splits themselves are wrong (that error is reported)
+        if splits is not None and sorted(splits.files().values()) != sorted(download):
+            raise ValueError(f"names {', '.join(download) or 'no file'}, the splits {', '.join(splits.files().values())}: "
+                             "each split file needs exactly one source")
+        return download
+
+
+class BuiltinFile(_Strict):
+    datasets: Annotated[dict[Annotated[str, AfterValidator(_name)], BuiltinEntry], Field(min_length=1)]
 
 
 @dataclass(frozen=True)
@@ -170,20 +229,26 @@ def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
 
 # -- pydantic's report as lines --------------------------------------------------
 
-_MODELS: dict[int, type[BaseModel]] = {1: DeclarationsFile, 3: DatasetEntry}
+_NESTED: dict[tuple[int, str], type[BaseModel]] = {(4, "splits"): SplitFiles, (5, "download"): Download}
+"""The models below an entry, by the length of an error's loc and the entry key it is under."""
 
 
-def _known_keys(loc: tuple[Any, ...]) -> str:
-    cls = SplitFiles if len(loc) == 4 and loc[2] == "splits" else _MODELS.get(len(loc))
+_ENTRIES: dict[type[BaseModel], type[BaseModel]] = {DeclarationsFile: DatasetEntry, BuiltinFile: BuiltinEntry}
+"""Each file's model -> the model of one of its ``datasets`` entries."""
+
+
+def _known_keys(loc: tuple[Any, ...], file_model: type[BaseModel]) -> str:
+    models: dict[int, type[BaseModel]] = {1: file_model, 3: _ENTRIES[file_model]}
+    cls = _NESTED.get((len(loc), loc[2])) if len(loc) > 3 else models.get(len(loc))
     return f" (known: {', '.join(cls.model_fields)})" if cls is not None else ""
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: dict[str, Any], file_model: type[BaseModel]) -> str:
     loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and part.startswith("<")) and part != "[key]")
     kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
     where = ".".join(str(part) for part in loc[1:]) or ".".join(map(str, loc)) or "top level"  # 'datasets.' goes without saying
     if kind == "extra_forbidden":
-        return f"{'.'.join(map(str, loc[1:-1])) or 'top level'}: unknown key '{loc[-1]}'{_known_keys(loc)}"
+        return f"{'.'.join(map(str, loc[1:-1])) or 'top level'}: unknown key '{loc[-1]}'{_known_keys(loc, file_model)}"
     if kind == "missing":
         return f"{'.'.join(map(str, loc[1:-1])) or 'top level'}: missing key '{loc[-1]}'"
     if kind == "value_error":
@@ -199,8 +264,8 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{where}: {error['msg']}"
 
 
-def _raise_one_line(err: ValidationError, path: Path, root: yaml.Node | None) -> None:
-    problems = sorted(((_line_of(root, tuple(e["loc"])) or 0), _describe(e)) for e in err.errors())
+def _raise_one_line(err: ValidationError, path: Path, root: yaml.Node | None, file_model: type[BaseModel]) -> None:
+    problems = sorted(((_line_of(root, tuple(e["loc"])) or 0), _describe(e, file_model)) for e in err.errors())
     line, message = problems[0]
     more = len(problems) - 1
     suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
@@ -218,7 +283,7 @@ def read_declarations(path: str | Path, reserved: Collection[str] = ()) -> list[
     try:
         checked = DeclarationsFile.model_validate(value)
     except ValidationError as err:
-        _raise_one_line(err, path, root)
+        _raise_one_line(err, path, root, DeclarationsFile)
         raise  # unreachable: _raise_one_line always raises
     found = []
     for name, entry in checked.datasets.items():
@@ -230,4 +295,15 @@ def read_declarations(path: str | Path, reserved: Collection[str] = ()) -> list[
     return found
 
 
-__all__ = ["Declaration", "DatasetEntry", "SplitFiles", "read_declarations"]
+def read_builtin_entries(path: str | Path) -> dict[str, BuiltinEntry]:
+    """The package's built-in datasets, checked like a user's file (a mistake is one line naming ``path:line``)."""
+    path = Path(path)
+    value, root = _compose(path)
+    try:
+        return dict(BuiltinFile.model_validate(value).datasets)
+    except ValidationError as err:
+        _raise_one_line(err, path, root, BuiltinFile)
+        raise  # unreachable: _raise_one_line always raises
+
+
+__all__ = ["BuiltinEntry", "Declaration", "DatasetEntry", "Download", "SplitFiles", "read_builtin_entries", "read_declarations"]

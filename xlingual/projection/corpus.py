@@ -246,7 +246,7 @@ def check_translation(folder: Path, names: Sequence[str] | None = None, digests:
     ``names``: the files about to be read (None: the whole set). A folder
     whose report predates the list (or that has no report) is taken as it is.
     """
-    check_set(folder, folder / REPORT_NAME, names, digests, rebuild or "run 'xl translate' into it again")
+    check_set(folder, TranslationFolder(folder).report, names, digests, rebuild or "run 'xl translate' into it again")
 
 
 def read_input_files(paths: Sequence[str | Path], input_format: str | None = None, images_dir: str | Path | None = None,

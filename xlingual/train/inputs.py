@@ -11,9 +11,10 @@ missing: ``xl translate``, ``xl features extract``, ``xl embeddings``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from xlingual.data.datasets import load_split
 from xlingual.data.sample import Sample
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from xlingual.models.base import VisualLookup
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -112,12 +115,29 @@ def read_split(config: TrainConfig, dataset: str, split: str, bio: str) -> list[
     return load_split(layout.root, dataset, split, bio=bio, datasets_file=layout.datasets_file)
 
 
-def part_splits(config: TrainConfig, part: str, split: str, bio: str = "repair") -> list[Part]:
+def _each_translation(config: TrainConfig, find: Callable[[str], T]) -> dict[str, T]:
+    """``find(dataset)`` of each source dataset the run reads translated; none when its setting has no ``translation`` part."""
+    if "translation" not in setting_plan(config.setting).parts:
+        return {}
+    return {dataset: find(dataset) for dataset in translated_datasets(config)}
+
+
+def run_translations(config: TrainConfig) -> dict[str, Path]:
+    """Each source dataset's translation folder the run reads, found (or built) and size-checked once for the whole run.
+
+    Every stage and split of the run then reads its files from these folders,
+    each file checked against its set's report as it is read.
+    """
+    return _each_translation(config, lambda dataset: build_translation(config, dataset))
+
+
+def part_splits(config: TrainConfig, part: str, split: str, translations: Mapping[str, Path], bio: str = "repair") -> list[Part]:
     """The samples one declared part contributes to ``split``: one entry per dataset it stands for.
 
     ``source`` is every source dataset, ``target`` the target dataset and
     ``translation`` every source dataset translated into the target's
-    language (:mod:`xlingual.train.config.stages`).
+    language (:mod:`xlingual.train.config.stages`), read from the run's
+    ``translations`` (:func:`run_translations`).
     """
     limit = config.data.max_samples
     if part == "target":
@@ -128,13 +148,13 @@ def part_splits(config: TrainConfig, part: str, split: str, bio: str = "repair")
                 for dataset in config.source_datasets]
     parts = []
     for dataset in translated_datasets(config):
-        folder = build_translation(config, dataset)
+        folder = translations[dataset]
         samples = _limit(read_translated_split(folder, config.data.layout, dataset, config.target_lang, split), limit)
         parts.append(Part(samples, f"{folder.name} ({config.target_lang})"))
     return parts
 
 
-def stage_data(config: TrainConfig, plan: StagePlan) -> StageData:
+def stage_data(config: TrainConfig, plan: StagePlan, translations: Mapping[str, Path]) -> StageData:
     """One declared stage's train and dev samples, read in the order the setting lists its parts.
 
     The target stage reads its dev sets' labels as written, since they select
@@ -142,8 +162,8 @@ def stage_data(config: TrainConfig, plan: StagePlan) -> StageData:
     orphan ``I-`` tags repaired.
     """
     dev_bio = "keep" if plan.name == "target" else "repair"
-    train = [part for name in plan.train for part in part_splits(config, name, "train")]
-    dev = [part for name in plan.dev for part in part_splits(config, name, "dev", dev_bio)]
+    train = [part for name in plan.train for part in part_splits(config, name, "train", translations)]
+    dev = [part for name in plan.dev for part in part_splits(config, name, "dev", translations, dev_bio)]
     descriptions = list(dict.fromkeys(part.description for part in train + dev))
     data = StageData(plan.name, [s for part in train for s in part.samples], [s for part in dev for s in part.samples],
                      " + ".join(descriptions))
@@ -208,11 +228,13 @@ def missing_inputs(config: TrainConfig) -> list[Missing]:
     """
     layout = config.data.layout
     plan = setting_plan(config.setting)
+    translations = _each_translation(config, lambda dataset: locate_translation(
+        layout, dataset, config.target_lang, config.data.translation_model, _needed_by(config), config.data.build_missing))
     found: list[Path | Missing | None] = []
     for stage in plan.stages:
         for split, parts in (("train", stage.train), ("dev", stage.dev)):
             for part in parts:
-                found += _part_files(config, part, split)
+                found += _part_files(config, part, split, translations)
     found.append(locate_split(layout, config.target_dataset, "test"))
     if config.model_options["use_image"]:
         found += [locate_features(layout, backbone, config.images, config.data.build_missing) for backbone in cached_backbones(config)]
@@ -238,7 +260,7 @@ def check_inputs(config: TrainConfig) -> list[Missing]:
     return [item for item in missing if item.built]
 
 
-def _part_files(config: TrainConfig, part: str, split: str) -> list[Path | Missing]:
+def _part_files(config: TrainConfig, part: str, split: str, translations: Mapping[str, Path | Missing]) -> list[Path | Missing]:
     """The files one declared part reads for ``split`` (see :func:`part_splits`), or what is missing of them."""
     layout = config.data.layout
     if part == "target":
@@ -247,8 +269,7 @@ def _part_files(config: TrainConfig, part: str, split: str) -> list[Path | Missi
         return [locate_split(layout, dataset, split) for dataset in config.source_datasets]
     files: list[Path | Missing] = []
     for dataset in translated_datasets(config):
-        folder = locate_translation(layout, dataset, config.target_lang, config.data.translation_model, _needed_by(config),
-                                    config.data.build_missing)
+        folder = translations[dataset]
         files.append(folder if isinstance(folder, Missing) else locate_translated_split(folder, layout, dataset, config.target_lang, split))
     return files
 
@@ -269,7 +290,8 @@ def resolve_inputs(config: TrainConfig, run_dir: Path) -> RunInputs:
     ones the run makes are made here.
     """
     plan = setting_plan(config.setting)
-    stages = [stage_data(config, stage) for stage in plan.stages]
+    translations = run_translations(config)
+    stages = [stage_data(config, stage, translations) for stage in plan.stages]
     test, other_tests = test_sets(config)
     inputs = RunInputs(stages=stages, test=test, model_config=config.model_options, other_tests=other_tests)
     if config.model_type == "acn" and "word_vectors" in config.model:
