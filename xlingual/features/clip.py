@@ -223,9 +223,14 @@ def _preprocessor_settings(source: "ModelSource", weights: str) -> dict[str, Any
         if found is None:
             return None
         path = Path(found)
+    return read_preprocessor_settings(path)
+
+
+def read_preprocessor_settings(path: Path) -> dict[str, Any]:
+    """A ``preprocessor_config.json`` as a dict: a model's, or the one a saved 2M-NER model keeps beside its fine-tuned ViT."""
     try:
         settings = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, ValueError) as err:  # ValueError: bad JSON, or bytes that are not UTF-8
         raise ModelNotFoundError(f"{path}: unreadable image preprocessing settings ({err})") from None
     if not isinstance(settings, dict):
         raise ModelNotFoundError(f"{path}: expected a JSON object")
@@ -305,5 +310,6 @@ def load_clip(weights: str, seed: int = 0) -> ClipTokens:
 
 __all__ = [
     "DEFAULT_CLIP_MODEL", "ClipSpec", "ClipTokens", "clip_region_shape", "clip_source", "clip_weights_identity",
-    "VIT_MODEL_TYPES", "load_clip", "load_clip_config", "load_clip_preprocessing", "vision_family", "vision_model_from_config",
+    "VIT_MODEL_TYPES", "load_clip", "load_clip_config", "load_clip_preprocessing", "read_preprocessor_settings", "vision_family",
+    "vision_model_from_config",
 ]
