@@ -8,6 +8,7 @@ files must resolve to exactly those bytes.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import shutil
@@ -238,3 +239,69 @@ def test_a_yaml_alias_bomb_is_refused_at_its_first_alias_naming_the_file_and_lin
     anchors_only = tmp_path / "anchor.yaml"
     anchors_only.write_text("model_type: &m acn\nseed: 3\n", encoding="utf-8")  # an anchor alone expands nothing
     assert load_config(anchors_only).seed == 3
+
+
+# -- one parse per config file version -------------------------------------------
+
+def _count_parses(monkeypatch) -> "Counter[Path]":
+    """Every parse of a config file from now on, by path (the per-version cache starts empty)."""
+    from collections import Counter
+
+    from xlingual.train.config import files
+
+    parses: Counter[Path] = Counter()
+    parse = files.parse_config_file
+
+    def counting(path):
+        parses[Path(path)] += 1
+        return parse(path)
+
+    files._parsed_version.cache_clear()
+    monkeypatch.setattr(files, "parse_config_file", counting)
+    return parses
+
+
+@pytest.mark.parametrize("model, direction, setting", [("acn", "zh-en", "src_tgt"), ("umt", "en-zh", "tgt"), ("2mner", "en-zh", "joint")])
+def test_a_run_parses_each_config_file_once(model, direction, setting, monkeypatch):
+    from xlingual.train.config.stages import check_setting, setting_plan
+
+    parses = _count_parses(monkeypatch)
+    result = CliRunner().invoke(app, ["train", "--config", setting, "--model", model, "--direction", direction, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    config = load_config(setting, model, direction)  # what a run resolves, checks and reads its stage plan from
+    assert check_setting(config.setting) == setting_plan(config.setting) == setting_plan(config.setting)
+    assert set(parses) == set(layer_files(model, direction, setting))
+    assert all(count == 1 for count in parses.values()), parses
+
+
+def test_an_edited_setting_file_is_read_again(tmp_path, monkeypatch):
+    import os
+
+    from xlingual.train.config.stages import setting_plan
+
+    folder = tmp_path / "mine"
+    (folder / "settings").mkdir(parents=True)
+    monkeypatch.setenv(packaged.USER_CONFIGS_ENV, str(folder))
+    path = folder / "settings" / "pooled.yaml"
+    path.write_text("stages:\n  target: {train: [target], dev: [target]}\n", encoding="utf-8")
+    assert setting_plan("pooled").stages[0].train == ("target",)
+    path.write_text("stages:\n  target: {train: [source, target], dev: [target]}\n", encoding="utf-8")  # a new size
+    assert setting_plan("pooled").stages[0].train == ("source", "target")
+    before = path.stat().st_mtime_ns
+    path.write_text("stages:\n  target: {train: [target, source], dev: [target]}\n", encoding="utf-8")  # same size, later
+    os.utime(path, ns=(before + 10**9, before + 10**9))
+    assert setting_plan("pooled").stages[0].train == ("target", "source")
+    assert load_config("pooled", "acn", source=["twitter2017"], target="cmner").setting == "pooled"
+
+
+def test_what_a_caller_does_to_a_read_config_does_not_reach_the_next_reader():
+    from xlingual.train.config.files import read_config_file
+
+    path = packaged.config_file("settings", "src_tgt")
+    first = read_config_file(path)
+    expected = copy.deepcopy(first.values), dict(first.lines)
+    first.values.clear()
+    first.lines.clear()
+    packaged.resolve_packaged("acn", "en-zh", "src_tgt")  # drops the stages from the mapping it merges
+    again = read_config_file(path)
+    assert (again.values, again.lines) == expected and "stages" in again.values

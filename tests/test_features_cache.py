@@ -364,3 +364,33 @@ def test_a_cache_with_non_finite_features_is_refused_naming_the_shard(vgg_cache,
         cache.get(poisoned)
     with pytest.raises(ImageError, match=str(shard)):
         cache.post_feature([healthy, poisoned])
+
+
+def test_opening_a_writer_reads_the_cache_description_once_and_sees_what_a_reader_sees(vgg_cache, tmp_path: Path, monkeypatch) -> None:
+    """A new cache is described without being read back; an existing one is read once, as FeatureCache.open reads it;
+    an empty cache re-described for other options is read once and then holds the new description."""
+    from xlingual.features import cache as cache_module
+    from xlingual.features.cache import CacheProducer, CacheWriter
+
+    reads: list[Path] = []
+    read_meta = cache_module._read_meta
+    monkeypatch.setattr(cache_module, "_read_meta", lambda folder: reads.append(folder) or read_meta(folder))
+
+    def described(cache: FeatureCache) -> tuple:
+        return cache.producer, cache.weights, len(cache), sorted(cache._location)
+
+    stored = FeatureCache.open(vgg_cache[0])
+    reads.clear()
+    writer = CacheWriter.open(vgg_cache[0], stored.producer, stored.weights)
+    assert len(reads) == 1 and described(writer.cache) == described(stored)
+
+    producer = CacheProducer("vgg16", (49, 512), "random:seed=1", "clean", None, "float16")
+    reads.clear()
+    fresh = CacheWriter.open(tmp_path / "new", producer, "random")
+    assert reads == [] and described(fresh.cache) == described(FeatureCache.open(tmp_path / "new"))
+
+    other = CacheProducer("vgg16", (49, 512), "random:seed=2", "clean", None, "float32")
+    reads.clear()
+    redescribed = CacheWriter.open(tmp_path / "new", other, "random")
+    assert len(reads) == 1 and redescribed.cache.producer == other
+    assert described(redescribed.cache) == described(FeatureCache.open(tmp_path / "new"))

@@ -127,3 +127,36 @@ def test_help_has_examples() -> None:
         result = run(*command)
         assert result.exit_code == 0 and "Examples" in result.stdout and "xl features" in result.stdout
     assert "not a feature cache" in run("features", "info", "/nonexistent").stderr
+
+
+def test_data_dir_lists_each_image_folder_once_for_all_its_splits(small_dataset: tuple[Path, Path], tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    from xlingual.data.datasets import load_split
+
+    images, text = small_dataset
+    data = tmp_path / "data"
+    shutil.copytree(images, data / "cmner" / "images")
+    (data / "cmner" / "text").mkdir(parents=True)
+    for split in ("train", "dev", "test"):
+        shutil.copy(text, data / "cmner" / "text" / f"{split}.txt")
+    folder = data / "cmner" / "images"
+    listings: list[Path] = []
+    iterdir = Path.iterdir
+
+    def counting(self: Path):
+        if self == folder:
+            listings.append(self)
+        return iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", counting)
+    result = run("features", "extract", "--data-dir", str(data), "--weights", "random", "--json")
+    assert result.exit_code == 0, result.output
+    assert len(listings) == 1
+    summary = json.loads(result.stdout)
+    from xlingual.features.extract import extract_for_samples
+
+    per_split = [s for split in ("train", "dev", "test") for s in load_split(data, "cmner", split)]  # each split indexing the folder
+    alone = extract_for_samples(folder, per_split, tmp_path / "alone", backbone="vgg16", weights="random").to_dict()
+    compared = ("named", "extracted", "cached", "failed", "forward_batches", "samples", "samples_without_image")
+    assert {key: summary[key] for key in compared} == {key: alone[key] for key in compared}
+    assert summary["samples"] == 12 and summary["samples_without_image"] == 6

@@ -306,3 +306,23 @@ def test_resnet_pooled_vector_is_torchvisions_average_pool(images: Path, tmp_pat
 def test_pooled_lookup_refuses_a_token_cache(clip_cache) -> None:
     with pytest.raises(ConfigError, match="holds tokens, not a CNN grid"):
         pooled_lookup(FeatureCache.open(clip_cache[0]))
+
+
+def test_loading_and_rebuilding_a_vision_model_choose_its_class_in_one_place(tiny_clip: Path, tmp_path: Path, monkeypatch) -> None:
+    """load_clip (hub folder or random) and the rebuild of a saved fine-tuned ViT (vision_model_from_config) ask
+    vision_model_class, so a checkpoint is always rebuilt as the class it was loaded as, with the same weights' names."""
+    from xlingual.features import clip as clip_module
+    from xlingual.features.clip import load_clip, load_clip_config, vision_model_from_config
+    from xlingual.testing.tiny_clip import build_tiny_vit
+
+    asked: list[str] = []
+    choose = clip_module.vision_model_class
+    monkeypatch.setattr(clip_module, "vision_model_class", lambda config: asked.append(config.model_type) or choose(config))
+    for weights, kind in ((str(tiny_clip), "clip_vision_model"), (str(build_tiny_vit(tmp_path / "vit")), "vit"), ("random", "clip_vision_model")):
+        asked.clear()
+        loaded = load_clip(weights).vision
+        rebuilt = vision_model_from_config(load_clip_config(weights))
+        assert asked == [kind, kind]
+        assert type(loaded) is type(rebuilt) is choose(load_clip_config(weights))[0]
+        assert loaded.state_dict().keys() == rebuilt.state_dict().keys()
+        assert not any("pooler" in key for key in loaded.state_dict()) or kind != "vit"

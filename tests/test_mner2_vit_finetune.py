@@ -225,6 +225,35 @@ def test_an_interrupted_finetune_run_resumes_to_the_same_result(setup, tmp_path)
     _assert_same_run(resumed, whole)
 
 
+def test_a_saved_vit_and_a_clip_folder_read_their_preprocessing_with_one_reader(setup, tmp_path, monkeypatch):
+    """Loading a saved fine-tuned ViT and loading a CLIP folder read ``preprocessor_config.json`` the same way, errors included."""
+    import shutil
+
+    from xlingual.errors import ModelNotFoundError
+    from xlingual.features import clip as clip_module
+    from xlingual.features.clip import PREPROCESSOR_FILE
+
+    _, encoder, clip = setup
+    options = {"encoder": str(encoder), "vit_tokens": 5, "visual_dim": 32, "max_length": 64, "vit": "finetune", "vit_weights": str(clip)}
+    Mner2Model.build(options).save_pretrained(tmp_path / "model")
+    saved_vit, clip_copy = tmp_path / "model" / "vit", Path(shutil.copytree(clip, tmp_path / "clip"))
+    read, reader = [], clip_module.read_preprocessor_settings
+    monkeypatch.setattr(clip_module, "read_preprocessor_settings", lambda path: read.append(Path(path).resolve()) or reader(path))
+    loaded = Mner2Model.from_pretrained(tmp_path / "model")
+    assert read == [(saved_vit / PREPROCESSOR_FILE).resolve()]
+    assert load_clip_preprocessing(str(clip_copy)) == loaded.vit_preprocessing and read[1:] == [(clip_copy / PREPROCESSOR_FILE).resolve()]
+
+    for damage in (b"{not json", b"[1, 2]", b"\xff\xfe{}"):
+        errors = []
+        for folder, load in ((saved_vit, lambda: Mner2Model.from_pretrained(tmp_path / "model")),
+                             (clip_copy, lambda: load_clip_preprocessing(str(clip_copy)))):
+            (folder / PREPROCESSOR_FILE).write_bytes(damage)
+            with pytest.raises(ModelNotFoundError) as err:
+                load()
+            errors.append(str(err.value).replace(str(folder.resolve()), "<folder>").replace(str(folder), "<folder>"))
+        assert errors[0] == errors[1] and errors[0].startswith(f"<folder>/{PREPROCESSOR_FILE}: ") and "\n" not in errors[0], errors
+
+
 # -- the reference's other ViT: google/vit-base-patch16-224's kind -------------------------------
 
 @pytest.fixture(scope="module")

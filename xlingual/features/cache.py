@@ -127,6 +127,13 @@ def _read_meta(cache_dir: Path) -> dict[str, Any]:
     return meta
 
 
+def _write_meta(cache_dir: Path, producer: CacheProducer, weights: str) -> dict[str, Any]:
+    """Describe ``cache_dir`` as made by ``producer`` from ``weights``; the description as :func:`_read_meta` returns it."""
+    meta = {"format": CACHE_FORMAT, "producer": producer.to_dict(), "weights": weights}
+    atomic_write_json(cache_dir / META_FILE, meta)
+    return meta
+
+
 def _shard_paths(cache_dir: Path) -> list[Path]:
     """Complete shards, oldest first; temporary files of an interrupted write are ignored."""
     return sorted(p for p in cache_dir.iterdir() if SHARD_PATTERN.match(p.name))
@@ -250,13 +257,12 @@ class CacheWriter:
         cache_dir = Path(cache_dir)
         if cache_dir.exists() and not cache_dir.is_dir():
             raise ConfigError(f"--output {cache_dir}: exists and is not a folder")
-        meta_path = cache_dir / META_FILE
-        if meta_path.is_file():
-            stored = CacheProducer.from_dict(_read_meta(cache_dir)["producer"])
-            differences = stored.differences(producer)
+        if (cache_dir / META_FILE).is_file():
+            meta = _read_meta(cache_dir)
+            differences = CacheProducer.from_dict(meta["producer"]).differences(producer)
             if differences and not _shard_paths(cache_dir):
                 logger.info("%s: empty cache re-described for this run (%s)", cache_dir, ", ".join(differences))
-                atomic_write_json(meta_path, {"format": CACHE_FORMAT, "producer": producer.to_dict(), "weights": weights})
+                meta = _write_meta(cache_dir, producer, weights)
             elif differences:
                 raise ConfigError(
                     f"--output {cache_dir}: this cache holds features made with {', '.join(differences)}; "
@@ -264,8 +270,8 @@ class CacheWriter:
                 )
         else:
             cache_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(meta_path, {"format": CACHE_FORMAT, "producer": producer.to_dict(), "weights": weights})
-        return cls(FeatureCache.open(cache_dir))
+            meta = _write_meta(cache_dir, producer, weights)
+        return cls(FeatureCache(cache_dir, meta))
 
     def is_current(self, image_name: str, path: Path) -> tuple[bool, str, str]:
         """Whether the cache holds this exact file's features, with the file's (fingerprint, stat key).

@@ -191,11 +191,24 @@ def vision_family(config: Any) -> str:
     return "vit" if config.model_type in VIT_MODEL_TYPES else "clip"
 
 
-def vision_model_from_config(config: Any) -> nn.Module:
-    """A randomly initialised vision model of ``config`` (CLIP's vision tower, or a ViT without pooler)."""
+def vision_model_class(config: Any) -> tuple[type, dict[str, Any]]:
+    """The transformers class that holds ``config``'s vision model, and the keywords it is built or loaded with.
+
+    CLIP's vision tower is ``CLIPVisionModel``; a plain ViT is ``ViTModel``
+    without its pooler (the tokens are read, never the pooled output, and an
+    unused pooler would get no gradient when the ViT is fine-tuned).
+    """
     from transformers import CLIPVisionModel, ViTModel
 
-    return ViTModel(config, add_pooling_layer=False) if vision_family(config) == "vit" else CLIPVisionModel(config)
+    if vision_family(config) == "vit":
+        return ViTModel, {"add_pooling_layer": False}
+    return CLIPVisionModel, {}
+
+
+def vision_model_from_config(config: Any) -> nn.Module:
+    """A randomly initialised vision model of ``config`` (CLIP's vision tower, or a ViT without pooler)."""
+    model_class, options = vision_model_class(config)
+    return model_class(config, **options)
 
 
 def clip_region_shape(spec: ClipSpec, weights: str) -> tuple[int, int]:
@@ -223,9 +236,14 @@ def _preprocessor_settings(source: "ModelSource", weights: str) -> dict[str, Any
         if found is None:
             return None
         path = Path(found)
+    return read_preprocessor_settings(path)
+
+
+def read_preprocessor_settings(path: Path) -> dict[str, Any]:
+    """A ``preprocessor_config.json`` as a dict: a model's, or the one a saved 2M-NER model keeps beside its fine-tuned ViT."""
     try:
         settings = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, ValueError) as err:  # ValueError: bad JSON, or bytes that are not UTF-8
         raise ModelNotFoundError(f"{path}: unreadable image preprocessing settings ({err})") from None
     if not isinstance(settings, dict):
         raise ModelNotFoundError(f"{path}: expected a JSON object")
@@ -269,24 +287,21 @@ class ClipTokens(nn.Module):
 
 def load_clip(weights: str, seed: int = 0) -> ClipTokens:
     """The frozen CLIP vision encoder (or a plain ViT's, :data:`VIT_MODEL_TYPES`) in eval mode, float32."""
-    from transformers import CLIPVisionModel, ViTModel
-
     source = _resolve(weights)
     if source is None:
         generator_state = torch.random.get_rng_state()
         torch.manual_seed(seed)
         try:
-            vision = CLIPVisionModel(load_clip_config(weights))
+            vision = vision_model_from_config(load_clip_config(weights))
         finally:
             torch.random.set_rng_state(generator_state)
     else:
         config = load_clip_config(weights)  # refuses other model types before transformers fills their gaps with random weights
-        vit = vision_family(config) == "vit"
+        model_class, options = vision_model_class(config)
         try:
             with _quiet_transformers():
-                vision, loading = (ViTModel if vit else CLIPVisionModel).from_pretrained(
-                    source.location, local_files_only=source.local_files_only, dtype=torch.float32, output_loading_info=True,
-                    **({"add_pooling_layer": False} if vit else {}),
+                vision, loading = model_class.from_pretrained(
+                    source.location, local_files_only=source.local_files_only, dtype=torch.float32, output_loading_info=True, **options,
                 )
         except Exception as err:  # OSError, safetensors' own errors for a damaged file, size mismatches: one line
             raise _unloadable(weights, "vision model", err) from None
@@ -305,5 +320,6 @@ def load_clip(weights: str, seed: int = 0) -> ClipTokens:
 
 __all__ = [
     "DEFAULT_CLIP_MODEL", "ClipSpec", "ClipTokens", "clip_region_shape", "clip_source", "clip_weights_identity",
-    "VIT_MODEL_TYPES", "load_clip", "load_clip_config", "load_clip_preprocessing", "vision_family", "vision_model_from_config",
+    "VIT_MODEL_TYPES", "load_clip", "load_clip_config", "load_clip_preprocessing", "read_preprocessor_settings", "vision_family",
+    "vision_model_class", "vision_model_from_config",
 ]

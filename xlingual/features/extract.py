@@ -278,15 +278,21 @@ def run_backbone(
         bar.close()
 
 
-def collect_samples(dataset_files: Sequence[str | Path], images_dir: str | Path) -> list[Sample]:
-    """Samples of every dataset file, with ``images`` set from the folder (source ids for translations)."""
-    index = ImageIndex(images_dir)
+def samples_with_images(parts: Iterable[list[Sample]], index: ImageIndex) -> list[Sample]:
+    """The samples of every part, in order, with ``images`` set from one index of the image folder.
+
+    The folder is listed once however many files (splits) name its posts.
+    """
     samples: list[Sample] = []
-    for path in expand_dataset_paths(dataset_files):
-        part = read_samples(path)
+    for part in parts:
         attach_images(part, index)
         samples.extend(part)
     return samples
+
+
+def collect_samples(dataset_files: Sequence[str | Path], images_dir: str | Path) -> list[Sample]:
+    """Samples of every dataset file, with ``images`` set from the folder (source ids for translations)."""
+    return samples_with_images((read_samples(path) for path in expand_dataset_paths(dataset_files)), ImageIndex(images_dir))
 
 
 def extract_for_datasets(
@@ -357,7 +363,8 @@ def extract_for_data_dir(
             logger.info("%s: skipped (no image folder %s or no split files)", name, images_dir)
             continue
         logger.info("%s: images of %d split files from %s", name, len(splits), images_dir)
-        samples = [s for split in splits for s in load_split(layout.root, name, split, datasets_file=datasets_file)]
+        splits_read = (load_split(layout.root, name, split, with_images=False, datasets_file=datasets_file) for split in splits)
+        samples = samples_with_images(splits_read, ImageIndex(images_dir, spec.image_names))
         reports.append(extract_for_samples(images_dir, samples, cache_dir, backbone=backbone, **options))
     if not reports:
         raise ImageError(f"--data-dir {data_dir}: no dataset with both split files and an image folder (e.g. {layout.images_dir('cmner')}); pass --images and --dataset")

@@ -408,18 +408,14 @@ class Mner2Model(MnerModel):
 
 def _saved_vit(folder: Path) -> tuple[nn.Module, Any]:
     """A fine-tuned ViT rebuilt from a saved model's ``vit/`` (weights not yet loaded) and its preprocessing."""
-    from xlingual.features.clip import PREPROCESSOR_FILE, ClipTokens, load_clip_config, vision_family, vision_model_from_config
+    from xlingual.features.clip import (PREPROCESSOR_FILE, ClipTokens, load_clip_config, read_preprocessor_settings, vision_family,
+                                       vision_model_from_config)
     from xlingual.features.preprocess import ClipPreprocessing
 
     for name in ("config.json", PREPROCESSOR_FILE):
         if not (folder / name).is_file():
             raise ModelNotFoundError(f"{folder / name}: missing; the model fine-tuned its ViT and needs its config and preprocessing")
-    try:
-        settings = json.loads((folder / PREPROCESSOR_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ModelNotFoundError(f"{folder / PREPROCESSOR_FILE}: unreadable ({err})") from None
-    if not isinstance(settings, dict):
-        raise ModelNotFoundError(f"{folder / PREPROCESSOR_FILE}: expected a JSON object")
+    settings = read_preprocessor_settings(folder / PREPROCESSOR_FILE)
     config = load_clip_config(str(folder))
     steps = ClipPreprocessing.from_config(settings, str(folder / PREPROCESSOR_FILE), vision_family(config))
     return ClipTokens(vision_model_from_config(config)), steps

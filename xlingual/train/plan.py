@@ -33,7 +33,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from xlingual.errors import ConfigError
 from xlingual.train.config import TrainConfig
-from xlingual.train.config.files import key_lines, read_yaml
+from xlingual.train.config.files import parse_config_file
 from xlingual.train.config.overrides import parse_override
 from xlingual.train.config.packaged import directions as known_directions, model_types, settings as known_settings
 from xlingual.train.config.schema import IMAGE_MODES, one_of, validation_message
@@ -150,8 +150,8 @@ class Plan:
 def read_plan(path: str | Path) -> Plan:
     """A checked plan; one line naming ``path:LINE`` for anything wrong in it."""
     path = Path(path)
-    values = read_yaml(path)
-    lines = key_lines(path)
+    parsed = parse_config_file(path)
+    values, lines = parsed.values, parsed.lines
     sources = {key: f"{path}:{line}" for key, line in lines.items()}
     try:
         plan = ExperimentPlan.model_validate(values)

@@ -4,10 +4,20 @@ Config YAML may not use aliases (``*name``): a few lines of nested aliases
 (a "billion laughs") expand to more data than memory holds once the mapping
 is copied, and a config has no need for them. They are refused while the
 file is parsed, before anything is expanded.
+
+One parse of a file gives both its mapping and the line of each key
+(:func:`parse_config_file`). The config layer files (``models/``,
+``directions/``, ``settings/``) are read several times by one run (resolving
+the config, checking the setting, building each stage's inputs), so
+:func:`read_config_file` keeps their parse per file version, as the
+``datasets.yaml`` reader does.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +42,53 @@ def safe_load_no_aliases(text: str) -> Any:
     return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """The mapping a YAML file holds (an empty file is an empty mapping)."""
+@dataclass(frozen=True)
+class ConfigFile:
+    """A YAML config file as parsed: its mapping and, per dotted key, the line (from 1) that writes it."""
+
+    values: dict[str, Any]
+    lines: dict[str, int] = field(default_factory=dict)
+
+
+def parse_config_file(path: str | Path) -> ConfigFile:
+    """One parse of a YAML mapping file: its values (an empty file is an empty mapping) and its key lines."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
+    loader = _NoAliasLoader(path.read_text(encoding="utf-8"))
     try:
-        values = safe_load_no_aliases(path.read_text(encoding="utf-8")) or {}
+        node = loader.get_single_node()
+        values = (loader.construct_document(node) if node is not None else None) or {}
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}{line}: not valid YAML ({getattr(err, 'problem', err)})") from None
+    finally:
+        loader.dispose()
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: a config file must hold a mapping")
-    return values
+    return ConfigFile(values, _node_lines(node))
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed_version(path: str, _mtime_ns: int, _size: int) -> ConfigFile:
+    """The parse of one version of a file (the stat is part of the key, so an edited file is parsed again)."""
+    return parse_config_file(path)
+
+
+def read_config_file(path: str | Path) -> ConfigFile:
+    """:func:`parse_config_file`, parsed once per file version; the caller gets its own copy to change."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    stat = path.stat()
+    parsed = _parsed_version(str(path), stat.st_mtime_ns, stat.st_size)
+    return ConfigFile(copy.deepcopy(parsed.values), dict(parsed.lines))
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The mapping a YAML file holds (an empty file is an empty mapping)."""
+    return parse_config_file(path).values
 
 
 def key_lines(path: str | Path) -> dict[str, int]:
@@ -54,6 +97,11 @@ def key_lines(path: str | Path) -> dict[str, int]:
         root = yaml.compose(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         return {}
+    return _node_lines(root)
+
+
+def _node_lines(root: yaml.Node | None) -> dict[str, int]:
+    """Dotted key -> line (from 1) of every mapping key and list item under a composed YAML document."""
     lines: dict[str, int] = {}
 
     def walk(node: yaml.Node, prefix: str) -> None:
@@ -72,4 +120,4 @@ def key_lines(path: str | Path) -> dict[str, int]:
     return lines
 
 
-__all__ = ["key_lines", "read_yaml", "safe_load_no_aliases"]
+__all__ = ["ConfigFile", "key_lines", "parse_config_file", "read_config_file", "read_yaml", "safe_load_no_aliases"]

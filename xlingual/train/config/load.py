@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from xlingual.errors import ConfigError
-from xlingual.train.config.files import key_lines, read_yaml
+from xlingual.train.config.files import parse_config_file
 from xlingual.train.config.overrides import apply_overrides, override_sources
 from xlingual.train.config.packaged import directions, model_types, resolve_packaged, settings
 from xlingual.train.config.stages import check_setting
@@ -65,8 +65,9 @@ def load_config(config: str | Path, model_type: str | None = None, direction: st
         path = Path(text)
         if not path.is_file():
             raise ConfigError(f"--config {text}: neither a setting ({', '.join(settings())}) nor an existing YAML file")
-        values, where = read_yaml(path), text
-        sources = {key: f"{text}:{line}" for key, line in key_lines(path).items()}
+        parsed, where = parse_config_file(path), text
+        values = parsed.values
+        sources = {key: f"{text}:{line}" for key, line in parsed.lines.items()}
         for key, option, value in (("model_type", "--model", model_type), ("direction", "--direction", direction)):
             if value is not None:
                 values[key], sources[key] = value, f"{option} {value}"

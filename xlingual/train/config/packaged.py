@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from xlingual.errors import ConfigError
-from xlingual.train.config.files import key_lines, read_yaml
+from xlingual.train.config.files import read_config_file
 
 PAPER_SETTINGS: tuple[str, ...] = ("tgt_only", "src", "tgt", "src_tgt")
 """The CMNER paper's training configurations "-", SRC, TGT, SRC&TGT (§5.3), in the order of its tables."""
@@ -132,11 +132,12 @@ def resolve_packaged(model_type: str, direction: str | None, setting: str,
     sources: dict[str, str] = {}
     for path in layer_files(model_type, direction, setting):
         label = _label(path)
-        delta = read_yaml(path)
+        layer = read_config_file(path)
+        delta = layer.values
         if path.parent.name == "settings":
             delta.pop(STAGES_KEY, None)
         values = merge(values, delta, where=label)
-        for key, line in key_lines(path).items():
+        for key, line in layer.lines.items():
             if path.parent.name == "settings" and (key == STAGES_KEY or key.startswith(STAGES_KEY + ".")):
                 continue
             if not isinstance(_value_at(delta, key), Mapping):  # a value, or a section reset or copied whole
@@ -152,7 +153,8 @@ def setting_declaration(setting: str) -> tuple[dict[str, Any] | None, str, dict[
     path = config_file("settings", setting)
     if path is None:
         raise ConfigError(f"setting '{setting}': no settings/{setting}.yaml in {', '.join(map(str, config_folders()))}")
-    return read_yaml(path).get(STAGES_KEY), _label(path), key_lines(path)
+    parsed = read_config_file(path)
+    return parsed.values.get(STAGES_KEY), _label(path), parsed.lines
 
 
 def _value_at(tree: Any, dotted: str) -> Any:
