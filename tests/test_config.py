@@ -305,3 +305,9 @@ def test_what_a_caller_does_to_a_read_config_does_not_reach_the_next_reader():
     packaged.resolve_packaged("acn", "en-zh", "src_tgt")  # drops the stages from the mapping it merges
     again = read_config_file(path)
     assert (again.values, again.lines) == expected and "stages" in again.values
+
+
+def test_a_key_written_twice_in_a_config_is_refused_at_its_second_line(tmp_path):
+    """Configs are read as every file is (xlingual.safe_yaml): YAML would keep the last value silently."""
+    message = file_error(tmp_path, "setting: src\npretrain:\n  lr: 0.1\n  epochs: 2\n  lr: 0.2\n")
+    assert re.match(r".*mine\.yaml:5: not valid YAML \(key 'lr' is written twice\)$", message)

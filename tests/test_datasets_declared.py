@@ -189,7 +189,7 @@ BAD = {
     "bad labels word": (THE_FORM.replace("labels: open ", "labels: closed "), "labels:", "mine.labels: 'closed' is not one of 'canonical' or 'open'"),
     "bad file type in a map": (THE_FORM.replace("labels: open ", "labels: {'a b': PER}"), "labels:", "type 'a b' must match"),
     "bad dataset name": (THE_FORM.replace("  mine:", "  My.Data:"), "My.Data:", "dataset name 'My.Data' must be lower-case"),
-    "alias": ("base: &b {language: en}\ndatasets:\n  mine: *b\n", "mine: *b", "aliases \\(\\*name\\) are not allowed"),
+    "alias": ("base: &b {language: en}\ndatasets:\n  mine: *b\n", "mine: *b", "alias \\*b is not allowed"),
     "repeated key": (THE_FORM.replace("    format: conll\n", "    format: conll\n    format: jsonl\n"), "format: jsonl", "key 'format' is written twice"),
     "not YAML": ("datasets:\n  mine: [unclosed\n", None, "not valid YAML"),
     "not a mapping": ("datasets:\n  - mine\n", "datasets:", "datasets: expected a mapping, got list"),

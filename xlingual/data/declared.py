@@ -30,6 +30,7 @@ from xlingual.data.languages import check_language
 from xlingual.data.labels import ENTITY_TYPES, OPEN_TYPE_PATTERN
 from xlingual.data.names import NAME_PATTERN, SPLITS
 from xlingual.errors import ConfigError
+from xlingual.safe_yaml import parse_file
 
 
 def _name(value: str) -> str:
@@ -170,45 +171,6 @@ class Declaration:
 
 # -- reading YAML with lines, safely ------------------------------------------
 
-class _SafeNoAliasLoader(yaml.SafeLoader):
-    """SafeLoader that refuses aliases and repeated keys."""
-
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a datasets file", event.start_mark)
-        node = super().compose_node(parent, index)
-        if isinstance(node, yaml.MappingNode):
-            seen: set[Any] = set()
-            for key, _ in node.value:
-                if isinstance(key, yaml.ScalarNode):
-                    if key.value in seen:
-                        raise yaml.composer.ComposerError(None, None, f"key '{key.value}' is written twice", key.start_mark)
-                    seen.add(key.value)
-        return node
-
-
-def _compose(path: Path) -> tuple[Any, yaml.Node | None]:
-    """The file's value and its node tree; ConfigError ``path:line:`` for anything that is not plain safe YAML."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
-    loader = _SafeNoAliasLoader(text)
-    try:
-        node = loader.get_single_node()
-        value = loader.construct_document(node) if node is not None else None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{line}: not valid YAML ({getattr(err, 'problem', None) or err})") from None
-    finally:
-        loader.dispose()
-    return value, node
-
-
 def _child(node: yaml.Node | None, key: str) -> tuple[yaml.Node, yaml.Node] | None:
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
@@ -277,7 +239,7 @@ def read_declarations(path: str | Path, reserved: Collection[str] = ()) -> list[
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: datasets file not found")
-    value, root = _compose(path)
+    value, root = parse_file(path)
     if value is None:
         return []
     try:
@@ -298,7 +260,7 @@ def read_declarations(path: str | Path, reserved: Collection[str] = ()) -> list[
 def read_builtin_entries(path: str | Path) -> dict[str, BuiltinEntry]:
     """The package's built-in datasets, checked like a user's file (a mistake is one line naming ``path:line``)."""
     path = Path(path)
-    value, root = _compose(path)
+    value, root = parse_file(path)
     try:
         return dict(BuiltinFile.model_validate(value).datasets)
     except ValidationError as err:

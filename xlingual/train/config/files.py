@@ -1,9 +1,8 @@
 """Reading a YAML mapping from a file, with errors that name the file and line.
 
-Config YAML may not use aliases (``*name``): a few lines of nested aliases
-(a "billion laughs") expand to more data than memory holds once the mapping
-is copied, and a config has no need for them. They are refused while the
-file is parsed, before anything is expanded.
+Config YAML is read as every file a person writes is
+(:mod:`xlingual.safe_yaml`): no aliases, no key written twice, errors with
+their line.
 
 One parse of a file gives both its mapping and the line of each key
 (:func:`parse_config_file`). The config layer files (``models/``,
@@ -23,23 +22,13 @@ from typing import Any
 
 import yaml
 
+from xlingual import safe_yaml
 from xlingual.errors import ConfigError
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing aliases (merge keys ``<<: *x`` included) where it meets them."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(None, None, f"alias *{event.anchor} is not allowed in a config (write the values out)",
-                                              event.start_mark)
-        return super().compose_node(parent, index)
-
-
 def safe_load_no_aliases(text: str) -> Any:
-    """``yaml.safe_load`` without aliases: what every config text (file or ``--set`` value) is read with."""
-    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    """The value a config text (a ``--set`` value) holds, read as every file is (:mod:`xlingual.safe_yaml`)."""
+    return safe_yaml.load(text)
 
 
 @dataclass(frozen=True)
@@ -55,16 +44,8 @@ def parse_config_file(path: str | Path) -> ConfigFile:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
-    loader = _NoAliasLoader(path.read_text(encoding="utf-8"))
-    try:
-        node = loader.get_single_node()
-        values = (loader.construct_document(node) if node is not None else None) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{line}: not valid YAML ({getattr(err, 'problem', err)})") from None
-    finally:
-        loader.dispose()
+    values, node = safe_yaml.parse_file(path)
+    values = values or {}
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: a config file must hold a mapping")
     return ConfigFile(values, _node_lines(node))
@@ -94,10 +75,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 def key_lines(path: str | Path) -> dict[str, int]:
     """Dotted key (a list item by its index, ``set.0``) -> the line (from 1) where a YAML mapping file writes it, so errors can point at lines."""
     try:
-        root = yaml.compose(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        return parse_config_file(path).lines
+    except ConfigError:  # lines only help an error message: a file that cannot be read has none
         return {}
-    return _node_lines(root)
 
 
 def _node_lines(root: yaml.Node | None) -> dict[str, int]:
