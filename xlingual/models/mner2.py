@@ -50,11 +50,11 @@ from xlingual.data.labels import CANONICAL_LABELS, label_inventory
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError, ModelNotFoundError
 from xlingual.models.base import MnerModel, VisualInput, sample_label_ids
+from xlingual.models.bert_tagger import BertEncoderTagger
 from xlingual.models.contrastive import ProjectionHead, nt_xent
 from xlingual.models.crf import MaskedCrf
 from xlingual.models.mner2_config import BRANCHES, Mner2Config
 from xlingual.models.mner2_layers import TokenCrossAttention, VectorCrossAttention
-from xlingual.models.bert_encoder import ENCODER_SUBDIR, encoder_from_folder, load_encoder, save_encoder_files
 from xlingual.models.wordpieces import pieces_per_token
 from xlingual.models.vocab import Vocabulary
 
@@ -118,7 +118,7 @@ def paired_lookup(vit: Callable[[Sample], tuple[np.ndarray, bool]], resnet: Call
 # ---------------------------------------------------------------------- the model
 
 
-class Mner2Model(MnerModel):
+class Mner2Model(BertEncoderTagger):
     """2M-NER on the :class:`~xlingual.models.base.MnerModel` base.
 
     It declares its visual inputs (one per active branch, :meth:`visual_inputs`);
@@ -176,15 +176,17 @@ class Mner2Model(MnerModel):
 
         return combine
 
+    @classmethod
+    def keeps_pooler(cls, config: Mner2Config) -> bool:
+        """The contrastive terms read BERT's pooled [CLS]; without them the pooler goes."""
+        return config.uses_contrastive
+
     def __init__(self, config: Mner2Config, encoder: nn.Module, tokenizer: Any, label_names: Sequence[str] = CANONICAL_LABELS,
                  vit: nn.Module | None = None, vit_preprocessing: Any = None) -> None:
         """``vit`` (a :class:`~xlingual.features.clip.ClipTokens`) and its ``vit_preprocessing`` are needed when the config fine-tunes the ViT."""
         super().__init__()
-        self.config = config
-        self.label_names = tuple(label_names)
+        self._attach_encoder(config, encoder, tokenizer, label_names)
         self.labels = Vocabulary(list(self.label_names))
-        self.encoder = encoder
-        self.tokenizer = tokenizer
         text = encoder.config
         hidden = text.hidden_size
         eps = getattr(text, "layer_norm_eps", 1e-12)
@@ -231,7 +233,7 @@ class Mner2Model(MnerModel):
     def build(cls, config: dict[str, Any], vocab_samples: Sequence[Sample] = ()) -> "Mner2Model":
         """A new model on pre-trained encoder weights, with the labels of ``vocab_samples`` (the canonical nine without samples)."""
         mner2 = Mner2Config.from_dict(config)
-        encoder, tokenizer = load_encoder(mner2.encoder, keep_pooler=mner2.uses_contrastive)
+        encoder, tokenizer = cls.pretrained_encoder(mner2)
         vit = steps = None
         if mner2.finetunes_vit:
             from xlingual.features.clip import load_clip, load_clip_preprocessing
@@ -245,7 +247,7 @@ class Mner2Model(MnerModel):
 
     def _save_files(self, directory: Path) -> None:
         """The encoder's config and tokenizer (``encoder/``), a fine-tuned ViT's config and preprocessing (``vit/``): no network needed to reload."""
-        save_encoder_files(self.encoder, self.tokenizer, directory / ENCODER_SUBDIR)
+        super()._save_files(directory)
         if self.config.finetunes_vit:
             from xlingual.features.clip import PREPROCESSOR_FILE
             from xlingual.io import atomic_write_text
@@ -257,7 +259,7 @@ class Mner2Model(MnerModel):
 
     @classmethod
     def _from_saved(cls, config: Mner2Config, extras: dict[str, Any], directory: Path, label_names: Sequence[str]) -> "Mner2Model":
-        encoder, tokenizer = encoder_from_folder(directory / ENCODER_SUBDIR, keep_pooler=config.uses_contrastive)
+        encoder, tokenizer = cls.saved_encoder(config, directory)
         vit = steps = None
         if config.finetunes_vit:
             vit, steps = _saved_vit(directory / VIT_SUBDIR)

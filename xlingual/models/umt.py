@@ -41,8 +41,8 @@ from torch.nn import functional as F
 from xlingual.data.labels import CANONICAL_LABELS, label_inventory
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
-from xlingual.models.base import MnerModel, checked_labels, gate_by_image
-from xlingual.models.bert_encoder import ENCODER_SUBDIR, encoder_from_folder, load_encoder, save_encoder_files
+from xlingual.models.base import checked_labels, gate_by_image
+from xlingual.models.bert_tagger import BertEncoderTagger
 from xlingual.models.crf import MaskedCrf, joint_nll
 from xlingual.models.umt_config import UmtConfig
 from xlingual.models.umt_layers import CrossModalLayer, init_bert_style
@@ -61,7 +61,7 @@ def _bool(mask: torch.Tensor) -> torch.Tensor:
     return mask if mask.dtype == torch.bool else mask.bool()
 
 
-class UmtModel(MnerModel):
+class UmtModel(BertEncoderTagger):
     """UMT-BERT-CRF; build with :meth:`build`, reload with :meth:`from_pretrained`."""
 
     model_type = "umt"
@@ -71,11 +71,8 @@ class UmtModel(MnerModel):
 
     def __init__(self, config: UmtConfig, encoder: nn.Module, tokenizer: Any, label_names: Sequence[str] = CANONICAL_LABELS) -> None:
         super().__init__()
-        self.config = config
-        self.label_names = tuple(label_names)
+        self._attach_encoder(config, encoder, tokenizer, label_names)
         self.typed_labels = typed_vocabulary(self.label_names)
-        self.encoder = encoder
-        self.tokenizer = tokenizer
         encoder_config = encoder.config
         hidden = encoder_config.hidden_size
         if hidden % config.cross_heads:
@@ -113,21 +110,15 @@ class UmtModel(MnerModel):
     def build(cls, config: dict[str, Any], vocab_samples: Sequence[Sample] = ()) -> "UmtModel":
         """A new model with pre-trained encoder weights, with the labels of ``vocab_samples`` (the canonical nine without samples)."""
         umt_config = UmtConfig.from_dict(config)
-        encoder, tokenizer = load_encoder(umt_config.encoder)
-        return cls(umt_config, encoder, tokenizer, label_inventory(vocab_samples))
+        return cls(umt_config, *cls.pretrained_encoder(umt_config), label_inventory(vocab_samples))
 
     @classmethod
     def label_maps_for(cls, label_names: Sequence[str]) -> dict[str, list[str]]:
         return {"typed_labels": typed_vocabulary(label_names).to_list(), "span_labels": SPAN_LABELS.to_list()}
 
-    def _save_files(self, directory: Path) -> None:
-        """The encoder's config and tokenizer (``encoder/``): no network needed to reload."""
-        save_encoder_files(self.encoder, self.tokenizer, directory / ENCODER_SUBDIR)
-
     @classmethod
     def _from_saved(cls, config: UmtConfig, extras: dict[str, Any], directory: Path, label_names: Sequence[str]) -> "UmtModel":
-        encoder, tokenizer = encoder_from_folder(directory / ENCODER_SUBDIR)
-        return cls(config, encoder, tokenizer, label_names)
+        return cls(config, *cls.saved_encoder(config, directory), label_names)
 
     def _freeze_bottom(self, layers: int) -> None:
         if not layers:
