@@ -5,7 +5,7 @@ Usage: ``python scripts/compare_outputs.py BEFORE AFTER`` -> exit 0 when identic
 What "identical" means here: the same set of files; model weights (``*.safetensors``) with the same tensor names,
 dtypes and values bit for bit; JSON, YAML, text, CoNLL and HTML files equal once the two root folders are written
 as ``<root>`` and wall-clock measurements (``seconds``, rates per second, timestamps) and digests of text holding
-the root (``run_id``) are masked. Files that record
+the root (``run_id``, the sizes and digests a manifest's ``output_files`` lists for files that are compared themselves) are masked. Files that record
 the machine or the moment rather than the result (``environment.json``, ``run.log``, SQLite caches, rendered PNGs,
 SentencePiece model bytes, whose serialisation is not stable between two identical trainings) are compared by
 presence only; this is said in the output, so nothing is silently skipped.
@@ -27,9 +27,15 @@ ROOT_DIGEST_KEYS = {"run_id"}
 """Digests over text that holds the root folder (a run's identity hashes its config, data_dir included): masked like the roots."""
 
 
+MANIFEST_KEY = "output_files"
+"""A manifest's list of its set's files with their sizes and digests: the names are compared, the sizes and digests not, because
+each listed file is compared itself (with the roots masked), while its size and digest change with the length and text of the root."""
+
+
 def _mask_json(value, roots: tuple[str, str]):
     if isinstance(value, dict):
-        return {k: ("<t>" if VOLATILE_KEY.match(k) else "<root digest>" if k in ROOT_DIGEST_KEYS else _mask_json(v, roots))
+        return {k: ("<t>" if VOLATILE_KEY.match(k) else "<root digest>" if k in ROOT_DIGEST_KEYS
+                    else dict.fromkeys(v, "<compared as a file>") if k == MANIFEST_KEY and isinstance(v, dict) else _mask_json(v, roots))
                 for k, v in value.items()}
     if isinstance(value, list):
         return [_mask_json(v, roots) for v in value]
