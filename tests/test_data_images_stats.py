@@ -158,3 +158,35 @@ def test_download_keeps_valid_copies_and_fetches_only_a_changed_one(monkeypatch:
     download.download_dataset("twitter2015", tmp_path)
     assert fetched == ["https://example.org/valid.txt"]
     assert (DataDir(tmp_path).text_dir(spec.name) / "valid.txt").read_bytes() == source["valid.txt"]
+
+
+def test_an_image_folder_is_indexed_once_per_version_of_its_listing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from xlingual.data import images as images_module
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (folder / "p1.jpg").write_bytes(b"x")
+    old = 1_000_000_000_000_000_000  # a listing from long ago
+    os.utime(folder, ns=(old, old))
+    built = []
+    real_init = ImageIndex.__init__
+
+    def counting(self, *args, **kwargs):
+        built.append(args[0])
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(ImageIndex, "__init__", counting)
+    samples = [Sample("p1", ["a"], ["O"], [], "en"), Sample("p2", ["b"], ["O"], [], "en")]
+    for _ in range(3):  # train, dev, test of one run
+        attach_images(samples, folder)
+    assert len(built) == 1 and samples[0].images == ["p1.jpg"] and samples[1].images == []
+    (folder / "p2.jpg").write_bytes(b"x")  # the listing changed just now: indexed afresh, then kept once it is old
+    attach_images(samples, folder)
+    assert samples[1].images == ["p2.jpg"] and len(built) == 2
+    os.utime(folder, ns=(old + 1, old + 1))
+    attach_images(samples, folder)
+    attach_images(samples, folder)
+    assert len(built) == 3 and samples[1].images == ["p2.jpg"]
+    assert images_module.RACY_NS >= 1_000_000_000

@@ -9,6 +9,8 @@ A declared dataset names one of the two rules (``image_names: stem | prefix``).
 
 from __future__ import annotations
 
+import functools
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from enum import Enum
@@ -59,9 +61,38 @@ class ImageIndex:
                         self._by_key[stem[:i]].append(entry.name)
         self.size = count
 
+    @classmethod
+    def of(cls, folder: str | Path, names: ImageNames | str = ImageNames.ANY) -> "ImageIndex":
+        """The index of ``folder`` as it is now, built once per version of the folder's listing.
+
+        A run reads its train, dev and test splits (and a translation's) from
+        one image folder: listing and stating every file for each split cost
+        seconds on a folder of tens of thousands of photos. The key holds the
+        folder's modification time, which changes whenever a file is added,
+        removed or renamed in it, so an edited folder is indexed again.
+        """
+        path = Path(folder)
+        try:
+            listed = path.stat().st_mtime_ns
+        except OSError:
+            return cls(path, names)  # not there: the constructor says so
+        if time.time_ns() - listed < RACY_NS:
+            return cls(path, names)
+        return _index_of(path, path.absolute(), ImageNames(names), listed)
+
     def lookup(self, sample_id: str) -> list[str]:
         """File names belonging to ``sample_id``, sorted; empty when it has none."""
         return sorted(set(self._by_key.get(sample_id, [])))
+
+
+RACY_NS = 2_000_000_000
+"""A folder changed less than this long ago is indexed afresh: a file system's clock ticks coarsely, so two changes within one
+tick leave one modification time (git treats such "racily clean" files the same way)."""
+
+
+@functools.lru_cache(maxsize=32)
+def _index_of(folder: Path, _absolute: Path, names: ImageNames, _listed_ns: int) -> ImageIndex:
+    return ImageIndex(folder, names)
 
 
 @dataclass
@@ -93,7 +124,7 @@ def attach_images(samples: list[Sample], folder: str | Path | ImageIndex, names:
     translations find the pictures of the post they came from. ``names`` is the
     naming rule when ``folder`` is a path (an index keeps its own).
     """
-    index = folder if isinstance(folder, ImageIndex) else ImageIndex(folder, names)
+    index = folder if isinstance(folder, ImageIndex) else ImageIndex.of(folder, names)
     report = ImageReport(samples=len(samples))
     for sample in samples:
         key = str(sample.meta.get("source_id", sample.id))

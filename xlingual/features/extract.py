@@ -292,7 +292,7 @@ def samples_with_images(parts: Iterable[list[Sample]], index: ImageIndex) -> lis
 
 def collect_samples(dataset_files: Sequence[str | Path], images_dir: str | Path) -> list[Sample]:
     """Samples of every dataset file, with ``images`` set from the folder (source ids for translations)."""
-    return samples_with_images((read_samples(path) for path in expand_dataset_paths(dataset_files)), ImageIndex(images_dir))
+    return samples_with_images((read_samples(path) for path in expand_dataset_paths(dataset_files)), ImageIndex.of(images_dir))
 
 
 def extract_for_datasets(
@@ -364,7 +364,7 @@ def extract_for_data_dir(
             continue
         logger.info("%s: images of %d split files from %s", name, len(splits), images_dir)
         splits_read = (load_split(layout.root, name, split, with_images=False, datasets_file=datasets_file) for split in splits)
-        samples = samples_with_images(splits_read, ImageIndex(images_dir, spec.image_names))
+        samples = samples_with_images(splits_read, ImageIndex.of(images_dir, spec.image_names))
         reports.append(extract_for_samples(images_dir, samples, cache_dir, backbone=backbone, **options))
     if not reports:
         raise ImageError(f"--data-dir {data_dir}: no dataset with both split files and an image folder (e.g. {layout.images_dir('cmner')}); pass --images and --dataset")
