@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from xlingual.cli import app
 from xlingual.data.datasets import load_split
-from xlingual.errors import ConfigError
+from xlingual.errors import ConfigError, ModelNotFoundError
 from xlingual.features.backbones import BACKBONES
 from xlingual.features.cache import CacheProducer, CacheWriter, FeatureCache, file_fingerprint, file_stat_key
 from xlingual.features.pixels import DeferredCrop, crop_lookup
@@ -359,3 +359,21 @@ def test_an_interrupted_reference_run_resumes_to_the_same_result(setup, tmp_path
     a, b = _resnet_state(whole.run_dir / "model"), _resnet_state(resumed.run_dir / "model")
     assert a and a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
+
+
+def test_the_resnet_weights_come_from_the_feature_pipelines_weight_handling(setup, tmp_path, monkeypatch):
+    """A local .pth of the whole torchvision model is loaded (and frozen); 'default' without the file, offline, and a
+    missing file are one-line errors naming model.resnet_weights."""
+    _, encoder = setup
+    torch.manual_seed(3)
+    source = _tiny_resnet()
+    torch.save(source.state_dict(), tmp_path / "resnet.pth")
+    model = _model(encoder, resnet_weights=str(tmp_path / "resnet.pth"))
+    assert torch.equal(model.resnet[0].weight, source.conv1.weight) and torch.equal(model.resnet[7][0].conv2.weight, source.layer4[0].conv2.weight)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.setenv("XLINGUAL_OFFLINE", "1")
+    for weights, error in (("default", "model.resnet_weights default: torchvision's resnet152 weights are not in"),
+                           (str(tmp_path / "none.pth"), f"model.resnet_weights {tmp_path / 'none.pth'}: no such file")):
+        with pytest.raises((ConfigError, ModelNotFoundError)) as err:
+            _model(encoder, resnet_weights=weights)
+        assert str(err.value).startswith(error) and "\n" not in str(err.value)

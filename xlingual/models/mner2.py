@@ -276,7 +276,7 @@ class Mner2Model(BertEncoderTagger):
         if mner2.runs_resnet:
             from xlingual.features.backbones import load_backbone
 
-            resnet = load_backbone(RESNET_BACKBONE, mner2.resnet_weights)
+            resnet = load_backbone(RESNET_BACKBONE, mner2.resnet_weights, option="model.resnet_weights")
         return cls(mner2, encoder, tokenizer, label_inventory(vocab_samples), vit, steps, resnet)
 
     @classmethod
