@@ -377,3 +377,38 @@ def test_the_resnet_weights_come_from_the_feature_pipelines_weight_handling(setu
         with pytest.raises((ConfigError, ModelNotFoundError)) as err:
             _model(encoder, resnet_weights=weights)
         assert str(err.value).startswith(error) and "\n" not in str(err.value)
+
+
+TINY_RESNET = '''
+from dataclasses import replace
+from torchvision.models.resnet import BasicBlock, ResNet
+from xlingual.features.backbones import BACKBONES
+BACKBONES["resnet152"] = replace(BACKBONES["resnet152"], channels=512, build_full=lambda: ResNet(BasicBlock, [1, 1, 1, 1]))
+'''
+
+
+def test_a_reference_run_killed_with_sigkill_resumes_to_the_uninterrupted_result(setup, tmp_path):
+    """kill -9 at step 7 (a loader worker decoding crops): the resume starts from step 6's checkpoint, its BatchNorm
+    statistics included, and ends where an uninterrupted run ends."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.test_mner2_vit_finetune import KILLED_AT_STEP
+
+    data_dir, encoder = setup
+    overrides = _overrides(data_dir, encoder, "save_every_steps=2", "model.vit_workers=1")
+    config = load_config("tgt_only", "2mner", None, overrides, source=[], target="mmnerd")
+    whole = train_run(config, tmp_path / "whole")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+    killed = subprocess.run([sys.executable, "-c", TINY_RESNET + KILLED_AT_STEP, json.dumps(overrides), str(tmp_path / "cut"), "7"],
+                            capture_output=True, text=True, env=env)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    cut = RunFolder(tmp_path / "cut")
+    assert not cut.metrics.exists()
+    assert json.loads(cut.stage("target").loop_state.read_text(encoding="utf-8"))["global_step"] == 6
+    resumed = train_run(config, tmp_path / "cut", resume=True)
+    assert _timeless(resumed.metrics) == _timeless(whole.metrics) and resumed.metrics["test"] == whole.metrics["test"]
+    a, b = _resnet_state(whole.run_dir / "model"), _resnet_state(resumed.run_dir / "model")
+    assert a and a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
