@@ -425,7 +425,7 @@ def visual_inputs_for_model(model: "MnerModel", samples: list[Sample], features:
         return None, 0
     if isinstance(features, (str, Path)):
         features = [features]
-    reads_images = bool(getattr(model.config, "finetunes_vit", False))
+    reads_images = bool(getattr(model.config, "reads_images", False))
     if not features and not reads_images:
         logger.warning("multimodal model without --features: every post is treated as having no image")
         return None, 0
@@ -435,7 +435,7 @@ def visual_inputs_for_model(model: "MnerModel", samples: list[Sample], features:
     elif image_dir is None and data_file is not None:
         image_dir = dataset_image_dir(data_file)
     if reads_images and image_dir is None:
-        raise ConfigError("the model fine-tuned its ViT and reads the raw images: pass --image-dir (the posts' image folder)")
+        raise ConfigError("the model reads the raw images (a fine-tuned ViT or model.resnet=reference): pass --image-dir (the posts' image folder)")
     combine = type(model).visual_combiner(model.config.to_dict(), [Path(image_dir)] if image_dir is not None else [], model=model)
     inputs = visual_inputs(samples, list(features or []), image_dir=image_dir, mode=images, seed=seed, combine=combine)
     return inputs.lookup, inputs.with_images

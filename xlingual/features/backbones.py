@@ -138,35 +138,39 @@ def default_weights_path(spec: BackboneSpec) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(spec.default_weights_url).path).name
 
 
-def _unreachable(spec: BackboneSpec, why: str) -> ModelNotFoundError:
+WEIGHTS_OPTION = "--weights"
+"""How errors name the weights option: ``xl features extract``'s flag, or the model option that passes it on (``model.resnet_weights``)."""
+
+
+def _unreachable(spec: BackboneSpec, why: str, option: str = WEIGHTS_OPTION) -> ModelNotFoundError:
     return ModelNotFoundError(
-        f"--weights default: torchvision's {spec.name} weights are not in {default_weights_path(spec)} and cannot be "
-        f"downloaded ({why}); copy the file there, pass --weights PATH (a local .pth), or --weights random for a smoke run"
+        f"{option} default: torchvision's {spec.name} weights are not in {default_weights_path(spec)} and cannot be "
+        f"downloaded ({why}); copy the file there, pass {option} PATH (a local .pth), or {option} random for a smoke run"
     )
 
 
-def _no_such_file(weights: str) -> ConfigError:
-    return ConfigError(f"--weights {weights}: no such file (use 'default', 'random' or a path to a .pth state dict)")
+def _no_such_file(weights: str, option: str = WEIGHTS_OPTION) -> ConfigError:
+    return ConfigError(f"{option} {weights}: no such file (use 'default', 'random' or a path to a .pth state dict)")
 
 
-def fetch_default_weights(spec: BackboneSpec) -> Path:
+def fetch_default_weights(spec: BackboneSpec, option: str = WEIGHTS_OPTION) -> Path:
     """The cached torchvision file, downloading it once when a network is reachable; fails fast otherwise."""
     target = default_weights_path(spec)
     if target.is_file():
         return target
     if _offline():
-        raise _unreachable(spec, "offline mode is set")
+        raise _unreachable(spec, "offline mode is set", option)
     host = urlparse(spec.default_weights_url).hostname or ""
     try:  # a cheap reachability probe, so a machine without network fails in seconds, not minutes
         socket.create_connection((host, 443), timeout=5).close()
     except OSError as err:
-        raise _unreachable(spec, f"{host} unreachable: {err}") from None
+        raise _unreachable(spec, f"{host} unreachable: {err}", option) from None
     target.parent.mkdir(parents=True, exist_ok=True)
     logger.info("downloading %s to %s", spec.default_weights_url, target)
     try:
         torch.hub.download_url_to_file(spec.default_weights_url, str(target), progress=True)
     except Exception as err:  # urllib raises many kinds; all mean the same to the user
-        raise _unreachable(spec, f"download failed: {err}") from None
+        raise _unreachable(spec, f"download failed: {err}", option) from None
     return target
 
 
@@ -185,15 +189,15 @@ def weights_identity(backbone: str, weights: str, seed: int) -> str:
     return f"file:sha256={file_digest(path)[:16]}"
 
 
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+def _read_state_dict(path: Path, option: str = WEIGHTS_OPTION) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ModelNotFoundError(f"--weights {path}: cannot read as a PyTorch state dict ({type(err).__name__}: {err})") from None
+        raise ModelNotFoundError(f"{option} {path}: cannot read as a PyTorch state dict ({type(err).__name__}: {err})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
-        raise ModelNotFoundError(f"--weights {path}: expected a state dict, found {type(state).__name__}")
+        raise ModelNotFoundError(f"{option} {path}: expected a state dict, found {type(state).__name__}")
     return state
 
 
@@ -224,32 +228,34 @@ def _init_random(extractor: nn.Module, seed: int) -> None:
         torch.random.set_rng_state(generator_state)
 
 
-def load_backbone(backbone: str, weights: str = "default", seed: int = 0) -> nn.Module:
-    """The frozen feature extractor in eval mode: input (B, 3, 224, 224), output (B, C, 7, 7) for a CNN, (B, 50, 768) for CLIP."""
+def load_backbone(backbone: str, weights: str = "default", seed: int = 0, option: str = WEIGHTS_OPTION) -> nn.Module:
+    """The frozen feature extractor in eval mode: input (B, 3, 224, 224), output (B, C, 7, 7) for a CNN, (B, 50, 768) for CLIP.
+
+    ``option`` is how errors name ``weights`` (the option the user set)."""
     spec = get_backbone(backbone)
     if isinstance(spec, ClipSpec):
         return load_clip(weights, seed)
     if weights == "default":
-        path: Path | None = fetch_default_weights(spec)
+        path: Path | None = fetch_default_weights(spec, option)
     elif weights == "random":
         path = None
     else:
         path = Path(weights)
         if not path.is_file():
-            raise _no_such_file(weights)
+            raise _no_such_file(weights, option)
     with torch.device("meta"):  # no time spent initialising layers (VGG's classifier alone is 120M) that are replaced or cut
         model = spec.build_full()
     if path is None:
         extractor = spec.truncate(model).to_empty(device="cpu")
         _init_random(extractor, seed)
     else:
-        state = _read_state_dict(path)
+        state = _read_state_dict(path, option)
         try:
             model.load_state_dict(state, strict=True, assign=True)
         except RuntimeError as err:
             lines = [line.strip() for line in str(err).splitlines() if line.strip()]
             detail = lines[1] if len(lines) > 1 else lines[0]
-            raise ModelNotFoundError(f"--weights {path}: not a torchvision {spec.name} state dict ({detail[:200]})") from None
+            raise ModelNotFoundError(f"{option} {path}: not a torchvision {spec.name} state dict ({detail[:200]})") from None
         extractor = spec.truncate(model).float()
     extractor.eval()
     for parameter in extractor.parameters():

@@ -150,6 +150,22 @@ def _random_crop_and_flip(rgb: Image.Image, rng: random.Random, name: str) -> Im
     return patch
 
 
+def reference_resnet_input(path: Path, rng: random.Random) -> np.ndarray:
+    """The (3, 224, 224) ResNet input 2M-NER's reference builds for a post every time it reads it (its ``dataset/data.py``).
+
+    Pillow's plain ``convert("RGB")``; an image smaller than 224 on either
+    side is first resized to 224x224 (bilinear), any other keeps its own size;
+    then a random 224x224 window of it, flipped left-right with probability
+    one half, normalised with the ImageNet mean/std. ``rng`` is the draw:
+    the caller keys it so the same post in the same round gets the same view.
+    """
+    image = open_image(path)
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    if rgb.width < INPUT_SIZE or rgb.height < INPUT_SIZE:
+        rgb = rgb.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR)
+    return _normalise(_random_crop_and_flip(rgb, rng, path.name))
+
+
 def _vgg_faithful(image: Image.Image) -> np.ndarray:
     resized = image.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BICUBIC)
     array = np.asarray(resized)

@@ -77,6 +77,10 @@ class DeferredArray(abc.ABC):
     @abc.abstractmethod
     def load(self) -> np.ndarray: ...
 
+    def for_epoch(self, epoch: int) -> "DeferredArray":
+        """The input as training epoch ``epoch`` reads it: itself, unless it is drawn anew each epoch (a random crop)."""
+        return self
+
 
 VisualLookup = Callable[[Sample], tuple[np.ndarray | DeferredArray | Mapping[str, np.ndarray | DeferredArray], bool]]
 """Returns a sample's visual input and whether it had a usable image.
@@ -111,6 +115,33 @@ def load_deferred(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                     item[key], item["has_image"] = None, False
         out.append(item)
     return out
+
+
+class EpochItems(torch.utils.data.Dataset):
+    """A model's encoded training items as the DataLoader reads them in one epoch (:meth:`set_epoch`).
+
+    An item holding a :class:`DeferredArray` is returned with each such value
+    as that epoch reads it (:meth:`DeferredArray.for_epoch`), so an input
+    drawn anew every epoch (2M-NER's reference ResNet crops) depends on
+    (seed, epoch, post) only: the same in a resumed epoch, in any worker
+    process. Other items are returned as they are.
+    """
+
+    def __init__(self, items: Sequence[dict[str, Any]]) -> None:
+        self.items = items
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.items[index]
+        if not any(isinstance(value, DeferredArray) for value in item.values()):
+            return item
+        return {key: value.for_epoch(self.epoch) if isinstance(value, DeferredArray) else value for key, value in item.items()}
 
 
 def _array_or_deferred(value: Any) -> np.ndarray | DeferredArray:
@@ -526,5 +557,5 @@ class MnerModel(nn.Module, ABC):
         """The visual modules ``keys`` belong to, as the load messages name them."""
         return ", ".join(sorted({name for key in keys for name in self.visual_modules if key.startswith(f"{name}.")}))
 
-__all__ = ["DeferredArray", "ModelConfig", "MnerModel", "NON_MODEL_KEYS", "VisualInput", "VisualLookup", "checked_labels", "gate_by_image", "load_deferred",
+__all__ = ["DeferredArray", "EpochItems", "ModelConfig", "MnerModel", "NON_MODEL_KEYS", "VisualInput", "VisualLookup", "checked_labels", "gate_by_image", "load_deferred",
            "labels_at_positions", "sample_label_ids", "unlabelled"]

@@ -30,6 +30,16 @@ preprocessing, decoded when its batch is collated:
 saved, resumed and used for prediction with the rest of the model (its
 config and preprocessing are saved in ``vit/``).
 
+``resnet: reference`` (the reference's ResNet input) makes torchvision's
+ResNet-152 a frozen submodule, ``self.resnet``: the lookup gives
+``resnet_pixels`` (a fresh random 224 crop + flip of the post's raw image,
+:class:`~xlingual.features.pixels.DeferredCrop`) instead of the cached
+vector, and ``r_raw`` above is ``mean(layer4(pixels))`` computed under
+``no_grad`` at every step. The ResNet follows the model's mode: in training
+its BatchNorm normalises with batch statistics and moves its running
+statistics (buffers saved, resumed and loaded with the model), at evaluation
+it uses them. Its parameters never train.
+
 Departures from the reference code are switches or documented fixes; see
 :class:`Mner2Config` and docs/models.md.
 """
@@ -53,11 +63,14 @@ from xlingual.models.base import MnerModel, VisualInput, sample_label_ids
 from xlingual.models.bert_tagger import BertEncoderTagger
 from xlingual.models.contrastive import ProjectionHead, nt_xent
 from xlingual.models.crf import MaskedCrf
-from xlingual.models.mner2_config import BRANCHES, Mner2Config
+from xlingual.models.mner2_config import BRANCHES, CLIP_BACKBONE, RESNET_BACKBONE, Mner2Config
 from xlingual.models.mner2_layers import TokenCrossAttention, VectorCrossAttention
 from xlingual.models.wordpieces import pieces_per_token
 from xlingual.models.vocab import Vocabulary
 
+
+BRANCH_CACHES = {"vit": CLIP_BACKBONE, "resnet": RESNET_BACKBONE}
+"""The feature cache each branch reads unless the model runs that branch's image encoder itself."""
 
 PairedVisual = Callable[[Sample], tuple[Mapping[str, np.ndarray], bool]]
 """What 2M-NER reads per post: ``({"vit": tokens, "resnet": pooled vector}, has_image)``."""
@@ -65,7 +78,7 @@ PairedVisual = Callable[[Sample], tuple[Mapping[str, np.ndarray], bool]]
 VIT_SUBDIR = "vit"
 """A fine-tuned ViT's config and image preprocessing in a saved model folder (its weights are the model's)."""
 
-SWITCHED_MODULES = ("vit", "vit_attention", "resnet_proj", "resnet_attention", "fuse", "text_head", "vit_head", "resnet_head", "encoder.pooler")
+SWITCHED_MODULES = ("vit", "vit_attention", "resnet", "resnet_proj", "resnet_attention", "fuse", "text_head", "vit_head", "resnet_head", "encoder.pooler")
 """Modules an ablation switch adds or removes (all absent from the text-only model); a checkpoint may lack them or carry extra ones."""
 
 LABELS = Vocabulary(list(CANONICAL_LABELS))
@@ -148,30 +161,42 @@ class Mner2Model(BertEncoderTagger):
 
     @classmethod
     def visual_combiner(cls, options: Mapping[str, Any], image_folders: Sequence[Path], model: "MnerModel | None" = None):
-        """The cached pair (:meth:`visual_lookup_from`), or with ``vit: finetune`` each post's image from ``image_folders``
-        (:func:`~xlingual.features.pixels.pixel_lookup`) beside the resnet152 cache's vector."""
+        """The cached pair (:meth:`visual_lookup_from`), or, when the model reads the images, each branch's input from
+        ``image_folders`` or its cache: with ``vit: finetune`` the post's CLIP pixels
+        (:func:`~xlingual.features.pixels.pixel_lookup`) instead of the clip-vit-b32 tokens, with ``resnet: reference``
+        its random crop (:func:`~xlingual.features.pixels.crop_lookup`) instead of the resnet152 vector."""
         config = model.config if model is not None else Mner2Config.from_dict(options)
-        if not config.finetunes_vit:
+        if not config.reads_images:
             return cls.visual_lookup_from
-        if model is not None:
+        steps = None
+        if config.finetunes_vit and model is not None:
             steps = model.vit_preprocessing
-        else:
+        elif config.finetunes_vit:
             from xlingual.features.clip import load_clip_preprocessing
 
             steps = load_clip_preprocessing(config.vit_weights)
         folders = list(image_folders)
+        switches = " and ".join(name for name, on in (("model.vit=finetune", config.finetunes_vit), ("model.resnet=reference", config.runs_resnet)) if on)
 
         def combine(caches: Sequence[Any], mode: str = "all", seed: int = 0) -> PairedVisual:
-            from xlingual.features import pooled_lookup
-            from xlingual.features.pixels import pixel_lookup
+            from xlingual.features import pooled_lookup, visual_lookup
+            from xlingual.features.pixels import crop_lookup, pixel_lookup
 
-            wanted = {"resnet152"} if "resnet" in config.branches else set()
-            if {cache.backbone for cache in caches} != wanted or len(caches) != len(wanted):
+            wanted = config.cached_backbones(tuple(BRANCH_CACHES[name] for name in config.branches))
+            by_backbone = {cache.backbone: cache for cache in caches}
+            if set(by_backbone) != set(wanted) or len(caches) != len(wanted):
                 found = ", ".join(f"{c.backbone} ({c.cache_dir})" for c in caches) or "none"
-                raise ConfigError(f"2mner with model.vit=finetune reads the images and {'a resnet152 feature cache' if wanted else 'no feature cache'}, got {found}")
-            lookups: dict[str, Callable[[Sample], tuple[Any, bool]]] = {"vit_pixels": pixel_lookup(folders, steps, mode, seed)}
-            if wanted:
-                lookups["resnet"] = pooled_lookup(caches[0], mode=mode, seed=seed)
+                needs = " and ".join(f"a {name} feature cache" for name in wanted) or "no feature cache"
+                raise ConfigError(f"2mner with {switches} reads the images and {needs}, got {found}")
+            lookups: dict[str, Callable[[Sample], tuple[Any, bool]]] = {}
+            if config.finetunes_vit:
+                lookups["vit_pixels"] = pixel_lookup(folders, steps, mode, seed)
+            elif "vit" in config.branches:
+                lookups["vit"] = visual_lookup(by_backbone[CLIP_BACKBONE], mode=mode, seed=seed)
+            if config.runs_resnet:
+                lookups["resnet_pixels"] = crop_lookup(folders, mode, seed)
+            elif "resnet" in config.branches:
+                lookups["resnet"] = pooled_lookup(by_backbone[RESNET_BACKBONE], mode=mode, seed=seed)
             return named_lookup(lookups)
 
         return combine
@@ -182,8 +207,9 @@ class Mner2Model(BertEncoderTagger):
         return config.uses_contrastive
 
     def __init__(self, config: Mner2Config, encoder: nn.Module, tokenizer: Any, label_names: Sequence[str] = CANONICAL_LABELS,
-                 vit: nn.Module | None = None, vit_preprocessing: Any = None) -> None:
-        """``vit`` (a :class:`~xlingual.features.clip.ClipTokens`) and its ``vit_preprocessing`` are needed when the config fine-tunes the ViT."""
+                 vit: nn.Module | None = None, vit_preprocessing: Any = None, resnet: nn.Module | None = None) -> None:
+        """``vit`` (a :class:`~xlingual.features.clip.ClipTokens`) and its ``vit_preprocessing`` are needed when the config fine-tunes the ViT;
+        ``resnet`` (:func:`~xlingual.features.backbones.load_backbone` of resnet152) when it runs the ResNet (``resnet: reference``)."""
         super().__init__()
         self._attach_encoder(config, encoder, tokenizer, label_names)
         self.labels = Vocabulary(list(self.label_names))
@@ -209,6 +235,14 @@ class Mner2Model(BertEncoderTagger):
                                   f"{shape[1]} channels, the config says {config.vit_tokens} x {config.visual_dim}")
             self.vit = vit.requires_grad_(True)
             self.vit_preprocessing = vit_preprocessing
+        if config.runs_resnet:
+            if resnet is None:
+                raise ConfigError("model.resnet=reference: the model needs its ResNet")
+            norms = [module for module in resnet.modules() if isinstance(module, nn.BatchNorm2d)]
+            channels = norms[-1].num_features if norms else None
+            if channels != config.resnet_dim:
+                raise ConfigError(f"model.resnet_dim: the ResNet of {config.resnet_weights} gives {channels} channels, the config says {config.resnet_dim}")
+            self.resnet = resnet.requires_grad_(False)
         if "vit" in branches:
             if hidden % heads:
                 raise ConfigError(f"model.cross_heads={heads} does not divide the encoder's hidden size {hidden}")
@@ -234,12 +268,16 @@ class Mner2Model(BertEncoderTagger):
         """A new model on pre-trained encoder weights, with the labels of ``vocab_samples`` (the canonical nine without samples)."""
         mner2 = Mner2Config.from_dict(config)
         encoder, tokenizer = cls.pretrained_encoder(mner2)
-        vit = steps = None
+        vit = steps = resnet = None
         if mner2.finetunes_vit:
             from xlingual.features.clip import load_clip, load_clip_preprocessing
 
             vit, steps = load_clip(mner2.vit_weights), load_clip_preprocessing(mner2.vit_weights)
-        return cls(mner2, encoder, tokenizer, label_inventory(vocab_samples), vit, steps)
+        if mner2.runs_resnet:
+            from xlingual.features.backbones import load_backbone
+
+            resnet = load_backbone(RESNET_BACKBONE, mner2.resnet_weights, option="model.resnet_weights")
+        return cls(mner2, encoder, tokenizer, label_inventory(vocab_samples), vit, steps, resnet)
 
     @classmethod
     def label_maps_for(cls, label_names: Sequence[str]) -> dict[str, list[str]]:
@@ -260,10 +298,14 @@ class Mner2Model(BertEncoderTagger):
     @classmethod
     def _from_saved(cls, config: Mner2Config, extras: dict[str, Any], directory: Path, label_names: Sequence[str]) -> "Mner2Model":
         encoder, tokenizer = cls.saved_encoder(config, directory)
-        vit = steps = None
+        vit = steps = resnet = None
         if config.finetunes_vit:
             vit, steps = _saved_vit(directory / VIT_SUBDIR)
-        return cls(config, encoder, tokenizer, label_names, vit, steps)
+        if config.runs_resnet:  # the architecture; its weights and BatchNorm statistics are the saved model's
+            from xlingual.features.backbones import load_backbone
+
+            resnet = load_backbone(RESNET_BACKBONE, "random")
+        return cls(config, encoder, tokenizer, label_names, vit, steps, resnet)
 
     reshaped_by_switches = ("fuse.weight",)
     """The fusion layer concatenates one or two branches: a checkpoint's of the other width starts fresh."""
@@ -304,12 +346,13 @@ class Mner2Model(BertEncoderTagger):
 
     @property
     def loader_workers(self) -> int:
-        """``model.vit_workers`` decode the images of the next batches while the ViT trains on this one."""
-        return self.config.vit_workers if self.config.finetunes_vit else 0
+        """``model.vit_workers`` decode the images of the next batches while the model trains on this one."""
+        return self.config.vit_workers if self.config.reads_images else 0
 
     def visual_inputs(self) -> tuple[VisualInput, ...]:
         """The active branches' inputs, ViT first: ``vit`` (tokens, channels) and ``resnet`` (channels,), from :func:`paired_lookup`;
-        ``vit_pixels`` (3, H, W) instead of ``vit`` when the ViT is fine-tuned."""
+        ``vit_pixels`` (3, H, W) instead of ``vit`` when the ViT is fine-tuned, ``resnet_pixels`` (3, 224, 224) instead of
+        ``resnet`` when the ResNet runs."""
         if self.config.finetunes_vit:
             from xlingual.features.pixels import pixel_shape
 
@@ -318,8 +361,14 @@ class Mner2Model(BertEncoderTagger):
         else:
             vit = VisualInput("vit", (self.config.vit_tokens, self.config.visual_dim), option="model.vit_tokens / model.visual_dim",
                               hint="CLIP ViT-B/32 tokens, from visual_lookup of a clip-vit-b32 cache")
-        resnet = VisualInput("resnet", (self.config.resnet_dim,), option="model.resnet_dim",
-                             hint="the ResNet-152 vector, from pooled_lookup of a resnet152 cache")
+        if self.config.runs_resnet:
+            from xlingual.features.preprocess import INPUT_SIZE
+
+            resnet = VisualInput("resnet_pixels", (3, INPUT_SIZE, INPUT_SIZE), option="model.resnet",
+                                 hint="the post's image, a random crop from crop_lookup (model.resnet=reference)", label="image pixel")
+        else:
+            resnet = VisualInput("resnet", (self.config.resnet_dim,), option="model.resnet_dim",
+                                 hint="the ResNet-152 vector, from pooled_lookup of a resnet152 cache")
         inputs = {"vit": vit, "resnet": resnet}
         return tuple(inputs[name] for name in self.config.branches)
 
@@ -363,6 +412,8 @@ class Mner2Model(BertEncoderTagger):
             tokens = self.vit(batch["vit_pixels"]).to(words.dtype)
         elif "vit" in branches:
             tokens = batch["vit"].to(words.dtype)
+        if "resnet" in branches:
+            vector = self._resnet_vector(batch).to(words.dtype)
         if branches:
             present = batch["has_image"]
             parts = []
@@ -370,7 +421,7 @@ class Mner2Model(BertEncoderTagger):
                 fused_vit, vit_attention = self.vit_attention(words, tokens, present)
                 parts.append(fused_vit)
             if "resnet" in branches:
-                parts.append(self.resnet_attention(words, self.resnet_proj(batch["resnet"].to(words.dtype)), present))
+                parts.append(self.resnet_attention(words, self.resnet_proj(vector), present))
             words = self.fuse(torch.cat(parts, dim=-1))
         out = Mner2Outputs(emissions=self.classifier(self.dropout(words)), vit_attention=vit_attention)
         if self.config.uses_contrastive:
@@ -378,8 +429,25 @@ class Mner2Model(BertEncoderTagger):
             if "vit" in branches:
                 out.vit_view = self.vit_head(tokens.flatten(1))
             if "resnet" in branches:
-                out.resnet_view = self.resnet_head(batch["resnet"].to(words.dtype))
+                out.resnet_view = self.resnet_head(vector)
         return out
+
+    def _resnet_vector(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The (B, resnet_dim) ResNet vector: the cache's, or the running ResNet's ``mean(layer4)`` of the posts' crops.
+
+        The ResNet runs without gradient (its weights never train) in the
+        model's mode, on the posts that have an image only: an image-less
+        post's zeros would move the BatchNorm statistics; its vector is zero
+        (it is masked everywhere).
+        """
+        if not self.config.runs_resnet:
+            return batch["resnet"]
+        pixels, present = batch["resnet_pixels"], batch["has_image"]
+        vector = pixels.new_zeros((pixels.shape[0], self.config.resnet_dim))
+        if bool(present.any()):
+            with torch.no_grad():
+                vector[present] = self.resnet(pixels[present]).mean(dim=(2, 3)).to(vector.dtype)
+        return vector
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Emissions, and with labels ``loss`` plus its parts ``crf_loss``, ``cl_vit``, ``cl_resnet``."""

@@ -19,7 +19,11 @@ BRANCHES = ("vit", "resnet")
 VIT_MODES = ("frozen", "finetune")
 """``model.vit``: the ViT's tokens read from a feature cache, or the ViT run on the images and trained with the model."""
 
+RESNET_MODES = ("cached", "reference")
+"""``model.resnet``: the ResNet vector read from a feature cache, or ResNet-152 run on a random crop of the image every step."""
+
 CLIP_BACKBONE = "clip-vit-b32"
+RESNET_BACKBONE = "resnet152"
 DEFAULT_VIT_WEIGHTS = "openai/clip-vit-base-patch32"
 
 
@@ -60,10 +64,24 @@ class Mner2Config(ModelConfig):
     vit_weights: str = DEFAULT_VIT_WEIGHTS
     """The ViT ``finetune`` starts from: a hub id, a ``save_pretrained`` folder of a CLIP model, or ``random``."""
     vit_workers: int = 2
-    """DataLoader worker processes decoding the training images ahead of the step (``finetune``; 0: in the loop)."""
+    """DataLoader worker processes decoding the training images ahead of the step (0: in the loop); used whenever the
+    model reads raw images (``vit: finetune`` or ``resnet: reference``)."""
+    resnet: str = "cached"
+    """``cached`` (default): the ResNet-152 vector is the resnet152 feature cache's, computed once in eval mode
+    (``xl features extract``, crop policy ``clean`` or ``faithful``). ``reference`` (the reference's
+    ``dataset/data.py`` and ``trainer.py``): torchvision's ResNet-152 is part of the model, frozen (no gradient, not
+    optimised) but run every step on a fresh random 224 crop + flip of the raw image (an image smaller than 224 on a side
+    resized to 224x224 first), at train *and* at dev/test time, with BatchNorm in the model's mode: batch statistics
+    while training, which moves its running statistics; those drifted statistics are used at evaluation and saved
+    with the model. The crops are keyed by (seed, epoch, post) while training and (seed, post) at evaluation
+    (``xl predict --seed``): reproducible, but test scores vary with the seed because the test crops are random."""
+    resnet_weights: str = "default"
+    """The ResNet ``reference`` runs: ``default`` (torchvision's ImageNet file, as ``xl features extract --weights``),
+    a local ``.pth`` state dict of torchvision's ResNet-152, or ``random``."""
 
-    fixed_on_load: ClassVar[frozenset[str]] = frozenset({"encoder", "visual_dim", "vit_tokens", "resnet_dim", "vit", "vit_weights"})
-    """The encoder (and a fine-tuned ViT) are rebuilt from the saved folder; the visual shapes fix weight shapes."""
+    fixed_on_load: ClassVar[frozenset[str]] = frozenset({"encoder", "visual_dim", "vit_tokens", "resnet_dim", "vit", "vit_weights",
+                                                         "resnet", "resnet_weights"})
+    """The encoder (and a fine-tuned ViT, a running ResNet) are rebuilt from the saved folder; the visual shapes fix weight shapes."""
 
     def pretrained_weights(self) -> dict[str, str]:
         weights = {"model.encoder": self.encoder}
@@ -72,8 +90,9 @@ class Mner2Config(ModelConfig):
         return weights
 
     def cached_backbones(self, backbones: tuple[str, ...]) -> tuple[str, ...]:
-        """Without the clip-vit-b32 cache when the ViT is fine-tuned (it runs on the images)."""
-        return tuple(name for name in backbones if not (self.finetunes_vit and name == CLIP_BACKBONE))
+        """Without the clip-vit-b32 cache when the ViT is fine-tuned, without the resnet152 cache when the ResNet runs (they read the images)."""
+        computed = {name for name, runs in ((CLIP_BACKBONE, self.finetunes_vit), (RESNET_BACKBONE, self.runs_resnet)) if runs}
+        return tuple(name for name in backbones if name not in computed)
 
     def validate(self) -> None:
         if self.max_length < 3:
@@ -93,6 +112,10 @@ class Mner2Config(ModelConfig):
             raise ConfigError(f"model.vit: choose {' or '.join(VIT_MODES)}, not '{self.vit}'")
         if self.vit == "finetune" and self.use_image and not self.use_vit:
             raise ConfigError("model.vit=finetune trains the ViT branch, which model.use_vit=false removes")
+        if self.resnet not in RESNET_MODES:
+            raise ConfigError(f"model.resnet: choose {' or '.join(RESNET_MODES)}, not '{self.resnet}'")
+        if self.resnet == "reference" and self.use_image and not self.use_resnet:
+            raise ConfigError("model.resnet=reference runs the ResNet branch, which model.use_resnet=false removes")
         if self.vit_workers < 0:
             raise ConfigError(f"model.vit_workers must be 0 or more, not {self.vit_workers}")
 
@@ -109,8 +132,18 @@ class Mner2Config(ModelConfig):
         return self.vit == "finetune" and "vit" in self.branches
 
     @property
+    def runs_resnet(self) -> bool:
+        """ResNet-152 is part of the model and runs on each post's image (``resnet: reference`` with the ResNet branch on)."""
+        return self.resnet == "reference" and "resnet" in self.branches
+
+    @property
+    def reads_images(self) -> bool:
+        """The model reads the raw images (a fine-tuned ViT or a running ResNet), not only feature caches."""
+        return self.finetunes_vit or self.runs_resnet
+
+    @property
     def uses_contrastive(self) -> bool:
         return self.contrastive and bool(self.branches)
 
 
-__all__ = ["BRANCHES", "CLIP_BACKBONE", "DEFAULT_VIT_WEIGHTS", "VIT_MODES", "Mner2Config"]
+__all__ = ["BRANCHES", "CLIP_BACKBONE", "DEFAULT_VIT_WEIGHTS", "RESNET_BACKBONE", "RESNET_MODES", "VIT_MODES", "Mner2Config"]

@@ -49,7 +49,7 @@ from torch.utils.data import DataLoader
 
 from xlingual.data.sample import Sample
 from xlingual.evaluation.metrics import Scores, score
-from xlingual.models.base import MnerModel, VisualLookup, load_deferred
+from xlingual.models.base import EpochItems, MnerModel, VisualLookup, load_deferred
 from xlingual.errors import ConfigError, TrainingDivergedError
 from xlingual.train.config import StageConfig, TrainConfig, config_digest
 from xlingual.train.batching import EpochShuffleSampler, loader_arguments
@@ -370,7 +370,7 @@ class StageTrainer:
         # A private generator: creating an iterator must not draw from the global RNG, or a resumed
         # epoch (iterator created after the RNG restore) would see different dropout masks.
         order = loader_arguments([sample.lang for sample in train], stage.batch_size, self.config.seed, stage.batching)
-        loader = DataLoader(items, collate_fn=keep_items, generator=torch.Generator().manual_seed(self.config.seed),
+        loader = DataLoader(EpochItems(items), collate_fn=keep_items, generator=torch.Generator().manual_seed(self.config.seed),
                             num_workers=model.loader_workers, **order)
         # Every process iterates the same global batches (not accelerate's per-process shards, which pad a short
         # last batch with samples from the epoch's start); the loop takes this process's share.
@@ -404,6 +404,7 @@ class StageTrainer:
             plugins.dispatch("stage_start", run)
             while loop.epoch < stage.epochs:
                 loader.set_epoch(loop.epoch)
+                loader.dataset.set_epoch(loop.epoch)  # inputs drawn anew each epoch (EpochItems); accelerate passes the epoch on only in some sampler layouts
                 epoch_loader = accelerator.skip_first_batches(loader, loop.batches_done_in_epoch) if loop.batches_done_in_epoch else loader
                 wrapped.train()
                 for global_items in epoch_loader:
