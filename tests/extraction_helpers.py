@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 import xlingual.features.extract as extract_module
 from xlingual.features.backbones import load_backbone
+from xlingual.features.cache import CacheProducer, CacheWriter, file_fingerprint, file_stat_key
 
 
 class ForwardCounter:
@@ -41,3 +45,14 @@ def interrupt_at_batch(monkeypatch: pytest.MonkeyPatch, batch: int = 2):
 
     monkeypatch.setattr(extract_module, "regions_of", interrupted)
     return real_regions_of
+
+
+def write_random_cache(cache_dir: Path, images_dir: Path, backbone: str, shape: tuple[int, int], seed: int = 0) -> None:
+    """A ``backbone`` cache of random ``shape`` arrays, one per image of ``images_dir``, recorded as extracted from each file:
+    for tests of what reads a cache, where running the encoder would cost time and test nothing."""
+    producer = CacheProducer(backbone, shape, "random:test", "clean", None, "float16")
+    writer = CacheWriter.open(cache_dir, producer, "random")
+    rng = np.random.default_rng(seed)
+    for path in sorted(images_dir.iterdir()):
+        writer.add(path.name, rng.random(shape, dtype=np.float32), file_fingerprint(path), file_stat_key(path))
+    writer.flush()

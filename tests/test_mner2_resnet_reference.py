@@ -22,11 +22,13 @@ from PIL import Image
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
+from extraction_helpers import write_random_cache
+from resume_helpers import Interrupt, stop_at, timeless
 from xlingual.cli import app
 from xlingual.data.datasets import load_split
 from xlingual.errors import ConfigError, ModelNotFoundError
 from xlingual.features.backbones import BACKBONES
-from xlingual.features.cache import CacheProducer, CacheWriter, FeatureCache, file_fingerprint, file_stat_key
+from xlingual.features.cache import FeatureCache
 from xlingual.features.pixels import DeferredCrop, crop_lookup
 from xlingual.features.preprocess import IMAGENET_MEAN, IMAGENET_STD, INPUT_SIZE, keyed_rng, reference_resnet_input
 from xlingual.models.base import EpochItems, load_deferred
@@ -64,12 +66,7 @@ def setup(tmp_path_factory) -> tuple[Path, Path]:
     layout = DataDir(data_dir)
     train = load_split(data_dir, "mmnerd", "train", with_images=False)
     write_images(layout.images_dir("mmnerd"), [f"{post.id}.jpg" for post in train[::2]], seed=7, size=(264, 240))  # croppable
-    producer = CacheProducer("clip-vit-b32", (5, 32), "random:test", "clean", None, "float16")
-    writer = CacheWriter.open(layout.features("clip-vit-b32"), producer, "random")
-    rng = np.random.default_rng(0)
-    for path in sorted(layout.images_dir("mmnerd").iterdir()):
-        writer.add(path.name, rng.random((5, 32), dtype=np.float32), file_fingerprint(path), file_stat_key(path))
-    writer.flush()
+    write_random_cache(layout.features("clip-vit-b32"), layout.images_dir("mmnerd"), "clip-vit-b32", (5, 32))
     tokens = sorted({t for split in ("train", "dev", "test") for s in load_split(data_dir, "mmnerd", split, with_images=False) for t in s.tokens})
     return data_dir, build_tiny_bert(root / "tiny-bert", tokens)
 
@@ -330,21 +327,6 @@ def _initial_resnet() -> torch.nn.Module:
     return load_backbone("resnet152", "random")
 
 
-class Interrupt(KeyboardInterrupt):
-    pass
-
-
-def _stop_at(step: int):
-    def hook(loop):
-        if loop.global_step == step:
-            raise Interrupt()
-    return hook
-
-
-def _timeless(metrics) -> list[dict]:
-    return [{k: v for k, v in h.items() if k != "seconds"} for h in metrics["stages"]["target"]["history"]]
-
-
 def test_an_interrupted_reference_run_resumes_to_the_same_result(setup, tmp_path):
     """16 posts, batch 4: 4 steps per epoch; cut inside the second epoch, after the epoch-1 checkpoint and one at step 6.
     The resumed run ends with the uninterrupted run's history, test scores and BatchNorm statistics."""
@@ -353,9 +335,10 @@ def test_an_interrupted_reference_run_resumes_to_the_same_result(setup, tmp_path
                          source=[], target="mmnerd")
     whole = train_run(config, tmp_path / "whole")
     with pytest.raises(Interrupt):
-        train_run(config, tmp_path / "cut", hooks=[_stop_at(7)])
+        train_run(config, tmp_path / "cut", hooks=[stop_at(7)])
     resumed = train_run(config, tmp_path / "cut", resume=True)
-    assert _timeless(resumed.metrics) == _timeless(whole.metrics) and resumed.metrics["test"] == whole.metrics["test"]
+    history = [timeless(run.metrics["stages"]["target"]["history"]) for run in (resumed, whole)]
+    assert history[0] == history[1] and resumed.metrics["test"] == whole.metrics["test"]
     a, b = _resnet_state(whole.run_dir / "model"), _resnet_state(resumed.run_dir / "model")
     assert a and a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
@@ -409,6 +392,7 @@ def test_a_reference_run_killed_with_sigkill_resumes_to_the_uninterrupted_result
     assert not cut.metrics.exists()
     assert json.loads(cut.stage("target").loop_state.read_text(encoding="utf-8"))["global_step"] == 6
     resumed = train_run(config, tmp_path / "cut", resume=True)
-    assert _timeless(resumed.metrics) == _timeless(whole.metrics) and resumed.metrics["test"] == whole.metrics["test"]
+    history = [timeless(run.metrics["stages"]["target"]["history"]) for run in (resumed, whole)]
+    assert history[0] == history[1] and resumed.metrics["test"] == whole.metrics["test"]
     a, b = _resnet_state(whole.run_dir / "model"), _resnet_state(resumed.run_dir / "model")
     assert a and a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -16,13 +16,15 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
+from extraction_helpers import write_random_cache
+from resume_helpers import Interrupt, stop_at, timeless
 from xlingual.cli import app
 from xlingual.data.datasets import load_split
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
 from xlingual.features.clip import load_clip, load_clip_preprocessing
 from xlingual.features.extract import extract_for_data_dir
-from xlingual.features.cache import CacheProducer, CacheWriter, FeatureCache, file_fingerprint, file_stat_key
+from xlingual.features.cache import FeatureCache
 from xlingual.features.pixels import DeferredPixels, pixel_lookup
 from xlingual.features.preprocess import preprocess_image
 from xlingual.models.base import load_deferred
@@ -54,12 +56,7 @@ def setup(tmp_path_factory) -> tuple[Path, Path, Path]:
 def _write_random_resnet_cache(data_dir: Path) -> None:
     """A resnet152 cache of random grids for MMNERD's images (running the CNN costs most of a minute here and tests nothing of the ViT)."""
     layout = DataDir(data_dir)
-    producer = CacheProducer("resnet152", (49, 2048), "random:test", "clean", None, "float16")
-    writer = CacheWriter.open(layout.features("resnet152"), producer, "random")
-    rng = np.random.default_rng(0)
-    for path in sorted(layout.images_dir("mmnerd").iterdir()):
-        writer.add(path.name, rng.random((49, 2048), dtype=np.float32), file_fingerprint(path), file_stat_key(path))
-    writer.flush()
+    write_random_cache(layout.features("resnet152"), layout.images_dir("mmnerd"), "resnet152", (49, 2048))
 
 
 def _visual(model: Mner2Model, data_dir: Path):
@@ -194,23 +191,10 @@ def test_xl_train_finetunes_the_vit_and_xl_predict_uses_it(setup, tmp_path):
     assert [json.loads(line)["labels"] for line in (tmp_path / "pred.jsonl").read_text(encoding="utf-8").splitlines()] == run_predictions
 
 
-class Interrupt(KeyboardInterrupt):
-    pass
-
-
-def _stop_at(step: int):
-    def hook(loop):
-        if loop.global_step == step:
-            raise Interrupt()
-    return hook
-
-
 def _assert_same_run(resumed, whole) -> None:
     """The resumed run ends as the uninterrupted one: the same history (timings aside), test scores and ViT weights."""
-    def timeless(metrics):
-        return [{k: v for k, v in h.items() if k != "seconds"} for h in metrics["stages"]["target"]["history"]]
-
-    assert timeless(resumed.metrics) == timeless(whole.metrics) and resumed.metrics["test"] == whole.metrics["test"]
+    history = [timeless(run.metrics["stages"]["target"]["history"]) for run in (resumed, whole)]
+    assert history[0] == history[1] and resumed.metrics["test"] == whole.metrics["test"]
     a, b = _vit_weights(whole.run_dir / "model"), _vit_weights(resumed.run_dir / "model")
     assert a and a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
@@ -220,7 +204,7 @@ def test_an_interrupted_finetune_run_resumes_to_the_same_result(setup, tmp_path)
     config = _config(setup, "save_every_steps=2", "model.vit_workers=1")
     whole = train_run(config, tmp_path / "whole")
     with pytest.raises(Interrupt):
-        train_run(config, tmp_path / "cut", hooks=[_stop_at(7)])
+        train_run(config, tmp_path / "cut", hooks=[stop_at(7)])
     resumed = train_run(config, tmp_path / "cut", resume=True)
     _assert_same_run(resumed, whole)
 

@@ -15,6 +15,7 @@ import sys
 import pytest
 import torch
 
+from resume_helpers import Interrupt
 from xlingual.data.labels import spans
 from xlingual.errors import ConfigError
 from xlingual.evaluation.metrics import score
@@ -92,10 +93,6 @@ def test_curves_match_the_runs_history_dev_scores_and_schedule(sample_data_dir, 
         schedule.step()
     assert [v for _, v in curves[TB_LR]] == pytest.approx(expected, rel=1e-6)
     assert len(set(expected)) > 2, "warm-up and decay: the rate changes"
-
-
-class Interrupt(KeyboardInterrupt):
-    pass
 
 
 def test_a_resumed_run_shows_one_value_per_step_the_uninterrupted_runs(sample_data_dir, tmp_path):

@@ -15,6 +15,7 @@ import yaml
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
+from resume_helpers import Interrupt, stop_at, timeless
 from xlingual.cli import app
 from xlingual.data.datasets import DATASETS
 from xlingual.workspace import DataDir, RunFolder
@@ -231,17 +232,6 @@ def test_training_lowers_the_loss_and_records_it(data_dir, tmp_path):
 
 # -- resume -----------------------------------------------------------------
 
-class Interrupt(KeyboardInterrupt):
-    pass
-
-
-def _stop_at(step: int, stage: str = "target"):
-    def hook(loop):
-        if loop.stage == stage and loop.global_step == step:
-            raise Interrupt()
-    return hook
-
-
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run_dir / "model" / "model.safetensors"))
 
@@ -256,7 +246,7 @@ def test_resume_reaches_the_same_result_as_an_uninterrupted_run(data_dir, tmp_pa
     reference = train_run(config, tmp_path / "whole")
 
     with pytest.raises(Interrupt):
-        train_run(config, tmp_path / "cut", hooks=[_stop_at(stop_step, stage)])
+        train_run(config, tmp_path / "cut", hooks=[stop_at(stop_step, stage)])
     assert not (tmp_path / "cut" / "metrics.json").exists()
     with pytest.raises(ConfigError, match="pass --resume"):
         train_run(config, tmp_path / "cut")
@@ -264,9 +254,6 @@ def test_resume_reaches_the_same_result_as_an_uninterrupted_run(data_dir, tmp_pa
     assert f"resuming stage {stage}" in (tmp_path / "cut" / "run.log").read_text()
 
     assert resumed.metrics["test"] == reference.metrics["test"]
-    def timeless(history):
-        return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
-
     for stage_name in ("pretrain", "target"):
         assert timeless(resumed.metrics["stages"][stage_name]["history"]) == timeless(reference.metrics["stages"][stage_name]["history"])
     a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "cut")
@@ -279,7 +266,7 @@ def test_resume_reaches_the_same_result_as_an_uninterrupted_run(data_dir, tmp_pa
 def test_resume_refuses_a_different_config(data_dir, tmp_path):
     config = load_config("tgt_only", "acn", "en-zh", tiny(data_dir, "epochs=1"))
     with pytest.raises(Interrupt):
-        train_run(config, tmp_path / "r", hooks=[_stop_at(1, "target")])
+        train_run(config, tmp_path / "r", hooks=[stop_at(1, "target")])
     other = load_config("tgt_only", "acn", "en-zh", tiny(data_dir, "epochs=2"))
     with pytest.raises(ConfigError, match="saved config differs"):
         train_run(other, tmp_path / "r", resume=True)
@@ -385,7 +372,7 @@ def _interrupted(data_dir: Path, folder: Path, *extra: str):
     """A tiny src run (3 steps per epoch) stopped at target step 2, with its checkpoint of target epoch 0 saved."""
     config = load_config("src", "acn", "en-zh", tiny(data_dir, "epochs=2", "batch_size=2", "model.dropout=0.5", "data.max_samples=6", *extra))
     with pytest.raises(Interrupt):
-        train_run(config, folder, hooks=[_stop_at(4, "target")])
+        train_run(config, folder, hooks=[stop_at(4, "target")])
     return config
 
 
