@@ -30,7 +30,8 @@ FeaturesOption = Annotated[Optional[list[Path]], typer.Option("--features", help
 ImageDirOption = Annotated[Optional[Path], typer.Option("--image-dir", help="The dataset's image folder, to find each post's images in the cache "
                                                         "(default: found from the data file's data-directory layout).")]
 PostImagesOption = Annotated[PostImages, typer.Option("--images", help="all: the mean over a post's images (the paper's method); one: one image chosen by --seed.")]
-ImageSeedOption = Annotated[int, typer.Option("--seed", help="Seed for '--images one' and for the random crops of a 2M-NER model with model.resnet=reference.")]
+ImageSeedOption = Annotated[Optional[int], typer.Option("--seed", help="Seed for '--images one' and for the random crops of a 2M-NER model with "
+                                                          "model.resnet=reference (default: the seed of the run the model was trained in, else 0).")]
 BuildMissingOption = Annotated[bool, typer.Option("--build-missing", help="Build a missing translation or feature cache instead of failing.")]
 RayOption = Annotated[Optional[str], typer.Option("--ray", metavar="[ADDRESS]", help=RAY_HELP)]
 WorkersOption = Annotated[int, typer.Option("--workers", min=0, help="With --ray: workers, each loading the model once (0: as many as the cluster holds).")]

@@ -23,7 +23,7 @@ def evaluate(
     features: FeaturesOption = None,
     image_dir: ImageDirOption = None,
     images: PostImagesOption = PostImages.ALL,
-    seed: ImageSeedOption = 0,
+    seed: ImageSeedOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Entity-level P/R/F1 (conlleval and strict IOB2) from saved predictions, a saved model, or two files.

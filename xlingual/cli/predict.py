@@ -45,7 +45,7 @@ def predict(
     features: FeaturesOption = None,
     image_dir: ImageDirOption = None,
     images: PostImagesOption = PostImages.ALL,
-    seed: ImageSeedOption = 0,
+    seed: ImageSeedOption = None,
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Posts per forward pass."),
     device: DeviceOption = DEFAULT_DEVICE,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stderr."),

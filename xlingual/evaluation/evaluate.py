@@ -109,15 +109,17 @@ def evaluate_run(run_dir: str | Path, splits: tuple[str, ...] = ("dev", "test"))
 
 
 def evaluate_model_on_file(model_dir: str | Path, data_file: str | Path, format: str | None = None,
-                           features: str | Path | Sequence[str | Path] | None = None, images: str = "all", batch_size: int = 32, seed: int = 0,
-                           image_dir: str | Path | None = None) -> dict[str, Any]:
-    """Predict ``data_file`` with a saved model and score it against the file's labels as written."""
+                           features: str | Path | Sequence[str | Path] | None = None, images: str = "all", batch_size: int = 32,
+                           seed: int | None = None, image_dir: str | Path | None = None) -> dict[str, Any]:
+    """Predict ``data_file`` with a saved model and score it against the file's labels as written (``seed``: see
+    :func:`~xlingual.evaluation.model_source.model_image_seed`)."""
+    from xlingual.evaluation.model_source import model_image_seed
     from xlingual.models import load_model
     from xlingual.stage_inputs import read_dataset_file, visual_inputs_for_model
 
     samples = read_dataset_file(data_file, format, bio="keep")
     model = load_model(model_dir)
-    visual, _ = visual_inputs_for_model(model, samples, features, image_dir, images, seed, data_file=data_file)
+    visual, _ = visual_inputs_for_model(model, samples, features, image_dir, images, model_image_seed(model_dir, seed), data_file=data_file)
     predictions = model.predict(samples, visual, batch_size=batch_size)
     return {"data": _scores([s.labels for s in samples], predictions)}
 
@@ -222,7 +224,7 @@ class Evaluation:
 
 def evaluate_any(run: str | Path | None = None, gold: str | Path | None = None, pred: str | Path | None = None,
                  model: str | Path | None = None, data: str | Path | None = None, format: str | None = None,
-                 features: str | Path | Sequence[str | Path] | None = None, image_dir: str | Path | None = None, images: str = "all", seed: int = 0) -> Evaluation:
+                 features: str | Path | Sequence[str | Path] | None = None, image_dir: str | Path | None = None, images: str = "all", seed: int | None = None) -> Evaluation:
     """``xl evaluate``: exactly one of a run folder, a gold and a prediction file, or a model folder and a data file."""
     chosen = [name for name, given in (("--run", run is not None), ("--gold/--pred", gold is not None or pred is not None), ("--model", model is not None)) if given]
     if len(chosen) != 1:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from xlingual.errors import ConfigError, ModelNotFoundError
 from xlingual.models.serialization import CONFIG_NAME, read_model_config
@@ -37,8 +38,8 @@ def resolve_model_dir(path: str | Path) -> Path:
     return path
 
 
-def run_language(model_dir: str | Path) -> str | None:
-    """The target language of the run whose ``model/`` (or ``pretrain-model/``) ``model_dir`` is; None when it is not in a readable run."""
+def _run_config(model_dir: str | Path) -> Any:
+    """The resolved config of the run whose ``model/`` (or ``pretrain-model/``) ``model_dir`` is; None when it is not in a readable run."""
     from xlingual.train.config import config_from_dict, read_yaml
 
     model_dir = Path(os.path.abspath(model_dir))  # not resolved: a run's model/ may be a link to the folder it names
@@ -46,10 +47,29 @@ def run_language(model_dir: str | Path) -> str | None:
     if model_dir not in (run.model, run.pretrain_model) or not run.config.is_file():
         return None
     try:
-        return config_from_dict(read_yaml(run.config), where=str(run.config)).target_lang
+        return config_from_dict(read_yaml(run.config), where=str(run.config))
     except (ConfigError, OSError) as err:
-        logger.warning("%s: the run's language is not readable (%s)", run.config, str(err).splitlines()[0] if str(err) else type(err).__name__)
+        logger.warning("%s: the run's config is not readable (%s)", run.config, str(err).splitlines()[0] if str(err) else type(err).__name__)
         return None
+
+
+def run_language(model_dir: str | Path) -> str | None:
+    """The target language of the run whose ``model/`` (or ``pretrain-model/``) ``model_dir`` is; None when it is not in a readable run."""
+    config = _run_config(model_dir)
+    return None if config is None else config.target_lang
+
+
+def model_image_seed(model_dir: str | Path, seed: int | None = None) -> int:
+    """``seed`` (``--seed``) when given, else the seed of the run the model was trained in, else 0.
+
+    The seed picks a post's image under ``--images one`` and draws the test
+    crops of a 2M-NER model with ``model.resnet=reference``: predicting with
+    the run's own seed gives the run's own test predictions.
+    """
+    if seed is not None:
+        return seed
+    config = _run_config(model_dir)
+    return 0 if config is None else int(config.seed)
 
 
 def model_language(model_dir: str | Path, lang: str | None = None) -> str | None:
@@ -65,4 +85,4 @@ def model_language(model_dir: str | Path, lang: str | None = None) -> str | None
     return recorded
 
 
-__all__ = ["model_language", "resolve_model_dir", "run_language"]
+__all__ = ["model_image_seed", "model_language", "resolve_model_dir", "run_language"]

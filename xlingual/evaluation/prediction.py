@@ -31,7 +31,7 @@ from xlingual.data.labels import LabelSchema, count_entities
 from xlingual.data.sample import Sample
 from xlingual.devices import DEFAULT_DEVICE, resolve_device
 from xlingual.errors import ConfigError
-from xlingual.evaluation.model_source import model_language, resolve_model_dir
+from xlingual.evaluation.model_source import model_image_seed, model_language, resolve_model_dir
 from xlingual.models import load_model
 from xlingual.models.base import MnerModel, VisualLookup
 from xlingual.io import atomic_write_text
@@ -190,7 +190,7 @@ def predict_posts(
     features: str | Path | Sequence[str | Path] | None = None,
     image_dir: str | Path | None = None,
     images: str = "all",
-    seed: int = 0,
+    seed: int | None = None,
     batch_size: int = 32,
     device: str = DEFAULT_DEVICE,
 ) -> Prediction:
@@ -205,7 +205,7 @@ def predict_posts(
     posts = read_posts(input_path, input_format, model_language(model_dir, lang), tokenizer)
     model = load_model(model_dir)
     model.to(resolve_device(device))
-    visual, with_images = visual_inputs_for_model(model, posts.samples, features, image_dir, images, seed,
+    visual, with_images = visual_inputs_for_model(model, posts.samples, features, image_dir, images, model_image_seed(model_dir, seed),
                                                   dataset=lambda: posts.dataset)  # the file's dataset, looked up once
     predicted = predict_samples(model, posts.samples, visual, batch_size)
     text = posts.render(predicted)
