@@ -23,11 +23,11 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from extraction_helpers import write_random_cache
-from xlingual.evaluation.model_source import model_image_seed
 from resume_helpers import Interrupt, stop_at, timeless
 from xlingual.cli import app
 from xlingual.data.datasets import load_split
 from xlingual.errors import ConfigError, ModelNotFoundError
+from xlingual.evaluation.model_source import model_image_seed
 from xlingual.features.backbones import BACKBONES
 from xlingual.features.cache import FeatureCache
 from xlingual.features.pixels import DeferredCrop, crop_lookup
