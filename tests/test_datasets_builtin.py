@@ -106,7 +106,7 @@ def _replace_first(old: str, new: str) -> str:
     ("      valid.txt:\n", "      dev.txt:\n", "each split file needs exactly one source"),
     ("unpack the .jpg files into {images}", "unpack the .jpg files there", "must say where the images go"),
     ("    splits: {train: train.txt, dev: valid.txt, test: test.txt}", "    splits: {train: train.txt, dev: test.txt, test: test.txt}",
-     "share the name"),
+     "two splits name the file 'test.txt'"),
 ])
 def test_a_wrong_value_is_refused_at_its_line(tmp_path: Path, old: str, new: str, says: str):
     text = _replace_first(old, new)

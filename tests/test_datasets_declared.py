@@ -181,8 +181,6 @@ BAD = {
     "missing splits": (THE_FORM.replace("    splits: {train: mine/tr.conll, dev: mine/de.conll, test: mine/te.conll}\n", ""), "mine:", "mine: missing key 'splits'"),
     "empty splits": (THE_FORM.replace("{train: mine/tr.conll, dev: mine/de.conll, test: mine/te.conll}", "{}"), "splits:", "mine.splits: declare at least one of train, dev, test"),
     "unknown split": (THE_FORM.replace("dev: mine/de.conll", "valid: mine/de.conll"), "splits:", "mine.splits: unknown key 'valid' \\(known: train, dev, test\\)"),
-    "split files sharing a name": (THE_FORM.replace("dev: mine/de.conll", "dev: mine/dev/tr.conll"), "splits:",
-                                   "mine.splits: train and dev files share the name 'tr'"),
     "bad image_names": (THE_FORM.replace("image_names: stem", "image_names: suffix"), "image_names:", "mine.image_names: 'suffix' is not one of 'stem' or 'prefix'"),
     "label map into a non-canonical type": (THE_FORM.replace("labels: open ", "labels:\n      person: PER\n      product: PRODUCT\n"), "product:",
                                             "mine.labels.product: 'PRODUCT' is not a canonical type \\(PER, LOC, ORG, MISC\\)"),

@@ -162,3 +162,38 @@ def _read_translation(data: Path, folder: Path) -> list[Sample]:
     from xlingual.stage_inputs import read_translated_split
 
     return [s for split in ("train", "dev", "test") for s in read_translated_split(folder, data, "shop", "zh", split)]
+
+
+def test_split_files_sharing_a_name_are_translated_and_trained_under_their_split_names(tmp_path, sample_data_dir, monkeypatch) -> None:
+    """``train/data.conll``, ``dev/data.conll``, ``test/data.conll``: a common layout, whose translation names each split by itself."""
+    from xlingual.data.datasets import get_dataset
+    from xlingual.stage_inputs import read_translated_split
+
+    data = tmp_path / "data"
+    shutil.copytree(sample_data_dir, data)
+    for offset, (split, n) in enumerate((("train", 24), ("dev", 8), ("test", 8))):
+        (data / "parts" / split).mkdir(parents=True)
+        posts = generated_tweets(n, seed=70 + offset, id_start=700000 + 1000 * offset)
+        (data / "parts" / split / "data.conll").write_text(conll(posts), encoding="utf-8")
+    (data / "datasets.yaml").write_text(yaml.safe_dump({"datasets": {"parts": {
+        "language": "en", "format": "conll", "splits": {split: f"parts/{split}/data.conll" for split in ("train", "dev", "test")}}}}), encoding="utf-8")
+    plugin = tmp_path / "plugin"
+    plugin.mkdir()
+    (plugin / "partsmt.py").write_text(PLUGIN, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(plugin))
+    monkeypatch.delitem(sys.modules, "partsmt", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+    spec = get_dataset("parts", data)
+    assert [spec.split_name(split) for split in ("train", "dev", "test")] == ["train", "dev", "test"]
+    assert get_dataset("cmner", data).split_name("dev") == "dev" and get_dataset("twitter2015", data).split_name("dev") == "valid"
+    translated = invoke("translate", "--dataset", "parts", "--tgt", "zh", "--translator", "partsmt:make_zh", "--data-dir", str(data), "--json")
+    assert translated.exit_code == 0, translated.output
+    folder = DataDir(data).translation("parts", "en", "zh", "partsmt:make_zh")
+    assert set(json.loads((folder / "report.json").read_text(encoding="utf-8"))["files"]) == {"train", "dev", "test"}
+    sizes = {split: len(read_translated_split(folder, data, "parts", "zh", split)) for split in ("train", "dev", "test")}
+    assert sizes["dev"] <= 8 and sizes["test"] <= 8 < sizes["train"] <= 24  # each split its own file, not one file three times
+    trained = invoke("train", "--config", "src_tgt", "--model", "acn", "--source", "parts", "--target", "cmner", "--data-dir", str(data),
+                     "--set", "data.translation_model=partsmt:make_zh", *[arg for item in TINY_ACN for arg in ("--set", item)])
+    assert trained.exit_code == 0, trained.output
+    assert set(json.loads(RunFolder(tmp_path / "runs" / "acn-parts-cmner-src_tgt-img_none-seed444").metrics.read_text(encoding="utf-8"))["tests"]) == {"cmner", "parts"}

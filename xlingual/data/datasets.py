@@ -120,12 +120,15 @@ class DatasetSpec:
         return Path(data_dir) / self.text_subdir / self.split_files[split]
 
     def split_name(self, split: str) -> str:
-        """The name a split's derived files take: its file's stem (Twitter's ``valid``, CMNER's ``dev``, ``learn`` for ``shop/learn.tsv``).
+        """The name a split's derived files take: its file's stem (Twitter's ``valid``, CMNER's ``dev``, ``learn`` for ``shop/learn.tsv``),
+        or the split itself (``train``, ``dev``, ``test``) for every split of a dataset whose files share a stem
+        (``train/data.conll``, ``dev/data.conll``), so that each split's name is its own.
 
         A translation writes ``<name>.txt`` for each split, so readers of a
         translation and writers of one agree through here.
         """
-        return Path(self.split_files[split]).stem
+        stems = [Path(file).stem for file in self.split_files.values()]
+        return split if len(set(stems)) < len(stems) else Path(self.split_files[split]).stem
 
     def images_path(self, data_dir: str | Path) -> Path:
         """The image folder in ``data_dir`` (it may not exist: images are optional)."""

@@ -64,13 +64,6 @@ class SplitFiles(_Strict):
     def _at_least_one(self) -> "SplitFiles":
         if not self.files():
             raise ValueError(f"declare at least one of {', '.join(SPLITS)}")
-        stems: dict[str, str] = {}
-        for split, file in self.files().items():  # a translation names each split's file by its stem
-            stem = Path(file).stem
-            if stem in stems:
-                raise ValueError(f"{stems[stem]} and {split} files share the name '{stem}' (a translation writes one <name>.txt "
-                                 "per split): rename one")
-            stems[stem] = split
         return self
 
     def files(self) -> dict[str, str]:
@@ -139,6 +132,15 @@ class BuiltinEntry(_Strict):
     images_hint: Annotated[str, AfterValidator(_names_images)]
     """How to get the images; ``{images}`` stands for the image folder."""
     download: dict[str, Download]
+
+    @field_validator("splits")
+    @classmethod
+    def _a_file_per_split(cls, splits: SplitFiles) -> SplitFiles:
+        files = list(splits.files().values())  # a download is keyed by file name: two splits cannot share one
+        repeated = next((file for file in files if files.count(file) > 1), None)
+        if repeated is not None:
+            raise ValueError(f"two splits name the file '{repeated}' (a built-in's download is keyed by file name)")
+        return splits
 
     @field_validator("download")
     @classmethod
