@@ -781,6 +781,43 @@ class Report:
     """Each run left out because its configuration's row already counts a run of its seed, and the run counted."""
 
 
+def report_tables(rows: dict[RowKey, Row], plan_tables: list[Table], bootstrap: int, label: str = "ours", paper: bool = True) -> list[Table]:
+    """Every table of a report, in order: the plans', Table 2, the paper's pairs' (cross-lingual, then multilingual), one per other pair.
+
+    ``paper=False`` leaves the paper's columns out; a ``label`` other than
+    "ours" is added to every title, so each copy of a table says whose
+    numbers it holds.
+    """
+    paper_pairs = [direction_datasets(d) for d in PAPER_DIRECTIONS]
+    other_pairs = sorted({key[1] for key in rows} - set(paper_pairs), key=lambda pair: pair_label(*pair))
+    tables = [*plan_tables, table2(rows), *(cross_lingual_table(rows, pair, bootstrap) for pair in paper_pairs),
+              *(multilingual_table(rows, pair, bootstrap) for pair in paper_pairs)]
+    for pair in other_pairs:  # one table per pair the runs trained on, and its test sets side by side where there are several
+        tables += [cross_lingual_table(rows, pair, bootstrap), *([multilingual_table(rows, pair, bootstrap)] if pair[0] else [])]
+    if not paper:
+        tables = [without_paper(table) for table in tables]
+    if label != "ours":
+        tables = [replace(table, title=f"{table.title}: {label}") for table in tables]
+    return tables
+
+
+def _write_table_files(tables: list[Table], out: Path) -> list[Path]:
+    """Each table as ``<name>.md``, ``.tex`` and ``.csv`` in ``out``."""
+    files: list[Path] = []
+    for table in tables:
+        for suffix, text in (("md", table.markdown()), ("tex", table.latex()), ("csv", table.csv())):
+            path = out / f"{table.name}.{suffix}"
+            atomic_write_text(path, text)
+            files.append(path)
+    return files
+
+
+def _preview_links(runs: list[RunRecord], out: Path) -> list[tuple[str, Path, str]]:
+    """(run, preview.html, its path relative to ``out``) of each translated corpus the runs trained on."""
+    previews = {r.metrics.get("run", r.run_dir.name): translation_previews(r) for r in sorted(runs, key=lambda r: str(r.run_dir))}
+    return [(name, p, os.path.relpath(p.resolve(), out.resolve())) for name, found in previews.items() for p in found]
+
+
 MISSING_RUNS = "Missing runs"
 REPEATED_RUNS = "Runs not counted (a seed already counted)"
 
@@ -806,30 +843,15 @@ def write_report(run_paths: list[str | Path], out_dir: str | Path, bootstrap: in
         note, label, paper = note or marked.note, marked.label if label == "ours" else label, False
     rows = build_rows(runs, bootstrap)
     out = Path(out_dir)
-    paper_pairs = [direction_datasets(d) for d in PAPER_DIRECTIONS]
-    other_pairs = sorted({key[1] for key in rows} - set(paper_pairs), key=lambda pair: pair_label(*pair))
-    tables = [*(table for table, _ in plans), table2(rows), *(cross_lingual_table(rows, pair, bootstrap) for pair in paper_pairs),
-              *(multilingual_table(rows, pair, bootstrap) for pair in paper_pairs)]
-    for pair in other_pairs:  # one table per pair the runs trained on, and its test sets side by side where there are several
-        tables += [cross_lingual_table(rows, pair, bootstrap), *([multilingual_table(rows, pair, bootstrap)] if pair[0] else [])]
-    if not paper:
-        tables = [without_paper(table) for table in tables]
-    if label != "ours":  # every copy of a table (Markdown, LaTeX, CSV) says whose numbers it holds
-        tables = [replace(table, title=f"{table.title}: {label}") for table in tables]
-    files: list[Path] = []
-    for table in tables:
-        for suffix, text in (("md", table.markdown()), ("tex", table.latex()), ("csv", table.csv())):
-            path = out / f"{table.name}.{suffix}"
-            atomic_write_text(path, text)
-            files.append(path)
-    summary = "\n".join(t.markdown() for t in tables if t.rows)
+    tables = report_tables(rows, [table for table, _ in plans], bootstrap, label, paper)
+    files = _write_table_files(tables, out)
     missing = [line for _, lines in plans for line in lines]
     repeated = [f"{repeat.run_dir}: seed {repeat.metrics['seed']} of {_row_name(row.key)} again; {counted.run_dir} is counted"
                 for row in rows.values() for repeat, counted in row.repeats]
     lists = ([(MISSING_RUNS, missing or ["Every planned run is finished."])] if plans else []) + ([(REPEATED_RUNS, repeated)] if repeated else [])
+    summary = "\n".join(t.markdown() for t in tables if t.rows)
     summary += "".join(f"\n### {heading}\n\n" + "".join(f"- {markdown_cell(line)}\n" for line in lines) for heading, lines in lists)
-    previews = {r.metrics.get("run", r.run_dir.name): translation_previews(r) for r in sorted(runs, key=lambda r: str(r.run_dir))}
-    preview_links = [(name, p, os.path.relpath(p.resolve(), out.resolve())) for name, found in previews.items() for p in found]
+    preview_links = _preview_links(runs, out)
     links = "".join(f"- {name}: [{p.parent.name}/{p.name}]({target})\n" for name, p, target in preview_links)
     summary += f"\n### Translated corpora the runs trained on\n\n{links}" if links else ""
     heading = f"# Results ({len(runs)} runs)\n\n" + (f"**{note}**\n\n" if note else "")
