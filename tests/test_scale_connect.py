@@ -245,11 +245,8 @@ def test_an_address_is_host_and_port_or_one_line_naming_the_option(typed: str) -
 ], ids=["http1", "redis", "closes"])
 def test_a_server_that_is_no_grpc_is_named_before_ray_is_asked(fake_ray, monkeypatch, reply, said) -> None:
     monkeypatch.setattr(fake_ray, "init", _never_called)
-    with answering(reply) as address:
-        started = time.monotonic()
-        with pytest.raises(ConfigError) as caught:
-            join_cluster(fake_ray, address)
-        assert time.monotonic() - started < 5
+    with answering(reply) as address, pytest.raises(ConfigError) as caught:
+        join_cluster(fake_ray, address)  # refused before ray.init (_never_called), so Ray's connect window is never waited for
     assert str(caught.value) == (f"--ray {address}: something listens at the address typed, but it does not speak gRPC as a Ray head does "
                                  f"({said}); {connect.START_HINT}")
 
