@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from xlingual.data.datasets import MissingSplit, find_split
 from xlingual.data.formats import format_for_lang, raise_for_errors, read_samples
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from xlingual.translate.base import Translator
 
 logger = logging.getLogger(__name__)
+
+Located = TypeVar("Located")
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,8 @@ def find_translation(data_dir: str | Path | DataDir, dataset: str, tgt: str, mod
     return folder
 
 
-def _found(found: Path | Missing) -> Path:
+def _found(found: Located | Missing) -> Located:
+    """What a ``locate_*`` function found, or its one-line error raised."""
     if isinstance(found, Missing):
         raise ConfigError(found.error)
     return found
@@ -248,17 +251,12 @@ def locate_word_vectors(value: str | None, data_dir: str | Path, src: str, tgt: 
 
 def aligned_vector_files(data_dir: str | Path, src: str, tgt: str, target_only: bool) -> list[Path]:
     """The aligned ``.vec`` files of a run's languages (target last, so it wins on shared words)."""
-    found = locate_word_vectors("auto", data_dir, src, tgt, target_only)
-    if isinstance(found, Missing):
-        raise ConfigError(found.error)
-    return found
+    return _found(locate_word_vectors("auto", data_dir, src, tgt, target_only))
 
 
 def ensure_word_vectors(value: str | None, data_dir: str | Path, src: str, tgt: str, target_only: bool, merged_out: Path) -> str | None:
     """The ``.vec`` file ACN reads: none, a given file, or (``auto``) the run's aligned vectors, merged into ``merged_out`` when two."""
-    files = locate_word_vectors(value, data_dir, src, tgt, target_only)
-    if isinstance(files, Missing):
-        raise ConfigError(files.error)
+    files = _found(locate_word_vectors(value, data_dir, src, tgt, target_only))
     if not files:
         return None
     if value != "auto":
