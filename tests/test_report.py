@@ -573,3 +573,19 @@ def test_a_seed_trained_twice_counts_once_and_the_repeat_is_listed(tmp_path, cap
     page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
     assert "Runs not counted (a seed already counted)" in page and html.escape(report.repeated_runs[0]) in page
     assert f"{repeat} is seed 1 again" in caplog.text
+
+
+def test_a_report_into_a_folder_another_report_is_writing_is_refused(runs_root, tmp_path):
+    """Two reports into one folder would leave tables of two sets of runs side by side: the second is refused, nothing written."""
+    from test_lock import held_by_another_process, refusal
+
+    from xlingual.errors import FolderInUseError
+
+    out = tmp_path / "out"
+    with held_by_another_process(out) as pid:
+        with pytest.raises(FolderInUseError, match=refusal(out, pid).pattern):
+            write_report([runs_root], out, bootstrap=0)
+        result = CliRunner().invoke(app, ["report", str(runs_root), "--output", str(out)])
+        assert result.exit_code == 2 and refusal(out, pid).search(result.output.strip().splitlines()[-1]), result.output
+        assert [p.name for p in out.iterdir() if not p.name.startswith(".xl")] == []
+    assert write_report([runs_root], out, bootstrap=0).runs == 14

@@ -42,6 +42,7 @@ import numpy as np
 from xlingual.data.labels import table_types
 from xlingual.errors import ConfigError, XlingualError
 from xlingual.io import atomic_write_text, save_png
+from xlingual.lock import locks_output
 from xlingual.text_escape import latex_text, markdown_cell, plain_label
 from xlingual.train.config import MODEL_TYPES, PAPER_SETTINGS
 from xlingual.train.config.packaged import settings as known_settings
@@ -822,6 +823,7 @@ MISSING_RUNS = "Missing runs"
 REPEATED_RUNS = "Runs not counted (a seed already counted)"
 
 
+@locks_output("out_dir")
 def write_report(run_paths: list[str | Path], out_dir: str | Path, bootstrap: int = BOOTSTRAP_RESAMPLES, note: str | None = None,
                  label: str = "ours", paper: bool = True, html: bool = False) -> Report:
     """Find runs, build Tables 2-4 and the chart, write them under ``out_dir``.
@@ -833,7 +835,8 @@ def write_report(run_paths: list[str | Path], out_dir: str | Path, bootstrap: in
     caller passed: their note (unless ``note`` is given), their label and no
     paper numbers (:mod:`xlingual.evaluation.purpose`). ``html`` also writes
     ``report.html``: the same tables and the chart in one self-contained page
-    (:mod:`xlingual.evaluation.report_html`).
+    (:mod:`xlingual.evaluation.report_html`). ``out_dir``'s lock is held meanwhile, so
+    two reports never mix their tables in one folder.
     """
     runs = find_runs(run_paths)
     plan_files = list(dict.fromkeys(p.resolve() for p in map(find_plan, run_paths) if p is not None))
