@@ -32,3 +32,9 @@ def test_lazy_packages_still_export_their_names():
     for package in (embeddings, features):
         for name in package.__all__:
             assert getattr(package, name) is not None, f"{package.__name__}.{name}"
+
+
+def test_the_builtin_catalogue_is_checked_on_first_use_not_at_import():
+    """Checking builtin_datasets.yaml builds pydantic models (about 70 ms): `import xlingual` and `xl --help` do without."""
+    assert "xlingual.data.declared" not in modules_loaded_by("import xlingual.cli")
+    assert "xlingual.data.declared" in modules_loaded_by("from xlingual.data import DATASETS")

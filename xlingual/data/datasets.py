@@ -4,7 +4,7 @@ The registry is the one source of what a dataset is: its language, format,
 split files and image folder (relative to a data directory), how its posts
 name their images and how its labels read. It holds the four built-ins
 (Twitter2015/2017, CMNER, MMNERD, with their public sources), which the
-package lists in ``builtin_datasets.yaml`` (data, read once at import), and
+package lists in ``builtin_datasets.yaml`` (data, read and checked once, on first use), and
 whatever ``<data-dir>/datasets.yaml`` declares, plus a file passed with ``--datasets``
 (see :mod:`xlingual.data.declared` for the file). :class:`~xlingual.workspace.DataDir`
 asks the registry for paths; the registry knows nothing of the workspace.
@@ -24,7 +24,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from xlingual.data.declared import read_builtin_entries, read_declarations
 from xlingual.data.formats import TEXT_FORMATS, ReadResult, parse_file, raise_for_errors
 from xlingual.data.images import ImageNames, attach_images
 from xlingual.data.labels import CANONICAL_SCHEMA, OPEN_SCHEMA, LabelSchema, mapped_schema
@@ -156,14 +155,38 @@ def _builtin_spec(name: str, entry: "BuiltinEntry") -> DatasetSpec:
 
 def read_builtin_datasets(path: str | Path) -> dict[str, DatasetSpec]:
     """Name -> spec of each dataset a catalogue file lists, checked (a mistake is one line ``path:line: what``)."""
+    from xlingual.data.declared import read_builtin_entries  # pydantic's models: built only when a catalogue is read
+
     return {name: _builtin_spec(name, entry) for name, entry in read_builtin_entries(path).items()}
 
 
-DATASETS: dict[str, DatasetSpec] = read_builtin_datasets(builtin_file())
-"""The built-in datasets (Twitter2015/2017, CMNER, MMNERD) and their public sources, as ``builtin_datasets.yaml`` lists them."""
+@functools.cache
+def builtin_datasets() -> dict[str, DatasetSpec]:
+    """The built-in datasets (Twitter2015/2017, CMNER, MMNERD) and their public sources, as ``builtin_datasets.yaml`` lists them.
 
-DatasetName = Enum("DatasetName", {name.upper(): name for name in DATASETS}, type=str)  # type: ignore[misc]
-"""The known datasets as a choice (``xl data download DATASET``), generated from :data:`DATASETS`."""
+    Read and checked on first use rather than at import: the check builds
+    pydantic models (about 70 ms), which ``import xlingual`` and ``xl --help``
+    do not need. Also reachable as the module attribute ``DATASETS``.
+    """
+    return read_builtin_datasets(builtin_file())
+
+
+@functools.cache
+def _dataset_name_enum() -> type[Enum]:
+    """The built-ins' names as a choice (``xl data download DATASET``), from the catalogue's keys (safe YAML, no checking needed)."""
+    from xlingual.safe_yaml import parse_file
+
+    names = parse_file(builtin_file())[0]["datasets"]
+    return Enum("DatasetName", {name.upper(): name for name in names}, type=str)  # type: ignore[return-value]
+
+
+def __getattr__(name: str) -> object:
+    """``DATASETS`` and ``DatasetName``, built when first asked for (see :func:`builtin_datasets`)."""
+    if name == "DATASETS":
+        return builtin_datasets()
+    if name == "DatasetName":
+        return _dataset_name_enum()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 SOURCE_DATASET_BY_LANG: dict[str, str] = {"en": "twitter2015", "zh": "cmner"}
 """The CMNER paper's shorthand (§5): ``--direction en-zh`` means Twitter2015 -> CMNER. Not a rule that a language is a dataset."""
@@ -185,7 +208,9 @@ def _declared_spec(declaration: "Declaration") -> DatasetSpec:
 @functools.lru_cache(maxsize=32)
 def _declared_in(path: str, _mtime_ns: int, _size: int) -> tuple[DatasetSpec, ...]:
     """The datasets one file declares; cached per file version (the stat is part of the key)."""
-    return tuple(_declared_spec(d) for d in read_declarations(path, reserved=DATASETS))
+    from xlingual.data.declared import read_declarations
+
+    return tuple(_declared_spec(d) for d in read_declarations(path, reserved=builtin_datasets()))
 
 
 def _declaration_files(data_dir: str | Path | None, datasets_file: str | Path | None) -> list[Path]:
@@ -213,7 +238,7 @@ def _version(path: Path) -> FileVersion:
 @functools.lru_cache(maxsize=32)
 def _registry_of(versions: tuple[FileVersion, ...]) -> Mapping[str, DatasetSpec]:
     """The built-ins, then what each file declares in order; built once per set of file versions (read-only)."""
-    registry = dict(DATASETS)
+    registry = dict(builtin_datasets())
     for path, mtime_ns, size in versions:
         for spec in _declared_in(path, mtime_ns, size):
             if spec.name in registry:
@@ -243,7 +268,7 @@ def available_datasets(data_dir: str | Path | None, datasets_file: str | Path | 
 def get_dataset(name: str, data_dir: str | Path | None = None, datasets_file: str | Path | None = None) -> DatasetSpec:
     """The built-in ``name``, or (given a data directory or a datasets file) a declared one; a one-line error listing the choices."""
     registry: Mapping[str, DatasetSpec] = (dataset_registry(data_dir, datasets_file) if (data_dir is not None or datasets_file is not None)
-                                           else DATASETS)
+                                           else builtin_datasets())
     if name not in registry:
         raise ConfigError(f"unknown dataset '{name}' (choose from {', '.join(registry)})")
     return registry[name]
