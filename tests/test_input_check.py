@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from xlingual.lock import LOCK_NAME
 from xlingual.cli import app
 from xlingual.errors import ConfigError
 from xlingual.stage_inputs import Missing
@@ -189,9 +190,19 @@ def test_a_run_that_fails_before_training_began_leaves_no_folder_and_keeps_a_fol
     monkeypatch.setattr(run_module, "model_class", lambda model_type: _RefusingModel)
     config = _tiny_run(sample_data_dir)
     fresh = tmp_path / "runs" / "fresh"
+    left_while_locked: list[list[str]] = []
+    real_remove = run_module._remove_unstarted
+
+    def remove(run_dir):
+        real_remove(run_dir)
+        left_while_locked.append(sorted(p.name for p in run_dir.iterdir()))
+
+    monkeypatch.setattr(run_module, "_remove_unstarted", remove)
     with pytest.raises(ConfigError, match="refused by the model"):
         run_module.train_run(config, fresh)
     assert not fresh.exists()
+    # the run's files go at once, the lock file only with the lock: no second process can lock a folder this one still holds
+    assert left_while_locked == [[LOCK_NAME]]
 
     mine = tmp_path / "mine"
     mine.mkdir()

@@ -29,7 +29,7 @@ from xlingual.errors import ConfigError, TrainingDivergedError
 from xlingual.evaluation.evaluate import check_run_outputs
 from xlingual.io import atomic_write_json
 from xlingual.output_set import MANIFEST_KEY, describe_files
-from xlingual.lock import output_lock
+from xlingual.lock import LOCK_NAME, output_lock
 from xlingual.models import load_model, model_class
 from xlingual.models.base import MnerModel, VisualLookup
 from xlingual.train.config import TrainConfig, config_digest, save_config
@@ -244,10 +244,19 @@ def _remove_unstarted(run_dir: Path) -> None:
 
     Called only for a folder that did not exist before this process and held
     nothing but this process's lock once it was held: every file in it is
-    this run's (its config, environment, log, merged word vectors).
+    this run's (its config, environment, log, merged word vectors). The lock
+    file stays until the lock is released, which removes it and the folder
+    it created: deleting it while held would let a second process take a new
+    lock there that this one's release would then remove.
     """
     logger.info("%s: removed (the run failed before training began)", run_dir)
-    shutil.rmtree(run_dir, ignore_errors=True)
+    for child in run_dir.iterdir():
+        if child.name == LOCK_NAME:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
 
 
 def run_card(config: TrainConfig) -> ModelCard:
