@@ -39,3 +39,11 @@ def test_the_builtin_catalogue_is_checked_on_first_use_not_at_import():
     """Checking builtin_datasets.yaml builds pydantic models (about 70 ms): `import xlingual` and `xl --help` do without."""
     assert "xlingual.data.declared" not in modules_loaded_by("import xlingual.cli", packages_only=False)
     assert "xlingual.data.declared" in modules_loaded_by("from xlingual.data import DATASETS", packages_only=False)
+
+
+def test_scoring_two_files_loads_no_model_library(tmp_path):
+    """xl evaluate --gold/--pred only reads and counts: it loads neither torch nor transformers."""
+    gold = tmp_path / "gold.txt"
+    gold.write_text("IMGID:1\nJohn\tB-PER\nruns\tO\n\n", encoding="utf-8")
+    loaded = modules_loaded_by(f"from xlingual.evaluation.evaluate import evaluate_files\nevaluate_files({str(gold)!r}, {str(gold)!r})")
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))

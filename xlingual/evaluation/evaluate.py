@@ -183,13 +183,16 @@ def evaluate_files(gold_path: str | Path, pred_path: str | Path, format: str | N
     file whose format cannot be guessed (``xl predict`` wrote it like the gold:
     a header-less CoNLL file, an open label set).
     """
-    from xlingual.evaluation.prediction import file_rule
-    from xlingual.stage_inputs import read_dataset_file
+    from xlingual.stage_inputs import dataset_file
 
     gold_path, pred_path = Path(gold_path), Path(pred_path)
-    gold_fmt, gold_schema = (format, None) if format else file_rule(gold_path)
+    found = None if format else dataset_file(gold_path)  # a dataset's split: its own rule and post ids
+    if format:
+        gold_fmt, gold_schema = format, None
+    else:
+        gold_fmt, gold_schema = (found.spec.format, found.spec.schema) if found is not None else (detect_format(gold_path), None)
     pred_fmt, pred_schema = (format, None) if format else _pred_rule(pred_path, gold_fmt, gold_schema)
-    gold = read_dataset_file(gold_path, format, bio="keep")  # a dataset's split: its own rule and post ids
+    gold = found.read(gold_path, "keep") if found is not None else read_samples(gold_path, format, bio="keep")
     pred = read_samples(pred_path, pred_fmt, bio="keep", schema=pred_schema)
     check_same_posts(gold, gold_path, gold_fmt, pred, pred_path, pred_fmt)
     return _scores([s.labels for s in gold], [s.labels for s in pred])

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from xlingual.data.formats import detect_format, format_for_lang, format_jsonl, format_samples
+from xlingual.data.formats import format_for_lang, format_jsonl, format_samples
 from xlingual.data.labels import LabelSchema, count_entities
 from xlingual.data.sample import Sample
 from xlingual.devices import DEFAULT_DEVICE, resolve_device
@@ -46,7 +46,7 @@ CHUNK = 256
 
 @dataclass
 class PredictionReport:
-    """What ``predict_file`` did, for the CLI's summary line or ``--json``."""
+    """What ``predict_posts`` did, for the CLI's summary line or ``--json``."""
 
     input: str
     output: str | None
@@ -86,14 +86,6 @@ class PostsFile:
     def render(self, samples: Sequence[Sample]) -> str:
         """``samples`` as the text of the output file: the input's format and label spelling, or new posts' output format."""
         return format_samples(samples, self.output_format, schema=self.schema)
-
-
-def file_rule(path: str | Path) -> tuple[str, LabelSchema | None]:
-    """The format and label spelling a file is read and written back with: its dataset's, or the detected format's own."""
-    found = dataset_file(path)
-    if found is not None:
-        return found.spec.format, found.spec.schema
-    return detect_format(path), None
 
 
 def read_posts(path: str | Path, input_format: str | None = None, lang: str | None = None, tokenizer: str | None = None) -> PostsFile:
@@ -223,12 +215,5 @@ def predict_posts(
     return Prediction(predicted, text, report)
 
 
-def predict_file(model_dir: str | Path, input_path: str | Path, output_path: str | Path | None = None,
-                 **options: object) -> tuple[list[Sample], PredictionReport]:
-    """:func:`predict_posts`, as the labelled posts and the report."""
-    prediction = predict_posts(model_dir, input_path, output_path, **options)  # type: ignore[arg-type]
-    return prediction.samples, prediction.report
-
-
-__all__ = ["Prediction", "PredictionReport", "PostsFile", "entity_records", "file_rule", "predict_file", "predict_posts", "predict_samples",
+__all__ = ["Prediction", "PredictionReport", "PostsFile", "entity_records", "predict_posts", "predict_samples",
            "read_posts", "with_entities"]
