@@ -333,3 +333,20 @@ def read_samples_text(folder, text: str, fmt: str):
     path = folder / f"read.{fmt}"
     path.write_text(text, encoding="utf-8")
     return read_samples(path, fmt, bio="keep")
+
+
+def test_predict_reads_the_runs_config_once(tmp_path, model_dir, posts, monkeypatch):
+    """The run's config.yaml says both the posts' language and the image seed: parsed once per xl predict, not per question."""
+    import xlingual.train.config as train_config
+    from xlingual.workspace import RunFolder
+
+    twitter, _ = posts
+    raw = tmp_path / "raw.txt"
+    raw.write_text(" ".join(twitter[0].tokens) + "\n", encoding="utf-8")
+    run_dir = make_run(tmp_path, model_dir, "zh-en")
+    parsed: list[str] = []
+    real_read = train_config.read_yaml
+    monkeypatch.setattr(train_config, "read_yaml", lambda path: parsed.append(str(path)) or real_read(path))
+    result = run("predict", str(run_dir), "--input", str(raw), "--output", str(tmp_path / "out.txt"))
+    assert result.exit_code == 0, result.output
+    assert parsed == [str(RunFolder(run_dir).config)]

@@ -9,6 +9,7 @@ target dataset, and so its language. A bare model folder needs ``--lang``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
@@ -39,17 +40,27 @@ def resolve_model_dir(path: str | Path) -> Path:
 
 
 def _run_config(model_dir: str | Path) -> Any:
-    """The resolved config of the run whose ``model/`` (or ``pretrain-model/``) ``model_dir`` is; None when it is not in a readable run."""
-    from xlingual.train.config import config_from_dict, read_yaml
+    """The resolved config of the run whose ``model/`` (or ``pretrain-model/``) ``model_dir`` is; None when it is not in a readable run.
 
+    ``xl predict`` asks twice (the posts' language, the image seed): the file
+    is parsed once per version of it, and an unreadable one is said once.
+    """
     model_dir = Path(os.path.abspath(model_dir))  # not resolved: a run's model/ may be a link to the folder it names
     run = RunFolder(model_dir.parent)
     if model_dir not in (run.model, run.pretrain_model) or not run.config.is_file():
         return None
+    stat = run.config.stat()
+    return _parsed_run_config(str(run.config), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_run_config(path: str, _mtime_ns: int, _size: int) -> Any:
+    from xlingual.train.config import config_from_dict, read_yaml
+
     try:
-        return config_from_dict(read_yaml(run.config), where=str(run.config))
+        return config_from_dict(read_yaml(path), where=path)
     except (ConfigError, OSError) as err:
-        logger.warning("%s: the run's config is not readable (%s)", run.config, str(err).splitlines()[0] if str(err) else type(err).__name__)
+        logger.warning("%s: the run's config is not readable (%s)", path, str(err).splitlines()[0] if str(err) else type(err).__name__)
         return None
 
 
