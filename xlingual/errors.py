@@ -98,6 +98,10 @@ STORAGE_ERRNOS = frozenset(getattr(errno, name) for name in (
 """What the machine, not the code, causes: a full disk or quota, a file we may not write, a read-only or failing disk."""
 
 
+FREE_SPACE_HINT = "; free some space and run the same command again (finished work is kept)"
+"""What a full disk's one-line error adds, wherever the full disk is met (a file write, the SQLite translation cache)."""
+
+
 def storage_error_message(err: BaseException) -> str | None:
     """``PATH: No space left on device`` for an :class:`OSError` of :data:`STORAGE_ERRNOS`; None for any other error.
 
@@ -110,7 +114,7 @@ def storage_error_message(err: BaseException) -> str | None:
         return None
     reason = err.strerror or os.strerror(err.errno)
     where = f"{err.filename}: " if err.filename else ""
-    hint = "; free some space and run the same command again (finished work is kept)" if err.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    hint = FREE_SPACE_HINT if err.errno in (errno.ENOSPC, errno.EDQUOT) else ""
     return f"{where}{reason}{hint}"
 
 

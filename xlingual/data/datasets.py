@@ -287,7 +287,7 @@ class MissingSplit:
     def hint(self) -> str:
         """What makes the file: the download command of a built-in dataset, the declaration of a declared one."""
         if self.spec.builtin:
-            return f"run 'xl data download {self.spec.name} --data-dir {self.data_dir}' or pass --data-dir"
+            return f"run '{self.command}' or pass --data-dir"
         return f"the {self.split} split of '{self.spec.name}', declared at {self.spec.declared.where(self.split)}"  # type: ignore[union-attr]
 
     @property

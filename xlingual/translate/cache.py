@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from xlingual.errors import XlingualError
+from xlingual.errors import FREE_SPACE_HINT, XlingualError
 from xlingual.translate.base import PendingTranslations, Translator, submit, too_long, translator_cache_key, translator_name
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class TranslationCache:
         except sqlite3.DatabaseError as err:
             code = getattr(err, "sqlite_errorcode", -1) & 0xFF  # the primary code of an extended one
             if code in _STORAGE_CODES:
-                hint = "; free some space and run the same command again (finished work is kept)" if code == sqlite3.SQLITE_FULL else ""
+                hint = FREE_SPACE_HINT if code == sqlite3.SQLITE_FULL else ""
                 raise XlingualError(f"{path or self.path}: {_STORAGE_CODES[code]} ({err}){hint}") from None
             raise XlingualError(f"{path or self.path}: translation cache is unusable ({err}); delete it to start afresh") from None
 

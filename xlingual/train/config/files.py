@@ -26,11 +26,6 @@ from xlingual import safe_yaml
 from xlingual.errors import ConfigError
 
 
-def safe_load_no_aliases(text: str) -> Any:
-    """The value a config text (a ``--set`` value) holds, read as every file is (:mod:`xlingual.safe_yaml`)."""
-    return safe_yaml.load(text)
-
-
 @dataclass(frozen=True)
 class ConfigFile:
     """A YAML config file as parsed: its mapping and, per dotted key, the line (from 1) that writes it."""
@@ -100,4 +95,4 @@ def _node_lines(root: yaml.Node | None) -> dict[str, int]:
     return lines
 
 
-__all__ = ["ConfigFile", "key_lines", "parse_config_file", "read_config_file", "read_yaml", "safe_load_no_aliases"]
+__all__ = ["ConfigFile", "key_lines", "parse_config_file", "read_config_file", "read_yaml"]

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from xlingual.errors import ConfigError
-from xlingual.train.config.files import safe_load_no_aliases
+from xlingual import safe_yaml
 from xlingual.train.config.schema import StageConfig, TrainConfig
 
 STAGES: tuple[str, ...] = ("pretrain", "target")
@@ -22,7 +22,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not sep or not key:
         raise ConfigError(f"--set {text}: expected key=value (e.g. --set target.lr=1e-4)")
     try:
-        value = safe_load_no_aliases(raw) if raw.strip() else None
+        value = safe_yaml.load(raw) if raw.strip() else None
     except yaml.composer.ComposerError as err:
         raise ConfigError(f"--set {text}: {err.problem}") from None
     except yaml.YAMLError:
