@@ -5,6 +5,10 @@ from __future__ import annotations
 from enum import Enum
 
 
+DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
+"""The CLIP checkpoint whose vision tower gives the ``clip-vit-b32`` features (2M-NER's ViT), unless weights are named."""
+
+
 class Backbone(str, Enum):
     """The frozen image encoders features can be extracted with (their specs: :data:`xlingual.features.backbones.BACKBONES`)."""
 

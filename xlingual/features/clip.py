@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from xlingual.errors import ConfigError, ModelNotFoundError
+from xlingual.features.choices import DEFAULT_CLIP_MODEL
 from xlingual.features.preprocess import ClipPreprocessing
 from xlingual.io import file_digest
 
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
 PREPROCESSOR_FILE = "preprocessor_config.json"
 CLIP_MODEL_TYPES = ("clip_vision_model", "clip")
 """A vision tower's own config, or a whole CLIP model's (whose ``vision_config`` is read)."""
@@ -215,7 +215,11 @@ def clip_region_shape(spec: ClipSpec, weights: str) -> tuple[int, int]:
     """(tokens, width) the cache will hold: the spec's for the default model and random weights, else from the config."""
     if weights in ("default", "random"):
         return spec.region_shape
-    config = load_clip_config(weights)
+    return vision_token_shape(load_clip_config(weights))
+
+
+def vision_token_shape(config: Any) -> tuple[int, int]:
+    """(tokens, width) a ViT with this vision config gives: one [CLS] and one token per patch."""
     return ((config.image_size // config.patch_size) ** 2 + 1, config.hidden_size)
 
 
@@ -319,7 +323,7 @@ def load_clip(weights: str, seed: int = 0) -> ClipTokens:
 
 
 __all__ = [
-    "DEFAULT_CLIP_MODEL", "ClipSpec", "ClipTokens", "clip_region_shape", "clip_source", "clip_weights_identity",
+    "DEFAULT_CLIP_MODEL", "ClipSpec", "ClipTokens", "clip_region_shape", "vision_token_shape", "clip_source", "clip_weights_identity",
     "VIT_MODEL_TYPES", "load_clip", "load_clip_config", "load_clip_preprocessing", "read_preprocessor_settings", "vision_family",
     "vision_model_class", "vision_model_from_config",
 ]

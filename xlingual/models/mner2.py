@@ -86,6 +86,15 @@ LABELS = Vocabulary(list(CANONICAL_LABELS))
 A model's own states are its ``label_names`` in order (these nine, then other types' pairs)."""
 
 
+def _caches_by_backbone(caches: Sequence[Any], wanted: Sequence[str], what: str) -> dict[str, Any]:
+    """The caches by backbone when they are exactly one of each ``wanted``; else one line ``2mner {what}, got ...``."""
+    by_backbone = {cache.backbone: cache for cache in caches}
+    if set(by_backbone) != set(wanted) or len(caches) != len(wanted):
+        found = ", ".join(f"{c.backbone} ({c.cache_dir})" for c in caches) or "none"
+        raise ConfigError(f"2mner {what}, got {found}")
+    return by_backbone
+
+
 @dataclass
 class Mner2Outputs:
     """One pass: word emissions (B, W, labels); projected views for the contrastive terms; ViT attention (B, heads, W, 50)."""
@@ -152,12 +161,10 @@ class Mner2Model(BertEncoderTagger):
         """The paired lookup from a ``clip-vit-b32`` and a ``resnet152`` cache, in either order."""
         from xlingual.features import pooled_lookup, visual_lookup
 
-        by_backbone = {cache.backbone: cache for cache in caches}
-        if len(caches) != 2 or set(by_backbone) != {"clip-vit-b32", "resnet152"}:
-            found = ", ".join(f"{c.backbone} ({c.cache_dir})" for c in caches) or "none"
-            raise ConfigError(f"2mner reads a clip-vit-b32 and a resnet152 feature cache, got {found}")
-        return paired_lookup(visual_lookup(by_backbone["clip-vit-b32"], mode=mode, seed=seed),
-                             pooled_lookup(by_backbone["resnet152"], mode=mode, seed=seed))
+        by_backbone = _caches_by_backbone(caches, (CLIP_BACKBONE, RESNET_BACKBONE),
+                                          f"reads a {CLIP_BACKBONE} and a {RESNET_BACKBONE} feature cache")
+        return paired_lookup(visual_lookup(by_backbone[CLIP_BACKBONE], mode=mode, seed=seed),
+                             pooled_lookup(by_backbone[RESNET_BACKBONE], mode=mode, seed=seed))
 
     @classmethod
     def visual_combiner(cls, options: Mapping[str, Any], image_folders: Sequence[Path], model: "MnerModel | None" = None):
@@ -183,11 +190,8 @@ class Mner2Model(BertEncoderTagger):
             from xlingual.features.pixels import crop_lookup, pixel_lookup
 
             wanted = config.cached_backbones(tuple(BRANCH_CACHES[name] for name in config.branches))
-            by_backbone = {cache.backbone: cache for cache in caches}
-            if set(by_backbone) != set(wanted) or len(caches) != len(wanted):
-                found = ", ".join(f"{c.backbone} ({c.cache_dir})" for c in caches) or "none"
-                needs = " and ".join(f"a {name} feature cache" for name in wanted) or "no feature cache"
-                raise ConfigError(f"2mner with {switches} reads the images and {needs}, got {found}")
+            needs = " and ".join(f"a {name} feature cache" for name in wanted) or "no feature cache"
+            by_backbone = _caches_by_backbone(caches, wanted, f"with {switches} reads the images and {needs}")
             lookups: dict[str, Callable[[Sample], tuple[Any, bool]]] = {}
             if config.finetunes_vit:
                 lookups["vit_pixels"] = pixel_lookup(folders, steps, mode, seed)
@@ -228,8 +232,9 @@ class Mner2Model(BertEncoderTagger):
         if config.finetunes_vit:
             if vit is None or vit_preprocessing is None:
                 raise ConfigError("model.vit=finetune: the model needs its CLIP vision model and preprocessing")
-            vision = vit.vision.config
-            shape = ((vision.image_size // vision.patch_size) ** 2 + 1, vision.hidden_size)
+            from xlingual.features.clip import vision_token_shape
+
+            shape = vision_token_shape(vit.vision.config)
             if shape != (config.vit_tokens, config.visual_dim):
                 raise ConfigError(f"model.vit_tokens / model.visual_dim: the ViT of {config.vit_weights} gives {shape[0]} tokens of "
                                   f"{shape[1]} channels, the config says {config.vit_tokens} x {config.visual_dim}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from xlingual.features.choices import DEFAULT_CLIP_MODEL, Backbone
 from xlingual.errors import ConfigError
 from xlingual.models.config import ModelConfig
 
@@ -22,9 +23,9 @@ VIT_MODES = ("frozen", "finetune")
 RESNET_MODES = ("cached", "reference")
 """``model.resnet``: the ResNet vector read from a feature cache, or ResNet-152 run on a random crop of the image every step."""
 
-CLIP_BACKBONE = "clip-vit-b32"
-RESNET_BACKBONE = "resnet152"
-DEFAULT_VIT_WEIGHTS = "openai/clip-vit-base-patch32"
+CLIP_BACKBONE = Backbone.CLIP_VIT_B32.value
+RESNET_BACKBONE = Backbone.RESNET152.value
+DEFAULT_VIT_WEIGHTS = DEFAULT_CLIP_MODEL
 
 
 @dataclass
