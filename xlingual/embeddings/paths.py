@@ -38,9 +38,12 @@ def check_aligned_files(files: list[Path], digests: bool = True) -> None:
     is read as before. ``digests=False`` compares sizes only: the quick look
     of an input check; the run that reads the vectors checks their digests.
     """
+    by_folder: dict[Path, list[str]] = {}
     for file in files:
-        paths = AlignedPaths(file.parent)
-        check_set(paths.root, paths.summary, [file.name], digests, rebuild="run 'xl embeddings align' into it again")
+        by_folder.setdefault(file.parent, []).append(file.name)
+    for folder, names in by_folder.items():  # each alignment.json read once
+        paths = AlignedPaths(folder)
+        check_set(paths.root, paths.summary, names, digests, rebuild="run 'xl embeddings align' into it again")
 
 
 ALIGNMENT_SUSPECT = "alignment_suspect"
