@@ -48,6 +48,7 @@ from safetensors import safe_open
 from safetensors.numpy import save as save_safetensors
 
 from xlingual.errors import ConfigError, ImageError
+from xlingual.features.choices import check_image_mode
 from xlingual.io import atomic_open, atomic_write_json, file_digest
 
 logger = logging.getLogger(__name__)
@@ -217,8 +218,7 @@ class FeatureCache:
 
     def post_feature(self, image_names: Sequence[str], mode: str = "all", rng: random.Random | None = None) -> PostFeature:
         """One post's input: the mean over its cached images (``"all"``, the paper's method) or one random image (``"one"``)."""
-        if mode not in ("all", "one"):
-            raise ConfigError(f"image mode '{mode}': choose 'all' (mean of the post's images) or 'one' (one random image)")
+        check_image_mode(mode)
         usable = [name for name in image_names if name in self._location]
         if not usable:
             return PostFeature(np.zeros(self.region_shape, dtype=np.float32), has_image=False, n_images=0)

@@ -38,3 +38,11 @@ class PostImages(str, Enum):
     """The mean over the post's images: the CMNER paper's method."""
     ONE = "one"
     """One of the post's images, chosen by the seed and the post id."""
+
+
+def check_image_mode(mode: str) -> None:
+    """Refuse an image mode other than :class:`PostImages`'s, in one line (every reader of a post's images asks here)."""
+    if mode not in (PostImages.ALL.value, PostImages.ONE.value):
+        from xlingual.errors import ConfigError
+
+        raise ConfigError(f"image mode '{mode}': choose 'all' (mean of the post's images) or 'one' (one random image)")

@@ -16,7 +16,7 @@ import numpy as np
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError
 from xlingual.features.cache import FeatureCache
-from xlingual.features.choices import Backbone
+from xlingual.features.choices import Backbone, check_image_mode
 from xlingual.features.preprocess import keyed_rng
 
 GRID_BACKBONES = frozenset({Backbone.VGG16.value, Backbone.RESNET152.value})
@@ -33,8 +33,7 @@ def visual_lookup(cache: FeatureCache, mode: str = "all", seed: int = 0) -> Call
     image gets zeros and ``False``, which the models use as a mask; it is never
     dropped.
     """
-    if mode not in ("all", "one"):
-        raise ConfigError(f"image mode '{mode}': choose 'all' (mean of the post's images) or 'one' (one random image)")
+    check_image_mode(mode)
 
     def lookup(sample: Sample) -> tuple[np.ndarray, bool]:
         rng = keyed_rng(seed, sample.id) if mode == "one" else None

@@ -34,8 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from xlingual.data.sample import Sample
-from xlingual.errors import ConfigError
-from xlingual.features.choices import Backbone
+from xlingual.features.choices import Backbone, check_image_mode
 from xlingual.models.base import DeferredArray
 from xlingual.features.preprocess import INPUT_SIZE, ClipPreprocessing, check_crop, keyed_rng, preprocess_image, reference_resnet_input
 
@@ -51,8 +50,7 @@ class DeferredPixels(DeferredArray):
     @property
     def shape(self) -> tuple[int, int, int]:
         """The (3, H, W) shape :meth:`load` returns, known without decoding (what the model's shape check reads)."""
-        height, width = self.steps.crop or self.steps.resize_to or (self.steps.shortest_edge, self.steps.shortest_edge)
-        return (3, int(height), int(width))
+        return pixel_shape(self.steps)
 
     def load(self) -> np.ndarray:
         """The (3, H, W) float32 pixels; :class:`~xlingual.errors.ImageError` when the file cannot be decoded."""
@@ -61,7 +59,8 @@ class DeferredPixels(DeferredArray):
 
 def pixel_shape(steps: ClipPreprocessing) -> tuple[int, int, int]:
     """The (3, H, W) input ``steps`` make."""
-    return DeferredPixels(Path("."), steps).shape
+    height, width = steps.crop or steps.resize_to or (steps.shortest_edge, steps.shortest_edge)
+    return (3, int(height), int(width))
 
 
 @dataclass(frozen=True)
@@ -100,8 +99,7 @@ def image_finder(image_folders: Sequence[str | Path], mode: str = "all", seed: i
     posts' pixels would not mean anything). Folders are searched in order, as
     file names are unique within a data directory's image folders.
     """
-    if mode not in ("all", "one"):
-        raise ConfigError(f"image mode '{mode}': choose 'all' or 'one'")
+    check_image_mode(mode)
     folders = [Path(folder) for folder in image_folders]
 
     def find(sample: Sample) -> Path | None:

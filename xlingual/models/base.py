@@ -36,7 +36,6 @@ line in :data:`xlingual.models.MODEL_CLASSES` (see docs/models.md).
 
 from __future__ import annotations
 
-import abc
 
 import dataclasses
 import logging
@@ -59,7 +58,7 @@ from xlingual.models.vocab import Vocabulary
 
 logger = logging.getLogger(__name__)
 
-class DeferredArray(abc.ABC):
+class DeferredArray(ABC):
     """A visual input read when its batch is collated, not when the dataset is encoded (a raw image to decode).
 
     Its ``shape`` is known without reading, so ``encode`` checks it like an
@@ -71,10 +70,10 @@ class DeferredArray(abc.ABC):
     """
 
     @property
-    @abc.abstractmethod
+    @abstractmethod
     def shape(self) -> tuple[int, ...]: ...
 
-    @abc.abstractmethod
+    @abstractmethod
     def load(self) -> np.ndarray: ...
 
     def for_epoch(self, epoch: int) -> "DeferredArray":
