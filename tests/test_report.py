@@ -589,3 +589,24 @@ def test_a_report_into_a_folder_another_report_is_writing_is_refused(runs_root, 
         assert result.exit_code == 2 and refusal(out, pid).search(result.output.strip().splitlines()[-1]), result.output
         assert [p.name for p in out.iterdir() if not p.name.startswith(".xl")] == []
     assert write_report([runs_root], out, bootstrap=0).runs == 14
+
+
+def test_a_rows_baseline_is_chosen_once_and_read_by_every_table(tmp_path, monkeypatch):
+    """build_rows picks each row's tgt_only baseline (and warns about an ambiguous one) once; the tables read it from the row."""
+    from xlingual.evaluation import report as report_module
+    from xlingual.train.config.schema import direction_datasets
+
+    tests = {"cmner": make_test_set(60, seed=5), "twitter2015": make_test_set(50, seed=6)}
+    for seed in (1, 2):
+        make_multilingual_run(tmp_path, "2mner", "tgt_only", seed, tests, {"cmner": 0.3, "twitter2015": 0.8})
+        make_multilingual_run(tmp_path, "2mner", "joint", seed, tests, {"cmner": 0.3, "twitter2015": 0.05})
+    rows = build_rows(find_runs([tmp_path]), bootstrap=0)
+    baselines = {key: row.baseline for key, row in rows.items()}
+    assert len(baselines) == 2 and all(b is not None and b.key[2] == "tgt_only" and b.key[:2] == key[:2] for key, b in baselines.items())
+
+    def chosen_again(*_):
+        raise AssertionError("a table chose a baseline again")
+
+    monkeypatch.setattr(report_module, "_baseline", chosen_again)
+    table = report_module.multilingual_table(rows, direction_datasets("en-zh"), bootstrap=0)
+    assert len(table.rows) == 2 and any(line[-3] for line in table.rows)  # the joint row's Δ against its baseline

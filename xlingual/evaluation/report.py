@@ -207,6 +207,9 @@ class Row:
     subset: str = ""
     config: dict[str, Any] | None = None
     repeats: list[tuple[RunRecord, RunRecord]] = field(default_factory=list)
+    baseline: Row | None = field(default=None, repr=False, compare=False)
+    """The ``tgt_only`` row this row is tested against (itself for a ``tgt_only`` row; None where none or several match), chosen
+    once by :func:`build_rows`."""
     """Runs of a seed the row already counts, each with the run counted instead: left out of every number (see :func:`one_run_per_seed`)."""
 
     @property
@@ -352,7 +355,7 @@ def build_rows(runs: list[RunRecord], bootstrap: int = BOOTSTRAP_RESAMPLES) -> d
                 row.values[etype] = _mean_std([r.test()["per_type_f1"].get(etype, 0.0) for r in members])
             rows[row.key] = row
     for row in rows.values():
-        baseline = _baseline(rows, row)
+        row.baseline = baseline = _baseline(rows, row)
         if row.key[2] == "tgt_only" or baseline is None or bootstrap <= 0:
             continue
         _compare(row, baseline, bootstrap)
@@ -637,7 +640,7 @@ def multilingual_table(rows: dict[RowKey, Row], pair: Pair, bootstrap: int = BOO
                 for row in _cells(rows, model, pair, setting, images):
                     if any(r.test_f1(d) is None for r in row.runs for d in test_sets):
                         continue
-                    baseline = _baseline(rows, row)
+                    baseline = row.baseline
                     per_set = [_mean_std([r.test_f1(d) for r in row.runs]) for d in test_sets]
                     delta, p_values = "", ["" for _ in test_sets]
                     if baseline is not None and baseline is not row and all(r.test_f1(d) is not None for r in baseline.runs for d in test_sets):
