@@ -500,9 +500,19 @@ def _marks(row: Row) -> str:
     return (f" [{row.variant}]" if row.variant else "") + (f" (subset: {row.subset})" if row.subset else "")
 
 
+def _input_label(setting: str, images: str) -> str:
+    """A setting's label, and the runs' image input where it is not all images: ``SRC&TGT (text)``."""
+    return _setting_label(setting) + ("" if images == "all" else f" ({IMAGE_LABELS[images]})")
+
+
 def _train_label(row: Row) -> str:
     _, _, setting, images, _ = row.key
-    return _setting_label(setting) + ("" if images == "all" else f" ({IMAGE_LABELS[images]})") + _marks(row)
+    return _input_label(setting, images) + _marks(row)
+
+
+def _settings_legend(settings: Iterable[str]) -> list[str]:
+    """What each setting's label means, once each, in the order met."""
+    return [f"{_setting_label(s)}: {SETTING_MEANINGS.get(s, f'the setting {s}')}" for s in dict.fromkeys(settings)]
 
 
 def _legend(rows: list[Row], settings: bool = True, resamples: int | None = None) -> str:
@@ -512,8 +522,7 @@ def _legend(rows: list[Row], settings: bool = True, resamples: int | None = None
     """
     parts = []
     if settings:
-        shown = list(dict.fromkeys(row.key[2] for row in rows))
-        parts += [f"{_setting_label(s)}: {SETTING_MEANINGS.get(s, f'the setting {s}')}" for s in shown]
+        parts += _settings_legend(row.key[2] for row in rows)
         inputs = [IMAGE_LABELS[i] for i in IMAGE_LABELS if i != "all" and any(row.key[3] == i for row in rows)]
         if inputs:
             parts.append(f"{', '.join(f'({i})' for i in inputs)}: the runs' input, where not {IMAGE_LABELS['all']}")
@@ -761,10 +770,8 @@ def plan_table(plan_file: Path, runs: list[RunRecord], number: int = 1) -> tuple
         done = [found[d.resolve()] for d in planned if d.resolve() in found]
         missing += [f"{d}: {_PLAN_STATES[run_state(d)]}" for d in planned if d.resolve() not in found]
         f1 = _pm(_mean_std([r.test()["f1"] for r in done])) if done else "none finished"
-        body.append([model.upper(), _pair_name(pair), _setting_label(setting) + ("" if images == "all" else f" ({IMAGE_LABELS[images]})"),
-                     f"{len(done)} of {len(planned)}", f1])
-    shown = list(dict.fromkeys(setting for _, _, setting, _ in cells))
-    legend = "; ".join([*(f"{_setting_label(s)}: {SETTING_MEANINGS.get(s, f'the setting {s}')}" for s in shown),
+        body.append([model.upper(), _pair_name(pair), _input_label(setting, images), f"{len(done)} of {len(planned)}", f1])
+    legend = "; ".join([*_settings_legend(setting for _, _, setting, _ in cells),
                         "runs: the cell's finished runs of those the plan holds (one per seed)",
                         "F1: test F1 (conlleval), mean ± std over the finished runs"]) + "."
     title = f"Plan {plan_file.parent.name}/{plan_file.name}: {sum(len(p) for p in cells.values()) - len(missing)} of " \
