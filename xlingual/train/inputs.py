@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from xlingual.data.datasets import load_split
 from xlingual.data.sample import Sample
@@ -24,7 +24,7 @@ from xlingual.stage_inputs import (Missing, ensure_features, ensure_translation,
                                    read_translated_split, visual_inputs)
 from xlingual.train.config import TrainConfig
 from xlingual.train.config.schema import dataset_lang
-from xlingual.train.config.stages import StagePlan, setting_plan
+from xlingual.train.config.stages import SettingPlan, StagePlan, setting_plan
 from xlingual.workspace import REPORT_NAME, RunFolder
 
 if TYPE_CHECKING:
@@ -207,13 +207,31 @@ def build_visual(config: TrainConfig, samples: list[Sample]) -> VisualLookup | N
     return visual_inputs(samples, folders, mode=config.images, seed=config.seed, combine=combine).lookup
 
 
-def cached_backbones(config: TrainConfig) -> tuple[str, ...]:
-    """The feature caches the run reads: its ``backbone`` list less any the model computes itself (a fine-tuned ViT)."""
+def _model_settings(config: TrainConfig) -> Any:
+    """The run's model options as its model's config class reads them; None for a model type the package does not know."""
     from xlingual.models import MODEL_CONFIGS, model_config_class
 
     if config.model_type not in MODEL_CONFIGS:
-        return config.feature_backbones
-    return model_config_class(config.model_type).from_dict(config.model_options).cached_backbones(config.feature_backbones)
+        return None
+    return model_config_class(config.model_type).from_dict(config.model_options)
+
+
+def cached_backbones(config: TrainConfig, settings: Any = None) -> tuple[str, ...]:
+    """The feature caches the run reads: its ``backbone`` list less any the model computes itself (a fine-tuned ViT).
+
+    ``settings``: the model options already read (:func:`_model_settings`), not read again."""
+    settings = settings if settings is not None else _model_settings(config)
+    return config.feature_backbones if settings is None else settings.cached_backbones(config.feature_backbones)
+
+
+def _word_vector_request(config: TrainConfig, plan: SettingPlan) -> tuple[str | None, str, bool] | None:
+    """ACN's ``word_vectors`` value, the language whose vectors pair with the target's, and whether only the target's are read;
+    None for a run that reads no word vectors."""
+    if config.model_type != "acn" or "word_vectors" not in config.model:
+        return None
+    value = config.model.get("word_vectors")
+    src = word_vector_source_lang(config) if value == "auto" else config.target_lang  # only auto reads a pair
+    return value, src, plan.parts == {"target"}
 
 
 def missing_inputs(config: TrainConfig) -> list[Missing]:
@@ -236,13 +254,14 @@ def missing_inputs(config: TrainConfig) -> list[Missing]:
             for part in parts:
                 found += _part_files(config, part, split, translations)
     found.append(locate_split(layout, config.target_dataset, "test"))
+    settings = _model_settings(config)
     if config.model_options["use_image"]:
-        found += [locate_features(layout, backbone, config.images, config.data.build_missing) for backbone in cached_backbones(config)]
-    if config.model_type == "acn" and "word_vectors" in config.model:
-        value = config.model.get("word_vectors")
-        src = word_vector_source_lang(config) if value == "auto" else config.target_lang
-        found.append(locate_word_vectors(value, config.data.data_dir, src, config.target_lang, target_only=plan.parts == {"target"}))
-    found += [locate_pretrained(name, option) for option, name in _pretrained_weights(config).items()]
+        found += [locate_features(layout, backbone, config.images, config.data.build_missing) for backbone in cached_backbones(config, settings)]
+    if (vectors := _word_vector_request(config, plan)) is not None:
+        value, src, target_only = vectors
+        found.append(locate_word_vectors(value, config.data.data_dir, src, config.target_lang, target_only=target_only))
+    weights = settings.pretrained_weights() if settings is not None else {}
+    found += [locate_pretrained(name, option) for option, name in weights.items()]
     return list(dict.fromkeys(item for item in found if isinstance(item, Missing)))
 
 
@@ -274,14 +293,6 @@ def _part_files(config: TrainConfig, part: str, split: str, translations: Mappin
     return files
 
 
-def _pretrained_weights(config: TrainConfig) -> dict[str, str]:
-    from xlingual.models import MODEL_CONFIGS, model_config_class
-
-    if config.model_type not in MODEL_CONFIGS:
-        return {}
-    return model_config_class(config.model_type).from_dict(config.model_options).pretrained_weights()
-
-
 def resolve_inputs(config: TrainConfig, run_dir: Path) -> RunInputs:
     """Read every split the run's setting declares and prepare its visual and word-vector inputs.
 
@@ -294,13 +305,10 @@ def resolve_inputs(config: TrainConfig, run_dir: Path) -> RunInputs:
     stages = [stage_data(config, stage, translations) for stage in plan.stages]
     test, other_tests = test_sets(config)
     inputs = RunInputs(stages=stages, test=test, model_config=config.model_options, other_tests=other_tests)
-    if config.model_type == "acn" and "word_vectors" in config.model:
-        value = config.model.get("word_vectors")
-        src = word_vector_source_lang(config) if value == "auto" else config.target_lang  # only auto reads a pair
-        inputs.model_config["word_vectors"] = ensure_word_vectors(
-            value, config.data.data_dir, src, config.target_lang,
-            target_only=plan.parts == {"target"}, merged_out=RunFolder(run_dir).word_vectors,
-        )
+    if (vectors := _word_vector_request(config, plan)) is not None:
+        value, src, target_only = vectors
+        inputs.model_config["word_vectors"] = ensure_word_vectors(value, config.data.data_dir, src, config.target_lang,
+                                                                  target_only=target_only, merged_out=RunFolder(run_dir).word_vectors)
     if inputs.model_config["use_image"]:
         inputs.visual = build_visual(config, inputs.vocab_samples())
     for stage in stages:
