@@ -154,11 +154,10 @@ def ray_session(settings: RaySettings | None) -> Iterator[None]:
     """
     with one_runtime():
         if settings is not None and settings.address != LOCAL:
-            ray = import_ray()
-            if not ray.is_initialized():
-                _start(ray, settings)
-                _SCOPE.started = ray
-        yield
+            with ray_runtime(settings):  # inside one_runtime: started here, left to the block's end
+                yield
+        else:
+            yield
 
 
 @contextmanager
