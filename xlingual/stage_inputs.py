@@ -11,7 +11,7 @@ command builds it".
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
@@ -76,7 +76,7 @@ def translate_source_dataset(data_dir: str | Path | DataDir, dataset: str, trans
     src, tgt = settings.src, settings.tgt
     layout = DataDir.of(data_dir)
     _check_source_lang(layout, dataset, src)
-    settings = replace(settings, label_schema=layout.dataset(dataset).translation_schema)
+    settings = settings.for_dataset(layout.dataset(dataset))
     output = Path(output) if output is not None else layout.translation(dataset, src, tgt, settings.model_name or "model")
     return translate_corpus(read_source_dataset(layout.root, dataset, layout.datasets_file), output, translator, settings)
 

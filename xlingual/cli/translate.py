@@ -132,8 +132,9 @@ def translate(
     model_name = translator_spec or model or default_model(src, tgt)
     layout = DataDir(data_dir, datasets)
     settings = ProjectionSettings(src, tgt, strategy_list, entity_context, cache_path=cache, use_cache=not no_cache, model_name=model_name,
-                                  preview_posts=preview, tokenizer=tokenizer,  # a target without a tokeniser, or a bad --tokenizer, fails here
-                                  label_schema=layout.dataset(dataset).translation_schema if dataset else None)
+                                  preview_posts=preview, tokenizer=tokenizer)  # a target without a tokeniser, or a bad --tokenizer, fails here
+    if dataset:
+        settings = settings.for_dataset(layout.dataset(dataset))
     # bad input fails before a model loads
     inputs = (read_input_files(input, format_name(input_format), images, src) if input
               else read_source_dataset(data_dir, dataset, datasets))

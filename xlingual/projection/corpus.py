@@ -27,11 +27,11 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from xlingual.data.datasets import SOURCE_DATASET_BY_LANG, get_dataset, load_split
+from xlingual.data.datasets import SOURCE_DATASET_BY_LANG, DatasetSpec, get_dataset, load_split
 from xlingual.data.formats import detect_format, format_for_lang, read_samples, write_samples
 from xlingual.data.images import attach_images
 from xlingual.data.labels import LabelSchema
@@ -80,6 +80,10 @@ class ProjectionSettings:
 
     def __post_init__(self) -> None:
         target_tokenizer(self.tgt, self.tokenizer)
+
+    def for_dataset(self, spec: DatasetSpec) -> ProjectionSettings:
+        """These settings for translating the splits of ``spec``: the translated files spell labels as its translation does."""
+        return replace(self, label_schema=spec.translation_schema)
 
     def cache_file(self, output_dir: Path) -> Path | None:
         """The corpus's translation cache (None: no cache, no resume)."""
