@@ -24,7 +24,7 @@ from xlingual.data.datasets import DATASETS, RemoteFile, load_split
 from xlingual.data.formats import format_text
 from xlingual.data.sample import Sample
 from xlingual.errors import NetworkError
-from xlingual.stage_inputs import dataset_image_dir
+from xlingual.stage_inputs import dataset_file
 from xlingual.testing.synthetic import write_images
 
 runner = CliRunner()
@@ -87,7 +87,7 @@ def test_download_then_validate_stats_and_load(served: dict[str, bytes], tmp_pat
     samples = load_split(data, "mmnerd", "train")
     assert [s.images for s in samples] == [[f"{IDS[0]}.jpg"], [f"{IDS[1]}.jpg"], [], []]
     assert samples[0].labels == ["O", "O", "B-MISC", "O"] and samples[0].lang == "en"
-    assert dataset_image_dir(files[2]) == data / "mmnerd" / "images"
+    assert dataset_file(files[2]).image_dir() == data / "mmnerd" / "images"
 
     again = runner.invoke(app, ["data", "download", "mmnerd", "--to", str(data)])  # valid copies are kept
     assert again.exit_code == 0 and again.stdout.count("checksum verified") == 3

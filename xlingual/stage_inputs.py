@@ -353,15 +353,6 @@ def read_dataset_file(data_file: str | Path, format: str | None = None, bio: str
     return read_samples(data_file, format, bio=bio)
 
 
-def dataset_image_dir(data_file: str | Path) -> Path | None:
-    """The image folder of a dataset file laid out as ``xl data download`` (or a declaration) says, if it exists.
-
-    ``data/cmner/text/test.txt`` -> ``data/cmner/images``; any other path -> None.
-    """
-    found = dataset_file(data_file)
-    return None if found is None else found.image_dir()
-
-
 def visual_inputs(samples: list[Sample], caches: "FeatureCache | str | Path | Sequence[FeatureCache | str | Path]", *,
                   combine: "Callable[[list[FeatureCache], str, int], VisualLookup]", image_dir: str | Path | None = None,
                   mode: str = "all", seed: int = 0) -> VisualInputs:
@@ -403,18 +394,16 @@ def visual_inputs(samples: list[Sample], caches: "FeatureCache | str | Path | Se
 
 
 def visual_inputs_for_model(model: "MnerModel", samples: list[Sample], features: "str | Path | Sequence[str | Path] | None",
-                            image_dir: str | Path | None, images: str, seed: int, data_file: str | Path | None = None,
+                            image_dir: str | Path | None, images: str, seed: int,
                             dataset: "Callable[[], DatasetFile | None] | None" = None) -> tuple["VisualLookup | None", int]:
     """The visual lookup a saved model needs for ``samples`` (``xl predict``, ``xl evaluate --model``) and how many posts have an image.
 
     ``features`` is the cache folder, or the folders of a model that reads
     several (2M-NER: the clip-vit-b32 and the resnet152 cache).
 
-    ``image_dir`` defaults to the dataset's image folder when ``data_file``
-    sits in the ``xl data download`` layout (``data/cmner/text/test.txt``).
-    ``dataset``, where given, says which dataset split the posts' file is
-    instead of looking ``data_file`` up again (a caller that looked it up
-    already); it is called only when that folder is needed.
+    ``image_dir`` defaults to the image folder of the dataset whose split the
+    posts' file is (``data/cmner/text/test.txt``): ``dataset`` says which, as
+    the caller looked it up; it is called only when that folder is needed.
     """
     uses_images = bool(getattr(getattr(model, "config", None), "use_image", False))
     if not uses_images:
@@ -430,8 +419,6 @@ def visual_inputs_for_model(model: "MnerModel", samples: list[Sample], features:
     if image_dir is None and dataset is not None:
         found = dataset()
         image_dir = None if found is None else found.image_dir()
-    elif image_dir is None and data_file is not None:
-        image_dir = dataset_image_dir(data_file)
     if reads_images and image_dir is None:
         raise ConfigError("the model reads the raw images (a fine-tuned ViT or model.resnet=reference): pass --image-dir (the posts' image folder)")
     combine = type(model).visual_combiner(model.config.to_dict(), [Path(image_dir)] if image_dir is not None else [], model=model)
@@ -441,7 +428,7 @@ def visual_inputs_for_model(model: "MnerModel", samples: list[Sample], features:
 
 __all__ = [
     "DatasetFile", "Missing", "locate_features", "locate_pretrained", "locate_split", "locate_translated_split", "locate_translation",
-    "locate_word_vectors", "missing_summary", "VisualInputs", "aligned_vector_files", "dataset_file", "dataset_image_dir", "default_translation_dir", "ensure_features",
+    "locate_word_vectors", "missing_summary", "VisualInputs", "aligned_vector_files", "dataset_file", "default_translation_dir", "ensure_features",
     "ensure_translation", "ensure_word_vectors", "find_translation", "read_dataset_file", "read_translated_split",
     "translate_source_dataset", "visual_inputs", "visual_inputs_for_model",
 ]

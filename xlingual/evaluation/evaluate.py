@@ -115,11 +115,12 @@ def evaluate_model_on_file(model_dir: str | Path, data_file: str | Path, format:
     :func:`~xlingual.evaluation.model_source.model_image_seed`)."""
     from xlingual.evaluation.model_source import model_image_seed
     from xlingual.models import load_model
-    from xlingual.stage_inputs import read_dataset_file, visual_inputs_for_model
+    from xlingual.stage_inputs import dataset_file, visual_inputs_for_model
 
-    samples = read_dataset_file(data_file, format, bio="keep")
+    found = dataset_file(data_file)  # its dataset's rule (unless ``format`` says otherwise) and image folder, looked up once
+    samples = found.read(data_file, "keep") if found is not None and format is None else read_samples(data_file, format, bio="keep")
     model = load_model(model_dir)
-    visual, _ = visual_inputs_for_model(model, samples, features, image_dir, images, model_image_seed(model_dir, seed), data_file=data_file)
+    visual, _ = visual_inputs_for_model(model, samples, features, image_dir, images, model_image_seed(model_dir, seed), dataset=lambda: found)
     predictions = model.predict(samples, visual, batch_size=batch_size)
     return {"data": _scores([s.labels for s in samples], predictions)}
 
