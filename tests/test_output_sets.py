@@ -473,3 +473,14 @@ def test_a_run_log_on_a_full_disk_warns_once_and_the_run_goes_on(tmp_path, capsy
     warnings = [line for line in err.splitlines() if "cannot write the run log" in line]
     assert len(warnings) == 1 and "No space left on device" in warnings[0] and str(tmp_path / "run.log") in warnings[0]
     assert "Traceback" not in err and "Logging error" not in err
+
+
+def test_rescoring_a_run_reads_its_metrics_once_for_every_split(finished_run, monkeypatch) -> None:
+    from xlingual.evaluation import evaluate as evaluate_module
+
+    run, _ = finished_run
+    reads: list[Path] = []
+    real_read = evaluate_module.read_manifest_json
+    monkeypatch.setattr(evaluate_module, "read_manifest_json", lambda path: reads.append(path) or real_read(path))
+    scores = evaluate_module.evaluate_run(run)
+    assert set(scores) == {"dev", "test"} and reads == [run / "metrics.json"]

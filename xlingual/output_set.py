@@ -62,13 +62,18 @@ def describe_files(root: Path, names: Iterable[str]) -> dict[str, dict[str, Any]
 
 def read_manifest(path: Path) -> dict[str, Any] | None:
     """The files the manifest at ``path`` lists; None when there is no manifest, or one written before manifests listed files."""
+    values = read_manifest_json(path)
+    return None if values is None else manifest_files(values, path)
+
+
+def read_manifest_json(path: Path) -> Any:
+    """The parsed JSON of the manifest at ``path`` (None when there is none), for a reader that wants its other keys too."""
     if not path.is_file():
         return None
     try:
-        values = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as err:
         raise OutputSetError(f"{path}: not readable JSON ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
-    return manifest_files(values, path)
 
 
 def manifest_files(values: Any, path: Path) -> dict[str, Any] | None:
@@ -202,4 +207,4 @@ def _set_aside(path: Path, to: Path) -> bool:
     return True
 
 
-__all__ = ["MANIFEST_KEY", "STAGING_PREFIX", "StagedSet", "check_listed", "check_set", "describe_files", "manifest_files", "read_manifest"]
+__all__ = ["MANIFEST_KEY", "STAGING_PREFIX", "StagedSet", "check_listed", "check_set", "describe_files", "manifest_files", "read_manifest", "read_manifest_json"]

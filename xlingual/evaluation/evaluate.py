@@ -11,7 +11,6 @@ strict IOB2 sees ill-formed tags on either side.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Mapping, Sequence
@@ -22,7 +21,7 @@ from xlingual.data.labels import OPEN_SCHEMA, LabelSchema
 from xlingual.data.sample import Sample
 from xlingual.errors import ConfigError, DataFormatError, OutputSetError
 from xlingual.evaluation.metrics import score_all_modes
-from xlingual.output_set import check_listed, check_set, manifest_files
+from xlingual.output_set import check_listed, manifest_files, read_manifest_json
 from xlingual.workspace import RunFolder
 
 
@@ -50,8 +49,8 @@ def check_run_outputs(run_dir: str | Path, names: Sequence[str] | None = None, d
 def _check_run_files(folder: RunFolder, names: Sequence[str] | None, digests: bool, metrics: Mapping[str, Any] | None) -> bool:
     """:func:`~xlingual.output_set.check_set` of a run's files against its manifest, read here or given as ``metrics``."""
     if metrics is None:
-        return check_set(folder.root, folder.metrics, names, digests, RUN_REBUILD)
-    listed = manifest_files(metrics, folder.metrics)
+        metrics = read_manifest_json(folder.metrics)
+    listed = None if metrics is None else manifest_files(metrics, folder.metrics)
     if listed is None:
         return False
     check_listed(folder.root, folder.metrics, listed, names, digests, RUN_REBUILD)
@@ -71,22 +70,16 @@ def read_run_predictions(run_dir: str | Path, split: str, metrics: Mapping[str, 
     path = folder.prediction(split, ".jsonl")
     if not path.is_file():
         raise ConfigError(f"{path}: no saved predictions (is {run_dir} a finished 'xl train' run folder?)")
+    if metrics is None:
+        metrics = read_manifest_json(folder.metrics)
     checked = _check_run_files(folder, [path.relative_to(folder.root).as_posix()], True, metrics)
     samples = read_samples(path, "jsonl", bio="keep", schema=OPEN_SCHEMA)  # the run's labels, whatever its label set
-    if not checked and split == "test" and folder.metrics.is_file():
-        expected = _recorded_test_samples(folder.metrics) if metrics is None else _test_samples(metrics)
+    if not checked and split == "test" and metrics is not None:
+        expected = _test_samples(metrics)
         if expected is not None and expected != len(samples):
             raise OutputSetError(f"{path}: {len(samples)} posts, but {folder.metrics.name} records test_samples={expected} "
                                  f"(the file was changed or cut): {RUN_REBUILD}")
     return samples
-
-
-def _recorded_test_samples(metrics: Path) -> int | None:
-    try:
-        values = json.loads(metrics.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None  # the readers of metrics.json say what is wrong with it
-    return _test_samples(values)
 
 
 def _test_samples(values: Any) -> int | None:
@@ -98,9 +91,10 @@ def _test_samples(values: Any) -> int | None:
 def evaluate_run(run_dir: str | Path, splits: tuple[str, ...] = ("dev", "test")) -> dict[str, Any]:
     """Scores per split recomputed from the run's predictions (each checked against ``metrics.json``: :func:`read_run_predictions`)."""
     result: dict[str, Any] = {}
+    metrics = read_manifest_json(RunFolder(run_dir).metrics)  # read once for every split's check
     for split in splits:
         path = RunFolder(run_dir).prediction(split, ".jsonl")
-        samples = read_run_predictions(run_dir, split)
+        samples = read_run_predictions(run_dir, split, metrics)
         missing = [s.id for s in samples if "gold" not in s.meta]
         if missing:
             raise ConfigError(f"{path}: sample {missing[0]} has no meta.gold labels")
